@@ -1,0 +1,52 @@
+"""The Starlette application: thin handlers over the broker, errors mapped once at the edge."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from anygate.api import health, jobs
+from anygate.api.auth import TenantDirectory
+from anygate.api.errors import EXCEPTION_HANDLERS
+from anygate.api.gateway import Gateway
+from anygate.api.middleware import RequestIdMiddleware
+from anygate.broker import Broker, Subscriptions, create_redis
+from anygate.config import AnygateConfig
+
+
+def create_app(config: AnygateConfig) -> Starlette:
+    tenants = TenantDirectory(config)  # resolves key references now: a bad one fails start-up
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = create_redis(config.redis)
+        subscriptions = Subscriptions(redis)
+        await subscriptions.start()
+        app.state.gateway = Gateway(config, redis, Broker(redis, config), subscriptions, tenants)
+        try:
+            yield
+        finally:
+            await subscriptions.close()
+            await redis.aclose()
+
+    middleware = [Middleware(RequestIdMiddleware)]
+    if config.server.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.server.cors_origins),
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["*"],
+                expose_headers=["x-request-id", "x-anygate-job-id", "location"],
+            )
+        )
+    return Starlette(
+        routes=[*health.ROUTES, *jobs.ROUTES],
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

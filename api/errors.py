@@ -1,0 +1,73 @@
+"""Map errors to responses once, at the edge: OpenAI's error shape, status and Retry-After.
+
+Handlers raise ``AnygateError``s; Redis failures become 503 with Retry-After (SPEC §6: answer
+quickly, never hang); anything unexpected is a 500 whose message reveals nothing internal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import structlog
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ExceptionHandler
+
+from anygate.broker.errors import AnygateError, NotFoundError, ServiceUnavailableError
+
+log = structlog.get_logger(__name__)
+
+
+def error_response(exc: AnygateError) -> JSONResponse:
+    headers = {}
+    if exc.retry_after is not None or exc.status in {429, 503}:
+        headers["retry-after"] = str(max(1, math.ceil(exc.retry_after or 1)))
+    return JSONResponse(exc.to_openai(), status_code=exc.status, headers=headers)
+
+
+async def _anygate_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AnygateError)
+    return error_response(exc)
+
+
+async def _redis_error(_request: Request, exc: Exception) -> Response:
+    log.warning("redis unavailable", error=type(exc).__name__)
+    return error_response(
+        ServiceUnavailableError("the job store is unavailable; retry shortly", retry_after=1)
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFoundError("Unknown request URL.", code="unknown_url"))
+    if exc.status_code == 405:
+        body = {
+            "error": {
+                "message": "Method not allowed for this URL.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "method_not_allowed",
+            }
+        }
+        return JSONResponse(body, status_code=405)
+    body = {
+        "error": {"message": str(exc.detail), "type": "invalid_request_error", "param": None,
+                  "code": None}
+    }  # fmt: skip
+    return JSONResponse(body, status_code=exc.status_code)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(AnygateError("internal error; the request id identifies it in our logs"))
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
+    AnygateError: _anygate_error,
+    RedisError: _redis_error,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}

@@ -1,0 +1,26 @@
+"""Everything a request handler needs, built once per process and shared through ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+
+from anygate.api.auth import TenantDirectory
+from anygate.broker import Broker, Subscriptions
+from anygate.config import AnygateConfig
+
+
+@dataclass
+class Gateway:
+    config: AnygateConfig
+    redis: Redis
+    broker: Broker
+    subscriptions: Subscriptions
+    tenants: TenantDirectory
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway

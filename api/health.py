@@ -1,0 +1,35 @@
+"""``/healthz`` says the process is alive; ``/readyz`` that it can do its job (Redis answers)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from anygate.api.gateway import gateway_of
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    gw = gateway_of(request)
+    try:
+        await asyncio.wait_for(gw.redis.ping(), timeout=1.0)
+    except (RedisError, OSError, TimeoutError):
+        return JSONResponse(
+            {"status": "unavailable", "redis": "unreachable"},
+            status_code=503,
+            headers={"retry-after": "1"},
+        )
+    return JSONResponse({"status": "ready", "redis": "ok", "config": "valid"})
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

@@ -1,0 +1,262 @@
+"""The native job API (SPEC §1.3): submit, poll, long-poll, SSE events, cancel, list."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from anygate.api.body import parse_json_object, read_body, validate
+from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.schemas import BODY_MODELS, SubmitJob
+from anygate.broker import (
+    IdempotencyConflictError,
+    JobEvent,
+    JobRecord,
+    JobStatus,
+    NewJob,
+    new_job_id,
+    stream_id_key,
+)
+from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
+from anygate.broker.routing import place
+
+SSE_KEEPALIVE_S = 15.0
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _not_found(job_id: str) -> NotFoundError:
+    return NotFoundError(f"No job found with id '{job_id}'.", param="id", code="job_not_found")
+
+
+async def submit_job(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = gw.tenants.authenticate(request)
+    data = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
+    spec = validate(SubmitJob, data)
+    validate(BODY_MODELS[spec.endpoint], spec.body, prefix="body")
+    model = spec.body["model"]
+    placement = place(gw.config, spec.endpoint, model)
+    deadline_ms = 0
+    if spec.deadline is not None:
+        if spec.deadline <= time.time():
+            raise InvalidRequestError("deadline: must be in the future", param="deadline")
+        deadline_ms = int(spec.deadline * 1000)
+    idem = request.headers.get("idempotency-key")
+    if idem is not None and not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequestError(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+            param="Idempotency-Key",
+        )
+    is_chat = spec.endpoint == "/v1/chat/completions"
+    job = NewJob(
+        tenant=tenant.id,
+        pool=placement.pool,
+        endpoint=spec.endpoint,
+        model=model,
+        body=orjson.dumps(spec.body),
+        priority=spec.priority,
+        stream=is_chat,
+        metadata=spec.metadata or {},
+        deadline_ms=deadline_ms,
+        webhook_url=spec.webhook_url or "",
+        tenant_weight=tenant.weight,
+        idempotency_key=idem,
+    )
+    try:
+        enqueued = await gw.broker.enqueue(job, new_job_id())
+    except IdempotencyConflictError as exc:
+        raise ConflictError(
+            f"Idempotency-Key was already used with a different request body (job '{exc.job_id}').",
+            param="Idempotency-Key",
+            code="idempotency_key_reused",
+        ) from None
+    record = await gw.broker.get(tenant.id, enqueued.job_id)
+    if record is None:  # expired between enqueue and read: only possible for an old replay
+        raise _not_found(enqueued.job_id)
+    body = record.to_api()
+    if record.status is JobStatus.QUEUED:
+        body["queue_position"] = enqueued.place or None
+        body["estimated_start_at"] = await _estimate_start(gw, placement.pool, enqueued.place)
+    headers = {"location": f"/v1/jobs/{record.id}", "x-anygate-job-id": record.id}
+    if not enqueued.created:
+        headers["idempotent-replayed"] = "true"
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+async def _estimate_start(gw: Gateway, pool: str, place: int) -> float | None:
+    """Rough ETA: rounds of free slots ahead of the job times the pool's mean service time."""
+    if place <= 0:
+        return None
+    stats = await gw.broker.pool_stats(pool)
+    slots = await gw.broker.worker_slots(pool)
+    if slots <= 0 or "ewma_ms" not in stats:
+        return None
+    queued_total = int(stats.get("queued", "0") or 0)
+    ahead = max(place, queued_total) - 1
+    return round(time.time() + math.floor(ahead / slots) * int(stats["ewma_ms"]) / 1000, 3)
+
+
+async def get_job(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = gw.tenants.authenticate(request)
+    job_id = request.path_params["job_id"]
+    wait = _wait_seconds(request, gw.config.server.long_poll_max_s)
+    record = await gw.broker.get(tenant.id, job_id)
+    if record is None:
+        raise _not_found(job_id)
+    if wait > 0 and not record.status.terminal:
+        record = await _wait_terminal(gw, tenant.id, record, wait)
+    return JSONResponse(record.to_api(), headers={"x-anygate-job-id": job_id})
+
+
+def _wait_seconds(request: Request, cap: float) -> float:
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidRequestError("wait: expected a number of seconds", param="wait") from None
+    if not 0 <= value <= cap or math.isnan(value):
+        raise InvalidRequestError(f"wait: must be between 0 and {cap:g} seconds", param="wait")
+    return value
+
+
+async def _wait_terminal(gw: Gateway, tenant: str, record: JobRecord, wait: float) -> JobRecord:
+    """Subscribe, then re-read: a completion between the first read and the subscription is seen."""
+    channel = gw.broker.keys.job_channel(record.id)
+    async with gw.subscriptions.subscribe(channel) as queue:
+        fresh = await gw.broker.get(tenant, record.id)
+        if fresh is None or fresh.status.terminal:
+            return fresh or record
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            try:
+                message = await asyncio.wait_for(queue.get(), left)
+            except TimeoutError:
+                break
+            if JobEvent.from_message(message).terminal:
+                break
+    return await gw.broker.get(tenant, record.id) or record
+
+
+async def job_events(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = gw.tenants.authenticate(request)
+    job_id = request.path_params["job_id"]
+    record = await gw.broker.get(tenant.id, job_id)
+    if record is None:
+        raise _not_found(job_id)
+    last = request.headers.get("last-event-id") or request.query_params.get("after")
+    if last is not None:
+        try:
+            stream_id_key(last)
+        except ValueError:
+            raise InvalidRequestError(
+                "Last-Event-ID: expected an event id such as 1700000000000-0",
+                param="Last-Event-ID",
+            ) from None
+    return StreamingResponse(
+        _event_stream(gw, job_id, last),
+        media_type="text/event-stream",
+        headers={
+            "cache-control": "no-cache",
+            "x-accel-buffering": "no",
+            "x-anygate-job-id": job_id,
+        },
+    )
+
+
+def _sse(event: JobEvent) -> bytes:
+    return f"id: {event.id}\nevent: {event.type}\ndata: {event.data}\n\n".encode()
+
+
+async def _event_stream(gw: Gateway, job_id: str, last: str | None) -> AsyncIterator[bytes]:
+    """Replay the log after ``last``, then follow live events; each sent once, in order."""
+    channel = gw.broker.keys.job_channel(job_id)
+    async with gw.subscriptions.subscribe(channel) as queue:
+        cursor = stream_id_key(last) if last else (-1, -1)
+        for event in await gw.broker.events_after(job_id, last):
+            yield _sse(event)
+            cursor = stream_id_key(event.id)
+            if event.terminal:
+                return
+        while True:
+            try:
+                message = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_S)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            event = JobEvent.from_message(message)
+            key = stream_id_key(event.id)
+            if key <= cursor:
+                continue  # already sent from the replayed log
+            cursor = key
+            yield _sse(event)
+            if event.terminal:
+                return
+
+
+async def cancel_job(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = gw.tenants.authenticate(request)
+    job_id = request.path_params["job_id"]
+    if not await gw.broker.cancel(tenant.id, job_id):
+        raise _not_found(job_id)
+    record = await gw.broker.get(tenant.id, job_id)
+    if record is None:
+        raise _not_found(job_id)
+    return JSONResponse(record.to_api(), headers={"x-anygate-job-id": job_id})
+
+
+async def list_jobs(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = gw.tenants.authenticate(request)
+    params = request.query_params
+    status: JobStatus | None = None
+    if params.get("status"):
+        try:
+            status = JobStatus(params["status"])
+        except ValueError:
+            raise InvalidRequestError(
+                f"status: expected one of {[s.value for s in JobStatus]}", param="status"
+            ) from None
+    try:
+        limit = int(params.get("limit", "20"))
+    except ValueError:
+        raise InvalidRequestError("limit: expected an integer", param="limit") from None
+    if not 1 <= limit <= 100:
+        raise InvalidRequestError("limit: must be between 1 and 100", param="limit")
+    records, has_more = await gw.broker.list_jobs(
+        tenant.id, status=status, limit=limit, after=params.get("after") or None
+    )
+    data: list[dict[str, Any]] = [r.to_api() for r in records]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
+
+
+ROUTES = [
+    Route("/v1/jobs", submit_job, methods=["POST"]),
+    Route("/v1/jobs", list_jobs, methods=["GET"]),
+    Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/events", job_events, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+]

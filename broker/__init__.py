@@ -1,0 +1,37 @@
+"""The job store and dispatcher on Redis streams and Lua (SPEC §2)."""
+
+from anygate.broker.broker import Broker, IdempotencyConflictError
+from anygate.broker.connection import create_redis
+from anygate.broker.ids import digest, new_job_id, new_worker_id
+from anygate.broker.keys import CLASS_ORDER, KeySpace
+from anygate.broker.models import (
+    TERMINAL_EVENTS,
+    ClaimedJob,
+    Enqueued,
+    JobEvent,
+    JobRecord,
+    JobStatus,
+    NewJob,
+    stream_id_key,
+)
+from anygate.broker.notify import Subscriptions
+
+__all__ = [
+    "CLASS_ORDER",
+    "TERMINAL_EVENTS",
+    "Broker",
+    "ClaimedJob",
+    "Enqueued",
+    "IdempotencyConflictError",
+    "JobEvent",
+    "JobRecord",
+    "JobStatus",
+    "KeySpace",
+    "NewJob",
+    "Subscriptions",
+    "create_redis",
+    "digest",
+    "new_job_id",
+    "new_worker_id",
+    "stream_id_key",
+]

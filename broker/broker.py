@@ -1,0 +1,280 @@
+"""The job broker: every state change of a job is one Lua script call, so it is atomic.
+
+The API enqueues, reads, lists and cancels; workers claim, stream events, finish, requeue and
+heartbeat; any worker reclaims jobs whose lease lapsed. This class only maps Python values to
+script keys and arguments and back: the decisions live in the scripts (atomicity) and their pure
+Python twins in ``scheduling.py`` (testability).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from anygate.broker.connection import awaited
+from anygate.broker.ids import digest
+from anygate.broker.keys import CLASS_ORDER, KeySpace
+from anygate.broker.models import (
+    ClaimedJob,
+    Enqueued,
+    JobEvent,
+    JobRecord,
+    JobStatus,
+    NewJob,
+)
+from anygate.broker.scripts import Scripts
+from anygate.config import AnygateConfig, Priority
+
+
+class IdempotencyConflictError(Exception):
+    """The idempotency key was used before with a different request body."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__("idempotency key reused with a different request body")
+        self.job_id = job_id
+
+
+class Broker:
+    def __init__(self, redis: Redis, config: AnygateConfig) -> None:
+        self.redis = redis
+        self.keys = KeySpace(config.redis.namespace)
+        self._scripts = Scripts(redis)
+        self._queue = config.queue
+        self._ttl_s = config.retention.result_ttl_s
+        self._idem_ttl_s = config.retention.idempotency_ttl_s
+        self._class_weights = [config.queue.weights.of(p) for p in CLASS_ORDER]
+
+    # --- API side -------------------------------------------------------------------------
+
+    async def enqueue(self, job: NewJob, job_id: str) -> Enqueued:
+        k = self.keys
+        body_digest = digest(job.endpoint, job.body)
+        idem = digest(job.idempotency_key) if job.idempotency_key else ""
+        fields: list[str | int] = [
+            "tenant", job.tenant,
+            "pool", job.pool,
+            "priority", job.priority.value,
+            "endpoint", job.endpoint,
+            "model", job.model,
+            "body", job.body.decode(),
+            "stream", int(job.stream),
+            "ttl", self._ttl_s,
+        ]  # fmt: skip
+        if job.metadata:
+            fields += ["metadata", orjson.dumps(job.metadata).decode()]
+        if job.deadline_ms:
+            fields += ["deadline_ms", job.deadline_ms]
+        if job.webhook_url:
+            fields += ["webhook_url", job.webhook_url]
+        reply = await self._scripts.enqueue(
+            [
+                k.job(job_id),
+                k.lane(job.pool, job.priority, job.tenant),
+                k.ring(job.pool, job.priority),
+                k.credits(job.pool, job.priority),
+                k.stats(job.pool),
+            ],
+            [
+                k.prefix, job_id, job.pool, job.priority.value, job.tenant, job.tenant_weight,
+                idem, self._idem_ttl_s, body_digest, *fields,
+            ],
+        )  # fmt: skip
+        found_id, outcome, place = reply[0], reply[1], int(reply[2])
+        if outcome == "conflict":
+            raise IdempotencyConflictError(found_id)
+        return Enqueued(found_id, outcome == "new", place)
+
+    async def get(self, tenant: str, job_id: str) -> JobRecord | None:
+        """The job, or None when it does not exist or belongs to another tenant."""
+        h = await awaited(self.redis.hgetall(self.keys.job(job_id)))
+        if not h or h.get("tenant") != tenant:
+            return None
+        return JobRecord.from_hash(job_id, h)
+
+    async def cancel(self, tenant: str, job_id: str, reason: str = "cancelled_by_user") -> bool:
+        """Cancel if still queued or running; False when the job is not the tenant's."""
+        pool = await awaited(self.redis.hget(self.keys.job(job_id), "pool"))
+        if pool is None:
+            return False
+        k = self.keys
+        before, _after = await self._scripts.cancel(
+            [k.job(job_id), k.leases(pool), k.redeliver(pool), k.delayed(pool), k.stats(pool)],
+            [k.prefix, job_id, tenant, self._ttl_s, reason],
+        )
+        return bool(before != "missing")
+
+    async def list_jobs(
+        self, tenant: str, *, status: JobStatus | None, limit: int, after: str | None
+    ) -> tuple[list[JobRecord], bool]:
+        """Newest first, OpenAI-style cursor pagination; ``has_more`` is exact."""
+        index = self.keys.tenant_jobs(tenant)
+        start = 0
+        if after:
+            rank = await self.redis.zrevrank(index, after)
+            if rank is None:
+                return [], False
+            start = rank + 1
+        found: list[JobRecord] = []
+        page = max(limit * 2, 50)
+        scanned = 0
+        while len(found) <= limit and scanned < 5000:
+            ids: list[str] = await self.redis.zrevrange(index, start, start + page - 1)
+            if not ids:
+                break
+            start += len(ids)
+            scanned += len(ids)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(self.keys.job(job_id))
+                hashes: list[dict[str, str]] = await pipe.execute()
+            gone = []
+            for job_id, h in zip(ids, hashes, strict=True):
+                if not h:
+                    gone.append(job_id)
+                    continue
+                record = JobRecord.from_hash(job_id, h)
+                if status is None or record.status is status:
+                    found.append(record)
+            if gone:
+                await self.redis.zrem(index, *gone)
+                start -= len(gone)
+        return found[:limit], len(found) > limit
+
+    async def events_after(self, job_id: str, after: str | None) -> list[JobEvent]:
+        """Replay the log after ``after`` (exclusive); a queued job has only its implicit event."""
+        lo = f"({after}" if after else "-"
+        entries = await self.redis.xrange(self.keys.events(job_id), min=lo)
+        if not entries and after is None:
+            return [
+                JobEvent("0-1", "queued", orjson.dumps({"id": job_id, "status": "queued"}).decode())
+            ]
+        return [JobEvent(eid, f["t"], f["d"]) for eid, f in entries]
+
+    async def pool_stats(self, pool: str) -> dict[str, str]:
+        stats: dict[str, str] = await awaited(self.redis.hgetall(self.keys.stats(pool)))
+        return stats
+
+    async def worker_slots(self, pool: str) -> int:
+        """Concurrency of the live workers of a pool, from their heartbeats."""
+        reg: dict[str, str] = await awaited(self.redis.hgetall(self.keys.workers(pool)))
+        return sum(int(v.split()[1]) for v in reg.values() if len(v.split()) > 1)
+
+    # --- worker side ----------------------------------------------------------------------
+
+    async def claim(self, pool: str, worker_id: str, max_jobs: int) -> list[ClaimedJob]:
+        k = self.keys
+        keys = [k.ring(pool, p) for p in CLASS_ORDER]
+        keys += [k.credits(pool, p) for p in CLASS_ORDER]
+        keys += [
+            k.wrr(pool), k.redeliver(pool), k.delayed(pool), k.leases(pool), k.stats(pool),
+            k.tenant_weights(pool),
+        ]  # fmt: skip
+        lease_ms = int(self._queue.visibility_timeout_s * 1000)
+        flat: list[Any] = await self._scripts.claim(
+            keys, [k.prefix, pool, worker_id, lease_ms, max_jobs, *self._class_weights]
+        )
+        jobs = []
+        for i in range(0, len(flat), 9):
+            jid, attempt, tenant, endpoint, model, body, prio, stream, _entry = flat[i : i + 9]
+            jobs.append(
+                ClaimedJob(
+                    id=jid,
+                    attempt=int(attempt),
+                    tenant=tenant,
+                    endpoint=endpoint,
+                    model=model,
+                    body=body.encode(),
+                    priority=Priority(prio),
+                    stream=stream == "1",
+                )
+            )
+        return jobs
+
+    async def append(self, job: ClaimedJob, etype: str, data: bytes | str) -> bool:
+        """Append an event; False means this attempt no longer owns the job: stop working on it."""
+        k = self.keys
+        reply = await self._scripts.append(
+            [k.job(job.id), k.events(job.id)],
+            [
+                k.prefix,
+                job.id,
+                job.attempt,
+                etype,
+                data if isinstance(data, str) else data.decode(),
+            ],
+        )
+        return reply is not None and reply is not False
+
+    async def finish(
+        self,
+        job: ClaimedJob,
+        pool: str,
+        *,
+        succeeded: bool,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+        cost_usd: float | None = None,
+    ) -> bool:
+        """Record the outcome; False when another attempt (or a cancel) got there first."""
+        k = self.keys
+        status = "succeeded" if succeeded else "failed"
+        event = {"id": job.id, "status": status, "result": result, "error": error, "usage": usage}
+        dumps = orjson.dumps
+        reply = await self._scripts.finish(
+            [k.job(job.id), k.leases(pool), k.stats(pool), k.dead(pool)],
+            [
+                k.prefix, job.id, job.attempt, status,
+                dumps(result).decode() if result is not None else "",
+                dumps(error).decode() if error is not None else "",
+                dumps(usage).decode() if usage is not None else "",
+                "" if cost_usd is None else repr(cost_usd),
+                dumps(event).decode(), self._ttl_s,
+            ],
+        )  # fmt: skip
+        return bool(reply == 1)
+
+    async def requeue(
+        self, job: ClaimedJob, pool: str, *, delay_s: float, reason: str, refund_attempt: bool
+    ) -> bool:
+        k = self.keys
+        reply = await self._scripts.requeue(
+            [k.job(job.id), k.leases(pool), k.redeliver(pool), k.delayed(pool), k.stats(pool)],
+            [
+                k.prefix, job.id, job.attempt, int(delay_s * 1000), reason,
+                int(refund_attempt), pool,
+            ],
+        )  # fmt: skip
+        return bool(reply == 1)
+
+    async def heartbeat(
+        self,
+        pool: str,
+        worker_id: str,
+        registry_value: str,
+        jobs: Sequence[tuple[str, int]],
+    ) -> list[str]:
+        """Extend leases; returns the ids this worker no longer owns."""
+        k = self.keys
+        args: list[str | int] = [
+            k.prefix, worker_id, int(self._queue.visibility_timeout_s * 1000), registry_value,
+        ]  # fmt: skip
+        for job_id, attempt in jobs:
+            args += [job_id, attempt]
+        lost: list[str] = await self._scripts.heartbeat([k.leases(pool), k.workers(pool)], args)
+        return lost
+
+    async def reclaim(self, pool: str, limit: int = 100) -> int:
+        k = self.keys
+        worker_expiry_ms = int(self._queue.visibility_timeout_s * 1000 * 4)
+        count = await self._scripts.reclaim(
+            [k.leases(pool), k.redeliver(pool), k.stats(pool), k.dead(pool), k.workers(pool)],
+            [k.prefix, self._queue.max_attempts, limit, self._ttl_s, pool, worker_expiry_ms],
+        )
+        return int(count)
+
+    async def unregister_worker(self, pool: str, worker_id: str) -> None:
+        await awaited(self.redis.hdel(self.keys.workers(pool), worker_id))

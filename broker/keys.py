@@ -1,0 +1,78 @@
+"""The Redis key layout, in one place (docs/architecture.md draws the same table).
+
+Every key starts with ``ag:{<namespace>}:``; the braces make the namespace the hash tag, so every
+key a script touches, including the ones it derives at run time from the prefix, hashes to the same
+cluster slot. Pool, class and tenant names are validated to ``[A-Za-z0-9_.-]`` by config, so
+they are safe inside key names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anygate.config import Priority
+
+CLASS_ORDER: tuple[Priority, ...] = (Priority.INTERACTIVE, Priority.STANDARD, Priority.BATCH)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    namespace: str
+
+    @property
+    def prefix(self) -> str:
+        return f"ag:{{{self.namespace}}}:"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def events(self, job_id: str) -> str:
+        return f"{self.prefix}ev:{job_id}"
+
+    def job_channel(self, job_id: str) -> str:
+        return f"{self.prefix}n:{job_id}"
+
+    def worker_channel(self, worker_id: str) -> str:
+        return f"{self.prefix}ctl:{worker_id}"
+
+    def wake_channel(self, pool: str) -> str:
+        return f"{self.prefix}wake:{pool}"
+
+    def lane(self, pool: str, priority: Priority, tenant: str) -> str:
+        return f"{self.prefix}lane:{pool}:{priority.value}:{tenant}"
+
+    def ring(self, pool: str, priority: Priority) -> str:
+        return f"{self.prefix}ring:{pool}:{priority.value}"
+
+    def credits(self, pool: str, priority: Priority) -> str:
+        return f"{self.prefix}credit:{pool}:{priority.value}"
+
+    def wrr(self, pool: str) -> str:
+        return f"{self.prefix}wrr:{pool}"
+
+    def redeliver(self, pool: str) -> str:
+        return f"{self.prefix}redeliver:{pool}"
+
+    def delayed(self, pool: str) -> str:
+        return f"{self.prefix}delayed:{pool}"
+
+    def leases(self, pool: str) -> str:
+        return f"{self.prefix}leases:{pool}"
+
+    def stats(self, pool: str) -> str:
+        return f"{self.prefix}stats:{pool}"
+
+    def tenant_weights(self, pool: str) -> str:
+        return f"{self.prefix}tweight:{pool}"
+
+    def dead(self, pool: str) -> str:
+        return f"{self.prefix}dead:{pool}"
+
+    def workers(self, pool: str) -> str:
+        return f"{self.prefix}workers:{pool}"
+
+    def tenant_jobs(self, tenant: str) -> str:
+        return f"{self.prefix}tjobs:{tenant}"
+
+    def idempotency(self, tenant: str, digest: str) -> str:
+        return f"{self.prefix}idem:{tenant}:{digest}"

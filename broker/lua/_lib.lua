@@ -1,0 +1,42 @@
+-- Shared prelude, prepended to every script at load time (Lua scripts cannot import).
+-- Keys that a script derives at run time (the lane of the tenant it picked, the hash of the job it
+-- claimed) are built from PREFIX, which carries the namespace's hash tag: they always live in the
+-- same cluster slot as the KEYS the script was given (the approach BullMQ takes).
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local CLASSES = {'interactive', 'standard', 'batch'}
+
+local function lane_key(prefix, pool, class, tenant)
+  return prefix .. 'lane:' .. pool .. ':' .. class .. ':' .. tenant
+end
+
+-- Append one event to a job's log and announce it on the job's channel. The implicit `queued`
+-- event is only materialised (as id 0-1) when a second event arrives: a job that is merely queued
+-- costs no stream at all, which keeps per-job memory near the payload size.
+local function emit(prefix, job_id, etype, data)
+  local ev = prefix .. 'ev:' .. job_id
+  if redis.call('EXISTS', ev) == 0 then
+    redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = 'queued'}))
+  end
+  local id = redis.call('XADD', ev, '*', 't', etype, 'd', data)
+  redis.call('PUBLISH', prefix .. 'n:' .. job_id, id .. '\n' .. etype .. '\n' .. data)
+  return id
+end
+
+-- Make a terminal job's traces expire; queued and running jobs never expire (no silent loss).
+local function retain(prefix, job_id, ttl_s)
+  redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)
+  redis.call('EXPIRE', prefix .. 'ev:' .. job_id, ttl_s)
+end
+
+-- Forget a lane entry that is done with (delivered or abandoned).
+local function drop_entry(lane, entry)
+  if lane and entry and entry ~= '' then
+    redis.call('XACK', lane, 'g', entry)
+    redis.call('XDEL', lane, entry)
+  end
+end

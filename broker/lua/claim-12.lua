@@ -1,0 +1,122 @@
+-- Claim up to N jobs for one worker: redelivered jobs first, then weighted round-robin across
+-- priority classes with work (smooth WRR, work-conserving), then deficit round-robin across the
+-- tenants of the chosen class. Only the head tenant's lane is read, never every tenant's stream.
+-- KEYS: 1-3 class rings (interactive, standard, batch), 4-6 class credits, 7 WRR state,
+--       8 redeliver list, 9 delayed zset, 10 leases zset, 11 pool stats, 12 tenant weights
+-- ARGV: 1 prefix, 2 pool, 3 worker id, 4 lease ms, 5 max jobs, 6-8 class weights
+-- Returns a flat list, 9 fields per job:
+--   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry
+local prefix, pool, worker = ARGV[1], ARGV[2], ARGV[3]
+local lease_ms, max_jobs = tonumber(ARGV[4]), tonumber(ARGV[5])
+local weights = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
+local now = now_ms()
+
+local due = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', now, 'LIMIT', 0, 256)
+if #due > 0 then
+  redis.call('RPUSH', KEYS[8], unpack(due))
+  redis.call('ZREM', KEYS[9], unpack(due))
+end
+
+local out = {}
+
+-- Move a job to running if it is still queued and not past its deadline.
+local function start(job_id, lane, entry)
+  local jk = prefix .. 'job:' .. job_id
+  local f = redis.call('HMGET', jk, 'status', 'deadline_ms')
+  if f[1] ~= 'queued' then
+    drop_entry(lane, entry)
+    return false
+  end
+  if f[2] and f[2] ~= '' and tonumber(f[2]) > 0 and now > tonumber(f[2]) then
+    drop_entry(lane, entry)
+    redis.call('HSET', jk, 'status', 'expired', 'finished_ms', now, 'where', '',
+      'error', cjson.encode({message = 'the job was not started before its deadline',
+                             type = 'expired', code = 'deadline_exceeded'}))
+    redis.call('HINCRBY', KEYS[11], 'queued', -1)
+    emit(prefix, job_id, 'expired', cjson.encode({id = job_id, status = 'expired'}))
+    retain(prefix, job_id, tonumber(redis.call('HGET', jk, 'ttl') or '86400'))
+    return false
+  end
+  local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
+  redis.call('HSET', jk, 'status', 'running', 'worker', worker, 'where', 'lease')
+  if attempt == 1 then redis.call('HSET', jk, 'started_ms', now) end
+  redis.call('ZADD', KEYS[10], now + lease_ms, job_id)
+  redis.call('HINCRBY', KEYS[11], 'queued', -1)
+  redis.call('HINCRBY', KEYS[11], 'inflight', 1)
+  emit(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}))
+  local r = redis.call('HMGET', jk, 'tenant', 'endpoint', 'model', 'body', 'priority', 'stream',
+    'entry')
+  out[#out + 1] = job_id
+  out[#out + 1] = attempt
+  for i = 1, 7 do out[#out + 1] = r[i] or '' end
+  return true
+end
+
+-- Take one job from the class's head tenant; rotate the ring as credits run out.
+local function take_from_class(c)
+  local ring, credits = KEYS[c], KEYS[3 + c]
+  for _ = 1, 64 do
+    local tenant = redis.call('LINDEX', ring, 0)
+    if not tenant then return false end
+    local lane = lane_key(prefix, pool, CLASSES[c], tenant)
+    local qfield = 'q:' .. CLASSES[c] .. ':' .. tenant
+    local res = redis.call('XREADGROUP', 'GROUP', 'g', worker, 'COUNT', 1, 'STREAMS', lane, '>')
+    if not res then
+      -- The lane is drained (cancellations may have emptied it): the tenant leaves the ring.
+      redis.call('LPOP', ring)
+      redis.call('HDEL', credits, tenant)
+      redis.call('HDEL', KEYS[11], qfield)
+      if redis.call('XLEN', lane) == 0 then redis.call('DEL', lane) end
+    else
+      local entry = res[1][2][1]
+      local job_id = entry[2][2]
+      local left = redis.call('HINCRBY', KEYS[11], qfield, -1)
+      if left <= 0 then
+        redis.call('LPOP', ring)
+        redis.call('HDEL', credits, tenant)
+        redis.call('HDEL', KEYS[11], qfield)
+      else
+        local credit = redis.call('HINCRBY', credits, tenant, -1)
+        if credit <= 0 then
+          redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+          redis.call('HSET', credits, tenant, redis.call('HGET', KEYS[12], tenant) or '1')
+        end
+      end
+      if start(job_id, lane, entry[1]) then return true end
+    end
+  end
+  return false
+end
+
+local budget = 4 * max_jobs + 16
+while #out < 9 * max_jobs and budget > 0 do
+  budget = budget - 1
+  local id = redis.call('LPOP', KEYS[8])
+  if id then
+    start(id, nil, nil)
+  else
+    -- Smooth weighted round-robin over the classes that have work; idle classes reset to 0 so
+    -- that a class which was empty does not arrive with a burst of saved-up credit.
+    local cur = redis.call('HMGET', KEYS[7], 'interactive', 'standard', 'batch')
+    local eligible, total, best = {}, 0, nil
+    for c = 1, 3 do
+      eligible[c] = redis.call('LLEN', KEYS[c]) > 0
+      cur[c] = tonumber(cur[c] or '0') or 0
+      if eligible[c] then
+        total = total + weights[c]
+        if best == nil or cur[c] + weights[c] > cur[best] + weights[best] then best = c end
+      else
+        cur[c] = 0
+      end
+    end
+    if best == nil then break end
+    if take_from_class(best) then
+      for c = 1, 3 do
+        if eligible[c] then cur[c] = cur[c] + weights[c] end
+      end
+      cur[best] = cur[best] - total
+    end
+    redis.call('HSET', KEYS[7], 'interactive', cur[1], 'standard', cur[2], 'batch', cur[3])
+  end
+end
+return out

@@ -1,0 +1,44 @@
+-- Enqueue one job into its (pool, class, tenant) lane, or return the job an idempotency key names.
+-- KEYS: 1 job hash, 2 lane stream, 3 class ring, 4 class credits, 5 pool stats
+--       (the idempotency key, when given, is derived: PREFIX .. 'idem:' .. tenant .. ':' .. digest)
+-- ARGV: 1 prefix, 2 job id, 3 pool, 4 class, 5 tenant, 6 tenant weight, 7 idem digest or '',
+--       8 idem ttl s, 9 body digest, 10.. field/value pairs of the job record
+-- Returns {job id, 'new'|'existing'|'conflict', place in lane}
+local prefix, job_id, pool, class, tenant = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local weight, idem, idem_ttl, digest = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local qfield = 'q:' .. class .. ':' .. tenant
+
+if idem ~= '' then
+  local ikey = prefix .. 'idem:' .. tenant .. ':' .. idem
+  local prior = redis.call('GET', ikey)
+  if prior then
+    local prior_digest = redis.call('HGET', prefix .. 'job:' .. prior, 'digest')
+    if prior_digest and prior_digest ~= digest then
+      return {prior, 'conflict', 0}
+    end
+    if prior_digest then
+      return {prior, 'existing', 0}
+    end
+  end
+  redis.call('SET', ikey, job_id, 'EX', idem_ttl)
+end
+
+local now = now_ms()
+local fields = {}
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'created_ms', now, 'attempts', 0,
+  'where', 'lane', 'digest', digest, unpack(fields))
+
+if redis.call('HEXISTS', KEYS[4], tenant) == 0 then
+  redis.call('RPUSH', KEYS[3], tenant)
+  redis.call('HSET', KEYS[4], tenant, weight)
+  pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], 'g', '0', 'MKSTREAM')
+end
+redis.call('HSET', prefix .. 'tweight:' .. pool, tenant, weight)
+local entry = redis.call('XADD', KEYS[2], '*', 'j', job_id)
+redis.call('HSET', KEYS[1], 'entry', entry)
+local place = redis.call('HINCRBY', KEYS[5], qfield, 1)
+redis.call('HINCRBY', KEYS[5], 'queued', 1)
+redis.call('ZADD', prefix .. 'tjobs:' .. tenant, now, job_id)
+redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
+return {job_id, 'new', place}

@@ -1,0 +1,25 @@
+-- Record a running job's outcome, once: the first completion of the owning attempt wins; a stale
+-- attempt (lease lost, job cancelled or already finished) changes nothing.
+-- KEYS: 1 job hash, 2 leases zset, 3 pool stats, 4 dead-letter list
+-- ARGV: 1 prefix, 2 job id, 3 attempt, 4 status (succeeded|failed), 5 result json, 6 error json,
+--       7 usage json, 8 cost, 9 event data json, 10 ttl s
+-- Returns 1 if recorded, 0 if stale.
+local prefix, job_id = ARGV[1], ARGV[2]
+local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
+  'started_ms')
+if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 0 end
+local now = now_ms()
+redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_ms', now, 'where', '',
+  'result', ARGV[5], 'error', ARGV[6], 'usage', ARGV[7], 'cost', ARGV[8])
+redis.call('ZREM', KEYS[2], job_id)
+redis.call('HINCRBY', KEYS[3], 'inflight', -1)
+if f[7] then
+  local took = now - tonumber(f[7])
+  local avg = tonumber(redis.call('HGET', KEYS[3], 'ewma_ms') or took)
+  redis.call('HSET', KEYS[3], 'ewma_ms', math.floor(avg * 0.9 + took * 0.1))
+end
+drop_entry(lane_key(prefix, f[3], f[4], f[5]), f[6])
+if ARGV[4] == 'failed' then redis.call('LPUSH', KEYS[4], job_id) ; redis.call('LTRIM', KEYS[4], 0, 9999) end
+emit(prefix, job_id, ARGV[4] == 'succeeded' and 'completed' or 'failed', ARGV[9])
+retain(prefix, job_id, tonumber(ARGV[10]))
+return 1

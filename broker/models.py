@@ -1,0 +1,171 @@
+"""The job record, its events and the claimed-job view a worker gets.
+
+Plain frozen dataclasses, not pydantic: they are built on the hot path from Redis replies that
+our own scripts wrote, so validation would cost time and catch nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from anygate.config import Priority
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in {JobStatus.QUEUED, JobStatus.RUNNING}
+
+
+TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What the API hands the broker to enqueue."""
+
+    tenant: str
+    pool: str
+    endpoint: str
+    model: str
+    body: bytes
+    priority: Priority
+    stream: bool = True
+    metadata: dict[str, str] = field(default_factory=dict)
+    deadline_ms: int = 0
+    webhook_url: str = ""
+    tenant_weight: int = 1
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job_id: str
+    created: bool
+    """False when an idempotency key returned an earlier job."""
+    place: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: str
+    attempt: int
+    tenant: str
+    endpoint: str
+    model: str
+    body: bytes
+    priority: Priority
+    stream: bool
+
+
+def _loads(raw: str | None) -> Any:
+    return orjson.loads(raw) if raw else None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    tenant: str
+    status: JobStatus
+    priority: Priority
+    endpoint: str
+    model: str
+    pool: str
+    created_ms: int
+    started_ms: int | None
+    finished_ms: int | None
+    attempts: int
+    result: Any
+    error: Any
+    usage: Any
+    cost_usd: float | None
+    metadata: dict[str, str]
+    deadline_ms: int
+
+    @classmethod
+    def from_hash(cls, job_id: str, h: dict[str, str]) -> JobRecord:
+        def opt_int(name: str) -> int | None:
+            v = h.get(name)
+            return int(v) if v else None
+
+        cost = h.get("cost")
+        return cls(
+            id=job_id,
+            tenant=h["tenant"],
+            status=JobStatus(h["status"]),
+            priority=Priority(h["priority"]),
+            endpoint=h["endpoint"],
+            model=h["model"],
+            pool=h["pool"],
+            created_ms=int(h["created_ms"]),
+            started_ms=opt_int("started_ms"),
+            finished_ms=opt_int("finished_ms"),
+            attempts=int(h.get("attempts") or 0),
+            result=_loads(h.get("result")),
+            error=_loads(h.get("error")),
+            usage=_loads(h.get("usage")),
+            cost_usd=float(cost) if cost else None,
+            metadata=_loads(h.get("metadata")) or {},
+            deadline_ms=int(h.get("deadline_ms") or 0),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The job object of SPEC §1.3 (timestamps in Unix seconds, as OpenAI's objects are)."""
+
+        def secs(ms: int | None) -> float | None:
+            return ms / 1000 if ms is not None else None
+
+        return {
+            "id": self.id,
+            "object": "job",
+            "status": self.status.value,
+            "priority": self.priority.value,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "provider": self.pool,
+            "created_at": secs(self.created_ms),
+            "started_at": secs(self.started_ms),
+            "finished_at": secs(self.finished_ms),
+            "deadline": secs(self.deadline_ms) if self.deadline_ms else None,
+            "attempts": self.attempts,
+            "result": self.result,
+            "error": self.error,
+            "usage": self.usage,
+            "cost_usd": self.cost_usd,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One entry of a job's event log; ``id`` is the stream id, used as the SSE ``id:``."""
+
+    id: str
+    type: str
+    data: str
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in TERMINAL_EVENTS
+
+    @classmethod
+    def from_message(cls, payload: str) -> JobEvent:
+        event_id, etype, data = payload.split("\n", 2)
+        return cls(event_id, etype, data)
+
+
+def stream_id_key(event_id: str) -> tuple[int, int]:
+    """Stream ids compare as (ms, seq) pairs, not as strings."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)

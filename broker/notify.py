@@ -1,0 +1,100 @@
+"""One pub/sub connection per process, fanned out to any number of in-process listeners.
+
+A subscription is only handed out once Redis has confirmed it: a reader that subscribes, then
+replays the job's event log, cannot miss an event published in between (the log covers what came
+before the confirmation, the channel what came after; duplicates are dropped by event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+log = structlog.get_logger(__name__)
+
+
+class Subscriptions:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pubsub: PubSub | None = None
+        self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self._has_channels = asyncio.Event()
+
+    async def start(self) -> None:
+        self._pubsub = self._redis.pubsub()
+        self._reader = asyncio.create_task(self._read_forever(), name="pubsub-reader")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._pubsub is not None:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[str]]:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        await self._add(channel, queue)
+        try:
+            yield queue
+        finally:
+            await self._remove(channel, queue)
+
+    async def _add(self, channel: str, queue: asyncio.Queue[str]) -> None:
+        assert self._pubsub is not None, "start() first"
+        async with self._lock:
+            listeners = self._listeners.setdefault(channel, set())
+            listeners.add(queue)
+            fresh = len(listeners) == 1
+            if fresh:
+                confirmed = asyncio.get_running_loop().create_future()
+                self._confirmed[channel] = confirmed
+                await self._pubsub.subscribe(channel)
+                self._has_channels.set()
+            else:
+                confirmed = self._confirmed[channel]
+        await asyncio.wait_for(asyncio.shield(confirmed), timeout=5.0)
+
+    async def _remove(self, channel: str, queue: asyncio.Queue[str]) -> None:
+        assert self._pubsub is not None
+        async with self._lock:
+            listeners = self._listeners.get(channel)
+            if listeners is None:
+                return
+            listeners.discard(queue)
+            if not listeners:
+                del self._listeners[channel]
+                self._confirmed.pop(channel, None)
+                with contextlib.suppress(RedisError, ConnectionError):
+                    await self._pubsub.unsubscribe(channel)
+
+    async def _read_forever(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            await self._has_channels.wait()
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (RedisError, ConnectionError) as exc:
+                log.warning("pubsub connection lost; resubscribing", error=str(exc))
+                await asyncio.sleep(0.2)
+                continue
+            if message is None:
+                continue
+            kind, channel = message["type"], message["channel"]
+            if kind == "subscribe":
+                fut = self._confirmed.get(channel)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+            elif kind == "message":
+                for queue in self._listeners.get(channel, ()):
+                    queue.put_nowait(message["data"])

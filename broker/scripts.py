@@ -1,0 +1,75 @@
+"""Each Lua script as a typed async call that takes its keys and its arguments separately.
+
+A script's file is named for its key count (``claim-12.lua``, as BullMQ does); the wrapper checks
+that count, so a caller cannot hand a script fewer keys than it declares. Scripts are sent once and
+then called by SHA (redis-py's ``Script`` re-sends on NOSCRIPT, e.g. after a Redis restart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+_LUA = resources.files("anygate.broker") / "lua"
+
+Arg = str | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    name: str
+    key_count: int
+    source: str
+
+    def bind(self, redis: Redis) -> BoundScript:
+        return BoundScript(self, redis.register_script(self.source))
+
+
+class BoundScript:
+    """A script bound to one client: the SHA is computed once, not per call."""
+
+    __slots__ = ("_script", "spec")
+
+    def __init__(self, spec: LuaScript, script: AsyncScript) -> None:
+        self.spec = spec
+        self._script = script
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """The reply's shape is documented in the script's .lua header."""
+        if len(keys) != self.spec.key_count:
+            raise ValueError(f"{self.spec.name} takes {self.spec.key_count} keys, got {len(keys)}")
+        return await self._script(keys=list(keys), args=list(args))
+
+
+def _load(name: str) -> LuaScript:
+    """Prepend the shared prelude; the key count is part of the file name."""
+    prelude = (_LUA / "_lib.lua").read_text(encoding="utf-8")
+    matches = [p for p in _LUA.iterdir() if p.name.startswith(f"{name}-")]
+    if len(matches) != 1:
+        raise LookupError(f"expected exactly one lua/{name}-N.lua")
+    path = matches[0]
+    key_count = int(path.name.removesuffix(".lua").rsplit("-", 1)[1])
+    return LuaScript(name, key_count, prelude + "\n" + path.read_text(encoding="utf-8"))
+
+
+SCRIPT_NAMES = ("enqueue", "claim", "append", "finish", "requeue", "heartbeat", "reclaim", "cancel")
+
+
+class Scripts:
+    """All broker scripts bound to one client."""
+
+    def __init__(self, redis: Redis) -> None:
+        bound = {name: _load(name).bind(redis) for name in SCRIPT_NAMES}
+        self.enqueue = bound["enqueue"]
+        self.claim = bound["claim"]
+        self.append = bound["append"]
+        self.finish = bound["finish"]
+        self.requeue = bound["requeue"]
+        self.heartbeat = bound["heartbeat"]
+        self.reclaim = bound["reclaim"]
+        self.cancel = bound["cancel"]

@@ -1,0 +1,180 @@
+"""The whole configuration as one validated pydantic model.
+
+Read once at start and passed down explicitly: no module reads the environment on its own, so a
+process's behaviour is fully described by the object it was given (and tests build one directly).
+Unknown keys are errors everywhere (``extra="forbid"``): a typo must not silently fall back to a
+default in production.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from anygate.config.secrets import SecretRef
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Priority(enum.StrEnum):
+    """Priority classes (SPEC §2); each is its own lane per tenant."""
+
+    INTERACTIVE = "interactive"
+    STANDARD = "standard"
+    BATCH = "batch"
+
+
+class ProviderKind(enum.StrEnum):
+    OPENAI = "openai"
+    GEMINI = "gemini"
+    OPENAI_COMPATIBLE = "openai_compatible"
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    max_body_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
+    cors_origins: tuple[str, ...] = ()
+    long_poll_max_s: Annotated[float, Field(gt=0, le=60)] = 60.0
+
+
+class RedisConfig(_Strict):
+    url: str = "redis://127.0.0.1:6379/0"
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "main"
+    """Every key carries ``{namespace}`` as its hash tag: one namespace is one cluster slot."""
+    socket_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    max_connections: Annotated[int, Field(gt=0)] = 256
+
+
+class ProviderConfig(_Strict):
+    kind: ProviderKind
+    base_url: str | None = None
+    """Defaults per kind; point it at any compatible server (vLLM, Ollama, the mock)."""
+    api_key: SecretRef | None = None
+    timeout_s: Annotated[float, Field(gt=0)] = 600.0
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.kind is ProviderKind.GEMINI:
+            return "https://generativelanguage.googleapis.com"
+        return "https://api.openai.com/v1"
+
+
+class Deployment(_Strict):
+    provider: str
+    model: str
+    """The upstream's own model name."""
+    weight: Annotated[int, Field(ge=1)] = 1
+    rpm: Annotated[int, Field(gt=0)] | None = None
+    tpm: Annotated[int, Field(gt=0)] | None = None
+    input_price_per_m: Annotated[float, Field(ge=0)] = 0.0
+    output_price_per_m: Annotated[float, Field(ge=0)] = 0.0
+
+
+class ModelKind(enum.StrEnum):
+    CHAT = "chat"
+    EMBEDDING = "embedding"
+
+
+class ModelRoute(_Strict):
+    kind: ModelKind = ModelKind.CHAT
+    deployments: Annotated[tuple[Deployment, ...], Field(min_length=1)]
+    strategy: Literal["ordered", "weighted", "least_busy", "lowest_latency", "lowest_cost"] = (
+        "ordered"
+    )
+    fallbacks: tuple[str, ...] = ()
+
+
+class PriorityWeights(_Strict):
+    interactive: Annotated[int, Field(ge=1, le=1000)] = 16
+    standard: Annotated[int, Field(ge=1, le=1000)] = 4
+    batch: Annotated[int, Field(ge=1, le=1000)] = 1
+
+    def of(self, priority: Priority) -> int:
+        return int(getattr(self, priority.value))
+
+
+class QueueConfig(_Strict):
+    visibility_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    """A claimed job whose lease is not renewed in this time is redelivered."""
+    heartbeat_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    reclaim_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    """Deliveries before a job that keeps killing its worker is failed (poison-job guard)."""
+    retry_base_delay_s: Annotated[float, Field(ge=0)] = 0.5
+    retry_max_delay_s: Annotated[float, Field(ge=0)] = 30.0
+    weights: PriorityWeights = PriorityWeights()
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_lease(self) -> QueueConfig:
+        if self.heartbeat_interval_s * 2 > self.visibility_timeout_s:
+            raise ValueError(
+                "heartbeat_interval_s must be at most half of visibility_timeout_s, "
+                "or a live job's lease can lapse between two heartbeats"
+            )
+        return self
+
+
+class RetentionConfig(_Strict):
+    result_ttl_s: Annotated[int, Field(ge=60)] = 86_400
+    idempotency_ttl_s: Annotated[int, Field(ge=60)] = 86_400
+
+
+class PoolConfig(_Strict):
+    concurrency: Annotated[int, Field(ge=1, le=10_000)] = 64
+
+
+class TenantConfig(_Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    api_keys: tuple[SecretRef, ...] = ()
+    api_key_sha256: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
+    """Keys stored as hashes only: what `anygate dev` writes, so the config holds no secret."""
+    weight: Annotated[int, Field(ge=1, le=100)] = 1
+    disabled: bool = False
+
+
+class AnygateConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    redis: RedisConfig = RedisConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelRoute] = Field(default_factory=dict)
+    queue: QueueConfig = QueueConfig()
+    retention: RetentionConfig = RetentionConfig()
+    pools: dict[str, PoolConfig] = Field(default_factory=dict)
+    tenants: tuple[TenantConfig, ...] = ()
+    admin_api_keys: tuple[SecretRef, ...] = ()
+    admin_api_key_sha256: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> AnygateConfig:
+        for alias, route in self.models.items():
+            for i, dep in enumerate(route.deployments):
+                if dep.provider not in self.providers:
+                    raise ValueError(
+                        f"models.{alias}.deployments[{i}].provider: unknown provider "
+                        f"{dep.provider!r}; configured: {sorted(self.providers)}"
+                    )
+            for fb in route.fallbacks:
+                if fb not in self.models:
+                    raise ValueError(f"models.{alias}.fallbacks: unknown model {fb!r}")
+        for pool in self.pools:
+            if pool not in self.providers:
+                raise ValueError(f"pools.{pool}: no provider of that name")
+        ids = [t.id for t in self.tenants]
+        if len(ids) != len(set(ids)):
+            raise ValueError("tenants: duplicate tenant id")
+        return self
+
+    def pool(self, name: str) -> PoolConfig:
+        return self.pools.get(name, PoolConfig())
+
+    def provider_key(self, name: str) -> SecretStr | None:
+        ref = self.providers[name].api_key
+        return ref.resolve() if ref is not None else None

@@ -1,0 +1,109 @@
+"""The ``anygate`` command: one sub-command per process kind (SPEC §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from anygate.config import AnygateConfig, ConfigError, load_config
+from anygate.ops.logging import configure_logging
+
+
+def _config() -> AnygateConfig:
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run_async(main: object) -> None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+
+        uvloop.run(main)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(main)  # type: ignore[arg-type]
+
+
+@click.group()
+def main() -> None:
+    """anygate: a queue-based LLM gateway (configuration: $ANYGATE_CONFIG + ANYGATE__* env)."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default: server.host).")
+@click.option("--port", type=int, default=None, help="Port (default: server.port).")
+def api(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API."""
+    import uvicorn  # noqa: PLC0415 - only this sub-command needs it
+
+    from anygate.api import create_app  # noqa: PLC0415
+
+    config = _config()
+    configure_logging(config.log_level)
+    uvicorn.run(
+        create_app(config),
+        host=host or config.server.host,
+        port=config.server.port if port is None else port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.command()
+@click.option("--pool", required=True, help="Provider pool to serve (a key of `providers`).")
+@click.option("--concurrency", type=click.IntRange(1, 10_000), default=None)
+@click.option(
+    "--shutdown-grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds running jobs may finish in after SIGTERM before they are handed back.",
+)
+def worker(pool: str, concurrency: int | None, shutdown_grace: float) -> None:
+    """Run a worker of one provider pool."""
+    from anygate.workers import run_worker  # noqa: PLC0415
+
+    config = _config()
+    configure_logging(config.log_level)
+    _run_async(run_worker(config, pool, concurrency, shutdown_grace_s=shutdown_grace))
+
+
+@main.command()
+def control() -> None:
+    """Run the control-plane worker (arq): housekeeping and, later, batches and webhooks."""
+    from anygate.workers.control import control_worker  # noqa: PLC0415
+
+    config = _config()
+    configure_logging(config.log_level)
+    control_worker(config).run()
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--data-dir",
+    default=".anygate",
+    show_default=True,
+    help="Where the embedded Redis keeps its AOF and where dev.env is written.",
+)
+def dev(port: int, host: str, data_dir: str) -> None:
+    """Everything in one command: embedded Redis, API, workers, control, mock provider."""
+    from anygate.ops.dev import run_dev  # noqa: PLC0415
+
+    sys.exit(run_dev(host=host, port=port, data_dir=data_dir))
+
+
+def _register_mock_provider() -> None:
+    from anygate.ops.mock_provider import mock_provider_command  # noqa: PLC0415
+
+    main.add_command(mock_provider_command, name="mock-provider")
+
+
+_register_mock_provider()

@@ -1,0 +1,191 @@
+"""``anygate dev``: the whole stack on one machine with nothing installed but this package.
+
+A supervisor, not a framework: it starts each part as its own process (exactly as production
+runs them), waits until the API is ready, prints how to reach it, and stops everything it
+started, by pid, on Ctrl-C or when any part dies. State lives in ``--data-dir`` (Redis AOF, the
+generated config, the dev keys), so a restart keeps queued jobs, results and keys.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+import yaml
+
+from anygate.api.auth import hash_key
+from anygate.ops.embedded_redis import EmbeddedRedis, free_port
+
+MOCK_KEY_ENV = "ANYGATE_MOCK_KEY"
+
+
+@dataclass(frozen=True)
+class DevKeys:
+    tenant_key: str
+    admin_key: str
+
+
+def load_or_create_keys(env_file: Path) -> DevKeys:
+    """Keys are made on first start and reused after, so a restart keeps clients working."""
+    values: dict[str, str] = {}
+    if env_file.exists():
+        for line in env_file.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.removeprefix("export ").partition("=")
+            if sep:
+                values[name.strip()] = value.strip().strip("'\"")
+    tenant = values.get("ANYGATE_KEY") or f"sk-ag-dev-{secrets.token_urlsafe(24)}"
+    admin = values.get("ANYGATE_ADMIN_KEY") or f"sk-ag-admin-{secrets.token_urlsafe(24)}"
+    return DevKeys(tenant, admin)
+
+
+def write_env_file(env_file: Path, url: str, keys: DevKeys) -> None:
+    env_file.write_text(
+        f"export ANYGATE_URL={url}\n"
+        f"export ANYGATE_KEY={keys.tenant_key}\n"
+        f"export ANYGATE_ADMIN_KEY={keys.admin_key}\n",
+        encoding="utf-8",
+    )
+    env_file.chmod(0o600)
+
+
+def dev_config(keys: DevKeys, *, use_mock: bool) -> dict[str, object]:
+    """The generated config: one OpenAI pool (real when OPENAI_API_KEY is set, else the mock)."""
+    openai: dict[str, object] = (
+        {"kind": "openai", "api_key": "env:OPENAI_API_KEY"}
+        if not use_mock
+        else {"kind": "openai", "api_key": f"env:{MOCK_KEY_ENV}"}
+    )
+    return {
+        "providers": {"openai": openai},
+        "models": {
+            "gpt-4o-mini": {
+                "deployments": [
+                    {"provider": "openai", "model": "gpt-4o-mini",
+                     "input_price_per_m": 0.15, "output_price_per_m": 0.6},
+                ]
+            },
+            "text-embedding-3-small": {
+                "kind": "embedding",
+                "deployments": [
+                    {"provider": "openai", "model": "text-embedding-3-small",
+                     "input_price_per_m": 0.02},
+                ],
+            },
+        },
+        "tenants": [{"id": "dev", "api_key_sha256": [hash_key(keys.tenant_key)]}],
+        "admin_api_key_sha256": [hash_key(keys.admin_key)],
+    }  # fmt: skip
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        proc = subprocess.Popen(args, env=env, start_new_session=True)  # noqa: S603
+        self.children.append((name, proc))
+
+    def first_exit(self) -> tuple[str, int] | None:
+        for name, proc in self.children:
+            code = proc.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def stop_all(self, timeout: float = 35.0) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _name, proc in self.children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(url: str, sup: Supervisor, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dead = sup.first_exit()
+        if dead:
+            raise RuntimeError(f"{dead[0]} exited with code {dead[1]} during start-up")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready in {timeout:g}s")
+
+
+def run_dev(*, host: str, port: int, data_dir: str) -> int:
+    root = Path(data_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    env_file = root / "dev.env"
+    keys = load_or_create_keys(env_file)
+    use_mock = not os.environ.get("OPENAI_API_KEY")
+    config_path = Path(os.environ.get("ANYGATE_CONFIG") or root / "config.yaml")
+    if "ANYGATE_CONFIG" not in os.environ:
+        config_path.write_text(yaml.safe_dump(dev_config(keys, use_mock=use_mock)), "utf-8")
+
+    stopping = False
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    redis = EmbeddedRedis(root / "redis", aof=True).start()
+    sup = Supervisor()
+    env = dict(os.environ)
+    env.update(
+        {
+            "ANYGATE_CONFIG": str(config_path),
+            "ANYGATE__REDIS__URL": redis.url,
+            "ANYGATE__SERVER__HOST": host,
+            "ANYGATE__SERVER__PORT": str(port),
+        }
+    )
+    me = [sys.executable, "-m", "anygate.ops"]
+    url = f"http://{host}:{port}"
+    try:
+        if use_mock:
+            mock_port = free_port()
+            env[MOCK_KEY_ENV] = "mock-key"
+            env["ANYGATE__PROVIDERS__OPENAI__BASE_URL"] = f"http://127.0.0.1:{mock_port}/v1"
+            sup.start("mock-provider", [*me, "mock-provider", "--port", str(mock_port)], env)
+        sup.start("api", [*me, "api"], env)
+        sup.start("worker-openai", [*me, "worker", "--pool", "openai"], env)
+        sup.start("control", [*me, "control"], env)
+        _wait_ready(f"{url}/readyz", sup)
+        write_env_file(env_file, url, keys)
+        print(
+            f"\nanygate is running at {url}\n"
+            f"  tenant key: {keys.tenant_key}\n"
+            f"  admin key:  {keys.admin_key}\n"
+            f"  provider:   {'built-in mock (no OPENAI_API_KEY set)' if use_mock else 'OpenAI'}\n"
+            f"  source {env_file} in another shell to use it.\n",
+            flush=True,
+        )
+        while not stopping:
+            dead = sup.first_exit()
+            if dead:
+                print(f"{dead[0]} exited with code {dead[1]}; stopping", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        sup.stop_all()
+        redis.stop()

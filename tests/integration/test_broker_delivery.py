@@ -1,0 +1,197 @@
+"""At-least-once delivery, exactly-once results, cancellation and retention on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from anygate.broker import Broker, JobStatus, Subscriptions, create_redis
+from anygate.broker.broker import IdempotencyConflictError
+from anygate.config import AnygateConfig
+from anygate.ops.embedded_redis import EmbeddedRedis
+from tests.integration.helpers import chat_body, claim_one, enqueue
+from tests.support.configs import build_config
+
+
+@pytest.fixture
+def short_lease(redis_server: EmbeddedRedis, namespace: str) -> AnygateConfig:
+    return build_config(
+        redis_server.url,
+        namespace,
+        queue={"visibility_timeout_s": 0.3, "heartbeat_interval_s": 0.1, "max_attempts": 2},
+    )
+
+
+async def test_first_completion_is_the_only_one_recorded(broker: Broker) -> None:
+    await enqueue(broker)
+    job = await claim_one(broker)
+    assert job is not None
+    assert await broker.finish(job, "openai", succeeded=True, result={"n": 1})
+    assert not await broker.finish(job, "openai", succeeded=True, result={"n": 2})
+    record = await broker.get("acme", job.id)
+    assert record is not None
+    assert record.result == {"n": 1}
+
+
+async def test_lapsed_lease_is_redelivered_with_a_retry_event(short_lease: AnygateConfig) -> None:
+    redis = create_redis(short_lease.redis)
+    broker = Broker(redis, short_lease)
+    try:
+        await enqueue(broker)
+        first = await claim_one(broker, "dead-worker")
+        assert first is not None
+        await asyncio.sleep(0.4)
+        assert await broker.reclaim("openai") == 1
+        second = await claim_one(broker, "live-worker")
+        assert second is not None
+        assert (second.id, second.attempt) == (first.id, 2)
+        assert not await broker.append(first, "chunk", "{}"), "the stale attempt is fenced off"
+        assert not await broker.finish(first, "openai", succeeded=True, result={"from": "dead"})
+        assert await broker.finish(second, "openai", succeeded=True, result={"from": "live"})
+        types = [e.type for e in await broker.events_after(first.id, None)]
+        assert types == ["queued", "started", "retry", "started", "completed"]
+    finally:
+        await redis.aclose()
+
+
+async def test_heartbeat_keeps_a_long_job_leased(short_lease: AnygateConfig) -> None:
+    redis = create_redis(short_lease.redis)
+    broker = Broker(redis, short_lease)
+    try:
+        await enqueue(broker)
+        job = await claim_one(broker)
+        assert job is not None
+        for _ in range(6):
+            await asyncio.sleep(0.1)
+            assert await broker.heartbeat("openai", "w1", "0 1", [(job.id, job.attempt)]) == []
+            assert await broker.reclaim("openai") == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_job_that_keeps_killing_workers_fails_after_max_attempts(
+    short_lease: AnygateConfig,
+) -> None:
+    redis = create_redis(short_lease.redis)
+    broker = Broker(redis, short_lease)
+    try:
+        await enqueue(broker)
+        for _ in range(2):
+            assert await claim_one(broker) is not None
+            await asyncio.sleep(0.35)
+            await broker.reclaim("openai")
+        job_id = (await broker.list_jobs("acme", status=None, limit=1, after=None))[0][0].id
+        record = await broker.get("acme", job_id)
+        assert record is not None
+        assert record.status is JobStatus.FAILED
+        assert record.error["code"] == "max_attempts_exceeded"
+    finally:
+        await redis.aclose()
+
+
+async def test_cancelled_queued_job_is_never_dispatched(broker: Broker) -> None:
+    queued = await enqueue(broker)
+    assert await broker.cancel("acme", queued.job_id)
+    assert await broker.claim("openai", "w1", 10) == []
+    record = await broker.get("acme", queued.job_id)
+    assert record is not None
+    assert record.status is JobStatus.CANCELLED
+
+
+async def test_cancel_of_running_job_tells_its_worker(broker: Broker, redis: Redis) -> None:
+    await enqueue(broker)
+    job = await claim_one(broker, "w-ctl")
+    assert job is not None
+    subs = Subscriptions(redis)
+    await subs.start()
+    try:
+        async with subs.subscribe(broker.keys.worker_channel("w-ctl")) as control:
+            assert await broker.cancel("acme", job.id)
+            assert await asyncio.wait_for(control.get(), 1.0) == f"cancel {job.id}"
+    finally:
+        await subs.close()
+    assert not await broker.finish(job, "openai", succeeded=True, result={})
+    assert await broker.heartbeat("openai", "w-ctl", "0 1", [(job.id, job.attempt)]) == [job.id]
+
+
+async def test_other_tenant_can_neither_read_nor_cancel(broker: Broker) -> None:
+    queued = await enqueue(broker, "acme")
+    assert await broker.get("globex", queued.job_id) is None
+    assert not await broker.cancel("globex", queued.job_id)
+    record = await broker.get("acme", queued.job_id)
+    assert record is not None
+    assert record.status is JobStatus.QUEUED
+
+
+async def test_idempotency_key_returns_the_first_job(broker: Broker) -> None:
+    first = await enqueue(broker, idempotency_key="k1")
+    again = await enqueue(broker, idempotency_key="k1")
+    assert (again.job_id, again.created) == (first.job_id, False)
+    with pytest.raises(IdempotencyConflictError):
+        await enqueue(broker, idempotency_key="k1", body=chat_body("something else"))
+    other_tenant = await enqueue(broker, "globex", idempotency_key="k1")
+    assert other_tenant.created
+    assert len(await broker.claim("openai", "w1", 10)) == 2
+
+
+async def test_job_past_its_deadline_expires_instead_of_running(broker: Broker) -> None:
+    queued = await enqueue(broker, deadline_ms=int(time.time() * 1000) + 50)
+    await asyncio.sleep(0.1)
+    assert await broker.claim("openai", "w1", 10) == []
+    record = await broker.get("acme", queued.job_id)
+    assert record is not None
+    assert record.status is JobStatus.EXPIRED
+
+
+async def test_terminal_jobs_expire_and_queued_jobs_do_not(
+    broker: Broker, redis: Redis, config: AnygateConfig
+) -> None:
+    done = await enqueue(broker)
+    waiting = await enqueue(broker)
+    job = await claim_one(broker)
+    assert job is not None
+    assert job.id == done.job_id
+    await broker.finish(job, "openai", succeeded=True, result={})
+    ttl = await redis.ttl(broker.keys.job(done.job_id))
+    assert config.retention.result_ttl_s - 5 <= ttl <= config.retention.result_ttl_s
+    assert await redis.ttl(broker.keys.events(done.job_id)) > 0
+    assert await redis.ttl(broker.keys.job(waiting.job_id)) == -1
+
+
+async def test_event_replay_resumes_after_the_given_id(broker: Broker) -> None:
+    await enqueue(broker)
+    job = await claim_one(broker)
+    assert job is not None
+    for i in range(5):
+        await broker.append(job, "chunk", orjson.dumps({"i": i}))
+    await broker.finish(job, "openai", succeeded=True, result={})
+    events = await broker.events_after(job.id, None)
+    resumed = await broker.events_after(job.id, events[3].id)
+    assert resumed == events[4:]
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "sigkill-after-fsync"])
+async def test_queued_jobs_survive_a_redis_restart(tmp_path: Path, crash: bool) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", aof=True).start()
+    config = build_config(server.url, "restart")
+    try:
+        redis = create_redis(config.redis)
+        broker = Broker(redis, config)
+        ids = {(await enqueue(broker)).job_id for _ in range(100)}
+        await redis.aclose()
+        if crash:
+            await asyncio.sleep(1.5)  # appendfsync everysec: what is a second old is on disk
+        server.stop(hard=crash)
+        server.start()
+        redis = create_redis(config.redis)
+        broker = Broker(redis, config)
+        claimed = {j.id for j in await broker.claim("openai", "w1", 200)}
+        assert claimed == ids
+        await redis.aclose()
+    finally:
+        server.stop()

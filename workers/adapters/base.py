@@ -1,0 +1,38 @@
+"""What a provider adapter is: turn one claimed job into one upstream call.
+
+Adapters raise ``Upstream*Error``; the worker, not the adapter, decides between retrying,
+requeueing and failing, so every provider gets the same retry semantics (SPEC §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from anygate.broker import ClaimedJob
+
+ChunkSink = Callable[[bytes], Awaitable[None]]
+"""Receives each streamed chunk (an OpenAI ``chat.completion.chunk`` as JSON) as it arrives."""
+
+
+class JobLostError(Exception):
+    """This attempt no longer owns its job (cancelled or reclaimed): abandon the call.
+
+    Not an ``AnygateError``: it is control flow inside a worker and never reaches a client.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    result: dict[str, Any]
+    """The provider-neutral, OpenAI-format response body."""
+    usage: dict[str, Any] | None
+
+
+class ProviderAdapter(Protocol):
+    async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
+        """Run the job's request upstream; stream chunks to ``on_chunk`` when the job streams."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,279 @@
+"""A worker of one provider pool: claims jobs only when it has a free slot, runs each as a task.
+
+Life of a job inside a worker: claimed (lease starts) → upstream call, each streamed chunk
+appended to the job's log as it arrives → finished, requeued (transient error, rate limit) or
+abandoned (cancelled, lease lost). Heartbeats extend the leases of running jobs; a worker that
+dies stops heartbeating and any worker's reclaim pass redelivers its jobs.
+
+Shutdown (SIGTERM): stop claiming, let running jobs finish for ``shutdown_grace_s``, then abort
+the rest and hand them back to the front of the queue, so nothing is lost and nothing waits for a
+lease to lapse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+import structlog
+from redis.exceptions import RedisError
+
+from anygate.broker import Broker, ClaimedJob, Subscriptions
+from anygate.broker.errors import (
+    UpstreamError,
+    UpstreamRateLimitedError,
+    UpstreamTransientError,
+)
+from anygate.broker.routing import deployment_for
+from anygate.config import AnygateConfig
+from anygate.workers.adapters.base import JobLostError, ProviderAdapter
+from anygate.workers.backoff import retry_delay
+from anygate.workers.pricing import cost_usd
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    pool: str
+    worker_id: str
+    concurrency: int
+    shutdown_grace_s: float = 30.0
+    idle_poll_s: float = 0.25
+    """Upper bound on how late a delayed retry is picked up; new work wakes workers at once."""
+
+
+class Worker:
+    def __init__(
+        self,
+        config: AnygateConfig,
+        settings: WorkerSettings,
+        broker: Broker,
+        subscriptions: Subscriptions,
+        adapter: ProviderAdapter,
+    ) -> None:
+        self._config = config
+        self._s = settings
+        self._broker = broker
+        self._subs = subscriptions
+        self._adapter = adapter
+        self._running: dict[str, tuple[asyncio.Task[None], ClaimedJob]] = {}
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._abandoned: set[str] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def stop(self) -> None:
+        """Stop claiming; ``run`` then drains and returns."""
+        self._stopping.set()
+        self._wake.set()
+        self._slot_freed.set()
+
+    async def run(self) -> None:
+        k = self._broker.keys
+        async with (
+            self._subs.subscribe(k.wake_channel(self._s.pool)) as wake,
+            self._subs.subscribe(k.worker_channel(self._s.worker_id)) as control,
+        ):
+            helpers = [
+                asyncio.create_task(self._relay_wake(wake), name="wake"),
+                asyncio.create_task(self._obey(control), name="control"),
+                asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
+                asyncio.create_task(self._reclaim_forever(), name="reclaim"),
+            ]
+            try:
+                await self._heartbeat_once()
+                await self._claim_forever()
+                await self._drain()
+            finally:
+                for task in helpers:
+                    task.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+                with contextlib.suppress(RedisError, OSError):
+                    await self._broker.unregister_worker(self._s.pool, self._s.worker_id)
+
+    # --- claiming -------------------------------------------------------------------------
+
+    async def _claim_forever(self) -> None:
+        backoff = 0.05
+        while not self._stopping.is_set():
+            free = self._s.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            self._wake.clear()
+            try:
+                jobs = await self._broker.claim(self._s.pool, self._s.worker_id, free)
+            except (RedisError, OSError) as exc:
+                log.warning("claim failed; retrying", error=str(exc), backoff_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            for job in jobs:
+                task = asyncio.create_task(self._process(job), name=job.id)
+                self._running[job.id] = (task, job)
+                task.add_done_callback(self._release)
+            if not jobs:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._s.idle_poll_s)
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task.get_name(), None)
+        self._slot_freed.set()
+
+    async def _relay_wake(self, wake: asyncio.Queue[str]) -> None:
+        while True:
+            await wake.get()
+            self._wake.set()
+
+    async def _obey(self, control: asyncio.Queue[str]) -> None:
+        """Control messages: ``cancel <job id>`` when the job's owner cancelled it."""
+        while True:
+            message = await control.get()
+            verb, _, job_id = message.partition(" ")
+            if verb == "cancel":
+                self._abandon(job_id, reason="cancelled")
+
+    def _abandon(self, job_id: str, *, reason: str) -> None:
+        entry = self._running.get(job_id)
+        if entry is not None:
+            log.info("aborting job", job_id=job_id, reason=reason)
+            self._abandoned.add(job_id)
+            entry[0].cancel()
+
+    # --- leases ---------------------------------------------------------------------------
+
+    async def _heartbeat_once(self) -> None:
+        registry = f"{int(time.time() * 1000)} {self._s.concurrency} {len(self._running)}"
+        owned = [(jid, job.attempt) for jid, (_t, job) in self._running.items()]
+        lost = await self._broker.heartbeat(self._s.pool, self._s.worker_id, registry, owned)
+        for job_id in lost:
+            self._abandon(job_id, reason="lease lost")
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.queue.heartbeat_interval_s)
+            try:
+                await self._heartbeat_once()
+            except (RedisError, OSError) as exc:
+                log.warning("heartbeat failed", error=str(exc))
+
+    async def _reclaim_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.queue.reclaim_interval_s)
+            try:
+                count = await self._broker.reclaim(self._s.pool)
+            except (RedisError, OSError) as exc:
+                log.warning("reclaim failed", error=str(exc))
+                continue
+            if count:
+                log.info("reclaimed jobs with lapsed leases", count=count)
+
+    # --- running one job ------------------------------------------------------------------
+
+    async def _process(self, job: ClaimedJob) -> None:
+        pool = self._s.pool
+        deployment = deployment_for(self._config, job.model, pool)
+        if deployment is None:
+            await self._broker.finish(
+                job,
+                pool,
+                succeeded=False,
+                error={
+                    "message": f"model {job.model!r} has no deployment in pool {pool!r}",
+                    "type": "invalid_request_error",
+                    "code": "model_not_found",
+                },
+            )
+            return
+
+        async def on_chunk(chunk: bytes) -> None:
+            if not await self._broker.append(job, "chunk", chunk):
+                raise JobLostError(job.id)
+
+        try:
+            try:
+                outcome = await self._adapter.call(job, deployment.model, on_chunk)
+            except (asyncio.CancelledError, JobLostError, UpstreamError):
+                raise
+            except Exception as exc:
+                # A bug in an adapter must not wedge the job: retry it like a transient fault,
+                # so it fails for good once its attempts are used up.
+                log.exception("adapter raised unexpectedly", job_id=job.id)
+                raise UpstreamTransientError(
+                    f"internal error in the {pool} adapter ({type(exc).__name__})",
+                    code="adapter_error",
+                ) from exc
+        except asyncio.CancelledError:
+            if job.id in self._abandoned:
+                self._abandoned.discard(job.id)
+                return  # cancelled or reclaimed: the broker already holds the job's truth
+            raise  # shutdown: _drain hands the job back
+        except JobLostError:
+            return
+        except UpstreamRateLimitedError as exc:
+            delay = exc.retry_after if exc.retry_after is not None else 1.0
+            await self._broker.requeue(
+                job, pool, delay_s=delay, reason="upstream_rate_limited", refund_attempt=True
+            )
+            return
+        except UpstreamTransientError as exc:
+            if job.attempt < self._config.queue.max_attempts:
+                delay = retry_delay(
+                    job.attempt,
+                    base_s=self._config.queue.retry_base_delay_s,
+                    cap_s=self._config.queue.retry_max_delay_s,
+                )
+                await self._broker.requeue(
+                    job, pool, delay_s=delay, reason=exc.code or "upstream_error",
+                    refund_attempt=False,
+                )  # fmt: skip
+                return
+            await self._fail(job, exc)
+            return
+        except UpstreamError as exc:
+            await self._fail(job, exc)
+            return
+        await self._broker.finish(
+            job,
+            pool,
+            succeeded=True,
+            result=outcome.result,
+            usage=outcome.usage,
+            cost_usd=cost_usd(outcome.usage, deployment),
+        )
+
+    async def _fail(self, job: ClaimedJob, exc: UpstreamError) -> None:
+        error = {
+            "message": exc.message,
+            "type": exc.type,
+            "code": exc.code,
+            "upstream_status": exc.upstream_status,
+        }
+        await self._broker.finish(job, self._s.pool, succeeded=False, error=error)
+
+    async def _drain(self) -> None:
+        if self._running:
+            log.info("draining", in_flight=len(self._running), grace_s=self._s.shutdown_grace_s)
+            tasks = [t for t, _ in self._running.values()]
+            _done, pending = await asyncio.wait(tasks, timeout=self._s.shutdown_grace_s)
+            handback = [
+                self._running[t.get_name()][1] for t in pending if t.get_name() in self._running
+            ]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for job in handback:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._broker.requeue(
+                        job, self._s.pool, delay_s=0, reason="worker_shutdown",
+                        refund_attempt=True,
+                    )  # fmt: skip
