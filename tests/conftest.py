@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -12,7 +14,10 @@ from redis.asyncio import Redis
 from anygate.broker import Broker, create_redis
 from anygate.config import AnygateConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.support.configs import MOCK_KEY_ENV, build_config
+from tests.support.configs import MOCK_KEY_ENV, build_config, config_tree
+from tests.support.mock import MockControl
+from tests.support.processes import ManagedProcess, free_port
+from tests.support.stack import Stack
 
 os.environ.setdefault(MOCK_KEY_ENV, "mock-key")
 
@@ -45,3 +50,39 @@ async def redis(config: AnygateConfig) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def broker(redis: Redis, config: AnygateConfig) -> Broker:
     return Broker(redis, config)
+
+
+@pytest.fixture(scope="session")
+def mock_server() -> Iterator[str]:
+    """``anygate mock-provider`` over real HTTP, shared by the session; returns its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with ManagedProcess.start(
+        [sys.executable, "-m", "anygate.ops.mock_provider", "--port", str(port)],
+        ready_url=f"{url}/_mock/health",
+    ):
+        yield url
+
+
+@pytest.fixture
+def mock(mock_server: str) -> Iterator[MockControl]:
+    """The shared mock, reset (no faults, empty log, default timing) before and after a test."""
+    control = MockControl(mock_server)
+    control.reset()
+    yield control
+    control.reset()
+    control.close()
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+) -> Iterator[Stack]:
+    """One API process and one worker process (concurrency 8) against the mock."""
+    s = Stack(tmp_path, config_tree(redis_server.url, namespace, mock_url=f"{mock.url}/v1"))
+    try:
+        s.start_api()
+        s.start_worker()
+        yield s
+    finally:
+        s.stop()
