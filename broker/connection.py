@@ -39,5 +39,5 @@ T = TypeVar("T")
 
 
 def awaited(value: Awaitable[T] | T) -> Awaitable[T]:
-    """redis-py types async commands as ``Awaitable[T] | T``; on an async client it is the former."""
+    """redis-py types async commands as ``Awaitable[T] | T``; an async client returns the former."""
     return cast("Awaitable[T]", value)

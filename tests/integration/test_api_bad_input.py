@@ -19,7 +19,9 @@ BODY_LIMIT = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def api_only(tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis) -> Iterator[Stack]:
+def api_only(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis
+) -> Iterator[Stack]:
     """An API process and no worker: every accepted job stays queued, so none can be lost unseen."""
     tree = config_tree(
         redis_server.url, f"t{secrets.token_hex(5)}", server={"max_body_bytes": BODY_LIMIT}
@@ -36,14 +38,16 @@ async def client(api_only: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def chat(**body: Any) -> dict[str, Any]:  # noqa: ANN401
+def chat(**body: Any) -> dict[str, Any]:
     return {
         "endpoint": "/v1/chat/completions",
         "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], **body},
     }
 
 
-def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict[str, Any]:
+def assert_openai_error(
+    response: httpx.Response, status: int, param: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -72,12 +76,22 @@ async def test_empty_body_is_400(client: httpx.AsyncClient) -> None:
         ({"body": {}}, "endpoint"),
         ({"endpoint": "/v1/images/generations", "body": {}}, "endpoint"),
         ({"endpoint": "/v1/chat/completions"}, "body"),
-        ({"endpoint": "/v1/chat/completions", "body": {"messages": [{"role": "user"}]}}, "body.model"),
+        (
+            {"endpoint": "/v1/chat/completions", "body": {"messages": [{"role": "user"}]}},
+            "body.model",
+        ),
         ({"endpoint": "/v1/chat/completions", "body": {"model": "gpt-4o-mini"}}, "body.messages"),
-        ({"endpoint": "/v1/chat/completions", "body": {"model": "gpt-4o-mini", "messages": []}},
-         "body.messages"),
-        ({"endpoint": "/v1/chat/completions",
-          "body": {"model": "gpt-4o-mini", "messages": [{"role": "robot"}]}}, "body.messages[0].role"),
+        (
+            {"endpoint": "/v1/chat/completions", "body": {"model": "gpt-4o-mini", "messages": []}},
+            "body.messages",
+        ),
+        (
+            {
+                "endpoint": "/v1/chat/completions",
+                "body": {"model": "gpt-4o-mini", "messages": [{"role": "robot"}]},
+            },
+            "body.messages[0].role",
+        ),
         ({"endpoint": "/v1/chat/completions", "body": {"model": 5, "messages": []}}, "body.model"),
         ({"endpoint": "/v1/embeddings", "body": {"model": "text-embedding-3-small"}}, "body.input"),
         ({**chat(), "priority": "urgent"}, "priority"),
@@ -149,7 +163,9 @@ async def test_bad_list_parameters_are_400(
 @pytest.mark.parametrize("wait", ["abc", "-1", "61", "nan"])
 async def test_bad_wait_is_400(client: httpx.AsyncClient, wait: str) -> None:
     job = (await client.post("/v1/jobs", json=chat())).json()
-    assert_openai_error(await client.get(f"/v1/jobs/{job['id']}", params={"wait": wait}), 400, "wait")
+    assert_openai_error(
+        await client.get(f"/v1/jobs/{job['id']}", params={"wait": wait}), 400, "wait"
+    )
 
 
 async def test_bad_last_event_id_is_400(client: httpx.AsyncClient) -> None:

@@ -11,7 +11,7 @@ from anygate.broker.scheduling import DispatchModel
 from anygate.config import Priority
 from tests.integration.helpers import claim_one, enqueue
 
-I, S, B = Priority.INTERACTIVE, Priority.STANDARD, Priority.BATCH
+I, S, B = Priority.INTERACTIVE, Priority.STANDARD, Priority.BATCH  # noqa: E741 - the classes read as a table
 
 
 async def test_lua_dispatch_matches_the_pure_model(broker: Broker) -> None:

@@ -16,7 +16,7 @@ from tests.support.stack import Stack, wait_for
 CHAT = "/v1/chat/completions"
 
 
-def chat_job(text: str = "hello", **extra: Any) -> dict[str, Any]:  # noqa: ANN401
+def chat_job(text: str = "hello", **extra: Any) -> dict[str, Any]:
     return {
         "endpoint": CHAT,
         "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
@@ -33,7 +33,11 @@ async def submit(client: httpx.AsyncClient, job: dict[str, Any] | None = None) -
 
 
 async def read_sse(
-    client: httpx.AsyncClient, job_id: str, *, last_id: str | None = None, stop_after: int | None = None
+    client: httpx.AsyncClient,
+    job_id: str,
+    *,
+    last_id: str | None = None,
+    stop_after: int | None = None,
 ) -> list[tuple[str, str, str]]:
     """(id, event, data) triples, until a terminal event or ``stop_after`` events."""
     events: list[tuple[str, str, str]] = []
@@ -64,7 +68,9 @@ async def test_submit_then_poll_returns_the_result(stack: Stack) -> None:
     assert done["provider"] == "openai"
 
 
-async def test_long_poll_returns_within_100ms_of_completion(stack: Stack, mock: MockControl) -> None:
+async def test_long_poll_returns_within_100ms_of_completion(
+    stack: Stack, mock: MockControl
+) -> None:
     mock.settings(latency_ms=600)
     async with stack.client() as client:
         job = await submit(client)
@@ -230,7 +236,11 @@ async def test_upstream_400_fails_the_job_with_the_providers_message(
     stack: Stack,
 ) -> None:
     async with stack.client() as client:
-        bad_upstream = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "n": 0}
+        bad_upstream = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "x"}],
+            "n": 0,
+        }
         job = await submit(client, {"endpoint": CHAT, "body": bad_upstream})
         done = (await client.get(f"/v1/jobs/{job['id']}", params={"wait": 10})).json()
     assert done["status"] == "failed"

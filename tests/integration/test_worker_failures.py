@@ -17,7 +17,7 @@ from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.test_jobs_api import chat_job, read_sse, submit
 from tests.support.configs import config_tree
 from tests.support.mock import MockControl
-from tests.support.stack import Stack, wait_for
+from tests.support.stack import Stack
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ async def test_sigterm_mid_job_finishes_the_job_before_exiting(
     async with bare.client() as client:
         job = await submit(client)
         await _streaming(client, job["id"])
-        worker._popen.send_signal(signal.SIGTERM)  # noqa: SLF001 - a signal, not a kill
+        worker._popen.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 20) == 0
         done = await _status(client, job["id"])
     assert done["status"] == "succeeded"
@@ -98,7 +98,7 @@ async def test_sigterm_past_the_grace_period_hands_the_job_back(
     async with bare.client() as client:
         job = await submit(client)
         await _streaming(client, job["id"])
-        worker._popen.send_signal(signal.SIGTERM)  # noqa: SLF001
+        worker._popen.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 20) == 0
         handed_back = await _status(client, job["id"])
         assert handed_back["status"] == "queued", "handed back at once, not after a lease lapses"
@@ -131,15 +131,9 @@ async def test_two_apis_and_two_workers_share_the_work_exactly_once(
         events = await read_sse(api1, jobs[0]["id"])
     results = [d.json() for d in done]
     assert all(r["status"] == "succeeded" and r["attempts"] == 1 for r in results)
-    workers = Counter(
-        orjson.loads(d)["worker"] for _i, k, d in events if k == "started"
-    )
+    workers = Counter(orjson.loads(d)["worker"] for _i, k, d in events if k == "started")
     assert sum(workers.values()) == 1
-    seen = Counter(
-        m["content"]
-        for r in mock.requests()
-        for m in r["body"]["messages"]
-    )
+    seen = Counter(m["content"] for r in mock.requests() for m in r["body"]["messages"])
     assert all(seen[f"job-{i}"] == 1 for i in range(n))
 
 
@@ -166,8 +160,6 @@ async def test_a_tenants_single_job_overtakes_a_backlog_end_to_end(
         single = await submit(globex)
         bare.start_worker(concurrency=1)
         done = (await globex.get(f"/v1/jobs/{single['id']}", params={"wait": 30})).json()
-        started = [
-            (await _status(acme, j["id"]))["started_at"] for j in backlog
-        ]
+        started = [(await _status(acme, j["id"]))["started_at"] for j in backlog]
     before = sum(1 for s in started if s is not None and s < done["started_at"])
     assert before <= 2, f"{before} backlog jobs started first; N = 2 tenants"

@@ -17,7 +17,7 @@ def config_tree(
     *,
     mock_url: str = "http://127.0.0.1:9/v1",
     queue: dict[str, Any] | None = None,
-    **sections: Any,  # noqa: ANN401 - any section of the config
+    **sections: Any,
 ) -> dict[str, Any]:
     tree: dict[str, Any] = {
         "redis": {"url": redis_url, "namespace": namespace},
@@ -41,8 +41,7 @@ def config_tree(
             },
         },
         "tenants": [
-            {"id": tenant, "api_key_sha256": [hash_key(key)]}
-            for tenant, key in TENANT_KEYS.items()
+            {"id": tenant, "api_key_sha256": [hash_key(key)]} for tenant, key in TENANT_KEYS.items()
         ],
         "queue": {
             "visibility_timeout_s": 3.0,
@@ -57,5 +56,5 @@ def config_tree(
     return tree
 
 
-def build_config(redis_url: str, namespace: str, **kwargs: Any) -> AnygateConfig:  # noqa: ANN401
+def build_config(redis_url: str, namespace: str, **kwargs: Any) -> AnygateConfig:
     return parse_config(config_tree(redis_url, namespace, **kwargs))

@@ -22,10 +22,10 @@ class MockControl:
         self._http.delete("/_mock/requests").raise_for_status()
         self.settings(**DEFAULT_SETTINGS)
 
-    def settings(self, **changes: Any) -> None:  # noqa: ANN401
+    def settings(self, **changes: Any) -> None:
         self._http.post("/_mock/settings", json=changes).raise_for_status()
 
-    def fault(self, **rule: Any) -> None:  # noqa: ANN401
+    def fault(self, **rule: Any) -> None:
         self._http.post("/_mock/faults", json=[rule]).raise_for_status()
 
     def requests(self) -> list[dict[str, Any]]:

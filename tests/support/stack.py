@@ -83,7 +83,7 @@ class Stack:
         self._redis.close()
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:  # noqa: ANN401
+async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
     """Poll an (async or sync) predicate until it holds; fail with a clear message otherwise."""
     deadline = time.monotonic() + timeout
     while True:

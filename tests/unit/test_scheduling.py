@@ -10,7 +10,7 @@ import pytest
 from anygate.broker.scheduling import DispatchModel, TenantRing, pick_class
 from anygate.config import Priority
 
-I, S, B = Priority.INTERACTIVE, Priority.STANDARD, Priority.BATCH
+I, S, B = Priority.INTERACTIVE, Priority.STANDARD, Priority.BATCH  # noqa: E741 - the classes read as a table
 DEFAULT = {I: 16, S: 4, B: 1}
 
 
@@ -50,7 +50,9 @@ class TestPickClass:
     def test_nothing_eligible_picks_nothing(self) -> None:
         assert pick_class(dict.fromkeys(DEFAULT, 0), DEFAULT, set()) is None
 
-    @pytest.mark.parametrize(("weights"), [{I: 1, S: 1, B: 1}, {I: 3, S: 2, B: 1}, {I: 50, S: 7, B: 2}])
+    @pytest.mark.parametrize(
+        ("weights"), [{I: 1, S: 1, B: 1}, {I: 3, S: 2, B: 1}, {I: 50, S: 7, B: 2}]
+    )
     def test_any_weights_give_proportional_shares(self, weights: dict[Priority, int]) -> None:
         current = dict.fromkeys(weights, 0)
         cycle = sum(weights.values())

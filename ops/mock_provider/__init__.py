@@ -1,0 +1,17 @@
+"""A fake OpenAI- and Gemini-shaped upstream over real HTTP, for tests, the demo and benchmarks.
+
+Provider endpoints: OpenAI `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`
+(and `/v1/models/{id}`); Gemini under `/v1beta/` and `/v1/`: `models/{model}:generateContent`,
+`:streamGenerateContent` (`?alt=sse` for SSE), `:embedContent`, `:batchEmbedContents`,
+`:countTokens`, `GET models` and `GET models/{model}`.
+
+Control endpoints under `/_mock/`: `faults` (GET, POST rules, DELETE), `settings` (GET, POST a
+partial update), `requests` (GET `?limit=N`, DELETE) and `health`.
+"""
+
+from anygate.ops.mock_provider.app import create_app
+from anygate.ops.mock_provider.cli import mock_provider_command
+from anygate.ops.mock_provider.server import serve
+from anygate.ops.mock_provider.settings import MockSettings
+
+__all__ = ["MockSettings", "create_app", "mock_provider_command", "serve"]

@@ -1,0 +1,109 @@
+"""The `/_mock/` control API: faults, run-time settings, the request log and health.
+
+Deliberately unauthenticated: the mock binds to loopback by default and only tests drive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from pydantic import ValidationError
+
+from anygate.ops.mock_provider.faults import FaultBook, parse_rules
+from anygate.ops.mock_provider.request_log import RequestLog
+from anygate.ops.mock_provider.settings import MockSettings
+
+PREFIX = "/_mock/"
+
+
+@dataclass(slots=True)
+class MockState:
+    """Everything a running mock mutates; `settings` is swapped whole, never edited in place."""
+
+    settings: MockSettings
+    faults: FaultBook = field(default_factory=FaultBook)
+    log: RequestLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = RequestLog(self.settings.request_log_size)
+
+
+def _reply(status: int, body: Any) -> tuple[int, bytes]:
+    return status, orjson.dumps(body)
+
+
+def _problem(status: int, message: str) -> tuple[int, bytes]:
+    return _reply(status, {"error": {"message": message}})
+
+
+def _load(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise ValueError("body is not valid JSON") from None
+
+
+def handle(state: MockState, method: str, path: str, query: bytes, raw: bytes) -> tuple[int, bytes]:
+    """Status and JSON body for one control request."""
+    resource = path[len(PREFIX) :].rstrip("/")
+    try:
+        if resource == "health":
+            return _reply(200, {"status": "ok"}) if method == "GET" else _not_allowed(method, path)
+        if resource == "faults":
+            return _faults(state, method, path, raw)
+        if resource == "settings":
+            return _settings(state, method, path, raw)
+        if resource == "requests":
+            return _requests(state, method, path, query)
+    except ValueError as exc:
+        return _problem(400, str(exc))
+    return _problem(404, f"no control endpoint {path}")
+
+
+def _not_allowed(method: str, path: str) -> tuple[int, bytes]:
+    return _problem(405, f"{method} is not allowed on {path}")
+
+
+def _faults(state: MockState, method: str, path: str, raw: bytes) -> tuple[int, bytes]:
+    if method == "POST":
+        state.faults.add(parse_rules(_load(raw)))
+    elif method == "DELETE":
+        state.faults.clear()
+    elif method != "GET":
+        return _not_allowed(method, path)
+    rules = [rule.model_dump() for rule in state.faults.rules()]
+    return _reply(200, {"data": rules})
+
+
+def _settings(state: MockState, method: str, path: str, raw: bytes) -> tuple[int, bytes]:
+    if method == "POST":
+        changes = _load(raw)
+        if not isinstance(changes, dict):
+            raise ValueError("settings update must be a JSON object")
+        try:
+            state.settings = state.settings.updated(changes)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"invalid setting {where}: {first['msg']}") from None
+    elif method != "GET":
+        return _not_allowed(method, path)
+    return _reply(200, state.settings.public_view())
+
+
+def _requests(state: MockState, method: str, path: str, query: bytes) -> tuple[int, bytes]:
+    if method == "DELETE":
+        state.log.clear()
+        return _reply(200, {"data": []})
+    if method != "GET":
+        return _not_allowed(method, path)
+    values = parse_qs(query.decode("latin-1")).get("limit")
+    limit = None
+    if values:
+        if not values[-1].isdigit():
+            raise ValueError("limit must be a non-negative integer")
+        limit = int(values[-1])
+    return _reply(200, {"data": state.log.entries(limit)})

@@ -1,0 +1,135 @@
+"""OpenAI endpoints: auth, body checks and the planned answer for each route."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import orjson
+
+from anygate.ops.mock_provider import openai_embeddings, openai_wire
+from anygate.ops.mock_provider.common import BadRequestError
+from anygate.ops.mock_provider.exchange import (
+    Exchange,
+    Incoming,
+    InvalidJsonError,
+    json_headers,
+    sse_frames,
+    sse_headers,
+)
+from anygate.ops.mock_provider.faults import FaultRule
+from anygate.ops.mock_provider.routing import Route
+from anygate.ops.mock_provider.settings import MockSettings
+
+_JSON = b"application/json"
+_SSE_END = b"\n\n"
+_DONE = b"data: [DONE]\n\n"
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using"
+    " your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was"
+    " not valid JSON.)"
+)
+
+
+def _error(
+    incoming: Incoming,
+    status: int,
+    body: dict[str, Any],
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> Exchange:
+    return Exchange(
+        status=status,
+        headers=json_headers(_JSON, incoming.request_id, extra_headers),
+        body=orjson.dumps(body),
+        plannable=False,
+    )
+
+
+def _ok(incoming: Incoming, body: dict[str, Any]) -> Exchange:
+    return Exchange(
+        status=200,
+        headers=json_headers(_JSON, incoming.request_id),
+        body=orjson.dumps(body),
+    )
+
+
+def _auth_failure(incoming: Incoming, settings: MockSettings) -> Exchange | None:
+    header = incoming.authorization
+    scheme, _, key = (header or b"").decode("latin-1").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        message = (
+            "You didn't provide an API key. You need to provide your API key in an Authorization"
+            " header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+        return _error(incoming, 401, openai_wire.error_body(message))
+    if settings.api_key is not None and key != settings.api_key:
+        body = openai_wire.error_body("Incorrect API key provided.", code="invalid_api_key")
+        return _error(incoming, 401, body)
+    return None
+
+
+def handle(route: Route, incoming: Incoming, settings: MockSettings) -> Exchange:
+    """Plan the answer to one OpenAI request; never raises for client mistakes."""
+    if route.endpoint == "not_found":
+        message = f"Invalid URL ({incoming.method} {incoming.path})"
+        return _error(incoming, 404, openai_wire.error_body(message))
+    if route.endpoint == "method_not_allowed":
+        message = f"Invalid method for URL ({incoming.method} {incoming.path})"
+        return _error(incoming, 405, openai_wire.error_body(message))
+    failure = _auth_failure(incoming, settings)
+    if failure is not None:
+        return failure
+    if route.endpoint == "models":
+        return _ok(incoming, openai_wire.models_response())
+    if route.endpoint == "model":
+        model = route.model or ""
+        return _ok(incoming, openai_wire.model_object(model))
+    try:
+        body = incoming.json()
+    except InvalidJsonError:
+        return _error(incoming, 400, openai_wire.error_body(_BAD_JSON))
+    try:
+        if route.endpoint == "embeddings":
+            plan = openai_embeddings.plan_embeddings(body, settings)
+            return _ok(incoming, openai_embeddings.embeddings_response(plan))
+        return _chat(incoming, body, settings)
+    except BadRequestError as exc:
+        return _error(incoming, 400, openai_wire.error_body(exc.message, param=exc.param))
+
+
+def _chat(incoming: Incoming, body: Any, settings: MockSettings) -> Exchange:
+    plan = openai_wire.plan_chat(body, settings)
+    completion_id = f"chatcmpl-{os.urandom(12).hex()}"
+    created = int(time.time())
+    if not plan.stream:
+        response = openai_wire.chat_completion(plan, completion_id=completion_id, created=created)
+        return _ok(incoming, response)
+    chunks = openai_wire.chat_chunks(plan, completion_id=completion_id, created=created)
+    frames = sse_frames(chunks, _SSE_END)
+    frames.append(_DONE)
+    return Exchange(
+        status=200,
+        headers=sse_headers(incoming.request_id),
+        frames=frames,
+        frame_end=_SSE_END,
+    )
+
+
+def request_facts(route: Route, incoming: Incoming) -> tuple[str | None, bool]:
+    """Model and stream flag for the request log, read even from bodies that fail validation."""
+    body = incoming.parsed_or_none()
+    if not isinstance(body, dict):
+        return route.model, False
+    model = body.get("model")
+    return (model if isinstance(model, str) else route.model), body.get("stream") is True
+
+
+def fault(rule: FaultRule, incoming: Incoming) -> Exchange:
+    """An injected error status with OpenAI's body and, for throttling, a Retry-After header."""
+    status = rule.status or 500
+    headers: list[tuple[bytes, bytes]] = []
+    if status == 429 or rule.retry_after is not None:
+        headers.append((b"retry-after", f"{rule.retry_after_seconds:g}".encode()))
+    return _error(incoming, status, openai_wire.fault_error(status), headers)

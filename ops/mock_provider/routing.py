@@ -1,0 +1,72 @@
+"""Map a method and path to a provider endpoint without a routing framework.
+
+OpenAI and Gemini's `v1` API both live under `/v1/models`; for those GETs the credential decides
+(an `x-goog-api-key` header or `key=` query parameter means Gemini), which is how a real client
+of each provider presents itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Provider = Literal["openai", "gemini"]
+
+_GEMINI_ACTIONS: dict[str, str] = {
+    "generateContent": "generate",
+    "streamGenerateContent": "stream_generate",
+    "embedContent": "embed",
+    "batchEmbedContents": "batch_embed",
+    "countTokens": "count_tokens",
+}
+_OPENAI_POSTS: dict[str, str] = {
+    "/v1/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    provider: Provider
+    endpoint: str
+    model: str | None = None
+
+
+def resolve(method: str, path: str, *, gemini_credentials: bool) -> Route:
+    """The endpoint for a request; `not_found` and `method_not_allowed` are endpoints too."""
+    openai_post = _OPENAI_POSTS.get(path)
+    if openai_post is not None:
+        return Route("openai", openai_post if method == "POST" else "method_not_allowed")
+    if path.startswith("/v1beta/"):
+        return _gemini(method, path[len("/v1beta") :])
+    if path.startswith("/v1/models"):
+        if gemini_credentials or ":" in path:
+            return _gemini(method, path[len("/v1") :])
+        return _openai_models(method, path[len("/v1/models") :])
+    return Route("gemini" if path.startswith("/v1beta") else "openai", "not_found")
+
+
+def _openai_models(method: str, rest: str) -> Route:
+    if rest in ("", "/"):
+        return Route("openai", "models" if method == "GET" else "method_not_allowed")
+    model = rest[1:]
+    if not rest.startswith("/") or not model or "/" in model:
+        return Route("openai", "not_found")
+    return Route("openai", "model" if method == "GET" else "method_not_allowed", model)
+
+
+def _gemini(method: str, rest: str) -> Route:
+    if rest in ("/models", "/models/"):
+        return Route("gemini", "models" if method == "GET" else "method_not_allowed")
+    if not rest.startswith("/models/"):
+        return Route("gemini", "not_found")
+    name = rest[len("/models/") :]
+    model, colon, action = name.partition(":")
+    if not model or "/" in model:
+        return Route("gemini", "not_found")
+    if not colon:
+        return Route("gemini", "model" if method == "GET" else "method_not_allowed", model)
+    endpoint = _GEMINI_ACTIONS.get(action)
+    if endpoint is None:
+        return Route("gemini", "not_found", model)
+    return Route("gemini", endpoint if method == "POST" else "method_not_allowed", model)
