@@ -1,0 +1,46 @@
+"""A real ``Worker`` whose provider call does nothing: measures the broker, not an upstream.
+
+Run as a process of its own (``python bench/noop_worker.py CONFIG CONCURRENCY``), as production
+workers are, so the figures include the worker loop, leases, heartbeats and every script call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import uvloop
+
+from anygate.broker import Broker, ClaimedJob, Subscriptions, create_redis, new_worker_id
+from anygate.config import load_config
+from anygate.workers.adapters.base import CallOutcome, ChunkSink
+from anygate.workers.worker import Worker, WorkerSettings
+
+RESULT = CallOutcome({"object": "noop"}, None)
+
+
+class NoopAdapter:
+    async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
+        return RESULT
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def main(config_path: str, concurrency: int) -> None:
+    config = load_config(config_path)
+    redis = create_redis(config.redis)
+    subs = Subscriptions(redis)
+    await subs.start()
+    settings = WorkerSettings("bench", new_worker_id("bench"), concurrency)
+    worker = Worker(config, settings, Broker(redis, config), subs, NoopAdapter())
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, worker.stop)
+    await worker.run()
+    await subs.close()
+    await redis.aclose()
+
+
+if __name__ == "__main__":
+    uvloop.run(main(sys.argv[1], int(sys.argv[2])))
