@@ -27,6 +27,7 @@ from anygate.broker import (
 )
 from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
 from anygate.broker.routing import place
+from anygate.broker.scheduling import estimated_start_ms
 
 SSE_KEEPALIVE_S = 15.0
 MAX_IDEMPOTENCY_KEY = 255
@@ -78,30 +79,25 @@ async def submit_job(request: Request) -> Response:
             param="Idempotency-Key",
             code="idempotency_key_reused",
         ) from None
-    record = await gw.broker.get(tenant.id, enqueued.job_id)
-    if record is None:  # expired between enqueue and read: only possible for an old replay
-        raise _not_found(enqueued.job_id)
+    if enqueued.created:
+        record = JobRecord.queued(enqueued.job_id, job, enqueued.created_ms)
+    else:
+        found = await gw.broker.get(tenant.id, enqueued.job_id)
+        if found is None:  # the first job expired between the two reads
+            raise _not_found(enqueued.job_id)
+        record = found
     body = record.to_api()
-    if record.status is JobStatus.QUEUED:
-        body["queue_position"] = enqueued.place or None
-        body["estimated_start_at"] = await _estimate_start(gw, placement.pool, enqueued.place)
+    if record.status is JobStatus.QUEUED and enqueued.created:
+        eta = estimated_start_ms(
+            enqueued.place, enqueued.queued_in_pool, enqueued.worker_slots,
+            enqueued.mean_service_ms, enqueued.created_ms,
+        )  # fmt: skip
+        body["queue_position"] = enqueued.place
+        body["estimated_start_at"] = eta / 1000 if eta is not None else None
     headers = {"location": f"/v1/jobs/{record.id}", "x-anygate-job-id": record.id}
     if not enqueued.created:
         headers["idempotent-replayed"] = "true"
     return JSONResponse(body, status_code=202, headers=headers)
-
-
-async def _estimate_start(gw: Gateway, pool: str, place: int) -> float | None:
-    """Rough ETA: rounds of free slots ahead of the job times the pool's mean service time."""
-    if place <= 0:
-        return None
-    stats = await gw.broker.pool_stats(pool)
-    slots = await gw.broker.worker_slots(pool)
-    if slots <= 0 or "ewma_ms" not in stats:
-        return None
-    queued_total = int(stats.get("queued", "0") or 0)
-    ahead = max(place, queued_total) - 1
-    return round(time.time() + math.floor(ahead / slots) * int(stats["ewma_ms"]) / 1000, 3)
 
 
 async def get_job(request: Request) -> Response:

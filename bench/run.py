@@ -79,7 +79,9 @@ async def bench_broker(redis_url: str, work: Path, n: int, samples: int) -> dict
     out["enqueue_jobs_per_s"] = n / (time.perf_counter() - t0)
 
     # drain: backlog first, then one worker process; first start → last finish, from Redis
-    proc = subprocess.Popen([sys.executable, str(HERE / "noop_worker.py"), str(cfg_path), "64"])  # noqa: S603
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE / "noop_worker.py"), str(cfg_path), "64"
+    )
     try:
         while True:
             stats = await broker.pool_stats("bench")
@@ -93,7 +95,8 @@ async def bench_broker(redis_url: str, work: Path, n: int, samples: int) -> dict
                 for j in ids[chunk : chunk + 1000]:
                     pipe.hget(broker.keys.job(j), "finished_ms")
                 last_ms = max([last_ms, *(int(v) for v in await pipe.execute())])
-        assert first is not None and first.started_ms is not None
+        assert first is not None
+        assert first.started_ms is not None
         out["drain_jobs_per_s"] = n / ((last_ms - first.started_ms) / 1000)
 
         # round trip: one job at a time, enqueue → worker → result seen through pub/sub
@@ -114,7 +117,7 @@ async def bench_broker(redis_url: str, work: Path, n: int, samples: int) -> dict
         out["round_trip_p99_ms"] = pct(rtts, 0.99)
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        await proc.wait()
 
     # memory per queued job: a fresh namespace, N jobs, used_memory delta minus the payload
     mem_broker = Broker(redis, parse_config(config_tree(redis_url, "bench-mem")))
@@ -144,8 +147,8 @@ def wrk_post(url: str, body: bytes, connections: int, seconds: int, work: Path) 
         "summary.duration, summary.errors.status, latency:percentile(50), "
         "latency:percentile(99)))\nend\n"
     )
-    result = subprocess.run(  # noqa: S603
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],  # noqa: S607
+    result = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("JSON "))
@@ -188,7 +191,7 @@ def bench_api(redis_url: str, work: Path, seconds: int) -> dict[str, Any]:
     cfg_path = work / "api.yaml"
     cfg_path.write_text(yaml.safe_dump(tree))
     port = free_port()
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "anygate.ops", "api", "--port", str(port)],
         env={"ANYGATE_CONFIG": str(cfg_path), "PATH": "/usr/bin:/bin"},
     )
@@ -200,7 +203,9 @@ def bench_api(redis_url: str, work: Path, seconds: int) -> dict[str, Any]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        payload = json.dumps({"endpoint": "/v1/chat/completions", "body": json.loads(BODY)}).encode()
+        payload = json.dumps(
+            {"endpoint": "/v1/chat/completions", "body": json.loads(BODY)}
+        ).encode()
         if shutil.which("wrk"):
             return wrk_post(f"{url}/v1/jobs", payload, 64, seconds, work)
         return asyncio.run(httpx_post(f"{url}/v1/jobs", payload, 64, seconds))
@@ -246,7 +251,7 @@ def main(quick: bool, jobs: int, seconds: int) -> None:
             results["api_submit_p99_ms"] = api["p99_ms"]
             results["api_submit_non_2xx"] = api["non_2xx"] or 0
             results["http_client"] = api["client"]
-            version = subprocess.run(  # noqa: S603
+            version = subprocess.run(
                 [redis_server.binary, "--version"], capture_output=True, text=True, check=True
             ).stdout.split()[2]
     report = {

@@ -59,9 +59,7 @@ class Broker:
             "priority", job.priority.value,
             "endpoint", job.endpoint,
             "model", job.model,
-            "body", job.body.decode(),
             "stream", int(job.stream),
-            "ttl", self._ttl_s,
         ]  # fmt: skip
         if job.metadata:
             fields += ["metadata", orjson.dumps(job.metadata).decode()]
@@ -76,16 +74,25 @@ class Broker:
                 k.ring(job.pool, job.priority),
                 k.credits(job.pool, job.priority),
                 k.stats(job.pool),
+                k.body(job_id),
             ],
             [
                 k.prefix, job_id, job.pool, job.priority.value, job.tenant, job.tenant_weight,
-                idem, self._idem_ttl_s, body_digest, *fields,
+                idem, self._idem_ttl_s, body_digest, job.body.decode(), *fields,
             ],
         )  # fmt: skip
-        found_id, outcome, place = reply[0], reply[1], int(reply[2])
+        found_id, outcome = reply[0], reply[1]
         if outcome == "conflict":
             raise IdempotencyConflictError(found_id)
-        return Enqueued(found_id, outcome == "new", place)
+        return Enqueued(
+            job_id=found_id,
+            created=outcome == "new",
+            place=int(reply[2]),
+            created_ms=int(reply[3]),
+            queued_in_pool=int(reply[4]),
+            mean_service_ms=int(reply[5]) if reply[5] else None,
+            worker_slots=int(reply[6]),
+        )
 
     async def get(self, tenant: str, job_id: str) -> JobRecord | None:
         """The job, or None when it does not exist or belongs to another tenant."""
@@ -174,7 +181,7 @@ class Broker:
         ]  # fmt: skip
         lease_ms = int(self._queue.visibility_timeout_s * 1000)
         flat: list[Any] = await self._scripts.claim(
-            keys, [k.prefix, pool, worker_id, lease_ms, max_jobs, *self._class_weights]
+            keys, [k.prefix, pool, worker_id, lease_ms, max_jobs, *self._class_weights, self._ttl_s]
         )
         jobs = []
         for i in range(0, len(flat), 9):
@@ -222,7 +229,6 @@ class Broker:
         """Record the outcome; False when another attempt (or a cancel) got there first."""
         k = self.keys
         status = "succeeded" if succeeded else "failed"
-        event = {"id": job.id, "status": status, "result": result, "error": error, "usage": usage}
         dumps = orjson.dumps
         reply = await self._scripts.finish(
             [k.job(job.id), k.leases(pool), k.stats(pool), k.dead(pool)],
@@ -232,7 +238,7 @@ class Broker:
                 dumps(error).decode() if error is not None else "",
                 dumps(usage).decode() if usage is not None else "",
                 "" if cost_usd is None else repr(cost_usd),
-                dumps(event).decode(), self._ttl_s,
+                self._ttl_s,
             ],
         )  # fmt: skip
         return bool(reply == 1)

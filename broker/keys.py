@@ -26,6 +26,9 @@ class KeySpace:
     def job(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
 
+    def body(self, job_id: str) -> str:
+        return f"{self.prefix}body:{job_id}"
+
     def events(self, job_id: str) -> str:
         return f"{self.prefix}ev:{job_id}"
 

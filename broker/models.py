@@ -55,6 +55,10 @@ class Enqueued:
     created: bool
     """False when an idempotency key returned an earlier job."""
     place: int
+    created_ms: int = 0
+    queued_in_pool: int = 0
+    mean_service_ms: int | None = None
+    worker_slots: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,16 @@ class JobRecord:
     cost_usd: float | None
     metadata: dict[str, str]
     deadline_ms: int
+
+    @classmethod
+    def queued(cls, job_id: str, job: NewJob, created_ms: int) -> JobRecord:
+        """The record a fresh enqueue just wrote, without reading it back."""
+        return cls(
+            id=job_id, tenant=job.tenant, status=JobStatus.QUEUED, priority=job.priority,
+            endpoint=job.endpoint, model=job.model, pool=job.pool, created_ms=created_ms,
+            started_ms=None, finished_ms=None, attempts=0, result=None, error=None, usage=None,
+            cost_usd=None, metadata=job.metadata, deadline_ms=job.deadline_ms,
+        )  # fmt: skip
 
     @classmethod
     def from_hash(cls, job_id: str, h: dict[str, str]) -> JobRecord:

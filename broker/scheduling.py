@@ -100,3 +100,17 @@ class DispatchModel:
         tenant = self.rings[chosen].take(self.tenant_weights)
         assert tenant is not None
         return chosen, tenant
+
+
+def estimated_start_ms(
+    place: int, queued_in_pool: int, worker_slots: int, mean_service_ms: int | None, now_ms: int
+) -> int | None:
+    """A rough ETA: the rounds of worker slots ahead of the job times the mean service time.
+
+    ``place`` counts the job's own lane; the pool-wide count bounds it from above, as other
+    tenants and classes share the slots. Unknown (None) until a worker has finished a job.
+    """
+    if place <= 0 or worker_slots <= 0 or mean_service_ms is None:
+        return None
+    ahead = max(place, queued_in_pool) - 1
+    return now_ms + (ahead // worker_slots) * mean_service_ms

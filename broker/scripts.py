@@ -1,19 +1,21 @@
 """Each Lua script as a typed async call that takes its keys and its arguments separately.
 
 A script's file is named for its key count (``claim-12.lua``, as BullMQ does); the wrapper checks
-that count, so a caller cannot hand a script fewer keys than it declares. Scripts are sent once and
-then called by SHA (redis-py's ``Script`` re-sends on NOSCRIPT, e.g. after a Redis restart).
+that count, so a caller cannot hand a script fewer keys than it declares. Scripts are called by SHA
+through the client's auto-pipeline, which sends the source again on NOSCRIPT (after a restart).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+
+from anygate.broker.pipelining import AutoPipeline
 
 _LUA = resources.files("anygate.broker") / "lua"
 
@@ -25,25 +27,29 @@ class LuaScript:
     name: str
     key_count: int
     source: str
+    sha: str = field(init=False)
 
-    def bind(self, redis: Redis) -> BoundScript:
-        return BoundScript(self, redis.register_script(self.source))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())  # noqa: S324 - Redis names scripts by SHA-1
+
+    def bind(self, pipeline: AutoPipeline) -> BoundScript:
+        return BoundScript(self, pipeline)
 
 
 class BoundScript:
-    """A script bound to one client: the SHA is computed once, not per call."""
+    """A script bound to one client's auto-pipeline."""
 
-    __slots__ = ("_script", "spec")
+    __slots__ = ("_pipeline", "spec")
 
-    def __init__(self, spec: LuaScript, script: AsyncScript) -> None:
+    def __init__(self, spec: LuaScript, pipeline: AutoPipeline) -> None:
         self.spec = spec
-        self._script = script
+        self._pipeline = pipeline
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """The reply's shape is documented in the script's .lua header."""
         if len(keys) != self.spec.key_count:
             raise ValueError(f"{self.spec.name} takes {self.spec.key_count} keys, got {len(keys)}")
-        return await self._script(keys=list(keys), args=list(args))
+        return await self._pipeline.evalsha(self.spec.sha, self.spec.source, keys, args)
 
 
 def _load(name: str) -> LuaScript:
@@ -64,7 +70,8 @@ class Scripts:
     """All broker scripts bound to one client."""
 
     def __init__(self, redis: Redis) -> None:
-        bound = {name: _load(name).bind(redis) for name in SCRIPT_NAMES}
+        pipeline = AutoPipeline(redis)
+        bound = {name: _load(name).bind(pipeline) for name in SCRIPT_NAMES}
         self.enqueue = bound["enqueue"]
         self.claim = bound["claim"]
         self.append = bound["append"]

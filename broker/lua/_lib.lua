@@ -31,6 +31,7 @@ end
 local function retain(prefix, job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'ev:' .. job_id, ttl_s)
+  redis.call('EXPIRE', prefix .. 'body:' .. job_id, ttl_s)
 end
 
 -- Forget a lane entry that is done with (delivered or abandoned).

@@ -3,7 +3,7 @@
 -- tenants of the chosen class. Only the head tenant's lane is read, never every tenant's stream.
 -- KEYS: 1-3 class rings (interactive, standard, batch), 4-6 class credits, 7 WRR state,
 --       8 redeliver list, 9 delayed zset, 10 leases zset, 11 pool stats, 12 tenant weights
--- ARGV: 1 prefix, 2 pool, 3 worker id, 4 lease ms, 5 max jobs, 6-8 class weights
+-- ARGV: 1 prefix, 2 pool, 3 worker id, 4 lease ms, 5 max jobs, 6-8 class weights, 9 ttl s
 -- Returns a flat list, 9 fields per job:
 --   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry
 local prefix, pool, worker = ARGV[1], ARGV[2], ARGV[3]
@@ -34,7 +34,7 @@ local function start(job_id, lane, entry)
                              type = 'expired', code = 'deadline_exceeded'}))
     redis.call('HINCRBY', KEYS[11], 'queued', -1)
     emit(prefix, job_id, 'expired', cjson.encode({id = job_id, status = 'expired'}))
-    retain(prefix, job_id, tonumber(redis.call('HGET', jk, 'ttl') or '86400'))
+    retain(prefix, job_id, tonumber(ARGV[9]))
     return false
   end
   local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
@@ -44,11 +44,14 @@ local function start(job_id, lane, entry)
   redis.call('HINCRBY', KEYS[11], 'queued', -1)
   redis.call('HINCRBY', KEYS[11], 'inflight', 1)
   emit(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}))
-  local r = redis.call('HMGET', jk, 'tenant', 'endpoint', 'model', 'body', 'priority', 'stream',
-    'entry')
+  local r = redis.call('HMGET', jk, 'tenant', 'endpoint', 'model', 'priority', 'stream', 'entry')
   out[#out + 1] = job_id
   out[#out + 1] = attempt
-  for i = 1, 7 do out[#out + 1] = r[i] or '' end
+  out[#out + 1] = r[1] or ''
+  out[#out + 1] = r[2] or ''
+  out[#out + 1] = r[3] or ''
+  out[#out + 1] = redis.call('GET', prefix .. 'body:' .. job_id) or ''
+  for i = 4, 6 do out[#out + 1] = r[i] or '' end
   return true
 end
 

@@ -2,7 +2,7 @@
 -- attempt (lease lost, job cancelled or already finished) changes nothing.
 -- KEYS: 1 job hash, 2 leases zset, 3 pool stats, 4 dead-letter list
 -- ARGV: 1 prefix, 2 job id, 3 attempt, 4 status (succeeded|failed), 5 result json, 6 error json,
---       7 usage json, 8 cost, 9 event data json, 10 ttl s
+--       7 usage json, 8 cost, 9 ttl s (empty JSON arguments mean null)
 -- Returns 1 if recorded, 0 if stale.
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
@@ -20,6 +20,11 @@ if f[7] then
 end
 drop_entry(lane_key(prefix, f[3], f[4], f[5]), f[6])
 if ARGV[4] == 'failed' then redis.call('LPUSH', KEYS[4], job_id) ; redis.call('LTRIM', KEYS[4], 0, 9999) end
-emit(prefix, job_id, ARGV[4] == 'succeeded' and 'completed' or 'failed', ARGV[9])
-retain(prefix, job_id, tonumber(ARGV[10]))
+-- The event carries the outcome; it is assembled here so the result crosses the wire only once.
+local function json_or_null(s) if s == '' then return 'null' end return s end
+local data = '{"id":"' .. job_id .. '","status":"' .. ARGV[4] .. '","result":' ..
+  json_or_null(ARGV[5]) .. ',"error":' .. json_or_null(ARGV[6]) .. ',"usage":' ..
+  json_or_null(ARGV[7]) .. '}'
+emit(prefix, job_id, ARGV[4] == 'succeeded' and 'completed' or 'failed', data)
+retain(prefix, job_id, tonumber(ARGV[9]))
 return 1

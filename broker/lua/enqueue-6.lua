@@ -1,9 +1,12 @@
 -- Enqueue one job into its (pool, class, tenant) lane, or return the job an idempotency key names.
--- KEYS: 1 job hash, 2 lane stream, 3 class ring, 4 class credits, 5 pool stats
+-- KEYS: 1 job hash, 2 lane stream, 3 class ring, 4 class credits, 5 pool stats, 6 body
+-- The body lives in its own key: in the hash it would exceed hash-max-listpack-value and turn
+-- the whole hash into a hashtable, tripling the per-job overhead.
 --       (the idempotency key, when given, is derived: PREFIX .. 'idem:' .. tenant .. ':' .. digest)
 -- ARGV: 1 prefix, 2 job id, 3 pool, 4 class, 5 tenant, 6 tenant weight, 7 idem digest or '',
---       8 idem ttl s, 9 body digest, 10.. field/value pairs of the job record
--- Returns {job id, 'new'|'existing'|'conflict', place in lane}
+--       8 idem ttl s, 9 body digest, 10 body, 11.. field/value pairs of the job record
+-- Returns {job id, 'new'|'existing'|'conflict', place in lane, created ms, jobs queued in the pool,
+--          mean service ms ('' when unknown), live worker slots}: all a 202 needs, in one trip.
 local prefix, job_id, pool, class, tenant = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local weight, idem, idem_ttl, digest = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local qfield = 'q:' .. class .. ':' .. tenant
@@ -14,10 +17,10 @@ if idem ~= '' then
   if prior then
     local prior_digest = redis.call('HGET', prefix .. 'job:' .. prior, 'digest')
     if prior_digest and prior_digest ~= digest then
-      return {prior, 'conflict', 0}
+      return {prior, 'conflict', 0, 0, 0, '', 0}
     end
     if prior_digest then
-      return {prior, 'existing', 0}
+      return {prior, 'existing', 0, 0, 0, '', 0}
     end
   end
   redis.call('SET', ikey, job_id, 'EX', idem_ttl)
@@ -25,9 +28,11 @@ end
 
 local now = now_ms()
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+if idem ~= '' then fields[#fields + 1] = 'digest' ; fields[#fields + 1] = digest end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'created_ms', now, 'attempts', 0,
-  'where', 'lane', 'digest', digest, unpack(fields))
+  'where', 'lane', unpack(fields))
+redis.call('SET', KEYS[6], ARGV[10])
 
 if redis.call('HEXISTS', KEYS[4], tenant) == 0 then
   redis.call('RPUSH', KEYS[3], tenant)
@@ -41,4 +46,9 @@ local place = redis.call('HINCRBY', KEYS[5], qfield, 1)
 redis.call('HINCRBY', KEYS[5], 'queued', 1)
 redis.call('ZADD', prefix .. 'tjobs:' .. tenant, now, job_id)
 redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
-return {job_id, 'new', place}
+local slots = 0
+for _, v in ipairs(redis.call('HVALS', prefix .. 'workers:' .. pool)) do
+  slots = slots + (tonumber(string.match(v, '^%d+ (%d+)')) or 0)
+end
+local st = redis.call('HMGET', KEYS[5], 'queued', 'ewma_ms')
+return {job_id, 'new', place, now, tonumber(st[1]), st[2] or '', slots}

@@ -1,0 +1,107 @@
+"""Automatic pipelining: script calls made in the same event-loop turn share one round trip.
+
+A worker finishing 64 jobs at once, or an API process answering 64 submits, would otherwise pay
+one socket write and one read per call; on a loaded machine that syscall, not Redis, is the cost
+(profiled: ~170 µs a write on 2 cores). Calls are queued, flushed on the next loop turn as one
+non-transactional pipeline, and each caller gets its own reply or error, so nothing about the
+calls' meaning changes: each script is still atomic on its own (ioredis' ``enableAutoPipelining``
+does the same for BullMQ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from anygate.broker.connection import awaited
+
+MAX_BATCH = 512
+
+
+@dataclass(slots=True)
+class _Call:
+    sha: str
+    source: str
+    keys: Sequence[str]
+    args: Sequence[str | int | float]
+    future: asyncio.Future[Any]
+
+
+class AutoPipeline:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pending: list[_Call] = []
+        self._scheduled = False
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def evalsha(
+        self, sha: str, source: str, keys: Sequence[str], args: Sequence[str | int | float]
+    ) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(_Call(sha, source, keys, args, future))
+        if len(self._pending) >= MAX_BATCH:
+            self._flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _send(self, batch: list[_Call]) -> None:
+        try:
+            replies = await self._round_trip(batch)
+        except BaseException as exc:  # the whole round trip failed: every caller hears of it
+            for call in batch:
+                _settle(call.future, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for call, reply in zip(batch, replies, strict=True):
+            if isinstance(reply, NoScriptError):  # Redis restarted or flushed its scripts
+                try:
+                    _settle(call.future, await self._one(call))
+                except Exception as exc:
+                    _settle(call.future, exc)
+            else:
+                _settle(call.future, reply)
+
+    async def _round_trip(self, batch: list[_Call]) -> list[Any]:
+        if len(batch) == 1:
+            return [await self._one(batch[0])]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call in batch:
+                pipe.execute_command("EVALSHA", call.sha, len(call.keys), *call.keys, *call.args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+    async def _one(self, call: _Call) -> Any:
+        command = ("EVALSHA", call.sha, len(call.keys), *call.keys, *call.args)
+        try:
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            await awaited(self._redis.script_load(call.source))
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    """Deliver a reply or error; a caller that was cancelled meanwhile no longer wants it."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
