@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -55,6 +56,17 @@ def new_job() -> NewJob:
     )  # fmt: skip
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc), start-up included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def redis_cpu_s(redis: Any) -> float:
+    info = await redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -82,6 +94,7 @@ async def bench_broker(redis_url: str, work: Path, n: int, samples: int) -> dict
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(HERE / "noop_worker.py"), str(cfg_path), "64"
     )
+    redis_cpu_before = await redis_cpu_s(redis)
     try:
         while True:
             stats = await broker.pool_stats("bench")
@@ -98,6 +111,8 @@ async def bench_broker(redis_url: str, work: Path, n: int, samples: int) -> dict
         assert first is not None
         assert first.started_ms is not None
         out["drain_jobs_per_s"] = n / ((last_ms - first.started_ms) / 1000)
+        out["drain_worker_cpu_us_per_job"] = process_cpu_s(proc.pid) / n * 1e6
+        out["drain_redis_cpu_us_per_job"] = (await redis_cpu_s(redis) - redis_cpu_before) / n * 1e6
 
         # round trip: one job at a time, enqueue → worker → result seen through pub/sub
         subs = Subscriptions(redis)
@@ -256,7 +271,7 @@ def main(quick: bool, jobs: int, seconds: int) -> None:
             ).stdout.split()[2]
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "redis": version, "jobs": n, "http_seconds": secs},
         "results": results,
     }  # fmt: skip

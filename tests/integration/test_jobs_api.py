@@ -273,3 +273,45 @@ async def test_upstream_429_requeues_without_spending_an_attempt(
     assert requests[0]["status"] == 429
     first_end = requests[0]["finished_at"]
     assert requests[1]["started_at"] - first_end >= 0.9, "Retry-After was honoured"
+
+
+async def test_embeddings_job_returns_the_providers_vectors(stack: Stack) -> None:
+    job = {"endpoint": "/v1/embeddings",
+           "body": {"model": "text-embedding-3-small", "input": ["a", "b"]}}  # fmt: skip
+    async with stack.client() as client:
+        submitted = await submit(client, job)
+        done = (await client.get(f"/v1/jobs/{submitted['id']}", params={"wait": 10})).json()
+    assert done["status"] == "succeeded"
+    assert done["result"]["object"] == "list"
+    assert [d["index"] for d in done["result"]["data"]] == [0, 1]
+    assert all(isinstance(d["embedding"], list) for d in done["result"]["data"])
+    assert done["usage"]["prompt_tokens"] > 0
+
+
+async def test_non_streamed_chat_job_is_answered_by_one_upstream_call(
+    stack: Stack, mock: MockControl
+) -> None:
+    """Jobs that nobody streams (the synchronous non-stream surface) skip upstream streaming."""
+    from anygate.broker import Broker, NewJob, create_redis, new_job_id  # noqa: PLC0415
+    from anygate.config import Priority, parse_config  # noqa: PLC0415
+
+    config = parse_config(stack.tree)
+    redis = create_redis(config.redis)
+    try:
+        job_id = new_job_id()
+        body = orjson.dumps(
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "plain"}]}
+        )
+        await Broker(redis, config).enqueue(
+            NewJob("acme", "openai", CHAT, "gpt-4o-mini", body, Priority.INTERACTIVE, stream=False),
+            job_id,
+        )
+    finally:
+        await redis.aclose()
+    async with stack.client() as client:
+        done = (await client.get(f"/v1/jobs/{job_id}", params={"wait": 10})).json()
+        events = await read_sse(client, job_id)
+    assert done["status"] == "succeeded"
+    assert done["result"]["object"] == "chat.completion"
+    assert "chunk" not in [k for _i, k, _d in events]
+    assert mock.requests()[0]["stream"] is False
