@@ -9,11 +9,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from anygate.api import health, jobs
+from anygate.api import gemini_compat, health, jobs, openai_compat
 from anygate.api.auth import TenantDirectory
 from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.gateway import Gateway
 from anygate.api.middleware import RequestIdMiddleware
+from anygate.api.planning import Planner
 from anygate.broker import Broker, Subscriptions, create_redis
 from anygate.config import AnygateConfig
 
@@ -26,7 +27,9 @@ def create_app(config: AnygateConfig) -> Starlette:
         redis = create_redis(config.redis)
         subscriptions = Subscriptions(redis)
         await subscriptions.start()
-        app.state.gateway = Gateway(config, redis, Broker(redis, config), subscriptions, tenants)
+        app.state.gateway = Gateway(
+            config, redis, Broker(redis, config), subscriptions, tenants, Planner(config, redis)
+        )
         try:
             yield
         finally:
@@ -45,7 +48,7 @@ def create_app(config: AnygateConfig) -> Starlette:
             )
         )
     return Starlette(
-        routes=[*health.ROUTES, *jobs.ROUTES],
+        routes=[*health.ROUTES, *jobs.ROUTES, *openai_compat.ROUTES, *gemini_compat.ROUTES],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -40,7 +40,8 @@ class TenantDirectory:
         key = bearer_key(request)
         if key is None:
             raise AuthenticationError(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+                "(or 'x-goog-api-key: <key>').",
                 code="missing_api_key",
             )
         tenant = self._by_hash.get(hash_key(key))
@@ -56,4 +57,9 @@ def bearer_key(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.headers.get("x-api-key") or None
+    return (
+        request.headers.get("x-api-key")
+        or request.headers.get("x-goog-api-key")  # the google-genai SDK's header
+        or request.query_params.get("key")  # Google's query-string form
+        or None
+    )

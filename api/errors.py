@@ -15,13 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler
 
+from anygate.api.sync_call import ClientGoneError
 from anygate.broker.errors import AnygateError, NotFoundError, ServiceUnavailableError
 
 log = structlog.get_logger(__name__)
 
 
 def error_response(exc: AnygateError) -> JSONResponse:
-    headers = {}
+    headers = dict(exc.headers)
     if exc.retry_after is not None or exc.status in {429, 503}:
         headers["retry-after"] = str(max(1, math.ceil(exc.retry_after or 1)))
     return JSONResponse(exc.to_openai(), status_code=exc.status, headers=headers)
@@ -60,6 +61,11 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code)
 
 
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    """Nobody reads this: the caller left (its job cancelled per policy); 499 as nginx logs it."""
+    return Response(status_code=499)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(AnygateError("internal error; the request id identifies it in our logs"))
@@ -69,5 +75,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     AnygateError: _anygate_error,
     RedisError: _redis_error,
     HTTPException: _http_error,
+    ClientGoneError: _client_gone,
     Exception: _unexpected,
 }

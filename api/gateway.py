@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 
 from anygate.api.auth import TenantDirectory
+from anygate.api.planning import Planner
 from anygate.broker import Broker, Subscriptions
 from anygate.config import AnygateConfig
 
@@ -19,6 +20,7 @@ class Gateway:
     broker: Broker
     subscriptions: Subscriptions
     tenants: TenantDirectory
+    planner: Planner
 
 
 def gateway_of(request: Request) -> Gateway:

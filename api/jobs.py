@@ -26,7 +26,7 @@ from anygate.broker import (
     stream_id_key,
 )
 from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
-from anygate.broker.routing import place
+from anygate.broker.routing import encode_plan
 from anygate.broker.scheduling import estimated_start_ms
 
 SSE_KEEPALIVE_S = 15.0
@@ -44,7 +44,7 @@ async def submit_job(request: Request) -> Response:
     spec = validate(SubmitJob, data)
     validate(BODY_MODELS[spec.endpoint], spec.body, prefix="body")
     model = spec.body["model"]
-    placement = place(gw.config, spec.endpoint, model)
+    steps = await gw.planner.plan(spec.endpoint, spec.body)
     deadline_ms = 0
     if spec.deadline is not None:
         if spec.deadline <= time.time():
@@ -59,7 +59,7 @@ async def submit_job(request: Request) -> Response:
     is_chat = spec.endpoint == "/v1/chat/completions"
     job = NewJob(
         tenant=tenant.id,
-        pool=placement.pool,
+        pool=steps[0].provider,
         endpoint=spec.endpoint,
         model=model,
         body=orjson.dumps(spec.body),
@@ -70,6 +70,7 @@ async def submit_job(request: Request) -> Response:
         webhook_url=spec.webhook_url or "",
         tenant_weight=tenant.weight,
         idempotency_key=idem,
+        plan=encode_plan(steps),
     )
     try:
         enqueued = await gw.broker.enqueue(job, new_job_id())

@@ -61,6 +61,8 @@ class Broker:
             "model", job.model,
             "stream", int(job.stream),
         ]  # fmt: skip
+        if job.plan:
+            fields += ["plan", job.plan, "step", 0]
         if job.metadata:
             fields += ["metadata", orjson.dumps(job.metadata).decode()]
         if job.deadline_ms:
@@ -184,8 +186,10 @@ class Broker:
             keys, [k.prefix, pool, worker_id, lease_ms, max_jobs, *self._class_weights, self._ttl_s]
         )
         jobs = []
-        for i in range(0, len(flat), 9):
-            jid, attempt, tenant, endpoint, model, body, prio, stream, _entry = flat[i : i + 9]
+        for i in range(0, len(flat), 12):
+            jid, attempt, tenant, endpoint, model, body, prio, stream, _entry, plan, step, at = (
+                flat[i : i + 12]
+            )
             jobs.append(
                 ClaimedJob(
                     id=jid,
@@ -196,6 +200,9 @@ class Broker:
                     body=body.encode(),
                     priority=Priority(prio),
                     stream=stream == "1",
+                    plan=plan,
+                    step=int(step or 0),
+                    step_started_attempt=int(at or 1),
                 )
             )
         return jobs
@@ -225,6 +232,7 @@ class Broker:
         error: dict[str, Any] | None = None,
         usage: dict[str, Any] | None = None,
         cost_usd: float | None = None,
+        history_entry: dict[str, Any] | None = None,
     ) -> bool:
         """Record the outcome; False when another attempt (or a cancel) got there first."""
         k = self.keys
@@ -239,19 +247,37 @@ class Broker:
                 dumps(usage).decode() if usage is not None else "",
                 "" if cost_usd is None else repr(cost_usd),
                 self._ttl_s,
+                dumps(history_entry).decode() if history_entry else "",
             ],
         )  # fmt: skip
         return bool(reply == 1)
 
     async def requeue(
-        self, job: ClaimedJob, pool: str, *, delay_s: float, reason: str, refund_attempt: bool
+        self,
+        job: ClaimedJob,
+        pool: str,
+        *,
+        delay_s: float,
+        reason: str,
+        refund_attempt: bool,
+        to_pool: str | None = None,
+        to_step: int | None = None,
+        history_entry: dict[str, Any] | None = None,
+        next_model: str | None = None,
     ) -> bool:
+        """Back to a queue: this pool's, or ``to_pool`` when the route falls back elsewhere."""
         k = self.keys
+        target = to_pool or pool
+        extra = f',"model":{orjson.dumps(next_model).decode()}' if next_model else ""
         reply = await self._scripts.requeue(
-            [k.job(job.id), k.leases(pool), k.redeliver(pool), k.delayed(pool), k.stats(pool)],
             [
-                k.prefix, job.id, job.attempt, int(delay_s * 1000), reason,
-                int(refund_attempt), pool,
+                k.job(job.id), k.leases(pool), k.stats(pool),
+                k.redeliver(target), k.delayed(target), k.stats(target),
+            ],
+            [
+                k.prefix, job.id, job.attempt, int(delay_s * 1000), reason, int(refund_attempt),
+                target, job.step if to_step is None else to_step,
+                orjson.dumps(history_entry).decode() if history_entry else "", extra,
             ],
         )  # fmt: skip
         return bool(reply == 1)

@@ -44,6 +44,8 @@ class AnygateError(Exception):
         self.param = param
         self.code = code or self.default_code
         self.retry_after = retry_after
+        self.headers: dict[str, str] = {}
+        """Extra response headers (``x-anygate-job-id``, ``x-should-retry``), set at the edge."""
 
     def to_openai(self) -> dict[str, Any]:
         return {

@@ -47,6 +47,8 @@ class NewJob:
     webhook_url: str = ""
     tenant_weight: int = 1
     idempotency_key: str | None = None
+    plan: str = ""
+    """The route's steps (``routing.encode_plan``); the job starts in the first step's pool."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,14 @@ class ClaimedJob:
     body: bytes
     priority: Priority
     stream: bool
+    plan: str = ""
+    step: int = 0
+    step_started_attempt: int = 1
+
+    @property
+    def attempts_on_step(self) -> int:
+        """Deliveries on the current deployment, this one included."""
+        return self.attempt - self.step_started_attempt + 1
 
 
 def _loads(raw: str | None) -> Any:
@@ -96,6 +106,7 @@ class JobRecord:
     cost_usd: float | None
     metadata: dict[str, str]
     deadline_ms: int
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def queued(cls, job_id: str, job: NewJob, created_ms: int) -> JobRecord:
@@ -132,6 +143,7 @@ class JobRecord:
             cost_usd=float(cost) if cost else None,
             metadata=_loads(h.get("metadata")) or {},
             deadline_ms=int(h.get("deadline_ms") or 0),
+            history=_loads(h.get("history")) or [],
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -158,6 +170,7 @@ class JobRecord:
             "usage": self.usage,
             "cost_usd": self.cost_usd,
             "metadata": self.metadata,
+            "attempt_history": self.history,
         }
 
 

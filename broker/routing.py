@@ -1,12 +1,24 @@
-"""Which provider pool and deployment serves a model alias: pure decisions over config.
+"""Which deployments serve a request, in which order: pure decisions over config and live stats.
 
-Issue-level scope today: a model's first deployment decides its pool; a worker serves the first
-deployment of its own pool. Strategies and fallback chains plug in here without touching callers.
+A request for a model alias gets a *plan*: the alias's deployments ordered by its strategy, then
+those of each fallback alias (breadth-first, each alias once). The job is queued in the pool of
+the plan's first step; a worker that exhausts ``attempts_per_deployment`` on a step moves the job
+to the next one, possibly in another provider's pool (SPEC §3). The plan is computed once, at
+submit, so every process agrees on it and it can be shown on the job.
+
+Strategies:
+- ``ordered``: as listed (first healthy one wins, the rest are fallbacks);
+- ``weighted``: smooth weighted round-robin picks the first step, the rest follow as listed;
+- ``least_busy``: fewest in-flight calls first (from workers' heartbeats);
+- ``lowest_latency``: lowest moving-average latency first; unmeasured deployments go first so
+  they get measured;
+- ``lowest_cost``: cheapest input + output price per 1M tokens first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from anygate.broker.errors import InvalidRequestError, ModelNotFoundError
 from anygate.config import AnygateConfig, Deployment, ModelKind, ModelRoute
@@ -17,14 +29,73 @@ ENDPOINT_KINDS: dict[str, ModelKind] = {
 }
 
 
+def deployment_key(dep: Deployment) -> str:
+    return f"{dep.provider}:{dep.model}"
+
+
 @dataclass(frozen=True, slots=True)
-class Placement:
-    pool: str
-    route: ModelRoute
+class Step:
+    """One deployment of a plan, with the alias whose route it came from (for prices)."""
+
+    alias: str
+    deployment: Deployment
+
+    @property
+    def provider(self) -> str:
+        return self.deployment.provider
+
+    def to_wire(self) -> list[str]:
+        return [self.alias, self.deployment.provider, self.deployment.model]
 
 
-def place(config: AnygateConfig, endpoint: str, model: str) -> Placement:
-    """The pool a new job for ``model`` is queued in; errors name the field at fault."""
+@dataclass(frozen=True, slots=True)
+class DeploymentStats:
+    in_flight: int = 0
+    latency_ms: float | None = None
+
+
+@dataclass
+class RouteSelector:
+    """Orders a route's deployments; holds the smooth-WRR state of this process."""
+
+    _wrr: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def order(
+        self, alias: str, route: ModelRoute, stats: Mapping[str, DeploymentStats]
+    ) -> list[Deployment]:
+        deps = list(route.deployments)
+        if route.strategy == "weighted":
+            first = self._weighted_pick(alias, deps)
+            return [deps[first], *(d for i, d in enumerate(deps) if i != first)]
+        if route.strategy == "least_busy":
+            return sorted(deps, key=lambda d: stats.get(deployment_key(d), _IDLE).in_flight)
+        if route.strategy == "lowest_latency":
+            return sorted(deps, key=lambda d: _latency(stats.get(deployment_key(d), _IDLE)))
+        if route.strategy == "lowest_cost":
+            return sorted(deps, key=lambda d: d.input_price_per_m + d.output_price_per_m)
+        return deps
+
+    def _weighted_pick(self, alias: str, deps: list[Deployment]) -> int:
+        current = self._wrr.setdefault(alias, dict.fromkeys(range(len(deps)), 0))
+        total = sum(d.weight for d in deps)
+        best = 0
+        for i, dep in enumerate(deps):
+            current[i] = current.get(i, 0) + dep.weight
+            if current[i] > current[best]:
+                best = i
+        current[best] -= total
+        return best
+
+
+_IDLE = DeploymentStats()
+
+
+def _latency(stats: DeploymentStats) -> float:
+    return -1.0 if stats.latency_ms is None else stats.latency_ms
+
+
+def route_for(config: AnygateConfig, endpoint: str, model: str) -> ModelRoute:
+    """The model's route; errors name the field at fault."""
     kind = ENDPOINT_KINDS.get(endpoint)
     if kind is None:
         raise InvalidRequestError(
@@ -41,10 +112,55 @@ def place(config: AnygateConfig, endpoint: str, model: str) -> Placement:
             f"model {model!r} is a {route.kind.value} model and cannot serve {endpoint}",
             param="model",
         )
-    return Placement(route.deployments[0].provider, route)
+    return route
+
+
+def plan(
+    config: AnygateConfig,
+    endpoint: str,
+    model: str,
+    selector: RouteSelector,
+    stats: Mapping[str, DeploymentStats],
+) -> list[Step]:
+    route_for(config, endpoint, model)
+    steps: list[Step] = []
+    seen: set[str] = set()
+    queue = [model]
+    while queue:
+        alias = queue.pop(0)
+        if alias in seen:
+            continue
+        seen.add(alias)
+        route = config.models[alias]
+        steps += [Step(alias, d) for d in selector.order(alias, route, stats)]
+        queue += route.fallbacks
+    return steps
+
+
+def step_from_wire(config: AnygateConfig, wire: list[str]) -> Step | None:
+    """The step a job's stored plan names, or None if config no longer has that deployment."""
+    alias, provider, model = wire
+    route = config.models.get(alias)
+    if route is None:
+        return None
+    for dep in route.deployments:
+        if dep.provider == provider and dep.model == model:
+            return Step(alias, dep)
+    return None
+
+
+def encode_plan(steps: list[Step]) -> str:
+    """``alias|provider|model`` per step, ``;``-separated: short enough that a one- or two-step
+    plan keeps the job hash listpack-encoded (a JSON array would not)."""
+    return ";".join("|".join(step.to_wire()) for step in steps)
+
+
+def decode_plan(raw: str) -> list[list[str]]:
+    return [part.split("|", 2) for part in raw.split(";") if part]
 
 
 def deployment_for(config: AnygateConfig, model: str, pool: str) -> Deployment | None:
+    """A job queued without a plan (direct broker use) is served by its pool's deployment."""
     route = config.models.get(model)
     if route is None:
         return None

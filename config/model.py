@@ -9,11 +9,15 @@ default in production.
 from __future__ import annotations
 
 import enum
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from anygate.config.secrets import SecretRef
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class _Strict(BaseModel):
@@ -40,6 +44,11 @@ class ServerConfig(_Strict):
     max_body_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
     cors_origins: tuple[str, ...] = ()
     long_poll_max_s: Annotated[float, Field(gt=0, le=60)] = 60.0
+    sync_timeout_s: Annotated[float, Field(gt=0)] = 600.0
+    """How long a synchronous (OpenAI/Gemini-compatible) call waits before answering 504."""
+    cancel_on_disconnect: Literal["before_stream", "always", "never"] = "before_stream"
+    """A synchronous caller that goes away cancels its job: only before anything was streamed to
+    it (default, SPEC §2), always, or never."""
 
 
 class RedisConfig(_Strict):
@@ -107,6 +116,8 @@ class QueueConfig(_Strict):
     reclaim_interval_s: Annotated[float, Field(gt=0)] = 1.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     """Deliveries before a job that keeps killing its worker is failed (poison-job guard)."""
+    attempts_per_deployment: Annotated[int, Field(ge=1, le=20)] = 3
+    """Transient failures on one deployment before the job moves to the next in its route."""
     retry_base_delay_s: Annotated[float, Field(ge=0)] = 0.5
     retry_max_delay_s: Annotated[float, Field(ge=0)] = 30.0
     weights: PriorityWeights = PriorityWeights()
@@ -154,6 +165,9 @@ class AnygateConfig(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AnygateConfig:
+        for name in self.providers:
+            if not _NAME.match(name):
+                raise ValueError(f"providers.{name}: names are letters, digits, '_', '.', '-'")
         for alias, route in self.models.items():
             for i, dep in enumerate(route.deployments):
                 if dep.provider not in self.providers:
@@ -164,6 +178,11 @@ class AnygateConfig(_Strict):
             for fb in route.fallbacks:
                 if fb not in self.models:
                     raise ValueError(f"models.{alias}.fallbacks: unknown model {fb!r}")
+                if self.models[fb].kind is not route.kind:
+                    raise ValueError(
+                        f"models.{alias}.fallbacks: {fb!r} is a {self.models[fb].kind.value} "
+                        f"model, {alias!r} a {route.kind.value} model"
+                    )
         for pool in self.pools:
             if pool not in self.providers:
                 raise ValueError(f"pools.{pool}: no provider of that name")

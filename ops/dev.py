@@ -56,15 +56,17 @@ def write_env_file(env_file: Path, url: str, keys: DevKeys) -> None:
     env_file.chmod(0o600)
 
 
-def dev_config(keys: DevKeys, *, use_mock: bool) -> dict[str, object]:
-    """The generated config: one OpenAI pool (real when OPENAI_API_KEY is set, else the mock)."""
-    openai: dict[str, object] = (
-        {"kind": "openai", "api_key": "env:OPENAI_API_KEY"}
-        if not use_mock
-        else {"kind": "openai", "api_key": f"env:{MOCK_KEY_ENV}"}
-    )
+def dev_config(keys: DevKeys, *, mock_openai: bool, mock_gemini: bool) -> dict[str, object]:
+    """The generated config: an OpenAI and a Gemini pool, each real when its key is set (
+    ``OPENAI_API_KEY``, ``GEMINI_API_KEY``), else served by the built-in mock."""
+    mock_key = f"env:{MOCK_KEY_ENV}"
     return {
-        "providers": {"openai": openai},
+        "providers": {
+            "openai": {"kind": "openai",
+                       "api_key": mock_key if mock_openai else "env:OPENAI_API_KEY"},
+            "gemini": {"kind": "gemini",
+                       "api_key": mock_key if mock_gemini else "env:GEMINI_API_KEY"},
+        },
         "models": {
             "gpt-4o-mini": {
                 "deployments": [
@@ -77,6 +79,19 @@ def dev_config(keys: DevKeys, *, use_mock: bool) -> dict[str, object]:
                 "deployments": [
                     {"provider": "openai", "model": "text-embedding-3-small",
                      "input_price_per_m": 0.02},
+                ],
+            },
+            "gemini-2.5-flash": {
+                "deployments": [
+                    {"provider": "gemini", "model": "gemini-2.5-flash",
+                     "input_price_per_m": 0.3, "output_price_per_m": 2.5},
+                ]
+            },
+            "gemini-embedding-001": {
+                "kind": "embedding",
+                "deployments": [
+                    {"provider": "gemini", "model": "gemini-embedding-001",
+                     "input_price_per_m": 0.15},
                 ],
             },
         },
@@ -133,10 +148,12 @@ def run_dev(*, host: str, port: int, data_dir: str) -> int:
     root.mkdir(parents=True, exist_ok=True)
     env_file = root / "dev.env"
     keys = load_or_create_keys(env_file)
-    use_mock = not os.environ.get("OPENAI_API_KEY")
+    mock_openai = not os.environ.get("OPENAI_API_KEY")
+    mock_gemini = not os.environ.get("GEMINI_API_KEY")
     config_path = Path(os.environ.get("ANYGATE_CONFIG") or root / "config.yaml")
     if "ANYGATE_CONFIG" not in os.environ:
-        config_path.write_text(yaml.safe_dump(dev_config(keys, use_mock=use_mock)), "utf-8")
+        tree = dev_config(keys, mock_openai=mock_openai, mock_gemini=mock_gemini)
+        config_path.write_text(yaml.safe_dump(tree), "utf-8")
 
     stopping = False
 
@@ -161,13 +178,18 @@ def run_dev(*, host: str, port: int, data_dir: str) -> int:
     me = [sys.executable, "-m", "anygate.ops"]
     url = f"http://{host}:{port}"
     try:
-        if use_mock:
+        if mock_openai or mock_gemini:
             mock_port = free_port()
             env[MOCK_KEY_ENV] = "mock-key"
-            env["ANYGATE__PROVIDERS__OPENAI__BASE_URL"] = f"http://127.0.0.1:{mock_port}/v1"
+            mock = f"http://127.0.0.1:{mock_port}"
+            if mock_openai:
+                env["ANYGATE__PROVIDERS__OPENAI__BASE_URL"] = f"{mock}/v1"
+            if mock_gemini:
+                env["ANYGATE__PROVIDERS__GEMINI__BASE_URL"] = mock
             sup.start("mock-provider", [*me, "mock-provider", "--port", str(mock_port)], env)
         sup.start("api", [*me, "api"], env)
-        sup.start("worker-openai", [*me, "worker", "--pool", "openai"], env)
+        for pool in ("openai", "gemini"):
+            sup.start(f"worker-{pool}", [*me, "worker", "--pool", pool], env)
         sup.start("control", [*me, "control"], env)
         _wait_ready(f"{url}/readyz", sup)
         write_env_file(env_file, url, keys)
@@ -175,7 +197,8 @@ def run_dev(*, host: str, port: int, data_dir: str) -> int:
             f"\nanygate is running at {url}\n"
             f"  tenant key: {keys.tenant_key}\n"
             f"  admin key:  {keys.admin_key}\n"
-            f"  provider:   {'built-in mock (no OPENAI_API_KEY set)' if use_mock else 'OpenAI'}\n"
+            f"  openai:     {'built-in mock (no OPENAI_API_KEY)' if mock_openai else 'OpenAI'}\n"
+            f"  gemini:     {'built-in mock (no GEMINI_API_KEY)' if mock_gemini else 'Gemini'}\n"
             f"  source {env_file} in another shell to use it.\n",
             flush=True,
         )

@@ -79,10 +79,26 @@ def stack(
     tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
 ) -> Iterator[Stack]:
     """One API process and one worker process (concurrency 8) against the mock."""
-    s = Stack(tmp_path, config_tree(redis_server.url, namespace, mock_url=f"{mock.url}/v1"))
+    s = Stack(tmp_path, config_tree(redis_server.url, namespace, mock_root=mock.url))
     try:
         s.start_api()
         s.start_worker()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def full_stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis, mock_server: str
+) -> Iterator[Stack]:
+    """API + one worker per pool (openai, gemini), shared by a module's tests (SDK suites)."""
+    tree = config_tree(redis_server.url, f"t{secrets.token_hex(5)}", mock_root=mock_server)
+    s = Stack(tmp_path_factory.mktemp("full"), tree)
+    try:
+        s.start_api()
+        s.start_worker(pool="openai")
+        s.start_worker(pool="gemini")
         yield s
     finally:
         s.stop()

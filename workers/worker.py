@@ -21,15 +21,12 @@ import structlog
 from redis.exceptions import RedisError
 
 from anygate.broker import Broker, ClaimedJob, Subscriptions
-from anygate.broker.errors import (
-    UpstreamError,
-    UpstreamRateLimitedError,
-    UpstreamTransientError,
-)
-from anygate.broker.routing import deployment_for
+from anygate.broker.errors import UpstreamError, UpstreamTransientError
+from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
-from anygate.workers.backoff import retry_delay
+from anygate.workers.deployment_usage import DeploymentUsage
+from anygate.workers.failure_policy import Action, decide
 from anygate.workers.pricing import cost_usd
 
 log = structlog.get_logger(__name__)
@@ -64,6 +61,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._abandoned: set[str] = set()
+        self._usage = DeploymentUsage()
 
     @property
     def in_flight(self) -> int:
@@ -152,7 +150,10 @@ class Worker:
     # --- leases ---------------------------------------------------------------------------
 
     async def _heartbeat_once(self) -> None:
-        registry = f"{int(time.time() * 1000)} {self._s.concurrency} {len(self._running)}"
+        registry = (
+            f"{int(time.time() * 1000)} {self._s.concurrency} {len(self._running)} "
+            f"{self._usage.snapshot_json()}"
+        )
         owned = [(jid, job.attempt) for jid, (_t, job) in self._running.items()]
         lost = await self._broker.heartbeat(self._s.pool, self._s.worker_id, registry, owned)
         for job_id in lost:
@@ -179,16 +180,25 @@ class Worker:
 
     # --- running one job ------------------------------------------------------------------
 
+    def _steps(self, job: ClaimedJob) -> list[Step | None]:
+        """The job's route; a job queued without a plan is served by its pool's deployment."""
+        if job.plan:
+            return [step_from_wire(self._config, wire) for wire in decode_plan(job.plan)]
+        dep = deployment_for(self._config, job.model, self._s.pool)
+        return [Step(job.model, dep) if dep is not None else None]
+
     async def _process(self, job: ClaimedJob) -> None:
         pool = self._s.pool
-        deployment = deployment_for(self._config, job.model, pool)
-        if deployment is None:
+        steps = self._steps(job)
+        step = steps[job.step] if job.step < len(steps) else None
+        if step is None or step.provider != pool:
             await self._broker.finish(
                 job,
                 pool,
                 succeeded=False,
                 error={
-                    "message": f"model {job.model!r} has no deployment in pool {pool!r}",
+                    "message": f"model {job.model!r} has no deployment for step {job.step} in "
+                    f"pool {pool!r} (configuration changed?)",
                     "type": "invalid_request_error",
                     "code": "model_not_found",
                 },
@@ -199,9 +209,10 @@ class Worker:
             if not await self._broker.append(job, "chunk", chunk):
                 raise JobLostError(job.id)
 
+        usage = self._usage.track(step)
         try:
             try:
-                outcome = await self._adapter.call(job, deployment.model, on_chunk)
+                outcome = await self._adapter.call(job, step.deployment.model, on_chunk)
             except (asyncio.CancelledError, JobLostError, UpstreamError):
                 raise
             except Exception as exc:
@@ -213,52 +224,68 @@ class Worker:
                     code="adapter_error",
                 ) from exc
         except asyncio.CancelledError:
+            usage.done(ok=False)
             if job.id in self._abandoned:
                 self._abandoned.discard(job.id)
                 return  # cancelled or reclaimed: the broker already holds the job's truth
             raise  # shutdown: _drain hands the job back
         except JobLostError:
-            return
-        except UpstreamRateLimitedError as exc:
-            delay = exc.retry_after if exc.retry_after is not None else 1.0
-            await self._broker.requeue(
-                job, pool, delay_s=delay, reason="upstream_rate_limited", refund_attempt=True
-            )
-            return
-        except UpstreamTransientError as exc:
-            if job.attempt < self._config.queue.max_attempts:
-                delay = retry_delay(
-                    job.attempt,
-                    base_s=self._config.queue.retry_base_delay_s,
-                    cap_s=self._config.queue.retry_max_delay_s,
-                )
-                await self._broker.requeue(
-                    job, pool, delay_s=delay, reason=exc.code or "upstream_error",
-                    refund_attempt=False,
-                )  # fmt: skip
-                return
-            await self._fail(job, exc)
+            usage.done(ok=False)
             return
         except UpstreamError as exc:
-            await self._fail(job, exc)
+            usage.done(ok=False)
+            await self._after_failure(job, steps, step, exc)
             return
+        usage.done(ok=True)
         await self._broker.finish(
             job,
             pool,
             succeeded=True,
             result=outcome.result,
             usage=outcome.usage,
-            cost_usd=cost_usd(outcome.usage, deployment),
+            cost_usd=cost_usd(outcome.usage, step.deployment),
         )
 
-    async def _fail(self, job: ClaimedJob, exc: UpstreamError) -> None:
-        error = {
-            "message": exc.message,
-            "type": exc.type,
-            "code": exc.code,
-            "upstream_status": exc.upstream_status,
+    async def _after_failure(
+        self, job: ClaimedJob, steps: list[Step | None], step: Step, exc: UpstreamError
+    ) -> None:
+        pool = self._s.pool
+        decision = decide(exc, job, len(steps), self._config.queue)
+        history = {
+            "attempt": job.attempt,
+            "step": job.step,
+            "provider": step.provider,
+            "model": step.deployment.model,
+            "outcome": decision.action.value,
+            "error": {"code": exc.code, "message": exc.message, "status": exc.upstream_status},
         }
-        await self._broker.finish(job, self._s.pool, succeeded=False, error=error)
+        if decision.action is Action.COOL_DOWN:
+            await self._broker.requeue(
+                job, pool, delay_s=decision.delay_s, reason="upstream_rate_limited",
+                refund_attempt=True,
+            )  # fmt: skip
+        elif decision.action is Action.RETRY:
+            await self._broker.requeue(
+                job, pool, delay_s=decision.delay_s, reason=exc.code or "upstream_error",
+                refund_attempt=False, history_entry=history,
+            )  # fmt: skip
+        elif decision.action is Action.FALL_BACK and decision.next_step is not None:
+            target = steps[decision.next_step]
+            await self._broker.requeue(
+                job, pool, delay_s=0, reason="fallback", refund_attempt=False,
+                to_pool=target.provider if target else pool, to_step=decision.next_step,
+                history_entry=history, next_model=target.deployment.model if target else None,
+            )  # fmt: skip
+        else:
+            error = {
+                "message": exc.message,
+                "type": exc.type,
+                "code": exc.code,
+                "upstream_status": exc.upstream_status,
+            }
+            await self._broker.finish(
+                job, pool, succeeded=False, error=error, history_entry=history
+            )
 
     async def _drain(self) -> None:
         if self._running:

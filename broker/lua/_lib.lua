@@ -34,6 +34,18 @@ local function retain(prefix, job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'body:' .. job_id, ttl_s)
 end
 
+-- Append one entry to the job's attempt history (a JSON array kept as a string): failures only,
+-- so a job that succeeds first time keeps a small, listpack-encoded hash.
+local function append_history(job_key, entry)
+  if entry == nil or entry == '' then return end
+  local h = redis.call('HGET', job_key, 'history')
+  if h and h ~= '' then
+    redis.call('HSET', job_key, 'history', string.sub(h, 1, -2) .. ',' .. entry .. ']')
+  else
+    redis.call('HSET', job_key, 'history', '[' .. entry .. ']')
+  end
+end
+
 -- Forget a lane entry that is done with (delivered or abandoned).
 local function drop_entry(lane, entry)
   if lane and entry and entry ~= '' then

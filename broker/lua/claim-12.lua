@@ -4,8 +4,9 @@
 -- KEYS: 1-3 class rings (interactive, standard, batch), 4-6 class credits, 7 WRR state,
 --       8 redeliver list, 9 delayed zset, 10 leases zset, 11 pool stats, 12 tenant weights
 -- ARGV: 1 prefix, 2 pool, 3 worker id, 4 lease ms, 5 max jobs, 6-8 class weights, 9 ttl s
--- Returns a flat list, 9 fields per job:
---   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry
+-- Returns a flat list, 12 fields per job:
+--   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry, plan, step,
+--   attempt at which the current step began
 local prefix, pool, worker = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, max_jobs = tonumber(ARGV[4]), tonumber(ARGV[5])
 local weights = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
@@ -44,14 +45,15 @@ local function start(job_id, lane, entry)
   redis.call('HINCRBY', KEYS[11], 'queued', -1)
   redis.call('HINCRBY', KEYS[11], 'inflight', 1)
   emit(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}))
-  local r = redis.call('HMGET', jk, 'tenant', 'endpoint', 'model', 'priority', 'stream', 'entry')
+  local r = redis.call('HMGET', jk, 'tenant', 'endpoint', 'model', 'priority', 'stream', 'entry',
+    'plan', 'step', 'step_at')
   out[#out + 1] = job_id
   out[#out + 1] = attempt
   out[#out + 1] = r[1] or ''
   out[#out + 1] = r[2] or ''
   out[#out + 1] = r[3] or ''
   out[#out + 1] = redis.call('GET', prefix .. 'body:' .. job_id) or ''
-  for i = 4, 6 do out[#out + 1] = r[i] or '' end
+  for i = 4, 9 do out[#out + 1] = r[i] or '' end
   return true
 end
 
@@ -92,7 +94,7 @@ local function take_from_class(c)
 end
 
 local budget = 4 * max_jobs + 16
-while #out < 9 * max_jobs and budget > 0 do
+while #out < 12 * max_jobs and budget > 0 do
   budget = budget - 1
   local id = redis.call('LPOP', KEYS[8])
   if id then

@@ -2,7 +2,7 @@
 -- attempt (lease lost, job cancelled or already finished) changes nothing.
 -- KEYS: 1 job hash, 2 leases zset, 3 pool stats, 4 dead-letter list
 -- ARGV: 1 prefix, 2 job id, 3 attempt, 4 status (succeeded|failed), 5 result json, 6 error json,
---       7 usage json, 8 cost, 9 ttl s (empty JSON arguments mean null)
+--       7 usage json, 8 cost, 9 ttl s, 10 history entry json or '' (empty JSON means null)
 -- Returns 1 if recorded, 0 if stale.
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
@@ -19,6 +19,7 @@ if f[7] then
   redis.call('HSET', KEYS[3], 'ewma_ms', math.floor(avg * 0.9 + took * 0.1))
 end
 drop_entry(lane_key(prefix, f[3], f[4], f[5]), f[6])
+append_history(KEYS[1], ARGV[10])
 if ARGV[4] == 'failed' then redis.call('LPUSH', KEYS[4], job_id) ; redis.call('LTRIM', KEYS[4], 0, 9999) end
 -- The event carries the outcome; it is assembled here so the result crosses the wire only once.
 local function json_or_null(s) if s == '' then return 'null' end return s end

@@ -14,6 +14,8 @@ for _, job_id in ipairs(expired) do
     drop_entry(lane_key(prefix, pool, f[3], f[4]), f[5])
     redis.call('HINCRBY', KEYS[3], 'inflight', -1)
     local attempts = tonumber(f[2])
+    append_history(jk, '{"attempt":' .. attempts .. ',"provider":' .. cjson.encode(pool) ..
+      ',"outcome":"lease_expired","worker":' .. cjson.encode(f[6] or '') .. '}')
     if attempts >= max_attempts then
       local err = {message = 'the job was delivered ' .. attempts .. ' times and its worker ' ..
         'stopped answering each time', type = 'server_error', code = 'max_attempts_exceeded'}

@@ -23,6 +23,7 @@ def _env_file(path: Path) -> dict[str, str]:
 def _dev(data_dir: Path, port: int) -> ManagedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYGATE")}
     env.pop("OPENAI_API_KEY", None)
+    env.pop("GEMINI_API_KEY", None)
     return ManagedProcess.start(
         [
             sys.executable,
@@ -40,13 +41,13 @@ def _dev(data_dir: Path, port: int) -> ManagedProcess:
     )
 
 
-def _run_job(url: str, key: str, text: str) -> dict[str, object]:
+def _run_job(url: str, key: str, text: str, model: str = "gpt-4o-mini") -> dict[str, object]:
     headers = {"authorization": f"Bearer {key}"}
     job = httpx.post(
         f"{url}/v1/jobs",
         headers=headers,
         json={"endpoint": "/v1/chat/completions",
-              "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}},
+              "body": {"model": model, "messages": [{"role": "user", "content": text}]}},
     ).json()  # fmt: skip
     done: dict[str, object] = httpx.get(
         f"{url}/v1/jobs/{job['id']}", headers=headers, params={"wait": 20}, timeout=30
@@ -67,6 +68,9 @@ def test_dev_serves_the_demo_and_keeps_keys_and_jobs_across_a_restart(tmp_path: 
         assert env["ANYGATE_ADMIN_KEY"]
         done = _run_job(env["ANYGATE_URL"], env["ANYGATE_KEY"], "hello from dev")
         assert done["status"] == "succeeded"
+        gemini = _run_job(env["ANYGATE_URL"], env["ANYGATE_KEY"], "hi", "gemini-2.5-flash")
+        assert gemini["status"] == "succeeded"
+        assert gemini["provider"] == "gemini"
         first.terminate(timeout=40)
 
     with _dev(data_dir, port):

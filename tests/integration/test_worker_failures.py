@@ -25,7 +25,7 @@ def bare(
     tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
 ) -> Iterator[Stack]:
     """An API process, no worker yet: each test starts the workers it needs."""
-    s = Stack(tmp_path, config_tree(redis_server.url, namespace, mock_url=f"{mock.url}/v1"))
+    s = Stack(tmp_path, config_tree(redis_server.url, namespace, mock_root=mock.url))
     try:
         s.start_api()
         yield s

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from anygate.api.auth import hash_key
 from anygate.config import AnygateConfig, parse_config
+
+
+def hash_key(key: str) -> str:
+    """As the gateway stores keys (anygate.api.auth.hash_key); kept here so that broker-level
+    tests do not import the HTTP front."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
 
 TENANT_KEYS = {"acme": "sk-test-acme-0123456789", "globex": "sk-test-globex-0123456789"}
 MOCK_KEY_ENV = "ANYGATE_TEST_MOCK_KEY"
+FAILING_MODEL = "gpt-primary-down"
 
 
 def config_tree(
     redis_url: str,
     namespace: str,
     *,
-    mock_url: str = "http://127.0.0.1:9/v1",
+    mock_root: str = "http://127.0.0.1:9",
     queue: dict[str, Any] | None = None,
     **sections: Any,
 ) -> dict[str, Any]:
     tree: dict[str, Any] = {
         "redis": {"url": redis_url, "namespace": namespace},
         "providers": {
-            "openai": {"kind": "openai", "base_url": mock_url, "api_key": f"env:{MOCK_KEY_ENV}"}
+            "openai": {
+                "kind": "openai",
+                "base_url": f"{mock_root}/v1",
+                "api_key": f"env:{MOCK_KEY_ENV}",
+            },
+            "gemini": {"kind": "gemini", "base_url": mock_root, "api_key": f"env:{MOCK_KEY_ENV}"},
         },
         "models": {
             "gpt-4o-mini": {
@@ -38,6 +51,26 @@ def config_tree(
             "text-embedding-3-small": {
                 "kind": "embedding",
                 "deployments": [{"provider": "openai", "model": "text-embedding-3-small"}],
+            },
+            "gemini-2.5-flash": {
+                "deployments": [
+                    {
+                        "provider": "gemini",
+                        "model": "gemini-2.5-flash",
+                        "input_price_per_m": 0.3,
+                        "output_price_per_m": 2.5,
+                    }
+                ]
+            },
+            "gemini-embedding-001": {
+                "kind": "embedding",
+                "deployments": [{"provider": "gemini", "model": "gemini-embedding-001"}],
+            },
+            # A primary that the mock can be told to fail (by its upstream model name), with a
+            # fallback on the other provider.
+            "resilient": {
+                "deployments": [{"provider": "openai", "model": FAILING_MODEL}],
+                "fallbacks": ["gemini-2.5-flash"],
             },
         },
         "tenants": [

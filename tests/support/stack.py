@@ -30,6 +30,7 @@ class Stack:
         self.env = {"ANYGATE_CONFIG": str(self.config_path), MOCK_KEY_ENV: "mock-key"}
         self.apis: list[tuple[ManagedProcess, str]] = []
         self.workers: list[ManagedProcess] = []
+        self.worker_pool: dict[int, str] = {}
         self._redis = redis.Redis.from_url(tree["redis"]["url"], decode_responses=True)
         self._prefix = f"ag:{{{tree['redis']['namespace']}}}:"
 
@@ -59,7 +60,14 @@ class Stack:
                 raise RuntimeError(f"worker never registered:\n{proc.log_tail()}")
             time.sleep(0.05)
         self.workers.append(proc)
+        self.worker_pool[proc.pid] = pool
         return proc
+
+    def stop_workers(self, pool: str) -> None:
+        """SIGTERM every worker of ``pool`` this stack started."""
+        for proc in [w for w in self.workers if self.worker_pool[w.pid] == pool]:
+            proc.terminate()
+            self.workers.remove(proc)
 
     def registered_workers(self, pool: str = "openai") -> int:
         return int(self._redis.hlen(f"{self._prefix}workers:{pool}"))

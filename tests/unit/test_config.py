@@ -104,3 +104,13 @@ def test_secret_refs_resolve_from_env_and_file(
 
 def test_compose_config_is_valid() -> None:
     load_config(ROOT / "ops" / "compose-config.yaml", environ={})
+
+
+def test_readme_config_example_is_valid(tmp_path: Path) -> None:
+    """The README's YAML is what users copy: it must stay a valid configuration."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme-config.yaml"
+    path.write_text(block)
+    config = load_config(path, environ={})
+    assert config.models["gpt-4o-mini"].fallbacks == ("gemini-2.5-flash",)

@@ -1,0 +1,248 @@
+"""The Gemini-compatible surface (SPEC §1.2), under ``/v1beta/`` and ``/v1/`` (google-genai's
+default ``api_version``), with Google's error shape so the SDK raises its own typed errors.
+
+A Gemini request is translated to the canonical OpenAI request, queued as an interactive job
+like any other (so any model can answer it, whichever provider serves it), and the OpenAI result
+or chunks are translated back. ``GET /v1/models`` is shared with the OpenAI surface: a request
+that authenticates the Gemini way (``x-goog-api-key`` or ``?key=``) gets Google's shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from anygate.api import openai_compat
+from anygate.api.body import parse_json_object, read_body
+from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.sync_call import SyncCall
+from anygate.broker import JobEvent
+from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
+from anygate.config import ModelKind
+from anygate.workers.translate import (
+    ChatStreamToGemini,
+    chat_response_to_gemini,
+    gemini_embed_request_to_openai,
+    gemini_request_to_chat,
+    openai_embeddings_to_gemini,
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def google_error(exc: AnygateError) -> JSONResponse:
+    body = {
+        "error": {
+            "code": exc.status,
+            "message": exc.message,
+            "status": GOOGLE_STATUS.get(exc.status, "UNKNOWN"),
+        }
+    }
+    headers = dict(exc.headers)
+    if exc.retry_after is not None or exc.status in {429, 503}:
+        headers["retry-after"] = str(max(1, round(exc.retry_after or 1)))
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def google_errors(handler: Handler) -> Handler:
+    """This surface answers errors in Google's shape; everything else maps them the OpenAI way."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except AnygateError as exc:
+            return google_error(exc)
+
+    return wrapped
+
+
+def _model_name(raw: str) -> str:
+    return raw.removeprefix("models/")
+
+
+def _gemini_model(gw: Gateway, alias: str) -> dict[str, Any]:
+    kind = gw.config.models[alias].kind
+    methods = (
+        ["embedContent", "batchEmbedContents"]
+        if kind is ModelKind.EMBEDDING
+        else ["generateContent", "streamGenerateContent"]
+    )
+    return {
+        "name": f"models/{alias}",
+        "baseModelId": alias,
+        "version": "anygate",
+        "displayName": alias,
+        "description": f"{alias} through anygate",
+        "supportedGenerationMethods": methods,
+    }
+
+
+@google_errors
+async def gemini_list_models(request: Request) -> Response:
+    gw = gateway_of(request)
+    gw.tenants.authenticate(request)
+    return JSONResponse({"models": [_gemini_model(gw, a) for a in sorted(gw.config.models)]})
+
+
+@google_errors
+async def gemini_get_model(request: Request) -> Response:
+    gw = gateway_of(request)
+    gw.tenants.authenticate(request)
+    alias = _model_name(request.path_params["target"])
+    if alias not in gw.config.models:
+        raise ModelNotFoundError(f"models/{alias} is not found.")
+    return JSONResponse(_gemini_model(gw, alias))
+
+
+def _wants_google(request: Request) -> bool:
+    return "x-goog-api-key" in request.headers or "key" in request.query_params
+
+
+async def models_list(request: Request) -> Response:
+    if _wants_google(request):
+        return await gemini_list_models(request)
+    return await openai_compat.list_models(request)
+
+
+async def models_get(request: Request) -> Response:
+    if _wants_google(request):
+        return await gemini_get_model(request)
+    request.path_params["model"] = request.path_params["target"]
+    return await openai_compat.get_model(request)
+
+
+@google_errors
+async def model_action(request: Request) -> Response:
+    """``POST models/{model}:{method}``."""
+    target = request.path_params["target"]
+    alias, sep, method = target.rpartition(":")
+    if not sep:
+        raise InvalidRequestError(f"expected models/{{model}}:{{method}}, got {target!r}")
+    alias = _model_name(alias)
+    gw = gateway_of(request)
+    request.state.tenant = gw.tenants.authenticate(request)
+    body = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
+    if method == "generateContent":
+        return await _generate(request, alias, body)
+    if method == "streamGenerateContent":
+        return await _stream_generate(request, alias, body)
+    if method in {"embedContent", "batchEmbedContents"}:
+        return await _embed(request, alias, body, batch=method == "batchEmbedContents")
+    raise InvalidRequestError(f"method {method!r} is not supported by this gateway")
+
+
+async def _generate(request: Request, alias: str, body: dict[str, Any]) -> Response:
+    chat = gemini_request_to_chat(body, model=alias)
+    call = await openai_compat.sync_job(request, openai_compat.CHAT, chat, stream=False)
+    async with call:
+        result = await openai_compat.wait_result(call)
+    return JSONResponse(chat_response_to_gemini(result), headers=openai_compat.job_headers(call))
+
+
+async def _stream_generate(request: Request, alias: str, body: dict[str, Any]) -> Response:
+    chat = gemini_request_to_chat(body, model=alias)
+    chat["stream"] = True
+    chat["stream_options"] = {"include_usage": True}
+    call = await openai_compat.sync_job(request, openai_compat.CHAT, chat, stream=True)
+    await call.__aenter__()
+    try:
+        first = await openai_compat.first_streamed_event(call)
+    except BaseException:
+        await call.__aexit__(None, None, None)
+        raise
+    call.stop_watching()
+    call.streamed = first.type == "chunk"
+    sse = request.query_params.get("alt") == "sse"
+    return StreamingResponse(
+        _relay_gemini(call, first, sse=sse),
+        media_type="text/event-stream" if sse else "application/json",
+        headers={**openai_compat.STREAM_HEADERS, **openai_compat.job_headers(call)},
+    )
+
+
+async def _relay_gemini(call: SyncCall, first: JobEvent, *, sse: bool) -> AsyncIterator[bytes]:
+    """Translate each OpenAI chunk to Gemini's as it arrives (SSE with ``alt=sse``, else one
+    JSON array written piece by piece, as Google does)."""
+    translator = ChatStreamToGemini()
+    finished = False
+    sent = 0
+
+    def frame(piece: dict[str, Any]) -> bytes:
+        nonlocal sent
+        data = orjson.dumps(piece)
+        sent += 1
+        if sse:
+            return b"data: " + data + b"\r\n\r\n"
+        return (b"[" if sent == 1 else b",\r\n") + data
+
+    try:
+        event: JobEvent | None = first
+        events = call.events()
+        while event is not None:
+            if event.type == "chunk":
+                for piece in translator.feed(orjson.loads(event.data)):
+                    yield frame(piece)
+            elif event.type == "completed":
+                for piece in translator.close():
+                    yield frame(piece)
+                finished = True
+                break
+            elif event.type == "retry" or event.terminal:
+                error = orjson.loads(event.data).get("error") or {}
+                problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(
+                    error.get("message") or f"the answer was interrupted ({event.type}); "
+                    f"the job's result will be at /v1/jobs/{call.job_id}")}}  # fmt: skip
+                yield frame(problem)
+                finished = event.terminal
+                break
+            event = await anext(events, None)
+        if not sse:
+            yield b"[]" if sent == 0 else b"]"
+    finally:
+        if not finished:
+            await call.caller_left()
+        await call.__aexit__(None, None, None)
+
+
+async def _embed(request: Request, alias: str, body: dict[str, Any], *, batch: bool) -> Response:
+    openai_body = gemini_embed_request_to_openai(body, model=alias, batch=batch)
+    call = await openai_compat.sync_job(
+        request, openai_compat.EMBEDDINGS, openai_body, stream=False
+    )
+    async with call:
+        result = await openai_compat.wait_result(call)
+    return JSONResponse(
+        openai_embeddings_to_gemini(result, batch=batch), headers=openai_compat.job_headers(call)
+    )
+
+
+ROUTES = [
+    Route("/v1beta/models", gemini_list_models, methods=["GET"]),
+    Route("/v1beta/models/{target}", gemini_get_model, methods=["GET"]),
+    Route("/v1beta/models/{target}", model_action, methods=["POST"]),
+    Route("/v1/models", models_list, methods=["GET"]),
+    Route("/v1/models/{target}", models_get, methods=["GET"]),
+    Route("/v1/models/{target}", model_action, methods=["POST"]),
+]

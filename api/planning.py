@@ -1,0 +1,85 @@
+"""Turn a validated request into a job's route plan, once, at submit (SPEC §3).
+
+Everything a plan needs besides config is the live deployment figures the workers publish with
+their heartbeats (for ``least_busy`` / ``lowest_latency``); they are read at most once a second
+per process, and only when some route uses such a strategy. A request that a Gemini step of
+its plan could not carry is rejected here with a 400 naming the field, before it is queued.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from anygate.broker import KeySpace
+from anygate.broker.connection import awaited
+from anygate.broker.routing import (
+    DeploymentStats,
+    RouteSelector,
+    Step,
+    plan,
+    route_for,
+)
+from anygate.config import AnygateConfig, ProviderKind
+from anygate.workers.translate import chat_request_to_gemini, embeddings_request_to_gemini
+
+LIVE_STRATEGIES = frozenset({"least_busy", "lowest_latency"})
+STATS_MAX_AGE_S = 1.0
+
+
+class Planner:
+    def __init__(self, config: AnygateConfig, redis: Redis) -> None:
+        self._config = config
+        self._redis = redis
+        self._keys = KeySpace(config.redis.namespace)
+        self._selector = RouteSelector()
+        self._stats: dict[str, DeploymentStats] = {}
+        self._stats_at = 0.0
+        self._live = any(r.strategy in LIVE_STRATEGIES for r in config.models.values())
+
+    async def plan(self, endpoint: str, body: Mapping[str, Any]) -> list[Step]:
+        model = str(body["model"])
+        route_for(self._config, endpoint, model)
+        stats = await self._live_stats() if self._live else {}
+        steps = plan(self._config, endpoint, model, self._selector, stats)
+        self._check_translatable(endpoint, body, steps)
+        return steps
+
+    def _check_translatable(
+        self, endpoint: str, body: Mapping[str, Any], steps: list[Step]
+    ) -> None:
+        for step in steps:
+            if self._config.providers[step.provider].kind is not ProviderKind.GEMINI:
+                continue
+            if endpoint == "/v1/chat/completions":
+                chat_request_to_gemini(body)
+            else:
+                embeddings_request_to_gemini(body, step.deployment.model)
+            return  # the translation does not depend on which Gemini deployment
+
+    async def _live_stats(self) -> dict[str, DeploymentStats]:
+        if time.monotonic() - self._stats_at < STATS_MAX_AGE_S:
+            return self._stats
+        totals: dict[str, list[float]] = {}
+        for pool in self._config.providers:
+            registry: dict[str, str] = await awaited(self._redis.hgetall(self._keys.workers(pool)))
+            for value in registry.values():
+                parts = value.split(" ", 3)
+                if len(parts) < 4:
+                    continue
+                for key, (in_flight, latency) in orjson.loads(parts[3]).items():
+                    acc = totals.setdefault(key, [0, 0.0, 0])
+                    acc[0] += in_flight
+                    if latency is not None:
+                        acc[1] += latency
+                        acc[2] += 1
+        self._stats = {
+            key: DeploymentStats(int(acc[0]), acc[1] / acc[2] if acc[2] else None)
+            for key, acc in totals.items()
+        }
+        self._stats_at = time.monotonic()
+        return self._stats

@@ -1,0 +1,39 @@
+-- Put a running job back in a queue: after a transient upstream error (after DELAY ms), a
+-- rate-limit cool-down, a worker handing its jobs back on shutdown (front of the line), or a
+-- fallback to the next step of its route, which may be another provider's pool.
+-- KEYS: 1 job hash, 2 leases zset (current pool), 3 stats (current pool),
+--       4 redeliver list (target pool), 5 delayed zset (target pool), 6 stats (target pool)
+-- ARGV: 1 prefix, 2 job id, 3 attempt, 4 delay ms, 5 reason, 6 refund attempt (1|0),
+--       7 target pool, 8 target step, 9 history entry json or '', 10 retry event extra json
+-- Returns 1 if requeued, 0 if the attempt no longer owns the job.
+local prefix, job_id = ARGV[1], ARGV[2]
+local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry')
+if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 0 end
+local delay, pool = tonumber(ARGV[4]), ARGV[7]
+local attempt = tonumber(f[2])
+if ARGV[6] == '1' then
+  attempt = redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+end
+drop_entry(lane_key(prefix, f[3], f[4], f[5]), f[6])
+append_history(KEYS[1], ARGV[9])
+redis.call('ZREM', KEYS[2], job_id)
+redis.call('HINCRBY', KEYS[3], 'inflight', -1)
+redis.call('HINCRBY', KEYS[6], 'queued', 1)
+if (redis.call('HGET', KEYS[1], 'step') or '0') ~= ARGV[8] then
+  -- a new step of the route starts with the next attempt: count its attempts from there
+  redis.call('HSET', KEYS[1], 'step_at', attempt + 1)
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'worker', '', 'entry', '', 'pool', pool,
+  'step', ARGV[8])
+if delay > 0 then
+  redis.call('HSET', KEYS[1], 'where', 'delayed')
+  redis.call('ZADD', KEYS[5], now_ms() + delay, job_id)
+else
+  redis.call('HSET', KEYS[1], 'where', 'redeliver')
+  redis.call('LPUSH', KEYS[4], job_id)
+  redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
+end
+emit(prefix, job_id, 'retry', '{"id":"' .. job_id .. '","attempt":' .. (attempt + 1) ..
+  ',"reason":' .. cjson.encode(ARGV[5]) .. ',"delay_ms":' .. delay .. ',"provider":' ..
+  cjson.encode(pool) .. ARGV[10] .. '}')
+return 1
