@@ -70,7 +70,7 @@ async def submit_job(request: Request) -> Response:
         webhook_url=spec.webhook_url or "",
         tenant_weight=tenant.weight,
         idempotency_key=idem,
-        plan=encode_plan(steps),
+        plan=encode_plan(steps, alias=model),
     )
     try:
         enqueued = await gw.broker.enqueue(job, new_job_id())

@@ -45,7 +45,7 @@ async def sync_job(
         priority=Priority.INTERACTIVE,
         stream=stream,
         tenant_weight=tenant.weight,
-        plan=encode_plan(steps),
+        plan=encode_plan(steps, alias=str(body["model"])),
     )
     return SyncCall(gw, request, job)
 

@@ -120,36 +120,36 @@ class Broker:
     ) -> tuple[list[JobRecord], bool]:
         """Newest first, OpenAI-style cursor pagination; ``has_more`` is exact."""
         index = self.keys.tenant_jobs(tenant)
-        start = 0
+        upper = "+"
         if after:
-            rank = await self.redis.zrevrank(index, after)
-            if rank is None:
+            ix = await awaited(self.redis.hget(self.keys.job(after), "ix"))
+            owner = await awaited(self.redis.hget(self.keys.job(after), "tenant"))
+            if ix is None or owner != tenant:
                 return [], False
-            start = rank + 1
+            upper = f"({ix}"
         found: list[JobRecord] = []
         page = max(limit * 2, 50)
         scanned = 0
         while len(found) <= limit and scanned < 5000:
-            ids: list[str] = await self.redis.zrevrange(index, start, start + page - 1)
-            if not ids:
+            entries = await self.redis.xrevrange(index, max=upper, min="-", count=page)
+            if not entries:
                 break
-            start += len(ids)
-            scanned += len(ids)
+            scanned += len(entries)
+            upper = f"({entries[-1][0]}"
             async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id in ids:
-                    pipe.hgetall(self.keys.job(job_id))
+                for _eid, fields in entries:
+                    pipe.hgetall(self.keys.job(fields["j"]))
                 hashes: list[dict[str, str]] = await pipe.execute()
             gone = []
-            for job_id, h in zip(ids, hashes, strict=True):
+            for (eid, fields), h in zip(entries, hashes, strict=True):
                 if not h:
-                    gone.append(job_id)
+                    gone.append(eid)  # the job's record expired: its index entry goes too
                     continue
-                record = JobRecord.from_hash(job_id, h)
+                record = JobRecord.from_hash(fields["j"], h)
                 if status is None or record.status is status:
                     found.append(record)
             if gone:
-                await self.redis.zrem(index, *gone)
-                start -= len(gone)
+                await self.redis.xdel(index, *gone)
         return found[:limit], len(found) > limit
 
     async def events_after(self, job_id: str, after: str | None) -> list[JobEvent]:

@@ -149,9 +149,13 @@ def step_from_wire(config: AnygateConfig, wire: list[str]) -> Step | None:
     return None
 
 
-def encode_plan(steps: list[Step]) -> str:
+def encode_plan(steps: list[Step], *, alias: str) -> str:
     """``alias|provider|model`` per step, ``;``-separated: short enough that a one- or two-step
-    plan keeps the job hash listpack-encoded (a JSON array would not)."""
+    plan keeps the job hash listpack-encoded (a JSON array would not). The common plan, the
+    alias's own single deployment, is stored as nothing at all: the worker derives it again
+    with ``deployment_for`` (a one-step plan means a one-deployment route without fallbacks)."""
+    if len(steps) == 1 and steps[0].alias == alias:
+        return ""
     return ";".join("|".join(step.to_wire()) for step in steps)
 
 

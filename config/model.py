@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from anygate.config.secrets import SecretRef
 
-
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 

@@ -17,7 +17,7 @@ from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import MOCK_KEY_ENV, build_config, config_tree
 from tests.support.mock import MockControl
 from tests.support.processes import ManagedProcess, free_port
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 os.environ.setdefault(MOCK_KEY_ENV, "mock-key")
 
@@ -79,13 +79,9 @@ def stack(
     tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
 ) -> Iterator[Stack]:
     """One API process and one worker process (concurrency 8) against the mock."""
-    s = Stack(tmp_path, config_tree(redis_server.url, namespace, mock_root=mock.url))
-    try:
-        s.start_api()
-        s.start_worker()
+    tree = config_tree(redis_server.url, namespace, mock_root=mock.url)
+    with running_stack(tmp_path, tree, ["openai"]) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +90,5 @@ def full_stack(
 ) -> Iterator[Stack]:
     """API + one worker per pool (openai, gemini), shared by a module's tests (SDK suites)."""
     tree = config_tree(redis_server.url, f"t{secrets.token_hex(5)}", mock_root=mock_server)
-    s = Stack(tmp_path_factory.mktemp("full"), tree)
-    try:
-        s.start_api()
-        s.start_worker(pool="openai")
-        s.start_worker(pool="gemini")
+    with running_stack(tmp_path_factory.mktemp("full"), tree, ["openai", "gemini"]) as s:
         yield s
-    finally:
-        s.stop()

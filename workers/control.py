@@ -15,7 +15,6 @@ from arq.connections import RedisSettings
 from arq.worker import Worker as ArqWorker
 
 from anygate.broker import KeySpace, create_redis
-from anygate.broker.connection import awaited
 from anygate.config import AnygateConfig
 
 log = structlog.get_logger(__name__)
@@ -31,16 +30,16 @@ async def prune_job_indexes(ctx: dict[str, Any]) -> int:
     removed = 0
     for tenant in config.tenants:
         index = keys.tenant_jobs(tenant.id)
-        oldest: list[str] = await awaited(redis.zrange(index, 0, PRUNE_BATCH - 1))
+        oldest = await redis.xrange(index, count=PRUNE_BATCH)
         if not oldest:
             continue
         async with redis.pipeline(transaction=False) as pipe:
-            for job_id in oldest:
-                pipe.exists(keys.job(job_id))
+            for _eid, fields in oldest:
+                pipe.exists(keys.job(fields["j"]))
             alive = await pipe.execute()
-        gone = [j for j, ok in zip(oldest, alive, strict=True) if not ok]
+        gone = [eid for (eid, _f), ok in zip(oldest, alive, strict=True) if not ok]
         if gone:
-            removed += int(await awaited(redis.zrem(index, *gone)))
+            removed += int(await redis.xdel(index, *gone))
     if removed:
         log.info("pruned expired jobs from tenant indexes", removed=removed)
     return removed

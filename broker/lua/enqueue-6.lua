@@ -44,7 +44,8 @@ local entry = redis.call('XADD', KEYS[2], '*', 'j', job_id)
 redis.call('HSET', KEYS[1], 'entry', entry)
 local place = redis.call('HINCRBY', KEYS[5], qfield, 1)
 redis.call('HINCRBY', KEYS[5], 'queued', 1)
-redis.call('ZADD', prefix .. 'tjobs:' .. tenant, now, job_id)
+-- The tenant's job index is a stream (compact, newest-first reads, cursor = the entry id).
+redis.call('HSET', KEYS[1], 'ix', redis.call('XADD', prefix .. 'tjobs:' .. tenant, '*', 'j', job_id))
 redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
 local slots = 0
 for _, v in ipairs(redis.call('HVALS', prefix .. 'workers:' .. pool)) do

@@ -107,3 +107,19 @@ def array_frames(chunks: list[dict[str, Any]]) -> list[bytes]:
     ]
     frames.append(b"]")
     return frames
+
+
+def json_exchange(
+    content_type: bytes,
+    request_id: str,
+    status: int,
+    body: Any,
+    extra_headers: Headers | None = None,
+) -> Exchange:
+    """A unary JSON answer; anything but a 200 goes out as it is (not plannable)."""
+    return Exchange(
+        status=status,
+        headers=json_headers(content_type, request_id, extra_headers),
+        body=orjson.dumps(body),
+        plannable=status == 200,
+    )

@@ -6,8 +6,6 @@ import base64
 import os
 from typing import Any
 
-import orjson
-
 from anygate.ops.mock_provider import gemini_wire
 from anygate.ops.mock_provider.common import BadRequestError
 from anygate.ops.mock_provider.exchange import (
@@ -15,6 +13,7 @@ from anygate.ops.mock_provider.exchange import (
     Incoming,
     InvalidJsonError,
     array_frames,
+    json_exchange,
     json_headers,
     sse_frames,
     sse_headers,
@@ -32,20 +31,13 @@ _SSE_END = b"\r\n\r\n"
 def _error(
     incoming: Incoming, body: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None
 ) -> Exchange:
-    return Exchange(
-        status=int(body["error"]["code"]),
-        headers=json_headers(_JSON, incoming.request_id, extra_headers),
-        body=orjson.dumps(body),
-        plannable=False,
+    return json_exchange(
+        _JSON, incoming.request_id, int(body["error"]["code"]), body, extra_headers
     )
 
 
 def _ok(incoming: Incoming, body: dict[str, Any]) -> Exchange:
-    return Exchange(
-        status=200,
-        headers=json_headers(_JSON, incoming.request_id),
-        body=orjson.dumps(body),
-    )
+    return json_exchange(_JSON, incoming.request_id, 200, body)
 
 
 def api_key(incoming: Incoming) -> str | None:

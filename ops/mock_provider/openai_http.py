@@ -6,15 +6,13 @@ import os
 import time
 from typing import Any
 
-import orjson
-
 from anygate.ops.mock_provider import openai_embeddings, openai_wire
 from anygate.ops.mock_provider.common import BadRequestError
 from anygate.ops.mock_provider.exchange import (
     Exchange,
     Incoming,
     InvalidJsonError,
-    json_headers,
+    json_exchange,
     sse_frames,
     sse_headers,
 )
@@ -38,20 +36,11 @@ def _error(
     body: dict[str, Any],
     extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> Exchange:
-    return Exchange(
-        status=status,
-        headers=json_headers(_JSON, incoming.request_id, extra_headers),
-        body=orjson.dumps(body),
-        plannable=False,
-    )
+    return json_exchange(_JSON, incoming.request_id, status, body, extra_headers)
 
 
 def _ok(incoming: Incoming, body: dict[str, Any]) -> Exchange:
-    return Exchange(
-        status=200,
-        headers=json_headers(_JSON, incoming.request_id),
-        body=orjson.dumps(body),
-    )
+    return json_exchange(_JSON, incoming.request_id, 200, body)
 
 
 def _auth_failure(incoming: Incoming, settings: MockSettings) -> Exchange | None:

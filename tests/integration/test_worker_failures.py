@@ -17,7 +17,7 @@ from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.test_jobs_api import chat_job, read_sse, submit
 from tests.support.configs import config_tree
 from tests.support.mock import MockControl
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 
 @pytest.fixture
@@ -25,12 +25,8 @@ def bare(
     tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
 ) -> Iterator[Stack]:
     """An API process, no worker yet: each test starts the workers it needs."""
-    s = Stack(tmp_path, config_tree(redis_server.url, namespace, mock_root=mock.url))
-    try:
-        s.start_api()
+    with running_stack(tmp_path, config_tree(redis_server.url, namespace, mock_root=mock.url)) as s:
         yield s
-    finally:
-        s.stop()
 
 
 async def _status(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:

@@ -7,8 +7,10 @@ with a config file and env; each is stopped by its own pid when the test ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +105,18 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+@contextlib.contextmanager
+def running_stack(
+    tmp_path: Path, tree: dict[str, Any], worker_pools: Sequence[str] = ()
+) -> Iterator[Stack]:
+    """An API process plus one worker per named pool; every process stopped at the end."""
+    stack = Stack(tmp_path, tree)
+    try:
+        stack.start_api()
+        for pool in worker_pools:
+            stack.start_worker(pool=pool)
+        yield stack
+    finally:
+        stack.stop()
