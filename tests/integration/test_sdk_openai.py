@@ -82,7 +82,8 @@ def test_embeddings_default_base64_and_float(client: OpenAI, model: str) -> None
     assert [d.index for d in default.data] == [0, 1]
     assert len(default.data[0].embedding) > 0
     assert default.data[0].embedding == pytest.approx(floats.data[0].embedding, rel=1e-6)
-    assert default.usage.prompt_tokens > 0
+    # Token counts are the provider's, never estimated: Gemini's embed endpoints report none.
+    assert default.usage.prompt_tokens > 0 or model.startswith("gemini")
 
 
 def test_models_list_shows_every_alias(client: OpenAI, full_stack: Stack) -> None:

@@ -12,7 +12,7 @@ from anygate.broker.errors import (
     UpstreamRejectedError,
     UpstreamTransientError,
 )
-from anygate.broker.routing import deployment_for, place
+from anygate.broker.routing import RouteSelector, deployment_for, plan, route_for
 from anygate.config import Deployment, parse_config
 from anygate.workers.adapters.http import error_for_exception, error_for_status, parse_retry_after
 from anygate.workers.assemble import assemble_chat_completion
@@ -110,16 +110,18 @@ CONFIG = parse_config(
 
 class TestRouting:
     def test_first_deployment_decides_the_pool(self) -> None:
-        assert place(CONFIG, "/v1/chat/completions", "chat").pool == "openai"
-        assert place(CONFIG, "/v1/embeddings", "emb").pool == "local"
+        assert plan(CONFIG, "/v1/chat/completions", "chat", RouteSelector(), {})[0].provider == (
+            "openai"
+        )
+        assert plan(CONFIG, "/v1/embeddings", "emb", RouteSelector(), {})[0].provider == "local"
 
     def test_unknown_model_is_model_not_found(self) -> None:
         with pytest.raises(ModelNotFoundError):
-            place(CONFIG, "/v1/chat/completions", "nope")
+            route_for(CONFIG, "/v1/chat/completions", "nope")
 
     def test_model_of_another_kind_is_invalid(self) -> None:
         with pytest.raises(InvalidRequestError, match="embedding model"):
-            place(CONFIG, "/v1/chat/completions", "emb")
+            route_for(CONFIG, "/v1/chat/completions", "emb")
 
     def test_worker_finds_its_pools_deployment(self) -> None:
         dep = deployment_for(CONFIG, "chat", "local")

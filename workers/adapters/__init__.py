@@ -2,6 +2,7 @@
 
 from anygate.config import AnygateConfig, ProviderKind
 from anygate.workers.adapters.base import CallOutcome, ChunkSink, JobLostError, ProviderAdapter
+from anygate.workers.adapters.gemini import GeminiAdapter
 from anygate.workers.adapters.http import create_http_client
 from anygate.workers.adapters.openai import OpenAIAdapter
 
@@ -15,6 +16,8 @@ def create_adapter(config: AnygateConfig, pool: str, concurrency: int) -> Provid
     client = create_http_client(provider, concurrency)
     if provider.kind in {ProviderKind.OPENAI, ProviderKind.OPENAI_COMPATIBLE}:
         return OpenAIAdapter(provider.resolved_base_url(), config.provider_key(pool), client)
+    if provider.kind is ProviderKind.GEMINI:
+        return GeminiAdapter(provider.resolved_base_url(), config.provider_key(pool), client)
     raise UnsupportedProviderError(
         f"providers.{pool}.kind: {provider.kind.value} has no adapter yet"
     )
@@ -23,6 +26,7 @@ def create_adapter(config: AnygateConfig, pool: str, concurrency: int) -> Provid
 __all__ = [
     "CallOutcome",
     "ChunkSink",
+    "GeminiAdapter",
     "JobLostError",
     "OpenAIAdapter",
     "ProviderAdapter",

@@ -3,12 +3,21 @@
 Classification follows SPEC §2: 429 → rate limited (honour Retry-After, refund the attempt);
 408/409/5xx, timeouts and dropped connections → transient (backoff); any other 4xx → rejected,
 failed at once with the provider's own message.
+
+Bodies come in two shapes: OpenAI's ``{"error": {"message", "type", "code"}}`` and Google's
+``{"error": {"code": 429, "message", "status": "RESOURCE_EXHAUSTED", "details": [...]}}``
+(sometimes wrapped in a one-element array by ``streamGenerateContent``). Google's numeric
+``code`` only repeats the HTTP status, so its ``status`` name is the code reported; and Google
+says when to retry in a ``google.rpc.RetryInfo`` detail rather than a Retry-After header.
 """
 
 from __future__ import annotations
 
 import email.utils
+import re
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -50,25 +59,83 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
-def provider_message(body: bytes) -> tuple[str | None, str | None]:
-    """The provider's own error message and code, if its body has the usual shape."""
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderError:
+    """What an error body says, reduced to the fields that are safe to pass on."""
+
+    message: str | None = None
+    code: str | None = None
+    retry_after: float | None = None
+
+
+def parse_duration(value: Any) -> float | None:
+    """A ``google.protobuf.Duration`` in its JSON form (``"2s"``, ``"0.5s"``)."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        return float(match.group(1)) if match else None
+    if isinstance(value, Mapping):  # the proto's field form, seen from some gateways
+        seconds, nanos = value.get("seconds", 0), value.get("nanos", 0)
+        if isinstance(seconds, int | float | str) and isinstance(nanos, int | float):
+            try:
+                return float(seconds) + float(nanos) / 1e9
+            except ValueError:
+                return None
+    return None
+
+
+def _retry_delay(details: Any) -> float | None:
+    if not isinstance(details, list):
+        return None
+    for detail in details:
+        if isinstance(detail, Mapping) and detail.get("@type") == _RETRY_INFO:
+            return parse_duration(detail.get("retryDelay"))
+    return None
+
+
+def parse_provider_error(body: bytes) -> ProviderError:
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None, None
+        return ProviderError()
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
     err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        msg = err.get("message")
-        code = err.get("code") or err.get("status")
-        return (str(msg) if msg is not None else None), (str(code) if code is not None else None)
-    return None, None
+    if not isinstance(err, dict):
+        return ProviderError()
+    msg = err.get("message")
+    code = err.get("code")
+    status = err.get("status")
+    if (code is None or isinstance(code, int)) and isinstance(status, str) and status:
+        code = status
+    return ProviderError(
+        message=str(msg) if msg is not None else None,
+        code=str(code) if code is not None else None,
+        retry_after=_retry_delay(err.get("details")),
+    )
+
+
+def provider_message(body: bytes) -> tuple[str | None, str | None]:
+    """The provider's own error message and code, if its body has the usual shape."""
+    parsed = parse_provider_error(body)
+    return parsed.message, parsed.code
+
+
+def _later(*delays: float | None) -> float | None:
+    """When header and body both say how long to wait, the longer wait is the safe one."""
+    known = [delay for delay in delays if delay is not None]
+    return max(known) if known else None
 
 
 def error_for_status(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
-    message, code = provider_message(body)
-    text = message or f"upstream answered HTTP {status}"
+    parsed = parse_provider_error(body)
+    text = parsed.message or f"upstream answered HTTP {status}"
+    code = parsed.code
     if status == 429:
-        retry_after = parse_retry_after(headers.get("retry-after"))
+        retry_after = _later(parse_retry_after(headers.get("retry-after")), parsed.retry_after)
         return UpstreamRateLimitedError(
             text, upstream_status=status, retry_after=retry_after, code=code
         )

@@ -33,7 +33,9 @@ _MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "system": frozenset({"role", "content"}),
     "developer": frozenset({"role", "content"}),
     "user": frozenset({"role", "content"}),
-    "assistant": frozenset({"role", "content", "tool_calls", "refusal"}),
+    # annotations (url citations) describe an earlier answer; OpenAI's own responses carry them
+    # and clients echo them back with the message, so they are accepted and not forwarded.
+    "assistant": frozenset({"role", "content", "tool_calls", "refusal", "annotations"}),
     "tool": frozenset({"role", "content", "tool_call_id"}),
 }
 _MESSAGE_REFUSALS = {
@@ -125,12 +127,11 @@ def _file_part(part: Fields) -> dict[str, Any]:
         mime, payload = parse_data_url(data, file.path("file_data"))
         return {"inlineData": {"mimeType": mime, "data": payload}}
     ext = (file.string("filename") or "").rpartition(".")[2].lower()
-    mime = _FILE_TYPES.get(ext)
-    if mime is None:
+    if ext not in _FILE_TYPES:
         raise untranslatable(
             file.path("file_data"), "send a data: URL so the file's MIME type is known"
         )
-    return {"inlineData": {"mimeType": mime, "data": data}}
+    return {"inlineData": {"mimeType": _FILE_TYPES[ext], "data": data}}
 
 
 def _user_parts(message: Fields, conversation: Conversation) -> list[dict[str, Any]]:
@@ -163,9 +164,11 @@ def _user_parts(message: Fields, conversation: Conversation) -> list[dict[str, A
 
 def _function_call_part(raw: Any, where: str, names: dict[str, str]) -> dict[str, Any]:
     call = Fields(raw, where)
-    call.reject_unknown(frozenset({"id", "type", "function", "extra_content"}), "a tool call")
     if call.get("type") not in (None, "function"):
         raise untranslatable(call.path("type"), "only function tool calls exist in Gemini")
+    # index is a streaming artifact some clients keep when they fold deltas.
+    known = frozenset({"id", "type", "function", "extra_content", "index"})
+    call.reject_unknown(known, "a tool call")
     function = call.obj("function")
     if function is None:
         raise invalid(call.path("function"), "is required")
@@ -212,7 +215,9 @@ def _function_response(message: Fields, names: dict[str, str]) -> dict[str, Any]
         )
     text = "".join(part["text"] for part in _text_parts(message, allow_refusal=False))
     response = json_object(text)
-    return {"functionResponse": {"name": name, "response": response or {"output": text}}}
+    if response is None:
+        response = {"output": text}
+    return {"functionResponse": {"name": name, "response": response}}
 
 
 def _messages(body: Fields) -> list[Any]:

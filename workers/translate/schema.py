@@ -103,6 +103,12 @@ def convert(value: Any, where: str) -> dict[str, Any]:
         out["anyOf"] = [convert(item, f"{path}[{i}]") for i, item in enumerate(any_of)]
         if node.boolean("nullable") and json_type is None:
             out["anyOf"].append({"type": "null"})
+    _structure(node, out)
+    return out
+
+
+def _structure(node: Fields, out: dict[str, Any]) -> None:
+    """The keywords that hold sub-schemas or references."""
     extra = node.get("additionalProperties")
     if isinstance(extra, bool):
         out["additionalProperties"] = extra
@@ -116,4 +122,3 @@ def convert(value: Any, where: str) -> dict[str, Any]:
         if not ref.startswith("#/defs/"):
             raise untranslatable(node.path("ref"), "only references into defs are translated")
         out["$ref"] = "#/$defs/" + ref.removeprefix("#/defs/")
-    return out

@@ -12,6 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def _sub(source: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    value = source.get(key) if source else None
+    return value if isinstance(value, Mapping) else None
+
+
 def _count(source: Mapping[str, Any] | None, key: str) -> int:
     value = source.get(key) if source else None
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
@@ -34,10 +39,8 @@ def gemini_usage_to_openai(meta: Mapping[str, Any] | None) -> dict[str, Any]:
 def openai_usage_to_gemini(usage: Mapping[str, Any] | None) -> dict[str, Any]:
     prompt = _count(usage, "prompt_tokens")
     completion = _count(usage, "completion_tokens")
-    details = usage.get("completion_tokens_details") if usage else None
-    reasoning = _count(details if isinstance(details, Mapping) else None, "reasoning_tokens")
-    prompt_details = usage.get("prompt_tokens_details") if usage else None
-    cached = _count(prompt_details if isinstance(prompt_details, Mapping) else None, "cached_tokens")
+    reasoning = _count(_sub(usage, "completion_tokens_details"), "reasoning_tokens")
+    cached = _count(_sub(usage, "prompt_tokens_details"), "cached_tokens")
     total = _count(usage, "total_tokens") if usage and "total_tokens" in usage else None
     meta: dict[str, Any] = {
         "promptTokenCount": prompt,

@@ -1,0 +1,229 @@
+"""Google Gemini (Generative Language API): chat via generateContent, embeddings via embedContent.
+
+Jobs are OpenAI-format whatever the provider, so this adapter translates each request to
+Gemini's format and each response (or streamed event) back, with ``anygate.workers.translate``.
+The key travels only in the ``x-goog-api-key`` header: never in the URL (where it would end up
+in access logs and in httpx's error messages) and never in an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+from httpx_sse import SSEError, aconnect_sse
+from pydantic import SecretStr
+
+from anygate.broker import ClaimedJob
+from anygate.broker.errors import (
+    InvalidRequestError,
+    UpstreamError,
+    UpstreamRejectedError,
+    UpstreamTransientError,
+)
+from anygate.workers.adapters.base import CallOutcome, ChunkSink
+from anygate.workers.adapters.http import error_for_exception, error_for_status
+from anygate.workers.assemble import assemble_chat_completion
+from anygate.workers.translate import (
+    GeminiStreamToChat,
+    chat_request_to_gemini,
+    embeddings_request_to_gemini,
+    gemini_embeddings_to_openai,
+    gemini_response_to_chat,
+)
+
+API_VERSION = "v1beta"
+CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+
+
+def api_root(base_url: str) -> str:
+    """The configured base may be the host (the default) or already end in an API version."""
+    base = base_url.rstrip("/")
+    if base.rsplit("/", 1)[-1] in {"v1", "v1beta", "v1alpha"}:
+        return base
+    return f"{base}/{API_VERSION}"
+
+
+def model_path(upstream_model: str) -> str:
+    """``gemini-2.5-flash`` → ``models/gemini-2.5-flash``; ``tunedModels/x`` stays as it is."""
+    name = upstream_model if "/" in upstream_model else f"models/{upstream_model}"
+    return quote(name, safe="/-._~")
+
+
+@contextmanager
+def _translating() -> Iterator[None]:
+    """A request that cannot be translated fails at once; retrying would not change it.
+
+    The API refuses such requests at submit time; this catches the ones that reach Gemini as a
+    fallback of a route that started on another provider.
+    """
+    try:
+        yield
+    except InvalidRequestError as exc:
+        raise UpstreamRejectedError(exc.message, code=exc.code) from None
+
+
+def _stream_error(chunk: dict[str, Any]) -> UpstreamError:
+    """An error event inside a 200 stream, classified by the status it names."""
+    error = chunk.get("error")
+    status = error.get("code") if isinstance(error, dict) else None
+    if isinstance(status, int) and 400 <= status < 600:
+        failure = error_for_status(status, orjson.dumps(chunk), httpx.Headers())
+        if isinstance(failure, UpstreamRejectedError):
+            # The stream was accepted; a late refusal is the provider's trouble, not the request's.
+            return UpstreamTransientError(
+                failure.message, upstream_status=status, code=failure.code
+            )
+        return failure
+    message = error.get("message") if isinstance(error, dict) else None
+    text = str(message or "upstream stream error")
+    return UpstreamTransientError(text, code="upstream_stream_error")
+
+
+def _with_tool_call_extras(result: dict[str, Any], chunks: list[dict[str, Any]]) -> None:
+    """``assemble_chat_completion`` keeps OpenAI's fields only; Gemini's thought signatures
+    ride on tool calls as ``extra_content`` and must survive the fold."""
+    by_index = {choice["index"]: choice for choice in result["choices"]}
+    for chunk in chunks:
+        for choice in chunk.get("choices") or ():
+            for delta in (choice.get("delta") or {}).get("tool_calls") or ():
+                if "extra_content" not in delta:
+                    continue
+                target = by_index[choice["index"]]["message"]["tool_calls"]
+                target[delta["index"]]["extra_content"] = delta["extra_content"]
+
+
+class GeminiAdapter:
+    def __init__(self, base_url: str, api_key: SecretStr | None, client: httpx.AsyncClient) -> None:
+        self._root = api_root(base_url)
+        self._client = client
+        self._headers = {"content-type": "application/json"}
+        if api_key is not None:
+            self._headers["x-goog-api-key"] = api_key.get_secret_value()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _url(self, upstream_model: str, method: str) -> str:
+        return f"{self._root}/{model_path(upstream_model)}:{method}"
+
+    async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
+        body: dict[str, Any] = orjson.loads(job.body)
+        try:
+            if job.endpoint == EMBEDDINGS:
+                return await self._embed(body, upstream_model)
+            if job.endpoint != CHAT:
+                raise UpstreamRejectedError(f"{job.endpoint} is not served by Gemini")
+            with _translating():
+                request = chat_request_to_gemini(body)
+            response_id = "chatcmpl-" + job.id.removeprefix("job_")
+            if job.stream:
+                return await self._stream_chat(request, upstream_model, response_id, on_chunk)
+            return await self._chat(request, upstream_model, response_id)
+        except httpx.HTTPError as exc:
+            raise error_for_exception(exc) from None
+
+    async def _post_json(self, url: str, request: dict[str, Any]) -> dict[str, Any]:
+        content = orjson.dumps(request)
+        response = await self._client.post(url, content=content, headers=self._headers)
+        if response.status_code != 200:
+            raise error_for_status(response.status_code, response.content, response.headers)
+        try:
+            result = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise UpstreamTransientError(
+                "upstream sent a body that is not JSON", code="malformed_response"
+            ) from None
+        if not isinstance(result, dict):
+            raise UpstreamTransientError(
+                "upstream sent an unexpected JSON body", code="malformed_response"
+            )
+        return result
+
+    async def _chat(
+        self, request: dict[str, Any], upstream_model: str, response_id: str
+    ) -> CallOutcome:
+        answer = await self._post_json(self._url(upstream_model, "generateContent"), request)
+        result = gemini_response_to_chat(
+            answer, model=upstream_model, response_id=response_id, created=int(time.time())
+        )
+        if not result["choices"]:
+            raise UpstreamTransientError(
+                "upstream answered without a candidate", code="incomplete_response"
+            )
+        return CallOutcome(result, result["usage"])
+
+    async def _stream_chat(
+        self,
+        request: dict[str, Any],
+        upstream_model: str,
+        response_id: str,
+        on_chunk: ChunkSink,
+    ) -> CallOutcome:
+        url = self._url(upstream_model, "streamGenerateContent") + "?alt=sse"
+        translator = GeminiStreamToChat(
+            model=upstream_model, response_id=response_id, created=int(time.time())
+        )
+        chunks: list[dict[str, Any]] = []
+        async with aconnect_sse(
+            self._client, "POST", url, content=orjson.dumps(request), headers=self._headers
+        ) as source:
+            response = source.response
+            if response.status_code != 200:
+                await response.aread()
+                raise error_for_status(response.status_code, response.content, response.headers)
+            try:
+                async for event in source.aiter_sse():
+                    if not event.data:
+                        continue
+                    try:
+                        event_body = orjson.loads(event.data)
+                    except orjson.JSONDecodeError:
+                        raise UpstreamTransientError(
+                            "upstream sent a malformed stream chunk", code="malformed_chunk"
+                        ) from None
+                    if not isinstance(event_body, dict):
+                        raise UpstreamTransientError(
+                            "upstream sent an unexpected stream chunk", code="malformed_chunk"
+                        )
+                    if "error" in event_body:
+                        raise _stream_error(event_body)
+                    for chunk in translator.feed(event_body):
+                        chunks.append(chunk)
+                        await on_chunk(orjson.dumps(chunk))
+            except SSEError as exc:
+                raise UpstreamTransientError(f"upstream stream broke: {exc}") from None
+        if not translator.finished:
+            raise UpstreamTransientError(
+                "upstream stream ended before a finish reason", code="incomplete_stream"
+            )
+        for chunk in translator.close():
+            chunks.append(chunk)
+            await on_chunk(orjson.dumps(chunk))
+        result = assemble_chat_completion(chunks)
+        _with_tool_call_extras(result, chunks)
+        return CallOutcome(result, result.get("usage"))
+
+    async def _embed(self, body: dict[str, Any], upstream_model: str) -> CallOutcome:
+        with _translating():
+            method, request = embeddings_request_to_gemini(body, upstream_model)
+        answer = await self._post_json(self._url(upstream_model, method), request)
+        expected = len(request.get("requests") or [request])
+        if len(answer.get("embeddings") or [answer.get("embedding")]) != expected:
+            raise UpstreamTransientError(
+                f"upstream returned a different number of embeddings than the {expected} asked",
+                code="malformed_response",
+            )
+        encoding = body.get("encoding_format")
+        result = gemini_embeddings_to_openai(
+            answer,
+            model=upstream_model,
+            encoding_format=encoding if isinstance(encoding, str) else None,
+        )
+        return CallOutcome(result, result["usage"])

@@ -1,0 +1,35 @@
+"""Pure translation between OpenAI's chat/embeddings format and Gemini's, both directions.
+
+No I/O here: the worker's Gemini adapter and the API's Gemini-compatible surface call these on
+plain JSON objects. Every field is either translated or refused with ``UntranslatableFieldError``
+naming it (SPEC §3); docs/translation.md is the field-by-field table.
+"""
+
+from anygate.workers.translate.chat_to_gemini import chat_request_to_gemini
+from anygate.workers.translate.chat_to_gemini_response import (
+    ChatStreamToGemini,
+    chat_response_to_gemini,
+)
+from anygate.workers.translate.embeddings import (
+    embeddings_request_to_gemini,
+    gemini_embed_request_to_openai,
+    gemini_embeddings_to_openai,
+    openai_embeddings_to_gemini,
+)
+from anygate.workers.translate.errors import UntranslatableFieldError
+from anygate.workers.translate.gemini_to_chat import GeminiStreamToChat, gemini_response_to_chat
+from anygate.workers.translate.gemini_to_openai_request import gemini_request_to_chat
+
+__all__ = [
+    "ChatStreamToGemini",
+    "GeminiStreamToChat",
+    "UntranslatableFieldError",
+    "chat_request_to_gemini",
+    "chat_response_to_gemini",
+    "embeddings_request_to_gemini",
+    "gemini_embed_request_to_openai",
+    "gemini_embeddings_to_openai",
+    "gemini_request_to_chat",
+    "gemini_response_to_chat",
+    "openai_embeddings_to_gemini",
+]
