@@ -15,6 +15,7 @@ from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.gateway import Gateway
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.planning import Planner
+from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions, create_redis
 from anygate.config import AnygateConfig
 
@@ -27,8 +28,11 @@ def create_app(config: AnygateConfig) -> Starlette:
         redis = create_redis(config.redis)
         subscriptions = Subscriptions(redis)
         await subscriptions.start()
+        broker = Broker(redis, config)
+        replies = ReplyRouter(broker.keys)
+        await replies.start(subscriptions)
         app.state.gateway = Gateway(
-            config, redis, Broker(redis, config), subscriptions, tenants, Planner(config, redis)
+            config, redis, broker, subscriptions, tenants, Planner(config, redis), replies
         )
         try:
             yield

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from anygate.api.auth import TenantDirectory
 from anygate.api.planning import Planner
+from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
 from anygate.config import AnygateConfig
 
@@ -21,6 +22,7 @@ class Gateway:
     subscriptions: Subscriptions
     tenants: TenantDirectory
     planner: Planner
+    replies: ReplyRouter
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -166,14 +166,7 @@ async def _stream_generate(request: Request, alias: str, body: dict[str, Any]) -
     chat["stream"] = True
     chat["stream_options"] = {"include_usage": True}
     call = await openai_compat.sync_job(request, openai_compat.CHAT, chat, stream=True)
-    await call.__aenter__()
-    try:
-        first = await openai_compat.first_streamed_event(call)
-    except BaseException:
-        await call.__aexit__(None, None, None)
-        raise
-    call.stop_watching()
-    call.streamed = first.type == "chunk"
+    first = await openai_compat.open_stream(call)
     sse = request.query_params.get("alt") == "sse"
     return StreamingResponse(
         _relay_gemini(call, first, sse=sse),

@@ -62,19 +62,27 @@ async def wait_result(call: SyncCall) -> dict[str, Any]:
     raise AssertionError("unreachable: events() ends with a terminal event")
 
 
-async def first_streamed_event(call: SyncCall) -> JobEvent:
-    """Wait for the first chunk (or the end): until then an error can still be an HTTP status."""
+async def open_stream(call: SyncCall) -> JobEvent:
+    """Enter the call and wait for its first chunk (or its end): until then a failure can still
+    be answered with an HTTP status. From here on the streaming response owns the call (and
+    detects the caller's disconnect itself); its relay must ``__aexit__`` it."""
+    await call.__aenter__()
     try:
         async for event in call.events():
-            if event.type == "chunk":
-                return event
-            if event.terminal:
-                outcome(event)  # raises for failures
+            if event.type == "chunk" or event.terminal:
+                if event.terminal:
+                    outcome(event)  # raises for failures
+                call.stop_watching()
+                call.streamed = event.type == "chunk"
                 return event
     except AnygateError as exc:
         exc.headers.update(job_headers(call, retried=True))
+        await call.__aexit__(None, None, None)
         raise
-    raise AssertionError("unreachable")
+    except BaseException:
+        await call.__aexit__(None, None, None)
+        raise
+    raise AssertionError("unreachable: events() ends with a terminal event")
 
 
 def job_headers(call: SyncCall, *, retried: bool = False) -> dict[str, str]:
@@ -101,14 +109,7 @@ async def chat_completions(request: Request) -> Response:
         async with call:
             result = await wait_result(call)
         return JSONResponse(result, headers=job_headers(call))
-    await call.__aenter__()
-    try:
-        first = await first_streamed_event(call)
-    except BaseException:
-        await call.__aexit__(None, None, None)
-        raise
-    call.stop_watching()
-    call.streamed = first.type == "chunk"
+    first = await open_stream(call)
     return StreamingResponse(
         _relay_chat(call, first, include_usage=include_usage),
         media_type="text/event-stream",

@@ -1,6 +1,7 @@
 """A synchronous call through the queue: enqueue an interactive job and wait on its events.
 
-The caller's channel is subscribed before the job is enqueued, so no event can slip past. While
+The caller waits on its API process's reply channel (``api/replies.py``), registered before the
+job is enqueued, so no event can slip past. While
 the caller waits, a watcher listens for its disconnect: a caller that leaves before anything was
 streamed to it cancels its job (``server.cancel_on_disconnect``), so abandoned requests never
 reach the provider. Events arrive through pub/sub as the worker appends them; each streamed
@@ -10,7 +11,7 @@ chunk is relayed the moment it arrives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,36 +39,36 @@ class SyncCallTimeoutError(AnygateError):
     default_code = "gateway_timeout"
 
 
+GONE = ""
+"""Put in a call's queue by its disconnect watcher (no real event is empty)."""
+
+
 class SyncCall:
     """``async with SyncCall(gw, request, job) as call: async for event in call.events(): …``"""
 
     def __init__(self, gw: Gateway, request: Request, job: NewJob) -> None:
         self.gw = gw
         self.request = request
-        self.job = job
         self.job_id = new_job_id()
+        self.job = dataclasses.replace(job, reply_to=gw.replies.instance)
         self.streamed = False
         self._queue: asyncio.Queue[str] | None = None
-        self._subscription: contextlib.AbstractAsyncContextManager[asyncio.Queue[str]] | None = None
-        self._gone = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> SyncCall:
-        channel = self.gw.broker.keys.job_channel(self.job_id)
-        self._subscription = self.gw.subscriptions.subscribe(channel)
-        self._queue = await self._subscription.__aenter__()
+        # Registered before the job exists, so not even its first event can be missed.
+        self._queue = self.gw.replies.register(self.job_id)
         try:
             await self.gw.broker.enqueue(self.job, self.job_id)
         except BaseException:
-            await self._subscription.__aexit__(None, None, None)
+            self.gw.replies.unregister(self.job_id)
             raise
         self._watcher = asyncio.create_task(self._watch_disconnect())
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.stop_watching()
-        if self._subscription is not None:
-            await self._subscription.__aexit__(None, None, None)
+        self.gw.replies.unregister(self.job_id)
 
     def stop_watching(self) -> None:
         """Hand disconnect detection to the streaming response, which listens for it itself."""
@@ -79,32 +80,26 @@ class SyncCall:
         while True:
             message = await self.request.receive()
             if message["type"] == "http.disconnect":
-                self._gone.set()
+                assert self._queue is not None
+                self._queue.put_nowait(GONE)
                 return
 
     async def next_event(self) -> JobEvent:
         """The next event; cancels the job and raises ``ClientGoneError`` if the caller left."""
         assert self._queue is not None
-        get = asyncio.ensure_future(self._queue.get())
-        gone = asyncio.ensure_future(self._gone.wait())
         try:
-            done, _ = await asyncio.wait(
-                {get, gone},
-                timeout=self.gw.config.server.sync_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
+            message = await asyncio.wait_for(
+                self._queue.get(), self.gw.config.server.sync_timeout_s
             )
-        finally:
-            for fut in (get, gone):
-                if not fut.done():
-                    fut.cancel()
-        if get in done:
-            return JobEvent.from_message(get.result())
-        if gone in done:
+        except TimeoutError:
+            raise SyncCallTimeoutError(
+                "the job did not finish in time; fetch its result later from /v1/jobs/"
+                f"{self.job_id}",
+            ) from None
+        if message == GONE:
             await self.caller_left()
             raise ClientGoneError(self.job_id)
-        raise SyncCallTimeoutError(
-            f"the job did not finish in time; fetch its result later from /v1/jobs/{self.job_id}",
-        )
+        return JobEvent.from_message(message)
 
     async def caller_left(self) -> None:
         policy = self.gw.config.server.cancel_on_disconnect

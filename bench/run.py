@@ -162,10 +162,9 @@ def wrk_post(url: str, body: bytes, connections: int, seconds: int, work: Path) 
         "summary.duration, summary.errors.status, latency:percentile(50), "
         "latency:percentile(99)))\nend\n"
     )
-    result = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    threads = min(2, connections)  # wrk wants at least one connection per thread
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("JSON "))
     data: dict[str, Any] = json.loads(line[5:])
     return {
@@ -199,6 +198,97 @@ async def httpx_post(url: str, body: bytes, connections: int, seconds: int) -> d
         "non_2xx": None,
         "client": "httpx",
     }
+
+
+def _start(args: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, env={**env, "PATH": "/usr/bin:/bin"})
+    for _ in range(400):
+        try:
+            if httpx.get(ready).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{args} never became ready")
+
+
+def _registered(redis_url: str, pool: str, namespace: str) -> bool:
+    import redis  # noqa: PLC0415 - sync client, only for this wait
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return bool(client.hlen(f"ag:{{{namespace}}}:workers:{pool}"))
+    finally:
+        client.close()
+
+
+def first_chunk_p50_ms(url: str, body: bytes, samples: int) -> float:
+    """Median time from sending a streamed request to its first ``data:`` line (one at a time;
+    the client's own cost is the same for the direct and the gateway call, so it cancels out)."""
+    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    times: list[float] = []
+    with httpx.Client(timeout=10) as client:
+        for i in range(samples + 10):
+            t = time.perf_counter()
+            with client.stream("POST", url, content=body, headers=headers) as response:
+                lines = response.iter_lines()
+                for line in lines:
+                    if line.startswith("data:"):
+                        break
+                if i >= 10:
+                    times.append((time.perf_counter() - t) * 1000)
+                for _ in lines:  # read to the end, so the connection is reused
+                    pass
+    return statistics.median(times)
+
+
+def bench_sync(redis_url: str, work: Path, seconds: int) -> dict[str, Any]:
+    """OpenAI-compatible chat through the queue vs. the same mock called directly (SPEC §7)."""
+    mock_port, api_port = free_port(), free_port()
+    mock = f"http://127.0.0.1:{mock_port}"
+    tree = config_tree(redis_url, "bench-sync")
+    tree["providers"]["bench"]["base_url"] = f"{mock}/v1"
+    tree["providers"]["bench"]["api_key"] = "env:BENCH_MOCK_KEY"
+    cfg_path = work / "sync.yaml"
+    cfg_path.write_text(yaml.safe_dump(tree))
+    env = {"ANYGATE_CONFIG": str(cfg_path), "BENCH_MOCK_KEY": "k"}
+    me = [sys.executable, "-m", "anygate.ops"]
+    procs = [
+        _start([*me, "mock-provider", "--port", str(mock_port), "--chunk-count", "20"], env,
+               f"{mock}/_mock/health"),
+        _start([*me, "api", "--port", str(api_port)], env, f"http://127.0.0.1:{api_port}/readyz"),
+    ]  # fmt: skip
+    procs.append(subprocess.Popen([*me, "worker", "--pool", "bench", "--concurrency", "64"],
+                                  env={**env, "PATH": "/usr/bin:/bin"}))  # fmt: skip
+    try:
+        while not _registered(redis_url, "bench", "bench-sync"):
+            time.sleep(0.05)
+        chat = json.loads(BODY)
+        plain = json.dumps(chat).encode()
+        streamed = json.dumps({**chat, "stream": True}).encode()
+        direct_url = f"{mock}/v1/chat/completions"
+        gateway_url = f"http://127.0.0.1:{api_port}/v1/chat/completions"
+        direct_1 = wrk_post(direct_url, plain, 1, seconds, work)
+        gateway_1 = wrk_post(gateway_url, plain, 1, seconds, work)
+        direct_ttfc = first_chunk_p50_ms(direct_url, streamed, 200)
+        gateway_ttfc = first_chunk_p50_ms(gateway_url, streamed, 200)
+        gateway_64 = wrk_post(gateway_url, plain, 64, seconds, work)
+        stream_64 = wrk_post(gateway_url, streamed, 64, seconds, work)
+        return {
+            "sync_direct_p50_ms": direct_1["p50_ms"],
+            "sync_gateway_p50_ms": gateway_1["p50_ms"],
+            "sync_added_p50_ms": gateway_1["p50_ms"] - direct_1["p50_ms"],
+            "sync_added_p99_ms": gateway_1["p99_ms"] - direct_1["p99_ms"],
+            "stream_added_first_chunk_p50_ms": gateway_ttfc - direct_ttfc,
+            "sync_rps_64": gateway_64["requests_per_s"],
+            "sync_non_2xx": gateway_64["non_2xx"],
+            "stream_rps_64": stream_64["requests_per_s"],
+            "stream_non_2xx": stream_64["non_2xx"],
+        }
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def bench_api(redis_url: str, work: Path, seconds: int) -> dict[str, Any]:
@@ -235,6 +325,11 @@ TARGETS = {
     "round_trip_p50_ms": ("<=", 1.0),
     "overhead_bytes_per_queued_job": ("<=", 512),
     "api_submit_per_s": (">=", 5000),
+    "sync_added_p50_ms": ("<=", 1.0),
+    "sync_added_p99_ms": ("<=", 4.0),
+    "stream_added_first_chunk_p50_ms": ("<=", 1.5),
+    "sync_rps_64": (">=", 1500),
+    "stream_rps_64": (">=", 600),
 }
 
 
@@ -266,6 +361,8 @@ def main(quick: bool, jobs: int, seconds: int) -> None:
             results["api_submit_p99_ms"] = api["p99_ms"]
             results["api_submit_non_2xx"] = api["non_2xx"] or 0
             results["http_client"] = api["client"]
+            if shutil.which("wrk"):
+                results.update(bench_sync(redis_server.url, work, secs))
             version = subprocess.run(
                 [redis_server.binary, "--version"], capture_output=True, text=True, check=True
             ).stdout.split()[2]

@@ -63,6 +63,8 @@ class Broker:
         ]  # fmt: skip
         if job.plan:
             fields += ["plan", job.plan, "step", 0]
+        if job.reply_to:
+            fields += ["reply_to", job.reply_to]
         if job.metadata:
             fields += ["metadata", orjson.dumps(job.metadata).decode()]
         if job.deadline_ms:

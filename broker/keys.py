@@ -35,6 +35,9 @@ class KeySpace:
     def job_channel(self, job_id: str) -> str:
         return f"{self.prefix}n:{job_id}"
 
+    def reply_channel(self, instance: str) -> str:
+        return f"{self.prefix}reply:{instance}"
+
     def worker_channel(self, worker_id: str) -> str:
         return f"{self.prefix}ctl:{worker_id}"
 

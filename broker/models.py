@@ -49,6 +49,8 @@ class NewJob:
     idempotency_key: str | None = None
     plan: str = ""
     """The route's steps (``routing.encode_plan``); the job starts in the first step's pool."""
+    reply_to: str = ""
+    """The API instance a synchronous caller waits on (its reply channel)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from redis.asyncio import Redis
@@ -24,6 +24,7 @@ class Subscriptions:
         self._redis = redis
         self._pubsub: PubSub | None = None
         self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
+        self._callbacks: dict[str, Callable[[str], None]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
@@ -40,6 +41,18 @@ class Subscriptions:
                 await self._reader
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Subscribe for the life of the process; ``callback`` runs in the reader for each
+        message (it must not block): no queue, no extra task hop on the hot path."""
+        assert self._pubsub is not None, "start() first"
+        async with self._lock:
+            self._callbacks[channel] = callback
+            confirmed = asyncio.get_running_loop().create_future()
+            self._confirmed[channel] = confirmed
+            await self._pubsub.subscribe(channel)
+            self._has_channels.set()
+        await asyncio.wait_for(asyncio.shield(confirmed), timeout=5.0)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[str]]:
@@ -72,7 +85,7 @@ class Subscriptions:
             if listeners is None:
                 return
             listeners.discard(queue)
-            if not listeners:
+            if not listeners and channel not in self._callbacks:
                 del self._listeners[channel]
                 self._confirmed.pop(channel, None)
                 with contextlib.suppress(RedisError, ConnectionError):
@@ -96,5 +109,8 @@ class Subscriptions:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
             elif kind == "message":
+                callback = self._callbacks.get(channel)
+                if callback is not None:
+                    callback(message["data"])
                 for queue in self._listeners.get(channel, ()):
                     queue.put_nowait(message["data"])

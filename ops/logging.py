@@ -12,6 +12,10 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     as_json = (not sys.stderr.isatty()) if json is None else json
     numeric = logging.getLevelName(level.upper())
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    # httpx logs every request at INFO: a formatted line and a write per upstream call, on the
+    # hot path, repeating what our own events already record.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )

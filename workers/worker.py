@@ -75,26 +75,22 @@ class Worker:
 
     async def run(self) -> None:
         k = self._broker.keys
-        async with (
-            self._subs.subscribe(k.wake_channel(self._s.pool)) as wake,
-            self._subs.subscribe(k.worker_channel(self._s.worker_id)) as control,
-        ):
-            helpers = [
-                asyncio.create_task(self._relay_wake(wake), name="wake"),
-                asyncio.create_task(self._obey(control), name="control"),
-                asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
-                asyncio.create_task(self._reclaim_forever(), name="reclaim"),
-            ]
-            try:
-                await self._heartbeat_once()
-                await self._claim_forever()
-                await self._drain()
-            finally:
-                for task in helpers:
-                    task.cancel()
-                await asyncio.gather(*helpers, return_exceptions=True)
-                with contextlib.suppress(RedisError, OSError):
-                    await self._broker.unregister_worker(self._s.pool, self._s.worker_id)
+        await self._subs.listen(k.wake_channel(self._s.pool), lambda _m: self._wake.set())
+        await self._subs.listen(k.worker_channel(self._s.worker_id), self._obey)
+        helpers = [
+            asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
+            asyncio.create_task(self._reclaim_forever(), name="reclaim"),
+        ]
+        try:
+            await self._heartbeat_once()
+            await self._claim_forever()
+            await self._drain()
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            with contextlib.suppress(RedisError, OSError):
+                await self._broker.unregister_worker(self._s.pool, self._s.worker_id)
 
     # --- claiming -------------------------------------------------------------------------
 
@@ -119,7 +115,9 @@ class Worker:
                 task = asyncio.create_task(self._process(job), name=job.id)
                 self._running[job.id] = (task, job)
                 task.add_done_callback(self._release)
-            if not jobs:
+            if len(jobs) < free:
+                # The queue ran dry: sleep until new work is announced (a wake that arrived
+                # while claiming was not cleared, so nothing is missed) or the idle poll is due.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._s.idle_poll_s)
 
@@ -127,18 +125,11 @@ class Worker:
         self._running.pop(task.get_name(), None)
         self._slot_freed.set()
 
-    async def _relay_wake(self, wake: asyncio.Queue[str]) -> None:
-        while True:
-            await wake.get()
-            self._wake.set()
-
-    async def _obey(self, control: asyncio.Queue[str]) -> None:
+    def _obey(self, message: str) -> None:
         """Control messages: ``cancel <job id>`` when the job's owner cancelled it."""
-        while True:
-            message = await control.get()
-            verb, _, job_id = message.partition(" ")
-            if verb == "cancel":
-                self._abandon(job_id, reason="cancelled")
+        verb, _, job_id = message.partition(" ")
+        if verb == "cancel":
+            self._abandon(job_id, reason="cancelled")
 
     def _abandon(self, job_id: str, *, reason: str) -> None:
         entry = self._running.get(job_id)

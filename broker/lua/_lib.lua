@@ -23,7 +23,13 @@ local function emit(prefix, job_id, etype, data)
     redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = 'queued'}))
   end
   local id = redis.call('XADD', ev, '*', 't', etype, 'd', data)
-  redis.call('PUBLISH', prefix .. 'n:' .. job_id, id .. '\n' .. etype .. '\n' .. data)
+  local message = id .. '\n' .. etype .. '\n' .. data
+  redis.call('PUBLISH', prefix .. 'n:' .. job_id, message)
+  -- A synchronous caller waits on its API process's reply channel: no per-call SUBSCRIBE.
+  local reply_to = redis.call('HGET', prefix .. 'job:' .. job_id, 'reply_to')
+  if reply_to then
+    redis.call('PUBLISH', prefix .. 'reply:' .. reply_to, job_id .. '\n' .. message)
+  end
   return id
 end
 

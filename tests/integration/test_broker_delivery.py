@@ -195,3 +195,12 @@ async def test_queued_jobs_survive_a_redis_restart(tmp_path: Path, crash: bool) 
         await redis.aclose()
     finally:
         server.stop()
+
+
+async def test_heartbeat_does_not_report_a_job_its_attempt_just_finished(broker: Broker) -> None:
+    """The worker may heartbeat a job it finished a moment ago: that is not a lost job."""
+    await enqueue(broker)
+    job = await claim_one(broker, "w-hb")
+    assert job is not None
+    assert await broker.finish(job, "openai", succeeded=True, result={})
+    assert await broker.heartbeat("openai", "w-hb", "0 1", [(job.id, job.attempt)]) == []
