@@ -18,6 +18,8 @@ from anygate.broker.connection import awaited
 from anygate.broker.ids import digest
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import (
+    ENDPOINT_CODES,
+    ENDPOINTS_BY_CODE,
     ClaimedJob,
     Enqueued,
     JobEvent,
@@ -57,10 +59,11 @@ class Broker:
             "tenant", job.tenant,
             "pool", job.pool,
             "priority", job.priority.value,
-            "endpoint", job.endpoint,
+            "endpoint", ENDPOINT_CODES[job.endpoint],
             "model", job.model,
-            "stream", int(job.stream),
         ]  # fmt: skip
+        if job.stream:
+            fields += ["stream", 1]
         if job.plan:
             fields += ["plan", job.plan, "step", 0]
         if job.reply_to:
@@ -78,7 +81,6 @@ class Broker:
                 k.ring(job.pool, job.priority),
                 k.credits(job.pool, job.priority),
                 k.stats(job.pool),
-                k.body(job_id),
             ],
             [
                 k.prefix, job_id, job.pool, job.priority.value, job.tenant, job.tenant_weight,
@@ -197,7 +199,7 @@ class Broker:
                     id=jid,
                     attempt=int(attempt),
                     tenant=tenant,
-                    endpoint=endpoint,
+                    endpoint=ENDPOINTS_BY_CODE[endpoint],
                     model=model,
                     body=body.encode(),
                     priority=Priority(prio),

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 
 
 def new_job_id() -> str:
-    """``job_`` + 128 random bits in lower-case base32 (26 characters)."""
-    raw = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
-    return f"job_{raw}"
+    """``job_`` + 128 random bits as 22 URL-safe base64 characters: the id is stored four times
+    per queued job (job and body keys, lane and index entries), so its length is memory."""
+    return f"job_{secrets.token_urlsafe(16)}"
 
 
 def new_worker_id(pool: str) -> str:

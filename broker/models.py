@@ -30,6 +30,10 @@ class JobStatus(enum.StrEnum):
 
 TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled", "expired"})
 
+# Endpoints are stored as short codes: every byte of a queued job's hash counts (SPEC §7).
+ENDPOINT_CODES = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
+ENDPOINTS_BY_CODE = {code: path for path, code in ENDPOINT_CODES.items()}
+
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
@@ -132,10 +136,10 @@ class JobRecord:
             tenant=h["tenant"],
             status=JobStatus(h["status"]),
             priority=Priority(h["priority"]),
-            endpoint=h["endpoint"],
+            endpoint=ENDPOINTS_BY_CODE[h["endpoint"]],
             model=h["model"],
             pool=h["pool"],
-            created_ms=int(h["created_ms"]),
+            created_ms=int(h["ix"].partition("-")[0]),  # the tenant index entry's time
             started_ms=opt_int("started_ms"),
             finished_ms=opt_int("finished_ms"),
             attempts=int(h.get("attempts") or 0),

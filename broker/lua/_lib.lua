@@ -37,7 +37,7 @@ end
 local function retain(prefix, job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'ev:' .. job_id, ttl_s)
-  redis.call('EXPIRE', prefix .. 'body:' .. job_id, ttl_s)
+  redis.call('DEL', prefix .. 'body:' .. job_id)  -- a finished job needs its request no more
 end
 
 -- Append one entry to the job's attempt history (a JSON array kept as a string): failures only,
@@ -49,6 +49,18 @@ local function append_history(job_key, entry)
     redis.call('HSET', job_key, 'history', string.sub(h, 1, -2) .. ',' .. entry .. ']')
   else
     redis.call('HSET', job_key, 'history', '[' .. entry .. ']')
+  end
+end
+
+-- A job leaving its lane unfinished keeps its body in a key of its own (see enqueue-5.lua).
+local function keep_body(prefix, job_id, lane, entry)
+  if not entry or entry == '' then return end  -- not in a lane: its body key exists already
+  local found = redis.call('XRANGE', lane, entry, entry)
+  if found[1] then
+    local f = found[1][2]
+    for i = 1, #f, 2 do
+      if f[i] == 'b' then redis.call('SET', prefix .. 'body:' .. job_id, f[i + 1]) end
+    end
   end
 end
 

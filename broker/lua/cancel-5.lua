@@ -12,7 +12,7 @@ local status = f[1]
 if status ~= 'queued' and status ~= 'running' then return {status, status} end
 local now = now_ms()
 if status == 'queued' then
-  if f[5] == 'lane' then
+  if not f[5] or f[5] == 'lane' then
     local lane = lane_key(prefix, f[3], f[4], f[2])
     if redis.call('XDEL', lane, f[6]) == 1 then
       redis.call('HINCRBY', KEYS[5], 'q:' .. f[4] .. ':' .. f[2], -1)

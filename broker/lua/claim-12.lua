@@ -20,8 +20,9 @@ end
 
 local out = {}
 
--- Move a job to running if it is still queued and not past its deadline.
-local function start(job_id, lane, entry)
+-- Move a job to running if it is still queued and not past its deadline. BODY comes with the
+-- lane entry; a redelivered job (no lane entry) has it in its body key.
+local function start(job_id, lane, entry, body)
   local jk = prefix .. 'job:' .. job_id
   local f = redis.call('HMGET', jk, 'status', 'deadline_ms')
   if f[1] ~= 'queued' then
@@ -52,7 +53,7 @@ local function start(job_id, lane, entry)
   out[#out + 1] = r[1] or ''
   out[#out + 1] = r[2] or ''
   out[#out + 1] = r[3] or ''
-  out[#out + 1] = redis.call('GET', prefix .. 'body:' .. job_id) or ''
+  out[#out + 1] = body or redis.call('GET', prefix .. 'body:' .. job_id) or ''
   for i = 4, 9 do out[#out + 1] = r[i] or '' end
   return true
 end
@@ -74,7 +75,7 @@ local function take_from_class(c)
       if redis.call('XLEN', lane) == 0 then redis.call('DEL', lane) end
     else
       local entry = res[1][2][1]
-      local job_id = entry[2][2]
+      local job_id, body = entry[2][2], entry[2][4]
       local left = redis.call('HINCRBY', KEYS[11], qfield, -1)
       if left <= 0 then
         redis.call('LPOP', ring)
@@ -87,7 +88,7 @@ local function take_from_class(c)
           redis.call('HSET', credits, tenant, redis.call('HGET', KEYS[12], tenant) or '1')
         end
       end
-      if start(job_id, lane, entry[1]) then return true end
+      if start(job_id, lane, entry[1], body) then return true end
     end
   end
   return false
@@ -98,7 +99,7 @@ while #out < 12 * max_jobs and budget > 0 do
   budget = budget - 1
   local id = redis.call('LPOP', KEYS[8])
   if id then
-    start(id, nil, nil)
+    start(id, nil, nil, nil)
   else
     -- Smooth weighted round-robin over the classes that have work; idle classes reset to 0 so
     -- that a class which was empty does not arrive with a burst of saved-up credit.

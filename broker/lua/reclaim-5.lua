@@ -11,6 +11,7 @@ for _, job_id in ipairs(expired) do
   local jk = prefix .. 'job:' .. job_id
   local f = redis.call('HMGET', jk, 'status', 'attempts', 'priority', 'tenant', 'entry', 'worker')
   if f[1] == 'running' then
+    keep_body(prefix, job_id, lane_key(prefix, pool, f[3], f[4]), f[5])
     drop_entry(lane_key(prefix, pool, f[3], f[4]), f[5])
     redis.call('HINCRBY', KEYS[3], 'inflight', -1)
     local attempts = tonumber(f[2])

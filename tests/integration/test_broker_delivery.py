@@ -27,6 +27,20 @@ def short_lease(redis_server: EmbeddedRedis, namespace: str) -> AnygateConfig:
     )
 
 
+async def test_a_retried_job_keeps_its_body_and_a_finished_one_drops_it(
+    broker: Broker, redis: Redis
+) -> None:
+    await enqueue(broker, body=chat_body("keep me"))
+    first = await claim_one(broker)
+    assert first is not None
+    assert await broker.requeue(first, "openai", delay_s=0, reason="test", refund_attempt=False)
+    again = await claim_one(broker)
+    assert again is not None
+    assert again.body == first.body == chat_body("keep me")
+    assert await broker.finish(again, "openai", succeeded=True, result={})
+    assert await redis.exists(broker.keys.body(again.id)) == 0
+
+
 async def test_first_completion_is_the_only_one_recorded(broker: Broker) -> None:
     await enqueue(broker)
     job = await claim_one(broker)
@@ -50,6 +64,7 @@ async def test_lapsed_lease_is_redelivered_with_a_retry_event(short_lease: Anyga
         second = await claim_one(broker, "live-worker")
         assert second is not None
         assert (second.id, second.attempt) == (first.id, 2)
+        assert second.body == first.body, "the body left the lane with the job"
         assert not await broker.append(first, "chunk", "{}"), "the stale attempt is fenced off"
         assert not await broker.finish(first, "openai", succeeded=True, result={"from": "dead"})
         assert await broker.finish(second, "openai", succeeded=True, result={"from": "live"})

@@ -69,3 +69,16 @@ def test_bad_key_raises_the_sdks_own_401(full_stack: Stack) -> None:
     with pytest.raises(errors.ClientError) as info:
         bad.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert info.value.code == 401
+
+
+def test_untranslatable_field_raises_the_sdks_own_400_naming_it(
+    client: genai.Client, mock: MockControl
+) -> None:
+    """top_k has no OpenAI counterpart: refused before anything is queued, never dropped."""
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(
+            model="gemini-2.5-flash", contents="hi", config=types.GenerateContentConfig(top_k=5)
+        )
+    assert info.value.code == 400
+    assert "topK" in (info.value.message or "") or "top_k" in (info.value.message or "")
+    assert mock.requests() == []

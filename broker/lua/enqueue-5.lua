@@ -1,7 +1,9 @@
 -- Enqueue one job into its (pool, class, tenant) lane, or return the job an idempotency key names.
--- KEYS: 1 job hash, 2 lane stream, 3 class ring, 4 class credits, 5 pool stats, 6 body
--- The body lives in its own key: in the hash it would exceed hash-max-listpack-value and turn
--- the whole hash into a hashtable, tripling the per-job overhead.
+-- KEYS: 1 job hash, 2 lane stream, 3 class ring, 4 class credits, 5 pool stats
+-- The body travels in the lane entry (fields j = job id, b = body), which claim reads anyway: in
+-- the hash it would exceed hash-max-listpack-value and turn the hash into a hashtable, and a key
+-- of its own costs a keyspace entry per job. Only a job that leaves its lane unfinished
+-- (redelivery, retry, fallback) gets a body key (keep_body in _lib.lua).
 --       (the idempotency key, when given, is derived: PREFIX .. 'idem:' .. tenant .. ':' .. digest)
 -- ARGV: 1 prefix, 2 job id, 3 pool, 4 class, 5 tenant, 6 tenant weight, 7 idem digest or '',
 --       8 idem ttl s, 9 body digest, 10 body, 11.. field/value pairs of the job record
@@ -26,13 +28,10 @@ if idem ~= '' then
   redis.call('SET', ikey, job_id, 'EX', idem_ttl)
 end
 
-local now = now_ms()
-local fields = {}
-for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
-if idem ~= '' then fields[#fields + 1] = 'digest' ; fields[#fields + 1] = digest end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'created_ms', now, 'attempts', 0,
-  'where', 'lane', unpack(fields))
-redis.call('SET', KEYS[6], ARGV[10])
+-- The tenant's job index is a stream (compact, newest-first reads, cursor = the entry id); the
+-- entry id's time is the job's creation time, so the hash needs no field of its own for it.
+local ix = redis.call('XADD', prefix .. 'tjobs:' .. tenant, '*', 'j', job_id)
+local now = tonumber(string.match(ix, '^(%d+)'))
 
 if redis.call('HEXISTS', KEYS[4], tenant) == 0 then
   redis.call('RPUSH', KEYS[3], tenant)
@@ -40,12 +39,16 @@ if redis.call('HEXISTS', KEYS[4], tenant) == 0 then
   pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], 'g', '0', 'MKSTREAM')
 end
 redis.call('HSET', prefix .. 'tweight:' .. pool, tenant, weight)
-local entry = redis.call('XADD', KEYS[2], '*', 'j', job_id)
-redis.call('HSET', KEYS[1], 'entry', entry)
+local entry = redis.call('XADD', KEYS[2], '*', 'j', job_id, 'b', ARGV[10])
+
+local fields = {}
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+if idem ~= '' then fields[#fields + 1] = 'digest' ; fields[#fields + 1] = digest end
+-- No 'where' field yet: absent means "in its lane", the common case (a smaller hash).
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'ix', ix, 'entry', entry,
+  unpack(fields))
 local place = redis.call('HINCRBY', KEYS[5], qfield, 1)
 redis.call('HINCRBY', KEYS[5], 'queued', 1)
--- The tenant's job index is a stream (compact, newest-first reads, cursor = the entry id).
-redis.call('HSET', KEYS[1], 'ix', redis.call('XADD', prefix .. 'tjobs:' .. tenant, '*', 'j', job_id))
 redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
 local slots = 0
 for _, v in ipairs(redis.call('HVALS', prefix .. 'workers:' .. pool)) do
