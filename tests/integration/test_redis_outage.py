@@ -3,18 +3,20 @@ accepted is lost when Redis comes back (SPEC §6)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.test_jobs_api import chat_job, submit
 from tests.support.configs import config_tree
+from tests.support.mock import MockControl
 from tests.support.stack import Stack
 
 
-async def test_outage_answers_503_fast_and_loses_nothing(tmp_path: Path) -> None:
+async def test_outage_answers_503_fast_and_loses_nothing(tmp_path: Path, mock: MockControl) -> None:
     server = EmbeddedRedis(tmp_path / "redis", aof=True).start()
-    stack = Stack(tmp_path, config_tree(server.url, "outage"))
+    stack = Stack(tmp_path, config_tree(server.url, "outage", mock_root=mock.url))
     try:
         stack.start_api()
         async with stack.client() as client:
@@ -38,6 +40,26 @@ async def test_outage_answers_503_fast_and_loses_nothing(tmp_path: Path) -> None
             assert after.json()["status"] == "queued"
             assert (await client.get("/readyz")).status_code == 200
             assert (await client.post("/v1/jobs", json=chat_job())).status_code == 202
+
+            # The permanent subscriptions (the API's reply channel, the worker's wake channel)
+            # come back with Redis: a synchronous call is answered through them.
+            stack.start_worker()
+            done = await client.get(f"/v1/jobs/{accepted['id']}", params={"wait": 10})
+            assert done.json()["status"] == "succeeded"
+            chat = await client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "back?"}]},
+            )
+            assert chat.status_code == 200, chat.text
+
+            server.stop()
+            server.start()
+            await asyncio.sleep(0.5)
+            again = await client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "again"}]},
+            )
+            assert again.status_code == 200, again.text
     finally:
         stack.stop()
         server.stop()
