@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from httpx_sse import SSEError, aconnect_sse
 from pydantic import SecretStr
 
 from anygate.broker import ClaimedJob
@@ -27,7 +26,13 @@ from anygate.broker.errors import (
     UpstreamTransientError,
 )
 from anygate.workers.adapters.base import CallOutcome, ChunkSink
-from anygate.workers.adapters.http import error_for_exception, error_for_status
+from anygate.workers.adapters.http import (
+    error_for_exception,
+    error_for_status,
+    json_object,
+    post_json,
+    sse_events,
+)
 from anygate.workers.assemble import assemble_chat_completion
 from anygate.workers.translate import (
     GeminiStreamToChat,
@@ -129,27 +134,11 @@ class GeminiAdapter:
         except httpx.HTTPError as exc:
             raise error_for_exception(exc) from None
 
-    async def _post_json(self, url: str, request: dict[str, Any]) -> dict[str, Any]:
-        content = orjson.dumps(request)
-        response = await self._client.post(url, content=content, headers=self._headers)
-        if response.status_code != 200:
-            raise error_for_status(response.status_code, response.content, response.headers)
-        try:
-            result = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise UpstreamTransientError(
-                "upstream sent a body that is not JSON", code="malformed_response"
-            ) from None
-        if not isinstance(result, dict):
-            raise UpstreamTransientError(
-                "upstream sent an unexpected JSON body", code="malformed_response"
-            )
-        return result
-
     async def _chat(
         self, request: dict[str, Any], upstream_model: str, response_id: str
     ) -> CallOutcome:
-        answer = await self._post_json(self._url(upstream_model, "generateContent"), request)
+        url = self._url(upstream_model, "generateContent")
+        answer = await post_json(self._client, url, request, self._headers)
         result = gemini_response_to_chat(
             answer, model=upstream_model, response_id=response_id, created=int(time.time())
         )
@@ -171,34 +160,16 @@ class GeminiAdapter:
             model=upstream_model, response_id=response_id, created=int(time.time())
         )
         chunks: list[dict[str, Any]] = []
-        async with aconnect_sse(
-            self._client, "POST", url, content=orjson.dumps(request), headers=self._headers
-        ) as source:
-            response = source.response
-            if response.status_code != 200:
-                await response.aread()
-                raise error_for_status(response.status_code, response.content, response.headers)
-            try:
-                async for event in source.aiter_sse():
-                    if not event.data:
-                        continue
-                    try:
-                        event_body = orjson.loads(event.data)
-                    except orjson.JSONDecodeError:
-                        raise UpstreamTransientError(
-                            "upstream sent a malformed stream chunk", code="malformed_chunk"
-                        ) from None
-                    if not isinstance(event_body, dict):
-                        raise UpstreamTransientError(
-                            "upstream sent an unexpected stream chunk", code="malformed_chunk"
-                        )
-                    if "error" in event_body:
-                        raise _stream_error(event_body)
-                    for chunk in translator.feed(event_body):
-                        chunks.append(chunk)
-                        await on_chunk(orjson.dumps(chunk))
-            except SSEError as exc:
-                raise UpstreamTransientError(f"upstream stream broke: {exc}") from None
+        async with sse_events(self._client, url, request, self._headers) as events:
+            async for event in events:
+                if not event.data:
+                    continue
+                event_body = json_object(event.data, what="stream chunk", code="malformed_chunk")
+                if "error" in event_body:
+                    raise _stream_error(event_body)
+                for chunk in translator.feed(event_body):
+                    chunks.append(chunk)
+                    await on_chunk(orjson.dumps(chunk))
         if not translator.finished:
             raise UpstreamTransientError(
                 "upstream stream ended before a finish reason", code="incomplete_stream"
@@ -213,7 +184,9 @@ class GeminiAdapter:
     async def _embed(self, body: dict[str, Any], upstream_model: str) -> CallOutcome:
         with _translating():
             method, request = embeddings_request_to_gemini(body, upstream_model)
-        answer = await self._post_json(self._url(upstream_model, method), request)
+        answer = await post_json(
+            self._client, self._url(upstream_model, method), request, self._headers
+        )
         expected = len(request.get("requests") or [request])
         if len(answer.get("embeddings") or [answer.get("embedding")]) != expected:
             raise UpstreamTransientError(

@@ -13,15 +13,17 @@ says when to retry in a ``google.rpc.RetryInfo`` detail rather than a Retry-Afte
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
+from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
 from anygate.broker.errors import (
     UpstreamError,
@@ -152,3 +154,46 @@ def error_for_exception(exc: httpx.HTTPError) -> UpstreamTransientError:
     return UpstreamTransientError(
         f"upstream connection failed ({kind})", code="upstream_connection_error"
     )
+
+
+def json_object(raw: bytes | str, *, what: str, code: str) -> dict[str, Any]:
+    """An upstream answer or chunk that must be a JSON object; anything else is transient (a
+    garbled answer is the upstream's fault, worth another try)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamTransientError(
+            f"upstream sent a {what} that is not JSON", code=code
+        ) from None
+    if not isinstance(value, dict):
+        raise UpstreamTransientError(f"upstream sent an unexpected {what}", code=code)
+    return value
+
+
+async def post_json(
+    client: httpx.AsyncClient, url: str, body: Mapping[str, Any], headers: Mapping[str, str]
+) -> dict[str, Any]:
+    """POST a JSON body; the provider's error statuses become ``Upstream*Error``s."""
+    response = await client.post(url, content=orjson.dumps(body), headers=headers)
+    if response.status_code != 200:
+        raise error_for_status(response.status_code, response.content, response.headers)
+    return json_object(response.content, what="body", code="malformed_response")
+
+
+@contextlib.asynccontextmanager
+async def sse_events(
+    client: httpx.AsyncClient, url: str, body: Mapping[str, Any], headers: Mapping[str, str]
+) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+    """POST a JSON body and iterate the server-sent events of a 200 answer (httpx-sse parses
+    them); an error status raises as ``post_json`` does, a broken stream is transient."""
+    async with aconnect_sse(
+        client, "POST", url, content=orjson.dumps(body), headers=dict(headers)
+    ) as source:
+        response = source.response
+        if response.status_code != 200:
+            await response.aread()
+            raise error_for_status(response.status_code, response.content, response.headers)
+        try:
+            yield source.aiter_sse()
+        except SSEError as exc:
+            raise UpstreamTransientError(f"upstream stream broke: {exc}") from None

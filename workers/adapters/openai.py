@@ -6,13 +6,17 @@ from typing import Any
 
 import httpx
 import orjson
-from httpx_sse import SSEError, aconnect_sse
 from pydantic import SecretStr
 
 from anygate.broker import ClaimedJob
-from anygate.broker.errors import UpstreamRejectedError, UpstreamTransientError
+from anygate.broker.errors import UpstreamTransientError
 from anygate.workers.adapters.base import CallOutcome, ChunkSink
-from anygate.workers.adapters.http import error_for_exception, error_for_status
+from anygate.workers.adapters.http import (
+    error_for_exception,
+    json_object,
+    post_json,
+    sse_events,
+)
 from anygate.workers.assemble import assemble_chat_completion
 
 
@@ -39,15 +43,7 @@ class OpenAIAdapter:
             raise error_for_exception(exc) from None
 
     async def _post(self, url: str, body: dict[str, Any]) -> CallOutcome:
-        response = await self._client.post(url, content=orjson.dumps(body), headers=self._headers)
-        if response.status_code != 200:
-            raise error_for_status(response.status_code, response.content, response.headers)
-        try:
-            result = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise UpstreamTransientError("upstream sent a body that is not JSON") from None
-        if not isinstance(result, dict):
-            raise UpstreamRejectedError("upstream sent an unexpected JSON body")
+        result = await post_json(self._client, url, body, self._headers)
         return CallOutcome(result, result.get("usage"))
 
     async def _stream_chat(
@@ -59,31 +55,17 @@ class OpenAIAdapter:
         body["stream_options"] = options
         chunks: list[dict[str, Any]] = []
         finished = False
-        async with aconnect_sse(
-            self._client, "POST", url, content=orjson.dumps(body), headers=self._headers
-        ) as source:
-            response = source.response
-            if response.status_code != 200:
-                await response.aread()
-                raise error_for_status(response.status_code, response.content, response.headers)
-            try:
-                async for event in source.aiter_sse():
-                    if event.data == "[DONE]":
-                        finished = True
-                        break
-                    try:
-                        chunk = orjson.loads(event.data)
-                    except orjson.JSONDecodeError:
-                        raise UpstreamTransientError(
-                            "upstream sent a malformed stream chunk", code="malformed_chunk"
-                        ) from None
-                    if isinstance(chunk, dict) and "error" in chunk:
-                        msg = (chunk.get("error") or {}).get("message") or "upstream stream error"
-                        raise UpstreamTransientError(str(msg), code="upstream_stream_error")
-                    chunks.append(chunk)
-                    await on_chunk(event.data.encode())
-            except SSEError as exc:
-                raise UpstreamTransientError(f"upstream stream broke: {exc}") from None
+        async with sse_events(self._client, url, body, self._headers) as events:
+            async for event in events:
+                if event.data == "[DONE]":
+                    finished = True
+                    break
+                chunk = json_object(event.data, what="stream chunk", code="malformed_chunk")
+                if "error" in chunk:
+                    msg = (chunk.get("error") or {}).get("message") or "upstream stream error"
+                    raise UpstreamTransientError(str(msg), code="upstream_stream_error")
+                chunks.append(chunk)
+                await on_chunk(event.data.encode())
         if not finished:
             raise UpstreamTransientError(
                 "upstream stream ended before [DONE]", code="incomplete_stream"
