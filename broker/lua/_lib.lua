@@ -17,7 +17,8 @@ end
 -- Append one event to a job's log and announce it on the job's channel. The implicit `queued`
 -- event is only materialised (as id 0-1) when a second event arrives: a job that is merely queued
 -- costs no stream at all, which keeps per-job memory near the payload size.
-local function emit(prefix, job_id, etype, data)
+-- REPLY_TO: the job's reply channel when the caller already read it (false: none), else nil.
+local function emit(prefix, job_id, etype, data, reply_to)
   local ev = prefix .. 'ev:' .. job_id
   if redis.call('EXISTS', ev) == 0 then
     redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = 'queued'}))
@@ -26,7 +27,9 @@ local function emit(prefix, job_id, etype, data)
   local message = id .. '\n' .. etype .. '\n' .. data
   redis.call('PUBLISH', prefix .. 'n:' .. job_id, message)
   -- A synchronous caller waits on its API process's reply channel: no per-call SUBSCRIBE.
-  local reply_to = redis.call('HGET', prefix .. 'job:' .. job_id, 'reply_to')
+  if reply_to == nil then
+    reply_to = redis.call('HGET', prefix .. 'job:' .. job_id, 'reply_to')
+  end
   if reply_to then
     redis.call('PUBLISH', prefix .. 'reply:' .. reply_to, job_id .. '\n' .. message)
   end
