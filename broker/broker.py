@@ -126,8 +126,7 @@ class Broker:
         index = self.keys.tenant_jobs(tenant)
         upper = "+"
         if after:
-            ix = await awaited(self.redis.hget(self.keys.job(after), "ix"))
-            owner = await awaited(self.redis.hget(self.keys.job(after), "tenant"))
+            ix, owner = await awaited(self.redis.hmget(self.keys.job(after), ["ix", "tenant"]))
             if ix is None or owner != tenant:
                 return [], False
             upper = f"({ix}"
@@ -169,11 +168,6 @@ class Broker:
     async def pool_stats(self, pool: str) -> dict[str, str]:
         stats: dict[str, str] = await awaited(self.redis.hgetall(self.keys.stats(pool)))
         return stats
-
-    async def worker_slots(self, pool: str) -> int:
-        """Concurrency of the live workers of a pool, from their heartbeats."""
-        reg: dict[str, str] = await awaited(self.redis.hgetall(self.keys.workers(pool)))
-        return sum(int(v.split()[1]) for v in reg.values() if len(v.split()) > 1)
 
     # --- worker side ----------------------------------------------------------------------
 

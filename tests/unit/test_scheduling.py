@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from anygate.broker.scheduling import DispatchModel, TenantRing, pick_class
+from anygate.broker.scheduling import DispatchModel, TenantRing, estimated_start_ms, pick_class
 from anygate.config import Priority
 
 I, S, B = Priority.INTERACTIVE, Priority.STANDARD, Priority.BATCH  # noqa: E741 - the classes read as a table
@@ -112,3 +112,14 @@ class TestDispatchModel:
         standard = [t for c, t in seq if c is S]
         assert standard[:8] == ["a", "b"] * 4
         assert Counter(c for c, _ in seq)[S] >= 40
+
+
+class TestEstimatedStart:
+    def test_rounds_of_slots_ahead_times_the_mean_service_time(self) -> None:
+        assert estimated_start_ms(1, 1, 4, 100, 1_000) == 1_000
+        assert estimated_start_ms(9, 9, 4, 100, 1_000) == 1_200
+        assert estimated_start_ms(1, 9, 4, 100, 1_000) == 1_200, "the pool's queue bounds it"
+
+    def test_unknown_without_workers_or_history(self) -> None:
+        assert estimated_start_ms(3, 3, 0, 100, 1_000) is None
+        assert estimated_start_ms(3, 3, 4, None, 1_000) is None
