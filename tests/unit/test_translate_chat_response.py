@@ -8,6 +8,7 @@ import pytest
 from google.genai import models, types
 
 from anygate.workers.translate import ChatStreamToGemini, chat_response_to_gemini
+from tests.support.chunks import chunk
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
 CALL = {
@@ -34,16 +35,6 @@ def choice(message: dict[str, Any], finish: str | None = "stop", index: int = 0)
         "message": {"role": "assistant", **message},
         "finish_reason": finish,
         "logprobs": None,
-    }
-
-
-def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
     }
 
 

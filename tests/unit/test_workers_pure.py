@@ -18,16 +18,7 @@ from anygate.workers.adapters.http import error_for_exception, error_for_status,
 from anygate.workers.assemble import assemble_chat_completion
 from anygate.workers.backoff import retry_delay
 from anygate.workers.pricing import cost_usd
-
-
-def chunk(delta: dict[str, object], finish: str | None = None, index: int = 0) -> dict[str, object]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "gpt-4o-mini",
-        "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
-    }
+from tests.support.chunks import chunk
 
 
 class TestAssemble:
