@@ -12,9 +12,10 @@ import structlog
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
+from anygate.api.responses import JSONResponse
 from anygate.api.sync_call import ClientGoneError
 from anygate.broker.errors import AnygateError, NotFoundError, ServiceUnavailableError
 

@@ -15,12 +15,13 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from anygate.api import openai_compat
 from anygate.api.body import parse_json_object, read_body
 from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.responses import JSONResponse
 from anygate.api.sync_call import SyncCall
 from anygate.broker import JobEvent
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
@@ -191,26 +192,28 @@ async def _relay_gemini(call: SyncCall, first: JobEvent, *, sse: bool) -> AsyncI
         return (b"[" if sent == 1 else b",\r\n") + data
 
     try:
-        event: JobEvent | None = first
-        events = call.events()
-        while event is not None:
-            if event.type == "chunk":
-                for piece in translator.feed(orjson.loads(event.data)):
-                    yield frame(piece)
-            elif event.type == "completed":
-                for piece in translator.close():
-                    yield frame(piece)
-                finished = True
+        async for burst in call.bursts(first):
+            out: list[bytes] = []
+            ended = False
+            for event in burst:
+                if event.type == "chunk":
+                    out += [frame(p) for p in translator.feed(orjson.loads(event.data))]
+                elif event.type == "completed":
+                    out += [frame(p) for p in translator.close()]
+                    finished = ended = True
+                elif event.type == "retry" or event.terminal:
+                    error = orjson.loads(event.data).get("error") or {}
+                    problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(
+                        error.get("message") or f"the answer was interrupted ({event.type}); "
+                        f"the job's result will be at /v1/jobs/{call.job_id}")}}  # fmt: skip
+                    out.append(frame(problem))
+                    finished, ended = event.terminal, True
+                if ended:
+                    break
+            if out:
+                yield b"".join(out)
+            if ended:
                 break
-            elif event.type == "retry" or event.terminal:
-                error = orjson.loads(event.data).get("error") or {}
-                problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(
-                    error.get("message") or f"the answer was interrupted ({event.type}); "
-                    f"the job's result will be at /v1/jobs/{call.job_id}")}}  # fmt: skip
-                yield frame(problem)
-                finished = event.terminal
-                break
-            event = await anext(events, None)
         if not sse:
             yield b"[]" if sent == 0 else b"]"
     finally:

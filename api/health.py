@@ -6,10 +6,11 @@ import asyncio
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from anygate.api.gateway import gateway_of
+from anygate.api.responses import JSONResponse
 
 
 async def healthz(_request: Request) -> Response:

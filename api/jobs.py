@@ -10,11 +10,12 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.responses import JSONResponse
 from anygate.api.schemas import BODY_MODELS, SubmitJob
 from anygate.broker import (
     IdempotencyConflictError,

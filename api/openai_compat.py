@@ -12,11 +12,12 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.responses import JSONResponse
 from anygate.api.schemas import ChatCompletionBody, EmbeddingsBody
 from anygate.api.sync_call import SyncCall, outcome
 from anygate.broker import JobEvent, NewJob
@@ -128,23 +129,27 @@ async def _relay_chat(
     """Relay chunks as OpenAI SSE; the usage chunk only when the caller asked for it."""
     finished = False
     try:
-        event: JobEvent | None = first
-        events = call.events()
-        while event is not None:
-            if event.type == "chunk":
-                if include_usage or not _is_usage_chunk(event.data):
-                    yield b"data: " + event.data.encode() + b"\n\n"
-            elif event.type == "completed":
-                finished = True
-                yield b"data: [DONE]\n\n"
+        async for burst in call.bursts(first):
+            out: list[bytes] = []
+            ended = False
+            for event in burst:
+                if event.type == "chunk":
+                    if include_usage or not _is_usage_chunk(event.data):
+                        out.append(b"data: " + event.data.encode() + b"\n\n")
+                elif event.type == "completed":
+                    finished = ended = True
+                    out.append(b"data: [DONE]\n\n")
+                elif event.type == "retry" or event.terminal:
+                    # Chunks already sent cannot be taken back: end the stream with an error the
+                    # SDKs raise, naming the job whose final answer can still be fetched.
+                    out.append(_stream_error(call, event))
+                    finished, ended = event.terminal, True
+                if ended:
+                    break
+            if out:
+                yield b"".join(out)
+            if ended:
                 return
-            elif event.type == "retry" or event.terminal:
-                # Chunks already sent cannot be taken back: end the stream with an error the
-                # SDKs raise, naming the job whose final answer can still be fetched.
-                yield _stream_error(call, event)
-                finished = event.terminal
-                return
-            event = await anext(events, None)
     finally:
         if not finished:
             await call.caller_left()

@@ -1,9 +1,11 @@
 """Route the events of synchronous calls to the coroutines waiting for them.
 
 Each API process listens on one reply channel for its whole life; a job enqueued by a
-synchronous call names that channel (``reply_to``) and its scripts publish every event there,
-prefixed with the job id. Waiting for a job then costs a dict entry, not a SUBSCRIBE and an
-UNSUBSCRIBE round trip per call.
+synchronous call names that channel (``reply_to``) and its scripts publish the events a caller
+needs there (not ``started``), prefixed with the job id. Waiting for a job then costs a dict
+entry, not a SUBSCRIBE and an UNSUBSCRIBE round trip per call. A script that records several
+events (a burst of chunks) sends them in one message, separated by ASCII 30, which JSON text
+never contains.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import asyncio
 import secrets
 
 from anygate.broker import KeySpace, Subscriptions
+
+EVENT_SEPARATOR = "\x1e"
 
 
 class ReplyRouter:
@@ -32,7 +36,8 @@ class ReplyRouter:
         self._waiting.pop(job_id, None)
 
     def _deliver(self, message: str) -> None:
-        job_id, _, event = message.partition("\n")
+        job_id, _, events = message.partition("\n")
         queue = self._waiting.get(job_id)
         if queue is not None:
-            queue.put_nowait(event)
+            for event in events.split(EVENT_SEPARATOR):
+                queue.put_nowait(event)

@@ -42,6 +42,9 @@ class SyncCallTimeoutError(AnygateError):
 GONE = ""
 """Put in a call's queue by its disconnect watcher (no real event is empty)."""
 
+TIMED_OUT = "\0"
+"""Put in a call's queue when no event has come for ``server.sync_timeout_s``."""
+
 
 class SyncCall:
     """``async with SyncCall(gw, request, job) as call: async for event in call.events(): …``"""
@@ -54,6 +57,8 @@ class SyncCall:
         self.streamed = False
         self._queue: asyncio.Queue[str] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._last_event = 0.0
 
     async def __aenter__(self) -> SyncCall:
         # Registered before the job exists, so not even its first event can be missed.
@@ -64,10 +69,26 @@ class SyncCall:
             self.gw.replies.unregister(self.job_id)
             raise
         self._watcher = asyncio.create_task(self._watch_disconnect())
+        # One lazy timer per call, not a ``wait_for`` per event (a measurable cost): when it
+        # fires early because events kept coming, it sets itself again for the remainder.
+        loop = asyncio.get_running_loop()
+        self._last_event = loop.time()
+        self._deadline = loop.call_later(self.gw.config.server.sync_timeout_s, self._expire)
         return self
+
+    def _expire(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        left = self.gw.config.server.sync_timeout_s - (loop.time() - self._last_event)
+        if left > 0:
+            self._deadline = loop.call_later(left, self._expire)
+        else:
+            self._queue.put_nowait(TIMED_OUT)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.stop_watching()
+        if self._deadline is not None:
+            self._deadline.cancel()
         self.gw.replies.unregister(self.job_id)
 
     def stop_watching(self) -> None:
@@ -87,15 +108,29 @@ class SyncCall:
     async def next_event(self) -> JobEvent:
         """The next event; cancels the job and raises ``ClientGoneError`` if the caller left."""
         assert self._queue is not None
-        try:
-            message = await asyncio.wait_for(
-                self._queue.get(), self.gw.config.server.sync_timeout_s
-            )
-        except TimeoutError:
+        message = await self._queue.get()
+        return await self._event(message)
+
+    def ready_event(self) -> JobEvent | None:
+        """An event that has already arrived, without waiting (None if there is none); lets a
+        relay write a burst of chunks in one go."""
+        assert self._queue is not None
+        if self._queue.empty():
+            return None
+        message = self._queue.get_nowait()
+        if message in (GONE, TIMED_OUT):
+            self._queue.put_nowait(message)  # handled by the next next_event()
+            return None
+        self._last_event = asyncio.get_running_loop().time()
+        return JobEvent.from_message(message)
+
+    async def _event(self, message: str) -> JobEvent:
+        self._last_event = asyncio.get_running_loop().time()
+        if message == TIMED_OUT:
             raise SyncCallTimeoutError(
                 "the job did not finish in time; fetch its result later from /v1/jobs/"
                 f"{self.job_id}",
-            ) from None
+            )
         if message == GONE:
             await self.caller_left()
             raise ClientGoneError(self.job_id)
@@ -105,6 +140,19 @@ class SyncCall:
         policy = self.gw.config.server.cancel_on_disconnect
         if policy == "always" or (policy == "before_stream" and not self.streamed):
             await self.gw.broker.cancel(self.job.tenant, self.job_id, reason="client_disconnected")
+
+    async def bursts(self, first: JobEvent) -> AsyncIterator[list[JobEvent]]:
+        """Events from ``first`` on, in bursts of whatever has already arrived, so that a relay
+        writes a fast upstream's chunks to the socket together; ends with a terminal event."""
+        event = first
+        while True:
+            burst = [event]
+            while not burst[-1].terminal and (more := self.ready_event()) is not None:
+                burst.append(more)
+            yield burst
+            if burst[-1].terminal:
+                return
+            event = await self.next_event()
 
     async def events(self) -> AsyncIterator[JobEvent]:
         """Events until a terminal one (included)."""

@@ -205,18 +205,13 @@ class Broker:
             )
         return jobs
 
-    async def append(self, job: ClaimedJob, etype: str, data: bytes | str) -> bool:
-        """Append an event; False means this attempt no longer owns the job: stop working on it."""
+    async def append(self, job: ClaimedJob, etype: str, *data: bytes | str) -> bool:
+        """Append events, in order, in one call; False means this attempt no longer owns the
+        job: stop working on it."""
         k = self.keys
         reply = await self._scripts.append(
             [k.job(job.id), k.events(job.id)],
-            [
-                k.prefix,
-                job.id,
-                job.attempt,
-                etype,
-                data if isinstance(data, str) else data.decode(),
-            ],
+            [k.prefix, job.id, job.attempt, etype, *data],
         )
         return reply is not None and reply is not False
 

@@ -28,7 +28,7 @@ class _Call:
     sha: str
     source: str
     keys: Sequence[str]
-    args: Sequence[str | int | float]
+    args: Sequence[str | bytes | int | float]
     future: asyncio.Future[Any]
 
 
@@ -40,7 +40,7 @@ class AutoPipeline:
         self._inflight: set[asyncio.Task[None]] = set()
 
     def evalsha(
-        self, sha: str, source: str, keys: Sequence[str], args: Sequence[str | int | float]
+        self, sha: str, source: str, keys: Sequence[str], args: Sequence[str | bytes | int | float]
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()

@@ -19,7 +19,7 @@ from anygate.broker.pipelining import AutoPipeline
 
 _LUA = resources.files("anygate.broker") / "lua"
 
-Arg = str | int | float
+Arg = str | bytes | int | float
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,8 @@ class ServerConfig(_Strict):
     cors_origins: tuple[str, ...] = ()
     long_poll_max_s: Annotated[float, Field(gt=0, le=60)] = 60.0
     sync_timeout_s: Annotated[float, Field(gt=0)] = 600.0
-    """How long a synchronous (OpenAI/Gemini-compatible) call waits before answering 504."""
+    """How long a synchronous (OpenAI/Gemini-compatible) call waits without an event (the
+    result, a chunk) before answering 504; the job goes on and can be fetched later."""
     cancel_on_disconnect: Literal["before_stream", "always", "never"] = "before_stream"
     """A synchronous caller that goes away cancels its job: only before anything was streamed to
     it (default, SPEC §2), always, or never."""

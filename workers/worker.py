@@ -25,6 +25,7 @@ from anygate.broker.errors import UpstreamError, UpstreamTransientError
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
+from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.deployment_usage import DeploymentUsage
 from anygate.workers.failure_policy import Action, decide
 from anygate.workers.pricing import cost_usd
@@ -196,14 +197,12 @@ class Worker:
             )
             return
 
-        async def on_chunk(chunk: bytes) -> None:
-            if not await self._broker.append(job, "chunk", chunk):
-                raise JobLostError(job.id)
-
+        relay = ChunkRelay(self._broker, job)
         usage = self._usage.track(step)
         try:
             try:
-                outcome = await self._adapter.call(job, step.deployment.model, on_chunk)
+                outcome = await self._adapter.call(job, step.deployment.model, relay)
+                await relay.flush()
             except (asyncio.CancelledError, JobLostError, UpstreamError):
                 raise
             except Exception as exc:
@@ -215,16 +214,21 @@ class Worker:
                     code="adapter_error",
                 ) from exc
         except asyncio.CancelledError:
+            relay.abandon()
             usage.done(ok=False)
             if job.id in self._abandoned:
                 self._abandoned.discard(job.id)
                 return  # cancelled or reclaimed: the broker already holds the job's truth
             raise  # shutdown: _drain hands the job back
         except JobLostError:
+            relay.abandon()
             usage.done(ok=False)
             return
         except UpstreamError as exc:
             usage.done(ok=False)
+            await relay.settle()  # the chunks that came before the failure, then its event
+            if relay.lost:
+                return
             await self._after_failure(job, steps, step, exc)
             return
         usage.done(ok=True)

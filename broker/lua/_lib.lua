@@ -14,11 +14,11 @@ local function lane_key(prefix, pool, class, tenant)
   return prefix .. 'lane:' .. pool .. ':' .. class .. ':' .. tenant
 end
 
--- Append one event to a job's log and announce it on the job's channel. The implicit `queued`
--- event is only materialised (as id 0-1) when a second event arrives: a job that is merely queued
--- costs no stream at all, which keeps per-job memory near the payload size.
--- REPLY_TO: the job's reply channel when the caller already read it (false: none), else nil.
-local function emit(prefix, job_id, etype, data, reply_to)
+-- Append one event to a job's log and announce it on the job's channel; returns the message as
+-- published (id, type and data, one per line). The implicit `queued` event is only materialised
+-- (as id 0-1) when a second event arrives: a job that is merely queued costs no stream at all,
+-- which keeps per-job memory near the payload size.
+local function record(prefix, job_id, etype, data)
   local ev = prefix .. 'ev:' .. job_id
   if redis.call('EXISTS', ev) == 0 then
     redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = 'queued'}))
@@ -26,14 +26,25 @@ local function emit(prefix, job_id, etype, data, reply_to)
   local id = redis.call('XADD', ev, '*', 't', etype, 'd', data)
   local message = id .. '\n' .. etype .. '\n' .. data
   redis.call('PUBLISH', prefix .. 'n:' .. job_id, message)
-  -- A synchronous caller waits on its API process's reply channel: no per-call SUBSCRIBE.
+  return message
+end
+
+-- A synchronous caller waits on its API process's reply channel (no per-call SUBSCRIBE): one
+-- message per call of a script, its events joined by ASCII 30, which JSON text never contains.
+local function reply(prefix, job_id, reply_to, messages)
+  if reply_to then
+    redis.call('PUBLISH', prefix .. 'reply:' .. reply_to, job_id .. '\n' .. table.concat(messages, '\30'))
+  end
+end
+
+-- Record one event and answer a waiting caller. REPLY_TO: the job's reply channel when the caller
+-- already read it (false: none), else nil.
+local function emit(prefix, job_id, etype, data, reply_to)
+  local message = record(prefix, job_id, etype, data)
   if reply_to == nil then
     reply_to = redis.call('HGET', prefix .. 'job:' .. job_id, 'reply_to')
   end
-  if reply_to then
-    redis.call('PUBLISH', prefix .. 'reply:' .. reply_to, job_id .. '\n' .. message)
-  end
-  return id
+  reply(prefix, job_id, reply_to, {message})
 end
 
 -- Make a terminal job's traces expire; queued and running jobs never expire (no silent loss).

@@ -45,7 +45,7 @@ local function start(job_id, lane, entry, body)
   redis.call('ZADD', KEYS[10], now + lease_ms, job_id)
   redis.call('HINCRBY', KEYS[11], 'queued', -1)
   redis.call('HINCRBY', KEYS[11], 'inflight', 1)
-  emit(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}))
+  record(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}))
   local r = redis.call('HMGET', jk, 'tenant', 'endpoint', 'model', 'priority', 'stream', 'entry',
     'plan', 'step', 'step_at')
   out[#out + 1] = job_id

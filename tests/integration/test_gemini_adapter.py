@@ -7,7 +7,6 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from pydantic import SecretStr
@@ -20,7 +19,7 @@ from anygate.broker.errors import (
     UpstreamTransientError,
 )
 from anygate.config import Priority
-from anygate.workers.adapters import GeminiAdapter, JobLostError
+from anygate.workers.adapters import GeminiAdapter, JobLostError, UpstreamClient
 from tests.support.mock import MockControl
 from tests.support.processes import free_port
 
@@ -71,7 +70,7 @@ class Sink:
 
 @pytest.fixture
 async def adapter(mock: MockControl) -> AsyncIterator[GeminiAdapter]:
-    client = httpx.AsyncClient(timeout=httpx.Timeout(10, connect=2))
+    client = UpstreamClient(timeout_s=10, connect_timeout_s=2, max_connections=8)
     gemini = GeminiAdapter(mock.url, SecretStr(KEY), client)
     yield gemini
     await gemini.aclose()
@@ -312,7 +311,7 @@ class TestFaults:
 
     async def test_hang_times_out_as_transient(self, mock: MockControl) -> None:
         mock.fault(fault="hang", times=1)
-        client = httpx.AsyncClient(timeout=httpx.Timeout(0.5, connect=1))
+        client = UpstreamClient(timeout_s=0.5, connect_timeout_s=1, max_connections=8)
         gemini = GeminiAdapter(mock.url, SecretStr(KEY), client)
         try:
             err = await failure(gemini, job(chat(), stream=True))
@@ -322,7 +321,7 @@ class TestFaults:
         assert err.code == "upstream_timeout"
 
     async def test_unreachable_server_is_transient_and_keyless(self) -> None:
-        client = httpx.AsyncClient(timeout=httpx.Timeout(2, connect=1))
+        client = UpstreamClient(timeout_s=2, connect_timeout_s=1, max_connections=8)
         gemini = GeminiAdapter(f"http://127.0.0.1:{free_port()}", SecretStr(KEY), client)
         try:
             err = await failure(gemini, job(chat()))

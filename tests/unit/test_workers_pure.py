@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 import pytest
+from multidict import CIMultiDict
 
 from anygate.broker.errors import (
     InvalidRequestError,
@@ -14,7 +15,8 @@ from anygate.broker.errors import (
 )
 from anygate.broker.routing import RouteSelector, deployment_for, plan, route_for
 from anygate.config import Deployment, parse_config
-from anygate.workers.adapters.http import error_for_exception, error_for_status, parse_retry_after
+from anygate.workers.adapters.http import error_for_status, parse_retry_after
+from anygate.workers.adapters.upstream import transport_error
 from anygate.workers.assemble import assemble_chat_completion
 from anygate.workers.backoff import retry_delay
 from anygate.workers.pricing import cost_usd
@@ -62,24 +64,26 @@ class TestAssemble:
 class TestClassification:
     @pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
     def test_server_errors_are_transient(self, status: int) -> None:
-        assert isinstance(error_for_status(status, b"", httpx.Headers()), UpstreamTransientError)
+        assert isinstance(error_for_status(status, b"", {}), UpstreamTransientError)
 
     def test_429_is_rate_limited_with_retry_after(self) -> None:
-        err = error_for_status(429, b"{}", httpx.Headers({"retry-after": "7"}))
+        err = error_for_status(429, b"{}", CIMultiDict({"Retry-After": "7"}))
         assert isinstance(err, UpstreamRateLimitedError)
         assert err.retry_after == 7
 
     def test_400_is_rejected_with_the_providers_message(self) -> None:
         body = b'{"error": {"message": "Invalid n", "code": "invalid_value"}}'
-        err = error_for_status(400, body, httpx.Headers())
+        err = error_for_status(400, body, {})
         assert isinstance(err, UpstreamRejectedError)
         assert (err.message, err.code) == ("Invalid n", "invalid_value")
 
     def test_transport_errors_never_mention_the_request(self) -> None:
-        request = httpx.Request("POST", "http://x", headers={"authorization": "Bearer sk-secret"})
-        err = error_for_exception(httpx.ConnectError("boom", request=request))
+        err = transport_error(aiohttp.ClientConnectionError("Bearer sk-secret refused"))
         assert "sk-secret" not in err.message
         assert err.code == "upstream_connection_error"
+        timeout = transport_error(aiohttp.ServerTimeoutError("sk-secret"))
+        assert "sk-secret" not in timeout.message
+        assert timeout.code == "upstream_timeout"
 
     def test_retry_after_accepts_seconds_and_dates(self) -> None:
         assert parse_retry_after("2.5") == 2.5

@@ -3,8 +3,8 @@
 from anygate.config import AnygateConfig, ProviderKind
 from anygate.workers.adapters.base import CallOutcome, ChunkSink, JobLostError, ProviderAdapter
 from anygate.workers.adapters.gemini import GeminiAdapter
-from anygate.workers.adapters.http import create_http_client
 from anygate.workers.adapters.openai import OpenAIAdapter
+from anygate.workers.adapters.upstream import UpstreamClient
 
 
 class UnsupportedProviderError(Exception):
@@ -13,7 +13,7 @@ class UnsupportedProviderError(Exception):
 
 def create_adapter(config: AnygateConfig, pool: str, concurrency: int) -> ProviderAdapter:
     provider = config.providers[pool]
-    client = create_http_client(provider, concurrency)
+    client = UpstreamClient.for_provider(provider, concurrency)
     if provider.kind in {ProviderKind.OPENAI, ProviderKind.OPENAI_COMPATIBLE}:
         return OpenAIAdapter(provider.resolved_base_url(), config.provider_key(pool), client)
     if provider.kind is ProviderKind.GEMINI:
@@ -31,5 +31,6 @@ __all__ = [
     "OpenAIAdapter",
     "ProviderAdapter",
     "UnsupportedProviderError",
+    "UpstreamClient",
     "create_adapter",
 ]

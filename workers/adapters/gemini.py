@@ -3,7 +3,7 @@
 Jobs are OpenAI-format whatever the provider, so this adapter translates each request to
 Gemini's format and each response (or streamed event) back, with ``anygate.workers.translate``.
 The key travels only in the ``x-goog-api-key`` header: never in the URL (where it would end up
-in access logs and in httpx's error messages) and never in an error.
+in access logs and in client error messages) and never in an error.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import orjson
 from pydantic import SecretStr
 
@@ -26,13 +25,8 @@ from anygate.broker.errors import (
     UpstreamTransientError,
 )
 from anygate.workers.adapters.base import CallOutcome, ChunkSink
-from anygate.workers.adapters.http import (
-    error_for_exception,
-    error_for_status,
-    json_object,
-    post_json,
-    sse_events,
-)
+from anygate.workers.adapters.http import error_for_status, json_object
+from anygate.workers.adapters.upstream import UpstreamClient
 from anygate.workers.assemble import assemble_chat_completion
 from anygate.workers.translate import (
     GeminiStreamToChat,
@@ -79,7 +73,7 @@ def _stream_error(chunk: dict[str, Any]) -> UpstreamError:
     error = chunk.get("error")
     status = error.get("code") if isinstance(error, dict) else None
     if isinstance(status, int) and 400 <= status < 600:
-        failure = error_for_status(status, orjson.dumps(chunk), httpx.Headers())
+        failure = error_for_status(status, orjson.dumps(chunk), {})
         if isinstance(failure, UpstreamRejectedError):
             # The stream was accepted; a late refusal is the provider's trouble, not the request's.
             return UpstreamTransientError(
@@ -105,7 +99,7 @@ def _with_tool_call_extras(result: dict[str, Any], chunks: list[dict[str, Any]])
 
 
 class GeminiAdapter:
-    def __init__(self, base_url: str, api_key: SecretStr | None, client: httpx.AsyncClient) -> None:
+    def __init__(self, base_url: str, api_key: SecretStr | None, client: UpstreamClient) -> None:
         self._root = api_root(base_url)
         self._client = client
         self._headers = {"content-type": "application/json"}
@@ -120,25 +114,22 @@ class GeminiAdapter:
 
     async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
         body: dict[str, Any] = orjson.loads(job.body)
-        try:
-            if job.endpoint == EMBEDDINGS:
-                return await self._embed(body, upstream_model)
-            if job.endpoint != CHAT:
-                raise UpstreamRejectedError(f"{job.endpoint} is not served by Gemini")
-            with _translating():
-                request = chat_request_to_gemini(body)
-            response_id = "chatcmpl-" + job.id.removeprefix("job_")
-            if job.stream:
-                return await self._stream_chat(request, upstream_model, response_id, on_chunk)
-            return await self._chat(request, upstream_model, response_id)
-        except httpx.HTTPError as exc:
-            raise error_for_exception(exc) from None
+        if job.endpoint == EMBEDDINGS:
+            return await self._embed(body, upstream_model)
+        if job.endpoint != CHAT:
+            raise UpstreamRejectedError(f"{job.endpoint} is not served by Gemini")
+        with _translating():
+            request = chat_request_to_gemini(body)
+        response_id = "chatcmpl-" + job.id.removeprefix("job_")
+        if job.stream:
+            return await self._stream_chat(request, upstream_model, response_id, on_chunk)
+        return await self._chat(request, upstream_model, response_id)
 
     async def _chat(
         self, request: dict[str, Any], upstream_model: str, response_id: str
     ) -> CallOutcome:
         url = self._url(upstream_model, "generateContent")
-        answer = await post_json(self._client, url, request, self._headers)
+        answer = await self._client.post_json(url, request, self._headers)
         result = gemini_response_to_chat(
             answer, model=upstream_model, response_id=response_id, created=int(time.time())
         )
@@ -160,16 +151,19 @@ class GeminiAdapter:
             model=upstream_model, response_id=response_id, created=int(time.time())
         )
         chunks: list[dict[str, Any]] = []
-        async with sse_events(self._client, url, request, self._headers) as events:
-            async for event in events:
-                if not event.data:
-                    continue
-                event_body = json_object(event.data, what="stream chunk", code="malformed_chunk")
-                if "error" in event_body:
-                    raise _stream_error(event_body)
-                for chunk in translator.feed(event_body):
-                    chunks.append(chunk)
-                    await on_chunk(orjson.dumps(chunk))
+        async with self._client.sse_events(url, request, self._headers) as batches:
+            async for batch in batches:
+                for event in batch:
+                    if not event.data:
+                        continue
+                    event_body = json_object(
+                        event.data, what="stream chunk", code="malformed_chunk"
+                    )
+                    if "error" in event_body:
+                        raise _stream_error(event_body)
+                    for chunk in translator.feed(event_body):
+                        chunks.append(chunk)
+                        await on_chunk(orjson.dumps(chunk))
         if not translator.finished:
             raise UpstreamTransientError(
                 "upstream stream ended before a finish reason", code="incomplete_stream"
@@ -184,8 +178,8 @@ class GeminiAdapter:
     async def _embed(self, body: dict[str, Any], upstream_model: str) -> CallOutcome:
         with _translating():
             method, request = embeddings_request_to_gemini(body, upstream_model)
-        answer = await post_json(
-            self._client, self._url(upstream_model, method), request, self._headers
+        answer = await self._client.post_json(
+            self._url(upstream_model, method), request, self._headers
         )
         expected = len(request.get("requests") or [request])
         if len(answer.get("embeddings") or [answer.get("embedding")]) != expected:

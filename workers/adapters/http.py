@@ -1,4 +1,4 @@
-"""The shared HTTP client and the one place upstream failures are classified.
+"""The one place upstream failures are classified (the client itself: ``upstream.py``).
 
 Classification follows SPEC §2: 429 → rate limited (honour Retry-After, refund the attempt);
 408/409/5xx, timeouts and dropped connections → transient (backoff); any other 4xx → rejected,
@@ -13,17 +13,14 @@ says when to retry in a ``google.rpc.RetryInfo`` detail rather than a Retry-Afte
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
-from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
 from anygate.broker.errors import (
     UpstreamError,
@@ -31,20 +28,8 @@ from anygate.broker.errors import (
     UpstreamRejectedError,
     UpstreamTransientError,
 )
-from anygate.config import ProviderConfig
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
-
-
-def create_http_client(provider: ProviderConfig, concurrency: int) -> httpx.AsyncClient:
-    """One pooled client per provider, sized to the worker's concurrency so no call waits."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(provider.timeout_s, connect=provider.connect_timeout_s),
-        limits=httpx.Limits(
-            max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8
-        ),
-        headers={"user-agent": "anygate"},
-    )
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -132,7 +117,7 @@ def _later(*delays: float | None) -> float | None:
     return max(known) if known else None
 
 
-def error_for_status(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+def error_for_status(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
     parsed = parse_provider_error(body)
     text = parsed.message or f"upstream answered HTTP {status}"
     code = parsed.code
@@ -144,16 +129,6 @@ def error_for_status(status: int, body: bytes, headers: httpx.Headers) -> Upstre
     if status in TRANSIENT_STATUSES or status >= 500:
         return UpstreamTransientError(text, upstream_status=status, code=code)
     return UpstreamRejectedError(text, upstream_status=status, code=code)
-
-
-def error_for_exception(exc: httpx.HTTPError) -> UpstreamTransientError:
-    """Transport failures: never include the request (its headers carry the key)."""
-    kind = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTransientError(f"upstream timed out ({kind})", code="upstream_timeout")
-    return UpstreamTransientError(
-        f"upstream connection failed ({kind})", code="upstream_connection_error"
-    )
 
 
 def json_object(raw: bytes | str, *, what: str, code: str) -> dict[str, Any]:
@@ -168,32 +143,3 @@ def json_object(raw: bytes | str, *, what: str, code: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UpstreamTransientError(f"upstream sent an unexpected {what}", code=code)
     return value
-
-
-async def post_json(
-    client: httpx.AsyncClient, url: str, body: Mapping[str, Any], headers: Mapping[str, str]
-) -> dict[str, Any]:
-    """POST a JSON body; the provider's error statuses become ``Upstream*Error``s."""
-    response = await client.post(url, content=orjson.dumps(body), headers=headers)
-    if response.status_code != 200:
-        raise error_for_status(response.status_code, response.content, response.headers)
-    return json_object(response.content, what="body", code="malformed_response")
-
-
-@contextlib.asynccontextmanager
-async def sse_events(
-    client: httpx.AsyncClient, url: str, body: Mapping[str, Any], headers: Mapping[str, str]
-) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
-    """POST a JSON body and iterate the server-sent events of a 200 answer (httpx-sse parses
-    them); an error status raises as ``post_json`` does, a broken stream is transient."""
-    async with aconnect_sse(
-        client, "POST", url, content=orjson.dumps(body), headers=dict(headers)
-    ) as source:
-        response = source.response
-        if response.status_code != 200:
-            await response.aread()
-            raise error_for_status(response.status_code, response.content, response.headers)
-        try:
-            yield source.aiter_sse()
-        except SSEError as exc:
-            raise UpstreamTransientError(f"upstream stream broke: {exc}") from None

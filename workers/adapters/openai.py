@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import orjson
 from pydantic import SecretStr
 
 from anygate.broker import ClaimedJob
 from anygate.broker.errors import UpstreamTransientError
 from anygate.workers.adapters.base import CallOutcome, ChunkSink
-from anygate.workers.adapters.http import (
-    error_for_exception,
-    json_object,
-    post_json,
-    sse_events,
-)
+from anygate.workers.adapters.http import json_object
+from anygate.workers.adapters.upstream import UpstreamClient
 from anygate.workers.assemble import assemble_chat_completion
 
 
 class OpenAIAdapter:
-    def __init__(self, base_url: str, api_key: SecretStr | None, client: httpx.AsyncClient) -> None:
+    def __init__(self, base_url: str, api_key: SecretStr | None, client: UpstreamClient) -> None:
         self._base_url = base_url.rstrip("/")
         self._client = client
         self._headers = {"content-type": "application/json"}
@@ -35,15 +30,12 @@ class OpenAIAdapter:
         body: dict[str, Any] = orjson.loads(job.body)
         body["model"] = upstream_model
         url = self._base_url + job.endpoint.removeprefix("/v1")
-        try:
-            if job.endpoint == "/v1/chat/completions" and job.stream:
-                return await self._stream_chat(url, body, on_chunk)
-            return await self._post(url, body)
-        except httpx.HTTPError as exc:
-            raise error_for_exception(exc) from None
+        if job.endpoint == "/v1/chat/completions" and job.stream:
+            return await self._stream_chat(url, body, on_chunk)
+        return await self._post(url, body)
 
     async def _post(self, url: str, body: dict[str, Any]) -> CallOutcome:
-        result = await post_json(self._client, url, body, self._headers)
+        result = await self._client.post_json(url, body, self._headers)
         return CallOutcome(result, result.get("usage"))
 
     async def _stream_chat(
@@ -55,17 +47,20 @@ class OpenAIAdapter:
         body["stream_options"] = options
         chunks: list[dict[str, Any]] = []
         finished = False
-        async with sse_events(self._client, url, body, self._headers) as events:
-            async for event in events:
-                if event.data == "[DONE]":
-                    finished = True
+        async with self._client.sse_events(url, body, self._headers) as batches:
+            async for batch in batches:
+                for event in batch:
+                    if event.data == "[DONE]":
+                        finished = True
+                        break
+                    chunk = json_object(event.data, what="stream chunk", code="malformed_chunk")
+                    if "error" in chunk:
+                        msg = (chunk.get("error") or {}).get("message") or "upstream stream error"
+                        raise UpstreamTransientError(str(msg), code="upstream_stream_error")
+                    chunks.append(chunk)
+                    await on_chunk(event.data.encode())
+                if finished:
                     break
-                chunk = json_object(event.data, what="stream chunk", code="malformed_chunk")
-                if "error" in chunk:
-                    msg = (chunk.get("error") or {}).get("message") or "upstream stream error"
-                    raise UpstreamTransientError(str(msg), code="upstream_stream_error")
-                chunks.append(chunk)
-                await on_chunk(event.data.encode())
         if not finished:
             raise UpstreamTransientError(
                 "upstream stream ended before [DONE]", code="incomplete_stream"

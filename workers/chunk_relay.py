@@ -1,0 +1,71 @@
+"""Relay a job's streamed chunks to the broker, batching only what is already waiting.
+
+Group commit: the first chunk goes out at once; chunks that arrive while that call is in flight
+go out together in the next one. A slow upstream (one chunk every few tens of milliseconds) costs
+one broker call per chunk and no added latency; a fast one (a burst of twenty chunks in one
+network read) costs one or two calls instead of twenty. At most one call is in flight per job, so
+chunks stay in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from anygate.broker import Broker, ClaimedJob
+from anygate.workers.adapters.base import JobLostError
+
+
+class ChunkRelay:
+    def __init__(self, broker: Broker, job: ClaimedJob) -> None:
+        self._broker = broker
+        self._job = job
+        self._pending: list[bytes] = []
+        self._sending: asyncio.Task[None] | None = None
+        self._lost = False
+        self._failed: Exception | None = None
+
+    async def __call__(self, chunk: bytes) -> None:
+        """The adapter's chunk sink: never waits for Redis, only queues the chunk."""
+        self._raise_if_broken()
+        self._pending.append(chunk)
+        if self._sending is None:
+            self._sending = asyncio.create_task(self._send_all())
+
+    async def _send_all(self) -> None:
+        try:
+            while self._pending and not self._lost:
+                batch, self._pending = self._pending, []
+                if not await self._broker.append(self._job, "chunk", *batch):
+                    self._lost = True
+        except Exception as exc:  # Redis trouble: raised to the adapter's next chunk or flush
+            self._failed = exc
+        finally:
+            self._sending = None
+
+    def _raise_if_broken(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self._lost:
+            raise JobLostError(self._job.id)
+
+    @property
+    def lost(self) -> bool:
+        """The job was taken from this attempt (cancelled or reclaimed)."""
+        return self._lost
+
+    async def settle(self) -> None:
+        """Wait until every queued chunk has been sent (or sending has failed)."""
+        if self._sending is not None:
+            await asyncio.shield(self._sending)
+
+    async def flush(self) -> None:
+        """Wait until every chunk is in the job's log; raises ``JobLostError`` if the job was
+        taken from this attempt meanwhile (its outcome must not be recorded then)."""
+        await self.settle()
+        self._raise_if_broken()
+
+    def abandon(self) -> None:
+        """The call failed or was cancelled: stop sending what has not gone out yet."""
+        self._pending.clear()
+        if self._sending is not None:
+            self._sending.cancel()
