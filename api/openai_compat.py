@@ -119,6 +119,8 @@ async def chat_completions(request: Request) -> Response:
 
 
 def _is_usage_chunk(data: str) -> bool:
+    if '"usage"' not in data:  # most chunks: no need to parse them
+        return False
     chunk = orjson.loads(data)
     return not chunk.get("choices") and chunk.get("usage") is not None
 
