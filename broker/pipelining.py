@@ -89,7 +89,7 @@ class AutoPipeline:
         pool = self._redis.connection_pool
         commands = [("EVALSHA", call.sha, len(call.keys), *call.keys, *call.args) for call in batch]
         for attempt in (1, 2):
-            conn = await pool.get_connection("EVALSHA")
+            conn = await pool.get_connection()
             sent = False
             try:
                 await conn.send_packed_command(conn.pack_commands(commands))

@@ -40,6 +40,7 @@ def api(host: str | None, port: int | None) -> None:
     import uvicorn  # noqa: PLC0415 - only this sub-command needs it
 
     from anygate.api import create_app  # noqa: PLC0415
+    from anygate.api.http_protocol import CoalescingHttpToolsProtocol  # noqa: PLC0415
 
     config = _config()
     configure_logging(config.log_level)
@@ -48,7 +49,7 @@ def api(host: str | None, port: int | None) -> None:
         host=host or config.server.host,
         port=config.server.port if port is None else port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=10,

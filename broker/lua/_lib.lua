@@ -47,6 +47,15 @@ local function emit(prefix, job_id, etype, data, reply_to)
   reply(prefix, job_id, reply_to, {message})
 end
 
+-- Wake the pool's idle workers, if it has any. A worker whose claim came back short marks the
+-- pool idle in that same script (claim-12.lua), so work added afterwards always finds the mark;
+-- while every worker is busy, new work costs no pub/sub message at all.
+local function wake(prefix, pool)
+  if redis.call('DEL', prefix .. 'idle:' .. pool) == 1 then
+    redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
+  end
+end
+
 -- Make a terminal job's traces expire; queued and running jobs never expire (no silent loss).
 local function retain(prefix, job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)

@@ -125,4 +125,6 @@ while #out < 12 * max_jobs and budget > 0 do
     redis.call('HSET', KEYS[7], 'interactive', cur[1], 'standard', cur[2], 'batch', cur[3])
   end
 end
+-- Short of what was asked: the queue ran dry for this worker, which now sleeps until woken.
+if #out < 12 * max_jobs then redis.call('SET', prefix .. 'idle:' .. pool, '1') end
 return out

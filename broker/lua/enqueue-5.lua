@@ -49,7 +49,7 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'ix', ix, 'entry'
   unpack(fields))
 local place = redis.call('HINCRBY', KEYS[5], qfield, 1)
 redis.call('HINCRBY', KEYS[5], 'queued', 1)
-redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
+wake(prefix, pool)
 local slots = 0
 for _, v in ipairs(redis.call('HVALS', prefix .. 'workers:' .. pool)) do
   slots = slots + (tonumber(string.match(v, '^%d+ (%d+)')) or 0)

@@ -34,7 +34,7 @@ for _, job_id in ipairs(expired) do
     end
   end
 end
-if #expired > 0 then redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1') end
+if #expired > 0 then wake(prefix, pool) end
 -- Forget registry entries of workers that stopped heartbeating long ago.
 local reg = redis.call('HGETALL', KEYS[5])
 for i = 1, #reg, 2 do

@@ -32,7 +32,7 @@ if delay > 0 then
 else
   redis.call('HSET', KEYS[1], 'where', 'redeliver')
   redis.call('LPUSH', KEYS[4], job_id)
-  redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
+  wake(prefix, pool)
 end
 emit(prefix, job_id, 'retry', '{"id":"' .. job_id .. '","attempt":' .. (attempt + 1) ..
   ',"reason":' .. cjson.encode(ARGV[5]) .. ',"delay_ms":' .. delay .. ',"provider":' ..
