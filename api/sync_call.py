@@ -19,6 +19,7 @@ import orjson
 from starlette.requests import Request
 
 from anygate.api.gateway import Gateway
+from anygate.api.replies import Mailbox
 from anygate.broker import JobEvent, NewJob, new_job_id
 from anygate.broker.errors import (
     AnygateError,
@@ -55,10 +56,11 @@ class SyncCall:
         self.job_id = new_job_id()
         self.job = dataclasses.replace(job, reply_to=gw.replies.instance)
         self.streamed = False
-        self._queue: asyncio.Queue[str] | None = None
+        self._queue: Mailbox | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._last_event = 0.0
+        self._left = False
 
     async def __aenter__(self) -> SyncCall:
         # Registered before the job exists, so not even its first event can be missed.
@@ -115,7 +117,7 @@ class SyncCall:
         """An event that has already arrived, without waiting (None if there is none); lets a
         relay write a burst of chunks in one go."""
         assert self._queue is not None
-        if self._queue.empty():
+        if not self._queue:
             return None
         message = self._queue.get_nowait()
         if message in (GONE, TIMED_OUT):
@@ -137,13 +139,18 @@ class SyncCall:
         return JobEvent.from_message(message)
 
     async def caller_left(self) -> None:
+        """The caller went away: cancel its job if policy says so (once, however often called)."""
+        if self._left:
+            return
+        self._left = True
         policy = self.gw.config.server.cancel_on_disconnect
         if policy == "always" or (policy == "before_stream" and not self.streamed):
             await self.gw.broker.cancel(self.job.tenant, self.job_id, reason="client_disconnected")
 
     async def bursts(self, first: JobEvent) -> AsyncIterator[list[JobEvent]]:
         """Events from ``first`` on, in bursts of whatever has already arrived, so that a relay
-        writes a fast upstream's chunks to the socket together; ends with a terminal event."""
+        writes a fast upstream's chunks to the socket together; ends with a terminal event, or
+        early when the caller has gone."""
         event = first
         while True:
             burst = [event]
@@ -152,7 +159,10 @@ class SyncCall:
             yield burst
             if burst[-1].terminal:
                 return
-            event = await self.next_event()
+            try:
+                event = await self.next_event()
+            except ClientGoneError:
+                return  # nobody to relay to; the job was cancelled if policy said so
 
     async def events(self) -> AsyncIterator[JobEvent]:
         """Events until a terminal one (included)."""

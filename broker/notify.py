@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
@@ -96,21 +98,45 @@ class Subscriptions:
         while True:
             await self._has_channels.wait()
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
-            except (RedisError, ConnectionError) as exc:
+                response = await self._next_response()
+            except (RedisError, ConnectionError, OSError) as exc:
                 log.warning("pubsub connection lost; resubscribing", error=str(exc))
                 await asyncio.sleep(0.2)
                 continue
-            if message is None:
-                continue
-            kind, channel = message["type"], message["channel"]
-            if kind == "subscribe":
-                fut = self._confirmed.get(channel)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-            elif kind == "message":
-                callback = self._callbacks.get(channel)
-                if callback is not None:
-                    callback(message["data"])
-                for queue in self._listeners.get(channel, ()):
-                    queue.put_nowait(message["data"])
+            if response is not None:
+                self._dispatch(response)
+
+    async def _next_response(self) -> list[Any] | None:
+        """The next raw reply on the subscription connection (None after a quiet second).
+
+        Read straight off the connection: redis-py's ``get_message`` wraps every message in
+        health checks, a retry helper and a dict (a visible slice of an API process's CPU). On
+        a broken connection this reconnects, and redis-py's connect callback subscribes every
+        channel again; a read that fails while Redis is down raises and is retried."""
+        assert self._pubsub is not None
+        # Exists: the reader waits for the first subscription (redis-py types it as None).
+        conn = cast("Connection", self._pubsub.connection)
+        try:
+            if not conn.is_connected:
+                await conn.connect()  # type: ignore[no-untyped-call]
+            response: list[Any] | None = await conn.read_response(
+                timeout=1.0, disconnect_on_error=False
+            )
+        except (RedisError, ConnectionError, OSError):
+            await conn.disconnect()
+            raise
+        return response
+
+    def _dispatch(self, response: list[Any]) -> None:
+        kind, channel = response[0], response[1]
+        if kind == "message":
+            data = response[2]
+            callback = self._callbacks.get(channel)
+            if callback is not None:
+                callback(data)
+            for queue in self._listeners.get(channel, ()):
+                queue.put_nowait(data)
+        elif kind == "subscribe":
+            fut = self._confirmed.get(channel)
+            if fut is not None and not fut.done():
+                fut.set_result(None)

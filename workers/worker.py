@@ -41,6 +41,9 @@ class WorkerSettings:
     shutdown_grace_s: float = 30.0
     idle_poll_s: float = 0.25
     """Upper bound on how late a delayed retry is picked up; new work wakes workers at once."""
+    claim_batch: int = 32
+    """Most jobs one claim script takes: a worker with 1,000 free slots must not hold Redis
+    (and every API process's submits) for one long script; it claims again at once."""
 
 
 class Worker:
@@ -58,6 +61,9 @@ class Worker:
         self._subs = subscriptions
         self._adapter = adapter
         self._running: dict[str, tuple[asyncio.Task[None], ClaimedJob]] = {}
+        self._slots: set[str] = set()
+        """Jobs holding a slot: running minus those whose upstream work is over and whose
+        outcome is being recorded (the freed slot's claim then shares that write)."""
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -98,12 +104,13 @@ class Worker:
     async def _claim_forever(self) -> None:
         backoff = 0.05
         while not self._stopping.is_set():
-            free = self._s.concurrency - len(self._running)
+            free = self._s.concurrency - len(self._slots)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
             self._wake.clear()
+            free = min(free, self._s.claim_batch)
             try:
                 jobs = await self._broker.claim(self._s.pool, self._s.worker_id, free)
             except (RedisError, OSError) as exc:
@@ -115,6 +122,7 @@ class Worker:
             for job in jobs:
                 task = asyncio.create_task(self._process(job), name=job.id)
                 self._running[job.id] = (task, job)
+                self._slots.add(job.id)
                 task.add_done_callback(self._release)
             if len(jobs) < free:
                 # The queue ran dry: sleep until new work is announced (a wake that arrived
@@ -124,7 +132,12 @@ class Worker:
 
     def _release(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task.get_name(), None)
-        self._slot_freed.set()
+        self._free_slot(task.get_name())
+
+    def _free_slot(self, job_id: str) -> None:
+        if job_id in self._slots:
+            self._slots.discard(job_id)
+            self._slot_freed.set()
 
     def _obey(self, message: str) -> None:
         """Control messages: ``cancel <job id>`` when the job's owner cancelled it."""
@@ -226,12 +239,14 @@ class Worker:
             return
         except UpstreamError as exc:
             usage.done(ok=False)
+            self._free_slot(job.id)
             await relay.settle()  # the chunks that came before the failure, then its event
             if relay.lost:
                 return
             await self._after_failure(job, steps, step, exc)
             return
         usage.done(ok=True)
+        self._free_slot(job.id)
         await self._broker.finish(
             job,
             pool,

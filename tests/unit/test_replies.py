@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from anygate.api.replies import EVENT_SEPARATOR, ReplyRouter
+import asyncio
+
+import pytest
+
+from anygate.api.replies import EVENT_SEPARATOR, Mailbox, ReplyRouter
 from anygate.broker import JobEvent, KeySpace
 
 
@@ -13,11 +17,23 @@ async def test_a_burst_is_delivered_as_separate_events_in_order() -> None:
     second = "1-2\nchunk\n{}"
     router._deliver("job_a\n" + first + EVENT_SEPARATOR + second)
     router._deliver("job_other\n1-3\ncompleted\n{}")  # nobody waits for it here
-    got = [JobEvent.from_message(queue.get_nowait()) for _ in range(queue.qsize())]
+    got = [JobEvent.from_message(queue.get_nowait()) for _ in range(len(queue))]
     assert [(e.id, e.type, e.data) for e in got] == [
         ("1-1", "chunk", '{"text": "one\\ntwo"}'),
         ("1-2", "chunk", "{}"),
     ]
     router.unregister("job_a")
     router._deliver("job_a\n1-4\ncompleted\n{}")
-    assert queue.empty()
+    assert not queue
+
+
+async def test_a_mailbox_wakes_its_waiter_and_keeps_order() -> None:
+    mailbox = Mailbox()
+    waiter = asyncio.create_task(mailbox.get())
+    await asyncio.sleep(0)
+    mailbox.put_nowait("a")
+    mailbox.put_nowait("b")
+    assert await waiter == "a"
+    assert await mailbox.get() == "b"
+    with pytest.raises(IndexError):
+        mailbox.get_nowait()
