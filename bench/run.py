@@ -1,383 +1,296 @@
-"""anygate benchmark (SPEC §7): prints a table and writes JSON to bench/results/.
+"""anygate benchmark (SPEC §7): one command, a table, and ``bench/results/<YYYY-MM-DD>.json``.
 
-    python bench/run.py                # full run (~1 min)
-    python bench/run.py --quick        # smaller N, to check that it works
+    python bench/run.py              # every scenario, 3 repetitions (~4 min)
+    python bench/run.py --quick      # shorter measurements, same scenarios (~1.7 min)
+    python bench/run.py --peers      # then peerbench, anygate as one of its targets (+~12 min)
+    python bench/run.py --peers --peer-quick   # peerbench --quick (+1.5 min)
 
-Everything runs on loopback against servers this script starts on free ports and stops by pid:
-a private redis-server (AOF everysec, as `anygate dev` runs it), a no-op worker process, the API
-process, and wrk as the HTTP load generator (httpx when wrk is not installed, which is slower).
+``--peers`` needs the peers that ``/work/shared/peerbench/setup.sh`` installs into /tmp/peers.
+
+Everything runs on loopback against processes this script starts on free ports (each in its
+own session, stopped by its process-group id): a private redis-server with AOF everysec, the
+mock provider (no added latency, 20 chunks per stream), the API and one worker process; wrk and
+a raw-socket client generate the load. Scenarios (a) to (g) are those of ``report.FIGURES``; the
+HTTP ones (a to d) run as one repetition after another, then the broker-only ones (e, f and the
+Redis memory part of g), then the worker RSS part of g. A second run on the same UTC day
+writes ``<day>-<HHMMSS>.json`` next to the first instead of overwriting it.
+
+The modules next to this file are imported as top-level modules: running ``python bench/run.py``
+puts this directory first on ``sys.path``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import platform
 import shutil
-import statistics
+import signal
 import subprocess
-import sys
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
+import broker_bench
 import click
-import httpx
+import peers as peerbench
+import report
+import scenarios
 import uvloop
-import yaml
+from scenarios import Durations
+from stack import POOL, Stack
 
-from anygate.api.auth import hash_key
-from anygate.broker import Broker, NewJob, Subscriptions, create_redis, new_job_id
-from anygate.config import Priority, parse_config
 from anygate.ops.embedded_redis import EmbeddedRedis, free_port
 
 HERE = Path(__file__).resolve().parent
-KEY = "sk-bench-0123456789"
-BODY = json.dumps(
-    {"model": "bench-model", "messages": [{"role": "user", "content": "x" * 120}]}
-).encode()
+BULK_JOBS = 50_000
+RSS_IN_FLIGHT = 1000
 
 
-def config_tree(redis_url: str, namespace: str) -> dict[str, Any]:
-    return {
-        "redis": {"url": redis_url, "namespace": namespace},
-        "providers": {"bench": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
-        "models": {"bench-model": {"deployments": [{"provider": "bench", "model": "noop"}]}},
-        "tenants": [{"id": "bench", "api_key_sha256": [hash_key(KEY)]}],
-    }
+class Collector:
+    """Per-repetition values of every figure, raw records of every run, and error counts."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = defaultdict(list)
+        self.runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+
+    def add(self, scenario: str, rep: int, raw: dict[str, Any], **figures: float) -> None:
+        self.runs[scenario].append({"rep": rep, **raw})
+        for key, value in figures.items():
+            self.samples[key].append(value)
+        shown = ", ".join(f"{k} {v:,.2f}" for k, v in figures.items())
+        print(f"[bench] rep {rep + 1} {scenario}: {shown}", flush=True)
 
 
-def new_job() -> NewJob:
-    return NewJob(
-        tenant="bench", pool="bench", endpoint="/v1/chat/completions", model="bench-model",
-        body=BODY, priority=Priority.STANDARD, stream=False,
-    )  # fmt: skip
+def _http_phase(
+    stack: Stack, d: Durations, which: set[str], reps: int, work: Path, c: Collector
+) -> None:
+    """(a) to (d) through one API process and one worker (concurrency 64), after a smoke test."""
+    worker = stack.start_worker(POOL, 64)
+    c.runs["smoke"].append(scenarios.smoke(stack))
+    scenarios.warm_up(stack, work)
+    for rep in range(reps):
+        if "a" in which:
+            lat = scenarios.latency_c1(stack, d, work, rep)
+            c.errors["added_latency_p50_ms"] += lat["direct"]["errors"] + lat["gateway"]["errors"]
+            c.add("a_latency_c1", rep, lat, added_latency_p50_ms=lat["added_p50_ms"],
+                  added_latency_p99_ms=lat["added_p99_ms"])  # fmt: skip
+        if "b" in which:
+            sse = scenarios.stream_c1(stack, d)
+            c.add("b_stream_c1", rep, sse, added_ttfc_p50_ms=sse["added_ttfc_p50_ms"],
+                  added_stream_total_p50_ms=sse["added_total_p50_ms"])  # fmt: skip
+        if "c" in which:
+            tput = scenarios.throughput_64(stack, d, work)
+            c.errors["throughput_rps"] += tput["plain"]["errors"]
+            c.errors["stream_rps"] += tput["stream"]["errors"]
+            c.add("c_throughput_64", rep, tput, throughput_rps=tput["plain"]["rps"],
+                  stream_rps=tput["stream"]["rps"])  # fmt: skip
+        if "d" in which:
+            sub = scenarios.submit_64(stack, d, work)
+            c.errors["submit_rps"] += sub["errors"]
+            c.add("d_submit_64", rep, sub, submit_rps=sub["rps"])
+    stack.stop(worker)
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc), start-up included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _broker_phase(
+    redis_url: str, work: Path, which: set[str], reps: int, jobs: tuple[int, int, int], c: Collector
+) -> None:
+    """(e), (f) and the Redis part of (g).
+
+    ``jobs``: (drain backlog, no-op worker concurrency, queued jobs for the memory figure).
+    """
+    for rep in range(reps):
+        if "e" in which:
+            bulk = uvloop.run(broker_bench.bulk_enqueue(redis_url, f"bulk{rep}", BULK_JOBS))
+            c.add("e_bulk_enqueue", rep, bulk, bulk_enqueue_50k_s=bulk["seconds"])
+        if "f" in which:
+            drain = uvloop.run(
+                broker_bench.drain_and_round_trip(
+                    redis_url, f"drain{rep}", work, jobs[0], jobs[1], samples=200
+                )
+            )
+            c.add("f_drain", rep, drain, broker_drain_jobs_s=drain["jobs_per_s"],
+                  round_trip_p50_ms=drain["round_trip_p50_ms"])  # fmt: skip
+        if "g" in which:
+            mem = uvloop.run(broker_bench.memory_per_job(redis_url, f"mem{rep}", jobs[2]))
+            c.add("g_redis_memory", rep, mem,
+                  redis_overhead_bytes_per_job=mem["overhead_bytes_per_job"])  # fmt: skip
 
 
-async def redis_cpu_s(redis: Any) -> float:
-    info = await redis.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+def _rss_phase(stack: Stack, reps: int, mock_latency_ms: float, c: Collector) -> None:
+    for rep in range(reps):
+        rss = uvloop.run(scenarios.worker_rss_1000(stack, RSS_IN_FLIGHT, mock_latency_ms))
+        if not rss["reached"]:
+            c.errors["worker_rss_mib_1000_inflight"] += 1  # RSS read with fewer in flight
+        c.add("g_worker_rss", rep, rss, worker_rss_mib_1000_inflight=rss["rss_mib"])
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def _git_state() -> str:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True,
+                              timeout=10, check=False)  # fmt: skip
+        return done.stdout.strip()
 
-
-async def bench_broker(redis_url: str, work: Path, n: int, samples: int) -> dict[str, Any]:
-    tree = config_tree(redis_url, "bench-broker")
-    config = parse_config(tree)
-    cfg_path = work / "broker.yaml"
-    cfg_path.write_text(yaml.safe_dump(tree))
-    redis = create_redis(config.redis)
-    broker = Broker(redis, config)
-    out: dict[str, Any] = {}
-
-    # enqueue: N jobs, 100 concurrent calls (the queuebench rule for asyncio libraries)
-    t0 = time.perf_counter()
-    ids: list[str] = []
-    for start in range(0, n, 100):
-        batch = [new_job_id() for _ in range(min(100, n - start))]
-        await asyncio.gather(*(broker.enqueue(new_job(), j) for j in batch))
-        ids += batch
-    out["enqueue_jobs_per_s"] = n / (time.perf_counter() - t0)
-
-    # drain: backlog first, then one worker process; first start → last finish, from Redis
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(HERE / "noop_worker.py"), str(cfg_path), "64"
+    return git("rev-parse", "--short", "HEAD") + (
+        " (dirty)" if git("status", "--porcelain") else ""
     )
-    redis_cpu_before = await redis_cpu_s(redis)
-    try:
-        while True:
-            stats = await broker.pool_stats("bench")
-            if int(stats.get("queued", 0)) == 0 and int(stats.get("inflight", 0)) == 0:
-                break
-            await asyncio.sleep(0.05)
-        first = await broker.get("bench", ids[0])
-        last_ms = 0
-        for chunk in range(0, n, 1000):
-            async with redis.pipeline(transaction=False) as pipe:
-                for j in ids[chunk : chunk + 1000]:
-                    pipe.hget(broker.keys.job(j), "finished_ms")
-                last_ms = max([last_ms, *(int(v) for v in await pipe.execute())])
-        assert first is not None
-        assert first.started_ms is not None
-        out["drain_jobs_per_s"] = n / ((last_ms - first.started_ms) / 1000)
-        out["drain_worker_cpu_us_per_job"] = process_cpu_s(proc.pid) / n * 1e6
-        out["drain_redis_cpu_us_per_job"] = (await redis_cpu_s(redis) - redis_cpu_before) / n * 1e6
-
-        # round trip: one job at a time, enqueue → worker → result seen through pub/sub
-        subs = Subscriptions(redis)
-        await subs.start()
-        rtts: list[float] = []
-        for i in range(samples + 10):
-            job_id = new_job_id()
-            async with subs.subscribe(broker.keys.job_channel(job_id)) as queue:
-                t = time.perf_counter()
-                await broker.enqueue(new_job(), job_id)
-                while "\ncompleted\n" not in await queue.get():
-                    pass
-                if i >= 10:
-                    rtts.append((time.perf_counter() - t) * 1000)
-        await subs.close()
-        out["round_trip_p50_ms"] = statistics.median(rtts)
-        out["round_trip_p99_ms"] = pct(rtts, 0.99)
-    finally:
-        proc.terminate()
-        await proc.wait()
-
-    # memory per queued job: a fresh namespace, N jobs, used_memory delta minus the payload
-    mem_broker = Broker(redis, parse_config(config_tree(redis_url, "bench-mem")))
-    before = (await redis.info("memory"))["used_memory"]
-    for start in range(0, n, 100):
-        await asyncio.gather(
-            *(mem_broker.enqueue(new_job(), new_job_id()) for _ in range(min(100, n - start)))
-        )
-    after = (await redis.info("memory"))["used_memory"]
-    out["payload_bytes"] = len(BODY)
-    out["redis_bytes_per_queued_job"] = (after - before) / n
-    out["overhead_bytes_per_queued_job"] = (after - before) / n - len(BODY)
-    await redis.aclose()
-    return out
 
 
-def wrk_post(url: str, body: bytes, connections: int, seconds: int, work: Path) -> dict[str, Any]:
-    script = work / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(body.decode())}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
-        "done = function(summary, latency, requests)\n"
-        '  io.write(string.format("JSON {\\"requests\\": %d, \\"duration_us\\": %d, '
-        '\\"non2xx\\": %d, \\"p50_us\\": %d, \\"p99_us\\": %d}\\n", summary.requests, '
-        "summary.duration, summary.errors.status, latency:percentile(50), "
-        "latency:percentile(99)))\nend\n"
+def _redis_version(binary: str) -> str:
+    out = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, timeout=10, check=True
     )
-    threads = min(2, connections)  # wrk wants at least one connection per thread
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("JSON "))
-    data: dict[str, Any] = json.loads(line[5:])
-    return {
-        "requests_per_s": data["requests"] / (data["duration_us"] / 1e6),
-        "p50_ms": data["p50_us"] / 1000,
-        "p99_ms": data["p99_us"] / 1000,
-        "non_2xx": data["non2xx"],
-        "client": "wrk",
-    }
+    return out.stdout.split()[2].removeprefix("v=")
 
 
-async def httpx_post(url: str, body: bytes, connections: int, seconds: int) -> dict[str, Any]:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections)) as client:
-
-        async def loop() -> None:
-            while time.perf_counter() < deadline:
-                t = time.perf_counter()
-                await client.post(url, content=body, headers=headers)
-                latencies.append((time.perf_counter() - t) * 1000)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(connections)))
-        elapsed = time.perf_counter() - t0
-    return {
-        "requests_per_s": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": pct(latencies, 0.99),
-        "non_2xx": None,
-        "client": "httpx",
-    }
+def _keep_logs(work: Path, to: Path) -> Path:
+    """Process logs outlive the temp dir: a traceback in the API log explains a bad figure."""
+    to.mkdir(parents=True, exist_ok=True)
+    for log in [*work.glob("*.log"), work / "redis" / "redis.log"]:
+        if log.exists():
+            shutil.copy(log, to / log.name)
+    return to
 
 
-def _start(args: list[str], env: dict[str, str], ready: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(args, env={**env, "PATH": "/usr/bin:/bin"})
-    for _ in range(400):
-        try:
-            if httpx.get(ready).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{args} never became ready")
-
-
-def _registered(redis_url: str, pool: str, namespace: str) -> bool:
-    import redis  # noqa: PLC0415 - sync client, only for this wait
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return bool(client.hlen(f"ag:{{{namespace}}}:workers:{pool}"))
-    finally:
-        client.close()
-
-
-def first_chunk_p50_ms(url: str, body: bytes, samples: int) -> float:
-    """Median time from sending a streamed request to its first ``data:`` line (one at a time;
-    the client's own cost is the same for the direct and the gateway call, so it cancels out)."""
-    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
-    times: list[float] = []
-    with httpx.Client(timeout=10) as client:
-        for i in range(samples + 10):
-            t = time.perf_counter()
-            with client.stream("POST", url, content=body, headers=headers) as response:
-                lines = response.iter_lines()
-                for line in lines:
-                    if line.startswith("data:"):
-                        break
-                if i >= 10:
-                    times.append((time.perf_counter() - t) * 1000)
-                for _ in lines:  # read to the end, so the connection is reused
-                    pass
-    return statistics.median(times)
-
-
-def bench_sync(redis_url: str, work: Path, seconds: int) -> dict[str, Any]:
-    """OpenAI-compatible chat through the queue vs. the same mock called directly (SPEC §7)."""
-    mock_port, api_port = free_port(), free_port()
-    mock = f"http://127.0.0.1:{mock_port}"
-    tree = config_tree(redis_url, "bench-sync")
-    tree["providers"]["bench"]["base_url"] = f"{mock}/v1"
-    tree["providers"]["bench"]["api_key"] = "env:BENCH_MOCK_KEY"
-    cfg_path = work / "sync.yaml"
-    cfg_path.write_text(yaml.safe_dump(tree))
-    env = {"ANYGATE_CONFIG": str(cfg_path), "BENCH_MOCK_KEY": "k"}
-    me = [sys.executable, "-m", "anygate.ops"]
-    procs = [
-        _start([*me, "mock-provider", "--port", str(mock_port), "--chunk-count", "20"], env,
-               f"{mock}/_mock/health"),
-        _start([*me, "api", "--port", str(api_port)], env, f"http://127.0.0.1:{api_port}/readyz"),
-    ]  # fmt: skip
-    procs.append(subprocess.Popen([*me, "worker", "--pool", "bench", "--concurrency", "64"],
-                                  env={**env, "PATH": "/usr/bin:/bin"}))  # fmt: skip
-    try:
-        while not _registered(redis_url, "bench", "bench-sync"):
-            time.sleep(0.05)
-        chat = json.loads(BODY)
-        plain = json.dumps(chat).encode()
-        streamed = json.dumps({**chat, "stream": True}).encode()
-        direct_url = f"{mock}/v1/chat/completions"
-        gateway_url = f"http://127.0.0.1:{api_port}/v1/chat/completions"
-        direct_1 = wrk_post(direct_url, plain, 1, seconds, work)
-        gateway_1 = wrk_post(gateway_url, plain, 1, seconds, work)
-        direct_ttfc = first_chunk_p50_ms(direct_url, streamed, 200)
-        gateway_ttfc = first_chunk_p50_ms(gateway_url, streamed, 200)
-        gateway_64 = wrk_post(gateway_url, plain, 64, seconds, work)
-        stream_64 = wrk_post(gateway_url, streamed, 64, seconds, work)
-        return {
-            "sync_direct_p50_ms": direct_1["p50_ms"],
-            "sync_gateway_p50_ms": gateway_1["p50_ms"],
-            "sync_added_p50_ms": gateway_1["p50_ms"] - direct_1["p50_ms"],
-            "sync_added_p99_ms": gateway_1["p99_ms"] - direct_1["p99_ms"],
-            "stream_added_first_chunk_p50_ms": gateway_ttfc - direct_ttfc,
-            "sync_rps_64": gateway_64["requests_per_s"],
-            "sync_non_2xx": gateway_64["non_2xx"],
-            "stream_rps_64": stream_64["requests_per_s"],
-            "stream_non_2xx": stream_64["non_2xx"],
-        }
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-def bench_api(redis_url: str, work: Path, seconds: int) -> dict[str, Any]:
-    tree = config_tree(redis_url, "bench-api")
-    cfg_path = work / "api.yaml"
-    cfg_path.write_text(yaml.safe_dump(tree))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "anygate.ops", "api", "--port", str(port)],
-        env={"ANYGATE_CONFIG": str(cfg_path), "PATH": "/usr/bin:/bin"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        payload = json.dumps(
-            {"endpoint": "/v1/chat/completions", "body": json.loads(BODY)}
-        ).encode()
-        if shutil.which("wrk"):
-            return wrk_post(f"{url}/v1/jobs", payload, 64, seconds, work)
-        return asyncio.run(httpx_post(f"{url}/v1/jobs", payload, 64, seconds))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-
-
-TARGETS = {
-    "enqueue_jobs_per_s": (">=", 5000),
-    "drain_jobs_per_s": (">=", 5000),
-    "round_trip_p50_ms": ("<=", 1.0),
-    "overhead_bytes_per_queued_job": ("<=", 512),
-    "api_submit_per_s": (">=", 5000),
-    "sync_added_p50_ms": ("<=", 1.0),
-    "sync_added_p99_ms": ("<=", 4.0),
-    "stream_added_first_chunk_p50_ms": ("<=", 1.5),
-    "sync_rps_64": (">=", 1500),
-    "stream_rps_64": (">=", 600),
-}
-
-
-def table(results: dict[str, Any]) -> str:
-    rows = ["| figure | value | SPEC §7 target |", "|---|---|---|"]
-    for name, value in results.items():
-        if not isinstance(value, int | float):
-            continue
-        target = TARGETS.get(name)
-        shown = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
-        rows.append(f"| {name} | {shown} | {f'{target[0]} {target[1]:,}' if target else ''} |")
-    return "\n".join(rows)
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every ``finally``: our processes stop
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="N=2,000 and 3 s of HTTP load: checks that it works.")
-@click.option("--jobs", type=int, default=20_000, show_default=True)
-@click.option("--seconds", type=int, default=10, show_default=True)
-def main(quick: bool, jobs: int, seconds: int) -> None:
-    n, secs, samples = (2000, 3, 50) if quick else (jobs, seconds, 200)
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+@click.option("--quick", is_flag=True, help="Shorter measurements and smaller N; same scenarios.")
+@click.option("--reps", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option(
+    "--scenarios",
+    "which",
+    default="abcdefg",
+    show_default=True,
+    help="Subset of the scenario letters to run.",
+)
+@click.option("--latency-seconds", type=float, help="wrk duration at c=1 [8; quick 2]")
+@click.option("--throughput-seconds", type=float, help="wrk duration at 64 conns [10; quick 2]")
+@click.option("--sse-samples", type=int, help="streamed calls per side and repetition [300; 100]")
+@click.option("--drain-jobs", type=int, help="backlog drained by the no-op worker [20000; 5000]")
+@click.option("--drain-concurrency", type=int, default=64, show_default=True)
+@click.option("--memory-jobs", type=int, help="queued jobs for Redis memory [10000; 2000]")
+@click.option(
+    "--mock-latency-ms",
+    type=float,
+    help="Upstream latency that keeps 1,000 jobs in flight for the RSS reading [5000; 3000]",
+)
+@click.option("--wrk-threads", type=int, default=1, show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Results file [bench/results/<day>.json]"
+)
+@click.option(
+    "--peers", "with_peers", is_flag=True, help="Also run peerbench (anygate as a target)."
+)
+@click.option("--peer-targets", default="direct,nginx,litellm,portkey", show_default=True)
+@click.option("--peer-quick", is_flag=True, help="peerbench --quick (1 repeat, 3 s each).")
+@click.option("--peer-repeats", type=int, help="peerbench --repeats [its default, 3]")
+@click.option("--peer-lat-duration", type=int, help="peerbench --lat-duration [10]")
+@click.option("--peer-tput-duration", type=int, help="peerbench --tput-duration [15]")
+@click.option("--peer-stream-duration", type=int, help="peerbench --stream-duration [10]")
+@click.option(
+    "--peer-stream-conns",
+    type=int,
+    default=64,
+    show_default=True,
+    help="peerbench --stream-conns (its own default is 8; 64 matches scenario c).",
+)
+@click.option("--peer-mock-port", type=int, default=18000, show_default=True)
+@click.option("--peer-timeout", type=float, default=3600, show_default=True)
+def main(**o: Any) -> None:
+    """anygate's SPEC §7 benchmark: table on stdout, JSON in bench/results/ (see run.py)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    quick = o["quick"]
+    d = Durations(
+        latency_s=o["latency_seconds"] or (2 if quick else 8),
+        throughput_s=o["throughput_seconds"] or (2 if quick else 10),
+        submit_s=o["throughput_seconds"] or (2 if quick else 10),
+        sse_samples=o["sse_samples"] or (100 if quick else 300),
+        wrk_threads=o["wrk_threads"],
+    )
+    drain_jobs = o["drain_jobs"] or (5000 if quick else 20_000)
+    memory_jobs = o["memory_jobs"] or (2000 if quick else 10_000)
+    mock_latency_ms = o["mock_latency_ms"] or (3000 if quick else 5000)
+    which, reps = set(o["which"]), o["reps"]
+    if not which <= set("abcdefg"):
+        raise click.BadParameter(
+            "letters a to g only ('' with --peers: peers alone)", param_hint="--scenarios"
+        )
+    c = Collector()
+    t_start = time.time()
+    peers: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="anygate-bench-") as tmp:
         work = Path(tmp)
         with EmbeddedRedis(work / "redis", aof=True) as redis_server:
-            results.update(uvloop.run(bench_broker(redis_server.url, work, n, samples)))
-            api = bench_api(redis_server.url, work, secs)
-            results["api_submit_per_s"] = api["requests_per_s"]
-            results["api_submit_p50_ms"] = api["p50_ms"]
-            results["api_submit_p99_ms"] = api["p99_ms"]
-            results["api_submit_non_2xx"] = api["non_2xx"] or 0
-            results["http_client"] = api["client"]
-            if shutil.which("wrk"):
-                results.update(bench_sync(redis_server.url, work, secs))
-            version = subprocess.run(
-                [redis_server.binary, "--version"], capture_output=True, text=True, check=True
-            ).stdout.split()[2]
-    report = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "redis": version, "jobs": n, "http_seconds": secs},
-        "results": results,
-    }  # fmt: skip
-    out_dir = HERE / "results"
-    out_dir.mkdir(exist_ok=True)
-    path = out_dir / f"bench-{report['when']}.json"
-    path.write_text(json.dumps(report, indent=2))
-    click.echo(table(results))
-    click.echo(f"\nwritten to {path}")
+            redis_version = _redis_version(redis_server.binary)
+            stack = Stack(redis_server.url, "http", work)
+            try:
+                if which & set("abcdg"):
+                    stack.start_mock(free_port(), "--request-log-size", "100")
+                    stack.start_api(free_port())
+                if which & set("abcd"):
+                    _http_phase(stack, d, which, reps, work, c)
+                if which & set("efg"):
+                    jobs = (drain_jobs, o["drain_concurrency"], memory_jobs)
+                    _broker_phase(redis_server.url, work, which, reps, jobs, c)
+                if "g" in which:
+                    _rss_phase(stack, reps, mock_latency_ms, c)
+            except Exception:
+                for proc in stack.procs:
+                    print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
+                raise
+            finally:
+                stack.close()
+        logs = _keep_logs(work, HERE / "results" / "logs" / time.strftime("%Y%m%d-%H%M%S"))
+        if o["with_peers"]:
+            peer_opts = peerbench.PeerOptions(
+                targets=o["peer_targets"], quick=o["peer_quick"], repeats=o["peer_repeats"],
+                lat_duration=o["peer_lat_duration"], tput_duration=o["peer_tput_duration"],
+                stream_duration=o["peer_stream_duration"], stream_conns=o["peer_stream_conns"],
+                mock_port=o["peer_mock_port"], timeout_s=o["peer_timeout"],
+            )  # fmt: skip
+            out_dir = HERE / "results" / "peerbench" / time.strftime("%Y%m%d-%H%M%S")
+            raw = peerbench.run_peerbench(peer_opts, out_dir, work)
+            peers, detail = peerbench.peer_summary(raw)
+            c.runs["peers"].append({"raw_json": str(out_dir / "raw.json"), **detail})
+    figures = report.aggregate(c.samples)
+    machine = {"cores": os.cpu_count(), "python": platform.python_version(), "redis": redis_version}
+    document = {
+        "summary": report.summary(figures, peers, machine),
+        "figures": figures,
+        "errors": dict(c.errors),
+        "meta": {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
+            "wall_s": round(time.time() - t_start, 1),
+            "commit": _git_state(),
+            "quick": quick,
+            "reps": reps,
+            "scenarios": "".join(sorted(which)),
+            "durations": asdict(d),
+            "drain_jobs": drain_jobs,
+            "drain_concurrency": o["drain_concurrency"],
+            "memory_jobs": memory_jobs,
+            "bulk_jobs": BULK_JOBS,
+            "rss_in_flight": RSS_IN_FLIGHT,
+            "mock_latency_ms_for_rss": mock_latency_ms,
+            "platform": platform.platform(),
+            "logs": str(logs),
+        },
+        "runs": c.runs,
+    }
+    path = o["out"] or report.results_path(HERE / "results")
+    report.write(path, document)
+    click.echo("\n" + report.table(figures, c.errors))
+    if peers:
+        click.echo("\npeerbench (same run; stream resp/s at --peer-stream-conns):\n")
+        click.echo(report.peer_table(peers))
+    click.echo(f"\nwall {document['meta']['wall_s']} s; written to {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,132 @@
+"""Figures, SPEC §7 targets, the printed table and the results file.
+
+A figure is the median of its repetitions, with the lowest and highest next to it: on a shared
+2-core machine the spread is part of the result, and a target "met" by a median whose range
+straddles it is worth knowing about.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    unit: str
+    op: str | None = None  # "<=" or ">="
+    target: float | None = None
+    summary: bool = True  # one of the exact keys of the results file's `summary`
+
+    def met(self, value: float | None) -> bool | None:
+        if value is None or self.op is None or self.target is None:
+            return None
+        return value <= self.target if self.op == "<=" else value >= self.target
+
+
+MIB_150MB = 150e6 / 2**20  # SPEC says 150 MB; the figure is in MiB
+FIGURES = [
+    Figure("added_latency_p50_ms", "(a) added latency p50, sync c=1", "ms", "<=", 1.0),
+    Figure("added_latency_p99_ms", "(a) added latency p99, sync c=1", "ms", "<=", 4.0),
+    Figure("added_ttfc_p50_ms", "(b) added time to first chunk p50", "ms", "<=", 1.5),
+    Figure("added_stream_total_p50_ms", "(b) added total stream time p50", "ms", summary=False),
+    Figure("throughput_rps", "(c) non-streamed req/s, 64 conns", "req/s", ">=", 1500),
+    Figure("stream_rps", "(c) streamed resp/s, 64 conns", "resp/s", ">=", 600),
+    Figure("submit_rps", "(d) /v1/jobs submits/s, 64 conns", "jobs/s", ">=", 5000),
+    Figure("bulk_enqueue_50k_s", "(e) 50,000-job bulk enqueue", "s", "<=", 10.0),
+    Figure("broker_drain_jobs_s", "(f) broker drain, no-op jobs", "jobs/s", ">=", 5000),
+    Figure("round_trip_p50_ms", "(f) submit→result round trip p50", "ms", "<=", 1.0, False),
+    Figure("redis_overhead_bytes_per_job", "(g) Redis bytes/job over payload", "B", "<=", 512),
+    Figure(
+        "worker_rss_mib_1000_inflight", "(g) worker RSS, 1,000 in flight", "MiB", "<=", MIB_150MB
+    ),
+]
+SUMMARY_KEYS = [f.key for f in FIGURES if f.summary]
+PEER_KEYS = ["added_latency_p50_ms", "added_latency_p99_ms", "throughput_rps", "stream_rps"]
+DECIMALS = {"ms": 2, "s": 2, "MiB": 1}
+
+
+def fmt(value: float | None, unit: str) -> str:
+    return "n/a" if value is None else f"{value:,.{DECIMALS.get(unit, 0)}f}"
+
+
+def aggregate(samples: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """Median, min and max of every figure's repetitions, with its target and verdict."""
+    out: dict[str, dict[str, Any]] = {}
+    for fig in FIGURES:
+        values = samples.get(fig.key, [])
+        median = statistics.median(values) if values else None
+        out[fig.key] = {
+            "median": median,
+            "min": min(values, default=None),
+            "max": max(values, default=None),
+            "n": len(values),
+            "unit": fig.unit,
+            "values": values,
+            "target": None if fig.op is None else f"{fig.op} {fig.target:g}",
+            "met": fig.met(median),
+        }
+    return out
+
+
+def summary(
+    figures: dict[str, dict[str, Any]], peers: dict[str, dict[str, float]], machine: dict[str, Any]
+) -> dict[str, Any]:
+    """The results file's ``summary``: exactly the SPEC §7 keys, then ``peers`` and ``machine``."""
+    out: dict[str, Any] = {key: figures[key]["median"] for key in SUMMARY_KEYS}
+    out["peers"] = peers
+    out["machine"] = machine
+    return out
+
+
+def table(figures: dict[str, dict[str, Any]], errors: dict[str, int]) -> str:
+    rows = [
+        "| figure | median | min to max | n | SPEC §7 target | |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for fig in FIGURES:
+        f = figures[fig.key]
+        if not f["n"]:
+            continue  # scenario not run (--scenarios)
+        unit = fig.unit
+        target = "" if fig.op is None else f"{fig.op} {fmt(fig.target, unit)} {unit}"
+        verdict = {True: "met", False: "MISSED", None: ""}[f["met"]]
+        if errors.get(fig.key):
+            verdict += f" ({errors[fig.key]} errors)"
+        spread = f"{fmt(f['min'], unit)} to {fmt(f['max'], unit)}"
+        rows.append(
+            f"| {fig.label} | {fmt(f['median'], unit)} {unit} | {spread} | {f['n']} | {target} "
+            f"| {verdict} |"
+        )
+    return "\n".join(rows)
+
+
+def peer_table(peers: dict[str, dict[str, float]]) -> str:
+    rows = [
+        "| peer | added p50 ms | added p99 ms | req/s (64 conns) | stream resp/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, values in peers.items():
+        cells = [fmt(values.get(k), "ms" if k.endswith("_ms") else "") for k in PEER_KEYS]
+        rows.append(f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
+def results_path(directory: Path) -> Path:
+    """``<YYYY-MM-DD>.json`` (UTC); a second run the same day gets ``-HHMMSS``, never overwrites."""
+    directory.mkdir(parents=True, exist_ok=True)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    path = directory / f"{day}.json"
+    if path.exists():
+        path = directory / f"{day}-{time.strftime('%H%M%S', time.gmtime())}.json"
+    return path
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2) + "\n")
