@@ -15,13 +15,13 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from anygate.api import openai_compat
 from anygate.api.body import parse_json_object, read_body
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.api.responses import JSONResponse
+from anygate.api.responses import JSONResponse, RelayResponse
 from anygate.api.sync_call import SyncCall
 from anygate.broker import JobEvent
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
@@ -169,7 +169,7 @@ async def _stream_generate(request: Request, alias: str, body: dict[str, Any]) -
     call = await openai_compat.sync_job(request, openai_compat.CHAT, chat, stream=True)
     first = await openai_compat.open_stream(call)
     sse = request.query_params.get("alt") == "sse"
-    return StreamingResponse(
+    return RelayResponse(
         _relay_gemini(call, first, sse=sse),
         media_type="text/event-stream" if sse else "application/json",
         headers={**openai_compat.STREAM_HEADERS, **openai_compat.job_headers(call)},

@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.api.responses import JSONResponse
+from anygate.api.responses import JSONResponse, RelayResponse
 from anygate.api.schemas import ChatCompletionBody, EmbeddingsBody
 from anygate.api.sync_call import SyncCall, outcome
 from anygate.broker import JobEvent, NewJob
@@ -65,15 +65,14 @@ async def wait_result(call: SyncCall) -> dict[str, Any]:
 
 async def open_stream(call: SyncCall) -> JobEvent:
     """Enter the call and wait for its first chunk (or its end): until then a failure can still
-    be answered with an HTTP status. From here on the streaming response owns the call (and
-    detects the caller's disconnect itself); its relay must ``__aexit__`` it."""
+    be answered with an HTTP status. From here on the streaming response owns the call; its
+    relay must ``__aexit__`` it, and ends early when the call's watcher sees the caller go."""
     await call.__aenter__()
     try:
         async for event in call.events():
             if event.type == "chunk" or event.terminal:
                 if event.terminal:
                     outcome(event)  # raises for failures
-                call.stop_watching()
                 call.streamed = event.type == "chunk"
                 return event
     except AnygateError as exc:
@@ -111,7 +110,7 @@ async def chat_completions(request: Request) -> Response:
             result = await wait_result(call)
         return JSONResponse(result, headers=job_headers(call))
     first = await open_stream(call)
-    return StreamingResponse(
+    return RelayResponse(
         _relay_chat(call, first, include_usage=include_usage),
         media_type="text/event-stream",
         headers={**STREAM_HEADERS, **job_headers(call)},

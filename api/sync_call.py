@@ -94,7 +94,7 @@ class SyncCall:
         self.gw.replies.unregister(self.job_id)
 
     def stop_watching(self) -> None:
-        """Hand disconnect detection to the streaming response, which listens for it itself."""
+        """Stop listening for the caller's disconnect (the call is over)."""
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
