@@ -14,6 +14,7 @@ chunk.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 from collections.abc import AsyncIterator, Mapping
@@ -107,8 +108,21 @@ class UpstreamClient:
                         code="malformed_response",
                     )
                 yield _event_batches(resp)
+                await _finish_body(resp)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc) from None
+
+
+async def _finish_body(resp: aiohttp.ClientResponse) -> None:
+    """Read what is left of a stream whose reader stopped at its end marker (``[DONE]``): the
+    body's own end follows within microseconds, and a fully read response hands its connection
+    back to the pool, where an unfinished one would be closed (a new TCP connection per stream,
+    seen in profiles). Bounded: a server that keeps talking loses the connection instead."""
+    if resp.content.at_eof():
+        return
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        async with asyncio.timeout(0.1):
+            await resp.content.read()
 
 
 async def _event_batches(resp: aiohttp.ClientResponse) -> EventBatches:
