@@ -19,12 +19,14 @@ if #due > 0 then
 end
 
 local out = {}
+local started, expired, leases = 0, 0, {}  -- counters and leases are written once, at the end
 
 -- Move a job to running if it is still queued and not past its deadline. BODY comes with the
 -- lane entry; a redelivered job (no lane entry) has it in its body key.
 local function start(job_id, lane, entry, body)
   local jk = prefix .. 'job:' .. job_id
-  local f = redis.call('HMGET', jk, 'status', 'deadline_ms')
+  local f = redis.call('HMGET', jk, 'status', 'deadline_ms', 'tenant', 'endpoint', 'model',
+    'priority', 'stream', 'entry', 'plan', 'step', 'step_at')
   if f[1] ~= 'queued' then
     drop_entry(lane, entry)
     return false
@@ -34,27 +36,29 @@ local function start(job_id, lane, entry, body)
     redis.call('HSET', jk, 'status', 'expired', 'finished_ms', now, 'where', '',
       'error', cjson.encode({message = 'the job was not started before its deadline',
                              type = 'expired', code = 'deadline_exceeded'}))
-    redis.call('HINCRBY', KEYS[11], 'queued', -1)
+    expired = expired + 1
     emit(prefix, job_id, 'expired', cjson.encode({id = job_id, status = 'expired'}))
     retain(prefix, job_id, tonumber(ARGV[9]))
     return false
   end
   local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
-  redis.call('HSET', jk, 'status', 'running', 'worker', worker, 'where', 'lease')
-  if attempt == 1 then redis.call('HSET', jk, 'started_ms', now) end
-  redis.call('ZADD', KEYS[10], now + lease_ms, job_id)
-  redis.call('HINCRBY', KEYS[11], 'queued', -1)
-  redis.call('HINCRBY', KEYS[11], 'inflight', 1)
+  if attempt == 1 then
+    redis.call('HSET', jk, 'status', 'running', 'worker', worker, 'where', 'lease',
+      'started_ms', now)
+  else
+    redis.call('HSET', jk, 'status', 'running', 'worker', worker, 'where', 'lease')
+  end
+  leases[#leases + 1] = now + lease_ms
+  leases[#leases + 1] = job_id
+  started = started + 1
   record(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}))
-  local r = redis.call('HMGET', jk, 'tenant', 'endpoint', 'model', 'priority', 'stream', 'entry',
-    'plan', 'step', 'step_at')
   out[#out + 1] = job_id
   out[#out + 1] = attempt
-  out[#out + 1] = r[1] or ''
-  out[#out + 1] = r[2] or ''
-  out[#out + 1] = r[3] or ''
+  out[#out + 1] = f[3] or ''
+  out[#out + 1] = f[4] or ''
+  out[#out + 1] = f[5] or ''
   out[#out + 1] = body or redis.call('GET', prefix .. 'body:' .. job_id) or ''
-  for i = 4, 9 do out[#out + 1] = r[i] or '' end
+  for i = 6, 11 do out[#out + 1] = f[i] or '' end
   return true
 end
 
@@ -95,19 +99,23 @@ local function take_from_class(c)
 end
 
 local budget = 4 * max_jobs + 16
+local redeliveries = true
+-- Smooth weighted round-robin state, read once and written once.
+local cur = redis.call('HMGET', KEYS[7], 'interactive', 'standard', 'batch')
+for c = 1, 3 do cur[c] = tonumber(cur[c] or '0') or 0 end
+local was = {cur[1], cur[2], cur[3]}
 while #out < 12 * max_jobs and budget > 0 do
   budget = budget - 1
-  local id = redis.call('LPOP', KEYS[8])
+  local id = redeliveries and redis.call('LPOP', KEYS[8])
   if id then
     start(id, nil, nil, nil)
   else
+    redeliveries = false  -- nothing adds to the list while this script runs
     -- Smooth weighted round-robin over the classes that have work; idle classes reset to 0 so
     -- that a class which was empty does not arrive with a burst of saved-up credit.
-    local cur = redis.call('HMGET', KEYS[7], 'interactive', 'standard', 'batch')
     local eligible, total, best = {}, 0, nil
     for c = 1, 3 do
       eligible[c] = redis.call('LLEN', KEYS[c]) > 0
-      cur[c] = tonumber(cur[c] or '0') or 0
       if eligible[c] then
         total = total + weights[c]
         if best == nil or cur[c] + weights[c] > cur[best] + weights[best] then best = c end
@@ -122,8 +130,17 @@ while #out < 12 * max_jobs and budget > 0 do
       end
       cur[best] = cur[best] - total
     end
-    redis.call('HSET', KEYS[7], 'interactive', cur[1], 'standard', cur[2], 'batch', cur[3])
   end
+end
+if cur[1] ~= was[1] or cur[2] ~= was[2] or cur[3] ~= was[3] then
+  redis.call('HSET', KEYS[7], 'interactive', cur[1], 'standard', cur[2], 'batch', cur[3])
+end
+if started + expired > 0 then
+  redis.call('HINCRBY', KEYS[11], 'queued', -(started + expired))
+end
+if started > 0 then
+  redis.call('HINCRBY', KEYS[11], 'inflight', started)
+  redis.call('ZADD', KEYS[10], unpack(leases))
 end
 -- Short of what was asked: the queue ran dry for this worker, which now sleeps until woken.
 if #out < 12 * max_jobs then redis.call('SET', prefix .. 'idle:' .. pool, '1') end
