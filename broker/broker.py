@@ -27,6 +27,7 @@ from anygate.broker.models import (
     JobStatus,
     NewJob,
 )
+from anygate.broker.rate_window import Admission
 from anygate.broker.scripts import Scripts
 from anygate.config import AnygateConfig, Priority
 
@@ -300,6 +301,45 @@ class Broker:
             [k.prefix, self._queue.max_attempts, limit, self._ttl_s, pool, worker_expiry_ms],
         )
         return int(count)
+
+    # --- rate limits (SPEC §2; the model: rate_window.py) ----------------------------------
+
+    async def take_rate(
+        self,
+        limit_name: str,
+        window_ms: int,
+        limit: int,
+        entry_id: str,
+        cost: int,
+        *,
+        now_ms: int | None = None,
+    ) -> Admission:
+        """Admit ``cost`` against a shared sliding window, or say when it could be. Entry ids
+        must be unique within a window (a job id and its attempt). ``now_ms`` is for tests;
+        otherwise Redis's clock decides, the same for every worker."""
+        k = self.keys
+        admitted, retry_after_ms = await self._scripts.ratewindow(
+            [k.rate_log(limit_name), k.rate_sum(limit_name)],
+            ["take", window_ms, limit, entry_id, cost, "" if now_ms is None else now_ms],
+        )
+        return Admission(admitted == 1, int(retry_after_ms))
+
+    async def settle_rate(
+        self,
+        limit_name: str,
+        window_ms: int,
+        entry_id: str,
+        actual_cost: int,
+        *,
+        now_ms: int | None = None,
+    ) -> bool:
+        """Replace an admitted estimate by the real cost; False once the entry has expired."""
+        k = self.keys
+        found = await self._scripts.ratewindow(
+            [k.rate_log(limit_name), k.rate_sum(limit_name)],
+            ["settle", window_ms, 0, entry_id, actual_cost, "" if now_ms is None else now_ms],
+        )
+        return bool(found == 1)
 
     async def unregister_worker(self, pool: str, worker_id: str) -> None:
         await awaited(self.redis.hdel(self.keys.workers(pool), worker_id))

@@ -80,5 +80,11 @@ class KeySpace:
     def tenant_jobs(self, tenant: str) -> str:
         return f"{self.prefix}tjobs:{tenant}"
 
+    def rate_log(self, limit: str) -> str:
+        return f"{self.prefix}rlog:{limit}"
+
+    def rate_sum(self, limit: str) -> str:
+        return f"{self.prefix}rsum:{limit}"
+
     def idempotency(self, tenant: str, digest: str) -> str:
         return f"{self.prefix}idem:{tenant}:{digest}"

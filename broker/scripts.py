@@ -63,7 +63,10 @@ def _load(name: str) -> LuaScript:
     return LuaScript(name, key_count, prelude + "\n" + path.read_text(encoding="utf-8"))
 
 
-SCRIPT_NAMES = ("enqueue", "claim", "append", "finish", "requeue", "heartbeat", "reclaim", "cancel")
+SCRIPT_NAMES = (
+    "enqueue", "claim", "append", "finish", "requeue", "heartbeat", "reclaim", "cancel",
+    "ratewindow",
+)  # fmt: skip
 
 
 class Scripts:
@@ -80,3 +83,4 @@ class Scripts:
         self.heartbeat = bound["heartbeat"]
         self.reclaim = bound["reclaim"]
         self.cancel = bound["cancel"]
+        self.ratewindow = bound["ratewindow"]
