@@ -121,6 +121,17 @@ class QueueConfig(_Strict):
     retry_base_delay_s: Annotated[float, Field(ge=0)] = 0.5
     retry_max_delay_s: Annotated[float, Field(ge=0)] = 30.0
     weights: PriorityWeights = PriorityWeights()
+    rate_limit_window_s: Annotated[float, Field(gt=0, le=60)] = 60.0
+    """Deployments' ``rpm``/``tpm`` are enforced per window of this length, scaled down
+    (``rpm * window / 60``): a shorter window paces more smoothly. It must divide a minute, so
+    that no minute ever holds more than the limit."""
+
+    @model_validator(mode="after")
+    def _window_divides_a_minute(self) -> QueueConfig:
+        per_minute = 60 / self.rate_limit_window_s
+        if abs(per_minute - round(per_minute)) > 1e-9:
+            raise ValueError("rate_limit_window_s must divide 60 (1, 2, 5, 10, 15, 30, 60 ...)")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_inside_lease(self) -> QueueConfig:
@@ -175,6 +186,7 @@ class AnygateConfig(_Strict):
                         f"models.{alias}.deployments[{i}].provider: unknown provider "
                         f"{dep.provider!r}; configured: {sorted(self.providers)}"
                     )
+                self._check_rate_limits(f"models.{alias}.deployments[{i}]", dep)
             for fb in route.fallbacks:
                 if fb not in self.models:
                     raise ValueError(f"models.{alias}.fallbacks: unknown model {fb!r}")
@@ -190,6 +202,15 @@ class AnygateConfig(_Strict):
         if len(ids) != len(set(ids)):
             raise ValueError("tenants: duplicate tenant id")
         return self
+
+    def _check_rate_limits(self, where: str, dep: Deployment) -> None:
+        window_s = self.queue.rate_limit_window_s
+        for field, per_minute in (("rpm", dep.rpm), ("tpm", dep.tpm)):
+            if per_minute is not None and per_minute * window_s < 60:
+                raise ValueError(
+                    f"{where}.{field}: {per_minute} per minute is less than one per "
+                    f"queue.rate_limit_window_s ({window_s:g} s)"
+                )
 
     def pool(self, name: str) -> PoolConfig:
         return self.pools.get(name, PoolConfig())

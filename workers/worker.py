@@ -29,6 +29,7 @@ from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.deployment_usage import DeploymentUsage
 from anygate.workers.failure_policy import Action, decide
 from anygate.workers.pricing import cost_usd
+from anygate.workers.rate_gate import RateGate
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._abandoned: set[str] = set()
         self._usage = DeploymentUsage()
+        self._gate = RateGate(broker, config.queue)
 
     @property
     def in_flight(self) -> int:
@@ -210,6 +212,18 @@ class Worker:
             )
             return
 
+        verdict = await self._gate.admit(job, step)
+        if not verdict.admitted:
+            if verdict.never is not None:
+                error = {"message": verdict.never, "type": "invalid_request_error",
+                         "code": "request_too_large"}  # fmt: skip
+                await self._broker.finish(job, pool, succeeded=False, error=error)
+            else:  # back to the queue until the deployment has room; not a failed attempt
+                await self._broker.requeue(
+                    job, pool, delay_s=verdict.retry_after_s, reason="deployment_rate_limit",
+                    refund_attempt=True,
+                )  # fmt: skip
+            return
         relay = ChunkRelay(self._broker, job)
         usage = self._usage.track(step)
         try:
@@ -255,6 +269,7 @@ class Worker:
             usage=outcome.usage,
             cost_usd=cost_usd(outcome.usage, step.deployment),
         )
+        await self._gate.settle(job, step, outcome.usage)
 
     async def _after_failure(
         self, job: ClaimedJob, steps: list[Step | None], step: Step, exc: UpstreamError
