@@ -22,7 +22,7 @@ from anygate.api import openai_compat
 from anygate.api.body import parse_json_object, read_body
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.responses import JSONResponse, RelayResponse
-from anygate.api.sync_call import SyncCall
+from anygate.api.sync_call import SyncCall, relay
 from anygate.broker import JobEvent
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.config import ModelKind
@@ -176,11 +176,10 @@ async def _stream_generate(request: Request, alias: str, body: dict[str, Any]) -
     )
 
 
-async def _relay_gemini(call: SyncCall, first: JobEvent, *, sse: bool) -> AsyncIterator[bytes]:
+def _relay_gemini(call: SyncCall, first: JobEvent, *, sse: bool) -> AsyncIterator[bytes]:
     """Translate each OpenAI chunk to Gemini's as it arrives (SSE with ``alt=sse``, else one
     JSON array written piece by piece, as Google does)."""
     translator = ChatStreamToGemini()
-    finished = False
     sent = 0
 
     def frame(piece: dict[str, Any]) -> bytes:
@@ -191,35 +190,23 @@ async def _relay_gemini(call: SyncCall, first: JobEvent, *, sse: bool) -> AsyncI
             return b"data: " + data + b"\r\n\r\n"
         return (b"[" if sent == 1 else b",\r\n") + data
 
-    try:
-        async for burst in call.bursts(first):
-            out: list[bytes] = []
-            ended = False
-            for event in burst:
-                if event.type == "chunk":
-                    out += [frame(p) for p in translator.feed(orjson.loads(event.data))]
-                elif event.type == "completed":
-                    out += [frame(p) for p in translator.close()]
-                    finished = ended = True
-                elif event.type == "retry" or event.terminal:
-                    error = orjson.loads(event.data).get("error") or {}
-                    problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(
-                        error.get("message") or f"the answer was interrupted ({event.type}); "
-                        f"the job's result will be at /v1/jobs/{call.job_id}")}}  # fmt: skip
-                    out.append(frame(problem))
-                    finished, ended = event.terminal, True
-                if ended:
-                    break
-            if out:
-                yield b"".join(out)
-            if ended:
-                break
-        if not sse:
-            yield b"[]" if sent == 0 else b"]"
-    finally:
-        if not finished:
-            await call.caller_left()
-        await call.__aexit__(None, None, None)
+    def render(event: JobEvent) -> tuple[list[bytes], bool | None]:
+        if event.type == "chunk":
+            return [frame(p) for p in translator.feed(orjson.loads(event.data))], None
+        if event.type == "completed":
+            return [frame(p) for p in translator.close()], True
+        if event.type == "retry" or event.terminal:
+            error = orjson.loads(event.data).get("error") or {}
+            problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(
+                error.get("message") or f"the answer was interrupted ({event.type}); "
+                f"the job's result will be at /v1/jobs/{call.job_id}")}}  # fmt: skip
+            return [frame(problem)], event.terminal
+        return [], None
+
+    def close_array() -> bytes:
+        return b"[]" if sent == 0 else b"]"
+
+    return relay(call, first, render, tail=None if sse else close_array)
 
 
 async def _embed(request: Request, alias: str, body: dict[str, Any], *, batch: bool) -> Response:

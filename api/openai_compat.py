@@ -19,7 +19,7 @@ from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.responses import JSONResponse, RelayResponse
 from anygate.api.schemas import ChatCompletionBody, EmbeddingsBody
-from anygate.api.sync_call import SyncCall, outcome
+from anygate.api.sync_call import SyncCall, outcome, relay
 from anygate.broker import JobEvent, NewJob
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.broker.routing import encode_plan
@@ -124,37 +124,23 @@ def _is_usage_chunk(data: str) -> bool:
     return not chunk.get("choices") and chunk.get("usage") is not None
 
 
-async def _relay_chat(
-    call: SyncCall, first: JobEvent, *, include_usage: bool
-) -> AsyncIterator[bytes]:
+def _relay_chat(call: SyncCall, first: JobEvent, *, include_usage: bool) -> AsyncIterator[bytes]:
     """Relay chunks as OpenAI SSE; the usage chunk only when the caller asked for it."""
-    finished = False
-    try:
-        async for burst in call.bursts(first):
-            out: list[bytes] = []
-            ended = False
-            for event in burst:
-                if event.type == "chunk":
-                    if include_usage or not _is_usage_chunk(event.data):
-                        out.append(b"data: " + event.data.encode() + b"\n\n")
-                elif event.type == "completed":
-                    finished = ended = True
-                    out.append(b"data: [DONE]\n\n")
-                elif event.type == "retry" or event.terminal:
-                    # Chunks already sent cannot be taken back: end the stream with an error the
-                    # SDKs raise, naming the job whose final answer can still be fetched.
-                    out.append(_stream_error(call, event))
-                    finished, ended = event.terminal, True
-                if ended:
-                    break
-            if out:
-                yield b"".join(out)
-            if ended:
-                return
-    finally:
-        if not finished:
-            await call.caller_left()
-        await call.__aexit__(None, None, None)
+
+    def render(event: JobEvent) -> tuple[list[bytes], bool | None]:
+        if event.type == "chunk":
+            if include_usage or not _is_usage_chunk(event.data):
+                return [b"data: " + event.data.encode() + b"\n\n"], None
+            return [], None
+        if event.type == "completed":
+            return [b"data: [DONE]\n\n"], True
+        if event.type == "retry" or event.terminal:
+            # Chunks already sent cannot be taken back: end the stream with an error the SDKs
+            # raise, naming the job whose final answer can still be fetched.
+            return [_stream_error(call, event)], event.terminal
+        return [], None
+
+    return relay(call, first, render)
 
 
 def _stream_error(call: SyncCall, event: JobEvent) -> bytes:

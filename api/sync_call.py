@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -171,6 +171,39 @@ class SyncCall:
             yield event
             if event.terminal:
                 return
+
+
+Render = Callable[[JobEvent], tuple[list[bytes], bool | None]]
+"""Turns one event into the bytes to send and whether the stream ends there: None goes on, True
+ends it with the job finished, False ends it early (the job goes on, its result fetchable)."""
+
+
+async def relay(
+    call: SyncCall, first: JobEvent, render: Render, *, tail: Callable[[], bytes] | None = None
+) -> AsyncIterator[bytes]:
+    """A streaming call's body, shared by both compatible surfaces: each burst of events in one
+    write, then ``tail`` (a closing bracket); leaving early cancels the job if policy says so."""
+    finished = False
+    try:
+        async for burst in call.bursts(first):
+            out: list[bytes] = []
+            end: bool | None = None
+            for event in burst:
+                pieces, end = render(event)
+                out += pieces
+                if end is not None:
+                    finished = end
+                    break
+            if out:
+                yield b"".join(out)
+            if end is not None:
+                break
+        if tail is not None:
+            yield tail()
+    finally:
+        if not finished:
+            await call.caller_left()
+        await call.__aexit__(None, None, None)
 
 
 def outcome(event: JobEvent) -> dict[str, Any]:
