@@ -105,12 +105,6 @@ def parse_provider_error(body: bytes) -> ProviderError:
     )
 
 
-def provider_message(body: bytes) -> tuple[str | None, str | None]:
-    """The provider's own error message and code, if its body has the usual shape."""
-    parsed = parse_provider_error(body)
-    return parsed.message, parsed.code
-
-
 def _later(*delays: float | None) -> float | None:
     """When header and body both say how long to wait, the longer wait is the safe one."""
     known = [delay for delay in delays if delay is not None]
