@@ -17,6 +17,7 @@ from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.planning import Planner
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions, create_redis
+from anygate.broker.deployment_health import HealthView
 from anygate.config import AnygateConfig
 
 
@@ -31,8 +32,10 @@ def create_app(config: AnygateConfig) -> Starlette:
         broker = Broker(redis, config)
         replies = ReplyRouter(broker.keys)
         await replies.start(subscriptions)
+        health = HealthView()
+        await subscriptions.listen(broker.keys.health_channel, health.apply)
         app.state.gateway = Gateway(
-            config, redis, broker, subscriptions, tenants, Planner(config, redis), replies
+            config, redis, broker, subscriptions, tenants, Planner(config, redis, health), replies
         )
         try:
             yield

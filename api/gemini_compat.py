@@ -10,7 +10,7 @@ that authenticates the Gemini way (``x-goog-api-key`` or ``?key=``) gets Google'
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -21,8 +21,8 @@ from starlette.routing import Route
 from anygate.api import openai_compat
 from anygate.api.body import parse_json_object, read_body
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.api.responses import JSONResponse, RelayResponse
-from anygate.api.sync_call import SyncCall, relay
+from anygate.api.responses import JSONResponse
+from anygate.api.sync_call import Render
 from anygate.broker import JobEvent
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.config import ModelKind
@@ -156,27 +156,22 @@ async def model_action(request: Request) -> Response:
 
 async def _generate(request: Request, alias: str, body: dict[str, Any]) -> Response:
     chat = gemini_request_to_chat(body, model=alias)
-    call = await openai_compat.sync_job(request, openai_compat.CHAT, chat, stream=False)
-    async with call:
-        result = await openai_compat.wait_result(call)
-    return JSONResponse(chat_response_to_gemini(result), headers=openai_compat.job_headers(call))
+    result, headers = await openai_compat.answer(request, openai_compat.CHAT, chat)
+    return JSONResponse(chat_response_to_gemini(result), headers=headers)
 
 
 async def _stream_generate(request: Request, alias: str, body: dict[str, Any]) -> Response:
     chat = gemini_request_to_chat(body, model=alias)
     chat["stream"] = True
     chat["stream_options"] = {"include_usage": True}
-    call = await openai_compat.sync_job(request, openai_compat.CHAT, chat, stream=True)
-    first = await openai_compat.open_stream(call)
     sse = request.query_params.get("alt") == "sse"
-    return RelayResponse(
-        _relay_gemini(call, first, sse=sse),
-        media_type="text/event-stream" if sse else "application/json",
-        headers={**openai_compat.STREAM_HEADERS, **openai_compat.job_headers(call)},
-    )
+    return await openai_compat.answer_stream(
+        request, chat, functools.partial(_gemini_render, sse=sse),
+        "text/event-stream" if sse else "application/json",
+    )  # fmt: skip
 
 
-def _relay_gemini(call: SyncCall, first: JobEvent, *, sse: bool) -> AsyncIterator[bytes]:
+def _gemini_render(job_id: str, *, sse: bool) -> tuple[Render, Callable[[], bytes] | None]:
     """Translate each OpenAI chunk to Gemini's as it arrives (SSE with ``alt=sse``, else one
     JSON array written piece by piece, as Google does)."""
     translator = ChatStreamToGemini()
@@ -199,26 +194,20 @@ def _relay_gemini(call: SyncCall, first: JobEvent, *, sse: bool) -> AsyncIterato
             error = orjson.loads(event.data).get("error") or {}
             problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(
                 error.get("message") or f"the answer was interrupted ({event.type}); "
-                f"the job's result will be at /v1/jobs/{call.job_id}")}}  # fmt: skip
+                f"the job's result will be at /v1/jobs/{job_id}")}}  # fmt: skip
             return [frame(problem)], event.terminal
         return [], None
 
     def close_array() -> bytes:
         return b"[]" if sent == 0 else b"]"
 
-    return relay(call, first, render, tail=None if sse else close_array)
+    return render, None if sse else close_array
 
 
 async def _embed(request: Request, alias: str, body: dict[str, Any], *, batch: bool) -> Response:
     openai_body = gemini_embed_request_to_openai(body, model=alias, batch=batch)
-    call = await openai_compat.sync_job(
-        request, openai_compat.EMBEDDINGS, openai_body, stream=False
-    )
-    async with call:
-        result = await openai_compat.wait_result(call)
-    return JSONResponse(
-        openai_embeddings_to_gemini(result, batch=batch), headers=openai_compat.job_headers(call)
-    )
+    result, headers = await openai_compat.answer(request, openai_compat.EMBEDDINGS, openai_body)
+    return JSONResponse(openai_embeddings_to_gemini(result, batch=batch), headers=headers)
 
 
 ROUTES = [

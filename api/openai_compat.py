@@ -7,7 +7,7 @@ configured model answers here, whichever provider serves it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,11 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from anygate.api import response_cache
 from anygate.api.body import parse_json_object, read_body, validate
+from anygate.api.cache_policy import replay, replay_events
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.responses import JSONResponse, RelayResponse
 from anygate.api.schemas import ChatCompletionBody, EmbeddingsBody
-from anygate.api.sync_call import SyncCall, outcome, relay
+from anygate.api.sync_call import Render, SyncCall, outcome, relay
 from anygate.broker import JobEvent, NewJob
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.broker.routing import encode_plan
@@ -28,6 +30,9 @@ from anygate.config import Priority
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+Renderer = Callable[[str], tuple[Render, Callable[[], bytes] | None]]
+"""Builds a surface's stream renderer (and closing tail) for the job id errors name."""
 
 
 async def sync_job(
@@ -92,6 +97,53 @@ def job_headers(call: SyncCall, *, retried: bool = False) -> dict[str, str]:
     return headers
 
 
+async def answer(
+    request: Request, endpoint: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A non-streamed call's result and headers, through the response cache when it applies."""
+    slot = response_cache.slot_for(request, endpoint, body)
+    call = await sync_job(request, endpoint, body, stream=False)
+    if slot is None:
+        async with call:
+            return await wait_result(call), job_headers(call)
+    if (shared := await slot.shared(call.job_id)) is not None:
+        return shared, response_cache.HIT
+    result = None
+    try:
+        async with call:
+            result = await wait_result(call)
+    finally:
+        await slot.done(result)
+    return result, {**job_headers(call), **response_cache.MISS}
+
+
+async def answer_stream(
+    request: Request, body: dict[str, Any], renderer: Renderer, media_type: str
+) -> Response:
+    """A streamed chat call through the response cache when it applies. A cached answer is
+    replayed as the chunk events its job would have sent, through the same renderer."""
+    slot = response_cache.slot_for(request, CHAT, body)
+    call = await sync_job(request, CHAT, body, stream=True)
+    if slot is not None and (shared := await slot.shared(call.job_id)) is not None:
+        render, tail = renderer("")
+        content = replay(replay_events(shared), render, tail)
+        headers = {**STREAM_HEADERS, **response_cache.HIT}
+        return Response(content, media_type=media_type, headers=headers)
+    try:
+        first = await open_stream(call)
+    except BaseException:
+        if slot is not None:
+            await slot.done(None)
+        raise
+    render, tail = renderer(call.job_id)
+    headers = {**STREAM_HEADERS, **job_headers(call)}
+    if slot is None:
+        return RelayResponse(relay(call, first, render, tail=tail), media_type=media_type,
+                             headers=headers)  # fmt: skip
+    stream = slot.storing(relay(call, first, slot.capture(render), tail=tail))
+    return RelayResponse(stream, media_type=media_type, headers={**headers, **response_cache.MISS})
+
+
 async def chat_completions(request: Request) -> Response:
     gw = gateway_of(request)
     request.state.tenant = gw.tenants.authenticate(request)
@@ -104,17 +156,13 @@ async def chat_completions(request: Request) -> Response:
             "stream_options: only allowed when stream is true", param="stream_options"
         )
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
-    call = await sync_job(request, CHAT, body, stream=stream)
     if not stream:
-        async with call:
-            result = await wait_result(call)
-        return JSONResponse(result, headers=job_headers(call))
-    first = await open_stream(call)
-    return RelayResponse(
-        _relay_chat(call, first, include_usage=include_usage),
-        media_type="text/event-stream",
-        headers={**STREAM_HEADERS, **job_headers(call)},
-    )
+        result, headers = await answer(request, CHAT, body)
+        return JSONResponse(result, headers=headers)
+    return await answer_stream(
+        request, body, lambda job_id: (_chat_render(job_id, include_usage), None),
+        "text/event-stream",
+    )  # fmt: skip
 
 
 def _is_usage_chunk(data: str) -> bool:
@@ -124,8 +172,8 @@ def _is_usage_chunk(data: str) -> bool:
     return not chunk.get("choices") and chunk.get("usage") is not None
 
 
-def _relay_chat(call: SyncCall, first: JobEvent, *, include_usage: bool) -> AsyncIterator[bytes]:
-    """Relay chunks as OpenAI SSE; the usage chunk only when the caller asked for it."""
+def _chat_render(job_id: str, include_usage: bool) -> Render:
+    """Chunks as OpenAI SSE; the usage chunk only when the caller asked for it."""
 
     def render(event: JobEvent) -> tuple[list[bytes], bool | None]:
         if event.type == "chunk":
@@ -137,18 +185,18 @@ def _relay_chat(call: SyncCall, first: JobEvent, *, include_usage: bool) -> Asyn
         if event.type == "retry" or event.terminal:
             # Chunks already sent cannot be taken back: end the stream with an error the SDKs
             # raise, naming the job whose final answer can still be fetched.
-            return [_stream_error(call, event)], event.terminal
+            return [_stream_error(job_id, event)], event.terminal
         return [], None
 
-    return relay(call, first, render)
+    return render
 
 
-def _stream_error(call: SyncCall, event: JobEvent) -> bytes:
+def _stream_error(job_id: str, event: JobEvent) -> bytes:
     data = orjson.loads(event.data)
     error = data.get("error") or {}
     message = (
         f"the answer was interrupted ({event.type}); the job continues and its final result "
-        f"will be at /v1/jobs/{call.job_id}"
+        f"will be at /v1/jobs/{job_id}"
         if event.type == "retry"
         else str(error.get("message") or f"the job ended {event.type}")
     )
@@ -168,10 +216,8 @@ async def embeddings(request: Request) -> Response:
     request.state.tenant = gw.tenants.authenticate(request)
     body = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
     validate(EmbeddingsBody, body)
-    call = await sync_job(request, EMBEDDINGS, body, stream=False)
-    async with call:
-        result = await wait_result(call)
-    return JSONResponse(result, headers=job_headers(call))
+    result, headers = await answer(request, EMBEDDINGS, body)
+    return JSONResponse(result, headers=headers)
 
 
 def _model_object(gw: Gateway, alias: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from anygate.broker import KeySpace
 from anygate.broker.connection import awaited
+from anygate.broker.deployment_health import HealthView
 from anygate.broker.routing import (
     DeploymentStats,
     RouteSelector,
@@ -32,11 +33,12 @@ STATS_MAX_AGE_S = 1.0
 
 
 class Planner:
-    def __init__(self, config: AnygateConfig, redis: Redis) -> None:
+    def __init__(self, config: AnygateConfig, redis: Redis, health: HealthView) -> None:
         self._config = config
         self._redis = redis
         self._keys = KeySpace(config.redis.namespace)
         self._selector = RouteSelector()
+        self._health = health
         self._stats: dict[str, DeploymentStats] = {}
         self._stats_at = 0.0
         self._live = any(r.strategy in LIVE_STRATEGIES for r in config.models.values())
@@ -45,7 +47,8 @@ class Planner:
         model = str(body["model"])
         route_for(self._config, endpoint, model)
         stats = await self._live_stats() if self._live else {}
-        steps = plan(self._config, endpoint, model, self._selector, stats)
+        healthy = self._health.healthy
+        steps = plan(self._config, endpoint, model, self._selector, stats, healthy=healthy)
         self._check_translatable(endpoint, body, steps)
         return steps
 

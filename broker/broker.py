@@ -9,6 +9,7 @@ Python twins in ``scheduling.py`` (testability).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -27,9 +28,28 @@ from anygate.broker.models import (
     JobStatus,
     NewJob,
 )
+from anygate.broker.quotas import in_flight_caps, refusal, submit_limits, usage_periods
 from anygate.broker.rate_window import Admission
 from anygate.broker.scripts import Scripts
-from anygate.config import AnygateConfig, Priority
+from anygate.config import AnygateConfig, Priority, TenantQuotas
+
+_UNLIMITED = TenantQuotas()
+
+
+def _usage_record(model: str, usage: dict[str, Any] | None) -> str:
+    """``finish-4.lua``'s ARGV 11: the tokens to add to the tenant's usage, in today's UTC day
+    and month (the finishing worker's clock; the day boundary is a matter of milliseconds)."""
+    if not usage:
+        return ""
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens")
+    if not isinstance(prompt, int):
+        prompt = 0
+    if not isinstance(completion, int):
+        total = usage.get("total_tokens")
+        completion = total - prompt if isinstance(total, int) and total >= prompt else 0
+    periods = usage_periods(datetime.now(UTC))
+    return f"{periods.day}|{periods.month}|{prompt}|{completion}|{model}"
 
 
 class IdempotencyConflictError(Exception):
@@ -49,11 +69,18 @@ class Broker:
         self._ttl_s = config.retention.result_ttl_s
         self._idem_ttl_s = config.retention.idempotency_ttl_s
         self._class_weights = [config.queue.weights.of(p) for p in CLASS_ORDER]
+        self._quotas = {t.id: t.quotas for t in config.tenants}
+        self._caps = in_flight_caps(config.tenants)
 
     # --- API side -------------------------------------------------------------------------
 
     async def enqueue(self, job: NewJob, job_id: str) -> Enqueued:
+        """Queue the job, or raise ``QueueFullError`` / ``InsufficientQuotaError`` when one of
+        the tenant's limits refuses it (then nothing at all was written)."""
         k = self.keys
+        quotas = self._quotas.get(job.tenant, _UNLIMITED)
+        now = datetime.now(UTC)
+        limits = submit_limits(quotas, now) if quotas.limits_submit else ""
         body_digest = digest(job.endpoint, job.body)
         idem = digest(job.idempotency_key) if job.idempotency_key else ""
         fields: list[str | int] = [
@@ -85,10 +112,12 @@ class Broker:
             ],
             [
                 k.prefix, job_id, job.pool, job.priority.value, job.tenant, job.tenant_weight,
-                idem, self._idem_ttl_s, body_digest, job.body.decode(), *fields,
+                idem, self._idem_ttl_s, body_digest, job.body.decode(), limits, *fields,
             ],
         )  # fmt: skip
         found_id, outcome = reply[0], reply[1]
+        if outcome in {"queue_full", "insufficient_quota"}:
+            raise refusal(reply, job.tenant, now)
         if outcome == "conflict":
             raise IdempotencyConflictError(found_id)
         return Enqueued(
@@ -182,8 +211,12 @@ class Broker:
         ]  # fmt: skip
         lease_ms = int(self._queue.visibility_timeout_s * 1000)
         flat: list[Any] = await self._scripts.claim(
-            keys, [k.prefix, pool, worker_id, lease_ms, max_jobs, *self._class_weights, self._ttl_s]
-        )
+            keys,
+            [
+                k.prefix, pool, worker_id, lease_ms, max_jobs, *self._class_weights, self._ttl_s,
+                self._caps,
+            ],
+        )  # fmt: skip
         jobs = []
         for i in range(0, len(flat), 12):
             jid, attempt, tenant, endpoint, model, body, prio, stream, _entry, plan, step, at = (
@@ -228,7 +261,8 @@ class Broker:
         cost_usd: float | None = None,
         history_entry: dict[str, Any] | None = None,
     ) -> bool:
-        """Record the outcome; False when another attempt (or a cancel) got there first."""
+        """Record the outcome, and a success's usage in the tenant's day and month; False when
+        another attempt (or a cancel) got there first."""
         k = self.keys
         status = "succeeded" if succeeded else "failed"
         dumps = orjson.dumps
@@ -242,6 +276,7 @@ class Broker:
                 "" if cost_usd is None else repr(cost_usd),
                 self._ttl_s,
                 dumps(history_entry).decode() if history_entry else "",
+                _usage_record(job.model, usage) if succeeded else "",
             ],
         )  # fmt: skip
         return bool(reply == 1)
@@ -340,6 +375,41 @@ class Broker:
             ["settle", window_ms, 0, entry_id, actual_cost, "" if now_ms is None else now_ms],
         )
         return bool(found == 1)
+
+    # --- deployment health (SPEC §2; the local view: deployment_health.py) ------------------
+
+    async def _health(self, deployment: str, op: str, *args: str | int | float) -> Any:
+        k = self.keys
+        return await self._scripts.health(
+            [k.deployment_health(deployment)], [k.prefix, deployment, op, *args]
+        )
+
+    async def cool_down(self, deployment: str, seconds: float) -> None:
+        """Pause calls to the deployment (an upstream 429), for every worker."""
+        await self._health(deployment, "cool", max(1, int(seconds * 1000)))
+
+    async def probe(self, deployment: str, probe_id: str) -> tuple[str, int]:
+        """May a call go ahead? ``ok``, ``probe`` (this call is the half-open breaker's one
+        probe), ``open`` or ``cool``, with the milliseconds such a pause has left."""
+        ttl_ms = int(self._queue.visibility_timeout_s * 1000)
+        verdict, ms = await self._health(deployment, "probe", probe_id, ttl_ms)
+        return str(verdict), int(ms)
+
+    async def report_success(self, deployment: str, probe_id: str) -> str:
+        window_ms = int(self._queue.breaker.window_s * 1000)
+        return str(await self._health(deployment, "success", probe_id, window_ms))
+
+    async def report_failure(self, deployment: str, probe_id: str) -> str:
+        """Count a transient failure; returns the breaker's state after it (``open`` when
+        this failure opened it)."""
+        b = self._queue.breaker
+        args = (b.consecutive_failures, b.error_rate, b.min_calls, int(b.window_s * 1000))
+        state = await self._health(deployment, "failure", probe_id, *args, int(b.cooldown_s * 1000))
+        return str(state)
+
+    async def peek_health(self, deployment: str) -> list[str | int]:
+        reply: list[str | int] = await self._health(deployment, "peek")
+        return reply
 
     async def unregister_worker(self, pool: str, worker_id: str) -> None:
         await awaited(self.redis.hdel(self.keys.workers(pool), worker_id))

@@ -11,6 +11,8 @@ Handlers map these once, at the edge (``anygate.api.errors``); nothing else form
     │   └── ModelNotFoundError       404 model_not_found
     ├── ConflictError                409
     ├── RateLimitedError             429 (Retry-After)
+    │   ├── QueueFullError           429 queue_full: the tenant's max queued jobs
+    │   └── InsufficientQuotaError   429 insufficient_quota: a daily/monthly budget is spent
     ├── ServiceUnavailableError      503 (Retry-After)
     └── UpstreamError                how a provider call failed (the worker decides what follows)
         ├── UpstreamRateLimitedError    retry after the provider's Retry-After, attempt refunded
@@ -101,6 +103,15 @@ class ConflictError(AnygateError):
 class RateLimitedError(AnygateError):
     status = 429
     type = "rate_limit_error"
+
+
+class QueueFullError(RateLimitedError):
+    default_code = "queue_full"
+
+
+class InsufficientQuotaError(RateLimitedError):
+    type = "insufficient_quota"
+    default_code = "insufficient_quota"
 
 
 class ServiceUnavailableError(AnygateError):

@@ -86,5 +86,24 @@ class KeySpace:
     def rate_sum(self, limit: str) -> str:
         return f"{self.prefix}rsum:{limit}"
 
+    def deployment_health(self, deployment: str) -> str:
+        return f"{self.prefix}dh:{deployment}"
+
+    @property
+    def health_channel(self) -> str:
+        return f"{self.prefix}health"
+
+    def tenant_usage(self, tenant: str, period: str) -> str:
+        """A tenant's usage in one UTC day (``YYYYMMDD``) or month (``YYYYMM``)."""
+        return f"{self.prefix}usage:{tenant}:{period}"
+
+    @property
+    def tenants_queued(self) -> str:
+        return f"{self.prefix}tqueued"
+
+    @property
+    def tenants_in_flight(self) -> str:
+        return f"{self.prefix}tinflight"
+
     def idempotency(self, tenant: str, digest: str) -> str:
         return f"{self.prefix}idem:{tenant}:{digest}"

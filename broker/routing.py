@@ -17,7 +17,7 @@ Strategies:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from anygate.broker.errors import InvalidRequestError, ModelNotFoundError
@@ -121,7 +121,11 @@ def plan(
     model: str,
     selector: RouteSelector,
     stats: Mapping[str, DeploymentStats],
+    *,
+    healthy: Callable[[str], bool] = lambda _key: True,
 ) -> list[Step]:
+    """Each alias's deployments in its strategy's order, except that those cooling down after a
+    429 or with an open breaker go last (stable): other deployments keep serving meanwhile."""
     route_for(config, endpoint, model)
     steps: list[Step] = []
     seen: set[str] = set()
@@ -132,7 +136,9 @@ def plan(
             continue
         seen.add(alias)
         route = config.models[alias]
-        steps += [Step(alias, d) for d in selector.order(alias, route, stats)]
+        ordered = selector.order(alias, route, stats)
+        ordered.sort(key=lambda d: not healthy(deployment_key(d)))
+        steps += [Step(alias, d) for d in ordered]
         queue += route.fallbacks
     return steps
 

@@ -65,7 +65,7 @@ def _load(name: str) -> LuaScript:
 
 SCRIPT_NAMES = (
     "enqueue", "claim", "append", "finish", "requeue", "heartbeat", "reclaim", "cancel",
-    "ratewindow",
+    "ratewindow", "health",
 )  # fmt: skip
 
 
@@ -84,3 +84,4 @@ class Scripts:
         self.reclaim = bound["reclaim"]
         self.cancel = bound["cancel"]
         self.ratewindow = bound["ratewindow"]
+        self.health = bound["health"]

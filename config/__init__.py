@@ -3,6 +3,8 @@
 from anygate.config.loader import ConfigError, format_loc, load_config, parse_config
 from anygate.config.model import (
     AnygateConfig,
+    BreakerConfig,
+    CacheConfig,
     Deployment,
     ModelKind,
     ModelRoute,
@@ -16,11 +18,14 @@ from anygate.config.model import (
     RetentionConfig,
     ServerConfig,
     TenantConfig,
+    TenantQuotas,
 )
 from anygate.config.secrets import SecretRef, SecretResolutionError
 
 __all__ = [
     "AnygateConfig",
+    "BreakerConfig",
+    "CacheConfig",
     "ConfigError",
     "Deployment",
     "ModelKind",
@@ -37,6 +42,7 @@ __all__ = [
     "SecretResolutionError",
     "ServerConfig",
     "TenantConfig",
+    "TenantQuotas",
     "format_loc",
     "load_config",
     "parse_config",

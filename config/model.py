@@ -98,6 +98,23 @@ class ModelRoute(_Strict):
         "ordered"
     )
     fallbacks: tuple[str, ...] = ()
+    cache: bool = False
+    """Answer identical requests from the response cache (SPEC §2); a request can opt in or
+    out on its own with ``x-anygate-cache: use|skip|refresh``."""
+
+
+class CacheConfig(_Strict):
+    """The exact-match response cache. Entries are scoped to the tenant unless ``scope`` is
+    ``global`` (one tenant's answer served to another: only for public, non-personal data)."""
+
+    ttl_s: Annotated[int, Field(ge=1, le=30 * 86_400)] = 3_600
+    scope: Literal["tenant", "global"] = "tenant"
+    max_temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    """Requests sampled hotter than this are never cached (their answers are meant to vary);
+    a request without ``temperature`` counts as the provider default, 1. None: no limit."""
+    max_entry_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
+    coalesce: bool = True
+    """Identical cacheable requests in flight at once share one upstream call."""
 
 
 class PriorityWeights(_Strict):
@@ -107,6 +124,22 @@ class PriorityWeights(_Strict):
 
     def of(self, priority: Priority) -> int:
         return int(getattr(self, priority.value))
+
+
+class BreakerConfig(_Strict):
+    """The circuit breaker of each deployment (SPEC §2), shared by every worker via Redis.
+
+    It opens after ``consecutive_failures`` failed calls in a row, or when at least
+    ``min_calls`` calls in the last ``window_s`` failed at ``error_rate`` or more; while open,
+    jobs move to their route's next step without calling it. After ``cooldown_s`` one probe
+    call is let through: success closes the breaker, failure opens it again."""
+
+    enabled: bool = True
+    consecutive_failures: Annotated[int, Field(ge=1)] = 5
+    error_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_calls: Annotated[int, Field(ge=1)] = 20
+    window_s: Annotated[float, Field(gt=0)] = 30.0
+    cooldown_s: Annotated[float, Field(gt=0)] = 30.0
 
 
 class QueueConfig(_Strict):
@@ -126,11 +159,22 @@ class QueueConfig(_Strict):
     (``rpm * window / 60``): a shorter window paces more smoothly. It must divide a minute, so
     that no minute ever holds more than the limit."""
 
+    rate_limit_minute_s: Annotated[float, Field(gt=0, le=60)] = 60.0
+    """The length of the "minute" that ``rpm``/``tpm`` count: 60. Only accelerated tests
+    shorten it (a mock provider enforcing "60 per minute" over a 3 s minute, say)."""
+    breaker: BreakerConfig = BreakerConfig()
+
     @model_validator(mode="after")
     def _window_divides_a_minute(self) -> QueueConfig:
-        per_minute = 60 / self.rate_limit_window_s
+        minute = self.rate_limit_minute_s
+        if self.rate_limit_window_s > minute:
+            raise ValueError("rate_limit_window_s must not exceed rate_limit_minute_s")
+        per_minute = minute / self.rate_limit_window_s
         if abs(per_minute - round(per_minute)) > 1e-9:
-            raise ValueError("rate_limit_window_s must divide 60 (1, 2, 5, 10, 15, 30, 60 ...)")
+            raise ValueError(
+                f"rate_limit_window_s must divide a minute of {minute:g} s "
+                "(1, 2, 5, 10, 15, 30, 60 ...)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -152,6 +196,34 @@ class PoolConfig(_Strict):
     concurrency: Annotated[int, Field(ge=1, le=10_000)] = 64
 
 
+class TenantQuotas(_Strict):
+    """Per-tenant limits (SPEC §2). The in-flight and per-minute limits make jobs wait in the
+    queue; the queued-jobs cap and the budgets refuse new work at submit with a 429. Absent
+    means unlimited."""
+
+    max_in_flight: Annotated[int, Field(ge=1)] | None = None
+    rpm: Annotated[int, Field(ge=1)] | None = None
+    tpm: Annotated[int, Field(ge=1)] | None = None
+    max_queued: Annotated[int, Field(ge=1)] | None = None
+    daily_tokens: Annotated[int, Field(ge=1)] | None = None
+    monthly_tokens: Annotated[int, Field(ge=1)] | None = None
+    daily_usd: Annotated[float, Field(gt=0)] | None = None
+    monthly_usd: Annotated[float, Field(gt=0)] | None = None
+
+    @property
+    def limits_submit(self) -> bool:
+        return any(
+            v is not None
+            for v in (
+                self.max_queued,
+                self.daily_tokens,
+                self.monthly_tokens,
+                self.daily_usd,
+                self.monthly_usd,
+            )
+        )
+
+
 class TenantConfig(_Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     api_keys: tuple[SecretRef, ...] = ()
@@ -159,6 +231,7 @@ class TenantConfig(_Strict):
     """Keys stored as hashes only: what `anygate dev` writes, so the config holds no secret."""
     weight: Annotated[int, Field(ge=1, le=100)] = 1
     disabled: bool = False
+    quotas: TenantQuotas = TenantQuotas()
 
 
 class AnygateConfig(_Strict):
@@ -168,6 +241,7 @@ class AnygateConfig(_Strict):
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     queue: QueueConfig = QueueConfig()
     retention: RetentionConfig = RetentionConfig()
+    cache: CacheConfig = CacheConfig()
     pools: dict[str, PoolConfig] = Field(default_factory=dict)
     tenants: tuple[TenantConfig, ...] = ()
     admin_api_keys: tuple[SecretRef, ...] = ()
@@ -205,8 +279,9 @@ class AnygateConfig(_Strict):
 
     def _check_rate_limits(self, where: str, dep: Deployment) -> None:
         window_s = self.queue.rate_limit_window_s
+        minute_s = self.queue.rate_limit_minute_s
         for field, per_minute in (("rpm", dep.rpm), ("tpm", dep.tpm)):
-            if per_minute is not None and per_minute * window_s < 60:
+            if per_minute is not None and per_minute * window_s < minute_s:
                 raise ValueError(
                     f"{where}.{field}: {per_minute} per minute is less than one per "
                     f"queue.rate_limit_window_s ({window_s:g} s)"

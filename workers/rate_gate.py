@@ -45,7 +45,7 @@ class RateGate:
         self._broker = broker
         self._window_ms = guarded_window_ms(queue.rate_limit_window_s)
         self._window_s = queue.rate_limit_window_s
-        self._scale = queue.rate_limit_window_s / 60
+        self._scale = queue.rate_limit_window_s / queue.rate_limit_minute_s
 
     def _limit(self, per_minute: int) -> int:
         return int(per_minute * self._scale)

@@ -21,13 +21,15 @@ import structlog
 from redis.exceptions import RedisError
 
 from anygate.broker import Broker, ClaimedJob, Subscriptions
+from anygate.broker.deployment_health import Gate, HealthView
 from anygate.broker.errors import UpstreamError, UpstreamTransientError
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
+from anygate.workers.deployment_guard import DeploymentGuard, Pass
 from anygate.workers.deployment_usage import DeploymentUsage
-from anygate.workers.failure_policy import Action, decide
+from anygate.workers.failure_policy import Action, Decision, decide
 from anygate.workers.pricing import cost_usd
 from anygate.workers.rate_gate import RateGate
 
@@ -71,6 +73,13 @@ class Worker:
         self._abandoned: set[str] = set()
         self._usage = DeploymentUsage()
         self._gate = RateGate(broker, config.queue)
+        self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
+        self._pool_steps = [
+            Step(alias, dep)
+            for alias, route in config.models.items()
+            for dep in route.deployments
+            if dep.provider == settings.pool
+        ]
 
     @property
     def in_flight(self) -> int:
@@ -86,6 +95,7 @@ class Worker:
         k = self._broker.keys
         await self._subs.listen(k.wake_channel(self._s.pool), lambda _m: self._wake.set())
         await self._subs.listen(k.worker_channel(self._s.worker_id), self._obey)
+        await self._subs.listen(k.health_channel, self._guard.view.apply)
         helpers = [
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
             asyncio.create_task(self._reclaim_forever(), name="reclaim"),
@@ -165,6 +175,7 @@ class Worker:
         lost = await self._broker.heartbeat(self._s.pool, self._s.worker_id, registry, owned)
         for job_id in lost:
             self._abandon(job_id, reason="lease lost")
+        await self._guard.refresh(self._pool_steps)
 
     async def _heartbeat_forever(self) -> None:
         while True:
@@ -212,17 +223,8 @@ class Worker:
             )
             return
 
-        verdict = await self._gate.admit(job, step)
-        if not verdict.admitted:
-            if verdict.never is not None:
-                error = {"message": verdict.never, "type": "invalid_request_error",
-                         "code": "request_too_large"}  # fmt: skip
-                await self._broker.finish(job, pool, succeeded=False, error=error)
-            else:  # back to the queue until the deployment has room; not a failed attempt
-                await self._broker.requeue(
-                    job, pool, delay_s=verdict.retry_after_s, reason="deployment_rate_limit",
-                    refund_attempt=True,
-                )  # fmt: skip
+        granted = await self._clearance(job, steps, step)
+        if granted is None:
             return
         relay = ChunkRelay(self._broker, job)
         usage = self._usage.track(step)
@@ -257,7 +259,7 @@ class Worker:
             await relay.settle()  # the chunks that came before the failure, then its event
             if relay.lost:
                 return
-            await self._after_failure(job, steps, step, exc)
+            await self._after_failure(job, steps, step, exc, granted)
             return
         usage.done(ok=True)
         self._free_slot(job.id)
@@ -270,12 +272,81 @@ class Worker:
             cost_usd=cost_usd(outcome.usage, step.deployment),
         )
         await self._gate.settle(job, step, outcome.usage)
+        await self._guard.succeeded(job, step, granted)
+
+    async def _clearance(
+        self, job: ClaimedJob, steps: list[Step | None], step: Step
+    ) -> Pass | None:
+        """May the call be made now? None when the job was dealt with instead: back to the
+        queue (a cool-down, a full rate window: no attempt spent), on to the next step (an
+        open breaker) or failed (too large for any window)."""
+        pool = self._s.pool
+        granted = await self._guard.before_call(job, step)
+        if granted.gate is Gate.COOLING:
+            await self._broker.requeue(
+                job, pool, delay_s=granted.wait_s, reason="deployment_cooling_down",
+                refund_attempt=True,
+            )  # fmt: skip
+            return None
+        if granted.gate is Gate.OPEN:
+            await self._pass_open_breaker(job, steps, step)
+            return None
+        verdict = await self._gate.admit(job, step)
+        if verdict.admitted:
+            return granted
+        if verdict.never is not None:
+            error = {"message": verdict.never, "type": "invalid_request_error",
+                     "code": "request_too_large"}  # fmt: skip
+            await self._broker.finish(job, pool, succeeded=False, error=error)
+        else:
+            await self._broker.requeue(
+                job, pool, delay_s=verdict.retry_after_s, reason="deployment_rate_limit",
+                refund_attempt=True,
+            )  # fmt: skip
+        return None
+
+    async def _pass_open_breaker(
+        self, job: ClaimedJob, steps: list[Step | None], step: Step
+    ) -> None:
+        """The deployment's breaker is open: the route's next step, or a fast failure."""
+        pool = self._s.pool
+        history = {
+            "attempt": job.attempt, "step": job.step, "provider": step.provider,
+            "model": step.deployment.model, "outcome": "circuit_open",
+        }  # fmt: skip
+        if job.step + 1 < len(steps):
+            target = steps[job.step + 1]
+            await self._broker.requeue(
+                job, pool, delay_s=0, reason="circuit_open", refund_attempt=True,
+                to_pool=target.provider if target else pool, to_step=job.step + 1,
+                history_entry=history, next_model=target.deployment.model if target else None,
+            )  # fmt: skip
+            return
+        error = {
+            "message": f"{step.provider}/{step.deployment.model} is failing and its circuit "
+            "breaker is open; the route has no other deployment to try",
+            "type": "upstream_error",
+            "code": "circuit_open",
+        }
+        await self._broker.finish(job, pool, succeeded=False, error=error, history_entry=history)
 
     async def _after_failure(
-        self, job: ClaimedJob, steps: list[Step | None], step: Step, exc: UpstreamError
+        self,
+        job: ClaimedJob,
+        steps: list[Step | None],
+        step: Step,
+        exc: UpstreamError,
+        granted: Pass,
     ) -> None:
         pool = self._s.pool
         decision = decide(exc, job, len(steps), self._config.queue)
+        if isinstance(exc, UpstreamTransientError):
+            breaker_open = await self._guard.failed(job, step, granted)
+            if breaker_open and decision.action is Action.RETRY and job.step + 1 < len(steps):
+                decision = Decision(Action.FALL_BACK, next_step=job.step + 1)
+        elif decision.action is Action.COOL_DOWN:
+            with contextlib.suppress(RedisError, OSError):
+                await self._guard.rate_limited(step, decision.delay_s)
         history = {
             "attempt": job.attempt,
             "step": job.step,

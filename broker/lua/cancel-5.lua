@@ -23,10 +23,12 @@ if status == 'queued' then
     redis.call('ZREM', KEYS[4], job_id)
   end
   redis.call('HINCRBY', KEYS[5], 'queued', -1)
+  redis.call('HINCRBY', prefix .. 'tqueued', f[2], -1)
 else
   drop_entry(lane_key(prefix, f[3], f[4], f[2]), f[6])
   redis.call('ZREM', KEYS[2], job_id)
   redis.call('HINCRBY', KEYS[5], 'inflight', -1)
+  redis.call('HINCRBY', prefix .. 'tinflight', f[2], -1)
   redis.call('PUBLISH', prefix .. 'ctl:' .. f[7], 'cancel ' .. job_id)
 end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', now, 'where', '',

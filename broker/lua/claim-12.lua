@@ -3,7 +3,10 @@
 -- tenants of the chosen class. Only the head tenant's lane is read, never every tenant's stream.
 -- KEYS: 1-3 class rings (interactive, standard, batch), 4-6 class credits, 7 WRR state,
 --       8 redeliver list, 9 delayed zset, 10 leases zset, 11 pool stats, 12 tenant weights
--- ARGV: 1 prefix, 2 pool, 3 worker id, 4 lease ms, 5 max jobs, 6-8 class weights, 9 ttl s
+-- ARGV: 1 prefix, 2 pool, 3 worker id, 4 lease ms, 5 max jobs, 6-8 class weights, 9 ttl s,
+--       10 tenants' in-flight caps, 'tenant=cap,...' or '': a tenant at its cap is passed over
+--          (its lane keeps its jobs; the tenants behind it are served), a redelivered job of
+--          such a tenant waits a moment in the delayed set
 -- Returns a flat list, 12 fields per job:
 --   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry, plan, step,
 --   attempt at which the current step began
@@ -20,6 +23,21 @@ end
 
 local out = {}
 local started, expired, leases = 0, 0, {}  -- counters and leases are written once, at the end
+local tenant_started, tenant_left = {}, {}  -- per tenant: jobs started, jobs that left the queue
+
+local caps, inflight = {}, {}
+for tenant, cap in string.gmatch(ARGV[10] or '', '([^=,]+)=(%d+)') do caps[tenant] = tonumber(cap) end
+local function at_cap(tenant)
+  local cap = caps[tenant]
+  if not cap then return false end
+  if inflight[tenant] == nil then
+    inflight[tenant] = tonumber(redis.call('HGET', prefix .. 'tinflight', tenant) or '0')
+  end
+  return inflight[tenant] + (tenant_started[tenant] or 0) >= cap
+end
+local function left_queue(tenant)
+  tenant_left[tenant] = (tenant_left[tenant] or 0) + 1
+end
 
 -- Move a job to running if it is still queued and not past its deadline. BODY comes with the
 -- lane entry; a redelivered job (no lane entry) has it in its body key.
@@ -37,8 +55,16 @@ local function start(job_id, lane, entry, body)
       'error', cjson.encode({message = 'the job was not started before its deadline',
                              type = 'expired', code = 'deadline_exceeded'}))
     expired = expired + 1
+    left_queue(f[3])
     emit(prefix, job_id, 'expired', cjson.encode({id = job_id, status = 'expired'}))
     retain(prefix, job_id, tonumber(ARGV[9]))
+    return false
+  end
+  if not lane and at_cap(f[3]) then
+    -- a redelivered job of a tenant at its in-flight cap: not now, and not at the head of the
+    -- redeliveries either, where it would be popped again by every claim
+    redis.call('HSET', jk, 'where', 'delayed')
+    redis.call('ZADD', KEYS[9], now + 200, job_id)
     return false
   end
   local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
@@ -51,6 +77,8 @@ local function start(job_id, lane, entry, body)
   leases[#leases + 1] = now + lease_ms
   leases[#leases + 1] = job_id
   started = started + 1
+  left_queue(f[3])
+  tenant_started[f[3]] = (tenant_started[f[3]] or 0) + 1
   record(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}))
   out[#out + 1] = job_id
   out[#out + 1] = attempt
@@ -62,12 +90,20 @@ local function start(job_id, lane, entry, body)
   return true
 end
 
--- Take one job from the class's head tenant; rotate the ring as credits run out.
+-- Take one job from the class's head tenant; rotate the ring as credits run out. Returns
+-- false, true when every tenant of the class with work is at its in-flight cap.
 local function take_from_class(c)
   local ring, credits = KEYS[c], KEYS[3 + c]
+  local passed_over = 0
   for _ = 1, 64 do
     local tenant = redis.call('LINDEX', ring, 0)
     if not tenant then return false end
+    while at_cap(tenant) do
+      passed_over = passed_over + 1
+      if passed_over >= redis.call('LLEN', ring) then return false, true end
+      redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+      tenant = redis.call('LINDEX', ring, 0)
+    end
     local lane = lane_key(prefix, pool, CLASSES[c], tenant)
     local qfield = 'q:' .. CLASSES[c] .. ':' .. tenant
     local res = redis.call('XREADGROUP', 'GROUP', 'g', worker, 'COUNT', 1, 'STREAMS', lane, '>')
@@ -100,6 +136,7 @@ end
 
 local budget = 4 * max_jobs + 16
 local redeliveries = true
+local blocked = {}
 -- Smooth weighted round-robin state, read once and written once.
 local cur = redis.call('HMGET', KEYS[7], 'interactive', 'standard', 'batch')
 for c = 1, 3 do cur[c] = tonumber(cur[c] or '0') or 0 end
@@ -115,7 +152,7 @@ while #out < 12 * max_jobs and budget > 0 do
     -- that a class which was empty does not arrive with a burst of saved-up credit.
     local eligible, total, best = {}, 0, nil
     for c = 1, 3 do
-      eligible[c] = redis.call('LLEN', KEYS[c]) > 0
+      eligible[c] = not blocked[c] and redis.call('LLEN', KEYS[c]) > 0
       if eligible[c] then
         total = total + weights[c]
         if best == nil or cur[c] + weights[c] > cur[best] + weights[best] then best = c end
@@ -124,7 +161,10 @@ while #out < 12 * max_jobs and budget > 0 do
       end
     end
     if best == nil then break end
-    if take_from_class(best) then
+    local took, capped = take_from_class(best)
+    if capped then
+      blocked[best] = true  -- every tenant with work in the class is at its cap
+    elseif took then
       for c = 1, 3 do
         if eligible[c] then cur[c] = cur[c] + weights[c] end
       end
@@ -137,6 +177,12 @@ if cur[1] ~= was[1] or cur[2] ~= was[2] or cur[3] ~= was[3] then
 end
 if started + expired > 0 then
   redis.call('HINCRBY', KEYS[11], 'queued', -(started + expired))
+end
+for tenant, n in pairs(tenant_left) do
+  redis.call('HINCRBY', prefix .. 'tqueued', tenant, -n)
+end
+for tenant, n in pairs(tenant_started) do
+  redis.call('HINCRBY', prefix .. 'tinflight', tenant, n)
 end
 if started > 0 then
   redis.call('HINCRBY', KEYS[11], 'inflight', started)

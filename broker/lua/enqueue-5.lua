@@ -6,15 +6,20 @@
 -- (redelivery, retry, fallback) gets a body key (keep_body in _lib.lua).
 --       (the idempotency key, when given, is derived: PREFIX .. 'idem:' .. tenant .. ':' .. digest)
 -- ARGV: 1 prefix, 2 job id, 3 pool, 4 class, 5 tenant, 6 tenant weight, 7 idem digest or '',
---       8 idem ttl s, 9 body digest, 10 body, 11.. field/value pairs of the job record
+--       8 idem ttl s, 9 body digest, 10 body, 11 the tenant's submit limits or '' (see below),
+--       12.. field/value pairs of the job record
+-- Submit limits: 'max_queued|daily_tokens|monthly_tokens|daily_usd|monthly_usd|day|month', an
+-- empty part meaning no limit; usage is read from the hashes finish-4.lua adds to.
 -- Returns {job id, 'new'|'existing'|'conflict', place in lane, created ms, jobs queued in the pool,
---          mean service ms ('' when unknown), live worker slots}: all a 202 needs, in one trip.
+--          mean service ms ('' when unknown), live worker slots}: all a 202 needs, in one trip;
+--         or {'', 'queue_full', mean service ms, queued} / {'', 'insufficient_quota', 'day'|'month',
+--          'tokens'|'usd'} when a limit refuses the job (nothing is written then).
 local prefix, job_id, pool, class, tenant = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local weight, idem, idem_ttl, digest = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local qfield = 'q:' .. class .. ':' .. tenant
 
-if idem ~= '' then
-  local ikey = prefix .. 'idem:' .. tenant .. ':' .. idem
+local ikey = idem ~= '' and (prefix .. 'idem:' .. tenant .. ':' .. idem)
+if ikey then
   local prior = redis.call('GET', ikey)
   if prior then
     local prior_digest = redis.call('HGET', prefix .. 'job:' .. prior, 'digest')
@@ -25,8 +30,37 @@ if idem ~= '' then
       return {prior, 'existing', 0, 0, 0, '', 0}
     end
   end
-  redis.call('SET', ikey, job_id, 'EX', idem_ttl)
 end
+
+-- The tenant's limits, once the idempotency key named no earlier job: a refused job leaves no
+-- trace, not even its idempotency key.
+if ARGV[11] ~= '' then
+  local lim = {}
+  for part in string.gmatch(ARGV[11] .. '|', '([^|]*)|') do lim[#lim + 1] = part end
+  local function over(limit, used)
+    return limit ~= '' and tonumber(used or '0') >= tonumber(limit)
+  end
+  if lim[1] ~= '' then
+    local queued = redis.call('HGET', prefix .. 'tqueued', tenant)
+    if over(lim[1], queued) then
+      return {'', 'queue_full', redis.call('HGET', KEYS[5], 'ewma_ms') or '', queued}
+    end
+  end
+  if lim[2] ~= '' or lim[4] ~= '' then
+    local used = redis.call('HMGET', prefix .. 'usage:' .. tenant .. ':' .. lim[6], 'tokens',
+      'cost_usd')
+    if over(lim[2], used[1]) then return {'', 'insufficient_quota', 'day', 'tokens'} end
+    if over(lim[4], used[2]) then return {'', 'insufficient_quota', 'day', 'usd'} end
+  end
+  if lim[3] ~= '' or lim[5] ~= '' then
+    local used = redis.call('HMGET', prefix .. 'usage:' .. tenant .. ':' .. lim[7], 'tokens',
+      'cost_usd')
+    if over(lim[3], used[1]) then return {'', 'insufficient_quota', 'month', 'tokens'} end
+    if over(lim[5], used[2]) then return {'', 'insufficient_quota', 'month', 'usd'} end
+  end
+end
+
+if ikey then redis.call('SET', ikey, job_id, 'EX', idem_ttl) end
 
 -- The tenant's job index is a stream (compact, newest-first reads, cursor = the entry id); the
 -- entry id's time is the job's creation time, so the hash needs no field of its own for it.
@@ -42,13 +76,14 @@ redis.call('HSET', prefix .. 'tweight:' .. pool, tenant, weight)
 local entry = redis.call('XADD', KEYS[2], '*', 'j', job_id, 'b', ARGV[10])
 
 local fields = {}
-for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
 if idem ~= '' then fields[#fields + 1] = 'digest' ; fields[#fields + 1] = digest end
 -- No 'where' field yet: absent means "in its lane", the common case (a smaller hash).
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'ix', ix, 'entry', entry,
   unpack(fields))
 local place = redis.call('HINCRBY', KEYS[5], qfield, 1)
 redis.call('HINCRBY', KEYS[5], 'queued', 1)
+redis.call('HINCRBY', prefix .. 'tqueued', tenant, 1)
 wake(prefix, pool)
 local slots = 0
 for _, v in ipairs(redis.call('HVALS', prefix .. 'workers:' .. pool)) do

@@ -2,7 +2,10 @@
 -- attempt (lease lost, job cancelled or already finished) changes nothing.
 -- KEYS: 1 job hash, 2 leases zset, 3 pool stats, 4 dead-letter list
 -- ARGV: 1 prefix, 2 job id, 3 attempt, 4 status (succeeded|failed), 5 result json, 6 error json,
---       7 usage json, 8 cost, 9 ttl s, 10 history entry json or '' (empty JSON means null)
+--       7 usage json, 8 cost, 9 ttl s, 10 history entry json or '' (empty JSON means null),
+--       11 usage to record for the tenant or '': 'day|month|prompt tokens|completion tokens|model'
+--          (cost is ARGV 8), added to usage:<tenant>:<day> (per model and in total) and
+--          usage:<tenant>:<month> (in total), which enqueue-5.lua checks budgets against
 -- Returns 1 if recorded, 0 if stale.
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
@@ -13,6 +16,31 @@ redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_ms', now, 'where', '',
   'result', ARGV[5], 'error', ARGV[6], 'usage', ARGV[7], 'cost', ARGV[8])
 redis.call('ZREM', KEYS[2], job_id)
 redis.call('HINCRBY', KEYS[3], 'inflight', -1)
+redis.call('HINCRBY', prefix .. 'tinflight', f[5], -1)
+-- Work still queued while a worker went idle: jobs of a tenant at its in-flight cap, one of
+-- which may now start.
+if tonumber(redis.call('HGET', KEYS[3], 'queued') or '0') > 0 then wake(prefix, f[3]) end
+if ARGV[11] and ARGV[11] ~= '' then
+  local day, month, pt, ct, model = string.match(ARGV[11], '^([^|]*)|([^|]*)|(%d*)|(%d*)|(.*)$')
+  pt, ct = tonumber(pt) or 0, tonumber(ct) or 0
+  local cost = tonumber(ARGV[8]) or 0
+  local dkey = prefix .. 'usage:' .. f[5] .. ':' .. day
+  local mkey = prefix .. 'usage:' .. f[5] .. ':' .. month
+  redis.call('HINCRBY', dkey, 'requests', 1)
+  redis.call('HINCRBY', dkey, 'tokens', pt + ct)
+  redis.call('HINCRBY', dkey, model .. ':requests', 1)
+  redis.call('HINCRBY', dkey, model .. ':prompt_tokens', pt)
+  redis.call('HINCRBY', dkey, model .. ':completion_tokens', ct)
+  redis.call('HINCRBY', mkey, 'requests', 1)
+  redis.call('HINCRBY', mkey, 'tokens', pt + ct)
+  if cost > 0 then
+    redis.call('HINCRBYFLOAT', dkey, 'cost_usd', cost)
+    redis.call('HINCRBYFLOAT', dkey, model .. ':cost_usd', cost)
+    redis.call('HINCRBYFLOAT', mkey, 'cost_usd', cost)
+  end
+  redis.call('EXPIRE', dkey, 100 * 86400)
+  redis.call('EXPIRE', mkey, 400 * 86400)
+end
 if f[7] then
   local took = now - tonumber(f[7])
   local avg = tonumber(redis.call('HGET', KEYS[3], 'ewma_ms') or took)

@@ -14,6 +14,7 @@ for _, job_id in ipairs(expired) do
     keep_body(prefix, job_id, lane_key(prefix, pool, f[3], f[4]), f[5])
     drop_entry(lane_key(prefix, pool, f[3], f[4]), f[5])
     redis.call('HINCRBY', KEYS[3], 'inflight', -1)
+    redis.call('HINCRBY', prefix .. 'tinflight', f[4], -1)
     local attempts = tonumber(f[2])
     append_history(jk, '{"attempt":' .. attempts .. ',"provider":' .. cjson.encode(pool) ..
       ',"outcome":"lease_expired","worker":' .. cjson.encode(f[6] or '') .. '}')
@@ -29,6 +30,7 @@ for _, job_id in ipairs(expired) do
       redis.call('HSET', jk, 'status', 'queued', 'worker', '', 'where', 'redeliver', 'entry', '')
       redis.call('RPUSH', KEYS[2], job_id)
       redis.call('HINCRBY', KEYS[3], 'queued', 1)
+      redis.call('HINCRBY', prefix .. 'tqueued', f[4], 1)
       emit(prefix, job_id, 'retry', cjson.encode({id = job_id, attempt = attempts + 1,
         reason = 'lease_expired', worker = f[6]}))
     end

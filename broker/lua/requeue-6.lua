@@ -20,6 +20,8 @@ append_history(KEYS[1], ARGV[9])
 redis.call('ZREM', KEYS[2], job_id)
 redis.call('HINCRBY', KEYS[3], 'inflight', -1)
 redis.call('HINCRBY', KEYS[6], 'queued', 1)
+redis.call('HINCRBY', prefix .. 'tinflight', f[5], -1)
+redis.call('HINCRBY', prefix .. 'tqueued', f[5], 1)
 if (redis.call('HGET', KEYS[1], 'step') or '0') ~= ARGV[8] then
   -- a new step of the route starts with the next attempt: count its attempts from there
   redis.call('HSET', KEYS[1], 'step_at', attempt + 1)

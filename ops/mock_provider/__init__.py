@@ -6,7 +6,11 @@ Provider endpoints: OpenAI `POST /v1/chat/completions`, `POST /v1/embeddings`, `
 `:countTokens`, `GET models` and `GET models/{model}`.
 
 Control endpoints under `/_mock/`: `faults` (GET, POST rules, DELETE), `settings` (GET, POST a
-partial update), `requests` (GET `?limit=N`, DELETE) and `health`.
+partial update), `requests` (GET `?limit=N`, DELETE), `reset` (POST: start settings, no faults,
+empty log, rate limits uncharged) and `health`.
+
+Rate limits (`rate_limit_rpm`, `rate_limit_tpm` over `rate_limit_window_s`) are enforced per API
+key and provider with an exact sliding window; refusals are 429s in each provider's own shape.
 """
 
 from anygate.ops.mock_provider.app import create_app

@@ -17,7 +17,8 @@ from anygate.ops.mock_provider import control, gemini_http, openai_http
 from anygate.ops.mock_provider.control import MockState
 from anygate.ops.mock_provider.exchange import Exchange, Incoming
 from anygate.ops.mock_provider.faults import FaultRule
-from anygate.ops.mock_provider.request_log import RequestRecord, body_for_log
+from anygate.ops.mock_provider.rate_limits import Decision
+from anygate.ops.mock_provider.request_log import RequestRecord, body_for_log, key_fingerprint
 from anygate.ops.mock_provider.routing import Route, resolve
 from anygate.ops.mock_provider.settings import MockSettings
 
@@ -41,11 +42,28 @@ class _Provider:
     handle: Callable[[Route, Incoming, MockSettings], Exchange]
     facts: Callable[[Route, Incoming], tuple[str | None, bool]]
     fault: Callable[[FaultRule, Incoming], Exchange]
+    api_key: Callable[[Incoming], str | None]
+    rate_limited: Callable[[Decision, str, Incoming], Exchange]
+    rate_headers: Callable[[Decision], list[tuple[bytes, bytes]]]
 
 
 _PROVIDERS: dict[str, _Provider] = {
-    "openai": _Provider(openai_http.handle, openai_http.request_facts, openai_http.fault),
-    "gemini": _Provider(gemini_http.handle, gemini_http.request_facts, gemini_http.fault),
+    "openai": _Provider(
+        openai_http.handle,
+        openai_http.request_facts,
+        openai_http.fault,
+        openai_http.api_key,
+        openai_http.rate_limited,
+        openai_http.rate_headers,
+    ),
+    "gemini": _Provider(
+        gemini_http.handle,
+        gemini_http.request_facts,
+        gemini_http.fault,
+        gemini_http.api_key,
+        gemini_http.rate_limited,
+        gemini_http.rate_headers,
+    ),
 }
 
 
@@ -182,43 +200,78 @@ class MockApp:
     def _plan(
         self, scope: Scope, settings: MockSettings, raw: bytes, record: RequestRecord
     ) -> tuple[Exchange, FaultRule | None]:
-        """Route, answer and pick the fault; the record learns provider, model and body."""
-        path = record.path
-        authorization = goog_api_key = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value
-            elif name == b"x-goog-api-key":
-                goog_api_key = value
-        incoming = Incoming(
-            method=record.method,
-            path=path,
-            query_string=scope["query_string"],
-            authorization=authorization,
-            goog_api_key=goog_api_key,
-            raw_body=raw,
-            request_id=record.id,
-        )
-        gemini_credentials = goog_api_key is not None or (
-            path.startswith("/v1/models") and incoming.query("key") is not None
-        )
-        route = resolve(record.method, path, gemini_credentials=gemini_credentials)
-        provider = _PROVIDERS[route.provider]
-        exchange = provider.handle(route, incoming, settings)
-        record.provider = route.provider
-        record.model, record.stream = provider.facts(route, incoming)
-        record.body = body_for_log(incoming.parsed_or_none(), raw)
+        """Answer, apply the rate limits and pick the fault; the record learns all of it."""
+        now = record.arrived_at = time.time()
+        incoming, provider, exchange = _answer(scope, settings, raw, record)
         if not exchange.plannable:
             return exchange, None
+        limiter, limiter_key = self.state.limiter, None
+        if exchange.cost is not None:
+            record.tokens = exchange.cost
+            if limiter.limits.enabled:
+                limiter_key = _limiter_key(record, settings)
+                decision = limiter.check(limiter_key, exchange.cost, now)
+                now = record.arrived_at = decision.at
+                if not decision.admitted:
+                    record.tokens = 0
+                    record.rate_limited = decision.refused_by
+                    return provider.rate_limited(decision, record.model or "", incoming), None
+                exchange.headers.extend(provider.rate_headers(decision))
         fault = self.state.faults.select(
-            model=record.model, path=path, fault_rate=settings.fault_rate, fault=settings.fault
+            model=record.model,
+            path=record.path,
+            fault_rate=settings.fault_rate,
+            fault=settings.fault,
         )
         if fault is None:
             return exchange, None
+        # A faulted answer reports no usage: the request still counts, but bills no tokens.
         record.fault = fault.fault
+        record.tokens = 0
+        if limiter_key is not None:
+            limiter.settle(limiter_key, now, 0)
         if fault.status is not None:
             return provider.fault(fault, incoming), None
         return exchange, fault
+
+
+def _answer(
+    scope: Scope, settings: MockSettings, raw: bytes, record: RequestRecord
+) -> tuple[Incoming, _Provider, Exchange]:
+    """Route and plan the provider's answer; the record learns provider, model, key and body."""
+    path = record.path
+    authorization = goog_api_key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value
+        elif name == b"x-goog-api-key":
+            goog_api_key = value
+    incoming = Incoming(
+        method=record.method,
+        path=path,
+        query_string=scope["query_string"],
+        authorization=authorization,
+        goog_api_key=goog_api_key,
+        raw_body=raw,
+        request_id=record.id,
+    )
+    gemini_credentials = goog_api_key is not None or (
+        path.startswith("/v1/models") and incoming.query("key") is not None
+    )
+    route = resolve(record.method, path, gemini_credentials=gemini_credentials)
+    provider = _PROVIDERS[route.provider]
+    exchange = provider.handle(route, incoming, settings)
+    record.provider = route.provider
+    record.model, record.stream = provider.facts(route, incoming)
+    record.body = body_for_log(incoming.parsed_or_none(), raw)
+    record.key_fingerprint = key_fingerprint(provider.api_key(incoming))
+    return incoming, provider, exchange
+
+
+def _limiter_key(record: RequestRecord, settings: MockSettings) -> str:
+    """Limits are per provider account (one key string at two providers is two accounts)."""
+    key = f"{record.provider}:{record.key_fingerprint}"
+    return f"{key}:{record.model}" if settings.rate_limit_per_model else key
 
 
 async def _deliver(exchange: Exchange, fault: FaultRule | None, call: _Call) -> None:

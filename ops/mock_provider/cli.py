@@ -74,6 +74,21 @@ def _help(name: str) -> str:
     show_default=True,
     help=_help("fault"),
 )
+@click.option("--rate-limit-rpm", type=int, default=None, help=_help("rate_limit_rpm"))
+@click.option("--rate-limit-tpm", type=int, default=None, help=_help("rate_limit_tpm"))
+@click.option(
+    "--rate-limit-window-s",
+    type=float,
+    default=_default("rate_limit_window_s"),
+    show_default=True,
+    help=_help("rate_limit_window_s"),
+)
+@click.option(
+    "--rate-limit-per-model/--rate-limit-per-key",
+    default=_default("rate_limit_per_model"),
+    show_default=True,
+    help=_help("rate_limit_per_model"),
+)
 @click.option(
     "--request-log-size",
     type=int,
@@ -84,7 +99,7 @@ def _help(name: str) -> str:
 def mock_provider_command(host: str, port: int, **fields: Any) -> None:
     """Serve a fake OpenAI- and Gemini-compatible upstream for tests, demos and benchmarks.
 
-    Control it at runtime under /_mock/ (faults, settings, requests, health).
+    Control it at runtime under /_mock/ (faults, settings, requests, reset, health).
     """
     try:
         settings = MockSettings.model_validate(fields)

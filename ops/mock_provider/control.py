@@ -1,4 +1,4 @@
-"""The `/_mock/` control API: faults, run-time settings, the request log and health.
+"""The `/_mock/` control API: faults, run-time settings, the request log, reset and health.
 
 Deliberately unauthenticated: the mock binds to loopback by default and only tests drive it.
 """
@@ -13,6 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from anygate.ops.mock_provider.faults import FaultBook, parse_rules
+from anygate.ops.mock_provider.rate_limits import RateLimiter
 from anygate.ops.mock_provider.request_log import RequestLog
 from anygate.ops.mock_provider.settings import MockSettings
 
@@ -21,14 +22,33 @@ PREFIX = "/_mock/"
 
 @dataclass(slots=True)
 class MockState:
-    """Everything a running mock mutates; `settings` is swapped whole, never edited in place."""
+    """Everything a running mock mutates; `settings` is swapped whole, never edited in place.
+
+    `initial` keeps the settings the mock started with, so a reset returns to them.
+    """
 
     settings: MockSettings
     faults: FaultBook = field(default_factory=FaultBook)
     log: RequestLog = field(init=False)
+    limiter: RateLimiter = field(init=False)
+    initial: MockSettings = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = RequestLog(self.settings.request_log_size)
+        self.limiter = RateLimiter(self.settings.rate_limits)
+        self.initial = self.settings
+
+    def apply(self, settings: MockSettings) -> None:
+        """New limits apply to the history already counted: a tighter limit bites at once."""
+        self.settings = settings
+        self.limiter.limits = settings.rate_limits
+
+    def reset(self) -> None:
+        """Back to the start: initial settings, no faults, no history, nothing charged."""
+        self.apply(self.initial)
+        self.faults.clear()
+        self.log.clear()
+        self.limiter.clear()
 
 
 def _reply(status: int, body: Any) -> tuple[int, bytes]:
@@ -58,6 +78,11 @@ def handle(state: MockState, method: str, path: str, query: bytes, raw: bytes) -
             return _settings(state, method, path, raw)
         if resource == "requests":
             return _requests(state, method, path, query)
+        if resource == "reset":
+            if method != "POST":
+                return _not_allowed(method, path)
+            state.reset()
+            return _reply(200, state.settings.public_view())
     except ValueError as exc:
         return _problem(400, str(exc))
     return _problem(404, f"no control endpoint {path}")
@@ -84,7 +109,7 @@ def _settings(state: MockState, method: str, path: str, raw: bytes) -> tuple[int
         if not isinstance(changes, dict):
             raise ValueError("settings update must be a JSON object")
         try:
-            state.settings = state.settings.updated(changes)
+            state.apply(state.settings.updated(changes))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])

@@ -62,7 +62,9 @@ class Exchange:
     """A planned answer: a unary body, or SSE/array frames to stream.
 
     `plannable` is False for answers that must go out as they are (auth failures, bad requests,
-    injected faults): no latency and no further fault injection apply to them.
+    injected faults): no latency and no further fault injection apply to them. `cost` is the
+    usage the answer reports, known before it is sent so the rate limits can refuse it unbilled;
+    None for endpoints that do not count against the limits.
     """
 
     status: int
@@ -71,6 +73,7 @@ class Exchange:
     frames: list[bytes] | None = None
     frame_end: bytes = b""
     plannable: bool = True
+    cost: int | None = None
 
     def malformed_frame(self, index: int) -> bytes:
         """The first half of a real frame, re-terminated: framing intact, payload not JSON."""
@@ -115,6 +118,8 @@ def json_exchange(
     status: int,
     body: Any,
     extra_headers: Headers | None = None,
+    *,
+    cost: int | None = None,
 ) -> Exchange:
     """A unary JSON answer; anything but a 200 goes out as it is (not plannable)."""
     return Exchange(
@@ -122,4 +127,5 @@ def json_exchange(
         headers=json_headers(content_type, request_id, extra_headers),
         body=orjson.dumps(body),
         plannable=status == 200,
+        cost=cost,
     )

@@ -6,7 +6,7 @@ import base64
 import os
 from typing import Any
 
-from anygate.ops.mock_provider import gemini_wire
+from anygate.ops.mock_provider import gemini_wire, rate_limit_wire
 from anygate.ops.mock_provider.common import BadRequestError
 from anygate.ops.mock_provider.exchange import (
     Exchange,
@@ -19,6 +19,7 @@ from anygate.ops.mock_provider.exchange import (
     sse_headers,
 )
 from anygate.ops.mock_provider.faults import FaultRule
+from anygate.ops.mock_provider.rate_limits import Decision
 from anygate.ops.mock_provider.routing import Route
 from anygate.ops.mock_provider.settings import MockSettings
 
@@ -36,8 +37,8 @@ def _error(
     )
 
 
-def _ok(incoming: Incoming, body: dict[str, Any]) -> Exchange:
-    return json_exchange(_JSON, incoming.request_id, 200, body)
+def _ok(incoming: Incoming, body: dict[str, Any], cost: int | None = None) -> Exchange:
+    return json_exchange(_JSON, incoming.request_id, 200, body, cost=cost)
 
 
 def api_key(incoming: Incoming) -> str | None:
@@ -81,9 +82,12 @@ def handle(route: Route, incoming: Incoming, settings: MockSettings) -> Exchange
         return _error(incoming, gemini_wire.error_body(400, message))
     try:
         if route.endpoint == "embed":
-            return _ok(incoming, gemini_wire.embed_content_response(body, settings))
+            response = gemini_wire.embed_content_response(body, settings)
+            return _ok(incoming, response, gemini_wire.embed_token_count([body], settings))
         if route.endpoint == "batch_embed":
-            return _ok(incoming, gemini_wire.batch_embed_response(body, settings))
+            response = gemini_wire.batch_embed_response(body, settings)
+            cost = gemini_wire.embed_token_count(body["requests"], settings)
+            return _ok(incoming, response, cost)
         if route.endpoint == "count_tokens":
             return _ok(incoming, gemini_wire.count_tokens_response(body, settings))
         return _generate(route, incoming, body, settings)
@@ -98,9 +102,10 @@ def _response_id() -> str:
 def _generate(route: Route, incoming: Incoming, body: Any, settings: MockSettings) -> Exchange:
     plan = gemini_wire.plan_generate(body, route.model or "", settings)
     response_id = _response_id()
+    cost = plan.prompt_tokens + plan.candidates_tokens
     if route.endpoint == "generate":
         response = gemini_wire.generate_response(plan, response_id=response_id)
-        return _ok(incoming, response)
+        return _ok(incoming, response, cost)
     chunks = gemini_wire.stream_chunks(plan, response_id=response_id)
     if incoming.query("alt") == "sse":
         return Exchange(
@@ -108,11 +113,13 @@ def _generate(route: Route, incoming: Incoming, body: Any, settings: MockSetting
             headers=sse_headers(incoming.request_id),
             frames=sse_frames(chunks, _SSE_END),
             frame_end=_SSE_END,
+            cost=cost,
         )
     return Exchange(
         status=200,
         headers=json_headers(_JSON, incoming.request_id),
         frames=array_frames(chunks),
+        cost=cost,
     )
 
 
@@ -129,3 +136,13 @@ def fault(rule: FaultRule, incoming: Incoming) -> Exchange:
     if retry_after is not None:
         headers.append((b"retry-after", f"{retry_after:g}".encode()))
     return _error(incoming, gemini_wire.fault_error(status, retry_after), headers)
+
+
+def rate_limited(decision: Decision, model: str, incoming: Incoming) -> Exchange:
+    """A 429 for a request the quotas refused; Google says when to retry in RetryInfo only."""
+    return _error(incoming, rate_limit_wire.gemini_refusal(decision, model))
+
+
+def rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    """Google reports no quota headers."""
+    return []

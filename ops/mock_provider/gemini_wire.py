@@ -355,6 +355,18 @@ def batch_embed_response(body: Any, settings: MockSettings) -> dict[str, Any]:
     return {"embeddings": embeddings}
 
 
+def embed_token_count(requests: list[Any], settings: MockSettings) -> int:
+    """What validated embed requests cost: their words, at least one per text, as OpenAI's
+    embeddings count them; a fixed `prompt_tokens` stands for the whole call, as there."""
+    if settings.prompt_tokens is not None:
+        return settings.prompt_tokens
+    return sum(
+        max(1, count_words(_parts_text(request.get("content"))))
+        for request in requests
+        if isinstance(request, Mapping)
+    )
+
+
 def count_tokens_response(body: Any, settings: MockSettings) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise BadRequestError("Invalid JSON payload received. Expected an object.")

@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from anygate.ops.mock_provider import openai_embeddings, openai_wire
+from anygate.ops.mock_provider import openai_embeddings, openai_wire, rate_limit_wire
 from anygate.ops.mock_provider.common import BadRequestError
 from anygate.ops.mock_provider.exchange import (
     Exchange,
@@ -17,6 +17,7 @@ from anygate.ops.mock_provider.exchange import (
     sse_headers,
 )
 from anygate.ops.mock_provider.faults import FaultRule
+from anygate.ops.mock_provider.rate_limits import Decision
 from anygate.ops.mock_provider.routing import Route
 from anygate.ops.mock_provider.settings import MockSettings
 
@@ -39,15 +40,19 @@ def _error(
     return json_exchange(_JSON, incoming.request_id, status, body, extra_headers)
 
 
-def _ok(incoming: Incoming, body: dict[str, Any]) -> Exchange:
-    return json_exchange(_JSON, incoming.request_id, 200, body)
+def _ok(incoming: Incoming, body: dict[str, Any], cost: int | None = None) -> Exchange:
+    return json_exchange(_JSON, incoming.request_id, 200, body, cost=cost)
+
+
+def api_key(incoming: Incoming) -> str | None:
+    scheme, _, key = (incoming.authorization or b"").decode("latin-1").partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
 
 
 def _auth_failure(incoming: Incoming, settings: MockSettings) -> Exchange | None:
-    header = incoming.authorization
-    scheme, _, key = (header or b"").decode("latin-1").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
+    key = api_key(incoming)
+    if key is None:
         message = (
             "You didn't provide an API key. You need to provide your API key in an Authorization"
             " header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
@@ -82,7 +87,8 @@ def handle(route: Route, incoming: Incoming, settings: MockSettings) -> Exchange
     try:
         if route.endpoint == "embeddings":
             plan = openai_embeddings.plan_embeddings(body, settings)
-            return _ok(incoming, openai_embeddings.embeddings_response(plan))
+            response = openai_embeddings.embeddings_response(plan)
+            return _ok(incoming, response, cost=plan.prompt_tokens)
         return _chat(incoming, body, settings)
     except BadRequestError as exc:
         return _error(incoming, 400, openai_wire.error_body(exc.message, param=exc.param))
@@ -92,9 +98,10 @@ def _chat(incoming: Incoming, body: Any, settings: MockSettings) -> Exchange:
     plan = openai_wire.plan_chat(body, settings)
     completion_id = f"chatcmpl-{os.urandom(12).hex()}"
     created = int(time.time())
+    cost = plan.prompt_tokens + plan.completion_tokens
     if not plan.stream:
         response = openai_wire.chat_completion(plan, completion_id=completion_id, created=created)
-        return _ok(incoming, response)
+        return _ok(incoming, response, cost=cost)
     chunks = openai_wire.chat_chunks(plan, completion_id=completion_id, created=created)
     frames = sse_frames(chunks, _SSE_END)
     frames.append(_DONE)
@@ -103,6 +110,7 @@ def _chat(incoming: Incoming, body: Any, settings: MockSettings) -> Exchange:
         headers=sse_headers(incoming.request_id),
         frames=frames,
         frame_end=_SSE_END,
+        cost=cost,
     )
 
 
@@ -122,3 +130,13 @@ def fault(rule: FaultRule, incoming: Incoming) -> Exchange:
     if status == 429 or rule.retry_after is not None:
         headers.append((b"retry-after", f"{rule.retry_after_seconds:g}".encode()))
     return _error(incoming, status, openai_wire.fault_error(status), headers)
+
+
+def rate_limited(decision: Decision, model: str, incoming: Incoming) -> Exchange:
+    """A 429 for a request the rate limits refused, worded and headed as OpenAI does."""
+    body, headers = rate_limit_wire.openai_refusal(decision, model)
+    return _error(incoming, 429, body, headers)
+
+
+def rate_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    return rate_limit_wire.openai_headers(decision)

@@ -1,11 +1,13 @@
 """Bounded record of provider requests, so tests can assert what the gateway sent and when.
 
 Only method, path and the JSON body are kept: API keys travel in headers or the query string,
-and neither is recorded.
+and neither is recorded; a short hash tells keys apart. Each entry also says when the request
+arrived whole, what it answered and what it was charged, so rate limits can be audited later.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -29,9 +31,22 @@ class RequestRecord:
     finished_at: float | None = None
     aborted: bool = False
     aborted_at: float | None = None
+    arrived_at: float | None = None
+    """When the whole request had arrived: the time the rate limits counted it at."""
+    key_fingerprint: str | None = None
+    tokens: int = 0
+    """What the request counts against a token limit: the usage its answer reports; 0 when it
+    was refused, answered with an error or fault, or is not metered (model lists, countTokens)."""
+    rate_limited: str | None = None
+    """Which limit refused it: `requests`, `tokens` or `too_large`."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def key_fingerprint(key: str | None) -> str | None:
+    """Eight hex digits of the key's SHA-256: enough to tell test keys apart, useless to a thief."""
+    return None if key is None else hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 def body_for_log(parsed: Any, raw: bytes) -> Any:

@@ -7,6 +7,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from anygate.ops.mock_provider.rate_limits import RateLimits
+
 FaultKind = Literal["429", "500", "503", "hang", "drop", "malformed"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
@@ -23,6 +25,10 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "embedding_dim",
         "fault_rate",
         "fault",
+        "rate_limit_rpm",
+        "rate_limit_tpm",
+        "rate_limit_window_s",
+        "rate_limit_per_model",
     }
 )
 
@@ -49,6 +55,23 @@ class MockSettings(BaseModel):
         default=0.0, ge=0, le=1, description="probability of injecting `fault` into a request"
     )
     fault: FaultKind = Field(default="500", description="fault injected at `fault_rate`")
+    rate_limit_rpm: int | None = Field(
+        default=None, ge=1, description="requests each key may make per window (unset: no limit)"
+    )
+    rate_limit_tpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="tokens (prompt + completion) each key may use per window (unset: no limit)",
+    )
+    rate_limit_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="the rate limits' sliding window: a minute, or less in tests",
+    )
+    rate_limit_per_model: bool = Field(
+        default=False,
+        description="give each model its own rate limits, as real providers do (default: per key)",
+    )
     request_log_size: int = Field(
         default=10_000, ge=0, description="requests kept for GET /_mock/requests"
     )
@@ -65,3 +88,7 @@ class MockSettings(BaseModel):
         view = self.model_dump(exclude={"api_key"})
         view["api_key_required"] = self.api_key is not None
         return view
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(self.rate_limit_rpm, self.rate_limit_tpm, self.rate_limit_window_s)

@@ -82,6 +82,9 @@ def config_tree(
             "reclaim_interval_s": 0.2,
             "retry_base_delay_s": 0.05,
             "retry_max_delay_s": 0.2,
+            # Tests that count attempts share a stack (and its breakers) across tests; the
+            # breaker's own tests set it tighter.
+            "breaker": {"consecutive_failures": 1000, "min_calls": 1000},
             **(queue or {}),
         },
     }

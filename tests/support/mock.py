@@ -18,12 +18,28 @@ class MockControl:
         self._http.close()
 
     def reset(self) -> None:
-        self._http.delete("/_mock/faults").raise_for_status()
-        self._http.delete("/_mock/requests").raise_for_status()
+        """Start settings, no faults, an empty log and nothing charged to any rate limit."""
+        self._http.post("/_mock/reset").raise_for_status()
         self.settings(**DEFAULT_SETTINGS)
 
     def settings(self, **changes: Any) -> None:
         self._http.post("/_mock/settings", json=changes).raise_for_status()
+
+    def set_rate_limits(
+        self,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        window_s: float = 60.0,
+        *,
+        per_model: bool = False,
+    ) -> None:
+        """Replace all rate limits at once (None: unlimited); what was charged still counts."""
+        self.settings(
+            rate_limit_rpm=rpm,
+            rate_limit_tpm=tpm,
+            rate_limit_window_s=window_s,
+            rate_limit_per_model=per_model,
+        )
 
     def fault(self, **rule: Any) -> None:
         self._http.post("/_mock/faults", json=[rule]).raise_for_status()

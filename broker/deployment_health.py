@@ -1,0 +1,105 @@
+"""This process's view of every deployment's health: 429 cool-downs and circuit breakers.
+
+The truth lives in Redis (``health-1.lua``), which publishes each change of state; every worker
+and API process keeps this view from those messages, so the common case (a healthy deployment)
+costs no Redis call before an upstream call. Only a breaker whose cool-down is over needs Redis,
+to elect the one probe call. A missed message (a reconnect) is healed by ``refresh``.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class Gate(enum.Enum):
+    CALL = "call"
+    COOLING = "cooling"
+    """An upstream 429 asked for a pause: the job waits in the queue, no attempt spent."""
+    OPEN = "open"
+    """The breaker is open: the job moves on to its route's next step, or fails."""
+    ASK = "ask"
+    """The breaker's cool-down is over: Redis elects one probe call; the others see OPEN."""
+
+
+@dataclass(slots=True)
+class DeploymentState:
+    cool_until: float = 0.0
+    open_until: float = 0.0
+    open: bool = False
+    dirty: bool = False
+    """A transient failure is recent: successes are reported too (they reset the count of
+    consecutive failures and make up the error rate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Clearance:
+    gate: Gate
+    wait_s: float = 0.0
+
+
+class HealthView:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._states: dict[str, DeploymentState] = {}
+
+    def _state(self, deployment: str) -> DeploymentState:
+        state = self._states.get(deployment)
+        if state is None:
+            state = self._states[deployment] = DeploymentState()
+        return state
+
+    def apply(self, message: str) -> None:
+        """One message of the health channel: ``<deployment> <event> <ms>``."""
+        try:
+            deployment, event, ms_text = message.rsplit(" ", 2)
+            seconds = int(ms_text) / 1000
+        except ValueError:
+            return
+        state = self._state(deployment)
+        now = self._clock()
+        if event == "cool":
+            state.cool_until = max(state.cool_until, now + seconds)
+        elif event == "open":
+            state.open, state.open_until, state.dirty = True, now + seconds, False
+        elif event == "closed":
+            state.open, state.open_until, state.dirty = False, 0.0, False
+        elif event == "dirty":
+            state.dirty = True
+        elif event == "clean":
+            state.dirty = False
+
+    def apply_peek(self, deployment: str, reply: list[str | int]) -> None:
+        """What ``health-1.lua``'s ``peek`` says: the whole state, replacing this view's."""
+        status, open_ms, cool_ms, dirty = reply
+        now = self._clock()
+        state = self._state(deployment)
+        state.open = status in {"open", "half"}
+        state.open_until = now + int(open_ms) / 1000
+        state.cool_until = now + int(cool_ms) / 1000
+        state.dirty = int(dirty) == 1
+
+    def clearance(self, deployment: str) -> Clearance:
+        state = self._states.get(deployment)
+        if state is None:
+            return _CALL
+        now = self._clock()
+        if state.cool_until > now:
+            return Clearance(Gate.COOLING, state.cool_until - now)
+        if state.open:
+            return Clearance(Gate.OPEN if state.open_until > now else Gate.ASK)
+        return _CALL
+
+    def healthy(self, deployment: str) -> bool:
+        """For routing: a deployment cooling down or with an open breaker goes last. One whose
+        breaker awaits its probe does not: the probe must have a job to make it."""
+        return self.clearance(deployment).gate in {Gate.CALL, Gate.ASK}
+
+    def dirty(self, deployment: str) -> bool:
+        state = self._states.get(deployment)
+        return state is not None and (state.dirty or state.open)
+
+
+_CALL = Clearance(Gate.CALL)

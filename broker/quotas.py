@@ -1,0 +1,89 @@
+"""Tenant quotas (SPEC §2) as the scripts receive them, and the calendar they are counted in.
+
+Limits that refuse work (max queued jobs, daily and monthly budgets) are checked by
+``enqueue-5.lua`` in the same step that would queue the job, so two API processes cannot both
+admit the last slot. Limits that make work wait (max in flight) are checked by ``claim-12.lua``.
+Both receive the limits from config as short strings built here; usage is counted per UTC day
+and month by ``finish-4.lua``, in the periods named by ``usage_periods``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from anygate.broker.errors import InsufficientQuotaError, QueueFullError
+from anygate.config import TenantConfig, TenantQuotas
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePeriods:
+    day: str
+    """``YYYYMMDD``, UTC."""
+    month: str
+    """``YYYYMM``, UTC."""
+
+
+def usage_periods(now: datetime) -> UsagePeriods:
+    now = now.astimezone(UTC)
+    return UsagePeriods(now.strftime("%Y%m%d"), now.strftime("%Y%m"))
+
+
+def seconds_until_reset(period: str, now: datetime) -> float:
+    """When a spent daily or monthly budget is fresh again: the next UTC midnight or month."""
+    now = now.astimezone(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    if period == "day":
+        return (midnight - now).total_seconds()
+    first = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    return (first - now).total_seconds()
+
+
+def submit_limits(quotas: TenantQuotas, now: datetime) -> str:
+    """``enqueue-5.lua``'s ARGV 11: empty when nothing can refuse the tenant's jobs."""
+    if not quotas.limits_submit:
+        return ""
+    periods = usage_periods(now)
+
+    def part(value: float | None) -> str:
+        return "" if value is None else repr(value)
+
+    return "|".join(
+        [
+            part(quotas.max_queued),
+            part(quotas.daily_tokens),
+            part(quotas.monthly_tokens),
+            part(quotas.daily_usd),
+            part(quotas.monthly_usd),
+            periods.day,
+            periods.month,
+        ]
+    )
+
+
+def in_flight_caps(tenants: Iterable[TenantConfig]) -> str:
+    """``claim-12.lua``'s ARGV 10: ``tenant=cap`` for each tenant with an in-flight cap."""
+    return ",".join(
+        f"{t.id}={t.quotas.max_in_flight}" for t in tenants if t.quotas.max_in_flight is not None
+    )
+
+
+def refusal(reply: list[str], tenant: str, now: datetime) -> Exception:
+    """The error for an ``enqueue-5.lua`` refusal: ``queue_full`` or ``insufficient_quota``."""
+    if reply[1] == "queue_full":
+        mean_ms = float(reply[2]) if reply[2] else 1000.0
+        return QueueFullError(
+            f"tenant {tenant!r} has {reply[3]} jobs queued, its limit (max_queued); retry when "
+            "some have started",
+            retry_after=max(1.0, math.ceil(mean_ms / 1000)),
+        )
+    period, what = reply[2], reply[3]
+    spent = "token" if what == "tokens" else "spending (USD)"
+    return InsufficientQuotaError(
+        f"You exceeded your current quota: tenant {tenant!r} has used its {period}ly {spent} "
+        f"budget ({'daily' if period == 'day' else 'monthly'}_{what}). It renews at the start "
+        f"of the next UTC {period}.",
+        retry_after=math.ceil(seconds_until_reset(period, now)),
+    )
