@@ -272,12 +272,14 @@ class AnygateConfig(_Strict):
         for pool in self.pools:
             if pool not in self.providers:
                 raise ValueError(f"pools.{pool}: no provider of that name")
+        for i, tenant in enumerate(self.tenants):
+            self._check_rate_limits(f"tenants[{i}].quotas", tenant.quotas)
         ids = [t.id for t in self.tenants]
         if len(ids) != len(set(ids)):
             raise ValueError("tenants: duplicate tenant id")
         return self
 
-    def _check_rate_limits(self, where: str, dep: Deployment) -> None:
+    def _check_rate_limits(self, where: str, dep: Deployment | TenantQuotas) -> None:
         window_s = self.queue.rate_limit_window_s
         minute_s = self.queue.rate_limit_minute_s
         for field, per_minute in (("rpm", dep.rpm), ("tpm", dep.tpm)):

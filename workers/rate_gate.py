@@ -9,6 +9,7 @@ Token estimates are settled to the provider's reported usage after the call.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import orjson
 from anygate.broker import Broker, ClaimedJob
 from anygate.broker.rate_window import NEVER
 from anygate.broker.routing import Step, deployment_key
-from anygate.config import QueueConfig
+from anygate.config import QueueConfig, TenantConfig
 from anygate.workers.token_estimate import estimate_tokens
 
 
@@ -40,50 +41,82 @@ def guarded_window_ms(window_s: float) -> int:
     return window_ms + max(100, window_ms // 50)
 
 
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    name: str
+    per_window: int
+    per_minute: int
+    tokens: bool
+    """Counts tokens (tpm) rather than requests (rpm)."""
+    owner: str
+    """Who the limit belongs to, for a too-large request's message."""
+
+
 class RateGate:
-    def __init__(self, broker: Broker, queue: QueueConfig) -> None:
+    """Takes room in every window a call counts against: the tenant's rpm/tpm (SPEC §2
+    quotas: its jobs wait) and the deployment's (the provider's limit). All or nothing: room
+    taken in one window is given back when a later one refuses."""
+
+    def __init__(self, broker: Broker, queue: QueueConfig, tenants: Iterable[TenantConfig]) -> None:
         self._broker = broker
         self._window_ms = guarded_window_ms(queue.rate_limit_window_s)
         self._window_s = queue.rate_limit_window_s
         self._scale = queue.rate_limit_window_s / queue.rate_limit_minute_s
+        self._tenant_limits = {
+            t.id: self._limits(f"t:{t.id}", t.quotas.rpm, t.quotas.tpm, f"tenant {t.id}")
+            for t in tenants
+            if t.quotas.rpm is not None or t.quotas.tpm is not None
+        }
 
-    def _limit(self, per_minute: int) -> int:
-        return int(per_minute * self._scale)
+    def _limits(self, scope: str, rpm: int | None, tpm: int | None, owner: str) -> list[_Limit]:
+        found = []
+        if rpm is not None:
+            found.append(_Limit(f"rpm:{scope}", int(rpm * self._scale), rpm, False, owner))
+        if tpm is not None:
+            found.append(_Limit(f"tpm:{scope}", int(tpm * self._scale), tpm, True, owner))
+        return found
+
+    def _limits_of(self, job: ClaimedJob, step: Step) -> list[_Limit]:
+        dep = step.deployment
+        limits = list(self._tenant_limits.get(job.tenant, ()))
+        if dep.rpm is not None or dep.tpm is not None:
+            owner = f"{dep.provider}/{dep.model}"
+            limits += self._limits(deployment_key(dep), dep.rpm, dep.tpm, owner)
+        return limits
 
     async def admit(self, job: ClaimedJob, step: Step) -> Verdict:
-        dep = step.deployment
-        if dep.rpm is None and dep.tpm is None:
+        limits = self._limits_of(job, step)
+        if not limits:
             return ADMITTED
-        key, entry = deployment_key(dep), f"{job.id}:{job.attempt}"
-        if dep.rpm is not None:
-            taken = await self._broker.take_rate(
-                f"rpm:{key}", self._window_ms, self._limit(dep.rpm), entry, 1
-            )
-            if not taken.admitted:
-                return Verdict(False, taken.retry_after_ms / 1000)
-        if dep.tpm is not None:
+        entry = f"{job.id}:{job.attempt}"
+        cost = 0
+        if any(limit.tokens for limit in limits):
             body: dict[str, Any] = orjson.loads(job.body)
             cost = estimate_tokens(job.endpoint, body)
-            taken = await self._broker.take_rate(
-                f"tpm:{key}", self._window_ms, self._limit(dep.tpm), entry, cost
+        taken: list[_Limit] = []
+        for limit in limits:
+            admission = await self._broker.take_rate(
+                limit.name, self._window_ms, limit.per_window, entry, cost if limit.tokens else 1
             )
-            if not taken.admitted:
-                if dep.rpm is not None:  # the request is not made: give its slot back
-                    await self._broker.settle_rate(f"rpm:{key}", self._window_ms, entry, 0)
-                if taken.retry_after_ms == NEVER:
-                    return Verdict(False, never=(
-                        f"the request needs about {cost} tokens, more than {dep.provider}/"
-                        f"{dep.model} allows in {self._window_s:g} s (tpm {dep.tpm})"
-                    ))  # fmt: skip
-                return Verdict(False, taken.retry_after_ms / 1000)
+            if admission.admitted:
+                taken.append(limit)
+                continue
+            for earlier in taken:  # the request is not made: give back what it took
+                await self._broker.settle_rate(earlier.name, self._window_ms, entry, 0)
+            if admission.retry_after_ms == NEVER:
+                return Verdict(False, never=(
+                    f"the request needs about {cost} tokens, more than {limit.owner} allows "
+                    f"in {self._window_s:g} s (tpm {limit.per_minute})"
+                ))  # fmt: skip
+            return Verdict(False, admission.retry_after_ms / 1000)
         return ADMITTED
 
     async def settle(self, job: ClaimedJob, step: Step, usage: dict[str, Any] | None) -> None:
         """Replace the token estimate by what the provider reports having used."""
-        dep = step.deployment
         total = (usage or {}).get("total_tokens")
-        if dep.tpm is None or not isinstance(total, int):
+        if not isinstance(total, int):
             return
-        await self._broker.settle_rate(
-            f"tpm:{deployment_key(dep)}", self._window_ms, f"{job.id}:{job.attempt}", total
-        )
+        entry = f"{job.id}:{job.attempt}"
+        for limit in self._limits_of(job, step):
+            if limit.tokens:
+                await self._broker.settle_rate(limit.name, self._window_ms, entry, total)

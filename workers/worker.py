@@ -72,7 +72,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._abandoned: set[str] = set()
         self._usage = DeploymentUsage()
-        self._gate = RateGate(broker, config.queue)
+        self._gate = RateGate(broker, config.queue, config.tenants)
         self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
         self._pool_steps = [
             Step(alias, dep)

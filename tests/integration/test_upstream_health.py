@@ -1,0 +1,161 @@
+"""A deployment that asks for a pause or keeps failing, end to end (SPEC §2, issue 5): an
+upstream 429 pauses only that deployment for its Retry-After, without spending attempts; a
+deployment failing every call opens its breaker, traffic moves to the fallback, and after the
+cool-down one probe closes it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from anygate.ops.embedded_redis import EmbeddedRedis
+from tests.support.configs import FAILING_MODEL, MOCK_KEY_ENV, TENANT_KEYS, config_tree
+from tests.support.mock import MockControl
+from tests.support.stack import Stack, running_stack
+
+HEADERS = {"authorization": f"Bearer {TENANT_KEYS['acme']}"}
+
+
+def _chat(model: str, text: str = "hi") -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": text}]}
+
+
+@pytest.fixture
+def duo(
+    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+) -> Iterator[Stack]:
+    """One alias over two deployments, each its own account (provider) and worker pool."""
+    tree = config_tree(redis_server.url, namespace, mock_root=mock.url)
+    tree["providers"]["openai_b"] = {
+        "kind": "openai", "base_url": f"{mock.url}/v1", "api_key": f"env:{MOCK_KEY_ENV}",
+    }  # fmt: skip
+    tree["models"]["duo"] = {
+        "strategy": "weighted",
+        "deployments": [
+            {"provider": "openai", "model": "gpt-a"},
+            {"provider": "openai_b", "model": "gpt-b"},
+        ],
+    }
+    with running_stack(tmp_path, tree, ["openai", "openai_b"]) as stack:
+        yield stack
+
+
+async def test_a_429_pauses_only_its_deployment_for_its_retry_after(
+    duo: Stack, mock: MockControl
+) -> None:
+    mock.fault(fault="429", retry_after=2, model="gpt-a", times=1)
+    async with httpx.AsyncClient(base_url=duo.url, headers=HEADERS, timeout=30) as client:
+
+        async def one() -> httpx.Response:
+            return await client.post("/v1/chat/completions", json=_chat("duo"))
+
+        answers: list[asyncio.Task[httpx.Response]] = []
+        for _ in range(40):  # a steady stream over ~4 s
+            answers.append(asyncio.create_task(one()))
+            await asyncio.sleep(0.1)
+        done = await asyncio.gather(*answers)
+        assert [a.status_code for a in done] == [200] * 40, "no client saw the 429"
+        jobs = [
+            (await client.get(f"/v1/jobs/{a.headers['x-anygate-job-id']}")).json() for a in done
+        ]
+    assert all(j["attempts"] == 1 for j in jobs), "the 429 did not use up an attempt"
+    log = sorted(mock.requests(), key=lambda r: r["started_at"])
+    refused = [r for r in log if r["status"] == 429]
+    assert len(refused) == 1
+    assert refused[0]["model"] == "gpt-a"
+    t0 = refused[0]["started_at"]
+    a_after = [r["started_at"] - t0 for r in log if r["model"] == "gpt-a" and r["started_at"] > t0]
+    b_during = [r for r in log if r["model"] == "gpt-b" and t0 < r["started_at"] < t0 + 1.9]
+    assert a_after, "gpt-a served again after its pause"
+    assert min(a_after) >= 1.9, f"gpt-a was called {min(a_after):.2f} s after its 429"
+    assert min(a_after) < 3.0, "and soon after the pause ended"
+    assert len(b_during) >= 8, "the other deployment kept serving meanwhile"
+
+
+@pytest.fixture
+def fragile(
+    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+) -> Iterator[Stack]:
+    tree = config_tree(
+        redis_server.url,
+        namespace,
+        mock_root=mock.url,
+        queue={
+            "attempts_per_deployment": 1,
+            "breaker": {"consecutive_failures": 3, "cooldown_s": 1.5, "min_calls": 1000},
+        },
+    )
+    with running_stack(tmp_path, tree, ["openai", "gemini"]) as stack:
+        yield stack
+
+
+def _primary_calls(mock: MockControl) -> int:
+    return sum(1 for r in mock.requests() if r["model"] == FAILING_MODEL)
+
+
+async def test_a_failing_deployment_opens_its_breaker_and_one_probe_closes_it(
+    fragile: Stack, mock: MockControl
+) -> None:
+    mock.fault(fault="500", model=FAILING_MODEL)
+    async with httpx.AsyncClient(base_url=fragile.url, headers=HEADERS, timeout=30) as client:
+        for _ in range(3):  # each one fails on the primary and is answered by the fallback
+            assert (await client.post("/v1/chat/completions", json=_chat("resilient"))).is_success
+        assert _primary_calls(mock) == 3
+        opened_at = time.monotonic()
+        for _ in range(4):  # the breaker is open: straight to the fallback
+            answer = await client.post("/v1/chat/completions", json=_chat("resilient"))
+            assert answer.is_success
+        assert _primary_calls(mock) == 3, "no call reached the open deployment"
+        job = (await client.get(f"/v1/jobs/{answer.headers['x-anygate-job-id']}")).json()
+        assert job["provider"] == "gemini"
+
+        httpx.delete(f"{mock.url}/_mock/faults").raise_for_status()  # the primary recovers
+        mock.settings(latency_ms=300)
+        await asyncio.sleep(max(0.0, opened_at + 1.6 - time.monotonic()))
+        burst = await asyncio.gather(
+            *(client.post("/v1/chat/completions", json=_chat("resilient")) for _ in range(5))
+        )
+        assert all(a.is_success for a in burst)
+        assert _primary_calls(mock) == 4, "exactly one probe while half-open"
+        mock.settings(latency_ms=0)
+        for _ in range(3):  # closed again: the primary serves
+            assert (await client.post("/v1/chat/completions", json=_chat("resilient"))).is_success
+        assert _primary_calls(mock) == 7
+
+
+@pytest.fixture
+def fragile_alone(
+    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+) -> Iterator[Stack]:
+    tree = config_tree(
+        redis_server.url,
+        namespace,
+        mock_root=mock.url,
+        queue={
+            "attempts_per_deployment": 1,
+            "breaker": {"consecutive_failures": 2, "cooldown_s": 30, "min_calls": 1000},
+        },
+    )
+    with running_stack(tmp_path, tree, ["openai"]) as stack:
+        yield stack
+
+
+async def test_with_no_fallback_an_open_breaker_fails_fast(
+    fragile_alone: Stack, mock: MockControl
+) -> None:
+    mock.fault(fault="500", model="gpt-4o-mini")
+    async with httpx.AsyncClient(base_url=fragile_alone.url, headers=HEADERS, timeout=30) as client:
+        for _ in range(2):
+            failed = await client.post("/v1/chat/completions", json=_chat("gpt-4o-mini"))
+            assert failed.status_code == 502
+        before = len(mock.requests())
+        fast = await client.post("/v1/chat/completions", json=_chat("gpt-4o-mini"))
+        assert fast.status_code == 502
+        assert fast.json()["error"]["code"] == "circuit_open"
+        assert len(mock.requests()) == before, "the open deployment was not called"
