@@ -114,3 +114,30 @@ def test_readme_config_example_is_valid(tmp_path: Path) -> None:
     path.write_text(block)
     config = load_config(path, environ={})
     assert config.models["gpt-4o-mini"].fallbacks == ("gemini-2.5-flash",)
+
+
+def test_quota_and_breaker_fields_are_named_when_wrong() -> None:
+    tenant = {"id": "acme", "quotas": {"max_in_flight": 0}}
+    assert problems({**BASE, "tenants": [tenant]})[0][0] == "tenants[0].quotas.max_in_flight"
+    tenant = {"id": "acme", "quotas": {"max_inflight": 3}}  # a typo is not silently ignored
+    assert problems({**BASE, "tenants": [tenant]})[0][0] == "tenants[0].quotas.max_inflight"
+    breaker = {"queue": {"breaker": {"error_rate": 1.5}}}
+    assert problems({**BASE, **breaker})[0][0] == "queue.breaker.error_rate"
+
+
+def test_a_tenant_rate_below_one_per_window_is_refused() -> None:
+    tree = {
+        **BASE,
+        "queue": {"rate_limit_window_s": 1},
+        "tenants": [{"id": "acme", "quotas": {"rpm": 30}}],
+    }
+    message = problems(tree)[0][1]
+    assert "tenants[0].quotas.rpm" in message
+
+
+def test_the_rate_window_must_divide_the_rate_minute() -> None:
+    assert "divide" in problems({"queue": {"rate_limit_window_s": 7}})[0][1]
+    compressed = {"queue": {"rate_limit_minute_s": 2, "rate_limit_window_s": 2}}
+    assert parse_config(compressed).queue.rate_limit_minute_s == 2
+    too_long = {"queue": {"rate_limit_minute_s": 2, "rate_limit_window_s": 4}}
+    assert "exceed" in problems(too_long)[0][1]
