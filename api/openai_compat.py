@@ -2,7 +2,8 @@
 
 Each request becomes an ``interactive`` job; the caller waits on the job's events and gets the
 provider-neutral OpenAI-format result, or, streamed, each chunk as the worker relays it. Any
-configured model answers here, whichever provider serves it.
+configured model answers here, whichever provider serves it. A request the response cache can
+answer (``api/response_cache.py``) gets no job at all.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class ResponseCache:
         try:
             async with self.gw.subscriptions.subscribe(self.keys.job_channel(leader)) as queue:
                 return await self._await_leader(digest, leader, queue)
-        except REDIS_ERRORS as exc:  # TimeoutError too: the subscription was not confirmed
+        except (*REDIS_ERRORS, orjson.JSONDecodeError) as exc:  # and an unconfirmed subscription
             log.warning("response cache: following a call failed", error=type(exc).__name__)
             return None
 
@@ -249,10 +249,14 @@ class CacheSlot:
                     await self.done(self._captured)
                 yield piece
         finally:
-            close = getattr(stream, "aclose", None)  # the relay's own clean-up, now, not at GC
-            if close is not None:
-                await close()
-            await self.done(None)  # the stream ended early: only give the lead up
+            try:
+                close = getattr(stream, "aclose", None)  # the relay's clean-up now, not at GC
+                if close is not None:
+                    await close()
+            finally:
+                # The job's answer even if its caller left before the end; else (None) only
+                # the lead is given up.
+                await self.done(self._captured)
 
 
 def slot_for(request: Request, endpoint: str, body: dict[str, Any]) -> CacheSlot | None:

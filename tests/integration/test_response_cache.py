@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -18,6 +18,7 @@ import redis
 from google import genai
 from google.genai import types
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from anygate.api.cache_policy import cache_digest
 from anygate.ops.embedded_redis import EmbeddedRedis
@@ -27,7 +28,7 @@ from tests.support.stack import Stack, running_stack
 
 CHAT = "/v1/chat/completions"
 CACHED_MODELS = ("gpt-4o-mini", "text-embedding-3-small", "gemini-2.5-flash")
-WEATHER_TOOL = {
+WEATHER_TOOL: ChatCompletionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -80,7 +81,7 @@ def _prefix(stack: Stack) -> str:
 
 
 def _jobs(stack: Stack, store: redis.Redis, tenant: str = "acme") -> int:
-    return int(store.xlen(f"{_prefix(stack)}tjobs:{tenant}"))
+    return cast(int, store.xlen(f"{_prefix(stack)}tjobs:{tenant}"))
 
 
 def _upstream(mock: MockControl, marker: str) -> int:
@@ -88,12 +89,21 @@ def _upstream(mock: MockControl, marker: str) -> int:
 
 
 def _entry(stack: Stack, store: redis.Redis, body: dict[str, Any], tenant: str = "acme") -> Any:
-    raw = store.get(f"{_prefix(stack)}cache:{cache_digest(tenant, CHAT, body)}")
+    raw = cast(str | None, store.get(f"{_prefix(stack)}cache:{cache_digest(tenant, CHAT, body)}"))
     return orjson.loads(raw) if raw else None
 
 
-def _ask(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": f"{text} {secrets.token_hex(6)}"}]
+def _unique(text: str) -> str:
+    """A prompt no other test sends: entries and upstream calls are counted by it."""
+    return f"{text} {secrets.token_hex(6)}"
+
+
+def _ask(prompt: str) -> list[ChatCompletionMessageParam]:
+    return [{"role": "user", "content": prompt}]
+
+
+def _body(prompt: str, model: str = "gpt-4o-mini", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": _ask(prompt), **extra}
 
 
 def _http(stack: Stack, tenant: str = "acme", **headers: str) -> httpx.Client:
@@ -104,7 +114,8 @@ def _http(stack: Stack, tenant: str = "acme", **headers: str) -> httpx.Client:
 def test_a_hit_skips_the_queue_and_the_provider(
     cache_stack: Stack, client: OpenAI, mock: MockControl, store: redis.Redis
 ) -> None:
-    messages = _ask("Say hello")
+    prompt = _unique("Say hello")
+    messages = _ask(prompt)
     first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini",
                                                              messages=messages)  # fmt: skip
     assert first.headers["x-anygate-cache"] == "miss"
@@ -115,12 +126,12 @@ def test_a_hit_skips_the_queue_and_the_provider(
     assert again.headers["x-anygate-cache"] == "hit"
     assert "x-anygate-job-id" not in again.headers
     assert again.parse().model_dump() == first.parse().model_dump()  # the original id, too
-    assert _upstream(mock, messages[0]["content"]) == 1
+    assert _upstream(mock, prompt) == 1
     assert _jobs(cache_stack, store) == jobs, "a hit enqueues no job"
 
 
 def test_embeddings_are_cached_in_the_encoding_asked_for(client: OpenAI, mock: MockControl) -> None:
-    text = f"embed me {secrets.token_hex(6)}"
+    text = _unique("embed me")
     first = client.embeddings.create(model="text-embedding-3-small", input=[text])
     raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=[text])
     assert raw.headers["x-anygate-cache"] == "hit"
@@ -133,7 +144,8 @@ def test_embeddings_are_cached_in_the_encoding_asked_for(client: OpenAI, mock: M
 
 
 def test_a_streamed_request_is_served_from_the_cache(client: OpenAI, mock: MockControl) -> None:
-    messages = _ask("Stream to me")
+    prompt = _unique("Stream to me")
+    messages = _ask(prompt)
     whole = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=messages, stream=True,
@@ -149,11 +161,12 @@ def test_a_streamed_request_is_served_from_the_cache(client: OpenAI, mock: MockC
     plain = list(client.chat.completions.create(model="gpt-4o-mini", messages=messages,
                                                 stream=True))  # fmt: skip
     assert all(c.choices for c in plain), "no usage chunk unless asked for"
-    assert _upstream(mock, messages[0]["content"]) == 1
+    assert _upstream(mock, prompt) == 1
 
 
 def test_a_streamed_answer_is_stored_for_the_next_caller(client: OpenAI, mock: MockControl) -> None:
-    messages = _ask("Stream first")
+    prompt = _unique("Stream first")
+    messages = _ask(prompt)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=messages, stream=True
     )
@@ -163,20 +176,21 @@ def test_a_streamed_answer_is_stored_for_the_next_caller(client: OpenAI, mock: M
                                                              messages=messages)  # fmt: skip
     assert again.headers["x-anygate-cache"] == "hit"
     assert again.parse().choices[0].message.content == text
-    assert _upstream(mock, messages[0]["content"]) == 1
+    assert _upstream(mock, prompt) == 1
 
 
 def test_cached_tool_calls_replay_as_streamed_deltas(client: OpenAI, mock: MockControl) -> None:
-    messages = _ask("Weather in Rome?")
+    prompt = _unique("Weather in Rome?")
+    messages = _ask(prompt)
     whole = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=messages,
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
     )
     expected = whole.choices[0].message.tool_calls
     assert expected
     chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL],
         stream=True,
     ))  # fmt: skip
     deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
@@ -184,7 +198,7 @@ def test_cached_tool_calls_replay_as_streamed_deltas(client: OpenAI, mock: MockC
         (tc.id, tc.function.name, tc.function.arguments) for tc in expected  # type: ignore[union-attr]
     ]  # fmt: skip
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
-    assert _upstream(mock, messages[0]["content"]) == 1
+    assert _upstream(mock, prompt) == 1
 
 
 @pytest.mark.parametrize("api_version", ["v1", "v1beta"])
@@ -193,7 +207,7 @@ def test_gemini_sdk_whole_and_streamed_from_the_cache(
 ) -> None:
     gemini = genai.Client(api_key=TENANT_KEYS["acme"], http_options=types.HttpOptions(
         base_url=cache_stack.url, api_version=api_version))  # fmt: skip
-    prompt = f"Say hello {secrets.token_hex(6)}"
+    prompt = _unique("Say hello")
     whole = gemini.models.generate_content(model="gemini-2.5-flash", contents=prompt)
     again = gemini.models.generate_content(model="gemini-2.5-flash", contents=prompt)
     assert again.sdk_http_response is not None
@@ -213,7 +227,7 @@ def test_gemini_sdk_whole_and_streamed_from_the_cache(
 def test_gemini_embed_content_is_cached(cache_stack: Stack, mock: MockControl) -> None:
     gemini = genai.Client(api_key=TENANT_KEYS["acme"],
                           http_options=types.HttpOptions(base_url=cache_stack.url))  # fmt: skip
-    text = f"embed {secrets.token_hex(6)}"
+    text = _unique("embed")
     first = gemini.models.embed_content(model="text-embedding-3-small", contents=[text])
     again = gemini.models.embed_content(model="text-embedding-3-small", contents=[text])
     assert again.embeddings[0].values == first.embeddings[0].values  # type: ignore[index]
@@ -223,7 +237,8 @@ def test_gemini_embed_content_is_cached(cache_stack: Stack, mock: MockControl) -
 def test_skip_bypasses_the_cache_and_refresh_replaces_the_entry(
     cache_stack: Stack, mock: MockControl, store: redis.Redis
 ) -> None:
-    body = {"model": "gpt-4o-mini", "messages": _ask("Refresh me")}
+    prompt = _unique("Refresh me")
+    body = _body(prompt)
     with _http(cache_stack) as http:
         original = http.post(CHAT, json=body).json()
         skipped = http.post(CHAT, json=body, headers={"x-anygate-cache": "skip"})
@@ -237,13 +252,14 @@ def test_skip_bypasses_the_cache_and_refresh_replaces_the_entry(
         hit = http.post(CHAT, json=body)
         assert hit.headers["x-anygate-cache"] == "hit"
         assert hit.json()["id"] == refreshed.json()["id"]
-    assert _upstream(mock, body["messages"][0]["content"]) == 3
+    assert _upstream(mock, prompt) == 3
 
 
 def test_another_tenant_never_gets_this_tenants_entry(
     cache_stack: Stack, mock: MockControl
 ) -> None:
-    body = {"model": "gpt-4o-mini", "messages": _ask("Mine only")}
+    prompt = _unique("Mine only")
+    body = _body(prompt)
     with _http(cache_stack) as acme, _http(cache_stack, "globex") as globex:
         mine = acme.post(CHAT, json=body).json()
         assert acme.post(CHAT, json=body).headers["x-anygate-cache"] == "hit"
@@ -251,14 +267,14 @@ def test_another_tenant_never_gets_this_tenants_entry(
         assert theirs.headers["x-anygate-cache"] == "miss"
         assert theirs.json()["id"] != mine["id"]
         assert globex.post(CHAT, json=body).json()["id"] == theirs.json()["id"]
-    assert _upstream(mock, body["messages"][0]["content"]) == 2
+    assert _upstream(mock, prompt) == 2
 
 
 def test_hot_requests_and_models_not_opted_in_are_not_cached(
     cache_stack: Stack, mock: MockControl
 ) -> None:
-    hot = {"model": "gpt-4o-mini", "messages": _ask("Be creative"), "temperature": 1.5}
-    plain = {"model": "plain", "messages": _ask("Plain")}
+    hot_prompt, plain_prompt = _unique("Be creative"), _unique("Plain")
+    hot, plain = _body(hot_prompt, temperature=1.5), _body(plain_prompt, "plain")
     with _http(cache_stack) as http:
         for body in (hot, hot, plain, plain):
             response = http.post(CHAT, json=body)
@@ -271,13 +287,13 @@ def test_hot_requests_and_models_not_opted_in_are_not_cached(
             "x-anygate-cache"
             not in http.post(CHAT, json=hot, headers={"x-anygate-cache": "use"}).headers
         )
-    assert _upstream(mock, hot["messages"][0]["content"]) == 3
-    assert _upstream(mock, plain["messages"][0]["content"]) == 3
+    assert _upstream(mock, hot_prompt) == 3
+    assert _upstream(mock, plain_prompt) == 3
 
 
 def test_a_bad_header_value_is_a_400_naming_it(cache_stack: Stack, mock: MockControl) -> None:
     with _http(cache_stack, **{"x-anygate-cache": "always"}) as http:
-        response = http.post(CHAT, json={"model": "plain", "messages": _ask("hi")})
+        response = http.post(CHAT, json=_body("hi", "plain"))
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "x-anygate-cache"
     assert mock.requests() == []
@@ -286,7 +302,8 @@ def test_a_bad_header_value_is_a_400_naming_it(cache_stack: Stack, mock: MockCon
 def test_a_failed_call_is_not_cached(
     cache_stack: Stack, mock: MockControl, store: redis.Redis
 ) -> None:
-    body = {"model": "gpt-4o-mini", "messages": _ask("Fail first")}
+    prompt = _unique("Fail first")
+    body = _body(prompt)
     mock.fault(fault="500")
     with _http(cache_stack) as http:
         assert http.post(CHAT, json=body).status_code == 502
@@ -295,7 +312,7 @@ def test_a_failed_call_is_not_cached(
         retried = http.post(CHAT, json=body)
     assert retried.status_code == 200
     assert retried.headers["x-anygate-cache"] == "miss"
-    assert _upstream(mock, body["messages"][0]["content"]) == 1
+    assert _upstream(mock, prompt) == 1
 
 
 async def _together(stack: Stack, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
@@ -310,11 +327,12 @@ async def test_identical_calls_in_flight_share_one_upstream_call(
     cache_stack: Stack, mock: MockControl, store: redis.Redis
 ) -> None:
     mock.settings(latency_ms=500)
-    body = {"model": "gpt-4o-mini", "messages": _ask("Everyone at once")}
+    prompt = _unique("Everyone at once")
+    body = _body(prompt)
     bodies = [body] * 5 + [{**body, "stream": True}] * 3
     jobs = _jobs(cache_stack, store)
     responses = await _together(cache_stack, bodies)
-    assert _upstream(mock, body["messages"][0]["content"]) == 1
+    assert _upstream(mock, prompt) == 1
     assert _jobs(cache_stack, store) == jobs + 1
     assert all(r.status_code == 200 for r in responses)
     assert sorted(r.headers["x-anygate-cache"] for r in responses) == ["hit"] * 7 + ["miss"]
@@ -336,19 +354,21 @@ async def test_followers_of_a_failed_leader_make_their_own_calls(
     """The leader's job fails after its three attempts (the only faults there are); the
     followers neither hang nor get its error: each calls upstream itself, and succeeds."""
     mock.fault(fault="500", times=3)
-    body = {"model": "gpt-4o-mini", "messages": _ask("Leader fails")}
+    prompt = _unique("Leader fails")
+    body = _body(prompt)
     started = time.monotonic()
     responses = await _together(cache_stack, [body] * 4)
     assert time.monotonic() - started < 15
     assert sorted(r.status_code for r in responses) == [200, 200, 200, 502]
     assert all(r.headers["x-anygate-cache"] == "miss" for r in responses if r.status_code == 200)
-    assert _upstream(mock, body["messages"][0]["content"]) == 3 + 3
+    assert _upstream(mock, prompt) == 3 + 3
 
 
 def test_a_leader_that_vanished_before_enqueueing_is_not_waited_for(
     cache_stack: Stack, mock: MockControl, store: redis.Redis
 ) -> None:
-    body = {"model": "gpt-4o-mini", "messages": _ask("Orphaned lead")}
+    prompt = _unique("Orphaned lead")
+    body = _body(prompt)
     lead = f"{_prefix(cache_stack)}cachelead:{cache_digest('acme', CHAT, body)}"
     store.set(lead, "job_gone", px=60_000)  # as if its caller died between lead and enqueue
     started = time.monotonic()
@@ -357,17 +377,18 @@ def test_a_leader_that_vanished_before_enqueueing_is_not_waited_for(
     assert response.status_code == 200
     assert response.headers["x-anygate-cache"] == "miss"
     assert time.monotonic() - started < 5
-    assert _upstream(mock, body["messages"][0]["content"]) == 1
+    assert _upstream(mock, prompt) == 1
 
 
 def test_entries_expire_after_their_ttl(
     tmp_path: Path, redis_server: EmbeddedRedis, mock: MockControl
 ) -> None:
     tree = _tree(redis_server.url, mock.url, ttl_s=1)
-    body = {"model": "gpt-4o-mini", "messages": _ask("Short-lived")}
+    prompt = _unique("Short-lived")
+    body = _body(prompt)
     with running_stack(tmp_path, tree, ["openai"]) as stack, _http(stack) as http:
         assert http.post(CHAT, json=body).headers["x-anygate-cache"] == "miss"
         assert http.post(CHAT, json=body).headers["x-anygate-cache"] == "hit"
         time.sleep(1.2)
         assert http.post(CHAT, json=body).headers["x-anygate-cache"] == "miss"
-    assert _upstream(mock, body["messages"][0]["content"]) == 2
+    assert _upstream(mock, prompt) == 2

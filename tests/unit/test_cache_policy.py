@@ -106,7 +106,7 @@ def test_unknown_header_value_is_a_400_naming_the_header(value: str) -> None:
     ],
 )
 def test_temperature_rule(temperature: object, limit: float | None, expected: bool) -> None:
-    body = {"model": "m", "messages": []}
+    body: dict[str, Any] = {"model": "m", "messages": []}
     if temperature is not None:
         body["temperature"] = temperature
     assert cacheable(CHAT, body, limit) is expected
