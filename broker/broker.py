@@ -218,10 +218,11 @@ class Broker:
             ],
         )  # fmt: skip
         jobs = []
-        for i in range(0, len(flat), 12):
+        for i in range(0, len(flat), 13):
             jid, attempt, tenant, endpoint, model, body, prio, stream, _entry, plan, step, at = (
                 flat[i : i + 12]
             )
+            cooled = flat[i + 12]
             jobs.append(
                 ClaimedJob(
                     id=jid,
@@ -235,6 +236,7 @@ class Broker:
                     plan=plan,
                     step=int(step or 0),
                     step_started_attempt=int(at or 1),
+                    cooled=int(cooled or 0),
                 )
             )
         return jobs

@@ -82,6 +82,8 @@ class ClaimedJob:
     plan: str = ""
     step: int = 0
     step_started_attempt: int = 1
+    cooled: int = 0
+    """How often an upstream 429 sent the job back to wait (without spending an attempt)."""
 
     @property
     def attempts_on_step(self) -> int:

@@ -151,6 +151,10 @@ class QueueConfig(_Strict):
     """Deliveries before a job that keeps killing its worker is failed (poison-job guard)."""
     attempts_per_deployment: Annotated[int, Field(ge=1, le=20)] = 3
     """Transient failures on one deployment before the job moves to the next in its route."""
+    max_cool_downs: Annotated[int, Field(ge=0, le=1000)] = 10
+    """Upstream 429s a job waits out without spending an attempt; beyond that a 429 counts as
+    a transient failure (backoff, then the route's fallback), so a provider that keeps refusing
+    cannot hold a job forever."""
     retry_base_delay_s: Annotated[float, Field(ge=0)] = 0.5
     retry_max_delay_s: Annotated[float, Field(ge=0)] = 30.0
     weights: PriorityWeights = PriorityWeights()

@@ -1,6 +1,8 @@
 """What happens to a job after its upstream call failed: a pure decision (SPEC §2, §3).
 
-- rate limited (429): back to the queue after the provider's Retry-After, attempt refunded;
+- rate limited (429): back to the queue after the provider's Retry-After, attempt refunded, up
+  to ``max_cool_downs`` times; beyond that it is a transient failure like the next case;
+- out of credit (OpenAI's 429 ``insufficient_quota``): the route's next step, or a failure;
 - transient (5xx, timeout, dropped connection): retry the same deployment after a jittered
   backoff, up to ``attempts_per_deployment``; then fall back to the next step of the route,
   which may be another provider; when there is none, the job fails;
@@ -23,6 +25,8 @@ from anygate.config import QueueConfig
 from anygate.workers.backoff import retry_delay
 
 DEFAULT_RATE_LIMIT_DELAY_S = 1.0
+OUT_OF_CREDIT = "insufficient_quota"
+"""OpenAI's code for a 429 that means the account has no credit left, not "slow down"."""
 
 
 class Action(enum.Enum):
@@ -40,10 +44,14 @@ class Decision:
 
 
 def decide(exc: UpstreamError, job: ClaimedJob, plan_length: int, queue: QueueConfig) -> Decision:
-    if isinstance(exc, UpstreamRateLimitedError):
+    if exc.code == OUT_OF_CREDIT:  # waiting will not help; another deployment may
+        if job.step + 1 < plan_length:
+            return Decision(Action.FALL_BACK, next_step=job.step + 1)
+        return Decision(Action.FAIL)
+    if isinstance(exc, UpstreamRateLimitedError) and job.cooled < queue.max_cool_downs:
         delay = exc.retry_after if exc.retry_after is not None else DEFAULT_RATE_LIMIT_DELAY_S
         return Decision(Action.COOL_DOWN, delay_s=delay)
-    if not isinstance(exc, UpstreamTransientError):
+    if not isinstance(exc, UpstreamTransientError | UpstreamRateLimitedError):
         return Decision(Action.FAIL)
     if job.attempts_on_step < queue.attempts_per_deployment:
         delay = retry_delay(

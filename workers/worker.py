@@ -22,14 +22,24 @@ from redis.exceptions import RedisError
 
 from anygate.broker import Broker, ClaimedJob, Subscriptions
 from anygate.broker.deployment_health import Gate, HealthView
-from anygate.broker.errors import UpstreamError, UpstreamTransientError
+from anygate.broker.errors import (
+    UpstreamError,
+    UpstreamRateLimitedError,
+    UpstreamTransientError,
+)
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.deployment_guard import DeploymentGuard, Pass
 from anygate.workers.deployment_usage import DeploymentUsage
-from anygate.workers.failure_policy import Action, Decision, decide
+from anygate.workers.failure_policy import (
+    DEFAULT_RATE_LIMIT_DELAY_S,
+    OUT_OF_CREDIT,
+    Action,
+    Decision,
+    decide,
+)
 from anygate.workers.pricing import cost_usd
 from anygate.workers.rate_gate import RateGate
 
@@ -340,13 +350,14 @@ class Worker:
     ) -> None:
         pool = self._s.pool
         decision = decide(exc, job, len(steps), self._config.queue)
-        if isinstance(exc, UpstreamTransientError):
+        if isinstance(exc, UpstreamRateLimitedError) and exc.code != OUT_OF_CREDIT:
+            with contextlib.suppress(RedisError, OSError):  # every worker pauses it
+                pause = exc.retry_after if exc.retry_after is not None else decision.delay_s
+                await self._guard.rate_limited(step, pause or DEFAULT_RATE_LIMIT_DELAY_S)
+        elif isinstance(exc, UpstreamTransientError) or exc.code == OUT_OF_CREDIT:
             breaker_open = await self._guard.failed(job, step, granted)
             if breaker_open and decision.action is Action.RETRY and job.step + 1 < len(steps):
                 decision = Decision(Action.FALL_BACK, next_step=job.step + 1)
-        elif decision.action is Action.COOL_DOWN:
-            with contextlib.suppress(RedisError, OSError):
-                await self._guard.rate_limited(step, decision.delay_s)
         history = {
             "attempt": job.attempt,
             "step": job.step,

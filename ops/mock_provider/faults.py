@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -30,6 +30,8 @@ class FaultRule(BaseModel):
     path_contains: str | None = None
     times: int | None = Field(default=None, ge=1)
     after_chunks: int | None = Field(default=None, ge=0)
+    code: Literal["insufficient_quota"] | None = None
+    """A 429 that means "no credit left" rather than "slow down" (OpenAI's wire only)."""
 
     @property
     def status(self) -> int | None:

@@ -127,9 +127,9 @@ def fault(rule: FaultRule, incoming: Incoming) -> Exchange:
     """An injected error status with OpenAI's body and, for throttling, a Retry-After header."""
     status = rule.status or 500
     headers: list[tuple[bytes, bytes]] = []
-    if status == 429 or rule.retry_after is not None:
+    if (status == 429 and rule.code is None) or rule.retry_after is not None:
         headers.append((b"retry-after", f"{rule.retry_after_seconds:g}".encode()))
-    return _error(incoming, status, openai_wire.fault_error(status), headers)
+    return _error(incoming, status, openai_wire.fault_error(status, rule.code), headers)
 
 
 def rate_limited(decision: Decision, model: str, incoming: Incoming) -> Exchange:

@@ -363,8 +363,16 @@ def models_response() -> dict[str, Any]:
     return {"object": "list", "data": [model_object(model) for model in MODELS]}
 
 
-def fault_error(status: int) -> dict[str, Any]:
-    """The bodies OpenAI sends for throttling and server trouble."""
+def fault_error(status: int, code: str | None = None) -> dict[str, Any]:
+    """The bodies OpenAI sends for throttling, an account out of credit and server trouble."""
+    if status == 429 and code == "insufficient_quota":
+        return error_body(
+            "You exceeded your current quota, please check your plan and billing details. For "
+            "more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            kind="insufficient_quota",
+            code="insufficient_quota",
+        )
     if status == 429:
         return error_body(
             "Rate limit reached for requests (mock fault). Please try again later.",

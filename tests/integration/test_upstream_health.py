@@ -159,3 +159,41 @@ async def test_with_no_fallback_an_open_breaker_fails_fast(
         assert fast.status_code == 502
         assert fast.json()["error"]["code"] == "circuit_open"
         assert len(mock.requests()) == before, "the open deployment was not called"
+
+
+@pytest.fixture
+def stubborn(
+    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+) -> Iterator[Stack]:
+    tree = config_tree(
+        redis_server.url,
+        namespace,
+        mock_root=mock.url,
+        queue={"attempts_per_deployment": 1, "max_cool_downs": 2},
+    )
+    with running_stack(tmp_path, tree, ["openai", "gemini"]) as stack:
+        yield stack
+
+
+async def test_a_deployment_that_keeps_answering_429_cannot_hold_a_job_forever(
+    stubborn: Stack, mock: MockControl
+) -> None:
+    mock.fault(fault="429", retry_after=0.1, model=FAILING_MODEL)
+    async with httpx.AsyncClient(base_url=stubborn.url, headers=HEADERS, timeout=30) as client:
+        answer = await client.post("/v1/chat/completions", json=_chat("resilient"))
+        assert answer.status_code == 200
+        job = (await client.get(f"/v1/jobs/{answer.headers['x-anygate-job-id']}")).json()
+    assert job["provider"] == "gemini", "after two waits the 429 counted, and the route moved on"
+    assert _primary_calls(mock) == 3
+    assert [h["outcome"] for h in job["attempt_history"]] == ["fall_back"]
+
+
+async def test_an_account_out_of_credit_moves_to_the_fallback_at_once(
+    stubborn: Stack, mock: MockControl
+) -> None:
+    # OpenAI's "no credit left" is a 429 too, but waiting will not help
+    mock.fault(fault="429", model=FAILING_MODEL, code="insufficient_quota")
+    async with httpx.AsyncClient(base_url=stubborn.url, headers=HEADERS, timeout=30) as client:
+        answer = await client.post("/v1/chat/completions", json=_chat("resilient"))
+        assert answer.status_code == 200
+    assert _primary_calls(mock) == 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
 
 from anygate.broker import ClaimedJob
+from anygate.broker.deployment_health import HealthView
 from anygate.broker.errors import (
     InvalidRequestError,
     ModelNotFoundError,
@@ -63,6 +65,22 @@ def providers(cfg: object, stats: dict[str, DeploymentStats] | None = None) -> l
 class TestStrategies:
     def test_ordered_keeps_the_listed_order_then_fallbacks(self) -> None:
         assert providers(config("ordered")) == ["openai", "gemini", "local", "gemini"]
+
+    def test_unhealthy_deployments_go_last_within_their_alias(self) -> None:
+        view = HealthView(clock=lambda: 100.0)
+        view.apply("openai:gpt-4o-mini cool 2000")
+        view.apply("local:llama open 5000")
+        steps = plan(config(), CHAT, "fast", RouteSelector(), {}, healthy=view.healthy)  # type: ignore[arg-type]
+        assert [s.provider for s in steps] == ["gemini", "openai", "local", "gemini"]
+
+    def test_a_breaker_awaiting_its_probe_keeps_its_place(self) -> None:
+        now = [100.0]
+        view = HealthView(clock=lambda: now[0])
+        view.apply("openai:gpt-4o-mini open 1000")
+        assert not view.healthy("openai:gpt-4o-mini")
+        now[0] = 101.5  # the cool-down is over: the next job may be its probe
+        steps = plan(config(), CHAT, "fast", RouteSelector(), {}, healthy=view.healthy)  # type: ignore[arg-type]
+        assert steps[0].provider == "openai"
 
     def test_fallback_cycles_are_visited_once(self) -> None:
         steps = plan(config(), CHAT, "backup", RouteSelector(), {})  # type: ignore[arg-type]
@@ -165,3 +183,16 @@ class TestFailurePolicy:
 
     def test_rejected_fails_at_once_without_fallback(self) -> None:
         assert decide(UpstreamRejectedError("bad"), job(1), 3, QUEUE).action is Action.FAIL
+
+    def test_a_429_beyond_the_cool_down_budget_is_a_transient_failure(self) -> None:
+        many = dataclasses.replace(job(1), cooled=QUEUE.max_cool_downs)
+        d = decide(UpstreamRateLimitedError("slow", retry_after=7), many, 3, QUEUE)
+        assert d.action is Action.RETRY
+        spent = dataclasses.replace(job(2), cooled=QUEUE.max_cool_downs)
+        d = decide(UpstreamRateLimitedError("slow"), spent, 3, QUEUE)
+        assert (d.action, d.next_step) == (Action.FALL_BACK, 1)
+
+    def test_an_account_out_of_credit_falls_back_at_once_or_fails(self) -> None:
+        broke = UpstreamRateLimitedError("no credit", code="insufficient_quota")
+        assert (decide(broke, job(1), 3, QUEUE).action) is Action.FALL_BACK
+        assert decide(broke, job(1, 2), 3, QUEUE).action is Action.FAIL
