@@ -6,6 +6,7 @@ cool-down one probe closes it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,20 +79,32 @@ async def test_a_429_pauses_only_its_deployment_for_its_retry_after(
     assert len(b_during) >= 8, "the other deployment kept serving meanwhile"
 
 
+@contextlib.contextmanager
+def _queue_stack(
+    tmp_path: Path,
+    redis_url: str,
+    namespace: str,
+    mock: MockControl,
+    queue: dict[str, Any],
+    pools: list[str],
+) -> Iterator[Stack]:
+    """A stack whose queue settings (breaker, attempts) the test chooses."""
+    tree = config_tree(redis_url, namespace, mock_root=mock.url, queue=queue)
+    with running_stack(tmp_path, tree, pools) as stack:
+        yield stack
+
+
 @pytest.fixture
 def fragile(
     tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
 ) -> Iterator[Stack]:
-    tree = config_tree(
-        redis_server.url,
-        namespace,
-        mock_root=mock.url,
-        queue={
-            "attempts_per_deployment": 1,
-            "breaker": {"consecutive_failures": 3, "cooldown_s": 1.5, "min_calls": 1000},
-        },
-    )
-    with running_stack(tmp_path, tree, ["openai", "gemini"]) as stack:
+    queue = {
+        "attempts_per_deployment": 1,
+        "breaker": {"consecutive_failures": 3, "cooldown_s": 1.5, "min_calls": 1000},
+    }
+    with _queue_stack(
+        tmp_path, redis_server.url, namespace, mock, queue, ["openai", "gemini"]
+    ) as stack:
         yield stack
 
 
@@ -133,16 +146,11 @@ async def test_a_failing_deployment_opens_its_breaker_and_one_probe_closes_it(
 def fragile_alone(
     tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
 ) -> Iterator[Stack]:
-    tree = config_tree(
-        redis_server.url,
-        namespace,
-        mock_root=mock.url,
-        queue={
-            "attempts_per_deployment": 1,
-            "breaker": {"consecutive_failures": 2, "cooldown_s": 30, "min_calls": 1000},
-        },
-    )
-    with running_stack(tmp_path, tree, ["openai"]) as stack:
+    queue = {
+        "attempts_per_deployment": 1,
+        "breaker": {"consecutive_failures": 2, "cooldown_s": 30, "min_calls": 1000},
+    }
+    with _queue_stack(tmp_path, redis_server.url, namespace, mock, queue, ["openai"]) as stack:
         yield stack
 
 
@@ -165,13 +173,10 @@ async def test_with_no_fallback_an_open_breaker_fails_fast(
 def stubborn(
     tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
 ) -> Iterator[Stack]:
-    tree = config_tree(
-        redis_server.url,
-        namespace,
-        mock_root=mock.url,
-        queue={"attempts_per_deployment": 1, "max_cool_downs": 2},
-    )
-    with running_stack(tmp_path, tree, ["openai", "gemini"]) as stack:
+    queue = {"attempts_per_deployment": 1, "max_cool_downs": 2}
+    with _queue_stack(
+        tmp_path, redis_server.url, namespace, mock, queue, ["openai", "gemini"]
+    ) as stack:
         yield stack
 
 
