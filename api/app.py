@@ -51,7 +51,7 @@ def create_app(config: AnygateConfig) -> Starlette:
                 allow_origins=list(config.server.cors_origins),
                 allow_methods=["GET", "POST", "DELETE"],
                 allow_headers=["*"],
-                expose_headers=["x-request-id", "x-anygate-job-id", "location"],
+                expose_headers=["x-request-id", "x-anygate-job-id", "x-anygate-cache", "location"],
             )
         )
     return Starlette(
