@@ -80,7 +80,7 @@ class Broker:
         k = self.keys
         quotas = self._quotas.get(job.tenant, _UNLIMITED)
         now = datetime.now(UTC)
-        limits = submit_limits(quotas, now) if quotas.limits_submit else ""
+        limits = submit_limits(quotas, now)
         body_digest = digest(job.endpoint, job.body)
         idem = digest(job.idempotency_key) if job.idempotency_key else ""
         fields: list[str | int] = [

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
@@ -325,11 +326,9 @@ class Worker:
             "model": step.deployment.model, "outcome": "circuit_open",
         }  # fmt: skip
         if job.step + 1 < len(steps):
-            target = steps[job.step + 1]
-            await self._broker.requeue(
-                job, pool, delay_s=0, reason="circuit_open", refund_attempt=True,
-                to_pool=target.provider if target else pool, to_step=job.step + 1,
-                history_entry=history, next_model=target.deployment.model if target else None,
+            await self._move_to_step(
+                job, steps, job.step + 1, reason="circuit_open", refund_attempt=True,
+                history=history,
             )  # fmt: skip
             return
         error = {
@@ -377,11 +376,9 @@ class Worker:
                 refund_attempt=False, history_entry=history,
             )  # fmt: skip
         elif decision.action is Action.FALL_BACK and decision.next_step is not None:
-            target = steps[decision.next_step]
-            await self._broker.requeue(
-                job, pool, delay_s=0, reason="fallback", refund_attempt=False,
-                to_pool=target.provider if target else pool, to_step=decision.next_step,
-                history_entry=history, next_model=target.deployment.model if target else None,
+            await self._move_to_step(
+                job, steps, decision.next_step, reason="fallback", refund_attempt=False,
+                history=history,
             )  # fmt: skip
         else:
             error = {
@@ -393,6 +390,24 @@ class Worker:
             await self._broker.finish(
                 job, pool, succeeded=False, error=error, history_entry=history
             )
+
+    async def _move_to_step(
+        self,
+        job: ClaimedJob,
+        steps: list[Step | None],
+        to_step: int,
+        *,
+        reason: str,
+        refund_attempt: bool,
+        history: dict[str, Any],
+    ) -> None:
+        """Requeue the job for a later step of its route, in that step's provider's pool."""
+        target = steps[to_step]
+        await self._broker.requeue(
+            job, self._s.pool, delay_s=0, reason=reason, refund_attempt=refund_attempt,
+            to_pool=target.provider if target else self._s.pool, to_step=to_step,
+            history_entry=history, next_model=target.deployment.model if target else None,
+        )  # fmt: skip
 
     async def _drain(self) -> None:
         if self._running:
