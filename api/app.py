@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from anygate.api import gemini_compat, health, jobs, openai_compat
-from anygate.api.auth import TenantDirectory
+from anygate.api.auth import Authenticator
 from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.gateway import Gateway
 from anygate.api.middleware import RequestIdMiddleware
@@ -18,11 +18,14 @@ from anygate.api.planning import Planner
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions, create_redis
 from anygate.broker.deployment_health import HealthView
+from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 
 
 def create_app(config: AnygateConfig) -> Starlette:
-    tenants = TenantDirectory(config)  # resolves key references now: a bad one fails start-up
+    for tenant in config.tenants:  # resolve key references now: a bad one fails start-up
+        for ref in tenant.api_keys:
+            ref.resolve()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -30,13 +33,18 @@ def create_app(config: AnygateConfig) -> Starlette:
         subscriptions = Subscriptions(redis)
         await subscriptions.start()
         broker = Broker(redis, config)
+        tenants = TenantStore(redis, broker.keys)
+        await tenants.seed(config)
+        auth = Authenticator(config, tenants, broker)
+        await subscriptions.listen(broker.keys.auth_channel, auth.forget)
         replies = ReplyRouter(broker.keys)
         await replies.start(subscriptions)
         health = HealthView()
         await subscriptions.listen(broker.keys.health_channel, health.apply)
         app.state.gateway = Gateway(
-            config, redis, broker, subscriptions, tenants, Planner(config, redis, health), replies
-        )
+            config, redis, broker, subscriptions, auth, tenants, Planner(config, redis, health),
+            replies,
+        )  # fmt: skip
         try:
             yield
         finally:

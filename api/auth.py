@@ -1,58 +1,173 @@
-"""Tenant authentication: API keys are compared by SHA-256, never stored or logged in clear."""
+"""Who is calling, and may they: API keys to tenants and scopes, with revocation that holds.
+
+A key is looked up by its SHA-256 in Redis (``TenantStore``) and the answer cached in this
+process for at most ``CACHE_TTL_S``. Every change to a key or tenant is announced on the
+``auth`` channel and empties the cache at once; the TTL bounds how stale a replica can be if
+it missed that message (a reconnect). So a revoked key fails on the next request everywhere,
+and after one second at the latest.
+
+Operator keys from the config file (``admin_api_keys``) are compared in constant time against
+their hashes; keys in Redis are found by hash (nothing of the secret takes part in a branch)
+and the stored hash is compared in constant time once more.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import hmac
+import math
+import secrets
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from anygate.broker.errors import AuthenticationError, PermissionDeniedError
-from anygate.config import AnygateConfig
+from anygate.broker import Broker
+from anygate.broker.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from anygate.broker.tenant_store import TenantStore
+from anygate.broker.tenants import ADMIN, ApiKeyRecord, TenantRecord, key_digest, same_digest
+from anygate.config import AnygateConfig, AuthMode, TenantQuotas
+
+CACHE_TTL_S = 1.0
+CACHE_MAX_ENTRIES = 10_000
+TENANT_KEY_HEADER = "x-anygate-api-key"
+"""Where the tenant's key goes when the native header carries a provider key (passthrough)."""
+
+
+def hash_key(key: str) -> str:
+    return key_digest(key)
 
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
+    """The caller, as a request handler sees it."""
+
     id: str
     weight: int
+    quotas: TenantQuotas
+    auth_mode: AuthMode
+    key_id: str
+    key_rpm: int | None = None
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class _Found:
+    key: ApiKeyRecord
+    tenant: TenantRecord | None
+    at: float
 
 
-class TenantDirectory:
-    """Key hash → tenant, built once from config (tenants in Redis arrive with the admin API)."""
+class Authenticator:
+    def __init__(self, config: AnygateConfig, store: TenantStore, broker: Broker) -> None:
+        self._store = store
+        self._broker = broker
+        self._minute_ms = int(config.queue.rate_limit_minute_s * 1000)
+        self._admin_digests = tuple(
+            [hash_key(ref.resolve().get_secret_value()) for ref in config.admin_api_keys]
+            + list(config.admin_api_key_sha256)
+        )
+        self._cache: dict[str, _Found] = {}
 
-    def __init__(self, config: AnygateConfig) -> None:
-        self._by_hash: dict[str, Tenant] = {}
-        self._disabled: set[str] = set()
-        for t in config.tenants:
-            tenant = Tenant(t.id, t.weight)
-            if t.disabled:
-                self._disabled.add(t.id)
-            for ref in t.api_keys:
-                self._by_hash[hash_key(ref.resolve().get_secret_value())] = tenant
-            for digest in t.api_key_sha256:
-                self._by_hash[digest] = tenant
+    def forget(self, _message: str = "") -> None:
+        """An ``auth`` announcement: some key or tenant changed; look everything up again."""
+        self._cache.clear()
 
-    def authenticate(self, request: Request) -> Tenant:
-        key = bearer_key(request)
-        if key is None:
-            raise AuthenticationError(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
-                "(or 'x-goog-api-key: <key>').",
-                code="missing_api_key",
-            )
-        tenant = self._by_hash.get(hash_key(key))
-        if tenant is None:
+    async def tenant(self, request: Request, scope: str) -> Tenant:
+        """The tenant a request acts for: 401 without a valid key, 403 when the key lacks
+        ``scope`` or the tenant is disabled."""
+        found = await self._lookup(_presented_key(request))
+        if found is None or found.tenant is None:
+            if found is not None:  # an operator key: admin only, no tenant's data
+                raise PermissionDeniedError(
+                    "this key is an operator key; it has no tenant to act for",
+                    code="insufficient_scope",
+                )
             raise AuthenticationError("Incorrect API key provided.")
-        if tenant.id in self._disabled:
+        if scope not in found.key.scopes:
+            raise PermissionDeniedError(
+                f"this API key lacks the '{scope}' scope (it has: "
+                f"{', '.join(found.key.scopes) or 'none'})",
+                code="insufficient_scope",
+            )
+        t = found.tenant
+        if t.disabled:
             raise PermissionDeniedError("this tenant is disabled", code="tenant_disabled")
-        return tenant
+        if found.key.rpm is not None:
+            await self._count_request(found.key)
+        return Tenant(t.id, t.weight, t.quotas, t.auth_mode, found.key.id, found.key.rpm)
+
+    async def _count_request(self, key: ApiKeyRecord) -> None:
+        """The key's own ``rpm``: every request counts, over a sliding minute shared by all
+        replicas; beyond it, a 429 saying when there is room again."""
+        assert key.rpm is not None
+        admission = await self._broker.take_rate(
+            f"rpm:k:{key.id}", self._minute_ms, key.rpm, secrets.token_hex(8), 1
+        )
+        if not admission.admitted:
+            raise KeyRateLimitedError(
+                f"this API key is limited to {key.rpm} requests per minute",
+                retry_after=max(1, math.ceil(admission.retry_after_ms / 1000)),
+            )
+
+    async def admin(self, request: Request) -> str:
+        """Allow an operator: a config admin key or a key with the ``admin`` scope. Returns
+        who, for the audit log (a key id, never the key)."""
+        key = _presented_key(request)
+        digest = hash_key(key)
+        matched = False
+        for candidate in self._admin_digests:  # every candidate: constant time overall
+            matched |= hmac.compare_digest(digest, candidate)
+        if matched:
+            return "config-admin-key"
+        found = await self._lookup(key)
+        if found is None:
+            raise AuthenticationError("Incorrect API key provided.")
+        if ADMIN not in found.key.scopes:
+            raise PermissionDeniedError(
+                "the admin API needs an admin key", code="insufficient_scope"
+            )
+        return found.key.id
+
+    async def _lookup(self, key: str) -> _Found | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and now - hit.at < CACHE_TTL_S:
+            return hit if hit.key.usable(time.time()) else None
+        record = await self._store.find_key(digest)
+        if record is None or not same_digest(record.digest, digest):
+            self._cache.pop(digest, None)
+            return None
+        tenant = await self._store.get_tenant(record.tenant) if record.tenant else None
+        if record.tenant is not None and tenant is None:
+            return None  # the tenant was deleted
+        found = _Found(record, tenant, now)
+        if len(self._cache) >= CACHE_MAX_ENTRIES:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[digest] = found
+        return found if record.usable(time.time()) else None
 
 
-def bearer_key(request: Request) -> str | None:
+def _presented_key(request: Request) -> str:
+    key = presented_key(request)
+    if key is None:
+        raise AuthenticationError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+            "(or 'x-goog-api-key: <key>').",
+            code="missing_api_key",
+        )
+    return key
+
+
+def presented_key(request: Request) -> str | None:
+    """The gateway key: ``x-anygate-api-key`` when present (then the native header may carry
+    a provider key, passthrough mode), else the native header of either surface."""
+    explicit = request.headers.get(TENANT_KEY_HEADER)
+    if explicit:
+        return explicit.strip()
+    return native_key(request)
+
+
+def native_key(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -63,3 +178,7 @@ def bearer_key(request: Request) -> str | None:
         or request.query_params.get("key")  # Google's query-string form
         or None
     )
+
+
+class KeyRateLimitedError(RateLimitedError):
+    default_code = "rate_limit_exceeded"

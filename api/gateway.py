@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from starlette.requests import Request
 
-from anygate.api.auth import TenantDirectory
+from anygate.api.auth import Authenticator
 from anygate.api.planning import Planner
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
+from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 
 
@@ -20,7 +21,8 @@ class Gateway:
     redis: Redis
     broker: Broker
     subscriptions: Subscriptions
-    tenants: TenantDirectory
+    auth: Authenticator
+    tenants: TenantStore
     planner: Planner
     replies: ReplyRouter
 

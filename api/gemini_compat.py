@@ -103,14 +103,14 @@ def _gemini_model(gw: Gateway, alias: str) -> dict[str, Any]:
 @google_errors
 async def gemini_list_models(request: Request) -> Response:
     gw = gateway_of(request)
-    gw.tenants.authenticate(request)
+    await gw.auth.tenant(request, "inference")
     return JSONResponse({"models": [_gemini_model(gw, a) for a in sorted(gw.config.models)]})
 
 
 @google_errors
 async def gemini_get_model(request: Request) -> Response:
     gw = gateway_of(request)
-    gw.tenants.authenticate(request)
+    await gw.auth.tenant(request, "inference")
     alias = _model_name(request.path_params["target"])
     if alias not in gw.config.models:
         raise ModelNotFoundError(f"models/{alias} is not found.")
@@ -143,7 +143,7 @@ async def model_action(request: Request) -> Response:
         raise InvalidRequestError(f"expected models/{{model}}:{{method}}, got {target!r}")
     alias = _model_name(alias)
     gw = gateway_of(request)
-    request.state.tenant = gw.tenants.authenticate(request)
+    request.state.tenant = await gw.auth.tenant(request, "inference")
     body = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
     if method == "generateContent":
         return await _generate(request, alias, body)

@@ -40,7 +40,7 @@ def _not_found(job_id: str) -> NotFoundError:
 
 async def submit_job(request: Request) -> Response:
     gw = gateway_of(request)
-    tenant = gw.tenants.authenticate(request)
+    tenant = await gw.auth.tenant(request, "jobs")
     data = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
     spec = validate(SubmitJob, data)
     validate(BODY_MODELS[spec.endpoint], spec.body, prefix="body")
@@ -70,6 +70,7 @@ async def submit_job(request: Request) -> Response:
         deadline_ms=deadline_ms,
         webhook_url=spec.webhook_url or "",
         tenant_weight=tenant.weight,
+        quotas=tenant.quotas,
         idempotency_key=idem,
         plan=encode_plan(steps, alias=model),
     )
@@ -104,7 +105,7 @@ async def submit_job(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     gw = gateway_of(request)
-    tenant = gw.tenants.authenticate(request)
+    tenant = await gw.auth.tenant(request, "jobs")
     job_id = request.path_params["job_id"]
     wait = _wait_seconds(request, gw.config.server.long_poll_max_s)
     record = await gw.broker.get(tenant.id, job_id)
@@ -151,7 +152,7 @@ async def _wait_terminal(gw: Gateway, tenant: str, record: JobRecord, wait: floa
 
 async def job_events(request: Request) -> Response:
     gw = gateway_of(request)
-    tenant = gw.tenants.authenticate(request)
+    tenant = await gw.auth.tenant(request, "jobs")
     job_id = request.path_params["job_id"]
     record = await gw.broker.get(tenant.id, job_id)
     if record is None:
@@ -208,7 +209,7 @@ async def _event_stream(gw: Gateway, job_id: str, last: str | None) -> AsyncIter
 
 async def cancel_job(request: Request) -> Response:
     gw = gateway_of(request)
-    tenant = gw.tenants.authenticate(request)
+    tenant = await gw.auth.tenant(request, "jobs")
     job_id = request.path_params["job_id"]
     if not await gw.broker.cancel(tenant.id, job_id):
         raise _not_found(job_id)
@@ -220,7 +221,7 @@ async def cancel_job(request: Request) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     gw = gateway_of(request)
-    tenant = gw.tenants.authenticate(request)
+    tenant = await gw.auth.tenant(request, "jobs")
     params = request.query_params
     status: JobStatus | None = None
     if params.get("status"):

@@ -52,6 +52,7 @@ async def sync_job(
         priority=Priority.INTERACTIVE,
         stream=stream,
         tenant_weight=tenant.weight,
+        quotas=tenant.quotas,
         plan=encode_plan(steps, alias=str(body["model"])),
     )
     return SyncCall(gw, request, job)
@@ -147,7 +148,7 @@ async def answer_stream(
 
 async def chat_completions(request: Request) -> Response:
     gw = gateway_of(request)
-    request.state.tenant = gw.tenants.authenticate(request)
+    request.state.tenant = await gw.auth.tenant(request, "inference")
     body = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
     validate(ChatCompletionBody, body)
     stream = body.get("stream") is True
@@ -214,7 +215,7 @@ def _stream_error(job_id: str, event: JobEvent) -> bytes:
 
 async def embeddings(request: Request) -> Response:
     gw = gateway_of(request)
-    request.state.tenant = gw.tenants.authenticate(request)
+    request.state.tenant = await gw.auth.tenant(request, "inference")
     body = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
     validate(EmbeddingsBody, body)
     result, headers = await answer(request, EMBEDDINGS, body)
@@ -233,14 +234,14 @@ def _model_object(gw: Gateway, alias: str) -> dict[str, Any]:
 
 async def list_models(request: Request) -> Response:
     gw = gateway_of(request)
-    gw.tenants.authenticate(request)
+    await gw.auth.tenant(request, "inference")
     data = [_model_object(gw, alias) for alias in sorted(gw.config.models)]
     return JSONResponse({"object": "list", "data": data})
 
 
 async def get_model(request: Request) -> Response:
     gw = gateway_of(request)
-    gw.tenants.authenticate(request)
+    await gw.auth.tenant(request, "inference")
     alias = request.path_params["model"]
     if alias not in gw.config.models:
         raise ModelNotFoundError(f"The model `{alias}` does not exist.", param="model")

@@ -70,7 +70,8 @@ class Broker:
         self._idem_ttl_s = config.retention.idempotency_ttl_s
         self._class_weights = [config.queue.weights.of(p) for p in CLASS_ORDER]
         self._quotas = {t.id: t.quotas for t in config.tenants}
-        self._caps = in_flight_caps(config.tenants)
+        self.in_flight_caps = in_flight_caps(config.tenants)
+        """What ``claim`` enforces; a worker keeps it current from the tenant store."""
 
     # --- API side -------------------------------------------------------------------------
 
@@ -78,7 +79,7 @@ class Broker:
         """Queue the job, or raise ``QueueFullError`` / ``InsufficientQuotaError`` when one of
         the tenant's limits refuses it (then nothing at all was written)."""
         k = self.keys
-        quotas = self._quotas.get(job.tenant, _UNLIMITED)
+        quotas = job.quotas if job.quotas is not None else self._quotas.get(job.tenant, _UNLIMITED)
         now = datetime.now(UTC)
         limits = submit_limits(quotas, now)
         body_digest = digest(job.endpoint, job.body)
@@ -214,7 +215,7 @@ class Broker:
             keys,
             [
                 k.prefix, pool, worker_id, lease_ms, max_jobs, *self._class_weights, self._ttl_s,
-                self._caps,
+                self.in_flight_caps,
             ],
         )  # fmt: skip
         jobs = []

@@ -105,5 +105,33 @@ class KeySpace:
     def tenants_in_flight(self) -> str:
         return f"{self.prefix}tinflight"
 
+    def tenant(self, tenant: str) -> str:
+        return f"{self.prefix}tenant:{tenant}"
+
+    @property
+    def tenant_ids(self) -> str:
+        """Every tenant id (deleted ones too, as tombstones), scored by creation time."""
+        return f"{self.prefix}tenants"
+
+    def api_key(self, key_id: str) -> str:
+        return f"{self.prefix}apikey:{key_id}"
+
+    @property
+    def api_key_index(self) -> str:
+        """SHA-256 of a key → its id: the lookup authentication makes."""
+        return f"{self.prefix}apikeys"
+
+    def tenant_keys(self, tenant: str) -> str:
+        return f"{self.prefix}tkeys:{tenant}"
+
+    @property
+    def auth_channel(self) -> str:
+        """Published on every change to a tenant or key: API processes drop their caches."""
+        return f"{self.prefix}auth"
+
+    def client_key(self, job_id: str) -> str:
+        """A job's client provider key (BYOK), encrypted; deleted when the job ends."""
+        return f"{self.prefix}pk:{job_id}"
+
     def idempotency(self, tenant: str, digest: str) -> str:
         return f"{self.prefix}idem:{tenant}:{digest}"

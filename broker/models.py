@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from anygate.config import Priority
+from anygate.config import Priority, TenantQuotas
 
 
 class JobStatus(enum.StrEnum):
@@ -55,6 +55,10 @@ class NewJob:
     """The route's steps (``routing.encode_plan``); the job starts in the first step's pool."""
     reply_to: str = ""
     """The API instance a synchronous caller waits on (its reply channel)."""
+    quotas: TenantQuotas | None = None
+    """The tenant's quotas as the API read them; None: the config file's (direct broker use)."""
+    client_key: bytes = b""
+    """The client's provider key (BYOK), already encrypted; empty for the gateway's keys."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from anygate.broker.errors import InsufficientQuotaError, QueueFullError
+from anygate.broker.tenants import TenantRecord
 from anygate.config import TenantConfig, TenantQuotas
 
 
@@ -63,7 +64,7 @@ def submit_limits(quotas: TenantQuotas, now: datetime) -> str:
     )
 
 
-def in_flight_caps(tenants: Iterable[TenantConfig]) -> str:
+def in_flight_caps(tenants: Iterable[TenantConfig | TenantRecord]) -> str:
     """``claim-12.lua``'s ARGV 10: ``tenant=cap`` for each tenant with an in-flight cap."""
     return ",".join(
         f"{t.id}={t.quotas.max_in_flight}" for t in tenants if t.quotas.max_in_flight is not None

@@ -2,7 +2,9 @@
 
 from anygate.config.loader import ConfigError, format_loc, load_config, parse_config
 from anygate.config.model import (
+    TENANT_ID_PATTERN,
     AnygateConfig,
+    AuthMode,
     BreakerConfig,
     CacheConfig,
     Deployment,
@@ -16,14 +18,18 @@ from anygate.config.model import (
     QueueConfig,
     RedisConfig,
     RetentionConfig,
+    SecurityConfig,
     ServerConfig,
     TenantConfig,
     TenantQuotas,
+    TenantSettings,
 )
 from anygate.config.secrets import SecretRef, SecretResolutionError
 
 __all__ = [
+    "TENANT_ID_PATTERN",
     "AnygateConfig",
+    "AuthMode",
     "BreakerConfig",
     "CacheConfig",
     "ConfigError",
@@ -40,9 +46,11 @@ __all__ = [
     "RetentionConfig",
     "SecretRef",
     "SecretResolutionError",
+    "SecurityConfig",
     "ServerConfig",
     "TenantConfig",
     "TenantQuotas",
+    "TenantSettings",
     "format_loc",
     "load_config",
     "parse_config",

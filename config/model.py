@@ -228,14 +228,45 @@ class TenantQuotas(_Strict):
         )
 
 
-class TenantConfig(_Strict):
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    api_keys: tuple[SecretRef, ...] = ()
-    api_key_sha256: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
-    """Keys stored as hashes only: what `anygate dev` writes, so the config holds no secret."""
+AuthMode = Literal["gateway", "passthrough", "hybrid"]
+"""Whose provider key pays for a tenant's calls (SPEC §6): the gateway's own (``gateway``), the
+client's, sent with each request (``passthrough``: required), or the client's when it sends one
+and the gateway's otherwise (``hybrid``). A client key is encrypted at rest and deleted when its
+job ends."""
+
+TENANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class TenantSettings(_Strict):
+    """What an operator sets on a tenant, in the config file or through the admin API."""
+
     weight: Annotated[int, Field(ge=1, le=100)] = 1
     disabled: bool = False
     quotas: TenantQuotas = TenantQuotas()
+    auth_mode: AuthMode = "gateway"
+
+
+class TenantConfig(TenantSettings):
+    """A tenant declared in the config file: created in Redis on first start (see
+    ``anygate.broker.tenant_store``); after that the admin API is where it changes."""
+
+    id: Annotated[str, Field(pattern=TENANT_ID_PATTERN)]
+    api_keys: tuple[SecretRef, ...] = ()
+    api_key_sha256: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
+    """Keys stored as hashes only: what `anygate dev` writes, so the config holds no secret."""
+
+    def settings(self) -> TenantSettings:
+        return TenantSettings(
+            weight=self.weight, disabled=self.disabled, quotas=self.quotas,
+            auth_mode=self.auth_mode,
+        )  # fmt: skip
+
+
+class SecurityConfig(_Strict):
+    encryption_key: SecretRef | None = None
+    """32 random bytes, base64: the AES-256-GCM key that encrypts client provider keys (BYOK)
+    while their job waits. Required when any tenant's ``auth_mode`` is not ``gateway``.
+    ``anygate keys new-encryption-key`` prints a fresh one."""
 
 
 class AnygateConfig(_Strict):
@@ -250,6 +281,7 @@ class AnygateConfig(_Strict):
     tenants: tuple[TenantConfig, ...] = ()
     admin_api_keys: tuple[SecretRef, ...] = ()
     admin_api_key_sha256: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
+    security: SecurityConfig = SecurityConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")
@@ -276,12 +308,20 @@ class AnygateConfig(_Strict):
         for pool in self.pools:
             if pool not in self.providers:
                 raise ValueError(f"pools.{pool}: no provider of that name")
+        self._check_tenants()
+        return self
+
+    def _check_tenants(self) -> None:
         for i, tenant in enumerate(self.tenants):
             self._check_rate_limits(f"tenants[{i}].quotas", tenant.quotas)
+            if tenant.auth_mode != "gateway" and self.security.encryption_key is None:
+                raise ValueError(
+                    f"tenants[{i}].auth_mode: {tenant.auth_mode!r} takes client provider keys, "
+                    "which need security.encryption_key to be encrypted at rest"
+                )
         ids = [t.id for t in self.tenants]
         if len(ids) != len(set(ids)):
             raise ValueError("tenants: duplicate tenant id")
-        return self
 
     def _check_rate_limits(self, where: str, dep: Deployment | TenantQuotas) -> None:
         window_s = self.queue.rate_limit_window_s

@@ -18,6 +18,7 @@ import orjson
 from anygate.broker import Broker, ClaimedJob
 from anygate.broker.rate_window import NEVER
 from anygate.broker.routing import Step, deployment_key
+from anygate.broker.tenants import TenantRecord
 from anygate.config import QueueConfig, TenantConfig
 from anygate.workers.token_estimate import estimate_tokens
 
@@ -57,11 +58,18 @@ class RateGate:
     quotas: its jobs wait) and the deployment's (the provider's limit). All or nothing: room
     taken in one window is given back when a later one refuses."""
 
-    def __init__(self, broker: Broker, queue: QueueConfig, tenants: Iterable[TenantConfig]) -> None:
+    def __init__(
+        self, broker: Broker, queue: QueueConfig, tenants: Iterable[TenantConfig | TenantRecord]
+    ) -> None:
         self._broker = broker
         self._window_ms = guarded_window_ms(queue.rate_limit_window_s)
         self._window_s = queue.rate_limit_window_s
         self._scale = queue.rate_limit_window_s / queue.rate_limit_minute_s
+        self._tenant_limits: dict[str, list[_Limit]] = {}
+        self.use_tenants(tenants)
+
+    def use_tenants(self, tenants: Iterable[TenantConfig | TenantRecord]) -> None:
+        """The tenants' current rpm/tpm (the tenant store changes them while we run)."""
         self._tenant_limits = {
             t.id: self._limits(f"t:{t.id}", t.quotas.rpm, t.quotas.tpm, f"tenant {t.id}")
             for t in tenants

@@ -8,6 +8,7 @@ import signal
 import structlog
 
 from anygate.broker import Broker, Subscriptions, create_redis, new_worker_id
+from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.workers.adapters import create_adapter
 from anygate.workers.worker import Worker, WorkerSettings
@@ -36,7 +37,9 @@ async def run_worker(
     redis = create_redis(config.redis)
     subscriptions = Subscriptions(redis)
     adapter = create_adapter(config, pool, slots)
-    worker = Worker(config, settings, Broker(redis, config), subscriptions, adapter)
+    broker = Broker(redis, config)
+    await TenantStore(redis, broker.keys).seed(config, keys=False)
+    worker = Worker(config, settings, broker, subscriptions, adapter)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

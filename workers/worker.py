@@ -29,6 +29,7 @@ from anygate.broker.errors import (
     UpstreamTransientError,
 )
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
+from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
@@ -43,6 +44,7 @@ from anygate.workers.failure_policy import (
 )
 from anygate.workers.pricing import cost_usd
 from anygate.workers.rate_gate import RateGate
+from anygate.workers.tenant_view import TenantView
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +86,7 @@ class Worker:
         self._abandoned: set[str] = set()
         self._usage = DeploymentUsage()
         self._gate = RateGate(broker, config.queue, config.tenants)
+        self._tenants = TenantView(TenantStore(broker.redis, broker.keys), broker, self._gate)
         self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
         self._pool_steps = [
             Step(alias, dep)
@@ -107,6 +110,7 @@ class Worker:
         await self._subs.listen(k.wake_channel(self._s.pool), lambda _m: self._wake.set())
         await self._subs.listen(k.worker_channel(self._s.worker_id), self._obey)
         await self._subs.listen(k.health_channel, self._guard.view.apply)
+        await self._subs.listen(k.auth_channel, self._tenants.changed)
         helpers = [
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
             asyncio.create_task(self._reclaim_forever(), name="reclaim"),
@@ -135,6 +139,8 @@ class Worker:
             self._wake.clear()
             free = min(free, self._s.claim_batch)
             try:
+                if self._tenants.stale:
+                    await self._tenants.refresh()
                 jobs = await self._broker.claim(self._s.pool, self._s.worker_id, free)
             except (RedisError, OSError) as exc:
                 log.warning("claim failed; retrying", error=str(exc), backoff_s=backoff)
@@ -187,6 +193,7 @@ class Worker:
         for job_id in lost:
             self._abandon(job_id, reason="lease lost")
         await self._guard.refresh(self._pool_steps)
+        self._tenants.changed()  # the next claim reloads them: a missed announcement heals
 
     async def _heartbeat_forever(self) -> None:
         while True:

@@ -1,0 +1,35 @@
+"""The tenants' quotas as a worker enforces them, kept current from the tenant store.
+
+Claims enforce ``max_in_flight`` and the rate gate each tenant's rpm/tpm, on every job: they
+read this local copy, never Redis. An ``auth`` announcement (any tenant changed) marks it
+stale and the next claim reloads it first; the heartbeat reloads it too, in case an
+announcement was missed during a reconnect.
+"""
+
+from __future__ import annotations
+
+from anygate.broker import Broker
+from anygate.broker.quotas import in_flight_caps
+from anygate.broker.tenant_store import TenantStore
+from anygate.workers.rate_gate import RateGate
+
+
+class TenantView:
+    def __init__(self, store: TenantStore, broker: Broker, gate: RateGate) -> None:
+        self._store = store
+        self._broker = broker
+        self._gate = gate
+        self.stale = True
+
+    def changed(self, _message: str = "") -> None:
+        self.stale = True
+
+    async def refresh(self) -> None:
+        self.stale = False
+        try:
+            tenants = await self._store.all_tenants()
+        except BaseException:
+            self.stale = True
+            raise
+        self._broker.in_flight_caps = in_flight_caps(tenants)
+        self._gate.use_tenants(tenants)
