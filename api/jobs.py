@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.provider_keys import client_provider_key
 from anygate.api.responses import JSONResponse
 from anygate.api.schemas import BODY_MODELS, SubmitJob
 from anygate.broker import (
@@ -41,11 +42,14 @@ def _not_found(job_id: str) -> NotFoundError:
 async def submit_job(request: Request) -> Response:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "jobs")
-    data = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
+    data = parse_json_object(
+        await read_body(request, gw.config.server.max_body_bytes), gw.config.server.max_json_depth
+    )
     spec = validate(SubmitJob, data)
     validate(BODY_MODELS[spec.endpoint], spec.body, prefix="body")
     model = spec.body["model"]
     steps = await gw.planner.plan(spec.endpoint, spec.body)
+    client_key, steps = client_provider_key(request, tenant, steps, gw.config)
     deadline_ms = 0
     if spec.deadline is not None:
         if spec.deadline <= time.time():
@@ -71,6 +75,7 @@ async def submit_job(request: Request) -> Response:
         webhook_url=spec.webhook_url or "",
         tenant_weight=tenant.weight,
         quotas=tenant.quotas,
+        client_key=client_key,
         idempotency_key=idem,
         plan=encode_plan(steps, alias=model),
     )

@@ -20,6 +20,7 @@ from anygate.api import response_cache
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.cache_policy import replay, replay_events
 from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.provider_keys import client_provider_key
 from anygate.api.responses import JSONResponse, RelayResponse
 from anygate.api.schemas import ChatCompletionBody, EmbeddingsBody
 from anygate.api.sync_call import Render, SyncCall, outcome, relay
@@ -43,6 +44,7 @@ async def sync_job(
     gw = gateway_of(request)
     tenant = request.state.tenant
     steps = await gw.planner.plan(endpoint, body)
+    client_key, steps = client_provider_key(request, tenant, steps, gw.config)
     job = NewJob(
         tenant=tenant.id,
         pool=steps[0].provider,
@@ -53,6 +55,7 @@ async def sync_job(
         stream=stream,
         tenant_weight=tenant.weight,
         quotas=tenant.quotas,
+        client_key=client_key,
         plan=encode_plan(steps, alias=str(body["model"])),
     )
     return SyncCall(gw, request, job)
@@ -149,7 +152,9 @@ async def answer_stream(
 async def chat_completions(request: Request) -> Response:
     gw = gateway_of(request)
     request.state.tenant = await gw.auth.tenant(request, "inference")
-    body = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
+    body = parse_json_object(
+        await read_body(request, gw.config.server.max_body_bytes), gw.config.server.max_json_depth
+    )
     validate(ChatCompletionBody, body)
     stream = body.get("stream") is True
     options = body.get("stream_options")
@@ -216,7 +221,9 @@ def _stream_error(job_id: str, event: JobEvent) -> bytes:
 async def embeddings(request: Request) -> Response:
     gw = gateway_of(request)
     request.state.tenant = await gw.auth.tenant(request, "inference")
-    body = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
+    body = parse_json_object(
+        await read_body(request, gw.config.server.max_body_bytes), gw.config.server.max_json_depth
+    )
     validate(EmbeddingsBody, body)
     result, headers = await answer(request, EMBEDDINGS, body)
     return JSONResponse(result, headers=headers)

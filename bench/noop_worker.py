@@ -21,7 +21,9 @@ RESULT = CallOutcome({"object": "noop"}, None)
 
 
 class NoopAdapter:
-    async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
+    async def call(
+        self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink, api_key: str | None = None
+    ) -> CallOutcome:
         return RESULT
 
     async def aclose(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from anygate.broker.client_keys import ClientKeyBox
 from anygate.broker.connection import awaited
 from anygate.broker.ids import digest
 from anygate.broker.keys import CLASS_ORDER, KeySpace
@@ -70,6 +71,7 @@ class Broker:
         self._idem_ttl_s = config.retention.idempotency_ttl_s
         self._class_weights = [config.queue.weights.of(p) for p in CLASS_ORDER]
         self._quotas = {t.id: t.quotas for t in config.tenants}
+        self._client_keys = ClientKeyBox.from_config(config.security)
         self.in_flight_caps = in_flight_caps(config.tenants)
         """What ``claim`` enforces; a worker keeps it current from the tenant store."""
 
@@ -103,6 +105,8 @@ class Broker:
             fields += ["deadline_ms", job.deadline_ms]
         if job.webhook_url:
             fields += ["webhook_url", job.webhook_url]
+        if job.client_key is not None:
+            fields += ["pk", self._client_keys.seal(job.client_key, job_id)]
         reply = await self._scripts.enqueue(
             [
                 k.job(job_id),
@@ -219,11 +223,11 @@ class Broker:
             ],
         )  # fmt: skip
         jobs = []
-        for i in range(0, len(flat), 13):
+        for i in range(0, len(flat), 14):
             jid, attempt, tenant, endpoint, model, body, prio, stream, _entry, plan, step, at = (
                 flat[i : i + 12]
             )
-            cooled = flat[i + 12]
+            cooled, sealed_key = flat[i + 12], flat[i + 13]
             jobs.append(
                 ClaimedJob(
                     id=jid,
@@ -238,9 +242,14 @@ class Broker:
                     step=int(step or 0),
                     step_started_attempt=int(at or 1),
                     cooled=int(cooled or 0),
+                    client_key=sealed_key,
                 )
             )
         return jobs
+
+    def client_key(self, job: ClaimedJob) -> str | None:
+        """The client's provider key for this job's calls (BYOK), or None: the gateway's."""
+        return self._client_keys.open(job.client_key, job.id) if job.client_key else None
 
     async def append(self, job: ClaimedJob, etype: str, *data: bytes | str) -> bool:
         """Append events, in order, in one call; False means this attempt no longer owns the

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 
 from anygate.config import Priority, TenantQuotas
 
@@ -57,8 +58,9 @@ class NewJob:
     """The API instance a synchronous caller waits on (its reply channel)."""
     quotas: TenantQuotas | None = None
     """The tenant's quotas as the API read them; None: the config file's (direct broker use)."""
-    client_key: bytes = b""
-    """The client's provider key (BYOK), already encrypted; empty for the gateway's keys."""
+    client_key: SecretStr | None = field(default=None, repr=False)
+    """The client's provider key (BYOK), sealed by the broker with the job id as associated
+    data; None: the gateway's own keys pay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,8 @@ class ClaimedJob:
     step_started_attempt: int = 1
     cooled: int = 0
     """How often an upstream 429 sent the job back to wait (without spending an attempt)."""
+    client_key: str = field(default="", repr=False)
+    """The client's provider key, still sealed (``Broker.client_key`` opens it); '' if none."""
 
     @property
     def attempts_on_step(self) -> int:

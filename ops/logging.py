@@ -7,11 +7,15 @@ import sys
 
 import structlog
 
+from anygate.ops.redaction import RedactingFilter, redact_event
+
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     as_json = (not sys.stderr.isatty()) if json is None else json
     numeric = logging.getLevelName(level.upper())
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     # httpx logs every request at INFO: a formatted line and a write per upstream call, on the
     # hot path, repeating what our own events already record.
     for noisy in ("httpx", "httpcore"):
@@ -25,6 +29,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.format_exc_info,
+            redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

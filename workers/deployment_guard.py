@@ -32,6 +32,10 @@ class Pass:
     probe: bool = False
 
 
+CALL = Pass(Gate.CALL)
+"""Call at once: nothing to ask."""
+
+
 class DeploymentGuard:
     def __init__(self, broker: Broker, view: HealthView, breaker: BreakerConfig) -> None:
         self._broker = broker

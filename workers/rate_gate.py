@@ -87,6 +87,8 @@ class RateGate:
     def _limits_of(self, job: ClaimedJob, step: Step) -> list[_Limit]:
         dep = step.deployment
         limits = list(self._tenant_limits.get(job.tenant, ()))
+        if job.client_key:
+            return limits  # the client's own account (BYOK): the deployment's limits are ours
         if dep.rpm is not None or dep.tpm is not None:
             owner = f"{dep.provider}/{dep.model}"
             limits += self._limits(deployment_key(dep), dep.rpm, dep.tpm, owner)

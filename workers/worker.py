@@ -22,6 +22,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from anygate.broker import Broker, ClaimedJob, Subscriptions
+from anygate.broker.client_keys import ClientKeyError
 from anygate.broker.deployment_health import Gate, HealthView
 from anygate.broker.errors import (
     UpstreamError,
@@ -33,7 +34,7 @@ from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
-from anygate.workers.deployment_guard import DeploymentGuard, Pass
+from anygate.workers.deployment_guard import CALL, DeploymentGuard, Pass
 from anygate.workers.deployment_usage import DeploymentUsage
 from anygate.workers.failure_policy import (
     DEFAULT_RATE_LIMIT_DELAY_S,
@@ -241,6 +242,12 @@ class Worker:
             )
             return
 
+        try:
+            client_key = self._broker.client_key(job)
+        except ClientKeyError as exc:
+            error = {"message": str(exc), "type": "server_error", "code": "client_key_unreadable"}
+            await self._broker.finish(job, pool, succeeded=False, error=error)
+            return
         granted = await self._clearance(job, steps, step)
         if granted is None:
             return
@@ -248,7 +255,9 @@ class Worker:
         usage = self._usage.track(step)
         try:
             try:
-                outcome = await self._adapter.call(job, step.deployment.model, relay)
+                outcome = await self._adapter.call(
+                    job, step.deployment.model, relay, api_key=client_key
+                )
                 await relay.flush()
             except (asyncio.CancelledError, JobLostError, UpstreamError):
                 raise
@@ -290,7 +299,8 @@ class Worker:
             cost_usd=cost_usd(outcome.usage, step.deployment),
         )
         await self._gate.settle(job, step, outcome.usage)
-        await self._guard.succeeded(job, step, granted)
+        if not job.client_key:
+            await self._guard.succeeded(job, step, granted)
 
     async def _clearance(
         self, job: ClaimedJob, steps: list[Step | None], step: Step
@@ -299,7 +309,9 @@ class Worker:
         queue (a cool-down, a full rate window: no attempt spent), on to the next step (an
         open breaker) or failed (too large for any window)."""
         pool = self._s.pool
-        granted = await self._guard.before_call(job, step)
+        # A client's own key (BYOK) is another account: the gateway's cool-downs and breaker
+        # for this deployment say nothing about it, and its failures must not trip them.
+        granted = await self._guard.before_call(job, step) if not job.client_key else CALL
         if granted.gate is Gate.COOLING:
             await self._broker.requeue(
                 job, pool, delay_s=granted.wait_s, reason="deployment_cooling_down",
@@ -356,7 +368,9 @@ class Worker:
     ) -> None:
         pool = self._s.pool
         decision = decide(exc, job, len(steps), self._config.queue)
-        if isinstance(exc, UpstreamRateLimitedError) and exc.code != OUT_OF_CREDIT:
+        if job.client_key:
+            pass  # the client's account (BYOK): the deployment's health is not in question
+        elif isinstance(exc, UpstreamRateLimitedError) and exc.code != OUT_OF_CREDIT:
             with contextlib.suppress(RedisError, OSError):  # every worker pauses it
                 pause = exc.retry_after if exc.retry_after is not None else decision.delay_s
                 await self._guard.rate_limited(step, pause or DEFAULT_RATE_LIMIT_DELAY_S)

@@ -61,6 +61,7 @@ local function retain(prefix, job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'ev:' .. job_id, ttl_s)
   redis.call('DEL', prefix .. 'body:' .. job_id)  -- a finished job needs its request no more
+  redis.call('HDEL', prefix .. 'job:' .. job_id, 'pk')  -- nor the client's provider key
 end
 
 -- Append one entry to the job's attempt history (a JSON array kept as a string): failures only,

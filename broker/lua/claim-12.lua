@@ -7,9 +7,10 @@
 --       10 tenants' in-flight caps, 'tenant=cap,...' or '': a tenant at its cap is passed over
 --          (its lane keeps its jobs; the tenants behind it are served), a redelivered job of
 --          such a tenant waits a moment in the delayed set
--- Returns a flat list, 13 fields per job:
+-- Returns a flat list, 14 fields per job:
 --   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry, plan, step,
---   attempt at which the current step began, times an upstream 429 sent it back
+--   attempt at which the current step began, times an upstream 429 sent it back, the client's
+--   provider key (BYOK; encrypted) or ''
 local prefix, pool, worker = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, max_jobs = tonumber(ARGV[4]), tonumber(ARGV[5])
 local weights = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
@@ -44,7 +45,7 @@ end
 local function start(job_id, lane, entry, body)
   local jk = prefix .. 'job:' .. job_id
   local f = redis.call('HMGET', jk, 'status', 'deadline_ms', 'tenant', 'endpoint', 'model',
-    'priority', 'stream', 'entry', 'plan', 'step', 'step_at', 'cooled')
+    'priority', 'stream', 'entry', 'plan', 'step', 'step_at', 'cooled', 'pk')
   if f[1] ~= 'queued' then
     drop_entry(lane, entry)
     return false
@@ -86,7 +87,7 @@ local function start(job_id, lane, entry, body)
   out[#out + 1] = f[4] or ''
   out[#out + 1] = f[5] or ''
   out[#out + 1] = body or redis.call('GET', prefix .. 'body:' .. job_id) or ''
-  for i = 6, 12 do out[#out + 1] = f[i] or '' end
+  for i = 6, 13 do out[#out + 1] = f[i] or '' end
   return true
 end
 
@@ -141,7 +142,7 @@ local blocked = {}
 local cur = redis.call('HMGET', KEYS[7], 'interactive', 'standard', 'batch')
 for c = 1, 3 do cur[c] = tonumber(cur[c] or '0') or 0 end
 local was = {cur[1], cur[2], cur[3]}
-while #out < 13 * max_jobs and budget > 0 do
+while #out < 14 * max_jobs and budget > 0 do
   budget = budget - 1
   local id = redeliveries and redis.call('LPOP', KEYS[8])
   if id then
@@ -189,5 +190,5 @@ if started > 0 then
   redis.call('ZADD', KEYS[10], unpack(leases))
 end
 -- Short of what was asked: the queue ran dry for this worker, which now sleeps until woken.
-if #out < 13 * max_jobs then redis.call('SET', prefix .. 'idle:' .. pool, '1') end
+if #out < 14 * max_jobs then redis.call('SET', prefix .. 'idle:' .. pool, '1') end
 return out

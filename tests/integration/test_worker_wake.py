@@ -21,7 +21,9 @@ from tests.integration.helpers import claim_one, enqueue
 
 
 class InstantAdapter:
-    async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
+    async def call(
+        self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink, api_key: str | None = None
+    ) -> CallOutcome:
         return CallOutcome({"ok": True}, None)
 
     async def aclose(self) -> None:

@@ -31,8 +31,15 @@ class CallOutcome:
 
 
 class ProviderAdapter(Protocol):
-    async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
-        """Run the job's request upstream; stream chunks to ``on_chunk`` when the job streams."""
+    async def call(
+        self,
+        job: ClaimedJob,
+        upstream_model: str,
+        on_chunk: ChunkSink,
+        api_key: str | None = None,
+    ) -> CallOutcome:
+        """Run the job's request upstream; stream chunks to ``on_chunk`` when the job streams.
+        ``api_key``: the client's own provider key (BYOK) instead of the gateway's."""
         ...
 
     async def aclose(self) -> None: ...

@@ -9,7 +9,7 @@ in access logs and in client error messages) and never in an error.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
@@ -112,24 +112,35 @@ class GeminiAdapter:
     def _url(self, upstream_model: str, method: str) -> str:
         return f"{self._root}/{model_path(upstream_model)}:{method}"
 
-    async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
+    async def call(
+        self,
+        job: ClaimedJob,
+        upstream_model: str,
+        on_chunk: ChunkSink,
+        api_key: str | None = None,
+    ) -> CallOutcome:
         body: dict[str, Any] = orjson.loads(job.body)
+        headers = self._headers if api_key is None else {**self._headers, "x-goog-api-key": api_key}
         if job.endpoint == EMBEDDINGS:
-            return await self._embed(body, upstream_model)
+            return await self._embed(body, upstream_model, headers)
         if job.endpoint != CHAT:
             raise UpstreamRejectedError(f"{job.endpoint} is not served by Gemini")
         with _translating():
             request = chat_request_to_gemini(body)
         response_id = "chatcmpl-" + job.id.removeprefix("job_")
         if job.stream:
-            return await self._stream_chat(request, upstream_model, response_id, on_chunk)
-        return await self._chat(request, upstream_model, response_id)
+            return await self._stream_chat(request, upstream_model, response_id, on_chunk, headers)
+        return await self._chat(request, upstream_model, response_id, headers)
 
     async def _chat(
-        self, request: dict[str, Any], upstream_model: str, response_id: str
+        self,
+        request: dict[str, Any],
+        upstream_model: str,
+        response_id: str,
+        headers: Mapping[str, str],
     ) -> CallOutcome:
         url = self._url(upstream_model, "generateContent")
-        answer = await self._client.post_json(url, request, self._headers)
+        answer = await self._client.post_json(url, request, headers)
         result = gemini_response_to_chat(
             answer, model=upstream_model, response_id=response_id, created=int(time.time())
         )
@@ -145,13 +156,14 @@ class GeminiAdapter:
         upstream_model: str,
         response_id: str,
         on_chunk: ChunkSink,
+        headers: Mapping[str, str],
     ) -> CallOutcome:
         url = self._url(upstream_model, "streamGenerateContent") + "?alt=sse"
         translator = GeminiStreamToChat(
             model=upstream_model, response_id=response_id, created=int(time.time())
         )
         chunks: list[dict[str, Any]] = []
-        async with self._client.sse_events(url, request, self._headers) as batches:
+        async with self._client.sse_events(url, request, headers) as batches:
             async for batch in batches:
                 for event in batch:
                     if not event.data:
@@ -175,12 +187,12 @@ class GeminiAdapter:
         _with_tool_call_extras(result, chunks)
         return CallOutcome(result, result.get("usage"))
 
-    async def _embed(self, body: dict[str, Any], upstream_model: str) -> CallOutcome:
+    async def _embed(
+        self, body: dict[str, Any], upstream_model: str, headers: Mapping[str, str]
+    ) -> CallOutcome:
         with _translating():
             method, request = embeddings_request_to_gemini(body, upstream_model)
-        answer = await self._client.post_json(
-            self._url(upstream_model, method), request, self._headers
-        )
+        answer = await self._client.post_json(self._url(upstream_model, method), request, headers)
         expected = len(request.get("requests") or [request])
         if len(answer.get("embeddings") or [answer.get("embedding")]) != expected:
             raise UpstreamTransientError(

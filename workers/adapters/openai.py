@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -26,20 +27,31 @@ class OpenAIAdapter:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def call(self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink) -> CallOutcome:
+    async def call(
+        self,
+        job: ClaimedJob,
+        upstream_model: str,
+        on_chunk: ChunkSink,
+        api_key: str | None = None,
+    ) -> CallOutcome:
         body: dict[str, Any] = orjson.loads(job.body)
         body["model"] = upstream_model
         url = self._base_url + job.endpoint.removeprefix("/v1")
+        headers = self._headers
+        if api_key is not None:
+            headers = {**headers, "authorization": f"Bearer {api_key}"}
         if job.endpoint == "/v1/chat/completions" and job.stream:
-            return await self._stream_chat(url, body, on_chunk)
-        return await self._post(url, body)
+            return await self._stream_chat(url, body, on_chunk, headers)
+        return await self._post(url, body, headers)
 
-    async def _post(self, url: str, body: dict[str, Any]) -> CallOutcome:
-        result = await self._client.post_json(url, body, self._headers)
+    async def _post(
+        self, url: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> CallOutcome:
+        result = await self._client.post_json(url, body, headers)
         return CallOutcome(result, result.get("usage"))
 
     async def _stream_chat(
-        self, url: str, body: dict[str, Any], on_chunk: ChunkSink
+        self, url: str, body: dict[str, Any], on_chunk: ChunkSink, headers: Mapping[str, str]
     ) -> CallOutcome:
         body["stream"] = True
         options = dict(body.get("stream_options") or {})
@@ -47,7 +59,7 @@ class OpenAIAdapter:
         body["stream_options"] = options
         chunks: list[dict[str, Any]] = []
         finished = False
-        async with self._client.sse_events(url, body, self._headers) as batches:
+        async with self._client.sse_events(url, body, headers) as batches:
             async for batch in batches:
                 for event in batch:
                     if event.data == "[DONE]":
