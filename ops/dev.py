@@ -9,7 +9,6 @@ generated config, the dev keys), so a restart keeps queued jobs, results and key
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import httpx
 import yaml
 
 from anygate.api.auth import hash_key
+from anygate.broker.client_keys import new_encryption_key
+from anygate.broker.tenants import mint_key
 from anygate.ops.embedded_redis import EmbeddedRedis, free_port
 
 MOCK_KEY_ENV = "ANYGATE_MOCK_KEY"
@@ -41,8 +42,8 @@ def load_or_create_keys(env_file: Path) -> DevKeys:
             name, sep, value = line.removeprefix("export ").partition("=")
             if sep:
                 values[name.strip()] = value.strip().strip("'\"")
-    tenant = values.get("ANYGATE_KEY") or f"sk-ag-dev-{secrets.token_urlsafe(24)}"
-    admin = values.get("ANYGATE_ADMIN_KEY") or f"sk-ag-admin-{secrets.token_urlsafe(24)}"
+    tenant = values.get("ANYGATE_KEY") or mint_key()
+    admin = values.get("ANYGATE_ADMIN_KEY") or mint_key()
     return DevKeys(tenant, admin)
 
 
@@ -56,7 +57,18 @@ def write_env_file(env_file: Path, url: str, keys: DevKeys) -> None:
     env_file.chmod(0o600)
 
 
-def dev_config(keys: DevKeys, *, mock_openai: bool, mock_gemini: bool) -> dict[str, object]:
+def load_or_create_encryption_key(path: Path) -> Path:
+    """The server key that seals client provider keys (BYOK), made once and kept (0600): a
+    tenant switched to ``hybrid`` through the admin API then works without a restart."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(new_encryption_key() + "\n", encoding="utf-8")
+    return path
+
+
+def dev_config(
+    keys: DevKeys, *, mock_openai: bool, mock_gemini: bool, encryption_key: Path | None = None
+) -> dict[str, object]:
     """The generated config: an OpenAI and a Gemini pool, each real when its key is set (
     ``OPENAI_API_KEY``, ``GEMINI_API_KEY``), else served by the built-in mock."""
     mock_key = f"env:{MOCK_KEY_ENV}"
@@ -97,6 +109,7 @@ def dev_config(keys: DevKeys, *, mock_openai: bool, mock_gemini: bool) -> dict[s
         },
         "tenants": [{"id": "dev", "api_key_sha256": [hash_key(keys.tenant_key)]}],
         "admin_api_key_sha256": [hash_key(keys.admin_key)],
+        "security": {"encryption_key": f"file:{encryption_key}"} if encryption_key else {},
     }  # fmt: skip
 
 
@@ -152,7 +165,10 @@ def run_dev(*, host: str, port: int, data_dir: str) -> int:
     mock_gemini = not os.environ.get("GEMINI_API_KEY")
     config_path = Path(os.environ.get("ANYGATE_CONFIG") or root / "config.yaml")
     if "ANYGATE_CONFIG" not in os.environ:
-        tree = dev_config(keys, mock_openai=mock_openai, mock_gemini=mock_gemini)
+        tree = dev_config(
+            keys, mock_openai=mock_openai, mock_gemini=mock_gemini,
+            encryption_key=load_or_create_encryption_key(root / "encryption.key"),
+        )  # fmt: skip
         config_path.write_text(yaml.safe_dump(tree), "utf-8")
 
     stopping = False
