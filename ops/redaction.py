@@ -23,7 +23,7 @@ SECRET_NAMES = frozenset(
 )  # fmt: skip
 _PATTERNS = re.compile(
     r"ag-[A-Za-z0-9_-]{20,}"  # our own keys
-    r"|sk-[A-Za-z0-9_-]{16,}"  # OpenAI-style keys
+    r"|sk-[A-Za-z0-9_*-]{12,}"  # OpenAI-style keys, and the masked ones providers echo
     r"|AIza[0-9A-Za-z_-]{30,}"  # Google API keys
     r"|(?i:bearer)\s+[^\s\"',]+"  # any bearer token
     r"|(?<=[?&]key=)[^&\s\"']+"  # Google's query-string key

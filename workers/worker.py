@@ -16,17 +16,15 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
 
 from anygate.broker import Broker, ClaimedJob, Subscriptions
 from anygate.broker.client_keys import ClientKeyError
-from anygate.broker.deployment_health import Gate, HealthView
+from anygate.broker.deployment_health import HealthView
 from anygate.broker.errors import (
     UpstreamError,
-    UpstreamRateLimitedError,
     UpstreamTransientError,
 )
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
@@ -34,15 +32,9 @@ from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
-from anygate.workers.deployment_guard import CALL, DeploymentGuard, Pass
+from anygate.workers.deployment_guard import DeploymentGuard
 from anygate.workers.deployment_usage import DeploymentUsage
-from anygate.workers.failure_policy import (
-    DEFAULT_RATE_LIMIT_DELAY_S,
-    OUT_OF_CREDIT,
-    Action,
-    Decision,
-    decide,
-)
+from anygate.workers.disposition import JobDisposition
 from anygate.workers.pricing import cost_usd
 from anygate.workers.rate_gate import RateGate
 from anygate.workers.tenant_view import TenantView
@@ -89,6 +81,9 @@ class Worker:
         self._gate = RateGate(broker, config.queue, config.tenants)
         self._tenants = TenantView(TenantStore(broker.redis, broker.keys), broker, self._gate)
         self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
+        self._disposition = JobDisposition(
+            broker, settings.pool, config.queue, self._guard, self._gate
+        )
         self._pool_steps = [
             Step(alias, dep)
             for alias, route in config.models.items()
@@ -248,7 +243,7 @@ class Worker:
             error = {"message": str(exc), "type": "server_error", "code": "client_key_unreadable"}
             await self._broker.finish(job, pool, succeeded=False, error=error)
             return
-        granted = await self._clearance(job, steps, step)
+        granted = await self._disposition.clearance(job, steps, step)
         if granted is None:
             return
         relay = ChunkRelay(self._broker, job)
@@ -286,7 +281,7 @@ class Worker:
             await relay.settle()  # the chunks that came before the failure, then its event
             if relay.lost:
                 return
-            await self._after_failure(job, steps, step, exc, granted)
+            await self._disposition.after_failure(job, steps, step, exc, granted)
             return
         usage.done(ok=True)
         self._free_slot(job.id)
@@ -301,134 +296,6 @@ class Worker:
         await self._gate.settle(job, step, outcome.usage)
         if not job.client_key:
             await self._guard.succeeded(job, step, granted)
-
-    async def _clearance(
-        self, job: ClaimedJob, steps: list[Step | None], step: Step
-    ) -> Pass | None:
-        """May the call be made now? None when the job was dealt with instead: back to the
-        queue (a cool-down, a full rate window: no attempt spent), on to the next step (an
-        open breaker) or failed (too large for any window)."""
-        pool = self._s.pool
-        # A client's own key (BYOK) is another account: the gateway's cool-downs and breaker
-        # for this deployment say nothing about it, and its failures must not trip them.
-        granted = await self._guard.before_call(job, step) if not job.client_key else CALL
-        if granted.gate is Gate.COOLING:
-            await self._broker.requeue(
-                job, pool, delay_s=granted.wait_s, reason="deployment_cooling_down",
-                refund_attempt=True,
-            )  # fmt: skip
-            return None
-        if granted.gate is Gate.OPEN:
-            await self._pass_open_breaker(job, steps, step)
-            return None
-        verdict = await self._gate.admit(job, step)
-        if verdict.admitted:
-            return granted
-        if verdict.never is not None:
-            error = {"message": verdict.never, "type": "invalid_request_error",
-                     "code": "request_too_large"}  # fmt: skip
-            await self._broker.finish(job, pool, succeeded=False, error=error)
-        else:
-            await self._broker.requeue(
-                job, pool, delay_s=verdict.retry_after_s, reason="deployment_rate_limit",
-                refund_attempt=True,
-            )  # fmt: skip
-        return None
-
-    async def _pass_open_breaker(
-        self, job: ClaimedJob, steps: list[Step | None], step: Step
-    ) -> None:
-        """The deployment's breaker is open: the route's next step, or a fast failure."""
-        pool = self._s.pool
-        history = {
-            "attempt": job.attempt, "step": job.step, "provider": step.provider,
-            "model": step.deployment.model, "outcome": "circuit_open",
-        }  # fmt: skip
-        if job.step + 1 < len(steps):
-            await self._move_to_step(
-                job, steps, job.step + 1, reason="circuit_open", refund_attempt=True,
-                history=history,
-            )  # fmt: skip
-            return
-        error = {
-            "message": f"{step.provider}/{step.deployment.model} is failing and its circuit "
-            "breaker is open; the route has no other deployment to try",
-            "type": "upstream_error",
-            "code": "circuit_open",
-        }
-        await self._broker.finish(job, pool, succeeded=False, error=error, history_entry=history)
-
-    async def _after_failure(
-        self,
-        job: ClaimedJob,
-        steps: list[Step | None],
-        step: Step,
-        exc: UpstreamError,
-        granted: Pass,
-    ) -> None:
-        pool = self._s.pool
-        decision = decide(exc, job, len(steps), self._config.queue)
-        if job.client_key:
-            pass  # the client's account (BYOK): the deployment's health is not in question
-        elif isinstance(exc, UpstreamRateLimitedError) and exc.code != OUT_OF_CREDIT:
-            with contextlib.suppress(RedisError, OSError):  # every worker pauses it
-                pause = exc.retry_after if exc.retry_after is not None else decision.delay_s
-                await self._guard.rate_limited(step, pause or DEFAULT_RATE_LIMIT_DELAY_S)
-        elif isinstance(exc, UpstreamTransientError) or exc.code == OUT_OF_CREDIT:
-            breaker_open = await self._guard.failed(job, step, granted)
-            if breaker_open and decision.action is Action.RETRY and job.step + 1 < len(steps):
-                decision = Decision(Action.FALL_BACK, next_step=job.step + 1)
-        history = {
-            "attempt": job.attempt,
-            "step": job.step,
-            "provider": step.provider,
-            "model": step.deployment.model,
-            "outcome": decision.action.value,
-            "error": {"code": exc.code, "message": exc.message, "status": exc.upstream_status},
-        }
-        if decision.action is Action.COOL_DOWN:
-            await self._broker.requeue(
-                job, pool, delay_s=decision.delay_s, reason="upstream_rate_limited",
-                refund_attempt=True,
-            )  # fmt: skip
-        elif decision.action is Action.RETRY:
-            await self._broker.requeue(
-                job, pool, delay_s=decision.delay_s, reason=exc.code or "upstream_error",
-                refund_attempt=False, history_entry=history,
-            )  # fmt: skip
-        elif decision.action is Action.FALL_BACK and decision.next_step is not None:
-            await self._move_to_step(
-                job, steps, decision.next_step, reason="fallback", refund_attempt=False,
-                history=history,
-            )  # fmt: skip
-        else:
-            error = {
-                "message": exc.message,
-                "type": exc.type,
-                "code": exc.code,
-                "upstream_status": exc.upstream_status,
-            }
-            await self._broker.finish(
-                job, pool, succeeded=False, error=error, history_entry=history
-            )
-
-    async def _move_to_step(
-        self,
-        job: ClaimedJob,
-        steps: list[Step | None],
-        to_step: int,
-        *,
-        reason: str,
-        refund_attempt: bool,
-        history: dict[str, Any],
-    ) -> None:
-        """Requeue the job for a later step of its route, in that step's provider's pool."""
-        target = steps[to_step]
-        await self._broker.requeue(
-            job, self._s.pool, delay_s=0, reason=reason, refund_attempt=refund_attempt,
-            to_pool=target.provider if target else self._s.pool, to_step=to_step,
-            history_entry=history, next_model=target.deployment.model if target else None,
-        )  # fmt: skip
 
     async def _drain(self) -> None:
         if self._running:

@@ -163,3 +163,19 @@ def test_log_redaction_masks_keys_wherever_they_hide() -> None:
     assert event["headers"] == {"Authorization": MASK}
     assert event["api_key"] == MASK
     assert scrub("job_123 finished in 3 ms") == "job_123 finished in 3 ms"
+
+
+def test_a_providers_refusal_never_tells_the_client_about_the_gateways_key() -> None:
+    from anygate.workers.adapters.http import error_for_status  # noqa: PLC0415
+
+    body = (
+        b'{"error": {"message": "Incorrect API key provided: sk-proj-********************abcd.'
+        b' You can find your API key at https://platform.openai.com/account/api-keys.",'
+        b' "type": "invalid_request_error", "code": "invalid_api_key"}}'
+    )
+    refused = error_for_status(401, body, {})
+    assert "sk-" not in refused.message
+    assert "abcd" not in refused.message
+    assert refused.code == "invalid_api_key"
+    echoed = error_for_status(400, b'{"error": {"message": "bad key sk-abcdefghijklmnop"}}', {})
+    assert "sk-abcdefghijklmnop" not in echoed.message

@@ -28,6 +28,7 @@ from anygate.broker.errors import (
     UpstreamRejectedError,
     UpstreamTransientError,
 )
+from anygate.ops.redaction import scrub
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
 
@@ -113,8 +114,12 @@ def _later(*delays: float | None) -> float | None:
 
 def error_for_status(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
     parsed = parse_provider_error(body)
-    text = parsed.message or f"upstream answered HTTP {status}"
+    text = scrub(parsed.message or f"upstream answered HTTP {status}")
     code = parsed.code
+    if status in {401, 403}:
+        # Providers echo part of the key they refused ("sk-proj-****abcd"): a client must not
+        # learn anything about the gateway's credentials, so the message is ours.
+        text = f"the provider refused the credentials it was called with (HTTP {status})"
     if status == 429:
         retry_after = _later(parse_retry_after(headers.get("retry-after")), parsed.retry_after)
         return UpstreamRateLimitedError(

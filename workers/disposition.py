@@ -1,0 +1,165 @@
+"""What becomes of a job around its upstream call: may it call now, and after a failure, does
+it wait, retry, move to its route's next step or fail?
+
+The worker owns slots, leases and the call itself; this owns the decisions' side effects (the
+decisions themselves are pure, in ``failure_policy.py``), so each can be read on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from anygate.broker import Broker, ClaimedJob
+from anygate.broker.deployment_health import Gate
+from anygate.broker.errors import UpstreamError, UpstreamRateLimitedError, UpstreamTransientError
+from anygate.broker.routing import Step
+from anygate.config import QueueConfig
+from anygate.workers.deployment_guard import CALL, DeploymentGuard, Pass
+from anygate.workers.failure_policy import (
+    DEFAULT_RATE_LIMIT_DELAY_S,
+    OUT_OF_CREDIT,
+    Action,
+    Decision,
+    decide,
+)
+from anygate.workers.rate_gate import RateGate
+
+
+class JobDisposition:
+    def __init__(
+        self, broker: Broker, pool: str, queue: QueueConfig, guard: DeploymentGuard, gate: RateGate
+    ) -> None:
+        self._broker = broker
+        self._pool = pool
+        self._queue = queue
+        self._guard = guard
+        self._gate = gate
+
+    async def clearance(self, job: ClaimedJob, steps: list[Step | None], step: Step) -> Pass | None:
+        """May the call be made now? None when the job was dealt with instead: back to the
+        queue (a cool-down, a full rate window: no attempt spent), on to the next step (an
+        open breaker) or failed (too large for any window)."""
+        pool = self._pool
+        # A client's own key (BYOK) is another account: the gateway's cool-downs and breaker
+        # for this deployment say nothing about it, and its failures must not trip them.
+        granted = await self._guard.before_call(job, step) if not job.client_key else CALL
+        if granted.gate is Gate.COOLING:
+            await self._broker.requeue(
+                job, pool, delay_s=granted.wait_s, reason="deployment_cooling_down",
+                refund_attempt=True,
+            )  # fmt: skip
+            return None
+        if granted.gate is Gate.OPEN:
+            await self._pass_open_breaker(job, steps, step)
+            return None
+        verdict = await self._gate.admit(job, step)
+        if verdict.admitted:
+            return granted
+        if verdict.never is not None:
+            error = {"message": verdict.never, "type": "invalid_request_error",
+                     "code": "request_too_large"}  # fmt: skip
+            await self._broker.finish(job, pool, succeeded=False, error=error)
+        else:
+            await self._broker.requeue(
+                job, pool, delay_s=verdict.retry_after_s, reason="deployment_rate_limit",
+                refund_attempt=True,
+            )  # fmt: skip
+        return None
+
+    async def _pass_open_breaker(
+        self, job: ClaimedJob, steps: list[Step | None], step: Step
+    ) -> None:
+        """The deployment's breaker is open: the route's next step, or a fast failure."""
+        pool = self._pool
+        history = {
+            "attempt": job.attempt, "step": job.step, "provider": step.provider,
+            "model": step.deployment.model, "outcome": "circuit_open",
+        }  # fmt: skip
+        if job.step + 1 < len(steps):
+            await self._move_to_step(
+                job, steps, job.step + 1, reason="circuit_open", refund_attempt=True,
+                history=history,
+            )  # fmt: skip
+            return
+        error = {
+            "message": f"{step.provider}/{step.deployment.model} is failing and its circuit "
+            "breaker is open; the route has no other deployment to try",
+            "type": "upstream_error",
+            "code": "circuit_open",
+        }
+        await self._broker.finish(job, pool, succeeded=False, error=error, history_entry=history)
+
+    async def after_failure(
+        self,
+        job: ClaimedJob,
+        steps: list[Step | None],
+        step: Step,
+        exc: UpstreamError,
+        granted: Pass,
+    ) -> None:
+        pool = self._pool
+        decision = decide(exc, job, len(steps), self._queue)
+        if job.client_key:
+            pass  # the client's account (BYOK): the deployment's health is not in question
+        elif isinstance(exc, UpstreamRateLimitedError) and exc.code != OUT_OF_CREDIT:
+            with contextlib.suppress(RedisError, OSError):  # every worker pauses it
+                pause = exc.retry_after if exc.retry_after is not None else decision.delay_s
+                await self._guard.rate_limited(step, pause or DEFAULT_RATE_LIMIT_DELAY_S)
+        elif isinstance(exc, UpstreamTransientError) or exc.code == OUT_OF_CREDIT:
+            breaker_open = await self._guard.failed(job, step, granted)
+            if breaker_open and decision.action is Action.RETRY and job.step + 1 < len(steps):
+                decision = Decision(Action.FALL_BACK, next_step=job.step + 1)
+        history = {
+            "attempt": job.attempt,
+            "step": job.step,
+            "provider": step.provider,
+            "model": step.deployment.model,
+            "outcome": decision.action.value,
+            "error": {"code": exc.code, "message": exc.message, "status": exc.upstream_status},
+        }
+        if decision.action is Action.COOL_DOWN:
+            await self._broker.requeue(
+                job, pool, delay_s=decision.delay_s, reason="upstream_rate_limited",
+                refund_attempt=True,
+            )  # fmt: skip
+        elif decision.action is Action.RETRY:
+            await self._broker.requeue(
+                job, pool, delay_s=decision.delay_s, reason=exc.code or "upstream_error",
+                refund_attempt=False, history_entry=history,
+            )  # fmt: skip
+        elif decision.action is Action.FALL_BACK and decision.next_step is not None:
+            await self._move_to_step(
+                job, steps, decision.next_step, reason="fallback", refund_attempt=False,
+                history=history,
+            )  # fmt: skip
+        else:
+            error = {
+                "message": exc.message,
+                "type": exc.type,
+                "code": exc.code,
+                "upstream_status": exc.upstream_status,
+            }
+            await self._broker.finish(
+                job, pool, succeeded=False, error=error, history_entry=history
+            )
+
+    async def _move_to_step(
+        self,
+        job: ClaimedJob,
+        steps: list[Step | None],
+        to_step: int,
+        *,
+        reason: str,
+        refund_attempt: bool,
+        history: dict[str, Any],
+    ) -> None:
+        """Requeue the job for a later step of its route, in that step's provider's pool."""
+        target = steps[to_step]
+        await self._broker.requeue(
+            job, self._pool, delay_s=0, reason=reason, refund_attempt=refund_attempt,
+            to_pool=target.provider if target else self._pool, to_step=to_step,
+            history_entry=history, next_model=target.deployment.model if target else None,
+        )  # fmt: skip
