@@ -131,6 +131,11 @@ class TenantStore:
             start = f"({ids[-1]}"
         return found[:limit], len(found) > limit
 
+    async def all_ids(self) -> list[str]:
+        """Every tenant id ever created, deleted ones included."""
+        ids: list[str] = await awaited(self._redis.zrange(self._k.tenant_ids, 0, -1))
+        return ids
+
     async def all_tenants(self) -> list[TenantRecord]:
         ids = await awaited(self._redis.zrange(self._k.tenant_ids, 0, -1))
         return [t for t in await self._tenants(ids) if not t.deleted]

@@ -15,6 +15,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker as ArqWorker
 
 from anygate.broker import KeySpace, create_redis
+from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 
 log = structlog.get_logger(__name__)
@@ -28,8 +29,9 @@ async def prune_job_indexes(ctx: dict[str, Any]) -> int:
     keys = KeySpace(config.redis.namespace)
     redis = ctx["anygate_redis"]
     removed = 0
-    for tenant in config.tenants:
-        index = keys.tenant_jobs(tenant.id)
+    # every tenant that ever was, deleted ones too: their jobs' records expire all the same
+    for tenant_id in await TenantStore(redis, keys).all_ids():
+        index = keys.tenant_jobs(tenant_id)
         oldest = await redis.xrange(index, count=PRUNE_BATCH)
         if not oldest:
             continue
@@ -48,6 +50,7 @@ async def prune_job_indexes(ctx: dict[str, Any]) -> int:
 def control_worker(config: AnygateConfig) -> ArqWorker:
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["anygate_redis"] = create_redis(config.redis)
+        await TenantStore(ctx["anygate_redis"], keys).seed(config, keys=False)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["anygate_redis"].aclose()
