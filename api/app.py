@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from anygate.api import gemini_compat, health, jobs, openai_compat
+from anygate.api import admin, admin_ops, gemini_compat, health, jobs, limits, openai_compat
 from anygate.api.auth import Authenticator
 from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.gateway import Gateway
@@ -51,19 +51,29 @@ def create_app(config: AnygateConfig) -> Starlette:
             await subscriptions.close()
             await redis.aclose()
 
-    middleware = [Middleware(RequestIdMiddleware)]
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(limits.RequestLimitsMiddleware, server=config.server),
+    ]
     if config.server.cors_origins:
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(config.server.cors_origins),
-                allow_methods=["GET", "POST", "DELETE"],
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["*"],
                 expose_headers=["x-request-id", "x-anygate-job-id", "x-anygate-cache", "location"],
             )
         )
     return Starlette(
-        routes=[*health.ROUTES, *jobs.ROUTES, *openai_compat.ROUTES, *gemini_compat.ROUTES],
+        routes=[
+            *health.ROUTES,
+            *jobs.ROUTES,
+            *openai_compat.ROUTES,
+            *gemini_compat.ROUTES,
+            *admin.ROUTES,
+            *admin_ops.ROUTES,
+        ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

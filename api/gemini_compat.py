@@ -144,7 +144,9 @@ async def model_action(request: Request) -> Response:
     alias = _model_name(alias)
     gw = gateway_of(request)
     request.state.tenant = await gw.auth.tenant(request, "inference")
-    body = parse_json_object(await read_body(request, gw.config.server.max_body_bytes))
+    body = parse_json_object(
+        await read_body(request, gw.config.server.max_body_bytes), gw.config.server.max_json_depth
+    )
     if method == "generateContent":
         return await _generate(request, alias, body)
     if method == "streamGenerateContent":

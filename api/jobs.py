@@ -33,6 +33,8 @@ from anygate.broker.scheduling import estimated_start_ms
 
 SSE_KEEPALIVE_S = 15.0
 MAX_IDEMPOTENCY_KEY = 255
+MAX_DEADLINE = 253_402_300_800.0
+"""Year 10000 in Unix seconds: a larger ``deadline`` would overflow when made milliseconds."""
 
 
 def _not_found(job_id: str) -> NotFoundError:
@@ -54,6 +56,11 @@ async def submit_job(request: Request) -> Response:
     if spec.deadline is not None:
         if spec.deadline <= time.time():
             raise InvalidRequestError("deadline: must be in the future", param="deadline")
+        if spec.deadline >= MAX_DEADLINE:  # also catches milliseconds sent for seconds
+            raise InvalidRequestError(
+                "deadline: expected a Unix time in seconds before the year 10000",
+                param="deadline",
+            )
         deadline_ms = int(spec.deadline * 1000)
     idem = request.headers.get("idempotency-key")
     if idem is not None and not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY:
@@ -172,7 +179,7 @@ async def job_events(request: Request) -> Response:
                 param="Last-Event-ID",
             ) from None
     return StreamingResponse(
-        _event_stream(gw, job_id, last),
+        _event_stream(gw, job_id, last, ended=record.status.terminal),
         media_type="text/event-stream",
         headers={
             "cache-control": "no-cache",
@@ -186,8 +193,15 @@ def _sse(event: JobEvent) -> bytes:
     return f"id: {event.id}\nevent: {event.type}\ndata: {event.data}\n\n".encode()
 
 
-async def _event_stream(gw: Gateway, job_id: str, last: str | None) -> AsyncIterator[bytes]:
-    """Replay the log after ``last``, then follow live events; each sent once, in order."""
+async def _event_stream(
+    gw: Gateway, job_id: str, last: str | None, *, ended: bool
+) -> AsyncIterator[bytes]:
+    """Replay the log after ``last``, then follow live events; each sent once, in order.
+
+    A job that had ended before the request has its whole log written (one script sets the
+    status and appends the final event), so after the replay nothing is left to wait for, even
+    when ``last`` already was its final event: an EventSource reconnecting after the end gets
+    an empty stream that ends, not keep-alives forever."""
     channel = gw.broker.keys.job_channel(job_id)
     async with gw.subscriptions.subscribe(channel) as queue:
         cursor = stream_id_key(last) if last else (-1, -1)
@@ -196,6 +210,8 @@ async def _event_stream(gw: Gateway, job_id: str, last: str | None) -> AsyncIter
             cursor = stream_id_key(event.id)
             if event.terminal:
                 return
+        if ended:
+            return
         while True:
             try:
                 message = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_S)

@@ -45,12 +45,16 @@ async def sync_job(
     tenant = request.state.tenant
     steps = await gw.planner.plan(endpoint, body)
     client_key, steps = client_provider_key(request, tenant, steps, gw.config)
+    try:
+        encoded = orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:  # a Gemini integer translated past 64 bits
+        raise InvalidRequestError(f"request body cannot be forwarded: {exc}") from None
     job = NewJob(
         tenant=tenant.id,
         pool=steps[0].provider,
         endpoint=endpoint,
         model=str(body["model"]),
-        body=orjson.dumps(body),
+        body=encoded,
         priority=Priority.INTERACTIVE,
         stream=stream,
         tenant_weight=tenant.weight,
@@ -162,6 +166,8 @@ async def chat_completions(request: Request) -> Response:
         raise InvalidRequestError(
             "stream_options: only allowed when stream is true", param="stream_options"
         )
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequestError("stream_options: must be an object", param="stream_options")
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
     if not stream:
         result, headers = await answer(request, CHAT, body)

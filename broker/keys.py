@@ -135,3 +135,7 @@ class KeySpace:
 
     def idempotency(self, tenant: str, digest: str) -> str:
         return f"{self.prefix}idem:{tenant}:{digest}"
+
+    def paused(self, pool: str) -> str:
+        """Set while an operator holds the pool (admin API): its workers claim nothing."""
+        return f"{self.prefix}paused:{pool}"

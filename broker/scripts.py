@@ -65,7 +65,7 @@ def _load(name: str) -> LuaScript:
 
 SCRIPT_NAMES = (
     "enqueue", "claim", "append", "finish", "requeue", "heartbeat", "reclaim", "cancel",
-    "ratewindow", "health",
+    "ratewindow", "health", "requeuedead",
 )  # fmt: skip
 
 
@@ -85,3 +85,4 @@ class Scripts:
         self.cancel = bound["cancel"]
         self.ratewindow = bound["ratewindow"]
         self.health = bound["health"]
+        self.requeuedead = bound["requeuedead"]

@@ -49,6 +49,20 @@ class ServerConfig(_Strict):
     cancel_on_disconnect: Literal["before_stream", "always", "never"] = "before_stream"
     """A synchronous caller that goes away cancels its job: only before anything was streamed to
     it (default, SPEC §2), always, or never."""
+    max_json_depth: Annotated[int, Field(ge=1, le=128)] = 64
+    """Deepest nesting of objects and arrays a request body may have (the body itself is level
+    1); deeper is a 400 ``json_too_deep`` before any validation. No real request nests more than
+    a dozen levels, while every deep level costs recursion in validation and serialisation; the
+    cap of 128 keeps a body well inside orjson's own 254-level limit when the gateway writes it
+    back out (a deeper one would fail there, as a 500)."""
+    max_header_count: Annotated[int, Field(ge=8, le=10_000)] = 100
+    """More request headers than this is a 431 ``headers_too_large`` (clients send ~10-20)."""
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    """Request headers totalling more (names plus values) is a 431 ``headers_too_large``. The
+    HTTP parser (uvicorn's httptools) sets no limit of its own on header size."""
+    max_url_bytes: Annotated[int, Field(ge=256, le=65_535)] = 8192
+    """A longer URL (path and query, as sent) is a 414 ``url_too_long``. httptools refuses
+    URLs over 65,535 bytes itself, with a bare 400, before the application sees them."""
 
 
 class RedisConfig(_Strict):

@@ -108,3 +108,13 @@ def _register_mock_provider() -> None:
 
 
 _register_mock_provider()
+
+
+def _register_admin_commands() -> None:
+    from anygate.ops.keys_cli import keys, tenants  # noqa: PLC0415
+
+    main.add_command(keys)
+    main.add_command(tenants)
+
+
+_register_admin_commands()

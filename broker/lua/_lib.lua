@@ -57,10 +57,16 @@ local function wake(prefix, pool)
 end
 
 -- Make a terminal job's traces expire; queued and running jobs never expire (no silent loss).
-local function retain(prefix, job_id, ttl_s)
+-- A dead letter (DEAD: failed for good) keeps its request as long as its record, so that the
+-- admin API can requeue it (requeuedead-2.lua); any other finished job needs it no more.
+local function retain(prefix, job_id, ttl_s, dead)
   redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'ev:' .. job_id, ttl_s)
-  redis.call('DEL', prefix .. 'body:' .. job_id)  -- a finished job needs its request no more
+  if dead then
+    redis.call('EXPIRE', prefix .. 'body:' .. job_id, ttl_s)
+  else
+    redis.call('DEL', prefix .. 'body:' .. job_id)
+  end
   redis.call('HDEL', prefix .. 'job:' .. job_id, 'pk')  -- nor the client's provider key
 end
 

@@ -14,6 +14,8 @@
 local prefix, pool, worker = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, max_jobs = tonumber(ARGV[4]), tonumber(ARGV[5])
 local weights = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
+-- A pool an operator paused (admin API) hands out nothing: queued jobs wait in their lanes.
+if redis.call('EXISTS', prefix .. 'paused:' .. pool) == 1 then return {} end
 local now = now_ms()
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', now, 'LIMIT', 0, 256)

@@ -46,14 +46,16 @@ if f[7] then
   local avg = tonumber(redis.call('HGET', KEYS[3], 'ewma_ms') or took)
   redis.call('HSET', KEYS[3], 'ewma_ms', math.floor(avg * 0.9 + took * 0.1))
 end
+local dead = ARGV[4] == 'failed'
+if dead then keep_body(prefix, job_id, lane_key(prefix, f[3], f[4], f[5]), f[6]) end
 drop_entry(lane_key(prefix, f[3], f[4], f[5]), f[6])
 append_history(KEYS[1], ARGV[10])
-if ARGV[4] == 'failed' then redis.call('LPUSH', KEYS[4], job_id) ; redis.call('LTRIM', KEYS[4], 0, 9999) end
+if dead then redis.call('LPUSH', KEYS[4], job_id) ; redis.call('LTRIM', KEYS[4], 0, 9999) end
 -- The event carries the outcome; it is assembled here so the result crosses the wire only once.
 local function json_or_null(s) if s == '' then return 'null' end return s end
 local data = '{"id":"' .. job_id .. '","status":"' .. ARGV[4] .. '","result":' ..
   json_or_null(ARGV[5]) .. ',"error":' .. json_or_null(ARGV[6]) .. ',"usage":' ..
   json_or_null(ARGV[7]) .. '}'
 emit(prefix, job_id, ARGV[4] == 'succeeded' and 'completed' or 'failed', data)
-retain(prefix, job_id, tonumber(ARGV[9]))
+retain(prefix, job_id, tonumber(ARGV[9]), dead)
 return 1

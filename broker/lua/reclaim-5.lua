@@ -25,7 +25,7 @@ for _, job_id in ipairs(expired) do
         'error', cjson.encode(err))
       redis.call('LPUSH', KEYS[4], job_id)
       emit(prefix, job_id, 'failed', cjson.encode({id = job_id, status = 'failed', error = err}))
-      retain(prefix, job_id, ttl)
+      retain(prefix, job_id, ttl, true)
     else
       redis.call('HSET', jk, 'status', 'queued', 'worker', '', 'where', 'redeliver', 'entry', '')
       redis.call('RPUSH', KEYS[2], job_id)

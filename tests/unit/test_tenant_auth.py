@@ -179,3 +179,14 @@ def test_a_providers_refusal_never_tells_the_client_about_the_gateways_key() -> 
     assert refused.code == "invalid_api_key"
     echoed = error_for_status(400, b'{"error": {"message": "bad key sk-abcdefghijklmnop"}}', {})
     assert "sk-abcdefghijklmnop" not in echoed.message
+
+
+def test_the_cli_prints_a_usable_encryption_key() -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from anygate.broker.client_keys import parse_encryption_key  # noqa: PLC0415
+    from anygate.ops.cli import main  # noqa: PLC0415
+
+    result = CliRunner().invoke(main, ["keys", "new-encryption-key"])
+    assert result.exit_code == 0
+    assert len(parse_encryption_key(result.output.strip())) == 32

@@ -1,0 +1,257 @@
+"""The admin API's operations side (SPEC §1.4): usage, queues, workers, pausing a pool, dead
+letters. Handlers parse and answer; what they read and change is in
+``anygate.broker.admin_queries`` and ``anygate.broker.dead_letters``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from anygate.api.admin import audit, json_body, list_page, page_limit
+from anygate.api.body import validate
+from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.responses import JSONResponse
+from anygate.broker import JobRecord
+from anygate.broker.admin_queries import USAGE_MAX_DAYS, AdminQueries, days_between
+from anygate.broker.dead_letters import REQUEUE_MAX, DeadLetters, requeue_refusal
+from anygate.broker.errors import InvalidRequestError, NotFoundError
+from anygate.broker.tenants import TenantRecord
+
+
+def _queries(gw: Gateway) -> AdminQueries:
+    return AdminQueries(gw.redis, gw.broker.keys)
+
+
+def _dead_letters(request: Request, gw: Gateway) -> DeadLetters:
+    """One per process, made on first use: it binds the script it calls to the client."""
+    state = request.app.state
+    dead: DeadLetters | None = getattr(state, "dead_letters", None)
+    if dead is None:
+        dead = DeadLetters(gw.redis, gw.broker.keys)
+        state.dead_letters = dead
+    return dead
+
+
+def _pools(gw: Gateway) -> list[str]:
+    """A pool per configured provider."""
+    return sorted(gw.config.providers)
+
+
+def _known_pool(gw: Gateway, pool: str | None, param: str = "pool") -> str:
+    if not pool:
+        raise InvalidRequestError(f"{param}: required, one of {_pools(gw)}", param=param)
+    if pool not in gw.config.providers:
+        raise NotFoundError(
+            f"No pool named '{pool}' (pools: {', '.join(_pools(gw))}).",
+            param=param,
+            code="pool_not_found",
+        )
+    return pool
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --- usage ----------------------------------------------------------------------------------
+
+
+def _day(request: Request, name: str, default: date) -> date:
+    raw = request.query_params.get(name)
+    if not raw:
+        return default
+    try:
+        if len(raw) == len("YYYY-MM-DD"):
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise InvalidRequestError(f"{name}: expected a date as YYYY-MM-DD", param=name)
+
+
+def usage_range(request: Request, today: date) -> list[date]:
+    """``from`` and ``to`` (UTC days, both included); today when neither is given, and up to
+    today from a ``from`` alone."""
+    last = _day(request, "to", today)
+    first = _day(request, "from", last if request.query_params.get("to") else today)
+    if first > last:
+        raise InvalidRequestError("from: must not be after to", param="from")
+    if (last - first).days + 1 > USAGE_MAX_DAYS:
+        raise InvalidRequestError(
+            f"from: at most {USAGE_MAX_DAYS} days can be asked for at once", param="from"
+        )
+    return days_between(first, last)
+
+
+async def usage(request: Request) -> Response:
+    """Rows per tenant, model and UTC day: requests, tokens, cost (what finish-4.lua counted)."""
+    gw = gateway_of(request)
+    await gw.auth.admin(request)
+    days = usage_range(request, datetime.now(UTC).date())
+    queries = _queries(gw)
+    tenant = request.query_params.get("tenant")
+    tenants = [tenant] if tenant else await queries.tenant_ids()
+    rows = await queries.usage(tenants, days)
+    return list_page(
+        [r.to_api() for r in rows],
+        False,
+        **{"from": days[0].isoformat(), "to": days[-1].isoformat()},
+    )
+
+
+# --- queues and workers ---------------------------------------------------------------------
+
+
+async def queues(request: Request) -> Response:
+    gw = gateway_of(request)
+    await gw.auth.admin(request)
+    queries = _queries(gw)
+    lanes, truncated = await queries.lanes()
+    pools = sorted({*_pools(gw), *(lane.name.pool for lane in lanes)})
+    counts = await queries.pool_counts(pools)
+    now = _now_ms()
+    data = []
+    for pool in pools:
+        c = counts[pool]
+        data.append(
+            {
+                "object": "queue",
+                "id": pool,
+                "paused": c.paused is not None,
+                "paused_at": c.paused.get("at") if c.paused else None,
+                "queued": c.queued,
+                "in_flight": c.in_flight,
+                "delayed": c.delayed,
+                "redeliver": c.redeliver,
+                "dead_letters": c.dead_letters,
+                "lanes": [lane.to_api(now) for lane in lanes if lane.name.pool == pool],
+            }
+        )
+    return list_page(data, False, lanes_truncated=truncated)
+
+
+async def workers(request: Request) -> Response:
+    """Every registered worker; ``alive`` when its heartbeat is younger than three intervals
+    (a dead worker stays listed, not alive, until reclaim forgets it)."""
+    gw = gateway_of(request)
+    await gw.auth.admin(request)
+    pools = _pools(gw)
+    registry = await _queries(gw).workers(pools)
+    within_ms = int(3 * gw.config.queue.heartbeat_interval_s * 1000)
+    now = _now_ms()
+    data = []
+    for pool in pools:
+        listed = [w.to_api(now, within_ms) for w in registry[pool]]
+        data.append(
+            {
+                "object": "pool",
+                "id": pool,
+                "workers": listed,
+                "alive": sum(1 for w in listed if w["alive"]),
+                "concurrency": sum(w["concurrency"] for w in listed if w["alive"]),
+            }
+        )
+    return list_page(data)
+
+
+async def pause_pool(request: Request) -> Response:
+    """Running jobs finish; queued ones stay queued; submissions are still accepted."""
+    gw = gateway_of(request)
+    actor = await gw.auth.admin(request)
+    pool = _known_pool(gw, request.path_params["pool"])
+    await _queries(gw).pause(pool, actor)
+    audit(actor, "pool.pause", pool)
+    return JSONResponse({"object": "pool", "id": pool, "paused": True})
+
+
+async def resume_pool(request: Request) -> Response:
+    gw = gateway_of(request)
+    actor = await gw.auth.admin(request)
+    pool = _known_pool(gw, request.path_params["pool"])
+    await _queries(gw).resume(pool)
+    audit(actor, "pool.resume", pool)
+    return JSONResponse({"object": "pool", "id": pool, "paused": False})
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+
+async def dead_letters(request: Request) -> Response:
+    """Jobs that failed for good in the pool, newest first (job objects, with their tenant and
+    whether they can be requeued)."""
+    gw = gateway_of(request)
+    await gw.auth.admin(request)
+    pool = _known_pool(gw, request.query_params.get("pool"))
+    found, has_more = await _dead_letters(request, gw).page(
+        pool, after=request.query_params.get("after") or None, limit=page_limit(request)
+    )
+    data = [
+        {**JobRecord.from_hash(job_id, h).to_api(), "tenant": h.get("tenant"), "requeueable": kept}
+        for job_id, h, kept in found
+    ]
+    return list_page(data, has_more)
+
+
+class RequeueDead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pool: str
+    job_ids: (
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=128)]],
+            Field(min_length=1, max_length=REQUEUE_MAX),
+        ]
+        | None
+    ) = None
+    """Absent: the newest ``REQUEUE_MAX`` dead letters of the pool."""
+
+
+async def requeue_dead(request: Request) -> Response:
+    """Each job back in its lane as a fresh queued job; one that is no longer dead, whose
+    record expired or that cannot run again is skipped, with the reason."""
+    gw = gateway_of(request)
+    actor = await gw.auth.admin(request)
+    spec = validate(RequeueDead, await json_body(request, gw))
+    pool = _known_pool(gw, spec.pool)
+    dead = _dead_letters(request, gw)
+    ids = list(dict.fromkeys(spec.job_ids)) if spec.job_ids else await dead.newest_ids(pool)
+    skipped: list[dict[str, str]] = []
+    tenants: dict[str, TenantRecord | None] = {}
+    for job_id, tenant in (await dead.job_tenants(ids)).items():
+        if tenant not in tenants:
+            tenants[tenant] = await gw.tenants.get_tenant(tenant)
+        reason = requeue_refusal(tenants[tenant])
+        if reason is not None:
+            skipped.append({"id": job_id, "reason": reason})
+    refused = {s["id"] for s in skipped}
+    # a job whose record expired goes to the script too, which drops it from the list
+    outcome = await dead.requeue(pool, [j for j in ids if j not in refused])
+    skipped += [{"id": j, "reason": r} for j, r in outcome.skipped]
+    if outcome.requeued:
+        audit(actor, "dead_letters.requeue", pool, jobs=len(outcome.requeued))
+    order = {j: n for n, j in enumerate(ids)}
+    skipped.sort(key=lambda s: order[s["id"]])
+    body: dict[str, Any] = {
+        "object": "dead_letters.requeue",
+        "pool": pool,
+        "requeued": outcome.requeued,
+        "skipped": skipped,
+    }
+    return JSONResponse(body)
+
+
+ROUTES = [
+    Route("/admin/usage", usage, methods=["GET"]),
+    Route("/admin/queues", queues, methods=["GET"]),
+    Route("/admin/workers", workers, methods=["GET"]),
+    Route("/admin/pools/{pool}/pause", pause_pool, methods=["POST"]),
+    Route("/admin/pools/{pool}/resume", resume_pool, methods=["POST"]),
+    Route("/admin/dead-letters", dead_letters, methods=["GET"]),
+    Route("/admin/dead-letters/requeue", requeue_dead, methods=["POST"]),
+]
