@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
+from anygate.api.middleware import REQUEST_ID_SCOPE_KEY
 from anygate.api.responses import JSONResponse
 from anygate.api.sync_call import ClientGoneError
 from anygate.broker.errors import AnygateError, NotFoundError, ServiceUnavailableError
@@ -67,9 +68,16 @@ async def _client_gone(_request: Request, _exc: Exception) -> Response:
     return Response(status_code=499)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
-    return error_response(AnygateError("internal error; the request id identifies it in our logs"))
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """Starlette answers these outside every middleware, so the request id is added here."""
+    request_id = request.scope.get(REQUEST_ID_SCOPE_KEY)
+    log.exception("unhandled error", exc_info=exc, request_id=request_id)
+    response = error_response(
+        AnygateError("internal error; the request id identifies it in our logs")
+    )
+    if request_id:
+        response.headers["x-request-id"] = request_id
+    return response
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {

@@ -9,6 +9,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+REQUEST_ID_SCOPE_KEY = "anygate.request_id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -31,6 +32,7 @@ class RequestIdMiddleware:
             incoming if incoming and _SAFE_ID.match(incoming) else f"req_{secrets.token_hex(12)}"
         )
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        scope[REQUEST_ID_SCOPE_KEY] = request_id  # for the 500 handler, which runs outside us
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -166,8 +166,6 @@ async def chat_completions(request: Request) -> Response:
         raise InvalidRequestError(
             "stream_options: only allowed when stream is true", param="stream_options"
         )
-    if options is not None and not isinstance(options, dict):
-        raise InvalidRequestError("stream_options: must be an object", param="stream_options")
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
     if not stream:
         result, headers = await answer(request, CHAT, body)

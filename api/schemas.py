@@ -45,6 +45,7 @@ class ChatCompletionBody(BaseModel):
     model: Annotated[StrictStr, Field(min_length=1)]
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     stream: StrictBool | None = None
+    stream_options: dict[str, Any] | None = None
 
 
 class EmbeddingsBody(BaseModel):

@@ -88,9 +88,11 @@ class Fields:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise invalid(self.path(key), "must be an integer")
+            if not (isinstance(value, float) and value.is_integer()):
+                raise invalid(self.path(key), "must be an integer")
+            value = int(value)
+        if not -(2**63) <= value < 2**63:
+            raise invalid(self.path(key), "is out of range (a 64-bit integer)")
         return value
 
     def number(self, key: str) -> float | int | None:
