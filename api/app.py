@@ -9,7 +9,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from anygate.api import admin, admin_ops, gemini_compat, health, jobs, limits, openai_compat
+from anygate.api import (
+    admin,
+    admin_ops,
+    batches,
+    files,
+    gemini_compat,
+    health,
+    jobs,
+    limits,
+    openai_compat,
+)
 from anygate.api.auth import Authenticator
 from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.gateway import Gateway
@@ -70,6 +80,8 @@ def create_app(config: AnygateConfig) -> Starlette:
             *health.ROUTES,
             *jobs.ROUTES,
             *openai_compat.ROUTES,
+            *files.ROUTES,
+            *batches.ROUTES,
             *gemini_compat.ROUTES,
             *admin.ROUTES,
             *admin_ops.ROUTES,

@@ -105,6 +105,10 @@ class Broker:
             fields += ["deadline_ms", job.deadline_ms]
         if job.webhook_url:
             fields += ["webhook_url", job.webhook_url]
+        if job.batch_id:
+            fields += ["batch", job.batch_id, "custom_id", job.custom_id]
+        if job.keep_s:
+            fields += ["keep_s", job.keep_s]
         if job.client_key is not None:
             fields += ["pk", self._client_keys.seal(job.client_key, job_id)]
         reply = await self._scripts.enqueue(

@@ -23,3 +23,8 @@ def digest(*parts: bytes | str) -> str:
         h.update(part.encode() if isinstance(part, str) else part)
         h.update(b"\0")
     return h.hexdigest()[:32]
+
+
+def new_file_id() -> str:
+    """``file-`` (OpenAI's prefix) + 144 random bits as 24 URL-safe base64 characters."""
+    return f"file-{secrets.token_urlsafe(18)}"

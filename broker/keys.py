@@ -133,9 +133,47 @@ class KeySpace:
         """A job's client provider key (BYOK), encrypted; deleted when the job ends."""
         return f"{self.prefix}pk:{job_id}"
 
+    def batch(self, batch_id: str) -> str:
+        return f"{self.prefix}batch:{batch_id}"
+
+    @property
+    def active_batches(self) -> str:
+        """Batches not yet ended: what the control plane drives on each tick."""
+        return f"{self.prefix}batches:active"
+
+    def tenant_batches(self, tenant: str) -> str:
+        return f"{self.prefix}tbatches:{tenant}"
+
+    def batch_jobs(self, batch_id: str) -> str:
+        """The batch's job ids in input-line order (lines that never became jobs are absent)."""
+        return f"{self.prefix}bjobs:{batch_id}"
+
+    def batch_rejects(self, batch_id: str) -> str:
+        """Error-file lines for input lines that never became jobs (JSON, in line order)."""
+        return f"{self.prefix}brej:{batch_id}"
+
+    def batch_lock(self, batch_id: str) -> str:
+        return f"{self.prefix}block:{batch_id}"
+
     def idempotency(self, tenant: str, digest: str) -> str:
         return f"{self.prefix}idem:{tenant}:{digest}"
 
     def paused(self, pool: str) -> str:
         """Set while an operator holds the pool (admin API): its workers claim nothing."""
         return f"{self.prefix}paused:{pool}"
+
+    def file(self, file_id: str) -> str:
+        """An uploaded file's metadata (hash); written only once every chunk is stored."""
+        return f"{self.prefix}file:{file_id}"
+
+    def file_data(self, file_id: str) -> str:
+        """A file's bytes as a list of chunks of whole lines (~``files.chunk_bytes`` each)."""
+        return f"{self.prefix}fdata:{file_id}"
+
+    def tenant_files(self, tenant: str) -> str:
+        """A tenant's file ids scored by creation ms: the cursor for ``GET /v1/files``."""
+        return f"{self.prefix}tfiles:{tenant}"
+
+    def file_bad_lines(self, file_id: str) -> str:
+        """A batch file's identifiable but invalid lines (JSON): they go to the error file."""
+        return f"{self.prefix}fbad:{file_id}"

@@ -58,6 +58,11 @@ class NewJob:
     """The API instance a synchronous caller waits on (its reply channel)."""
     quotas: TenantQuotas | None = None
     """The tenant's quotas as the API read them; None: the config file's (direct broker use)."""
+    batch_id: str = ""
+    """The batch this job is a line of (its end is counted on the batch); '' for none."""
+    custom_id: str = ""
+    keep_s: int = 0
+    """Keep the finished job's record at least this long (a batch's output needs it)."""
     client_key: SecretStr | None = field(default=None, repr=False)
     """The client's provider key (BYOK), sealed by the broker with the job id as associated
     data; None: the gateway's own keys pay."""

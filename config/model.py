@@ -210,6 +210,26 @@ class RetentionConfig(_Strict):
     idempotency_ttl_s: Annotated[int, Field(ge=60)] = 86_400
 
 
+class BatchesConfig(_Strict):
+    day_s: Annotated[int, Field(ge=1, le=86_400)] = 86_400
+    """How long the "24h" completion window lasts: 86,400 s. Only accelerated tests shorten it
+    (an expiry test cannot wait a day)."""
+
+
+class FilesConfig(_Strict):
+    """Uploaded files (the OpenAI Files API), kept in Redis as line-aligned chunks."""
+
+    max_bytes: Annotated[int, Field(gt=0)] = 200 * 1024 * 1024
+    """A larger upload is refused with a 413 as soon as it passes this (OpenAI's batch limit)."""
+    max_lines: Annotated[int, Field(gt=0)] = 50_000
+    """Request lines a batch file may hold (OpenAI's limit); more is a 400."""
+    ttl_s: Annotated[int, Field(ge=1)] = 30 * 86_400
+    """Files expire this long after upload (OpenAI keeps batch files 30 days)."""
+    chunk_bytes: Annotated[int, Field(ge=64, le=16 * 1024 * 1024)] = 262_144
+    """Target size of one stored chunk. Chunks end on line boundaries, so a reader takes whole
+    lines chunk by chunk without holding the file; a line longer than this is one chunk."""
+
+
 class PoolConfig(_Strict):
     concurrency: Annotated[int, Field(ge=1, le=10_000)] = 64
 
@@ -281,6 +301,9 @@ class SecurityConfig(_Strict):
     """32 random bytes, base64: the AES-256-GCM key that encrypts client provider keys (BYOK)
     while their job waits. Required when any tenant's ``auth_mode`` is not ``gateway``.
     ``anygate keys new-encryption-key`` prints a fresh one."""
+    webhook_secret: SecretRef | None = None
+    """The HMAC-SHA256 key that signs webhooks (``x-anygate-signature``); a batch or job with a
+    ``webhook_url`` needs it."""
 
 
 class AnygateConfig(_Strict):
@@ -291,6 +314,8 @@ class AnygateConfig(_Strict):
     queue: QueueConfig = QueueConfig()
     retention: RetentionConfig = RetentionConfig()
     cache: CacheConfig = CacheConfig()
+    files: FilesConfig = FilesConfig()
+    batches: BatchesConfig = BatchesConfig()
     pools: dict[str, PoolConfig] = Field(default_factory=dict)
     tenants: tuple[TenantConfig, ...] = ()
     admin_api_keys: tuple[SecretRef, ...] = ()

@@ -2,21 +2,28 @@
 
 arq is kept behind this one module (upstream has it in maintenance mode): the data plane never
 touches it, and replacing it means rewriting only this file. Today it prunes each tenant's job
-index of jobs whose records expired; batch expansion, webhooks and usage roll-ups join here.
+index of jobs whose records expired, drives batches (expansion, cancellation, expiry,
+finalisation with usage roll-up: ``batch_driver.py``) and delivers their webhooks.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import structlog
-from arq import cron
+from arq import Retry, cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker as ArqWorker
 
-from anygate.broker import KeySpace, create_redis
+from anygate.api.planning import Planner
+from anygate.broker import Broker, KeySpace, create_redis
+from anygate.broker.batch_store import Batch
+from anygate.broker.deployment_health import HealthView
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
+from anygate.workers.batch_driver import BatchDriver
+from anygate.workers.webhooks import MAX_TRIES, post_webhook
 
 log = structlog.get_logger(__name__)
 
@@ -47,20 +54,66 @@ async def prune_job_indexes(ctx: dict[str, Any]) -> int:
     return removed
 
 
+async def drive_batches(ctx: dict[str, Any]) -> int:
+    """Every second: expand, wind down and finalise batches (``batch_driver.py``)."""
+    driver: BatchDriver = ctx["batch_driver"]
+    return await driver.tick()
+
+
+async def deliver_webhook(
+    ctx: dict[str, Any], url: str, body: bytes, event: str, delivery_id: str
+) -> None:
+    config: AnygateConfig = ctx["config"]
+    ref = config.security.webhook_secret
+    if ref is None:
+        log.warning("webhook dropped: security.webhook_secret is not set", event=event)
+        return
+    secret = ref.resolve().get_secret_value().encode()
+    delay = await post_webhook(
+        secret, url, body, event=event, delivery_id=delivery_id,
+        attempt=int(ctx.get("job_try", 1)),
+    )  # fmt: skip
+    if delay is not None:
+        raise Retry(defer=delay)
+
+
 def control_worker(config: AnygateConfig) -> ArqWorker:
     async def startup(ctx: dict[str, Any]) -> None:
-        ctx["anygate_redis"] = create_redis(config.redis)
-        await TenantStore(ctx["anygate_redis"], keys).seed(config, keys=False)
+        redis = ctx["anygate_redis"] = create_redis(config.redis)
+        await TenantStore(redis, keys).seed(config, keys=False)
+        broker = Broker(redis, config)
+        health = HealthView()
+
+        async def on_webhook(batch: Batch) -> None:
+            body = orjson.dumps({"type": f"batch.{batch.status}", "data": batch.to_api()})
+            await ctx["redis"].enqueue_job(
+                "deliver_webhook", batch.h["webhook_url"], body, f"batch.{batch.status}",
+                f"dlv_{batch.id}", _queue_name=queue, _job_id=f"webhook:{batch.id}",
+            )  # fmt: skip
+
+        ctx["batch_driver"] = BatchDriver(
+            config, redis, broker, Planner(config, redis, health), on_webhook
+        )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["anygate_redis"].aclose()
 
     keys = KeySpace(config.redis.namespace)
+    queue = f"{keys.prefix}control"
     return ArqWorker(
-        functions=[],
-        cron_jobs=[cron(prune_job_indexes, second={0}, run_at_startup=True)],
+        functions=[func(deliver_webhook, max_tries=MAX_TRIES + 1)],
+        cron_jobs=[
+            cron(prune_job_indexes, second={0}, run_at_startup=True),
+            cron(
+                drive_batches,
+                second=set(range(60)),
+                run_at_startup=True,
+                unique=True,
+                timeout=60,
+            ),
+        ],
         redis_settings=RedisSettings.from_dsn(config.redis.url),
-        queue_name=f"{keys.prefix}control",
+        queue_name=queue,
         ctx={"config": config},
         on_startup=startup,
         on_shutdown=shutdown,

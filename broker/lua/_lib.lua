@@ -56,10 +56,23 @@ local function wake(prefix, pool)
   end
 end
 
+-- A batch's job has ended: count it on the batch (the control plane finalises a batch once its
+-- count of ended lines reaches its total).
+local function batch_job_ended(prefix, batch_id, status)
+  local bk = prefix .. 'batch:' .. batch_id
+  if redis.call('EXISTS', bk) == 0 then return end
+  redis.call('HINCRBY', bk, 'n_' .. status, 1)
+  redis.call('HINCRBY', bk, 'n_done', 1)
+end
+
 -- Make a terminal job's traces expire; queued and running jobs never expire (no silent loss).
 -- A dead letter (DEAD: failed for good) keeps its request as long as its record, so that the
--- admin API can requeue it (requeuedead-2.lua); any other finished job needs it no more.
+-- admin API can requeue it (requeuedead-2.lua); any other finished job needs it no more. A
+-- batch's job is kept at least as long as its batch may still need it for its output file.
 local function retain(prefix, job_id, ttl_s, dead)
+  local jb = redis.call('HMGET', prefix .. 'job:' .. job_id, 'batch', 'status', 'keep_s')
+  if jb[3] and tonumber(jb[3]) > ttl_s then ttl_s = tonumber(jb[3]) end
+  if jb[1] then batch_job_ended(prefix, jb[1], jb[2]) end
   redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'ev:' .. job_id, ttl_s)
   if dead then

@@ -9,15 +9,17 @@
 -- Returns 'requeued', or why not: 'expired' (the record is gone; the id leaves the list),
 --   'not_dead' (not a failed job in this list: requeued already, or never dead),
 --   'body_gone' (the request was not kept, so there is nothing to run; it stays dead),
---   'deadline_passed' (its client wanted it started by a time now past; it stays dead).
+--   'deadline_passed' (its client wanted it started by a time now past; it stays dead),
+--   'batch_job' (a batch's line: its batch counts it as failed and writes it to its error file).
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[2], 'status', 'tenant', 'priority', 'pool', 'plan',
-  'deadline_ms')
+  'deadline_ms', 'batch')
 if not f[1] then
   redis.call('LREM', KEYS[1], 0, job_id)
   return 'expired'
 end
 if f[1] ~= 'failed' then return 'not_dead' end
+if f[7] then return 'batch_job' end
 local body = redis.call('GET', prefix .. 'body:' .. job_id)
 if not body then return 'body_gone' end
 local now = now_ms()

@@ -32,6 +32,7 @@ class Stack:
         self.env = {"ANYGATE_CONFIG": str(self.config_path), MOCK_KEY_ENV: "mock-key"}
         self.apis: list[tuple[ManagedProcess, str]] = []
         self.workers: list[ManagedProcess] = []
+        self.controls: list[ManagedProcess] = []
         self.worker_pool: dict[int, str] = {}
         self._redis = redis.Redis.from_url(tree["redis"]["url"], decode_responses=True)
         self._prefix = f"ag:{{{tree['redis']['namespace']}}}:"
@@ -65,6 +66,20 @@ class Stack:
         self.worker_pool[proc.pid] = pool
         return proc
 
+    def start_control(self) -> ManagedProcess:
+        """``anygate control`` (arq): batches, webhooks, housekeeping. Ready once its first
+        batch tick has run (arq runs the cron at start-up)."""
+        proc = ManagedProcess.start([*ANYGATE, "control"], env=self.env)
+        deadline = time.monotonic() + 20
+        while not self._redis.exists(f"{self._prefix}control:ticked"):
+            if not proc.running:
+                raise RuntimeError(f"control died on start:\n{proc.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"control never ticked:\n{proc.log_tail()}")
+            time.sleep(0.05)
+        self.controls.append(proc)
+        return proc
+
     def stop_workers(self, pool: str) -> None:
         """SIGTERM every worker of ``pool`` this stack started."""
         for proc in [w for w in self.workers if self.worker_pool[w.pid] == pool]:
@@ -86,6 +101,8 @@ class Stack:
         )
 
     def stop(self) -> None:
+        for proc in self.controls:
+            proc.terminate()
         for proc in self.workers:
             proc.terminate()
         for proc, _url in self.apis:

@@ -1,0 +1,124 @@
+"""OpenAI's Batch API (SPEC §1.1): create, retrieve, list, cancel. The control plane runs them.
+
+Creating a batch only checks and records it: the input file is the tenant's and meant for
+batches, the endpoint and window are ones we serve. Expansion into jobs, cancellation and
+finalisation happen in ``anygate control`` (``workers/batch_driver.py``), so this stays a thin,
+fast handler even for a 50,000-line file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from anygate.api.body import parse_json_object, read_body, validate
+from anygate.api.gateway import gateway_of
+from anygate.api.responses import JSONResponse
+from anygate.broker.batch_store import BatchStore
+from anygate.broker.errors import InvalidRequestError, NotFoundError
+from anygate.broker.file_store import FileStore
+
+MetadataKey = Annotated[str, Field(min_length=1, max_length=64)]
+MetadataValue = Annotated[StrictStr, Field(max_length=512)]
+
+
+class CreateBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    input_file_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    endpoint: Literal["/v1/chat/completions", "/v1/embeddings"]
+    completion_window: Literal["24h"]
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)] | None = None
+    webhook_url: Annotated[StrictStr, Field(pattern=r"^https?://", max_length=2048)] | None = None
+    """Ours (send it with the SDK's ``extra_body``): POSTed, HMAC-signed, when the batch ends."""
+
+
+def _file_not_found(file_id: str) -> NotFoundError:
+    return NotFoundError(f"No such File object: {file_id}", param="input_file_id",
+                         code="file_not_found")  # fmt: skip
+
+
+async def create_batch(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = await gw.auth.tenant(request, "batches")
+    server = gw.config.server
+    data = parse_json_object(await read_body(request, server.max_body_bytes), server.max_json_depth)
+    spec = validate(CreateBatch, data)
+    if spec.webhook_url and gw.config.security.webhook_secret is None:
+        raise InvalidRequestError(
+            "webhook_url: webhooks are signed with security.webhook_secret, which this gateway "
+            "has not configured",
+            param="webhook_url",
+        )
+    files = FileStore(gw.redis, gw.broker.keys, gw.config.files)
+    found = await files.get(tenant.id, spec.input_file_id)
+    if found is None:
+        raise _file_not_found(spec.input_file_id)
+    if found.purpose != "batch":
+        raise InvalidRequestError(
+            f"input_file_id: the file's purpose is {found.purpose!r}, not 'batch'",
+            param="input_file_id",
+        )
+    batch = await BatchStore(gw.redis, gw.broker.keys).create(
+        tenant.id,
+        input_file_id=spec.input_file_id,
+        endpoint=spec.endpoint,
+        completion_window=spec.completion_window,
+        window_s=gw.config.batches.day_s,  # the only window OpenAI offers: "24h"
+        total=found.lines,
+        metadata=spec.metadata,
+        webhook_url=spec.webhook_url,
+    )
+    return JSONResponse(batch.to_api())
+
+
+async def get_batch(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = await gw.auth.tenant(request, "batches")
+    batch = await BatchStore(gw.redis, gw.broker.keys).get(
+        tenant.id, request.path_params["batch_id"]
+    )
+    return JSONResponse(batch.to_api())
+
+
+async def cancel_batch(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = await gw.auth.tenant(request, "batches")
+    batch = await BatchStore(gw.redis, gw.broker.keys).request_cancel(
+        tenant.id, request.path_params["batch_id"]
+    )
+    return JSONResponse(batch.to_api())
+
+
+async def list_batches(request: Request) -> Response:
+    gw = gateway_of(request)
+    tenant = await gw.auth.tenant(request, "batches")
+    raw_limit = request.query_params.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+        raise InvalidRequestError("limit: must be an integer from 1 to 100", param="limit")
+    after = request.query_params.get("after") or None
+    batches, has_more = await BatchStore(gw.redis, gw.broker.keys).page(
+        tenant.id, after=after, limit=int(raw_limit)
+    )
+    data = [b.to_api() for b in batches]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
+
+
+ROUTES = [
+    Route("/v1/batches", create_batch, methods=["POST"]),
+    Route("/v1/batches", list_batches, methods=["GET"]),
+    Route("/v1/batches/{batch_id}", get_batch, methods=["GET"]),
+    Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+]

@@ -1,0 +1,256 @@
+"""Batch files as lines: cutting an upload into line-aligned chunks, and checking each line.
+
+Pure logic, no I/O: ``file_store`` feeds it the bytes of an upload as they arrive and stores
+what it returns. Lines are separated by ``\\n``; a ``\\r`` before it (CRLF) is part of the line
+ending, never of the line. Line numbers are physical (1-based, blank lines counted), so a number
+in an error message is the one an editor shows.
+
+A batch line has two kinds of problems (OpenAI's behaviour, SPEC §6):
+
+- *unidentifiable*: not JSON, not an object, no usable ``custom_id``, or a ``custom_id`` used
+  before. Such a line cannot be given a result of its own, so the whole upload is refused and
+  every such line is listed by number.
+- *identifiable but invalid* (wrong ``method``, ``url`` or ``body``): the upload is accepted
+  and the line, named by its ``custom_id``, goes straight to the batch's error file; the good
+  lines are never lost because of it.
+
+Whether ``body.model`` names a configured alias is not checked here: aliases can change
+before the batch runs, and the batch reports unknown models per line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from anygate.broker.errors import InvalidRequestError
+
+BATCH_URLS: tuple[str, ...] = ("/v1/chat/completions", "/v1/embeddings")
+MAX_CUSTOM_ID = 512
+MAX_LISTED = 100
+"""Problems named one by one in a refusal; the rest are counted (``and K more``)."""
+_SHOWN_ID = 64
+"""Characters of a ``custom_id`` quoted in a message."""
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """An identifiable line the batch cannot run: it becomes a line of the error file."""
+
+    line: int
+    custom_id: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "custom_id": self.custom_id, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BadLine:
+        return cls(int(data["line"]), str(data["custom_id"]), str(data["reason"]))
+
+
+class LineChunker:
+    """Cuts a byte stream into chunks of whole lines, each about ``target`` bytes.
+
+    A chunk ends just after a ``\\n`` at or before ``target`` bytes; a line longer than
+    ``target`` is a chunk of its own. Only the last chunk (``finish``) may lack a final
+    ``\\n``. Concatenated, the chunks are exactly the bytes fed in."""
+
+    def __init__(self, target: int) -> None:
+        if target < 1:
+            raise ValueError("target must be positive")
+        self._target = target
+        self._buf = bytearray()
+        self._searched = 0
+        """Bytes of ``_buf`` known to hold no ``\\n`` (a long line still arriving): searching
+        them again for every new piece would be quadratic."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; return the chunks that are now complete (often none)."""
+        self._buf += data
+        out: list[bytes] = []
+        buf = self._buf
+        while len(buf) >= self._target:
+            cut = buf.rfind(b"\n", 0, self._target) if self._searched == 0 else -1
+            if cut < 0:
+                cut = buf.find(b"\n", max(self._target, self._searched))
+                if cut < 0:
+                    self._searched = len(buf)
+                    break
+            out.append(bytes(buf[: cut + 1]))
+            del buf[: cut + 1]
+            self._searched = 0
+        return out
+
+    def finish(self) -> bytes:
+        """The rest (whole lines, the last one possibly without ``\\n``); empty if none."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        self._searched = 0
+        return rest
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+
+def chunk_lines(chunk: bytes, first: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of a line-aligned chunk as (number, content without line ending), numbered
+    from ``first``; blank lines included."""
+    pieces = chunk.split(b"\n")
+    if chunk.endswith(b"\n"):
+        pieces.pop()
+    for offset, piece in enumerate(pieces):
+        yield first + offset, piece[:-1] if piece.endswith(b"\r") else piece
+
+
+def line_count(chunk: bytes) -> int:
+    """Physical lines in a line-aligned chunk (a final line without ``\\n`` counts)."""
+    if not chunk:
+        return 0
+    return chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+
+
+def nonblank_lines(chunk: bytes) -> int:
+    return sum(not is_blank(line) for _, line in chunk_lines(chunk, 2))
+
+
+def is_blank(line: bytes) -> bool:
+    return not line.strip()
+
+
+def strip_bom(line: bytes, number: int) -> bytes:
+    """Editors on Windows start UTF-8 files with a byte-order mark, which is not JSON."""
+    return line[len(_BOM) :] if number == 1 and line.startswith(_BOM) else line
+
+
+@dataclass
+class BatchLineChecker:
+    """Checks a batch file line by line, fed chunk by chunk in order (see ``LineChunker``).
+
+    Holds what the whole file needs: the next line number, the ``custom_id``s seen (for
+    duplicates), the refusals (the first ``MAX_LISTED`` spelled out) and the identifiable bad
+    lines. ``max_lines`` bounds the request (non-blank) lines: one more raises at once, so an
+    upload that is too long stops there."""
+
+    max_lines: int
+    requests: int = 0
+    next_line: int = 1
+    fatal: list[str] = field(default_factory=list)
+    fatal_count: int = 0
+    bad: list[BadLine] = field(default_factory=list)
+    _seen: dict[str, int] = field(default_factory=dict)
+
+    def check_chunk(self, chunk: bytes) -> None:
+        for number, line in chunk_lines(chunk, self.next_line):
+            self.check_line(number, line)
+        self.next_line += line_count(chunk)
+
+    def check_line(self, number: int, line: bytes) -> None:
+        line = strip_bom(line, number)
+        if is_blank(line):
+            return
+        self.requests += 1
+        if self.requests > self.max_lines:
+            raise InvalidRequestError(
+                f"file: a batch file may hold at most {self.max_lines} requests; line "
+                f"{number} is request {self.requests}",
+                param="file",
+                code="too_many_lines",
+            )
+        custom_id, problem = self._identify(number, line)
+        if custom_id is None:
+            self.fatal_count += 1
+            if len(self.fatal) < MAX_LISTED:
+                self.fatal.append(f"line {number}: {problem}")
+        elif problem is not None:
+            self.bad.append(BadLine(number, custom_id, problem))
+
+    def _identify(self, number: int, line: bytes) -> tuple[str | None, str | None]:
+        """(custom_id, problem): no custom_id means the line is unidentifiable."""
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            return None, f"not valid JSON ({exc.msg})"
+        if not isinstance(obj, dict):
+            return None, f"expected a JSON object, got {_json_kind(obj)}"
+        if "custom_id" not in obj:
+            return None, "custom_id: missing"
+        custom_id = obj["custom_id"]
+        if not isinstance(custom_id, str):
+            return None, f"custom_id: expected a string, got {_json_kind(custom_id)}"
+        if not custom_id:
+            return None, "custom_id: must not be empty"
+        if len(custom_id) > MAX_CUSTOM_ID:
+            return None, f"custom_id: longer than {MAX_CUSTOM_ID} characters"
+        first = self._seen.get(custom_id)
+        if first is not None:
+            return None, f"custom_id {_quote(custom_id)} was already used on line {first}"
+        self._seen[custom_id] = number
+        return custom_id, request_problem(obj)
+
+    def refusal(self) -> InvalidRequestError | None:
+        """The 400 for a file with unidentifiable lines, or for one without any request."""
+        if self.fatal_count:
+            listed = "\n".join(self.fatal)
+            more = self.fatal_count - len(self.fatal)
+            tail = f"\nand {more} more" if more else ""
+            noun = "line" if self.fatal_count == 1 else "lines"
+            return InvalidRequestError(
+                f"file: {self.fatal_count} {noun} of the batch file cannot be identified "
+                f"(each needs to be a JSON object with a unique string custom_id); nothing "
+                f"was stored:\n{listed}{tail}",
+                param="file",
+                code="invalid_batch_file",
+            )
+        if self.requests == 0:
+            return InvalidRequestError(
+                "file: the batch file holds no requests (one JSON object per line expected)",
+                param="file",
+                code="invalid_batch_file",
+            )
+        return None
+
+
+def request_problem(obj: dict[str, Any]) -> str | None:
+    """What makes an identifiable line unrunnable, or None if it is a request we can run."""
+    method = obj.get("method")
+    if method != "POST":
+        return f"method: expected 'POST', got {_shown(method)}"
+    url = obj.get("url")
+    if url not in BATCH_URLS:
+        return f"url: expected one of {', '.join(BATCH_URLS)}, got {_shown(url)}"
+    body = obj.get("body")
+    if not isinstance(body, dict):
+        return f"body: expected a JSON object, got {_json_kind(body)}"
+    if not isinstance(body.get("model"), str):
+        return f"body.model: expected a string, got {_json_kind(body.get('model'))}"
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _quote(text: str) -> str:
+    return repr(text if len(text) <= _SHOWN_ID else text[:_SHOWN_ID] + "…")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return _quote(value)
+    return "nothing" if value is None else _json_kind(value)
