@@ -57,9 +57,10 @@ def write_env_file(env_file: Path, url: str, keys: DevKeys) -> None:
     env_file.chmod(0o600)
 
 
-def load_or_create_encryption_key(path: Path) -> Path:
-    """The server key that seals client provider keys (BYOK), made once and kept (0600): a
-    tenant switched to ``hybrid`` through the admin API then works without a restart."""
+def load_or_create_secret(path: Path) -> Path:
+    """A server secret (32 random bytes, base64), made once and kept (0600): the key that
+    seals client provider keys (BYOK), so a tenant switched to ``hybrid`` through the admin API
+    works without a restart, and the one that signs webhooks."""
     if not path.exists():
         path.touch(mode=0o600)
         path.write_text(new_encryption_key() + "\n", encoding="utf-8")
@@ -67,7 +68,12 @@ def load_or_create_encryption_key(path: Path) -> Path:
 
 
 def dev_config(
-    keys: DevKeys, *, mock_openai: bool, mock_gemini: bool, encryption_key: Path | None = None
+    keys: DevKeys,
+    *,
+    mock_openai: bool,
+    mock_gemini: bool,
+    encryption_key: Path | None = None,
+    webhook_secret: Path | None = None,
 ) -> dict[str, object]:
     """The generated config: an OpenAI and a Gemini pool, each real when its key is set (
     ``OPENAI_API_KEY``, ``GEMINI_API_KEY``), else served by the built-in mock."""
@@ -109,7 +115,10 @@ def dev_config(
         },
         "tenants": [{"id": "dev", "api_key_sha256": [hash_key(keys.tenant_key)]}],
         "admin_api_key_sha256": [hash_key(keys.admin_key)],
-        "security": {"encryption_key": f"file:{encryption_key}"} if encryption_key else {},
+        "security": {
+            **({"encryption_key": f"file:{encryption_key}"} if encryption_key else {}),
+            **({"webhook_secret": f"file:{webhook_secret}"} if webhook_secret else {}),
+        },
     }  # fmt: skip
 
 
@@ -167,7 +176,8 @@ def run_dev(*, host: str, port: int, data_dir: str) -> int:
     if "ANYGATE_CONFIG" not in os.environ:
         tree = dev_config(
             keys, mock_openai=mock_openai, mock_gemini=mock_gemini,
-            encryption_key=load_or_create_encryption_key(root / "encryption.key"),
+            encryption_key=load_or_create_secret(root / "encryption.key"),
+            webhook_secret=load_or_create_secret(root / "webhook.secret"),
         )  # fmt: skip
         config_path.write_text(yaml.safe_dump(tree), "utf-8")
 

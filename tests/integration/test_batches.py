@@ -194,3 +194,25 @@ async def test_another_tenants_batch_is_not_found(batch_stack: Stack) -> None:
             input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
     assert batch.id not in [b.id for b in other.batches.list().data]
+
+
+async def test_an_embeddings_batch_on_both_providers(batch_stack: Stack) -> None:
+    models = ("text-embedding-3-small", "gemini-embedding-001")
+    lines = [
+        {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
+         "body": {"model": models[i % 2], "input": f"text {i}"}}
+        for i in range(10)
+    ]  # fmt: skip
+    sdk = _sdk(batch_stack)
+    uploaded = sdk.files.create(file=("e.jsonl", _jsonl(lines)), purpose="batch")
+    batch = sdk.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=60)
+    assert done.status == "completed"
+    outputs = {o["custom_id"]: o for o in _content(sdk, done.output_file_id)}
+    assert sorted(outputs) == sorted(f"e{i}" for i in range(10))
+    for out in outputs.values():
+        body = out["response"]["body"]
+        assert body["object"] == "list"
+        assert len(body["data"][0]["embedding"]) > 0
