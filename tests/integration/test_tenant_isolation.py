@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from anygate.ops.embedded_redis import EmbeddedRedis
@@ -130,3 +131,45 @@ async def test_a_created_admin_key_works_on_every_replica_and_tenant_keys_do_not
         assert (await tenant.get("/admin/tenants")).status_code == 403
     async with httpx.AsyncClient(base_url=two_apis.apis[1][1]) as anonymous:
         assert (await anonymous.get("/admin/tenants")).status_code == 401
+
+
+async def test_another_tenants_file_and_batch_are_indistinguishable_from_none(
+    two_apis: Stack,
+) -> None:
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+            "body": _job()["body"]}  # fmt: skip
+    async with (
+        _as(two_apis, TENANT_KEYS["acme"]) as acme,
+        _as(two_apis, TENANT_KEYS["globex"], api=1) as globex,
+    ):
+        upload = await acme.post(
+            "/v1/files", data={"purpose": "batch"},
+            files={"file": ("r.jsonl", orjson.dumps(line) + b"\n")},
+        )  # fmt: skip
+        assert upload.status_code == 200, upload.text
+        file_id = upload.json()["id"]
+        created = await acme.post("/v1/batches", json={
+            "input_file_id": file_id, "endpoint": "/v1/chat/completions",
+            "completion_window": "24h"})  # fmt: skip
+        assert created.status_code == 200, created.text
+        batch_id = created.json()["id"]
+        no_file, no_batch = "file-" + secrets.token_urlsafe(18), "batch_" + secrets.token_hex(16)
+        for method, template, real, fake in (
+            ("GET", "/v1/files/{}", file_id, no_file),
+            ("GET", "/v1/files/{}/content", file_id, no_file),
+            ("DELETE", "/v1/files/{}", file_id, no_file),
+            ("GET", "/v1/batches/{}", batch_id, no_batch),
+            ("POST", "/v1/batches/{}/cancel", batch_id, no_batch),
+        ):
+            theirs = await globex.request(method, template.format(real))
+            missing = await globex.request(method, template.format(fake))
+            assert theirs.status_code == 404, (method, template)
+            assert _shape(theirs, real) == _shape(missing, fake), (method, template)
+        used = await globex.post("/v1/batches", json={
+            "input_file_id": file_id, "endpoint": "/v1/chat/completions",
+            "completion_window": "24h"})  # fmt: skip
+        assert used.status_code == 404, "another tenant's file cannot feed a batch"
+        assert (await globex.get("/v1/files")).json()["data"] == []
+        assert (await globex.get("/v1/batches")).json()["data"] == []
+        assert (await acme.get(f"/v1/files/{file_id}")).status_code == 200, "untouched"
+        assert (await acme.get(f"/v1/batches/{batch_id}")).json()["status"] != "cancelling"
