@@ -40,6 +40,7 @@ FIGURES = [
     Figure("stream_rps", "(c) streamed resp/s, 64 conns", "resp/s", ">=", 600),
     Figure("submit_rps", "(d) /v1/jobs submits/s, 64 conns", "jobs/s", ">=", 5000),
     Figure("bulk_enqueue_50k_s", "(e) 50,000-job bulk enqueue", "s", "<=", 10.0),
+    Figure("batch_50k_enqueued_s", "(h) 50,000-line batch, upload to enqueued", "s", "<=", 10),
     Figure("broker_drain_jobs_s", "(f) broker drain, no-op jobs", "jobs/s", ">=", 5000),
     Figure("round_trip_p50_ms", "(f) submit→result round trip p50", "ms", "<=", 1.0, False),
     Figure("redis_overhead_bytes_per_job", "(g) Redis bytes/job over payload", "B", "<=", 512),

@@ -121,6 +121,15 @@ def _broker_phase(
                   redis_overhead_bytes_per_job=mem["overhead_bytes_per_job"])  # fmt: skip
 
 
+def _batch_phase(stack: Stack, reps: int, c: Collector) -> None:
+    """(h) with the control plane and no worker: the batch's jobs only queue."""
+    control = stack.start_control()
+    for rep in range(reps):
+        batch = scenarios.batch_50k(stack)
+        c.add("h_batch_50k", rep, batch, batch_50k_enqueued_s=batch["enqueued_s"])
+    stack.stop(control)
+
+
 def _rss_phase(stack: Stack, reps: int, mock_latency_ms: float, c: Collector) -> None:
     for rep in range(reps):
         rss = uvloop.run(scenarios.worker_rss_1000(stack, RSS_IN_FLIGHT, mock_latency_ms))
@@ -166,7 +175,7 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 @click.option(
     "--scenarios",
     "which",
-    default="abcdefg",
+    default="abcdefgh",
     show_default=True,
     help="Subset of the scenario letters to run.",
 )
@@ -218,9 +227,9 @@ def main(**o: Any) -> None:
     memory_jobs = o["memory_jobs"] or (2000 if quick else 10_000)
     mock_latency_ms = o["mock_latency_ms"] or (3000 if quick else 5000)
     which, reps = set(o["which"]), o["reps"]
-    if not which <= set("abcdefg"):
+    if not which <= set("abcdefgh"):
         raise click.BadParameter(
-            "letters a to g only ('' with --peers: peers alone)", param_hint="--scenarios"
+            "letters a to h only ('' with --peers: peers alone)", param_hint="--scenarios"
         )
     c = Collector()
     t_start = time.time()
@@ -231,11 +240,13 @@ def main(**o: Any) -> None:
             redis_version = _redis_version(redis_server.binary)
             stack = Stack(redis_server.url, "http", work)
             try:
-                if which & set("abcdg"):
+                if which & set("abcdgh"):
                     stack.start_mock(free_port(), "--request-log-size", "100")
                     stack.start_api(free_port())
                 if which & set("abcd"):
                     _http_phase(stack, d, which, reps, work, c)
+                if "h" in which:
+                    _batch_phase(stack, reps, c)
                 if which & set("efg"):
                     jobs = (drain_jobs, o["drain_concurrency"], memory_jobs)
                     _broker_phase(redis_server.url, work, which, reps, jobs, c)

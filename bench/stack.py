@@ -203,6 +203,21 @@ class Stack:
         wait_registered(self.redis_url, self.namespace, pool, proc)
         return proc
 
+    def start_control(self) -> Proc:
+        """``anygate control``: ready once its first batch tick has run."""
+        argv = [*ANYGATE, "control"]
+        proc = self._add(start("control", argv, child_env(self.config_path), self.work))
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + 30
+        try:
+            while not client.exists(f"{KeySpace(self.namespace).prefix}control:ticked"):
+                if not proc.alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"control did not start:\n{proc.log_tail()}")
+                time.sleep(0.05)
+        finally:
+            client.close()
+        return proc
+
     def stop(self, proc: Proc) -> None:
         proc.stop()
         if proc in self.procs:
