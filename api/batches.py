@@ -21,6 +21,7 @@ from anygate.api.responses import JSONResponse
 from anygate.broker.batch_store import BatchStore
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.file_store import FileStore
+from anygate.config import AnygateConfig
 
 MetadataKey = Annotated[str, Field(min_length=1, max_length=64)]
 MetadataValue = Annotated[StrictStr, Field(max_length=512)]
@@ -37,6 +38,16 @@ class CreateBatch(BaseModel):
     """Ours (send it with the SDK's ``extra_body``): POSTed, HMAC-signed, when the batch ends."""
 
 
+def require_webhook_secret(config: AnygateConfig, webhook_url: str | None) -> None:
+    """A webhook is only ever sent signed: refuse one the gateway could not sign."""
+    if webhook_url and config.security.webhook_secret is None:
+        raise InvalidRequestError(
+            "webhook_url: webhooks are signed with security.webhook_secret, which this gateway "
+            "has not configured",
+            param="webhook_url",
+        )
+
+
 def _file_not_found(file_id: str) -> NotFoundError:
     return NotFoundError(f"No such File object: {file_id}", param="input_file_id",
                          code="file_not_found")  # fmt: skip
@@ -48,12 +59,7 @@ async def create_batch(request: Request) -> Response:
     server = gw.config.server
     data = parse_json_object(await read_body(request, server.max_body_bytes), server.max_json_depth)
     spec = validate(CreateBatch, data)
-    if spec.webhook_url and gw.config.security.webhook_secret is None:
-        raise InvalidRequestError(
-            "webhook_url: webhooks are signed with security.webhook_secret, which this gateway "
-            "has not configured",
-            param="webhook_url",
-        )
+    require_webhook_secret(gw.config, spec.webhook_url)
     files = FileStore(gw.redis, gw.broker.keys, gw.config.files)
     found = await files.get(tenant.id, spec.input_file_id)
     if found is None:

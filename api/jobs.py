@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from anygate.api.batches import require_webhook_secret
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.provider_keys import client_provider_key
@@ -49,6 +50,7 @@ async def submit_job(request: Request) -> Response:
     )
     spec = validate(SubmitJob, data)
     validate(BODY_MODELS[spec.endpoint], spec.body, prefix="body")
+    require_webhook_secret(gw.config, spec.webhook_url)
     model = spec.body["model"]
     steps = await gw.planner.plan(spec.endpoint, spec.body)
     client_key, steps = client_provider_key(request, tenant, steps, gw.config)

@@ -152,6 +152,11 @@ class KeySpace:
         """Error-file lines for input lines that never became jobs (JSON, in line order)."""
         return f"{self.prefix}brej:{batch_id}"
 
+    @property
+    def job_webhooks(self) -> str:
+        """Ids of ended jobs whose ``webhook_url`` the control plane has yet to hand to arq."""
+        return f"{self.prefix}jobhooks"
+
     def batch_lock(self, batch_id: str) -> str:
         return f"{self.prefix}block:{batch_id}"
 

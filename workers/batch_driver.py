@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -35,7 +35,7 @@ from anygate.broker import Broker, Enqueued, new_job_id
 from anygate.broker.batch_store import Batch, BatchStore
 from anygate.broker.connection import awaited
 from anygate.broker.errors import AnygateError
-from anygate.broker.file_store import FileStore
+from anygate.broker.file_store import FileStore, FileWriter
 from anygate.broker.ids import digest
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
@@ -264,10 +264,49 @@ class BatchDriver:
     # --- finalisation ---------------------------------------------------------------------
 
     async def _finalize(self, batch: Batch) -> None:
+        """Stream the output and error files page by page (a 50,000-line batch's results are
+        never all in memory), then set the final status."""
         await self._batches.transition(batch.id, "finalizing")
+        out = self._files.writer(batch.tenant, "batch_output")
+        err = self._files.writer(batch.tenant, "batch_output")
+        try:
+            usage, n_out, n_err = await self._write_results(batch, out, err)
+            rejected = await awaited(self._redis.lrange(self._k.batch_rejects(batch.id), 0, -1))
+            for r in rejected:
+                await err.write((r if isinstance(r, bytes) else r.encode()) + b"\n")
+            n_err += len(rejected)
+            fields: dict[str, str | int] = {"usage": orjson.dumps(usage).decode()}
+            if n_out:
+                fields["output_file_id"] = (await out.commit(f"{batch.id}_output.jsonl")).id
+            else:
+                await out.abort()
+            if n_err:
+                fields["error_file_id"] = (await err.commit(f"{batch.id}_error.jsonl")).id
+            else:
+                await err.abort()
+        except BaseException:
+            await asyncio.shield(asyncio.gather(out.abort(), err.abort()))
+            raise
+        await self._batches.set(batch.id, **fields)
+        final = batch.h.get("ending") or ("completed" if await self._ran_any(batch) else "failed")
+        if final == "failed" and rejected:
+            errs = [
+                {"code": e["error"]["code"], "message": e["error"]["message"], "param": None,
+                 "line": None}
+                for e in (orjson.loads(r) for r in rejected[:100])
+            ]  # fmt: skip
+            await self._batches.set(batch.id, errors=orjson.dumps(errs).decode())
+        await self._batches.transition(batch.id, final)
+        log.info("batch finalised", batch_id=batch.id, status=final, lines=batch.total,
+                 output_lines=n_out, error_lines=n_err)  # fmt: skip
+        if self._on_webhook is not None and batch.h.get("webhook_url"):
+            await self._on_webhook(await self._batches.load(batch.id) or batch)
+
+    async def _write_results(
+        self, batch: Batch, out: FileWriter, err: FileWriter
+    ) -> tuple[dict[str, int], int, int]:
         usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-        outputs: list[bytes] = []
-        errors: list[bytes] = []
+        n_out = n_err = 0
         for job_ids in await self._pages(batch.id):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids:
@@ -276,37 +315,14 @@ class BatchDriver:
                 rows = await pipe.execute()
             for job_id, (status, result, error, custom_id, used) in zip(job_ids, rows, strict=True):
                 line, ok = _output_line(job_id, status, result, error, custom_id)
-                (outputs if ok else errors).append(orjson.dumps(line) + b"\n")
+                await (out if ok else err).write(orjson.dumps(line) + b"\n")
+                n_out, n_err = (n_out + 1, n_err) if ok else (n_out, n_err + 1)
                 if used:
                     u = orjson.loads(used)
                     usage["input_tokens"] += int(u.get("prompt_tokens") or 0)
                     usage["output_tokens"] += int(u.get("completion_tokens") or 0)
                     usage["total_tokens"] += int(u.get("total_tokens") or 0)
-        rejected = await awaited(self._redis.lrange(self._k.batch_rejects(batch.id), 0, -1))
-        errors += [(r if isinstance(r, bytes) else r.encode()) + b"\n" for r in rejected]
-        fields: dict[str, str | int] = {"usage": orjson.dumps(usage).decode()}
-        if outputs:
-            out = await self._files.put(batch.tenant, "batch_output", f"{batch.id}_output.jsonl",
-                                        _aiter(outputs))  # fmt: skip
-            fields["output_file_id"] = out.id
-        if errors:
-            err = await self._files.put(batch.tenant, "batch_output", f"{batch.id}_error.jsonl",
-                                        _aiter(errors))  # fmt: skip
-            fields["error_file_id"] = err.id
-        await self._batches.set(batch.id, **fields)
-        ending = batch.h.get("ending") or ""
-        final = ending or ("failed" if not outputs and not await self._ran_any(batch) else
-                           "completed")  # fmt: skip
-        if final == "failed" and rejected:
-            first = [orjson.loads(r) for r in rejected[:100]]
-            errs = [{"code": e["error"]["code"], "message": e["error"]["message"], "param": None,
-                     "line": None} for e in first]  # fmt: skip
-            await self._batches.set(batch.id, errors=orjson.dumps(errs).decode())
-        await self._batches.transition(batch.id, final)
-        log.info("batch finalised", batch_id=batch.id, status=final, lines=batch.total,
-                 output_lines=len(outputs), error_lines=len(errors))  # fmt: skip
-        if self._on_webhook is not None and batch.h.get("webhook_url"):
-            await self._on_webhook(await self._batches.load(batch.id) or batch)
+        return usage, n_out, n_err
 
     async def _ran_any(self, batch: Batch) -> bool:
         return bool(await awaited(self._redis.llen(self._k.batch_jobs(batch.id))))
@@ -342,8 +358,3 @@ def _output_line(
     upstream = (err or {}).get("upstream_status") or 500
     response = {"status_code": upstream, "request_id": job_id, "body": {"error": err}}
     return {"id": line_id, "custom_id": custom_id, "response": response, "error": None}, False
-
-
-async def _aiter(items: list[bytes]) -> AsyncIterator[bytes]:
-    for item in items:
-        yield item

@@ -17,7 +17,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker as ArqWorker
 
 from anygate.api.planning import Planner
-from anygate.broker import Broker, KeySpace, create_redis
+from anygate.broker import Broker, JobRecord, KeySpace, create_redis
 from anygate.broker.batch_store import Batch
 from anygate.broker.deployment_health import HealthView
 from anygate.broker.tenant_store import TenantStore
@@ -60,6 +60,29 @@ async def drive_batches(ctx: dict[str, Any]) -> int:
     return await driver.tick()
 
 
+async def hand_over_job_webhooks(ctx: dict[str, Any]) -> int:
+    """Every second: ended jobs with a ``webhook_url`` (listed by the job scripts) become arq
+    deliveries. Enqueued before they leave the list, and deduplicated by arq's job id, so a
+    crash in between delivers twice at worst (the delivery id lets a receiver drop it)."""
+    redis = ctx["anygate_redis"]
+    keys: KeySpace = ctx["keys"]
+    handed = 0
+    while job_ids := await redis.lrange(keys.job_webhooks, 0, 99):
+        for job_id in job_ids:
+            h = await redis.hgetall(keys.job(job_id))
+            if h.get("webhook_url"):
+                record = JobRecord.from_hash(job_id, h)
+                event = f"job.{record.status.value}"
+                body = orjson.dumps({"type": event, "data": record.to_api()})
+                await ctx["redis"].enqueue_job(
+                    "deliver_webhook", h["webhook_url"], body, event, f"dlv_{job_id}",
+                    _queue_name=ctx["queue"], _job_id=f"webhook:{job_id}",
+                )  # fmt: skip
+                handed += 1
+        await redis.ltrim(keys.job_webhooks, len(job_ids), -1)
+    return handed
+
+
 async def deliver_webhook(
     ctx: dict[str, Any], url: str, body: bytes, event: str, delivery_id: str
 ) -> None:
@@ -80,6 +103,7 @@ async def deliver_webhook(
 def control_worker(config: AnygateConfig) -> ArqWorker:
     async def startup(ctx: dict[str, Any]) -> None:
         redis = ctx["anygate_redis"] = create_redis(config.redis)
+        ctx["keys"], ctx["queue"] = keys, queue
         await TenantStore(redis, keys).seed(config, keys=False)
         broker = Broker(redis, config)
         health = HealthView()
@@ -104,6 +128,7 @@ def control_worker(config: AnygateConfig) -> ArqWorker:
         functions=[func(deliver_webhook, max_tries=MAX_TRIES + 1)],
         cron_jobs=[
             cron(prune_job_indexes, second={0}, run_at_startup=True),
+            cron(hand_over_job_webhooks, second=set(range(60)), unique=True, timeout=60),
             cron(
                 drive_batches,
                 second=set(range(60)),

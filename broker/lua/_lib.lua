@@ -66,13 +66,16 @@ local function batch_job_ended(prefix, batch_id, status)
 end
 
 -- Make a terminal job's traces expire; queued and running jobs never expire (no silent loss).
+-- A job with a webhook_url is queued for the control plane to deliver (jobhooks).
 -- A dead letter (DEAD: failed for good) keeps its request as long as its record, so that the
 -- admin API can requeue it (requeuedead-2.lua); any other finished job needs it no more. A
 -- batch's job is kept at least as long as its batch may still need it for its output file.
 local function retain(prefix, job_id, ttl_s, dead)
-  local jb = redis.call('HMGET', prefix .. 'job:' .. job_id, 'batch', 'status', 'keep_s')
+  local jb = redis.call('HMGET', prefix .. 'job:' .. job_id, 'batch', 'status', 'keep_s',
+    'webhook_url')
   if jb[3] and tonumber(jb[3]) > ttl_s then ttl_s = tonumber(jb[3]) end
   if jb[1] then batch_job_ended(prefix, jb[1], jb[2]) end
+  if jb[4] and jb[4] ~= '' then redis.call('RPUSH', prefix .. 'jobhooks', job_id) end
   redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)
   redis.call('EXPIRE', prefix .. 'ev:' .. job_id, ttl_s)
   if dead then

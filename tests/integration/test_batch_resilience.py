@@ -191,3 +191,33 @@ async def test_interactive_calls_keep_their_latency_beside_a_20000_line_batch(
     assert backlog.request_counts.completed < 20_000, "the batch still had a backlog"
     assert median < 0.25
     assert worst < 1.0
+
+
+async def test_a_jobs_webhook_is_delivered_signed_when_it_ends(stack: Stack) -> None:
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Receiver)
+    _Receiver.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=stack.url, headers={"authorization": f"Bearer {TENANT_KEYS['acme']}"},
+            timeout=30,
+        ) as client:  # fmt: skip
+            submitted = await client.post("/v1/jobs", json={
+                "endpoint": "/v1/chat/completions", "body": _line(0)["body"],
+                "webhook_url": f"http://127.0.0.1:{port}/job-done"})  # fmt: skip
+            assert submitted.status_code == 202, submitted.text
+        deadline = time.monotonic() + 30
+        while len(_Receiver.seen) < 3:  # two refusals, then delivered
+            assert time.monotonic() < deadline, f"only {len(_Receiver.seen)} deliveries"
+            await asyncio.sleep(0.1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    headers, body = _Receiver.seen[-1]
+    assert headers["x-anygate-event"] == "job.succeeded"
+    assert verify(WEBHOOK_SECRET.encode(), body, headers["x-anygate-signature"])
+    payload = orjson.loads(body)
+    assert payload["data"]["id"] == submitted.json()["id"]
+    assert payload["data"]["result"]["object"] == "chat.completion"
