@@ -45,11 +45,16 @@ def _jsonl(lines: list[dict[str, Any]]) -> bytes:
 
 @pytest.fixture
 def batch_stack(
-    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis_server: EmbeddedRedis,
+    namespace: str,
+    mock: MockControl,
 ) -> Iterator[Stack]:
+    """``request.param``: how long "24h" lasts (default 120 s; the expiry test shortens it)."""
     tree = config_tree(redis_server.url, namespace, mock_root=mock.url)
     tree["pools"] = {"openai": {"concurrency": 16}, "gemini": {"concurrency": 16}}
-    tree["batches"] = {"day_s": 30}  # "24h" lasts 30 s here: the expiry test needs it short
+    tree["batches"] = {"day_s": getattr(request, "param", 120)}
     with running_stack(tmp_path, tree, ["openai", "gemini"]) as stack:
         stack.start_control()
         yield stack
@@ -153,6 +158,7 @@ async def test_cancel_mid_batch_stops_queued_lines_and_keeps_finished_ones(
     assert {e["error"]["code"] for e in errors} <= {"batch_cancelled"}
 
 
+@pytest.mark.parametrize("batch_stack", [6], indirect=True)
 async def test_a_batch_whose_window_elapses_is_expired_with_finished_lines_kept(
     batch_stack: Stack, mock: MockControl
 ) -> None:
