@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.api.responses import JSONResponse
+from anygate.api.responses import JSONResponse, list_page
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.tenant_store import tenant_not_found
 from anygate.broker.tenants import ADMIN, TENANT_SCOPES, Scope
@@ -50,20 +50,6 @@ def page_limit(request: Request) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequestError(f"limit: must be between 1 and {MAX_LIMIT}", param="limit")
     return limit
-
-
-def list_page(data: list[dict[str, Any]], has_more: bool = False, **extra: Any) -> Response:
-    """OpenAI's list shape; the cursor for the next page is ``last_id``."""
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0].get("id") if data else None,
-            "last_id": data[-1].get("id") if data else None,
-            "has_more": has_more,
-            **extra,
-        }
-    )
 
 
 async def json_body(request: Request, gw: Gateway) -> dict[str, Any]:

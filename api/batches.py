@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import gateway_of
-from anygate.api.responses import JSONResponse
+from anygate.api.responses import JSONResponse, list_page
 from anygate.broker.batch_store import BatchStore
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.file_store import FileStore
@@ -111,15 +111,7 @@ async def list_batches(request: Request) -> Response:
         tenant.id, after=after, limit=int(raw_limit)
     )
     data = [b.to_api() for b in batches]
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
+    return list_page(data, has_more)
 
 
 ROUTES = [

@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.api.responses import JSONResponse
+from anygate.api.responses import JSONResponse, list_page
 from anygate.broker.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from anygate.broker.file_store import VALIDATED_PURPOSE, FileRecord, FileStore, FileWriter
 from anygate.config import FilesConfig
@@ -279,15 +279,7 @@ async def list_files(request: Request) -> Response:
         order="asc" if order == "asc" else "desc",
     )
     data: list[dict[str, Any]] = [r.to_api() for r in records]
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
+    return list_page(data, has_more)
 
 
 async def _owned(request: Request) -> tuple[FileStore, FileRecord]:

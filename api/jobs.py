@@ -17,7 +17,7 @@ from anygate.api.batches import require_webhook_secret
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.provider_keys import client_provider_key
-from anygate.api.responses import JSONResponse
+from anygate.api.responses import JSONResponse, list_page
 from anygate.api.schemas import BODY_MODELS, SubmitJob
 from anygate.broker import (
     IdempotencyConflictError,
@@ -264,15 +264,7 @@ async def list_jobs(request: Request) -> Response:
         tenant.id, status=status, limit=limit, after=params.get("after") or None
     )
     data: list[dict[str, Any]] = [r.to_api() for r in records]
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
+    return list_page(data, has_more)
 
 
 ROUTES = [
