@@ -113,6 +113,11 @@ class KeySpace:
         """Every tenant id (deleted ones too, as tombstones), scored by creation time."""
         return f"{self.prefix}tenants"
 
+    @property
+    def tenants_version(self) -> str:
+        """A counter every tenant change increments (workers reload only when it moved)."""
+        return f"{self.prefix}tenants:ver"
+
     def api_key(self, key_id: str) -> str:
         return f"{self.prefix}apikey:{key_id}"
 

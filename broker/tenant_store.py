@@ -75,7 +75,10 @@ class TenantStore:
                 param="id",
                 code="tenant_exists",
             )
-        await awaited(self._redis.zadd(self._k.tenant_ids, {tenant_id: 0}))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._k.tenant_ids, {tenant_id: 0})
+            pipe.incr(self._k.tenants_version)
+            await pipe.execute()
         return record
 
     async def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> TenantRecord:
@@ -99,6 +102,7 @@ class TenantStore:
                     record = TenantRecord.model_validate(merged)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, record.model_dump_json())
+                    pipe.incr(self._k.tenants_version)
                     pipe.publish(self._k.auth_channel, f"tenant {tenant_id}")
                     await pipe.execute()
                 except WatchError:
@@ -130,6 +134,10 @@ class TenantStore:
                     found.append(record)
             start = f"({ids[-1]}"
         return found[:limit], len(found) > limit
+
+    async def version(self) -> int:
+        """Bumped by every change to any tenant: a reader can tell it has the latest cheaply."""
+        return int(await awaited(self._redis.get(self._k.tenants_version)) or 0)
 
     async def all_ids(self) -> list[str]:
         """Every tenant id ever created, deleted ones included."""

@@ -2,8 +2,9 @@
 
 Claims enforce ``max_in_flight`` and the rate gate each tenant's rpm/tpm, on every job: they
 read this local copy, never Redis. An ``auth`` announcement (any tenant changed) marks it
-stale and the next claim reloads it first; the heartbeat reloads it too, in case an
-announcement was missed during a reconnect.
+stale and the next claim reloads it first; the heartbeat checks it too, in case an
+announcement was missed during a reconnect. A check is one GET of the tenants' version
+counter: the table itself is read only when some tenant changed.
 """
 
 from __future__ import annotations
@@ -19,17 +20,24 @@ class TenantView:
         self._store = store
         self._broker = broker
         self._gate = gate
+        self._version = -1
         self.stale = True
 
     def changed(self, _message: str = "") -> None:
         self.stale = True
 
     async def refresh(self) -> None:
+        """One GET when nothing changed; the whole table only when the version moved (read
+        before the table: a change made meanwhile bumps it again and is picked up next time)."""
         self.stale = False
         try:
+            version = await self._store.version()
+            if version == self._version:
+                return
             tenants = await self._store.all_tenants()
         except BaseException:
             self.stale = True
             raise
+        self._version = version
         self._broker.in_flight_caps = in_flight_caps(tenants)
         self._gate.use_tenants(tenants)

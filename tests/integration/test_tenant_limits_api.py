@@ -11,9 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
+from redis import asyncio as redis_lib
 
+from anygate.broker import KeySpace
+from anygate.broker.tenant_store import TenantStore
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import TENANT_KEYS, config_tree, hash_key
 from tests.support.mock import MockControl
@@ -140,3 +144,32 @@ async def test_a_tenants_rpm_paces_its_jobs_only(quota_stack: Stack, mock: MockC
     for i, first in enumerate(acme_starts):
         assert sum(1 for t in acme_starts[i:] if t < first + 1.0) <= 5
     assert acme_starts[-1] - acme_starts[0] >= 1.8, "12 jobs at 5 per second take 2 windows"
+
+
+@pytest.mark.parametrize("quota_stack", [{}], indirect=True)
+async def test_an_in_flight_cap_set_through_the_admin_api_holds_at_once_on_workers(
+    quota_stack: Stack, mock: MockControl, redis_server: EmbeddedRedis
+) -> None:
+    """Quotas live in the tenant store: a PATCH reaches running workers (the auth channel,
+    then the tenants' version counter) without a restart."""
+    redis = redis_lib.from_url(redis_server.url, decode_responses=True)
+    store = TenantStore(redis, KeySpace(quota_stack.tree["redis"]["namespace"]))
+    _record, key = await store.create_key(None, scopes=("admin",))  # as `anygate keys create`
+    await redis.aclose()
+    async with httpx.AsyncClient(
+        base_url=quota_stack.url, headers={"authorization": f"Bearer {key}"}, timeout=10
+    ) as admin:
+        patched = await admin.patch("/admin/tenants/acme", json={"quotas": {"max_in_flight": 1}})
+        assert patched.status_code == 200, patched.text
+    mock.settings(latency_ms=300)
+    async with quota_stack.client() as acme:
+        answers = await asyncio.gather(
+            *(acme.post("/v1/chat/completions", json=_chat(f"a{i}")) for i in range(4))
+        )
+    assert all(a.status_code == 200 for a in answers)
+    calls = mock.requests()
+    overlap = max(
+        sum(1 for o in calls if o["started_at"] <= r["started_at"] < o["finished_at"])
+        for r in calls
+    )
+    assert overlap == 1, f"{overlap} of acme's calls ran at once under a cap of 1"
