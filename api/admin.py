@@ -22,7 +22,8 @@ from starlette.routing import Route
 
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.api.responses import JSONResponse, list_page
+from anygate.api.paging import list_page, page_limit
+from anygate.api.responses import JSONResponse
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.tenant_store import tenant_not_found
 from anygate.broker.tenants import ADMIN, TENANT_SCOPES, Scope
@@ -30,8 +31,6 @@ from anygate.config import TENANT_ID_PATTERN, AnygateConfig, TenantSettings
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
 
 # --- shared by the admin modules ------------------------------------------------------------
 
@@ -39,17 +38,6 @@ MAX_LIMIT = 100
 def audit(actor: str, action: str, target: str, **details: Any) -> None:
     """One line per change: who (a key id, never a key), what, to what."""
     log.info("admin action", actor=actor, action=action, target=target, **details)
-
-
-def page_limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise InvalidRequestError("limit: expected an integer", param="limit") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequestError(f"limit: must be between 1 and {MAX_LIMIT}", param="limit")
-    return limit
 
 
 async def json_body(request: Request, gw: Gateway) -> dict[str, Any]:

@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from anygate.api.admin import audit, json_body, page_limit
+from anygate.api.admin import audit, json_body
 from anygate.api.body import validate
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.api.responses import JSONResponse, list_page
+from anygate.api.paging import list_page, page_limit
+from anygate.api.responses import JSONResponse
 from anygate.broker import JobRecord
 from anygate.broker.admin_queries import USAGE_MAX_DAYS, AdminQueries, days_between
 from anygate.broker.dead_letters import REQUEUE_MAX, DeadLetters, requeue_refusal

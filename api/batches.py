@@ -17,7 +17,8 @@ from starlette.routing import Route
 
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import gateway_of
-from anygate.api.responses import JSONResponse, list_page
+from anygate.api.paging import list_page, page_limit
+from anygate.api.responses import JSONResponse
 from anygate.broker.batch_store import BatchStore
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.file_store import FileStore
@@ -103,12 +104,9 @@ async def cancel_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "batches")
-    raw_limit = request.query_params.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
-        raise InvalidRequestError("limit: must be an integer from 1 to 100", param="limit")
     after = request.query_params.get("after") or None
     batches, has_more = await BatchStore(gw.redis, gw.broker.keys).page(
-        tenant.id, after=after, limit=int(raw_limit)
+        tenant.id, after=after, limit=page_limit(request)
     )
     data = [b.to_api() for b in batches]
     return list_page(data, has_more)

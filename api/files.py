@@ -24,7 +24,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.api.responses import JSONResponse, list_page
+from anygate.api.paging import list_page, page_limit
+from anygate.api.responses import JSONResponse
 from anygate.broker.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from anygate.broker.file_store import VALIDATED_PURPOSE, FileRecord, FileStore, FileWriter
 from anygate.config import FilesConfig
@@ -262,12 +263,7 @@ async def list_files(request: Request) -> Response:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "batches")
     params = request.query_params
-    try:
-        limit = int(params.get("limit", str(MAX_LIST)))
-    except ValueError:
-        raise InvalidRequestError("limit: expected an integer", param="limit") from None
-    if not 1 <= limit <= MAX_LIST:
-        raise InvalidRequestError(f"limit: must be between 1 and {MAX_LIST}", param="limit")
+    limit = page_limit(request, default=MAX_LIST, maximum=MAX_LIST)
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequestError("order: expected 'asc' or 'desc'", param="order")

@@ -16,8 +16,9 @@ from starlette.routing import Route
 from anygate.api.batches import require_webhook_secret
 from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.paging import list_page, page_limit
 from anygate.api.provider_keys import client_provider_key
-from anygate.api.responses import JSONResponse, list_page
+from anygate.api.responses import JSONResponse
 from anygate.api.schemas import BODY_MODELS, SubmitJob
 from anygate.broker import (
     IdempotencyConflictError,
@@ -254,12 +255,7 @@ async def list_jobs(request: Request) -> Response:
             raise InvalidRequestError(
                 f"status: expected one of {[s.value for s in JobStatus]}", param="status"
             ) from None
-    try:
-        limit = int(params.get("limit", "20"))
-    except ValueError:
-        raise InvalidRequestError("limit: expected an integer", param="limit") from None
-    if not 1 <= limit <= 100:
-        raise InvalidRequestError("limit: must be between 1 and 100", param="limit")
+    limit = page_limit(request)
     records, has_more = await gw.broker.list_jobs(
         tenant.id, status=status, limit=limit, after=params.get("after") or None
     )

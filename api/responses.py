@@ -24,18 +24,3 @@ class JSONResponse(responses.JSONResponse):
 class RelayResponse(responses.StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.stream_response(send)
-
-
-def list_page(data: list[dict[str, Any]], has_more: bool = False, **extra: Any) -> JSONResponse:
-    """OpenAI's list shape, for every list the API answers; the next page's cursor is
-    ``last_id``."""
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0].get("id") if data else None,
-            "last_id": data[-1].get("id") if data else None,
-            "has_more": has_more,
-            **extra,
-        }
-    )
