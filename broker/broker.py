@@ -139,6 +139,13 @@ class Broker:
             worker_slots=int(reply[6]),
         )
 
+    async def idempotent_job(self, tenant: str, idempotency_key: str) -> str | None:
+        """The job an idempotency key already named for the tenant (as ``enqueue`` keeps it),
+        or None."""
+        key = self.keys.idempotency(tenant, digest(idempotency_key))
+        found: str | None = await awaited(self.redis.get(key))
+        return found
+
     async def get(self, tenant: str, job_id: str) -> JobRecord | None:
         """The job, or None when it does not exist or belongs to another tenant."""
         h = await awaited(self.redis.hgetall(self.keys.job(job_id)))

@@ -36,7 +36,6 @@ from anygate.broker.batch_store import Batch, BatchStore
 from anygate.broker.connection import awaited
 from anygate.broker.errors import AnygateError
 from anygate.broker.file_store import FileStore, FileWriter
-from anygate.broker.ids import digest
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.workers.batch_lines_to_jobs import (
@@ -235,8 +234,9 @@ class BatchDriver:
         while (chunk := await self._files.chunk(file_id, index)) is not None:
             for n, raw in split_lines(chunk, line_base):
                 # a chunk cut short by a crash may have jobs already: cancel and keep them
-                found = await awaited(self._redis.get(self._k.idempotency(
-                    batch.tenant, digest(idempotency_key(batch.id, n)))))  # fmt: skip
+                found = await self._broker.idempotent_job(
+                    batch.tenant, idempotency_key(batch.id, n)
+                )
                 if found:
                     await self._broker.cancel(batch.tenant, found, reason=reason)
                     ids.append(found)
