@@ -60,6 +60,18 @@ async def drive_batches(ctx: dict[str, Any]) -> int:
     return await driver.tick()
 
 
+async def enqueue_webhook(
+    ctx: dict[str, Any], url: str, event: str, subject_id: str, data: dict[str, Any]
+) -> None:
+    """One delivery per job or batch: arq's job id (``webhook:<id>``) keeps a repeat from
+    queueing a second one, and the delivery id stays the receiver's deduplication key."""
+    body = orjson.dumps({"type": event, "data": data})
+    await ctx["redis"].enqueue_job(
+        "deliver_webhook", url, body, event, f"dlv_{subject_id}",
+        _queue_name=ctx["queue"], _job_id=f"webhook:{subject_id}",
+    )  # fmt: skip
+
+
 async def hand_over_job_webhooks(ctx: dict[str, Any]) -> int:
     """Every second: ended jobs with a ``webhook_url`` (listed by the job scripts) become arq
     deliveries. Enqueued before they leave the list, and deduplicated by arq's job id, so a
@@ -73,11 +85,7 @@ async def hand_over_job_webhooks(ctx: dict[str, Any]) -> int:
             if h.get("webhook_url"):
                 record = JobRecord.from_hash(job_id, h)
                 event = f"job.{record.status.value}"
-                body = orjson.dumps({"type": event, "data": record.to_api()})
-                await ctx["redis"].enqueue_job(
-                    "deliver_webhook", h["webhook_url"], body, event, f"dlv_{job_id}",
-                    _queue_name=ctx["queue"], _job_id=f"webhook:{job_id}",
-                )  # fmt: skip
+                await enqueue_webhook(ctx, h["webhook_url"], event, job_id, record.to_api())
                 handed += 1
         await redis.ltrim(keys.job_webhooks, len(job_ids), -1)
     return handed
@@ -109,11 +117,8 @@ def control_worker(config: AnygateConfig) -> ArqWorker:
         health = HealthView()
 
         async def on_webhook(batch: Batch) -> None:
-            body = orjson.dumps({"type": f"batch.{batch.status}", "data": batch.to_api()})
-            await ctx["redis"].enqueue_job(
-                "deliver_webhook", batch.h["webhook_url"], body, f"batch.{batch.status}",
-                f"dlv_{batch.id}", _queue_name=queue, _job_id=f"webhook:{batch.id}",
-            )  # fmt: skip
+            event = f"batch.{batch.status}"
+            await enqueue_webhook(ctx, batch.h["webhook_url"], event, batch.id, batch.to_api())
 
         ctx["batch_driver"] = BatchDriver(
             config, redis, broker, Planner(config, redis, health), on_webhook

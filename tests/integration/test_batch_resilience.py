@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import statistics
 import threading
 import time
@@ -95,13 +96,22 @@ class _Receiver(BaseHTTPRequestHandler):
         return
 
 
-async def test_completion_webhook_is_signed_and_retried_until_delivered(stack: Stack) -> None:
+@contextlib.contextmanager
+def _receiver() -> Iterator[int]:
+    """A ``_Receiver`` on a free local port for the length of the block; its port."""
     port = free_port()
     server = ThreadingHTTPServer(("127.0.0.1", port), _Receiver)
     _Receiver.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_completion_webhook_is_signed_and_retried_until_delivered(stack: Stack) -> None:
+    with _receiver() as port:
         sdk = _sdk(stack)
         uploaded = sdk.files.create(file=("r.jsonl", _jsonl([_line(i) for i in range(5)])),
                                     purpose="batch")  # fmt: skip
@@ -114,9 +124,6 @@ async def test_completion_webhook_is_signed_and_retried_until_delivered(stack: S
         while len(_Receiver.seen) < 3:
             assert time.monotonic() < deadline, f"only {len(_Receiver.seen)} deliveries"
             await asyncio.sleep(0.1)
-    finally:
-        server.shutdown()
-        server.server_close()
     deliveries = {h["x-anygate-delivery"] for h, _b in _Receiver.seen}
     assert len(deliveries) == 1, "retries keep the delivery id"
     for headers, body in _Receiver.seen:
@@ -194,12 +201,7 @@ async def test_interactive_calls_keep_their_latency_beside_a_20000_line_batch(
 
 
 async def test_a_jobs_webhook_is_delivered_signed_when_it_ends(stack: Stack) -> None:
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Receiver)
-    _Receiver.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _receiver() as port:
         async with httpx.AsyncClient(
             base_url=stack.url, headers={"authorization": f"Bearer {TENANT_KEYS['acme']}"},
             timeout=30,
@@ -212,9 +214,6 @@ async def test_a_jobs_webhook_is_delivered_signed_when_it_ends(stack: Stack) -> 
         while len(_Receiver.seen) < 3:  # two refusals, then delivered
             assert time.monotonic() < deadline, f"only {len(_Receiver.seen)} deliveries"
             await asyncio.sleep(0.1)
-    finally:
-        server.shutdown()
-        server.server_close()
     headers, body = _Receiver.seen[-1]
     assert headers["x-anygate-event"] == "job.succeeded"
     assert verify(WEBHOOK_SECRET.encode(), body, headers["x-anygate-signature"])
