@@ -168,16 +168,25 @@ def presented_key(request: Request) -> str | None:
 
 
 def native_key(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    found = native_credential(request)
+    return found[0] if found else None
+
+
+def native_credential(request: Request) -> tuple[str, str] | None:
+    """The key in the surfaces' own places, and which place: ``Authorization: Bearer``
+    (OpenAI), ``x-api-key``, ``x-goog-api-key`` (the google-genai SDK) or ``?key=`` (Google's
+    query-string form). The one list of them, for gateway and provider keys alike."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return (
-        request.headers.get("x-api-key")
-        or request.headers.get("x-goog-api-key")  # the google-genai SDK's header
-        or request.query_params.get("key")  # Google's query-string form
-        or None
-    )
+        return value.strip(), "Authorization"
+    for where, found in (
+        ("x-api-key", request.headers.get("x-api-key")),
+        ("x-goog-api-key", request.headers.get("x-goog-api-key")),
+        ("key", request.query_params.get("key")),
+    ):
+        if found and found.strip():
+            return found.strip(), where
+    return None
 
 
 class KeyRateLimitedError(RateLimitedError):

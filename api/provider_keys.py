@@ -19,7 +19,7 @@ import re
 from pydantic import SecretStr
 from starlette.requests import Request
 
-from anygate.api.auth import TENANT_KEY_HEADER, Tenant
+from anygate.api.auth import TENANT_KEY_HEADER, Tenant, native_credential
 from anygate.broker.errors import AuthenticationError, InvalidRequestError
 from anygate.broker.routing import Step
 from anygate.config import AnygateConfig, ProviderKind
@@ -39,14 +39,11 @@ def offered_key(request: Request) -> tuple[str, str | None, str] | None:
         return explicit.strip(), None, PROVIDER_KEY_HEADER
     if request.headers.get(TENANT_KEY_HEADER) is None:
         return None  # the native header holds the gateway key
-    if request.headers.get("x-goog-api-key"):
-        return request.headers["x-goog-api-key"].strip(), "gemini", "x-goog-api-key"
-    if request.query_params.get("key"):
-        return request.query_params["key"].strip(), "gemini", "key"
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip(), "openai", "Authorization"
-    return None
+    found = native_credential(request)
+    if found is None:
+        return None
+    key, where = found
+    return key, ("gemini" if where in {"x-goog-api-key", "key"} else "openai"), where
 
 
 def client_provider_key(
