@@ -154,7 +154,11 @@ class BatchStore:
                 return [], False
             top = f"({int(score)}"
         ids = await awaited(self._redis.zrevrangebyscore(key, top, "-inf", start=0, num=limit + 1))
-        found = [b for b in [await self.load(i) for i in ids[:limit]] if b is not None]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for batch_id in ids[:limit]:
+                pipe.hgetall(self._k.batch(batch_id))
+            hashes = await pipe.execute()
+        found = [Batch(i, h) for i, h in zip(ids, hashes, strict=False) if h]
         return found, len(ids) > limit
 
     async def request_cancel(self, tenant: str, batch_id: str) -> Batch:
