@@ -25,6 +25,7 @@ from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.gateway import Gateway
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.planning import Planner
+from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions, create_redis
 from anygate.broker.deployment_health import HealthView
@@ -39,13 +40,14 @@ def create_app(config: AnygateConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = create_redis(config.redis)
+        redis = create_redis(config.redis, wait_s=config.server.redis_wait_s)
+        watch = RedisWatch(redis, config.server.redis_wait_s)
         subscriptions = Subscriptions(redis)
         await subscriptions.start()
         broker = Broker(redis, config)
         tenants = TenantStore(redis, broker.keys)
         await tenants.seed(config)
-        auth = Authenticator(config, tenants, broker)
+        auth = Authenticator(config, tenants, broker, watch)
         await subscriptions.listen(broker.keys.auth_channel, auth.forget)
         replies = ReplyRouter(broker.keys)
         await replies.start(subscriptions)
@@ -53,11 +55,13 @@ def create_app(config: AnygateConfig) -> Starlette:
         await subscriptions.listen(broker.keys.health_channel, health.apply)
         app.state.gateway = Gateway(
             config, redis, broker, subscriptions, auth, tenants, Planner(config, redis, health),
-            replies,
+            replies, watch,
         )  # fmt: skip
+        watch.start()
         try:
             yield
         finally:
+            await watch.stop()
             await subscriptions.close()
             await redis.aclose()
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from anygate.api.redis_watch import RedisWatch
 from anygate.broker import Broker
 from anygate.broker.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 from anygate.broker.tenant_store import TenantStore
@@ -57,9 +58,19 @@ class _Found:
 
 
 class Authenticator:
-    def __init__(self, config: AnygateConfig, store: TenantStore, broker: Broker) -> None:
+    """``watch``: while Redis is known to be away, every caller is told at once (503), before
+    any lookup could hang; every handler authenticates first, so this is the one place."""
+
+    def __init__(
+        self,
+        config: AnygateConfig,
+        store: TenantStore,
+        broker: Broker,
+        watch: RedisWatch | None = None,
+    ) -> None:
         self._store = store
         self._broker = broker
+        self._watch = watch
         self._minute_ms = int(config.queue.rate_limit_minute_s * 1000)
         self._admin_digests = tuple(
             [hash_key(ref.resolve().get_secret_value()) for ref in config.admin_api_keys]
@@ -74,6 +85,8 @@ class Authenticator:
     async def tenant(self, request: Request, scope: str) -> Tenant:
         """The tenant a request acts for: 401 without a valid key, 403 when the key lacks
         ``scope`` or the tenant is disabled."""
+        if self._watch is not None:
+            await self._watch.ready()
         found = await self._lookup(_presented_key(request))
         if found is None or found.tenant is None:
             if found is not None:  # an operator key: admin only, no tenant's data
@@ -111,6 +124,8 @@ class Authenticator:
     async def admin(self, request: Request) -> str:
         """Allow an operator: a config admin key or a key with the ``admin`` scope. Returns
         who, for the audit log (a key id, never the key)."""
+        if self._watch is not None:
+            await self._watch.ready()
         key = _presented_key(request)
         digest = hash_key(key)
         matched = False

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from anygate.api.auth import Authenticator
 from anygate.api.planning import Planner
+from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
 from anygate.broker.tenant_store import TenantStore
@@ -25,6 +26,7 @@ class Gateway:
     tenants: TenantStore
     planner: Planner
     replies: ReplyRouter
+    watch: RedisWatch
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -175,9 +175,12 @@ async def _stream_generate(request: Request, alias: str, body: dict[str, Any]) -
 
 def _gemini_render(job_id: str, *, sse: bool) -> tuple[Render, Callable[[], bytes] | None]:
     """Translate each OpenAI chunk to Gemini's as it arrives (SSE with ``alt=sse``, else one
-    JSON array written piece by piece, as Google does)."""
+    JSON array written piece by piece, as Google does). A keep-alive is a bare line break:
+    google-genai takes any other non-``data:`` line for JSON (an SSE comment would break it),
+    and whitespace is valid anywhere in a JSON array."""
     translator = ChatStreamToGemini()
     sent = 0
+    chunked = False
 
     def frame(piece: dict[str, Any]) -> bytes:
         nonlocal sent
@@ -188,10 +191,16 @@ def _gemini_render(job_id: str, *, sse: bool) -> tuple[Render, Callable[[], byte
         return (b"[" if sent == 1 else b",\r\n") + data
 
     def render(event: JobEvent) -> tuple[list[bytes], bool | None]:
+        nonlocal chunked
         if event.type == "chunk":
+            chunked = True
             return [frame(p) for p in translator.feed(orjson.loads(event.data))], None
+        if event.type == "keepalive":
+            return [b"\r\n"], None
         if event.type == "completed":
             return [frame(p) for p in translator.close()], True
+        if event.type == "retry" and not chunked:
+            return [], None  # nothing was sent yet: the next attempt answers
         if event.type == "retry" or event.terminal:
             error = orjson.loads(event.data).get("error") or {}
             problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(

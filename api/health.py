@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,9 +16,7 @@ async def healthz(_request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     gw = gateway_of(request)
-    try:
-        await asyncio.wait_for(gw.redis.ping(), timeout=1.0)
-    except (RedisError, OSError, TimeoutError):
+    if not await gw.watch.ping():
         return JSONResponse(
             {"status": "unavailable", "redis": "unreachable"},
             status_code=503,

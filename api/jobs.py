@@ -30,10 +30,10 @@ from anygate.broker import (
     stream_id_key,
 )
 from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
+from anygate.broker.notify import RESYNC
 from anygate.broker.routing import encode_plan
 from anygate.broker.scheduling import estimated_start_ms
 
-SSE_KEEPALIVE_S = 15.0
 MAX_IDEMPOTENCY_KEY = 255
 MAX_DEADLINE = 253_402_300_800.0
 """Year 10000 in Unix seconds: a larger ``deadline`` would overflow when made milliseconds."""
@@ -160,6 +160,11 @@ async def _wait_terminal(gw: Gateway, tenant: str, record: JobRecord, wait: floa
                 message = await asyncio.wait_for(queue.get(), left)
             except TimeoutError:
                 break
+            if message == RESYNC:  # the channel was lost a while: the job may have ended
+                fresh = await gw.broker.get(tenant, record.id)
+                if fresh is None or fresh.status.terminal:
+                    break
+                continue
             if JobEvent.from_message(message).terminal:
                 break
     return await gw.broker.get(tenant, record.id) or record
@@ -193,7 +198,13 @@ async def job_events(request: Request) -> Response:
 
 
 def _sse(event: JobEvent) -> bytes:
-    return f"id: {event.id}\nevent: {event.type}\ndata: {event.data}\n\n".encode()
+    """One event as SSE. A chunk's data is the OpenAI ``chat.completion.chunk`` with the
+    ``attempt`` it came from: after a ``retry`` event, what earlier attempts sent is void."""
+    data = event.data
+    if event.type == "chunk" and event.attempt is not None and data.startswith("{"):
+        rest = data[1:].lstrip()
+        data = f'{{"attempt":{event.attempt}{"," if rest != "}" else ""}{rest}'
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
 async def _event_stream(
@@ -204,31 +215,37 @@ async def _event_stream(
     A job that had ended before the request has its whole log written (one script sets the
     status and appends the final event), so after the replay nothing is left to wait for, even
     when ``last`` already was its final event: an EventSource reconnecting after the end gets
-    an empty stream that ends, not keep-alives forever."""
+    an empty stream that ends, not keep-alives forever. After a lost connection to Redis the
+    log is read again from the last event sent."""
     channel = gw.broker.keys.job_channel(job_id)
+    keepalive_s = gw.config.server.keepalive_s
     async with gw.subscriptions.subscribe(channel) as queue:
         cursor = stream_id_key(last) if last else (-1, -1)
         for event in await gw.broker.events_after(job_id, last):
             yield _sse(event)
-            cursor = stream_id_key(event.id)
+            last, cursor = event.id, stream_id_key(event.id)
             if event.terminal:
                 return
         if ended:
             return
         while True:
             try:
-                message = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_S)
+                message = await asyncio.wait_for(queue.get(), keepalive_s)
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
-            event = JobEvent.from_message(message)
-            key = stream_id_key(event.id)
-            if key <= cursor:
-                continue  # already sent from the replayed log
-            cursor = key
-            yield _sse(event)
-            if event.terminal:
-                return
+            if message == RESYNC:
+                events = await gw.broker.events_after(job_id, last)
+            else:
+                events = [JobEvent.from_message(message)]
+            for event in events:
+                key = stream_id_key(event.id)
+                if key <= cursor:
+                    continue  # already sent (from the replayed log)
+                yield _sse(event)
+                last, cursor = event.id, key
+                if event.terminal:
+                    return
 
 
 async def cancel_job(request: Request) -> Response:

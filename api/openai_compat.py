@@ -23,7 +23,7 @@ from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.provider_keys import client_provider_key
 from anygate.api.responses import JSONResponse, RelayResponse
 from anygate.api.schemas import ChatCompletionBody, EmbeddingsBody
-from anygate.api.sync_call import Render, SyncCall, outcome, relay
+from anygate.api.sync_call import PAUSED_CODES, Render, SyncCall, outcome, relay
 from anygate.broker import JobEvent, NewJob
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.broker.routing import encode_plan
@@ -72,25 +72,28 @@ async def wait_result(call: SyncCall) -> dict[str, Any]:
             if event.terminal:
                 return outcome(event)
     except AnygateError as exc:
-        exc.headers.update(job_headers(call, retried=True))
+        exc.headers.update(failed_call_headers(call, exc))
         raise
     raise AssertionError("unreachable: events() ends with a terminal event")
 
 
 async def open_stream(call: SyncCall) -> JobEvent:
     """Enter the call and wait for its first chunk (or its end): until then a failure can still
-    be answered with an HTTP status. From here on the streaming response owns the call; its
-    relay must ``__aexit__`` it, and ends early when the call's watcher sees the caller go."""
+    be answered with an HTTP status. A call with nothing to send for ``server.keepalive_s``
+    starts its response anyway (with a keep-alive), so that no proxy cuts a caller who waits;
+    a failure is then told in the stream. From here on the streaming response owns the call;
+    its relay must ``__aexit__`` it, and ends early when the call's watcher sees the caller
+    go."""
     await call.__aenter__()
     try:
         async for event in call.events():
-            if event.type == "chunk" or event.terminal:
+            if event.type in {"chunk", "keepalive"} or event.terminal:
                 if event.terminal:
                     outcome(event)  # raises for failures
                 call.streamed = event.type == "chunk"
                 return event
     except AnygateError as exc:
-        exc.headers.update(job_headers(call, retried=True))
+        exc.headers.update(failed_call_headers(call, exc))
         await call.__aexit__(None, None, None)
         raise
     except BaseException:
@@ -104,6 +107,13 @@ def job_headers(call: SyncCall, *, retried: bool = False) -> dict[str, str]:
     if retried:
         headers["x-should-retry"] = "false"  # the gateway already retried upstream itself
     return headers
+
+
+def failed_call_headers(call: SyncCall, exc: AnygateError) -> dict[str, str]:
+    """Headers of a failed call: the job id, and ``x-should-retry: false`` unless the failure
+    asks the caller to come back later (a pause no deployment could wait out: the SDKs retry
+    after its ``Retry-After``)."""
+    return job_headers(call, retried=exc.code not in PAUSED_CODES)
 
 
 async def answer(
@@ -183,16 +193,29 @@ def _is_usage_chunk(data: str) -> bool:
     return not chunk.get("choices") and chunk.get("usage") is not None
 
 
+KEEPALIVE = b": keep-alive\n\n"
+"""An SSE comment: every SSE client (the openai SDK included) skips it."""
+
+
 def _chat_render(job_id: str, include_usage: bool) -> Render:
-    """Chunks as OpenAI SSE; the usage chunk only when the caller asked for it."""
+    """Chunks as OpenAI SSE; the usage chunk only when the caller asked for it. A ``retry``
+    before any chunk was sent changes nothing for the caller (the next attempt answers); after
+    one, the stream ends with an error naming the job."""
+    sent = False
 
     def render(event: JobEvent) -> tuple[list[bytes], bool | None]:
+        nonlocal sent
         if event.type == "chunk":
+            sent = True
             if include_usage or not _is_usage_chunk(event.data):
                 return [b"data: " + event.data.encode() + b"\n\n"], None
             return [], None
+        if event.type == "keepalive":
+            return [KEEPALIVE], None
         if event.type == "completed":
             return [b"data: [DONE]\n\n"], True
+        if event.type == "retry" and not sent:
+            return [], None
         if event.type == "retry" or event.terminal:
             # Chunks already sent cannot be taken back: end the stream with an error the SDKs
             # raise, naming the job whose final answer can still be fetched.

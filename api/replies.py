@@ -15,6 +15,7 @@ import secrets
 from collections import deque
 
 from anygate.broker import KeySpace, Subscriptions
+from anygate.broker.notify import RESYNC
 
 EVENT_SEPARATOR = "\x1e"
 
@@ -42,6 +43,13 @@ class Mailbox:
         """The oldest item; ``IndexError`` when there is none."""
         return self._items.popleft()
 
+    def push_front(self, item: str) -> None:
+        """Put an item back at the head (taken but not handled yet)."""
+        self._items.appendleft(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def get(self) -> str:
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -59,7 +67,13 @@ class ReplyRouter:
         self._waiting: dict[str, Mailbox] = {}
 
     async def start(self, subscriptions: Subscriptions) -> None:
-        await subscriptions.listen(self._channel, self._deliver)
+        await subscriptions.listen(self._channel, self._deliver, self._resync)
+
+    def _resync(self) -> None:
+        """The reply channel was lost for a while (Redis restarted): every waiting call reads
+        what it may have missed from its job's log."""
+        for mailbox in self._waiting.values():
+            mailbox.put_nowait(RESYNC)
 
     def register(self, job_id: str) -> Mailbox:
         mailbox = Mailbox()

@@ -42,6 +42,7 @@ from anygate.api.cache_policy import (
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.broker import TERMINAL_EVENTS, JobEvent, KeySpace
 from anygate.broker.connection import awaited
+from anygate.broker.notify import RESYNC
 
 log = structlog.get_logger(__name__)
 
@@ -158,11 +159,15 @@ class ResponseCache:
 
 
 async def _terminal_event(queue: asyncio.Queue[str], within_s: float) -> JobEvent | None:
-    """The first terminal event within ``within_s`` (chunks and retries pass by), else None."""
+    """The first terminal event within ``within_s`` (chunks and retries pass by), else None;
+    None at once after a lost connection (the caller reads the leader's state again)."""
     try:
         async with asyncio.timeout(within_s):
             while True:
-                event = JobEvent.from_message(await queue.get())
+                message = await queue.get()
+                if message == RESYNC:
+                    return None
+                event = JobEvent.from_message(message)
                 if event.type in TERMINAL_EVENTS:
                     return event
     except TimeoutError:

@@ -5,7 +5,11 @@ job is enqueued, so no event can slip past. While
 the caller waits, a watcher listens for its disconnect: a caller that leaves before anything was
 streamed to it cancels its job (``server.cancel_on_disconnect``), so abandoned requests never
 reach the provider. Events arrive through pub/sub as the worker appends them; each streamed
-chunk is relayed the moment it arrives.
+chunk is relayed the moment it arrives. If the reply channel was lost for a while (Redis
+restarted), the call reads what it missed from the job's log and goes on, each event once.
+
+A streamed call that has had nothing to relay for ``server.keepalive_s`` gets a ``keepalive``
+event (not in the job's log), so that its surface can send bytes a proxy's idle timer sees.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from starlette.requests import Request
 
 from anygate.api.gateway import Gateway
 from anygate.api.replies import Mailbox
-from anygate.broker import JobEvent, NewJob, new_job_id
+from anygate.broker import JobEvent, NewJob, new_job_id, stream_id_key
 from anygate.broker.errors import (
     AnygateError,
     InvalidRequestError,
@@ -28,6 +32,8 @@ from anygate.broker.errors import (
     ServiceUnavailableError,
     UpstreamError,
 )
+from anygate.broker.notify import RESYNC
+from anygate.broker.transient import is_transient
 
 
 class ClientGoneError(Exception):
@@ -46,6 +52,14 @@ GONE = ""
 TIMED_OUT = "\0"
 """Put in a call's queue when no event has come for ``server.sync_timeout_s``."""
 
+KEEPALIVE = "\x03"
+"""Put in a streamed call's queue when nothing has come for ``server.keepalive_s``."""
+
+KEEPALIVE_EVENT = JobEvent("", "keepalive", "")
+"""What a streamed call's relay renders as its surface's keep-alive bytes."""
+
+_SENTINELS = frozenset({GONE, TIMED_OUT, KEEPALIVE, RESYNC})
+
 
 class SyncCall:
     """``async with SyncCall(gw, request, job) as call: async for event in call.events(): …``"""
@@ -59,8 +73,15 @@ class SyncCall:
         self._queue: Mailbox | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._ticker: asyncio.TimerHandle | None = None
         self._last_event = 0.0
+        """When the last real event came: ``sync_timeout_s`` counts from here."""
+        self._last_sound = 0.0
+        """When the caller last heard anything, keep-alives included."""
         self._left = False
+        self._cursor: tuple[int, int] | None = None
+        """After a resync: the id of the last event handed on (later duplicates are dropped)."""
+        self._last_id: str | None = None
 
     async def __aenter__(self) -> SyncCall:
         # Registered before the job exists, so not even its first event can be missed.
@@ -76,7 +97,21 @@ class SyncCall:
         loop = asyncio.get_running_loop()
         self._last_event = loop.time()
         self._deadline = loop.call_later(self.gw.config.server.sync_timeout_s, self._expire)
+        if self.job.stream:
+            self._ticker = loop.call_later(self.gw.config.server.keepalive_s, self._tick)
         return self
+
+    def _tick(self) -> None:
+        """A streamed call with nothing to relay for ``keepalive_s`` gets a keep-alive."""
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        every = self.gw.config.server.keepalive_s
+        idle = loop.time() - max(self._last_event, self._last_sound)
+        if idle >= every:
+            self._queue.put_nowait(KEEPALIVE)
+            self._last_sound = loop.time()
+            idle = 0.0
+        self._ticker = loop.call_later(every - idle, self._tick)
 
     def _expire(self) -> None:
         assert self._queue is not None
@@ -91,6 +126,8 @@ class SyncCall:
         self.stop_watching()
         if self._deadline is not None:
             self._deadline.cancel()
+        if self._ticker is not None:
+            self._ticker.cancel()
         self.gw.replies.unregister(self.job_id)
 
     def stop_watching(self) -> None:
@@ -110,24 +147,44 @@ class SyncCall:
     async def next_event(self) -> JobEvent:
         """The next event; cancels the job and raises ``ClientGoneError`` if the caller left."""
         assert self._queue is not None
-        message = await self._queue.get()
-        return await self._event(message)
+        while True:
+            message = await self._queue.get()
+            event = await self._event(message)
+            if event is not None:
+                return event
 
     def ready_event(self) -> JobEvent | None:
         """An event that has already arrived, without waiting (None if there is none); lets a
         relay write a burst of chunks in one go."""
         assert self._queue is not None
-        if not self._queue:
-            return None
-        message = self._queue.get_nowait()
-        if message in (GONE, TIMED_OUT):
-            self._queue.put_nowait(message)  # handled by the next next_event()
-            return None
-        self._last_event = asyncio.get_running_loop().time()
-        return JobEvent.from_message(message)
+        while self._queue:
+            message = self._queue.get_nowait()
+            if message in _SENTINELS:
+                self._queue.push_front(message)  # handled by the next next_event()
+                return None
+            event = self._accept(message)
+            if event is not None:
+                self._last_event = asyncio.get_running_loop().time()
+                return event
+        return None
 
-    async def _event(self, message: str) -> JobEvent:
-        self._last_event = asyncio.get_running_loop().time()
+    def _accept(self, message: str) -> JobEvent | None:
+        """The event, or None when a resync already handed it on."""
+        event = JobEvent.from_message(message)
+        if self._cursor is not None:
+            key = stream_id_key(event.id)
+            if key <= self._cursor:
+                return None
+            self._cursor = key
+        self._last_id = event.id
+        return event
+
+    async def _event(self, message: str) -> JobEvent | None:
+        if message == KEEPALIVE:
+            return KEEPALIVE_EVENT
+        if message == RESYNC:
+            await self._resync()
+            return None
         if message == TIMED_OUT:
             raise SyncCallTimeoutError(
                 "the job did not finish in time; fetch its result later from /v1/jobs/"
@@ -136,7 +193,25 @@ class SyncCall:
         if message == GONE:
             await self.caller_left()
             raise ClientGoneError(self.job_id)
-        return JobEvent.from_message(message)
+        event = self._accept(message)
+        if event is not None:
+            self._last_event = asyncio.get_running_loop().time()
+        return event
+
+    async def _resync(self) -> None:
+        """The reply channel came back after a lost connection: what the job's log holds past
+        the last event handed on goes first; anything that also arrives live is dropped."""
+        assert self._queue is not None
+        try:
+            missed = await self.gw.broker.events_after(self.job_id, self._last_id)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return  # Redis is away again: the next reconnect brings another resync
+        if self._cursor is None:
+            self._cursor = stream_id_key(self._last_id) if self._last_id else (-1, -1)
+        for event in reversed([e for e in missed if e.type != "queued"]):
+            self._queue.push_front(event.to_message())
 
     async def caller_left(self) -> None:
         """The caller went away: cancel its job if policy says so (once, however often called)."""
@@ -189,6 +264,8 @@ async def relay(
             out: list[bytes] = []
             end: bool | None = None
             for event in burst:
+                if event.type == "chunk":
+                    call.streamed = True  # the caller has part of an answer now
                 pieces, end = render(event)
                 out += pieces
                 if end is not None:
@@ -215,10 +292,20 @@ def outcome(event: JobEvent) -> dict[str, Any]:
     raise job_error(event.type, data.get("error") or {})
 
 
+PAUSED_CODES = frozenset({"circuit_open", "deployment_cooling_down"})
+"""A job failed fast because no deployment of its route could serve soon (the worker's
+``pause_policy.paused_error``): the caller may retry after ``retry_after``."""
+
+
 def job_error(kind: str, error: dict[str, Any]) -> AnygateError:
     """Map a failed job to the status a synchronous caller should see (SPEC §1)."""
     message = str(error.get("message") or f"the job ended {kind}")
     code = error.get("code")
+    if code in PAUSED_CODES:
+        retry_after = error.get("retry_after")
+        return ServiceUnavailableError(
+            message, code=code, retry_after=retry_after if isinstance(retry_after, int) else 1
+        )
     if kind == "expired":
         return ServiceUnavailableError(message, code="deadline_exceeded", retry_after=1)
     if kind == "cancelled":

@@ -15,13 +15,14 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from anygate.broker.claims import decode_claims
 from anygate.broker.client_keys import ClientKeyBox
 from anygate.broker.connection import awaited
+from anygate.broker.deployment_health import HealthVerdict
 from anygate.broker.ids import digest
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import (
     ENDPOINT_CODES,
-    ENDPOINTS_BY_CODE,
     ClaimedJob,
     Enqueued,
     JobEvent,
@@ -32,7 +33,8 @@ from anygate.broker.models import (
 from anygate.broker.quotas import in_flight_caps, refusal, submit_limits, usage_periods
 from anygate.broker.rate_window import Admission
 from anygate.broker.scripts import Scripts
-from anygate.config import AnygateConfig, Priority, TenantQuotas
+from anygate.broker.transient import RedisOutage
+from anygate.config import AnygateConfig, TenantQuotas
 
 _UNLIMITED = TenantQuotas()
 
@@ -62,10 +64,15 @@ class IdempotencyConflictError(Exception):
 
 
 class Broker:
-    def __init__(self, redis: Redis, config: AnygateConfig) -> None:
+    """``outage``: a worker's broker waits out Redis outages in every call that is safe to
+    repeat (see ``scripts.REPEATABLE``); without one, calls raise at once (the API's way)."""
+
+    def __init__(
+        self, redis: Redis, config: AnygateConfig, *, outage: RedisOutage | None = None
+    ) -> None:
         self.redis = redis
         self.keys = KeySpace(config.redis.namespace)
-        self._scripts = Scripts(redis)
+        self._scripts = Scripts(redis, outage)
         self._queue = config.queue
         self._ttl_s = config.retention.result_ttl_s
         self._idem_ttl_s = config.retention.idempotency_ttl_s
@@ -209,7 +216,7 @@ class Broker:
             return [
                 JobEvent("0-1", "queued", orjson.dumps({"id": job_id, "status": "queued"}).decode())
             ]
-        return [JobEvent(eid, f["t"], f["d"]) for eid, f in entries]
+        return [JobEvent.from_entry(eid, f) for eid, f in entries]
 
     async def pool_stats(self, pool: str) -> dict[str, str]:
         stats: dict[str, str] = await awaited(self.redis.hgetall(self.keys.stats(pool)))
@@ -217,7 +224,11 @@ class Broker:
 
     # --- worker side ----------------------------------------------------------------------
 
-    async def claim(self, pool: str, worker_id: str, max_jobs: int) -> list[ClaimedJob]:
+    async def claim(
+        self, pool: str, worker_id: str, max_jobs: int, token: str = ""
+    ) -> list[ClaimedJob]:
+        """Claim up to ``max_jobs``. ``token``: a claim whose reply was lost is repeated with
+        the same token, and answers with the jobs the first call took (``claim-12.lua``)."""
         k = self.keys
         keys = [k.ring(pool, p) for p in CLASS_ORDER]
         keys += [k.credits(pool, p) for p in CLASS_ORDER]
@@ -230,45 +241,23 @@ class Broker:
             keys,
             [
                 k.prefix, pool, worker_id, lease_ms, max_jobs, *self._class_weights, self._ttl_s,
-                self.in_flight_caps,
+                self.in_flight_caps, token,
             ],
         )  # fmt: skip
-        jobs = []
-        for i in range(0, len(flat), 14):
-            jid, attempt, tenant, endpoint, model, body, prio, stream, _entry, plan, step, at = (
-                flat[i : i + 12]
-            )
-            cooled, sealed_key = flat[i + 12], flat[i + 13]
-            jobs.append(
-                ClaimedJob(
-                    id=jid,
-                    attempt=int(attempt),
-                    tenant=tenant,
-                    endpoint=ENDPOINTS_BY_CODE[endpoint],
-                    model=model,
-                    body=body.encode(),
-                    priority=Priority(prio),
-                    stream=stream == "1",
-                    plan=plan,
-                    step=int(step or 0),
-                    step_started_attempt=int(at or 1),
-                    cooled=int(cooled or 0),
-                    client_key=sealed_key,
-                )
-            )
-        return jobs
+        return decode_claims(flat)
 
     def client_key(self, job: ClaimedJob) -> str | None:
         """The client's provider key for this job's calls (BYOK), or None: the gateway's."""
         return self._client_keys.open(job.client_key, job.id) if job.client_key else None
 
-    async def append(self, job: ClaimedJob, etype: str, *data: bytes | str) -> bool:
+    async def append(self, job: ClaimedJob, etype: str, *data: bytes | str, first_seq: int) -> bool:
         """Append events, in order, in one call; False means this attempt no longer owns the
-        job: stop working on it."""
+        job: stop working on it. ``first_seq``: the first event's number in this attempt (the
+        attempt's first event is 1), which makes a repeated call append nothing twice."""
         k = self.keys
         reply = await self._scripts.append(
             [k.job(job.id), k.events(job.id)],
-            [k.prefix, job.id, job.attempt, etype, *data],
+            [k.prefix, job.id, job.attempt, etype, first_seq, *data],
         )
         return reply is not None and reply is not False
 
@@ -352,11 +341,17 @@ class Broker:
         return lost
 
     async def reclaim(self, pool: str, limit: int = 100) -> int:
+        """Redeliver jobs whose lease lapsed; the count, or -1 while the grace after a Redis
+        outage lasts (no lease lapses while Redis itself was away: ``reclaim-5.lua``)."""
         k = self.keys
-        worker_expiry_ms = int(self._queue.visibility_timeout_s * 1000 * 4)
+        q = self._queue
+        lease_ms = int(q.visibility_timeout_s * 1000)
+        # Reclaim runs every reclaim_interval_s in every worker of the pool: a gap much longer
+        # than that (and than a heartbeat's period) means Redis, not the workers, was away.
+        stall_ms = int(max(3 * q.reclaim_interval_s, 2 * q.heartbeat_interval_s) * 1000)
         count = await self._scripts.reclaim(
             [k.leases(pool), k.redeliver(pool), k.stats(pool), k.dead(pool), k.workers(pool)],
-            [k.prefix, self._queue.max_attempts, limit, self._ttl_s, pool, worker_expiry_ms],
+            [k.prefix, q.max_attempts, limit, self._ttl_s, pool, 4 * lease_ms, stall_ms, lease_ms],
         )
         return int(count)
 
@@ -411,12 +406,17 @@ class Broker:
         """Pause calls to the deployment (an upstream 429), for every worker."""
         await self._health(deployment, "cool", max(1, int(seconds * 1000)))
 
-    async def probe(self, deployment: str, probe_id: str) -> tuple[str, int]:
-        """May a call go ahead? ``ok``, ``probe`` (this call is the half-open breaker's one
-        probe), ``open`` or ``cool``, with the milliseconds such a pause has left."""
-        ttl_ms = int(self._queue.visibility_timeout_s * 1000)
-        verdict, ms = await self._health(deployment, "probe", probe_id, ttl_ms)
-        return str(verdict), int(ms)
+    async def probe(self, deployment: str, probe_id: str) -> HealthVerdict:
+        """May a call go ahead? See ``health-1.lua``'s ``probe``: ``ok``, ``steady``, ``probe``
+        (this call is the one test call after a pause), ``open``, ``cool`` or ``wait``, with
+        the milliseconds a pause has left (and for ``wait``, the spread to ask again in)."""
+        q = self._queue
+        ttl_ms = int(q.visibility_timeout_s * 1000)
+        reply = await self._health(
+            deployment, "probe", probe_id, ttl_ms, int(q.resume_ramp_s * 1000)
+        )
+        spread = int(reply[2]) if len(reply) > 2 else 0
+        return HealthVerdict(str(reply[0]), int(reply[1]), spread)
 
     async def report_success(self, deployment: str, probe_id: str) -> str:
         window_ms = int(self._queue.breaker.window_s * 1000)

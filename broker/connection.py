@@ -7,9 +7,9 @@ from typing import Any, TypeVar, cast
 
 import hiredis
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import Connection, ConnectionPool
 from redis.asyncio.retry import Retry
-from redis.backoff import EqualJitterBackoff
+from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -34,28 +34,61 @@ class CPackedConnection(Connection):
             return packed
 
 
-def create_redis(config: RedisConfig) -> Redis:
+class ConcurrentConnectPool(ConnectionPool):
+    """redis-py's pool sets a new connection up (connect, handshake) while holding the pool's
+    lock, so on a Redis that accepts connections but does not answer (paused), every caller
+    that needs a connection queues behind the one setting up, each for a full timeout: ten
+    requests waited fifteen seconds. Set up outside the lock instead, as redis-py's own
+    ``BlockingConnectionPool`` does; each connection is its caller's alone meanwhile."""
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        async with self._lock:
+            connection = self.get_available_connection()  # type: ignore[no-untyped-call]
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+
+def create_redis(config: RedisConfig, *, wait_s: float | None = None) -> Redis:
     """A client that decodes replies to ``str`` and retries a dropped connection briefly.
 
-    Retries are few and short on purpose: while Redis is down, the API must answer 503 quickly
-    rather than hang (SPEC §6); scripts are atomic, so a retried call is either fully applied
-    or not at all (a retried enqueue may run twice only if the reply was lost, which the
-    idempotency key covers for clients that send one).
+    Retries are few and short on purpose: scripts are atomic, so a retried call is either fully
+    applied or not at all (a retried enqueue may run twice only if the reply was lost, which the
+    idempotency key covers for clients that send one). Workers wait out longer outages on their
+    own terms (``transient.until_done``).
+
+    ``wait_s`` (the API's ``server.redis_wait_s``): no call waits longer than this for Redis,
+    and a timed-out call is not retried, so that a request answers 503 within that bound rather
+    than hang while Redis is paused or unreachable (SPEC §6). A dropped connection (Redis
+    restarted) is still retried once at once, on a fresh one.
     """
     extra: dict[str, Any] = {}
     if config.url.startswith("redis://"):
         extra["connection_class"] = CPackedConnection  # TLS and unix sockets keep their own
-    client: Redis = Redis.from_url(
+    timeout = config.socket_timeout_s if wait_s is None else min(wait_s, config.socket_timeout_s)
+    if wait_s is None:
+        retry = Retry(EqualJitterBackoff(cap=0.2, base=0.02), retries=2)
+        retry_on: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError]
+    else:
+        retry, retry_on = Retry(NoBackoff(), retries=1), [RedisConnectionError]
+    pool = ConcurrentConnectPool.from_url(
         config.url,
         **extra,
         decode_responses=True,
-        socket_timeout=config.socket_timeout_s,
-        socket_connect_timeout=min(config.socket_timeout_s, 2.0),
+        socket_timeout=timeout,
+        socket_connect_timeout=min(timeout, 2.0),
         max_connections=config.max_connections,
-        health_check_interval=30,
-        retry=Retry(EqualJitterBackoff(cap=0.2, base=0.02), retries=2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        # No health-check PING: redis-py sends it from inside a new connection's own set-up,
+        # and on a Redis that accepts connections but does not answer (paused) that recursion
+        # waited without end, past every timeout. A dropped connection is retried anyway.
+        health_check_interval=0,
+        retry=retry,
+        retry_on_error=retry_on,
     )
+    client: Redis = Redis.from_pool(pool)
     return client
 
 

@@ -1,9 +1,10 @@
 """This process's view of every deployment's health: 429 cool-downs and circuit breakers.
 
 The truth lives in Redis (``health-1.lua``), which publishes each change of state; every worker
-and API process keeps this view from those messages, so the common case (a healthy deployment)
-costs no Redis call before an upstream call. Only a breaker whose cool-down is over needs Redis,
-to elect the one probe call. A missed message (a reconnect) is healed by ``refresh``.
+and API process keeps this view from those messages, so the common case (a steady deployment)
+costs no Redis call before an upstream call. A deployment that is settling after a pause (its
+breaker's or cool-down's probe is due, or calls are ramping back up) needs Redis for each call,
+until Redis announces it steady again. A missed message (a reconnect) is healed by ``refresh``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,22 @@ class Gate(enum.Enum):
     COOLING = "cooling"
     """An upstream 429 asked for a pause: the job waits in the queue, no attempt spent."""
     OPEN = "open"
-    """The breaker is open: the job moves on to its route's next step, or fails."""
+    """The breaker is open: the job moves on to its route's next step, or waits for it."""
     ASK = "ask"
-    """The breaker's cool-down is over: Redis elects one probe call; the others see OPEN."""
+    """Settling after a pause: Redis decides (one probe call, then a ramp)."""
+    WAIT = "wait"
+    """Redis said: not yet (a probe's verdict is out, or the ramp has no room): the job waits a
+    moment in the queue, no attempt spent."""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthVerdict:
+    """``health-1.lua``'s answer to ``probe``: the verdict, the milliseconds a pause has left,
+    and for ``wait`` the spread over which to ask again (waiters spread out, with jitter)."""
+
+    verdict: str
+    ms: int = 0
+    spread_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -32,6 +46,9 @@ class DeploymentState:
     dirty: bool = False
     """A transient failure is recent: successes are reported too (they reset the count of
     consecutive failures and make up the error rate)."""
+    settling: bool = False
+    """After a cool-down or an open breaker, until Redis announces the deployment steady: every
+    call asks Redis (a probe first, then the ramp)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +79,15 @@ class HealthView:
         now = self._clock()
         if event == "cool":
             state.cool_until = max(state.cool_until, now + seconds)
+            state.settling = True
         elif event == "open":
             state.open, state.open_until, state.dirty = True, now + seconds, False
-        elif event == "closed":
+            state.settling = True
+        elif event in {"closed", "ramp"}:
             state.open, state.open_until, state.dirty = False, 0.0, False
+            state.settling = event == "ramp" or state.settling
+        elif event == "steady":
+            state.settling = False
         elif event == "dirty":
             state.dirty = True
         elif event == "clean":
@@ -73,13 +95,20 @@ class HealthView:
 
     def apply_peek(self, deployment: str, reply: list[str | int]) -> None:
         """What ``health-1.lua``'s ``peek`` says: the whole state, replacing this view's."""
-        status, open_ms, cool_ms, dirty = reply
+        status, open_ms, cool_ms, dirty, settling = reply
         now = self._clock()
         state = self._state(deployment)
         state.open = status in {"open", "half"}
         state.open_until = now + int(open_ms) / 1000
         state.cool_until = now + int(cool_ms) / 1000
         state.dirty = int(dirty) == 1
+        state.settling = int(settling) == 1
+
+    def steady(self, deployment: str) -> None:
+        """Redis said nothing is settling (its announcement may have been missed)."""
+        state = self._states.get(deployment)
+        if state is not None:
+            state.settling = False
 
     def clearance(self, deployment: str) -> Clearance:
         state = self._states.get(deployment)
@@ -89,13 +118,21 @@ class HealthView:
         if state.cool_until > now:
             return Clearance(Gate.COOLING, state.cool_until - now)
         if state.open:
-            return Clearance(Gate.OPEN if state.open_until > now else Gate.ASK)
+            if state.open_until > now:
+                return Clearance(Gate.OPEN, state.open_until - now)
+            return Clearance(Gate.ASK)
+        if state.settling:
+            return Clearance(Gate.ASK)
         return _CALL
 
     def healthy(self, deployment: str) -> bool:
         """For routing: a deployment cooling down or with an open breaker goes last. One whose
         breaker awaits its probe does not: the probe must have a job to make it."""
         return self.clearance(deployment).gate in {Gate.CALL, Gate.ASK}
+
+    def reopens_in(self, deployment: str) -> float:
+        """Seconds until calls may be tried again (0: now, or after asking Redis)."""
+        return self.clearance(deployment).wait_s
 
     def dirty(self, deployment: str) -> bool:
         state = self._states.get(deployment)

@@ -97,6 +97,13 @@ class ClaimedJob:
     """How often an upstream 429 sent the job back to wait (without spending an attempt)."""
     client_key: str = field(default="", repr=False)
     """The client's provider key, still sealed (``Broker.client_key`` opens it); '' if none."""
+    reply_to: str = ""
+    """The API instance whose synchronous caller waits for this job; '' for a queued job."""
+
+    @property
+    def synchronous(self) -> bool:
+        """A caller is holding a connection open for the answer (the compatible surfaces)."""
+        return bool(self.reply_to)
 
     @property
     def attempts_on_step(self) -> int:
@@ -197,11 +204,14 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
-    """One entry of a job's event log; ``id`` is the stream id, used as the SSE ``id:``."""
+    """One entry of a job's event log; ``id`` is the stream id, used as the SSE ``id:``.
+    ``attempt``: the delivery the event belongs to (chunks, ``started``, ``retry`` for the
+    next one, the outcome), or None (``queued``, ``cancelled``, ``expired``)."""
 
     id: str
     type: str
     data: str
+    attempt: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -209,8 +219,21 @@ class JobEvent:
 
     @classmethod
     def from_message(cls, payload: str) -> JobEvent:
-        event_id, etype, data = payload.split("\n", 2)
-        return cls(event_id, etype, data)
+        """An event as the scripts publish it (``record`` in ``_lib.lua``): stream id, type,
+        attempt ('' for none) and data, one per line."""
+        event_id, etype, attempt, data = payload.split("\n", 3)
+        return cls(event_id, etype, data, int(attempt) if attempt else None)
+
+    @classmethod
+    def from_entry(cls, event_id: str, fields: dict[str, str]) -> JobEvent:
+        """An event as the log keeps it: fields ``t`` type, ``d`` data, ``a`` attempt."""
+        attempt = fields.get("a")
+        return cls(event_id, fields["t"], fields["d"], int(attempt) if attempt else None)
+
+    def to_message(self) -> str:
+        """The inverse of ``from_message`` (what ``record`` publishes), for tests and replays."""
+        attempt = "" if self.attempt is None else str(self.attempt)
+        return f"{self.id}\n{self.type}\n{attempt}\n{self.data}"
 
 
 def stream_id_key(event_id: str) -> tuple[int, int]:

@@ -3,6 +3,10 @@
 A subscription is only handed out once Redis has confirmed it: a reader that subscribes, then
 replays the job's event log, cannot miss an event published in between (the log covers what came
 before the confirmation, the channel what came after; duplicates are dropped by event id).
+
+Messages published while the connection was down (Redis restarted) are lost to pub/sub. So when
+Redis confirms a channel again after a reconnect, its listeners are told to catch up from the
+log: queue listeners get ``RESYNC`` in their queue, callback listeners their ``on_resubscribe``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError
 
+from anygate.broker.transient import RedisOutage
+
 log = structlog.get_logger(__name__)
+
+RESYNC = "\x02"
+"""Put in a subscriber's queue when its channel was subscribed again after a lost connection:
+messages may have been missed, so read what the log holds (no real message is this)."""
 
 
 class Subscriptions:
@@ -27,6 +37,7 @@ class Subscriptions:
         self._pubsub: PubSub | None = None
         self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
         self._callbacks: dict[str, Callable[[str], None]] = {}
+        self._resubscribed: dict[str, Callable[[], None]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
@@ -44,12 +55,21 @@ class Subscriptions:
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+    async def listen(
+        self,
+        channel: str,
+        callback: Callable[[str], None],
+        on_resubscribe: Callable[[], None] | None = None,
+    ) -> None:
         """Subscribe for the life of the process; ``callback`` runs in the reader for each
-        message (it must not block): no queue, no extra task hop on the hot path."""
+        message (it must not block): no queue, no extra task hop on the hot path.
+        ``on_resubscribe`` runs when the channel is confirmed again after a lost connection
+        (messages may have been missed meanwhile)."""
         assert self._pubsub is not None, "start() first"
         async with self._lock:
             self._callbacks[channel] = callback
+            if on_resubscribe is not None:
+                self._resubscribed[channel] = on_resubscribe
             confirmed = asyncio.get_running_loop().create_future()
             self._confirmed[channel] = confirmed
             await self._pubsub.subscribe(channel)
@@ -95,14 +115,16 @@ class Subscriptions:
 
     async def _read_forever(self) -> None:
         assert self._pubsub is not None
+        outage = RedisOutage("pub/sub")
         while True:
             await self._has_channels.wait()
             try:
                 response = await self._next_response()
             except (RedisError, ConnectionError, OSError) as exc:
-                log.warning("pubsub connection lost; resubscribing", error=str(exc))
+                outage.failed(exc)  # logged once; every channel is subscribed again on reconnect
                 await asyncio.sleep(0.2)
                 continue
+            outage.recovered()
             if response is not None:
                 self._dispatch(response)
 
@@ -140,3 +162,9 @@ class Subscriptions:
             fut = self._confirmed.get(channel)
             if fut is not None and not fut.done():
                 fut.set_result(None)
+            elif fut is not None:  # confirmed before: subscribed again after a reconnect
+                hook = self._resubscribed.get(channel)
+                if hook is not None:
+                    hook()
+                for queue in self._listeners.get(channel, ()):
+                    queue.put_nowait(RESYNC)

@@ -89,8 +89,8 @@ class AutoPipeline:
     async def _round_trip(self, batch: list[_Call]) -> list[Any]:
         """One write and the replies, on a connection taken from the pool: what a redis-py
         pipeline does, without its per-command bookkeeping (a visible cost in py-spy profiles
-        of the API and worker). Error replies come back in their slots; a dropped connection
-        before anything was sent is retried once on a fresh one."""
+        of the API and worker). Error replies come back in their slots; a connection that
+        dropped before anything was sent is retried once on a fresh one."""
         pool = self._redis.connection_pool
         commands = [("EVALSHA", call.sha, len(call.keys), *call.keys, *call.args) for call in batch]
         for attempt in (1, 2):
@@ -105,9 +105,11 @@ class AutoPipeline:
                         replies.append(await conn.read_response())
                     except ResponseError as exc:
                         replies.append(exc)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 await conn.disconnect()
-                if sent or attempt == 2:
+                # A dropped connection is worth one more try; a Redis that does not answer in
+                # time would only make the caller wait twice as long.
+                if sent or attempt == 2 or isinstance(exc, RedisTimeoutError | TimeoutError):
                     raise
             except BaseException:
                 await conn.disconnect()  # a half-read reply must not poison the next caller

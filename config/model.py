@@ -63,6 +63,14 @@ class ServerConfig(_Strict):
     max_url_bytes: Annotated[int, Field(ge=256, le=65_535)] = 8192
     """A longer URL (path and query, as sent) is a 414 ``url_too_long``. httptools refuses
     URLs over 65,535 bytes itself, with a bare 400, before the application sees them."""
+    keepalive_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """A stream (SSE job events, streamed chat on both surfaces) that has nothing to send for
+    this long sends a keep-alive (an SSE comment, or whitespace where comments are not
+    understood), so proxies with an idle timeout do not cut a caller who is waiting."""
+    redis_wait_s: Annotated[float, Field(gt=0, le=60)] = 1.5
+    """How long a request waits on Redis before it is answered 503 with ``Retry-After``: while
+    Redis is away, requests fail fast instead of hanging (and at once once the outage is
+    known)."""
 
 
 class RedisConfig(_Strict):
@@ -157,18 +165,31 @@ class BreakerConfig(_Strict):
 
 
 class QueueConfig(_Strict):
-    visibility_timeout_s: Annotated[float, Field(gt=0)] = 30.0
-    """A claimed job whose lease is not renewed in this time is redelivered."""
-    heartbeat_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    visibility_timeout_s: Annotated[float, Field(gt=0)] = 8.0
+    """A running job's lease: the worker's heartbeat renews it every ``heartbeat_interval_s``
+    however long the call, so a job is redelivered this long after its worker died (plus at
+    most ``reclaim_interval_s``), never while its worker lives. Leases do not lapse while
+    Redis itself was away (docs/architecture.md)."""
+    heartbeat_interval_s: Annotated[float, Field(gt=0)] = 2.0
     reclaim_interval_s: Annotated[float, Field(gt=0)] = 1.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
-    """Deliveries before a job that keeps killing its worker is failed (poison-job guard)."""
+    """Deliveries lost with their worker (its lease lapsed) before the job is failed as a
+    poison job that keeps killing workers. A lost delivery spends none of the job's attempts
+    on its deployment."""
     attempts_per_deployment: Annotated[int, Field(ge=1, le=20)] = 3
-    """Transient failures on one deployment before the job moves to the next in its route."""
+    """Transient upstream failures on one deployment before the job moves to the next in its
+    route. Only the provider's failures count: never a Redis outage or a dead worker."""
     max_cool_downs: Annotated[int, Field(ge=0, le=1000)] = 10
-    """Upstream 429s a job waits out without spending an attempt; beyond that a 429 counts as
-    a transient failure (backoff, then the route's fallback), so a provider that keeps refusing
-    cannot hold a job forever."""
+    """Upstream 429s a job waits out on one deployment before it moves to its route's next
+    step, when there is one; a job never fails for 429s (its ``deadline`` bounds the wait)."""
+    resume_ramp_s: Annotated[float, Field(ge=0, le=600)] = 2.0
+    """After a 429 cool-down or an open breaker, one probe call tests the deployment; when it
+    succeeds, calls resume gradually over this long (1, 2, 4 … at a time, doubling 8 times),
+    not every slot at once. 0: all at once after the probe."""
+    sync_max_pause_s: Annotated[float, Field(ge=0)] = 5.0
+    """A synchronous call (the compatible surfaces) whose deployments are all paused (cooling
+    down after a 429, or breaker open) for longer than this is answered at once: 503 with
+    ``Retry-After`` and its job id. A shorter pause it waits out; queued jobs always wait."""
     retry_base_delay_s: Annotated[float, Field(ge=0)] = 0.5
     retry_max_delay_s: Annotated[float, Field(ge=0)] = 30.0
     weights: PriorityWeights = PriorityWeights()

@@ -1,9 +1,10 @@
 """Keep calls away from a deployment that asked for a pause or keeps failing (SPEC §2).
 
 Before a call: a deployment cooling down after a 429 makes the job wait in the queue (no attempt
-spent); an open breaker moves the job to its route's next step, or fails it when there is none;
-a breaker whose cool-down is over lets exactly one probe call through (elected in Redis). After a
-call: transient failures are counted in Redis, and successes too while a failure is recent.
+spent); an open breaker moves the job to its route's next step, or makes it wait; once either
+pause is over, exactly one probe call goes through (elected in Redis), the others wait for its
+verdict, and then calls ramp back up. After a call: transient failures are counted in Redis, and
+successes too while a failure is recent or a probe is reporting.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Pass:
     gate: Gate
     wait_s: float = 0.0
     probe: bool = False
+    spread_s: float = 0.0
+    """For ``WAIT``: ask again after ``wait_s`` plus a random share of this."""
 
 
 CALL = Pass(Gate.CALL)
@@ -51,24 +54,32 @@ class DeploymentGuard:
         clearance: Clearance = self._view.clearance(dep)
         if clearance.gate is not Gate.ASK:
             return Pass(clearance.gate, clearance.wait_s)
-        verdict, ms = await self._broker.probe(dep, _probe_id(job))
+        answer = await self._broker.probe(dep, _probe_id(job))
+        verdict, seconds = answer.verdict, answer.ms / 1000
         if verdict == "probe":
-            log.info("breaker half-open: probing", deployment=dep, job_id=job.id)
+            log.info("deployment paused: probing", deployment=dep, job_id=job.id)
             return Pass(Gate.CALL, probe=True)
+        if verdict == "steady":
+            self._view.steady(dep)
+            return Pass(Gate.CALL)
         if verdict == "ok":
             return Pass(Gate.CALL)
         if verdict == "cool":
-            return Pass(Gate.COOLING, ms / 1000)
-        return Pass(Gate.OPEN, ms / 1000)
+            return Pass(Gate.COOLING, seconds)
+        if verdict == "wait":
+            return Pass(Gate.WAIT, seconds, spread_s=answer.spread_ms / 1000)
+        return Pass(Gate.OPEN, seconds)
 
     async def succeeded(self, job: ClaimedJob, step: Step, granted: Pass) -> None:
         dep = deployment_key(step.deployment)
-        if not (granted.probe or self._view.dirty(dep)) or not self._breaker.enabled:
+        # A probe's verdict is always wanted (it ends a pause); other successes only make up
+        # the breaker's error rate while a failure is recent.
+        if not (granted.probe or (self._breaker.enabled and self._view.dirty(dep))):
             return
         with contextlib.suppress(RedisError, OSError):
-            state = await self._broker.report_success(dep, _probe_id(job))
-            if granted.probe and state == "closed":
-                log.info("breaker closed", deployment=dep)
+            await self._broker.report_success(dep, _probe_id(job))
+            if granted.probe:
+                log.info("probe succeeded: calls resume gradually", deployment=dep)
 
     async def failed(self, job: ClaimedJob, step: Step, granted: Pass) -> bool:
         """Count a transient failure; True when the deployment's breaker is now open."""

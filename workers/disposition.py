@@ -2,7 +2,14 @@
 it wait, retry, move to its route's next step or fail?
 
 The worker owns slots, leases and the call itself; this owns the decisions' side effects (the
-decisions themselves are pure, in ``failure_policy.py``), so each can be read on its own.
+decisions themselves are pure, in ``failure_policy.py`` and ``pause_policy.py``), so each can be
+read on its own.
+
+A queue exists so that work waits: a job whose deployment is paused (a 429 cool-down, an open
+breaker, a probe's verdict still out, the ramp after either still narrow) goes back to the queue
+for as long as the pause lasts, with jitter, spending no attempt. Only a synchronous caller, who
+holds a connection open, is answered at once (503, ``Retry-After``, its job id) when no step of
+its route can serve soon (``pause_policy.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from anygate.workers.failure_policy import (
     Decision,
     decide,
 )
+from anygate.workers.pause_policy import Pause, paused_error, resume_delay, sooner_step
 from anygate.workers.rate_gate import RateGate
 
 
@@ -40,20 +48,24 @@ class JobDisposition:
 
     async def clearance(self, job: ClaimedJob, steps: list[Step | None], step: Step) -> Pass | None:
         """May the call be made now? None when the job was dealt with instead: back to the
-        queue (a cool-down, a full rate window: no attempt spent), on to the next step (an
-        open breaker) or failed (too large for any window)."""
+        queue (a pause, a full rate window: no attempt spent), on to the next step (an open
+        breaker), answered 503 (a synchronous caller facing a long pause) or failed (too large
+        for any window)."""
         pool = self._pool
         # A client's own key (BYOK) is another account: the gateway's cool-downs and breaker
         # for this deployment say nothing about it, and its failures must not trip them.
         granted = await self._guard.before_call(job, step) if not job.client_key else CALL
         if granted.gate is Gate.COOLING:
+            await self._wait_out(job, steps, Pause("deployment_cooling_down", granted.wait_s))
+            return None
+        if granted.gate is Gate.WAIT:
+            delay = resume_delay(granted.wait_s, granted.spread_s)
             await self._broker.requeue(
-                job, pool, delay_s=granted.wait_s, reason="deployment_cooling_down",
-                refund_attempt=True,
-            )  # fmt: skip
+                job, pool, delay_s=delay, reason="deployment_settling", refund_attempt=True
+            )
             return None
         if granted.gate is Gate.OPEN:
-            await self._pass_open_breaker(job, steps, step)
+            await self._pass_open_breaker(job, steps, step, granted.wait_s)
             return None
         verdict = await self._gate.admit(job, step)
         if verdict.admitted:
@@ -69,11 +81,24 @@ class JobDisposition:
             )  # fmt: skip
         return None
 
+    async def _wait_out(self, job: ClaimedJob, steps: list[Step | None], pause: Pause) -> None:
+        """A pause on the job's current step: back to the queue until it ends (with jitter,
+        no attempt spent), or, for a synchronous caller and a long pause, a 503 at once."""
+        if job.synchronous and pause.seconds > self._queue.sync_max_pause_s:
+            await self._broker.finish(
+                job, self._pool, succeeded=False, error=paused_error(pause, steps[job.step])
+            )
+            return
+        await self._broker.requeue(
+            job, self._pool, delay_s=resume_delay(pause.seconds), reason=pause.reason,
+            refund_attempt=True,
+        )  # fmt: skip
+
     async def _pass_open_breaker(
-        self, job: ClaimedJob, steps: list[Step | None], step: Step
+        self, job: ClaimedJob, steps: list[Step | None], step: Step, open_s: float
     ) -> None:
-        """The deployment's breaker is open: the route's next step, or a fast failure."""
-        pool = self._pool
+        """The deployment's breaker is open: the route's next step; at the route's end, wait
+        for whichever step reopens first (a synchronous caller: a 503 unless that is soon)."""
         history = {
             "attempt": job.attempt, "step": job.step, "provider": step.provider,
             "model": step.deployment.model, "outcome": "circuit_open",
@@ -84,13 +109,21 @@ class JobDisposition:
                 history=history,
             )  # fmt: skip
             return
-        error = {
-            "message": f"{step.provider}/{step.deployment.model} is failing and its circuit "
-            "breaker is open; the route has no other deployment to try",
-            "type": "upstream_error",
-            "code": "circuit_open",
-        }
-        await self._broker.finish(job, pool, succeeded=False, error=error, history_entry=history)
+        target, wait_s = sooner_step(steps, job.step, open_s, self._guard.view)
+        pause = Pause("circuit_open", wait_s)
+        if job.synchronous and wait_s > self._queue.sync_max_pause_s:
+            error = paused_error(pause, step)
+            await self._broker.finish(
+                job, self._pool, succeeded=False, error=error, history_entry=history
+            )
+            return
+        if target == job.step:
+            await self._wait_out(job, steps, pause)
+            return
+        await self._move_to_step(
+            job, steps, target, reason="circuit_open", refund_attempt=True, history=history,
+            delay_s=resume_delay(wait_s),
+        )  # fmt: skip
 
     async def after_failure(
         self,
@@ -99,11 +132,16 @@ class JobDisposition:
         step: Step,
         exc: UpstreamError,
         granted: Pass,
+        *,
+        ours: bool = False,
     ) -> None:
+        """``ours``: the failure was a fault of our own code, not the provider's (an adapter
+        that raised unexpectedly): it spends the job's attempt like a transient failure, but
+        never counts against the deployment."""
         pool = self._pool
         decision = decide(exc, job, len(steps), self._queue)
-        if job.client_key:
-            pass  # the client's account (BYOK): the deployment's health is not in question
+        if job.client_key or ours:
+            pass  # the client's account (BYOK) or our own bug: the deployment is not in question
         elif isinstance(exc, UpstreamRateLimitedError) and exc.code != OUT_OF_CREDIT:
             with contextlib.suppress(RedisError, OSError):  # every worker pauses it
                 pause = exc.retry_after if exc.retry_after is not None else decision.delay_s
@@ -121,10 +159,7 @@ class JobDisposition:
             "error": {"code": exc.code, "message": exc.message, "status": exc.upstream_status},
         }
         if decision.action is Action.COOL_DOWN:
-            await self._broker.requeue(
-                job, pool, delay_s=decision.delay_s, reason="upstream_rate_limited",
-                refund_attempt=True,
-            )  # fmt: skip
+            await self._wait_out(job, steps, Pause("upstream_rate_limited", decision.delay_s))
         elif decision.action is Action.RETRY:
             await self._broker.requeue(
                 job, pool, delay_s=decision.delay_s, reason=exc.code or "upstream_error",
@@ -155,11 +190,12 @@ class JobDisposition:
         reason: str,
         refund_attempt: bool,
         history: dict[str, Any],
+        delay_s: float = 0.0,
     ) -> None:
-        """Requeue the job for a later step of its route, in that step's provider's pool."""
+        """Requeue the job for another step of its route, in that step's provider's pool."""
         target = steps[to_step]
         await self._broker.requeue(
-            job, self._pool, delay_s=0, reason=reason, refund_attempt=refund_attempt,
+            job, self._pool, delay_s=delay_s, reason=reason, refund_attempt=refund_attempt,
             to_pool=target.provider if target else self._pool, to_step=to_step,
             history_entry=history, next_model=target.deployment.model if target else None,
         )  # fmt: skip

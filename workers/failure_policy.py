@@ -1,7 +1,8 @@
 """What happens to a job after its upstream call failed: a pure decision (SPEC §2, §3).
 
-- rate limited (429): back to the queue after the provider's Retry-After, attempt refunded, up
-  to ``max_cool_downs`` times; beyond that it is a transient failure like the next case;
+- rate limited (429): back to the queue after the provider's Retry-After, attempt refunded; a
+  job that has waited out ``max_cool_downs`` of them moves to its route's next step when there
+  is one, and otherwise keeps waiting: a 429 never fails a job (its deadline bounds the wait);
 - out of credit (OpenAI's 429 ``insufficient_quota``): the route's next step, or a failure;
 - transient (5xx, timeout, dropped connection): retry the same deployment after a jittered
   backoff, up to ``attempts_per_deployment``; then fall back to the next step of the route,
@@ -48,10 +49,12 @@ def decide(exc: UpstreamError, job: ClaimedJob, plan_length: int, queue: QueueCo
         if job.step + 1 < plan_length:
             return Decision(Action.FALL_BACK, next_step=job.step + 1)
         return Decision(Action.FAIL)
-    if isinstance(exc, UpstreamRateLimitedError) and job.cooled < queue.max_cool_downs:
+    if isinstance(exc, UpstreamRateLimitedError):
+        if job.cooled >= queue.max_cool_downs and job.step + 1 < plan_length:
+            return Decision(Action.FALL_BACK, next_step=job.step + 1)
         delay = exc.retry_after if exc.retry_after is not None else DEFAULT_RATE_LIMIT_DELAY_S
         return Decision(Action.COOL_DOWN, delay_s=delay)
-    if not isinstance(exc, UpstreamTransientError | UpstreamRateLimitedError):
+    if not isinstance(exc, UpstreamTransientError):
         return Decision(Action.FAIL)
     if job.attempts_on_step < queue.attempts_per_deployment:
         delay = retry_delay(

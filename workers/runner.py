@@ -9,6 +9,7 @@ import structlog
 
 from anygate.broker import Broker, Subscriptions, create_redis, new_worker_id
 from anygate.broker.tenant_store import TenantStore
+from anygate.broker.transient import RedisOutage
 from anygate.config import AnygateConfig
 from anygate.workers.adapters import create_adapter
 from anygate.workers.worker import Worker, WorkerSettings
@@ -37,7 +38,7 @@ async def run_worker(
     redis = create_redis(config.redis)
     subscriptions = Subscriptions(redis)
     adapter = create_adapter(config, pool, slots)
-    broker = Broker(redis, config)
+    broker = Broker(redis, config, outage=RedisOutage(f"worker {settings.worker_id}"))
     await TenantStore(redis, broker.keys).seed(config, keys=False)
     worker = Worker(config, settings, broker, subscriptions, adapter)
     loop = asyncio.get_running_loop()

@@ -8,12 +8,18 @@ dies stops heartbeating and any worker's reclaim pass redelivers its jobs.
 Shutdown (SIGTERM): stop claiming, let running jobs finish for ``shutdown_grace_s``, then abort
 the rest and hand them back to the front of the queue, so nothing is lost and nothing waits for a
 lease to lapse.
+
+Redis going away is never a job's fault: the worker's broker waits out an outage in every write
+on a job's path (``broker/transient.py``), upstream calls in progress go on, and each job
+finishes once Redis is back. A claim whose reply was lost is repeated with the same token, so
+the jobs it took are not orphaned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -29,6 +35,7 @@ from anygate.broker.errors import (
 )
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
 from anygate.broker.tenant_store import TenantStore
+from anygate.broker.transient import RedisOutage, is_transient
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
@@ -53,6 +60,9 @@ class WorkerSettings:
     claim_batch: int = 32
     """Most jobs one claim script takes: a worker with 1,000 free slots must not hold Redis
     (and every API process's submits) for one long script; it claims again at once."""
+    handback_s: float = 5.0
+    """How long a stopping worker tries to hand unfinished jobs back (Redis may be away: then
+    their leases lapse and another worker's reclaim redelivers them)."""
 
 
 class Worker:
@@ -112,7 +122,8 @@ class Worker:
             asyncio.create_task(self._reclaim_forever(), name="reclaim"),
         ]
         try:
-            await self._heartbeat_once()
+            with contextlib.suppress(RedisError, OSError):  # Redis away: the next beat registers
+                await self._heartbeat_once()
             await self._claim_forever()
             await self._drain()
         finally:
@@ -125,7 +136,9 @@ class Worker:
     # --- claiming -------------------------------------------------------------------------
 
     async def _claim_forever(self) -> None:
+        outage = RedisOutage(f"worker {self._s.worker_id} (claims)")
         backoff = 0.05
+        token = secrets.token_hex(8)
         while not self._stopping.is_set():
             free = self._s.concurrency - len(self._slots)
             if free <= 0:
@@ -137,13 +150,19 @@ class Worker:
             try:
                 if self._tenants.stale:
                     await self._tenants.refresh()
-                jobs = await self._broker.claim(self._s.pool, self._s.worker_id, free)
+                jobs = await self._broker.claim(self._s.pool, self._s.worker_id, free, token)
             except (RedisError, OSError) as exc:
-                log.warning("claim failed; retrying", error=str(exc), backoff_s=backoff)
+                if not is_transient(exc):
+                    raise
+                # The claim may have run and its reply been lost: the next try repeats it with
+                # the same token and gets those jobs, never orphans them.
+                outage.failed(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
+            outage.recovered()
             backoff = 0.05
+            token = secrets.token_hex(8)
             for job in jobs:
                 task = asyncio.create_task(self._process(job), name=job.id)
                 self._running[job.id] = (task, job)
@@ -196,18 +215,22 @@ class Worker:
             await asyncio.sleep(self._config.queue.heartbeat_interval_s)
             try:
                 await self._heartbeat_once()
-            except (RedisError, OSError) as exc:
-                log.warning("heartbeat failed", error=str(exc))
+            except (RedisError, OSError) as exc:  # a bug, or the peek of a refresh
+                log.warning("heartbeat failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _reclaim_forever(self) -> None:
+        in_grace = False
         while True:
             await asyncio.sleep(self._config.queue.reclaim_interval_s)
             try:
                 count = await self._broker.reclaim(self._s.pool)
             except (RedisError, OSError) as exc:
-                log.warning("reclaim failed", error=str(exc))
+                log.warning("reclaim failed", error=f"{type(exc).__name__}: {exc}")
                 continue
-            if count:
+            if count < 0 and not in_grace:
+                log.info("redis was away: leases get a grace period before any is reclaimed")
+            in_grace = count < 0
+            if count > 0:
                 log.info("reclaimed jobs with lapsed leases", count=count)
 
     # --- running one job ------------------------------------------------------------------
@@ -220,6 +243,17 @@ class Worker:
         return [Step(job.model, dep) if dep is not None else None]
 
     async def _process(self, job: ClaimedJob) -> None:
+        """Run one job; whatever happens, nothing escapes the task unlogged. A failure here that
+        is not the provider's leaves the job to its lease: it is redelivered, not failed."""
+        try:
+            await self._run(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job aborted by an internal error; its lease will redeliver it",
+                          job_id=job.id, attempt=job.attempt)  # fmt: skip
+
+    async def _run(self, job: ClaimedJob) -> None:
         pool = self._s.pool
         steps = self._steps(job)
         step = steps[job.step] if job.step < len(steps) else None
@@ -248,22 +282,25 @@ class Worker:
             return
         relay = ChunkRelay(self._broker, job)
         usage = self._usage.track(step)
+        ours = False
         try:
             try:
                 outcome = await self._adapter.call(
                     job, step.deployment.model, relay, api_key=client_key
                 )
-                await relay.flush()
             except (asyncio.CancelledError, JobLostError, UpstreamError):
                 raise
             except Exception as exc:
                 # A bug in an adapter must not wedge the job: retry it like a transient fault,
-                # so it fails for good once its attempts are used up.
+                # so it fails for good once its attempts are used up; the deployment is not to
+                # blame, so its breaker does not hear of it.
                 log.exception("adapter raised unexpectedly", job_id=job.id)
+                ours = True
                 raise UpstreamTransientError(
                     f"internal error in the {pool} adapter ({type(exc).__name__})",
                     code="adapter_error",
                 ) from exc
+            await relay.flush()
         except asyncio.CancelledError:
             relay.abandon()
             usage.done(ok=False)
@@ -281,7 +318,7 @@ class Worker:
             await relay.settle()  # the chunks that came before the failure, then its event
             if relay.lost:
                 return
-            await self._disposition.after_failure(job, steps, step, exc, granted)
+            await self._disposition.after_failure(job, steps, step, exc, granted, ours=ours)
             return
         usage.done(ok=True)
         self._free_slot(job.id)
@@ -308,9 +345,10 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            for job in handback:
-                with contextlib.suppress(RedisError, OSError):
-                    await self._broker.requeue(
-                        job, self._s.pool, delay_s=0, reason="worker_shutdown",
-                        refund_attempt=True,
-                    )  # fmt: skip
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                async with asyncio.timeout(self._s.handback_s):
+                    for job in handback:
+                        await self._broker.requeue(
+                            job, self._s.pool, delay_s=0, reason="worker_shutdown",
+                            refund_attempt=True,
+                        )  # fmt: skip

@@ -15,16 +15,24 @@ local function lane_key(prefix, pool, class, tenant)
 end
 
 -- Append one event to a job's log and announce it on the job's channel; returns the message as
--- published (id, type and data, one per line). The implicit `queued` event is only materialised
--- (as id 0-1) when a second event arrives: a job that is merely queued costs no stream at all,
--- which keeps per-job memory near the payload size.
-local function record(prefix, job_id, etype, data)
+-- published. The message is the one codec of an event on the wire (read by
+-- ``JobEvent.from_message``): its stream id, type, attempt ('' when the event belongs to none) and
+-- data, one per line (JSON data holds no raw newline). ATTEMPT is also kept in the log entry
+-- (field `a`), so a replay knows which attempt each chunk came from. The implicit `queued` event
+-- is only materialised (as id 0-1) when a second event arrives: a job that is merely queued costs
+-- no stream at all, which keeps per-job memory near the payload size.
+local function record(prefix, job_id, etype, data, attempt)
   local ev = prefix .. 'ev:' .. job_id
   if redis.call('EXISTS', ev) == 0 then
     redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = 'queued'}))
   end
-  local id = redis.call('XADD', ev, '*', 't', etype, 'd', data)
-  local message = id .. '\n' .. etype .. '\n' .. data
+  local id
+  if attempt then
+    id = redis.call('XADD', ev, '*', 't', etype, 'd', data, 'a', attempt)
+  else
+    id = redis.call('XADD', ev, '*', 't', etype, 'd', data)
+  end
+  local message = id .. '\n' .. etype .. '\n' .. (attempt or '') .. '\n' .. data
   redis.call('PUBLISH', prefix .. 'n:' .. job_id, message)
   return message
 end
@@ -38,9 +46,9 @@ local function reply(prefix, job_id, reply_to, messages)
 end
 
 -- Record one event and answer a waiting caller. REPLY_TO: the job's reply channel when the caller
--- already read it (false: none), else nil.
-local function emit(prefix, job_id, etype, data, reply_to)
-  local message = record(prefix, job_id, etype, data)
+-- already read it (false: none), else nil. ATTEMPT: the attempt the event belongs to, or nil.
+local function emit(prefix, job_id, etype, data, reply_to, attempt)
+  local message = record(prefix, job_id, etype, data, attempt)
   if reply_to == nil then
     reply_to = redis.call('HGET', prefix .. 'job:' .. job_id, 'reply_to')
   end

@@ -7,13 +7,55 @@
 --       10 tenants' in-flight caps, 'tenant=cap,...' or '': a tenant at its cap is passed over
 --          (its lane keeps its jobs; the tenants behind it are served), a redelivered job of
 --          such a tenant waits a moment in the delayed set
--- Returns a flat list, 14 fields per job:
+--       11 claim token: a worker whose claim got no reply (Redis stalled or restarted; the call
+--          may have run) sends the same call again with the same token, and gets the jobs the
+--          first one took instead of taking more (remembered in claimed:<worker> for a minute)
+-- Returns a flat list, 15 fields per job (CLAIM_FIELDS in broker/claims.py):
 --   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry, plan, step,
 --   attempt at which the current step began, times an upstream 429 sent it back, the client's
---   provider key (BYOK; encrypted) or ''
+--   provider key (BYOK; encrypted) or '', the synchronous caller's reply channel or ''
 local prefix, pool, worker = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, max_jobs = tonumber(ARGV[4]), tonumber(ARGV[5])
 local weights = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
+local token, claimed_key = ARGV[11] or '', prefix .. 'claimed:' .. worker
+local out = {}
+local FIELDS = {'status', 'deadline_ms', 'tenant', 'endpoint', 'model', 'priority', 'stream',
+  'entry', 'plan', 'step', 'step_at', 'cooled', 'pk', 'reply_to', 'worker', 'attempts'}
+
+-- One job's fields of the reply; F is HMGET of FIELDS.
+local function push_job(job_id, attempt, f, body)
+  out[#out + 1] = job_id
+  out[#out + 1] = attempt
+  out[#out + 1] = f[3] or ''
+  out[#out + 1] = f[4] or ''
+  out[#out + 1] = f[5] or ''
+  out[#out + 1] = body or redis.call('GET', prefix .. 'body:' .. job_id) or ''
+  for i = 6, 14 do out[#out + 1] = f[i] or '' end
+end
+
+if token ~= '' then
+  local prev = redis.call('GET', claimed_key)
+  local prev_token, ids = string.match(prev or '', '^(%S+) ?(.*)$')
+  if prev_token == token then
+    -- This claim already ran and its reply was lost: the same jobs again, those still ours.
+    for job_id in string.gmatch(ids, '%S+') do
+      local f = redis.call('HMGET', prefix .. 'job:' .. job_id, unpack(FIELDS))
+      if f[1] == 'running' and f[15] == worker then
+        local body = nil
+        if f[8] and f[8] ~= '' then
+          local found = redis.call('XRANGE', lane_key(prefix, pool, f[6], f[3]), f[8], f[8])
+          if found[1] then
+            local e = found[1][2]
+            for i = 1, #e, 2 do if e[i] == 'b' then body = e[i + 1] end end
+          end
+        end
+        push_job(job_id, f[16], f, body)
+      end
+    end
+    return out
+  end
+end
+
 -- A pool an operator paused (admin API) hands out nothing: queued jobs wait in their lanes.
 if redis.call('EXISTS', prefix .. 'paused:' .. pool) == 1 then return {} end
 local now = now_ms()
@@ -24,8 +66,7 @@ if #due > 0 then
   redis.call('ZREM', KEYS[9], unpack(due))
 end
 
-local out = {}
-local started, expired, leases = 0, 0, {}  -- counters and leases are written once, at the end
+local started, expired, leases, claimed = 0, 0, {}, {}  -- counters and leases are written once, at the end
 local tenant_started, tenant_left = {}, {}  -- per tenant: jobs started, jobs that left the queue
 
 local caps, inflight = {}, {}
@@ -46,8 +87,7 @@ end
 -- lane entry; a redelivered job (no lane entry) has it in its body key.
 local function start(job_id, lane, entry, body)
   local jk = prefix .. 'job:' .. job_id
-  local f = redis.call('HMGET', jk, 'status', 'deadline_ms', 'tenant', 'endpoint', 'model',
-    'priority', 'stream', 'entry', 'plan', 'step', 'step_at', 'cooled', 'pk')
+  local f = redis.call('HMGET', jk, unpack(FIELDS))
   if f[1] ~= 'queued' then
     drop_entry(lane, entry)
     return false
@@ -82,14 +122,10 @@ local function start(job_id, lane, entry, body)
   started = started + 1
   left_queue(f[3])
   tenant_started[f[3]] = (tenant_started[f[3]] or 0) + 1
-  record(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}))
-  out[#out + 1] = job_id
-  out[#out + 1] = attempt
-  out[#out + 1] = f[3] or ''
-  out[#out + 1] = f[4] or ''
-  out[#out + 1] = f[5] or ''
-  out[#out + 1] = body or redis.call('GET', prefix .. 'body:' .. job_id) or ''
-  for i = 6, 13 do out[#out + 1] = f[i] or '' end
+  record(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}),
+    attempt)
+  claimed[#claimed + 1] = job_id
+  push_job(job_id, attempt, f, body)
   return true
 end
 
@@ -144,7 +180,7 @@ local blocked = {}
 local cur = redis.call('HMGET', KEYS[7], 'interactive', 'standard', 'batch')
 for c = 1, 3 do cur[c] = tonumber(cur[c] or '0') or 0 end
 local was = {cur[1], cur[2], cur[3]}
-while #out < 14 * max_jobs and budget > 0 do
+while #claimed < max_jobs and budget > 0 do
   budget = budget - 1
   local id = redeliveries and redis.call('LPOP', KEYS[8])
   if id then
@@ -191,6 +227,9 @@ if started > 0 then
   redis.call('HINCRBY', KEYS[11], 'inflight', started)
   redis.call('ZADD', KEYS[10], unpack(leases))
 end
+if token ~= '' and #claimed > 0 then
+  redis.call('SET', claimed_key, token .. ' ' .. table.concat(claimed, ' '), 'PX', 60000)
+end
 -- Short of what was asked: the queue ran dry for this worker, which now sleeps until woken.
-if #out < 14 * max_jobs then redis.call('SET', prefix .. 'idle:' .. pool, '1') end
+if #claimed < max_jobs then redis.call('SET', prefix .. 'idle:' .. pool, '1') end
 return out

@@ -56,6 +56,7 @@ local function json_or_null(s) if s == '' then return 'null' end return s end
 local data = '{"id":"' .. job_id .. '","status":"' .. ARGV[4] .. '","result":' ..
   json_or_null(ARGV[5]) .. ',"error":' .. json_or_null(ARGV[6]) .. ',"usage":' ..
   json_or_null(ARGV[7]) .. '}'
-emit(prefix, job_id, ARGV[4] == 'succeeded' and 'completed' or 'failed', data)
+emit(prefix, job_id, ARGV[4] == 'succeeded' and 'completed' or 'failed', data, nil,
+  tonumber(ARGV[3]))
 retain(prefix, job_id, tonumber(ARGV[9]), dead)
 return 1

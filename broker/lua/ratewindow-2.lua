@@ -30,6 +30,8 @@ if ARGV[1] == 'settle' then
       break
     end
   end
+elseif redis.call('ZSCORE', KEYS[1], cost .. '|' .. id) then
+  result = {1, 0}  -- taken already: a call retried after its reply was lost takes nothing twice
 elseif cost > limit then
   result = {0, -1}
 elseif used + cost <= limit then

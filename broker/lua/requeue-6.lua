@@ -29,6 +29,7 @@ if (redis.call('HGET', KEYS[1], 'step') or '0') ~= ARGV[8] then
 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'worker', '', 'entry', '', 'pool', pool,
   'step', ARGV[8])
+redis.call('HDEL', KEYS[1], 'cs')  -- a refunded attempt's number comes back: its chunks restart
 if delay > 0 then
   redis.call('HSET', KEYS[1], 'where', 'delayed')
   redis.call('ZADD', KEYS[5], now_ms() + delay, job_id)
@@ -39,5 +40,5 @@ else
 end
 emit(prefix, job_id, 'retry', '{"id":"' .. job_id .. '","attempt":' .. (attempt + 1) ..
   ',"reason":' .. cjson.encode(ARGV[5]) .. ',"delay_ms":' .. delay .. ',"provider":' ..
-  cjson.encode(pool) .. ARGV[10] .. '}')
+  cjson.encode(pool) .. ARGV[10] .. '}', nil, attempt + 1)
 return 1

@@ -51,7 +51,7 @@ redis.call('DEL', prefix .. 'body:' .. job_id)  -- a queued job's body travels i
 -- history of its failed attempts is not. A synchronous caller it had is long gone.
 redis.call('PERSIST', KEYS[2])
 redis.call('HDEL', KEYS[2], 'where', 'worker', 'started_ms', 'finished_ms', 'result', 'error',
-  'usage', 'cost', 'step_at', 'cooled', 'reply_to')
+  'usage', 'cost', 'step_at', 'cooled', 'reply_to', 'lost', 'cs')
 redis.call('HSET', KEYS[2], 'status', 'queued', 'attempts', 0, 'entry', entry, 'pool', pool)
 if f[5] and f[5] ~= '' then redis.call('HSET', KEYS[2], 'step', 0) end
 redis.call('HINCRBY', stats, 'q:' .. class .. ':' .. tenant, 1)
@@ -61,6 +61,6 @@ redis.call('HINCRBY', prefix .. 'tqueued', tenant, 1)
 -- Its event log starts over too: a replay must not stop at the old `failed` event. The `retry`
 -- event (attempt 1) tells a listener why a failed job is queued again.
 redis.call('DEL', prefix .. 'ev:' .. job_id)
-record(prefix, job_id, 'retry', cjson.encode({id = job_id, attempt = 1, reason = 'requeued'}))
+record(prefix, job_id, 'retry', cjson.encode({id = job_id, attempt = 1, reason = 'requeued'}), 1)
 wake(prefix, pool)
 return 'requeued'

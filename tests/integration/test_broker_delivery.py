@@ -65,7 +65,9 @@ async def test_lapsed_lease_is_redelivered_with_a_retry_event(short_lease: Anyga
         assert second is not None
         assert (second.id, second.attempt) == (first.id, 2)
         assert second.body == first.body, "the body left the lane with the job"
-        assert not await broker.append(first, "chunk", "{}"), "the stale attempt is fenced off"
+        assert not await broker.append(first, "chunk", "{}", first_seq=1), (
+            "the stale attempt is fenced off"
+        )
         assert not await broker.finish(first, "openai", succeeded=True, result={"from": "dead"})
         assert await broker.finish(second, "openai", succeeded=True, result={"from": "live"})
         types = [e.type for e in await broker.events_after(first.id, None)]
@@ -183,7 +185,7 @@ async def test_event_replay_resumes_after_the_given_id(broker: Broker) -> None:
     job = await claim_one(broker)
     assert job is not None
     for i in range(5):
-        await broker.append(job, "chunk", orjson.dumps({"i": i}))
+        await broker.append(job, "chunk", orjson.dumps({"i": i}), first_seq=i + 1)
     await broker.finish(job, "openai", succeeded=True, result={})
     events = await broker.events_after(job.id, None)
     resumed = await broker.events_after(job.id, events[3].id)

@@ -1,4 +1,5 @@
-"""The worker's chunk relay: group commit without reordering, and loss of the job noticed."""
+"""The worker's chunk relay: group commit without reordering, chunks numbered for idempotent
+appends, loss of the job noticed, and a broken send kept away from the upstream call."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ class SlowBroker:
 
     def __init__(self, *, owned_for: int = 1_000, fail: Exception | None = None) -> None:
         self.calls: list[tuple[bytes | str, ...]] = []
+        self.first_seqs: list[int] = []
         self.owned_for = owned_for
         self.fail = fail
 
-    async def append(self, job: ClaimedJob, etype: str, *data: bytes | str) -> bool:
+    async def append(self, job: ClaimedJob, etype: str, *data: bytes | str, first_seq: int) -> bool:
         assert etype == "chunk"
         await asyncio.sleep(0.001)
         if self.fail is not None:
             raise self.fail
         self.calls.append(data)
+        self.first_seqs.append(first_seq)
         return len(self.calls) <= self.owned_for
 
 
@@ -74,10 +77,29 @@ async def test_a_lost_job_stops_the_adapter_at_its_next_chunk() -> None:
         await relay.flush()
 
 
-async def test_a_redis_failure_reaches_the_adapter() -> None:
-    relay = ChunkRelay(SlowBroker(fail=ConnectionError("down")), JOB)  # type: ignore[arg-type]
+async def test_each_call_says_the_number_of_its_first_chunk() -> None:
+    """Numbers run on across calls, so a call repeated after a lost reply appends nothing
+    twice (``append-2.lua`` skips numbers it has)."""
+    broker = SlowBroker()
+    relay = ChunkRelay(broker, JOB)  # type: ignore[arg-type]
     await relay(b"a")
-    with pytest.raises(ConnectionError):
+    await asyncio.sleep(0)
+    await relay(b"b")
+    await relay(b"c")
+    await relay.flush()
+    await relay(b"d")
+    await relay.flush()
+    assert broker.first_seqs == [1, 2, 4]
+
+
+async def test_a_failed_send_never_reaches_the_upstream_call_only_flush() -> None:
+    """A send that fails (not Redis being away, which the worker's broker waits out: a bug)
+    must not abort the provider call mid-stream; the outcome is not recorded either."""
+    relay = ChunkRelay(SlowBroker(fail=ValueError("bug")), JOB)  # type: ignore[arg-type]
+    await relay(b"a")
+    await relay.settle()
+    await relay(b"b")  # the adapter goes on
+    with pytest.raises(ValueError, match="bug"):
         await relay.flush()
 
 

@@ -184,13 +184,17 @@ class TestFailurePolicy:
     def test_rejected_fails_at_once_without_fallback(self) -> None:
         assert decide(UpstreamRejectedError("bad"), job(1), 3, QUEUE).action is Action.FAIL
 
-    def test_a_429_beyond_the_cool_down_budget_is_a_transient_failure(self) -> None:
+    def test_a_429_beyond_the_cool_down_budget_moves_to_the_next_step(self) -> None:
         many = dataclasses.replace(job(1), cooled=QUEUE.max_cool_downs)
         d = decide(UpstreamRateLimitedError("slow", retry_after=7), many, 3, QUEUE)
-        assert d.action is Action.RETRY
-        spent = dataclasses.replace(job(2), cooled=QUEUE.max_cool_downs)
-        d = decide(UpstreamRateLimitedError("slow"), spent, 3, QUEUE)
         assert (d.action, d.next_step) == (Action.FALL_BACK, 1)
+
+    def test_a_429_never_fails_a_job_even_at_its_last_step(self) -> None:
+        """A storm that outlasts every cool-down budget leaves the job waiting (its deadline
+        bounds the wait); failing it would be the storm's doing, not the job's."""
+        last = dataclasses.replace(job(9, 2, 1), cooled=QUEUE.max_cool_downs + 50)
+        d = decide(UpstreamRateLimitedError("slow", retry_after=3), last, 3, QUEUE)
+        assert (d.action, d.delay_s) == (Action.COOL_DOWN, 3)
 
     def test_an_account_out_of_credit_falls_back_at_once_or_fails(self) -> None:
         broke = UpstreamRateLimitedError("no credit", code="insufficient_quota")
