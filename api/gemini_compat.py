@@ -22,7 +22,7 @@ from anygate.api import openai_compat
 from anygate.api.body import parse_json_object, read_body
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.responses import JSONResponse
-from anygate.api.sync_call import Render
+from anygate.api.sync_call import INTERRUPTED, Render
 from anygate.broker import JobEvent
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.config import ModelKind
@@ -201,7 +201,7 @@ def _gemini_render(job_id: str, *, sse: bool) -> tuple[Render, Callable[[], byte
             return [frame(p) for p in translator.close()], True
         if event.type == "retry" and not chunked:
             return [], None  # nothing was sent yet: the next attempt answers
-        if event.type == "retry" or event.terminal:
+        if event.type in {"retry", INTERRUPTED} or event.terminal:
             error = orjson.loads(event.data).get("error") or {}
             problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(
                 error.get("message") or f"the answer was interrupted ({event.type}); "

@@ -23,7 +23,7 @@ from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.provider_keys import client_provider_key
 from anygate.api.responses import JSONResponse, RelayResponse
 from anygate.api.schemas import ChatCompletionBody, EmbeddingsBody
-from anygate.api.sync_call import PAUSED_CODES, Render, SyncCall, outcome, relay
+from anygate.api.sync_call import INTERRUPTED, PAUSED_CODES, Render, SyncCall, outcome, relay
 from anygate.broker import JobEvent, NewJob
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.broker.routing import encode_plan
@@ -216,7 +216,7 @@ def _chat_render(job_id: str, include_usage: bool) -> Render:
             return [b"data: [DONE]\n\n"], True
         if event.type == "retry" and not sent:
             return [], None
-        if event.type == "retry" or event.terminal:
+        if event.type in {"retry", INTERRUPTED} or event.terminal:
             # Chunks already sent cannot be taken back: end the stream with an error the SDKs
             # raise, naming the job whose final answer can still be fetched.
             return [_stream_error(job_id, event)], event.terminal

@@ -58,6 +58,10 @@ KEEPALIVE = "\x03"
 KEEPALIVE_EVENT = JobEvent("", "keepalive", "")
 """What a streamed call's relay renders as its surface's keep-alive bytes."""
 
+INTERRUPTED = "interrupted"
+"""A streamed call's own last event (not in the job's log): the stream ends with the error it
+carries, while the job goes on and its result can be fetched later."""
+
 _SENTINELS = frozenset({GONE, TIMED_OUT, KEEPALIVE, RESYNC})
 
 
@@ -224,20 +228,24 @@ class SyncCall:
 
     async def bursts(self, first: JobEvent) -> AsyncIterator[list[JobEvent]]:
         """Events from ``first`` on, in bursts of whatever has already arrived, so that a relay
-        writes a fast upstream's chunks to the socket together; ends with a terminal event, or
-        early when the caller has gone."""
+        writes a fast upstream's chunks to the socket together; ends with a terminal event, an
+        ``interrupted`` one (nothing came for ``sync_timeout_s``: the job goes on), or early
+        when the caller has gone."""
         event = first
         while True:
             burst = [event]
             while not burst[-1].terminal and (more := self.ready_event()) is not None:
                 burst.append(more)
             yield burst
-            if burst[-1].terminal:
+            if burst[-1].terminal or burst[-1].type == INTERRUPTED:
                 return
             try:
                 event = await self.next_event()
             except ClientGoneError:
                 return  # nobody to relay to; the job was cancelled if policy said so
+            except SyncCallTimeoutError as exc:  # the response has started: say it in-stream
+                error = {"message": exc.message, "type": exc.type, "code": exc.code}
+                event = JobEvent("", INTERRUPTED, orjson.dumps({"error": error}).decode())
 
     async def events(self) -> AsyncIterator[JobEvent]:
         """Events until a terminal one (included)."""

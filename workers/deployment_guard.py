@@ -33,6 +33,9 @@ class Pass:
     probe: bool = False
     spread_s: float = 0.0
     """For ``WAIT``: ask again after ``wait_s`` plus a random share of this."""
+    ramping: bool = False
+    """For ``WAIT``: the deployment is healthy again and ramping up (a short wait), rather
+    than waiting for a probe's verdict."""
 
 
 CALL = Pass(Gate.CALL)
@@ -66,8 +69,9 @@ class DeploymentGuard:
             return Pass(Gate.CALL)
         if verdict == "cool":
             return Pass(Gate.COOLING, seconds)
-        if verdict == "wait":
-            return Pass(Gate.WAIT, seconds, spread_s=answer.spread_ms / 1000)
+        if verdict in {"wait", "ramp"}:
+            spread = answer.spread_ms / 1000
+            return Pass(Gate.WAIT, seconds, spread_s=spread, ramping=verdict == "ramp")
         return Pass(Gate.OPEN, seconds)
 
     async def succeeded(self, job: ClaimedJob, step: Step, granted: Pass) -> None:

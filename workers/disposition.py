@@ -59,10 +59,7 @@ class JobDisposition:
             await self._wait_out(job, steps, Pause("deployment_cooling_down", granted.wait_s))
             return None
         if granted.gate is Gate.WAIT:
-            delay = resume_delay(granted.wait_s, granted.spread_s)
-            await self._broker.requeue(
-                job, pool, delay_s=delay, reason="deployment_settling", refund_attempt=True
-            )
+            await self._settling(job, steps, step, granted)
             return None
         if granted.gate is Gate.OPEN:
             await self._pass_open_breaker(job, steps, step, granted.wait_s)
@@ -80,6 +77,27 @@ class JobDisposition:
                 refund_attempt=True,
             )  # fmt: skip
         return None
+
+    async def _settling(
+        self, job: ClaimedJob, steps: list[Step | None], step: Step, granted: Pass
+    ) -> None:
+        """The deployment is testing whether it may resume (a probe is out): the route's next
+        step serves meanwhile; at the route's end, or while the deployment ramps back up (a
+        matter of moments), wait a moment."""
+        if job.step + 1 < len(steps) and not granted.ramping:
+            history = {
+                "attempt": job.attempt, "step": job.step, "provider": step.provider,
+                "model": step.deployment.model, "outcome": "deployment_settling",
+            }  # fmt: skip
+            await self._move_to_step(
+                job, steps, job.step + 1, reason="deployment_settling", refund_attempt=True,
+                history=history,
+            )  # fmt: skip
+            return
+        await self._broker.requeue(
+            job, self._pool, delay_s=resume_delay(granted.wait_s, granted.spread_s),
+            reason="deployment_settling", refund_attempt=True,
+        )  # fmt: skip
 
     async def _wait_out(self, job: ClaimedJob, steps: list[Step | None], pause: Pause) -> None:
         """A pause on the job's current step: back to the queue until it ends (with jitter,

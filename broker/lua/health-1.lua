@@ -14,8 +14,8 @@
 --   probe    4 probe id, 5 probe ttl ms, 6 ramp ms   may this call go ahead?
 --            {'ok', 0} yes; {'steady', 0} yes, and nothing is settling (the view may stop
 --            asking); {'probe', 0} yes, as the one test call; {'cool'|'open', ms} paused for
---            ms; {'wait', ms, spread ms} a verdict or ramp room is due: ask again in ms to
---            ms + spread
+--            ms; {'wait', ms, spread ms} a probe's verdict is due, {'ramp', ms, spread ms} the
+--            ramp has no room yet: ask again in ms to ms + spread
 --   success  4 probe id, 5 window ms  a call succeeded (reported while the view is not steady)
 --   failure  4 probe id, 5 consecutive failures to open, 6 error rate to open, 7 min calls,
 --            8 window ms, 9 cool-down ms   a call failed transiently; returns the state after
@@ -144,7 +144,7 @@ if op == 'probe' then
       return {'ok', 0}
     end
     local next_step = (math.floor(elapsed / step_ms) + 1) * step_ms
-    return {'wait', next_step - elapsed, ramp_ms - next_step}
+    return {'ramp', next_step - elapsed, ramp_ms - next_step}
   end
   return {'steady', 0}
 end

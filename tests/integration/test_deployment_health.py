@@ -129,9 +129,9 @@ async def test_a_429_to_the_probe_pauses_again_and_a_success_starts_the_ramp(
     await b.report_success(DEP, "p2")
     # the ramp: 1 call at first, then 2, 4, … as it doubles every ramp_s / 8 (0.1 s)
     first = [(await b.probe(DEP, f"r{i}")).verdict for i in range(4)]
-    assert first == ["ok", "wait", "wait", "wait"]
+    assert first == ["ok", "ramp", "ramp", "ramp"]
     refused = await b.probe(DEP, "later")
-    assert refused.verdict == "wait"
+    assert refused.verdict == "ramp"
     assert 0 < refused.ms <= 100, "ask again when the next doubling is due"
     assert refused.spread_ms > 0, "spread over what is left of the ramp"
     await asyncio.sleep(0.25)  # two doublings later: up to 4 admitted in all

@@ -154,19 +154,77 @@ def fragile_alone(
         yield stack
 
 
-async def test_with_no_fallback_an_open_breaker_fails_fast(
+async def test_with_no_fallback_an_open_breaker_answers_a_synchronous_call_503_at_once(
     fragile_alone: Stack, mock: MockControl
 ) -> None:
+    """Only a synchronous caller gets a fast answer, and a retryable one: 503 with Retry-After
+    and its job id (the SDKs retry it after Retry-After; no x-should-retry: false)."""
     mock.fault(fault="500", model="gpt-4o-mini")
     async with httpx.AsyncClient(base_url=fragile_alone.url, headers=HEADERS, timeout=30) as client:
         for _ in range(2):
             failed = await client.post("/v1/chat/completions", json=_chat("gpt-4o-mini"))
             assert failed.status_code == 502
         before = len(mock.requests())
+        t0 = time.monotonic()
         fast = await client.post("/v1/chat/completions", json=_chat("gpt-4o-mini"))
-        assert fast.status_code == 502
+        assert time.monotonic() - t0 < 2.0
+        assert fast.status_code == 503
         assert fast.json()["error"]["code"] == "circuit_open"
+        assert 25 <= int(fast.headers["retry-after"]) <= 30, "the breaker's cool-down is left"
+        assert fast.headers.get("x-should-retry") != "false"
+        job = (await client.get(f"/v1/jobs/{fast.headers['x-anygate-job-id']}")).json()
+        assert job["error"]["code"] == "circuit_open"
         assert len(mock.requests()) == before, "the open deployment was not called"
+
+
+@pytest.fixture
+def patient(
+    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+) -> Iterator[Stack]:
+    """One deployment, no fallback; a breaker that opens after 3 failures for 2 s."""
+    queue = {
+        "attempts_per_deployment": 5,
+        "breaker": {"consecutive_failures": 3, "cooldown_s": 2.0, "min_calls": 1000},
+        "resume_ramp_s": 0.8,
+    }
+    with _queue_stack(tmp_path, redis_server.url, namespace, mock, queue, ["openai"]) as stack:
+        yield stack
+
+
+async def test_queued_jobs_wait_out_an_open_breaker_and_all_succeed(
+    patient: Stack, mock: MockControl
+) -> None:
+    """A queue exists so that work waits: with the breaker open and no fallback, queued jobs
+    are neither failed nor dispatched; after the cool-down one probe goes first, the others
+    follow its verdict gradually, and every job succeeds without spending an attempt."""
+    mock.fault(fault="500", model="gpt-4o-mini", times=3)  # exactly enough to open it
+    async with httpx.AsyncClient(base_url=patient.url, headers=HEADERS, timeout=30) as client:
+        first = (
+            await client.post(
+                "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": _chat("gpt-4o-mini")}
+            )
+        ).json()
+        deadline = time.monotonic() + 10
+        while (await client.get(f"/v1/jobs/{first['id']}")).json()["attempts"] < 3:
+            assert time.monotonic() < deadline, "the first job never met its three failures"
+            await asyncio.sleep(0.05)
+        opened = time.time()  # the mock logs wall-clock times
+        mock.settings(latency_ms=200)  # each call takes a while: the probe's is seen alone
+        ids = [first["id"]]
+        for i in range(30):
+            body = {"endpoint": "/v1/chat/completions", "body": _chat("gpt-4o-mini", f"q{i}")}
+            ids.append((await client.post("/v1/jobs", json=body)).json()["id"])
+        await asyncio.sleep(1.0)
+        assert all(r["status"] == 500 for r in mock.requests()), "nothing called while open"
+        jobs = [
+            (await client.get(f"/v1/jobs/{job_id}", params={"wait": 20})).json() for job_id in ids
+        ]
+    assert [j["status"] for j in jobs] == ["succeeded"] * 31
+    assert all(j["attempts"] == 1 for j in jobs[1:]), "waiting spent no attempt"
+    resumed = sorted(r["started_at"] for r in mock.requests() if r["status"] == 200)
+    assert 1.5 <= resumed[0] - opened <= 4.0, "no call before the cool-down ended, then soon"
+    assert resumed[1] - resumed[0] >= 0.2, "the probe went alone first, and was answered"
+    assert resumed[-1] - resumed[0] > 0.2, "then gradually, not every slot at once"
 
 
 @pytest.fixture

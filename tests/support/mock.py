@@ -44,6 +44,10 @@ class MockControl:
     def fault(self, **rule: Any) -> None:
         self._http.post("/_mock/faults", json=[rule]).raise_for_status()
 
+    def clear_faults(self) -> None:
+        """End every fault rule now (the end of a storm)."""
+        self._http.delete("/_mock/faults").raise_for_status()
+
     def requests(self) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = self._http.get("/_mock/requests").json()["data"]
         return data
