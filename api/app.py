@@ -41,7 +41,8 @@ def create_app(config: AnygateConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = create_redis(config.redis, wait_s=config.server.redis_wait_s)
-        watch = RedisWatch(redis, config.server.redis_wait_s)
+        wait_s = config.server.redis_wait_s
+        watch = RedisWatch(create_redis(config.redis, wait_s=wait_s, max_connections=2), wait_s)
         subscriptions = Subscriptions(redis)
         await subscriptions.start()
         broker = Broker(redis, config)
@@ -62,6 +63,7 @@ def create_app(config: AnygateConfig) -> Starlette:
             yield
         finally:
             await watch.stop()
+            await watch.redis.aclose()
             await subscriptions.close()
             await redis.aclose()
 

@@ -35,12 +35,9 @@ async def _anygate_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def _redis_error(request: Request, exc: Exception) -> Response:
-    """Redis failed this request: 503, and if Redis is away, the requests behind it are told at
-    once (``redis_watch``) until it answers again."""
-    gateway = getattr(request.app.state, "gateway", None)
-    if gateway is not None:
-        gateway.watch.failed(exc)
+async def _redis_error(_request: Request, exc: Exception) -> Response:
+    """Redis failed this request: 503 (``redis_watch`` logs an outage, once)."""
+    log.debug("request failed on redis", error=type(exc).__name__)
     return error_response(
         ServiceUnavailableError("the job store is unavailable; retry shortly", retry_after=1)
     )

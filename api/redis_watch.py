@@ -1,10 +1,12 @@
 """Whether Redis answers, known without asking on every request (SPEC §6: never hang).
 
 Each request that needs Redis waits at most ``server.redis_wait_s`` for it (the API's client has
-that timeout and does not retry a timed-out call). Once a request or this watch's own ping has
-seen Redis fail, requests are answered 503 with ``Retry-After`` almost at once: each joins one
-shared ping for at most ``JOIN_S``, so the first request after Redis is back goes through, and
-none waits on a Redis that does not answer. ``/readyz`` says what it knows.
+that timeout and does not retry a timed-out call). Once this watch's ping, every ``INTERVAL_S``
+on a connection of its own, has seen Redis fail, requests are answered 503 with ``Retry-After``
+almost at once: each joins one shared ping for at most ``JOIN_S``, so the first request after
+Redis is back goes through, and none waits on a Redis that does not answer. The ping has its own
+connection so that a burst of requests holding every pooled connection is not taken for an
+outage. ``/readyz`` says what it knows.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 
 from anygate.broker.errors import ServiceUnavailableError
-from anygate.broker.transient import RedisOutage, is_transient
+from anygate.broker.transient import RedisOutage
 
 log = structlog.get_logger(__name__)
 
@@ -26,7 +28,8 @@ JOIN_S = 0.05
 
 class RedisWatch:
     def __init__(self, redis: Redis, wait_s: float) -> None:
-        self._redis = redis
+        self.redis = redis
+        """The watch's own client (a connection or two), closed by its owner."""
         self._wait_s = wait_s
         self._outage = RedisOutage("api")
         self._task: asyncio.Task[None] | None = None
@@ -49,16 +52,10 @@ class RedisWatch:
             return
         raise ServiceUnavailableError("the job store is unavailable; retry shortly", retry_after=1)
 
-    def failed(self, exc: BaseException) -> None:
-        """A request met a Redis error: if Redis is away, the requests behind it are told at
-        once."""
-        if is_transient(exc):
-            self._outage.failed(exc)
-
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(self._wait_s):
-                await self._redis.ping()
+                await self.redis.ping()
         except Exception as exc:
             self._outage.failed(exc)
             return False

@@ -7,7 +7,7 @@ from typing import Any, TypeVar, cast
 
 import hiredis
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection, ConnectionPool
+from redis.asyncio.connection import BlockingConnectionPool, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,25 +34,9 @@ class CPackedConnection(Connection):
             return packed
 
 
-class ConcurrentConnectPool(ConnectionPool):
-    """redis-py's pool sets a new connection up (connect, handshake) while holding the pool's
-    lock, so on a Redis that accepts connections but does not answer (paused), every caller
-    that needs a connection queues behind the one setting up, each for a full timeout: ten
-    requests waited fifteen seconds. Set up outside the lock instead, as redis-py's own
-    ``BlockingConnectionPool`` does; each connection is its caller's alone meanwhile."""
-
-    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
-        async with self._lock:
-            connection = self.get_available_connection()  # type: ignore[no-untyped-call]
-        try:
-            await self.ensure_connection(connection)
-        except BaseException:
-            await self.release(connection)
-            raise
-        return connection
-
-
-def create_redis(config: RedisConfig, *, wait_s: float | None = None) -> Redis:
+def create_redis(
+    config: RedisConfig, *, wait_s: float | None = None, max_connections: int | None = None
+) -> Redis:
     """A client that decodes replies to ``str`` and retries a dropped connection briefly.
 
     Retries are few and short on purpose: scripts are atomic, so a retried call is either fully
@@ -74,13 +58,19 @@ def create_redis(config: RedisConfig, *, wait_s: float | None = None) -> Redis:
         retry_on: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError]
     else:
         retry, retry_on = Retry(NoBackoff(), retries=1), [RedisConnectionError]
-    pool = ConcurrentConnectPool.from_url(
+    # A caller waits (up to the timeout) for a free connection instead of failing at once
+    # when every one is busy (a burst of 500 submits on 256 connections), and a new
+    # connection is set up outside the pool's lock: redis-py's plain pool holds the lock
+    # while it connects, so on a Redis that accepts connections but does not answer (paused)
+    # every caller queued behind the one connecting, each for a full timeout.
+    pool = BlockingConnectionPool.from_url(
         config.url,
         **extra,
+        timeout=timeout,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=min(timeout, 2.0),
-        max_connections=config.max_connections,
+        max_connections=max_connections or config.max_connections,
         # No health-check PING: redis-py sends it from inside a new connection's own set-up,
         # and on a Redis that accepts connections but does not answer (paused) that recursion
         # waited without end, past every timeout. A dropped connection is retried anyway.
