@@ -23,6 +23,8 @@ from tests.support.processes import ManagedProcess, free_port
 from tests.support.stack import Stack, running_stack
 
 os.environ.setdefault(MOCK_KEY_ENV, "mock-key")
+# for tests/integration/test_log_check.py, which runs the log check in a pytest of its own
+pytest_plugins = ["pytester"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -136,6 +136,18 @@ def _traceback_end(lines: Sequence[str], start: int) -> int:
     return i
 
 
+def _own_traceback(lines: Sequence[str], i: int) -> int | None:
+    """Where the traceback that belongs to the error line ``i`` starts: on that line, or just
+    below it, after at most one line of context (asyncio's ``future: <Task ...>`` or
+    ``handle: <Handle ...>``; arq's "failed" line has none)."""
+    for j in range(i, min(i + 3, len(lines))):
+        if TRACEBACK in lines[j]:
+            return j
+        if j > i and (_text_kind(lines[j]) is not None or _json_event(lines[j]) is not None):
+            return None
+    return None
+
+
 def _trim_blank_tail(lines: Sequence[str]) -> tuple[str, ...]:
     end = len(lines)
     while end > 1 and not lines[end - 1].strip():
@@ -161,12 +173,8 @@ def scan(lines: Sequence[str], first_line_no: int = 1) -> list[LogFinding]:
             i += 1
             continue
         start = i
-        if TRACEBACK in line:
-            end = _traceback_end(lines, i)
-        elif i + 1 < len(lines) and TRACEBACK in lines[i + 1]:
-            end = _traceback_end(lines, i + 1)  # "... failed, X: y" then its traceback
-        else:
-            end = i + 1
+        header = _own_traceback(lines, i)
+        end = i + 1 if header is None else _traceback_end(lines, header)
         findings.append(LogFinding(first_line_no + start, kind, _trim_blank_tail(lines[start:end])))
         i = end
     return findings

@@ -119,6 +119,7 @@ class ProcessLogs:
 
     def check(self, processes: Iterable[WatchedProcess] | None = None) -> None:
         """``read``, raising ``LogCheckError`` with the report."""
+        __tracebackhide__ = True  # the report says it all; pytest shows no frame of ours
         report = self.read(processes)
         if report is not None:
             raise LogCheckError(report)

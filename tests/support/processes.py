@@ -223,6 +223,7 @@ class ManagedProcess:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        __tracebackhide__ = True
         self.terminate()
         if exc_type is None:
             PROCESS_LOGS.check([self])

@@ -119,6 +119,7 @@ class Stack:
     def check_logs(self) -> None:
         """Raise ``LogCheckError`` if a process of this stack logged an unexpected error since
         its log was last read (all of it, once the stack has stopped)."""
+        __tracebackhide__ = True
         PROCESS_LOGS.check(self.started)
 
 
