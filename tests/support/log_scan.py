@@ -141,10 +141,12 @@ def _own_traceback(lines: Sequence[str], i: int) -> int | None:
     below it, after at most one line of context (asyncio's ``future: <Task ...>`` or
     ``handle: <Handle ...>``; arq's "failed" line has none)."""
     for j in range(i, min(i + 3, len(lines))):
+        if j > i and _json_event(lines[j]) is not None:
+            return None  # a structlog event of its own
         if TRACEBACK in lines[j]:
             return j
-        if j > i and (_text_kind(lines[j]) is not None or _json_event(lines[j]) is not None):
-            return None
+        if j > i and _text_kind(lines[j]) is not None:
+            return None  # another error
     return None
 
 
@@ -162,7 +164,7 @@ def scan(lines: Sequence[str], first_line_no: int = 1) -> list[LogFinding]:
     while i < len(lines):
         line = lines[i]
         event = _json_event(line)
-        if event is not None:  # judged by its fields only
+        if event is not None:  # judged by its level, its exception, a traceback in a field
             json_lines = _json_error(line, event)
             if json_lines is not None:
                 findings.append(LogFinding(first_line_no + i, "structlog", json_lines))

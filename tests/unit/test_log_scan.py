@@ -136,6 +136,14 @@ class TestScan:
     def test_structlog_warning_carrying_an_exception(self) -> None:
         assert len(scan([_json(event="x", level="warning", exception="Traceback...")])) == 1
 
+    def test_an_error_line_does_not_swallow_the_next_event(self) -> None:
+        failed = "  0.01s ! job_1:f failed, KeyError: 'x'"
+        event = _json(event="unhandled error", level="error", exception="Traceback (most...")
+        assert [(f.kind, f.lines) for f in scan([failed, event])] == [
+            ("arq", (failed,)),
+            ("structlog", (event, "Traceback (most...")),
+        ]
+
     def test_other_fatal_lines(self) -> None:
         lines = ["Fatal Python error: Segmentation fault", "Task was destroyed but it is pending!"]
         assert [f.kind for f in scan(lines)] == ["fatal", "asyncio"]
