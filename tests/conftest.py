@@ -1,11 +1,12 @@
-"""Shared fixtures: a real Redis server per session, a fresh key namespace per test."""
+"""Shared fixtures: a real Redis server per session, a fresh key namespace per test, and the
+log check: a test fails when a process it started logged an error it did not declare."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,50 @@ from anygate.broker import Broker, create_redis
 from anygate.config import AnygateConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import MOCK_KEY_ENV, build_config, config_tree
+from tests.support.log_scan import LogExpectation
 from tests.support.mock import MockControl
+from tests.support.process_logs import PROCESS_LOGS
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.stack import Stack, running_stack
 
 os.environ.setdefault(MOCK_KEY_ENV, "mock-key")
+# for tests/integration/test_log_check.py, which runs the log check in a pytest of its own
+pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "expect_log(pattern, process=None, required=True): an error this test provokes on "
+        "purpose, as a regex over the logged lines, optionally only in one kind of process "
+        "(api, worker, control, mock-provider, dev); the log check allows exactly it",
+    )
+
+
+@pytest.fixture(autouse=True)
+def process_logs_checked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Around every test: what the test's processes log after it ends (their shutdown, and
+    everything when the test failed first) is read at teardown. Set up before the test's
+    other fixtures, so it runs after they have stopped their processes."""
+    PROCESS_LOGS.begin_test(
+        LogExpectation(*marker.args, **marker.kwargs)
+        for marker in request.node.iter_markers("expect_log")
+    )
+    yield
+    report = PROCESS_LOGS.end_test()
+    if report is not None:
+        pytest.fail(report, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Once a test body has passed, what its processes logged so far is read, so an error
+    fails the test itself rather than only its teardown."""
+    result = yield
+    report = PROCESS_LOGS.read()
+    if report is not None:
+        pytest.fail(report, pytrace=False)
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +100,7 @@ def mock_server() -> Iterator[str]:
     with ManagedProcess.start(
         [sys.executable, "-m", "anygate.ops.mock_provider", "--port", str(port)],
         ready_url=f"{url}/_mock/health",
-    ):
+    ):  # read after each test that ran meanwhile, and to its end when it stops
         yield url
 
 

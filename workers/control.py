@@ -97,7 +97,10 @@ async def deliver_webhook(
     config: AnygateConfig = ctx["config"]
     ref = config.security.webhook_secret
     if ref is None:
-        log.warning("webhook dropped: security.webhook_secret is not set", event=event)
+        log.warning(
+            "webhook dropped: security.webhook_secret is not set",
+            delivery=delivery_id, webhook_event=event,
+        )  # fmt: skip
         return
     secret = ref.resolve().get_secret_value().encode()
     delay = await post_webhook(

@@ -20,6 +20,9 @@ import structlog
 from anygate.workers.backoff import retry_delay
 
 log = structlog.get_logger(__name__)
+# structlog's methods take the message as their first parameter, named ``event``: a keyword of
+# that name collides with it (a TypeError, after the delivery was made). The webhook's event
+# type is logged as ``webhook_event``.
 
 MAX_TRIES = 8
 TIMEOUT_S = 10.0
@@ -60,10 +63,10 @@ async def post_webhook(
     except httpx.HTTPError as exc:
         ok, why = False, type(exc).__name__
     if ok:
-        log.info("webhook delivered", delivery=delivery_id, event=event, attempt=attempt)
+        log.info("webhook delivered", delivery=delivery_id, webhook_event=event, attempt=attempt)
         return None
     if attempt >= MAX_TRIES:
-        log.warning("webhook abandoned", delivery=delivery_id, event=event, why=why)
+        log.warning("webhook abandoned", delivery=delivery_id, webhook_event=event, why=why)
         return None
     delay = retry_delay(attempt, base_s=1.0, cap_s=300.0)
     log.info("webhook failed; retrying", delivery=delivery_id, why=why, attempt=attempt,

@@ -1,7 +1,9 @@
 """Start, probe and stop helper processes (the mock provider, API servers, workers) in tests.
 
 Each process runs in its own session, hence its own process group, so stopping it also stops
-anything it spawned, and nothing outside that group is ever signalled.
+anything it spawned, and nothing outside that group is ever signalled. Each one's log is read
+for errors by the tests' log check (``process_logs.py``): a process that logs an unexpected
+error fails the test that was running.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import Self
 
 import httpx
 
+from tests.support.log_scan import LogExpectation
+from tests.support.process_logs import KEEP_LOGS_ENV, PROCESS_LOGS
+
 _POLL_INTERVAL = 0.05
-# Set to keep every process log in the temp dir for post-mortems; by default a log lives as long
-# as its ManagedProcess object (failure messages already carry the tail).
-KEEP_LOGS_ENV = "ANYGATE_KEEP_PROCESS_LOGS"
 
 
 def free_port() -> int:
@@ -39,14 +41,35 @@ class ProcessStartError(RuntimeError):
     """The process died or never became ready; the message ends with its output tail."""
 
 
+def process_kind(args: Sequence[str]) -> str:
+    """What a command runs, for log expectations and failure messages: the ``anygate``
+    sub-command (``api``, ``worker``, ``control``, ``dev``, ``mock-provider``...), else the
+    program's name."""
+    parts = [str(arg) for arg in args]
+    for i, part in enumerate(parts):
+        if part == "anygate.ops" or (i == 0 and Path(part).name == "anygate"):
+            if i + 1 < len(parts):
+                return parts[i + 1]
+        elif part.startswith("anygate.ops."):
+            return part.removeprefix("anygate.ops.").replace("_", "-")
+    return Path(parts[0]).name if parts else "process"
+
+
 class ManagedProcess:
-    """A subprocess with its output in a temp log file, usable as a context manager."""
+    """A subprocess with its output in a temp log file, usable as a context manager.
+
+    The log is watched from the start (``PROCESS_LOGS``); leaving the ``with`` block normally
+    stops the process and checks the rest of its log at once.
+    """
 
     def __init__(self, popen: subprocess.Popen[bytes], log_path: Path) -> None:
         self._popen = popen
         self.log_path = log_path
+        self.label = process_kind(self._args)
+        self.expected_logs: list[LogExpectation] = []
         if not os.environ.get(KEEP_LOGS_ENV):
             weakref.finalize(self, log_path.unlink, missing_ok=True)
+        PROCESS_LOGS.watch(self)
 
     @classmethod
     def start(
@@ -86,6 +109,18 @@ class ManagedProcess:
         return process
 
     @property
+    def _args(self) -> list[str]:
+        args = self._popen.args
+        return [str(arg) for arg in args] if isinstance(args, list) else [str(args)]
+
+    def expect_log(self, pattern: str, *, required: bool = True) -> Self:
+        """Allow exactly the error ``pattern`` (a regex) in this process's log: for a test that
+        provokes it on purpose. Unless ``required=False`` it must appear before the process
+        ends."""
+        self.expected_logs.append(LogExpectation(pattern, self.label, required))
+        return self
+
+    @property
     def pid(self) -> int:
         return self._popen.pid
 
@@ -123,7 +158,7 @@ class ManagedProcess:
                 if not self.running:
                     code = self._popen.wait()
                     raise ProcessStartError(
-                        f"{self._describe()} exited with code {code} before {url} was ready\n"
+                        f"{self.command} exited with code {code} before {url} was ready\n"
                         f"{self.log_tail()}"
                     )
                 try:
@@ -136,15 +171,14 @@ class ManagedProcess:
                     last_error = f"status {response.status_code}"
                 if time.monotonic() >= deadline:
                     raise ProcessStartError(
-                        f"{self._describe()} not ready at {url} after {timeout}s ({last_error})\n"
+                        f"{self.command} not ready at {url} after {timeout}s ({last_error})\n"
                         f"{self.log_tail()}"
                     )
                 time.sleep(_POLL_INTERVAL)
 
-    def _describe(self) -> str:
-        args = self._popen.args
-        shown = " ".join(str(arg) for arg in args) if isinstance(args, list) else str(args)
-        return f"process {self.pid} ({shown})"
+    @property
+    def command(self) -> str:
+        return f"process {self.pid} ({' '.join(self._args)})"
 
     def _signal_group(self, signum: signal.Signals) -> None:
         if self._popen.returncode is not None:
@@ -189,4 +223,7 @@ class ManagedProcess:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        __tracebackhide__ = True
         self.terminate()
+        if exc_type is None:
+            PROCESS_LOGS.check([self])

@@ -1,7 +1,8 @@
 """A running gateway for end-to-end tests: API and worker processes against a real Redis.
 
 Processes are started exactly as production starts them (``python -m anygate.ops api|worker``),
-with a config file and env; each is stopped by its own pid when the test ends.
+with a config file and env; each is stopped by its own pid when the test ends, and what they
+logged is checked for errors (``process_logs.py``) when the stack stops.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import redis
 import yaml
 
 from tests.support.configs import MOCK_KEY_ENV, TENANT_KEYS
+from tests.support.process_logs import PROCESS_LOGS
 from tests.support.processes import ManagedProcess, free_port
 
 ANYGATE = [sys.executable, "-m", "anygate.ops"]
@@ -34,6 +36,8 @@ class Stack:
         self.workers: list[ManagedProcess] = []
         self.controls: list[ManagedProcess] = []
         self.worker_pool: dict[int, str] = {}
+        # every process ever started here, also those a test killed and took off the lists
+        self.started: list[ManagedProcess] = []
         self._redis = redis.Redis.from_url(tree["redis"]["url"], decode_responses=True)
         self._prefix = f"ag:{{{tree['redis']['namespace']}}}:"
 
@@ -43,6 +47,7 @@ class Stack:
         proc = ManagedProcess.start(
             [*ANYGATE, "api", "--port", str(port)], env=self.env, ready_url=f"{url}/readyz"
         )
+        self.started.append(proc)
         self.apis.append((proc, url))
         return url
 
@@ -55,6 +60,7 @@ class Stack:
              "--shutdown-grace", str(grace)],
             env=self.env,
         )  # fmt: skip
+        self.started.append(proc)
         deadline = time.monotonic() + 20
         while self.registered_workers(pool) <= before:
             if not proc.running:
@@ -70,6 +76,7 @@ class Stack:
         """``anygate control`` (arq): batches, webhooks, housekeeping. Ready once its first
         batch tick has run (arq runs the cron at start-up)."""
         proc = ManagedProcess.start([*ANYGATE, "control"], env=self.env)
+        self.started.append(proc)
         deadline = time.monotonic() + 20
         while not self._redis.exists(f"{self._prefix}control:ticked"):
             if not proc.running:
@@ -109,6 +116,12 @@ class Stack:
             proc.terminate()
         self._redis.close()
 
+    def check_logs(self) -> None:
+        """Raise ``LogCheckError`` if a process of this stack logged an unexpected error since
+        its log was last read (all of it, once the stack has stopped)."""
+        __tracebackhide__ = True
+        PROCESS_LOGS.check(self.started)
+
 
 async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
     """Poll an (async or sync) predicate until it holds; fail with a clear message otherwise."""
@@ -128,12 +141,16 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02
 def running_stack(
     tmp_path: Path, tree: dict[str, Any], worker_pools: Sequence[str] = ()
 ) -> Iterator[Stack]:
-    """An API process plus one worker per named pool; every process stopped at the end."""
+    """An API process plus one worker per named pool; every process stopped at the end and,
+    unless the block failed already, its whole log checked for errors."""
     stack = Stack(tmp_path, tree)
     try:
         stack.start_api()
         for pool in worker_pools:
             stack.start_worker(pool=pool)
         yield stack
-    finally:
-        stack.stop()
+    except BaseException:
+        stack.stop()  # the block's own failure comes first; the test's log check still runs
+        raise
+    stack.stop()
+    stack.check_logs()
