@@ -99,3 +99,17 @@ async def test_ids_at_the_edges_of_64_bits_resume_and_end(stack: Stack) -> None:
                 assert response.status_code == 200, (after, response.text)
                 got = [line[4:] for line in response.text.splitlines() if line[:4] == "id: "]
                 assert got == expected, (after, where)
+
+
+async def test_list_cursors_are_object_ids_so_the_issues_values_page_to_nothing(
+    stack: Stack,
+) -> None:
+    """The lists' ``after`` names an object (a job, file or batch id), not a stream id: it is
+    looked up, never given to Redis as a stream id, so these values find no page, not a 500."""
+    async with stack.client() as client:
+        await finished_job(client)
+        for path in ("/v1/jobs", "/v1/files", "/v1/batches"):
+            for value in OUT_OF_RANGE + MALFORMED:
+                response = await client.get(path, params={"after": value})
+                assert response.status_code == 200, (path, value, response.text)
+                assert response.json()["data"] == []
