@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -94,13 +95,21 @@ def nested_deeper_than(data: Any, limit: int) -> bool:
     return False
 
 
-def validate(model: type[M], data: Any, *, prefix: str = "") -> M:
-    """Validate ``data``; the first problem becomes a 400 whose ``param`` is the field's path."""
+def validate(
+    model: type[M], data: Any, *, prefix: str = "", names: Mapping[str, str] | None = None
+) -> M:
+    """Validate ``data``; the first problem becomes a 400 whose ``param`` is the field's path.
+
+    ``names`` renames top-level fields, for a body translated from a request the client
+    wrote otherwise (the Gemini surface): the error names the field the client sent."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
-        loc = format_loc(tuple(err["loc"]))
+        path = tuple(err["loc"])
+        if names and path and isinstance(path[0], str) and path[0] in names:
+            path = (names[path[0]], *path[1:])
+        loc = format_loc(path)
         param = f"{prefix}.{loc}" if prefix and loc != "(root)" else (prefix or loc)
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise InvalidRequestError(f"{param}: {msg}", param=param) from None

@@ -19,16 +19,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from anygate.api import openai_compat
-from anygate.api.body import parse_json_object, read_body
+from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.responses import JSONResponse
+from anygate.api.schemas import BODY_MODELS
 from anygate.api.sync_call import INTERRUPTED, Render
 from anygate.broker import JobEvent
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.config import ModelKind
 from anygate.workers.translate import (
+    CHAT_FIELD_NAMES,
     ChatStreamToGemini,
     chat_response_to_gemini,
+    embed_field_names,
     gemini_embed_request_to_openai,
     gemini_request_to_chat,
     openai_embeddings_to_gemini,
@@ -156,16 +159,25 @@ async def model_action(request: Request) -> Response:
     raise InvalidRequestError(f"method {method!r} is not supported by this gateway")
 
 
-async def _generate(request: Request, alias: str, body: dict[str, Any]) -> Response:
+def _chat(body: dict[str, Any], alias: str, *, stream: bool) -> dict[str, Any]:
+    """The OpenAI chat request for a Gemini one, held to the same schema (and bounds) as a
+    request to ``/v1/chat/completions``: whichever provider serves it gets the same body."""
     chat = gemini_request_to_chat(body, model=alias)
+    if stream:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    validate(BODY_MODELS[openai_compat.CHAT], chat, names=CHAT_FIELD_NAMES)
+    return chat
+
+
+async def _generate(request: Request, alias: str, body: dict[str, Any]) -> Response:
+    chat = _chat(body, alias, stream=False)
     result, headers = await openai_compat.answer(request, openai_compat.CHAT, chat)
     return JSONResponse(chat_response_to_gemini(result), headers=headers)
 
 
 async def _stream_generate(request: Request, alias: str, body: dict[str, Any]) -> Response:
-    chat = gemini_request_to_chat(body, model=alias)
-    chat["stream"] = True
-    chat["stream_options"] = {"include_usage": True}
+    chat = _chat(body, alias, stream=True)
     sse = request.query_params.get("alt") == "sse"
     return await openai_compat.answer_stream(
         request, chat, functools.partial(_gemini_render, sse=sse),
@@ -217,6 +229,9 @@ def _gemini_render(job_id: str, *, sse: bool) -> tuple[Render, Callable[[], byte
 
 async def _embed(request: Request, alias: str, body: dict[str, Any], *, batch: bool) -> Response:
     openai_body = gemini_embed_request_to_openai(body, model=alias, batch=batch)
+    validate(
+        BODY_MODELS[openai_compat.EMBEDDINGS], openai_body, names=embed_field_names(batch=batch)
+    )
     result, headers = await openai_compat.answer(request, openai_compat.EMBEDDINGS, openai_body)
     return JSONResponse(openai_embeddings_to_gemini(result, batch=batch), headers=headers)
 

@@ -26,7 +26,9 @@ from anygate.broker import (
     JobRecord,
     JobStatus,
     NewJob,
+    format_stream_id,
     new_job_id,
+    parse_stream_id,
     stream_id_key,
 )
 from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -174,18 +176,10 @@ async def job_events(request: Request) -> Response:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "jobs")
     job_id = request.path_params["job_id"]
+    last = _resume_after(request)
     record = await gw.broker.get(tenant.id, job_id)
     if record is None:
         raise _not_found(job_id)
-    last = request.headers.get("last-event-id") or request.query_params.get("after")
-    if last is not None:
-        try:
-            stream_id_key(last)
-        except ValueError:
-            raise InvalidRequestError(
-                "Last-Event-ID: expected an event id such as 1700000000000-0",
-                param="Last-Event-ID",
-            ) from None
     return StreamingResponse(
         _event_stream(gw, job_id, last, ended=record.status.terminal),
         media_type="text/event-stream",
@@ -195,6 +189,23 @@ async def job_events(request: Request) -> Response:
             "x-anygate-job-id": job_id,
         },
     )
+
+
+def _resume_after(request: Request) -> str | None:
+    """The event id to resume after: the ``Last-Event-ID`` header (an EventSource sends it
+    on reconnecting, whatever the URL's ``?after=`` says), else ``?after=``; checked in full
+    here, before any byte of the stream is sent, and returned in its canonical spelling."""
+    param, raw = "Last-Event-ID", request.headers.get("last-event-id")
+    if not raw:
+        param, raw = "after", request.query_params.get("after")
+    if not raw:
+        return None
+    try:
+        return format_stream_id(parse_stream_id(raw))
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"{param}: expected an event id such as 1700000000000-0 ({exc})", param=param
+        ) from None
 
 
 def _sse(event: JobEvent) -> bytes:

@@ -22,7 +22,7 @@ from anygate.api.cache_policy import replay, replay_events
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.provider_keys import client_provider_key
 from anygate.api.responses import JSONResponse, RelayResponse
-from anygate.api.schemas import ChatCompletionBody, EmbeddingsBody
+from anygate.api.schemas import BODY_MODELS
 from anygate.api.sync_call import INTERRUPTED, PAUSED_CODES, Render, SyncCall, outcome, relay
 from anygate.broker import JobEvent, NewJob
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
@@ -169,7 +169,7 @@ async def chat_completions(request: Request) -> Response:
     body = parse_json_object(
         await read_body(request, gw.config.server.max_body_bytes), gw.config.server.max_json_depth
     )
-    validate(ChatCompletionBody, body)
+    validate(BODY_MODELS[CHAT], body)
     stream = body.get("stream") is True
     options = body.get("stream_options")
     if options is not None and not stream:
@@ -251,7 +251,7 @@ async def embeddings(request: Request) -> Response:
     body = parse_json_object(
         await read_body(request, gw.config.server.max_body_bytes), gw.config.server.max_json_depth
     )
-    validate(EmbeddingsBody, body)
+    validate(BODY_MODELS[EMBEDDINGS], body)
     result, headers = await answer(request, EMBEDDINGS, body)
     return JSONResponse(result, headers=headers)
 

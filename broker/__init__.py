@@ -12,6 +12,8 @@ from anygate.broker.models import (
     JobRecord,
     JobStatus,
     NewJob,
+    format_stream_id,
+    parse_stream_id,
     stream_id_key,
 )
 from anygate.broker.notify import Subscriptions
@@ -31,7 +33,9 @@ __all__ = [
     "Subscriptions",
     "create_redis",
     "digest",
+    "format_stream_id",
     "new_job_id",
     "new_worker_id",
+    "parse_stream_id",
     "stream_id_key",
 ]

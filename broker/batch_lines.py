@@ -8,11 +8,15 @@ in an error message is the one an editor shows.
 A batch line has two kinds of problems (OpenAI's behaviour, SPEC §6):
 
 - *unidentifiable*: not JSON, not an object, no usable ``custom_id``, or a ``custom_id`` used
-  before. Such a line cannot be given a result of its own, so the whole upload is refused and
-  every such line is listed by number.
+  before. Such a line cannot be given a result of its own, so the whole upload is refused.
 - *identifiable but invalid* (wrong ``method``, ``url`` or ``body``): the upload is accepted
   and the line, named by its ``custom_id``, goes straight to the batch's error file; the good
   lines are never lost because of it.
+
+A refusal lists every bad line of both kinds that the same pass found, in line order (the
+first ``MAX_LISTED``, then a count of the rest), so one round of fixes is enough: a file
+refused for one unparseable line must not turn out, once that is fixed, to have had more
+problems that were already known.
 
 Whether ``body.model`` names a configured alias is not checked here: aliases can change
 before the batch runs, and the batch reports unknown models per line.
@@ -20,6 +24,8 @@ before the batch runs, and the batch reports unknown models per line.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,9 +54,23 @@ class BadLine:
     def to_json(self) -> dict[str, Any]:
         return {"line": self.line, "custom_id": self.custom_id, "reason": self.reason}
 
+    def __str__(self) -> str:
+        return f"line {self.line} (custom_id {_quote(self.custom_id)}): {self.reason}"
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BadLine:
         return cls(int(data["line"]), str(data["custom_id"]), str(data["reason"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Unidentifiable:
+    """A line no result can be given to (no usable ``custom_id``): it refuses the upload."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
 
 
 class LineChunker:
@@ -133,14 +153,14 @@ class BatchLineChecker:
     """Checks a batch file line by line, fed chunk by chunk in order (see ``LineChunker``).
 
     Holds what the whole file needs: the next line number, the ``custom_id``s seen (for
-    duplicates), the refusals (the first ``MAX_LISTED`` spelled out) and the identifiable bad
-    lines. ``max_lines`` bounds the request (non-blank) lines: one more raises at once, so an
-    upload that is too long stops there."""
+    duplicates), the unidentifiable lines (the first ``MAX_LISTED``, and how many) and the
+    identifiable bad lines (all: the error file needs them). ``max_lines`` bounds the request
+    (non-blank) lines: one more raises at once, so an upload that is too long stops there."""
 
     max_lines: int
     requests: int = 0
     next_line: int = 1
-    fatal: list[str] = field(default_factory=list)
+    fatal: list[Unidentifiable] = field(default_factory=list)
     fatal_count: int = 0
     bad: list[BadLine] = field(default_factory=list)
     _seen: dict[str, int] = field(default_factory=dict)
@@ -166,7 +186,7 @@ class BatchLineChecker:
         if custom_id is None:
             self.fatal_count += 1
             if len(self.fatal) < MAX_LISTED:
-                self.fatal.append(f"line {number}: {problem}")
+                self.fatal.append(Unidentifiable(number, problem or ""))
         elif problem is not None:
             self.bad.append(BadLine(number, custom_id, problem))
 
@@ -194,16 +214,27 @@ class BatchLineChecker:
         return custom_id, request_problem(obj)
 
     def refusal(self) -> InvalidRequestError | None:
-        """The 400 for a file with unidentifiable lines, or for one without any request."""
+        """The 400 for a file with unidentifiable lines, or for one without any request.
+
+        It names every bad line found, the invalid-but-identifiable ones too (with their
+        ``custom_id``): both lists are in line order, so merging them and keeping the first
+        ``MAX_LISTED`` gives the first bad lines of the file, whatever their kind."""
         if self.fatal_count:
-            listed = "\n".join(self.fatal)
-            more = self.fatal_count - len(self.fatal)
+            kinds: tuple[list[Unidentifiable | BadLine], ...] = ([*self.fatal], [*self.bad])
+            merged = heapq.merge(*kinds, key=lambda problem: problem.line)
+            listed = [str(problem) for problem in itertools.islice(merged, MAX_LISTED)]
+            more = self.fatal_count + len(self.bad) - len(listed)
             tail = f"\nand {more} more" if more else ""
-            noun = "line" if self.fatal_count == 1 else "lines"
+            invalid = (
+                f"; {len(self.bad)} more {_lines(len(self.bad))} (named by custom_id) "
+                f"{'is a request' if len(self.bad) == 1 else 'are requests'} that cannot run"
+                if self.bad
+                else ""
+            )
             return InvalidRequestError(
-                f"file: {self.fatal_count} {noun} of the batch file cannot be identified "
-                f"(each needs to be a JSON object with a unique string custom_id); nothing "
-                f"was stored:\n{listed}{tail}",
+                f"file: {self.fatal_count} {_lines(self.fatal_count)} of the batch file "
+                f"cannot be identified (each needs to be a JSON object with a unique string "
+                f"custom_id){invalid}; nothing was stored:\n" + "\n".join(listed) + tail,
                 param="file",
                 code="invalid_batch_file",
             )
@@ -230,6 +261,10 @@ def request_problem(obj: dict[str, Any]) -> str | None:
     if not isinstance(body.get("model"), str):
         return f"body.model: expected a string, got {_json_kind(body.get('model'))}"
     return None
+
+
+def _lines(count: int) -> str:
+    return "line" if count == 1 else "lines"
 
 
 def _json_kind(value: Any) -> str:

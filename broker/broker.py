@@ -23,12 +23,15 @@ from anygate.broker.ids import digest
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import (
     ENDPOINT_CODES,
+    LAST_STREAM_ID,
     ClaimedJob,
     Enqueued,
     JobEvent,
     JobRecord,
     JobStatus,
     NewJob,
+    format_stream_id,
+    parse_stream_id,
 )
 from anygate.broker.quotas import in_flight_caps, refusal, submit_limits, usage_periods
 from anygate.broker.rate_window import Admission
@@ -209,8 +212,17 @@ class Broker:
         return found[:limit], len(found) > limit
 
     async def events_after(self, job_id: str, after: str | None) -> list[JobEvent]:
-        """Replay the log after ``after`` (exclusive); a queued job has only its implicit event."""
-        lo = f"({after}" if after else "-"
+        """Replay the log after ``after`` (exclusive); a queued job has only its implicit event.
+
+        ``after`` is checked in full (``parse_stream_id`` raises ``ValueError``) and sent to
+        Redis in its canonical spelling; nothing follows the largest id, which Redis would
+        refuse as an exclusive start."""
+        lo = "-"
+        if after:
+            key = parse_stream_id(after)
+            if key == LAST_STREAM_ID:
+                return []
+            lo = f"({format_stream_id(key)}"
         entries = await self.redis.xrange(self.keys.events(job_id), min=lo)
         if not entries and after is None:
             return [

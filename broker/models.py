@@ -7,6 +7,7 @@ our own scripts wrote, so validation would cost time and catch nothing.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,6 +238,42 @@ class JobEvent:
 
 
 def stream_id_key(event_id: str) -> tuple[int, int]:
-    """Stream ids compare as (ms, seq) pairs, not as strings."""
+    """Stream ids compare as (ms, seq) pairs, not as strings.
+
+    For ids Redis gave us (event ids read from a stream); an id from a client goes through
+    ``parse_stream_id`` first."""
     ms, _, seq = event_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+STREAM_ID_PART_MAX = 2**64 - 1
+"""Each part of a stream id is an unsigned 64-bit integer in Redis."""
+LAST_STREAM_ID = (STREAM_ID_PART_MAX, STREAM_ID_PART_MAX)
+"""No entry can follow this id: Redis refuses it as an exclusive range start."""
+_STREAM_ID = re.compile(r"([0-9]+)(?:-([0-9]+))?", re.ASCII)
+_PART_DIGITS = len(str(STREAM_ID_PART_MAX))
+
+
+def parse_stream_id(text: str) -> tuple[int, int]:
+    """A stream id a client sent (``<ms>`` or ``<ms>-<seq>``), checked in full, as a key.
+
+    Redis refuses an id whose part is past 64 bits only once the command runs, which for an
+    event stream is after the response has begun; and it reads ``+1``, `` 1`` or ``1-`` in
+    ways nobody meant. So only ASCII decimal digits are accepted, each part within unsigned
+    64 bits (leading zeros allowed, as Redis allows them); anything else raises
+    ``ValueError``. ``<ms>`` alone means ``<ms>-0``, as it does to Redis for a range start.
+    Send Redis ``format_stream_id`` of the key, never the text."""
+    match = _STREAM_ID.fullmatch(text)
+    if match is None:
+        raise ValueError("expected <ms> or <ms>-<seq>, each part decimal digits")
+    parts = [match.group(1), match.group(2) or "0"]
+    for part in parts:
+        # Counted before int(): a few thousand digits would make int() itself refuse.
+        if len(part.lstrip("0")) > _PART_DIGITS or int(part) > STREAM_ID_PART_MAX:
+            raise ValueError(f"each part must be at most {STREAM_ID_PART_MAX}")
+    return int(parts[0]), int(parts[1])
+
+
+def format_stream_id(key: tuple[int, int]) -> str:
+    """The canonical spelling of a stream id key (``parse_stream_id``'s inverse)."""
+    return f"{key[0]}-{key[1]}"

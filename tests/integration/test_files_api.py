@@ -268,6 +268,37 @@ async def test_unidentifiable_lines_are_refused_with_every_line_numbered(stack: 
     assert file_keys(stack, "*") == []
 
 
+def test_a_refusal_names_the_invalid_lines_found_beside_the_unparseable_one(
+    sdk: OpenAI, stack: Stack
+) -> None:
+    """One unparseable line refuses the upload; the two identifiable-but-invalid lines the
+    same pass found are numbered in the same refusal, so the caller fixes all three at once."""
+    lines = [
+        request_line("ok-1"),
+        request_line("get", method="GET"),
+        b"not json",
+        request_line("ok-2"),
+        request_line("bad-url", url="/v1/images"),
+    ]
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.files.create(file=("mixed.jsonl", b"\n".join(lines)), purpose="batch")
+    error = refused.value
+    assert (error.param, error.code) == ("file", "invalid_batch_file")
+    message = str(error.body["message"] if isinstance(error.body, dict) else error.message)
+    assert "1 line of the batch file cannot be identified" in message
+    assert "2 more lines (named by custom_id) are requests that cannot run" in message
+    listed = message.split(":\n", 1)[1].splitlines()
+    assert [text.split(":")[0] for text in listed] == [
+        "line 2 (custom_id 'get')",
+        "line 3",
+        "line 5 (custom_id 'bad-url')",
+    ]
+    assert listed[0].endswith("method: expected 'POST', got 'GET'")
+    assert listed[1].startswith("line 3: not valid JSON")
+    assert "url: expected one of /v1/chat/completions, /v1/embeddings" in listed[2]
+    assert file_keys(stack, "*") == []
+
+
 async def test_identifiable_but_invalid_lines_are_kept_for_the_error_file(
     stack: Stack, store: FileStore
 ) -> None:

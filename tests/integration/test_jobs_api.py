@@ -236,10 +236,11 @@ async def test_upstream_400_fails_the_job_with_the_providers_message(
     stack: Stack,
 ) -> None:
     async with stack.client() as client:
-        bad_upstream = {
+        bad_upstream = {  # valid to the gateway; the provider knows no such function
             "model": "gpt-4o-mini",
             "messages": [{"role": "user", "content": "x"}],
-            "n": 0,
+            "tools": [{"type": "function", "function": {"name": "known"}}],
+            "tool_choice": {"type": "function", "function": {"name": "unknown"}},
         }
         job = await submit(client, {"endpoint": CHAT, "body": bad_upstream})
         done = (await client.get(f"/v1/jobs/{job['id']}", params={"wait": 10})).json()

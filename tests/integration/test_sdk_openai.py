@@ -168,9 +168,15 @@ def test_unknown_model_is_404(client: OpenAI) -> None:
 
 
 def test_provider_400_is_a_400_with_its_message(client: OpenAI) -> None:
+    """A request the gateway cannot judge (the provider knows no such function)."""
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, n=0)
-    assert "n" in info.value.message
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            tools=[{"type": "function", "function": {"name": "known"}}],
+            tool_choice={"type": "function", "function": {"name": "unknown"}},
+        )
+    assert "tool_choice" in info.value.message
     assert info.value.response.headers["x-anygate-job-id"].startswith("job_")
 
 

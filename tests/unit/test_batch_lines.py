@@ -153,7 +153,7 @@ class TestBatchLineChecker:
             return
         message = refusal_text(checker)
         assert checker.fatal_count == len(expected)
-        named = [int(line.split(":")[0].removeprefix("line ")) for line in checker.fatal]
+        named = [problem.line for problem in checker.fatal]
         assert named == expected[:MAX_LISTED]
         assert f"line {expected[0]}: " in message
 
@@ -186,6 +186,43 @@ class TestBatchLineChecker:
         assert "line 101: " not in message
         assert message.endswith("and 30 more")
         assert "130 lines" in message
+
+    def test_a_refusal_also_names_the_invalid_lines_the_same_pass_found(self) -> None:
+        """One unparseable line refuses the file; the two identifiable-but-invalid lines found
+        on the way are named too, with their custom_id, so one round of fixes is enough."""
+        data = b"\n".join(
+            [request("ok"), request("get", method="GET"), b"{not json",
+             request("ok-2"), request("no-model", body={"messages": []})]
+        )  # fmt: skip
+        message = refusal_text(check(data))
+        assert message.startswith("file: 1 line of the batch file cannot be identified")
+        assert "2 more lines (named by custom_id) are requests that cannot run" in message
+        listed = message.splitlines()[1:]
+        assert len(listed) == 3
+        assert listed[0] == "line 2 (custom_id 'get'): method: expected 'POST', got 'GET'"
+        assert listed[1].startswith("line 3: not valid JSON (")
+        assert listed[2] == "line 5 (custom_id 'no-model'): body.model: expected a string, got null"
+
+    @given(
+        st.lists(st.sampled_from(["ok", "junk", "GET"]), min_size=1, max_size=260),
+        st.integers(16, 4000),
+    )
+    def test_a_refusal_lists_the_first_hundred_bad_lines_of_either_kind_in_order(
+        self, kinds: list[str], chunk: int
+    ) -> None:
+        made = {"ok": lambda i: request(f"r{i}"), "GET": lambda i: request(f"g{i}", method="GET")}
+        lines = [made[k](i) if k in made else b"junk" for i, k in enumerate(kinds)]
+        checker = check(b"\n".join(lines), chunk=chunk)
+        bad = [i + 1 for i, k in enumerate(kinds) if k != "ok"]
+        if "junk" not in kinds:
+            assert checker.refusal() is None
+            return
+        listed = refusal_text(checker).split(":\n", 1)[1].splitlines()
+        more = len(bad) - MAX_LISTED
+        if more > 0:
+            assert listed.pop() == f"and {more} more"
+        numbers = [int(text.split(":")[0].split(" ")[1]) for text in listed]
+        assert numbers == bad[:MAX_LISTED]
 
     @pytest.mark.parametrize(
         ("overrides", "reason"),

@@ -156,11 +156,13 @@ class TestGoogleErrors:
 
 def test_exports_are_exactly_the_public_api_sorted() -> None:
     assert translate.__all__ == [
+        "CHAT_FIELD_NAMES",
         "ChatStreamToGemini",
         "GeminiStreamToChat",
         "UntranslatableFieldError",
         "chat_request_to_gemini",
         "chat_response_to_gemini",
+        "embed_field_names",
         "embeddings_request_to_gemini",
         "gemini_embed_request_to_openai",
         "gemini_embeddings_to_openai",

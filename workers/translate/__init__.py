@@ -11,6 +11,7 @@ from anygate.workers.translate.chat_to_gemini_response import (
     chat_response_to_gemini,
 )
 from anygate.workers.translate.embeddings import (
+    embed_field_names,
     embeddings_request_to_gemini,
     gemini_embed_request_to_openai,
     gemini_embeddings_to_openai,
@@ -18,14 +19,19 @@ from anygate.workers.translate.embeddings import (
 )
 from anygate.workers.translate.errors import UntranslatableFieldError
 from anygate.workers.translate.gemini_to_chat import GeminiStreamToChat, gemini_response_to_chat
-from anygate.workers.translate.gemini_to_openai_request import gemini_request_to_chat
+from anygate.workers.translate.gemini_to_openai_request import (
+    CHAT_FIELD_NAMES,
+    gemini_request_to_chat,
+)
 
 __all__ = [
+    "CHAT_FIELD_NAMES",
     "ChatStreamToGemini",
     "GeminiStreamToChat",
     "UntranslatableFieldError",
     "chat_request_to_gemini",
     "chat_response_to_gemini",
+    "embed_field_names",
     "embeddings_request_to_gemini",
     "gemini_embed_request_to_openai",
     "gemini_embeddings_to_openai",

@@ -116,6 +116,13 @@ def _embed_request(request: Fields, model: str) -> tuple[str, int | None]:
     return _embed_text(request), request.integer("outputDimensionality")
 
 
+def embed_field_names(*, batch: bool) -> dict[str, str]:
+    """Where each field of the translated request came from (see ``CHAT_FIELD_NAMES``)."""
+    if batch:
+        return {"input": "requests", "dimensions": "requests[].outputDimensionality"}
+    return {"input": "content", "dimensions": "outputDimensionality"}
+
+
 def gemini_embed_request_to_openai(
     body: Mapping[str, Any], *, model: str, batch: bool
 ) -> dict[str, Any]:

@@ -40,6 +40,25 @@ _RESOLUTIONS = {
     "MEDIA_RESOLUTION_HIGH": "high",
 }
 _SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NUMBERS = {
+    "temperature": "temperature",
+    "topP": "top_p",
+    "presencePenalty": "presence_penalty",
+    "frequencyPenalty": "frequency_penalty",
+}
+_INTEGERS = {"candidateCount": "n", "seed": "seed", "maxOutputTokens": "max_completion_tokens"}
+
+CHAT_FIELD_NAMES: Mapping[str, str] = {
+    **{openai: f"generationConfig.{gemini}" for gemini, openai in (_NUMBERS | _INTEGERS).items()},
+    "stop": "generationConfig.stopSequences",
+    "response_format": "generationConfig.responseMimeType",
+    "reasoning_effort": "generationConfig.thinkingConfig",
+    "messages": "contents",
+    "tools": "tools",
+    "tool_choice": "toolConfig",
+}
+"""Where each field of the translated request came from: the API checks the translation with
+the one OpenAI chat schema, and an error there names the field the Gemini client sent."""
 
 
 def _check_top_level(body: Fields) -> None:
@@ -97,20 +116,11 @@ def _generation(config: Fields, chat: dict[str, Any]) -> None:
     modalities = config.array("responseModalities")
     if modalities and [str(m).upper() for m in modalities] != ["TEXT"]:
         raise untranslatable(config.path("responseModalities"), "OpenAI chat answers in text")
-    for gemini_key, openai_key in (
-        ("temperature", "temperature"),
-        ("topP", "top_p"),
-        ("presencePenalty", "presence_penalty"),
-        ("frequencyPenalty", "frequency_penalty"),
-    ):
+    for gemini_key, openai_key in _NUMBERS.items():
         value = config.number(gemini_key)
         if value is not None:
             chat[openai_key] = value
-    for gemini_key, openai_key in (
-        ("candidateCount", "n"),
-        ("seed", "seed"),
-        ("maxOutputTokens", "max_completion_tokens"),
-    ):
+    for gemini_key, openai_key in _INTEGERS.items():
         integer = config.integer(gemini_key)
         if integer is not None:
             chat[openai_key] = integer
