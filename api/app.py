@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -20,15 +21,11 @@ from anygate.api import (
     limits,
     openai_compat,
 )
-from anygate.api.auth import Authenticator
 from anygate.api.errors import EXCEPTION_HANDLERS
-from anygate.api.gateway import Gateway
 from anygate.api.middleware import RequestIdMiddleware
-from anygate.api.planning import Planner
-from anygate.api.replies import ReplyRouter
-from anygate.broker import Broker, Subscriptions, create_redis
-from anygate.broker.deployment_health import HealthView
-from anygate.broker.tenant_store import TenantStore
+from anygate.api.startup import start_up
+from anygate.broker import Subscriptions, create_redis
+from anygate.broker.redis_link import RedisLink
 from anygate.config import AnygateConfig
 
 
@@ -39,25 +36,23 @@ def create_app(config: AnygateConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        """Serve at once; ``api/startup.py`` makes the process ready once Redis answers."""
         redis = create_redis(config.redis)
-        subscriptions = Subscriptions(redis)
+        link = app.state.redis_link = RedisLink("api")
+        subscriptions = Subscriptions(redis, link)
         await subscriptions.start()
-        broker = Broker(redis, config)
-        tenants = TenantStore(redis, broker.keys)
-        await tenants.seed(config)
-        auth = Authenticator(config, tenants, broker)
-        await subscriptions.listen(broker.keys.auth_channel, auth.forget)
-        replies = ReplyRouter(broker.keys)
-        await replies.start(subscriptions)
-        health = HealthView()
-        await subscriptions.listen(broker.keys.health_channel, health.apply)
-        app.state.gateway = Gateway(
-            config, redis, broker, subscriptions, auth, tenants, Planner(config, redis, health),
-            replies,
-        )  # fmt: skip
+        background = [
+            asyncio.create_task(link.watch(redis), name="redis-watch"),
+            asyncio.create_task(
+                start_up(app.state, config, redis, subscriptions, link), name="start-up"
+            ),
+        ]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await subscriptions.close()
             await redis.aclose()
 

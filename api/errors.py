@@ -19,6 +19,7 @@ from anygate.api.middleware import REQUEST_ID_SCOPE_KEY
 from anygate.api.responses import JSONResponse
 from anygate.api.sync_call import ClientGoneError
 from anygate.broker.errors import AnygateError, NotFoundError, ServiceUnavailableError
+from anygate.broker.redis_link import RedisLink, is_outage
 
 log = structlog.get_logger(__name__)
 
@@ -35,8 +36,12 @@ async def _anygate_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def _redis_error(_request: Request, exc: Exception) -> Response:
-    log.warning("redis unavailable", error=type(exc).__name__)
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    link: RedisLink | None = getattr(request.app.state, "redis_link", None)
+    if link is not None and is_outage(exc):
+        link.lost(exc)  # one warning per outage, not one per request
+    else:
+        log.warning("redis unavailable", error=type(exc).__name__)
     return error_response(
         ServiceUnavailableError("the job store is unavailable; retry shortly", retry_after=1)
     )

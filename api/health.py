@@ -18,6 +18,13 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Not ready while the process starts (``startup.py``) or while Redis does not answer."""
+    if getattr(request.app.state, "gateway", None) is None:
+        return JSONResponse(
+            {"status": "starting", "redis": "waiting"},
+            status_code=503,
+            headers={"retry-after": "1"},
+        )
     gw = gateway_of(request)
     try:
         await asyncio.wait_for(gw.redis.ping(), timeout=1.0)

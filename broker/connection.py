@@ -42,21 +42,25 @@ def create_redis(config: RedisConfig) -> Redis:
     or not at all (a retried enqueue may run twice only if the reply was lost, which the
     idempotency key covers for clients that send one).
     """
+    client: Redis = Redis.from_url(config.url, **redis_options(config))
+    return client
+
+
+def redis_options(config: RedisConfig) -> dict[str, Any]:
+    """``create_redis``'s connection options, for a client of another kind (arq's)."""
     extra: dict[str, Any] = {}
     if config.url.startswith("redis://"):
         extra["connection_class"] = CPackedConnection  # TLS and unix sockets keep their own
-    client: Redis = Redis.from_url(
-        config.url,
+    return {
         **extra,
-        decode_responses=True,
-        socket_timeout=config.socket_timeout_s,
-        socket_connect_timeout=min(config.socket_timeout_s, 2.0),
-        max_connections=config.max_connections,
-        health_check_interval=30,
-        retry=Retry(EqualJitterBackoff(cap=0.2, base=0.02), retries=2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-    return client
+        "decode_responses": True,
+        "socket_timeout": config.socket_timeout_s,
+        "socket_connect_timeout": min(config.socket_timeout_s, 2.0),
+        "max_connections": config.max_connections,
+        "health_check_interval": 30,
+        "retry": Retry(EqualJitterBackoff(cap=0.2, base=0.02), retries=2),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
 
 
 T = TypeVar("T")

@@ -12,18 +12,20 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
-import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError
 
-log = structlog.get_logger(__name__)
+from anygate.broker.redis_link import RedisLink
 
 
 class Subscriptions:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, link: RedisLink | None = None) -> None:
+        """``link``: the process's, so that a lost subscription connection is one more report
+        of the outage the process logs once (``broker/redis_link.py``)."""
         self._redis = redis
+        self._link = link or RedisLink("pub/sub")
         self._pubsub: PubSub | None = None
         self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
         self._callbacks: dict[str, Callable[[str], None]] = {}
@@ -100,7 +102,7 @@ class Subscriptions:
             try:
                 response = await self._next_response()
             except (RedisError, ConnectionError, OSError) as exc:
-                log.warning("pubsub connection lost; resubscribing", error=str(exc))
+                self._link.lost(exc)  # logged once per outage; redis-py resubscribes
                 await asyncio.sleep(0.2)
                 continue
             if response is not None:
