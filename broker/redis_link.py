@@ -41,6 +41,7 @@ MAX_WAIT_S = 2.0
 WATCH_INTERVAL_S = 1.0
 WATCH_TIMEOUT_S = 2.0
 """A PING slower than this counts as Redis gone (paused, or a network that drops packets)."""
+SETTLE_S = 1.0
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -66,28 +67,44 @@ class _StoppingError(Exception):
 
 
 class RedisLink:
-    """``what`` names the process in its log lines (``api``, ``worker openai-…``, ``control``)."""
+    """``what`` names the process in its log lines (``api``, ``worker openai-…``, ``control``).
 
-    def __init__(self, what: str) -> None:
+    Redis counts as back once it has answered and no part of the process has met an error for
+    ``SETTLE_S`` since: commands sent before Redis came back may still time out just after
+    (they waited a full socket timeout), and one outage must not read as two in the log.
+    """
+
+    def __init__(self, what: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._what = what
+        self._clock = clock
         self._lost_at: float | None = None
+        self._answered_at: float | None = None
+        """Set while settling: when Redis first answered again."""
 
     @property
     def down(self) -> bool:
-        return self._lost_at is not None
+        """Redis has not answered since the outage began."""
+        return self._lost_at is not None and self._answered_at is None
 
     def lost(self, exc: BaseException) -> None:
         """Any part of the process that met an outage reports it; only the first report of an
         outage is logged."""
         if self._lost_at is None:
-            self._lost_at = time.monotonic()
+            self._lost_at = self._clock()
             log.warning("redis unreachable; reconnecting", process=self._what, error=_describe(exc))
+        self._answered_at = None
 
     def back(self) -> None:
-        """Redis answered: logged once, at the end of an outage."""
-        if self._lost_at is not None:
-            away = time.monotonic() - self._lost_at
-            self._lost_at = None
+        """Redis answered. The outage is over (logged, once) when it still answers
+        ``SETTLE_S`` later with no error reported meanwhile (``watch`` asks every second)."""
+        if self._lost_at is None:
+            return
+        now = self._clock()
+        if self._answered_at is None:
+            self._answered_at = now
+        if now - self._answered_at >= SETTLE_S:
+            away = self._answered_at - self._lost_at
+            self._lost_at = self._answered_at = None
             log.info("redis reachable again", process=self._what, away_s=round(away, 1))
 
     async def retry(
