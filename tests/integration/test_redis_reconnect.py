@@ -14,16 +14,17 @@ import base64
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_batch_resilience import _Receiver, _receiver
 from tests.integration.test_batches import _content, _jsonl, _line, _sdk, _until
 from tests.integration.test_jobs_api import chat_job, submit
 from tests.support.configs import config_tree
@@ -104,14 +105,62 @@ async def _client(server: EmbeddedRedis) -> Any:
         await client.aclose()
 
 
+class _Hooks(BaseHTTPRequestHandler):
+    """A webhook receiver that answers 503 while ``refusing``, then 200; records each
+    delivery as (delivery id, event, status, object id)."""
+
+    refusing: ClassVar[bool] = True
+    seen: ClassVar[list[tuple[str, str, int, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        status = 503 if type(self).refusing else 200
+        delivery, event = self.headers["x-anygate-delivery"], self.headers["x-anygate-event"]
+        type(self).seen.append((delivery, event, status, orjson.loads(body)["data"]["id"]))
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+@contextlib.contextmanager
+def _hooks() -> Iterator[int]:
+    """``_Hooks`` on a free local port, refusing, for the length of the block; its port."""
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Hooks)
+    _Hooks.refusing, _Hooks.seen = True, []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _delivered(job_id: str) -> bool:
+    return any(status == 200 and subject == job_id for _d, _e, status, subject in _Hooks.seen)
+
+
+async def _job_with_webhook(stack: Stack, port: int) -> str:
+    async with stack.client() as client:
+        job = chat_job("tell me when you are done")
+        job["webhook_url"] = f"http://127.0.0.1:{port}/job-done"
+        accepted: str = (await submit(client, job))["id"]
+    return accepted
+
+
 async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_batch_and_a_webhook(
     tmp_path: Path, mock: MockControl
 ) -> None:
     """arq let the ``ConnectionError`` of a Redis restart escape and ``anygate control`` exited:
-    batches, webhooks and pruning stopped, silently. Now the batch that was running when Redis
-    went away completes (each line exactly once), and a job's webhook is delivered after."""
+    batches, webhooks and pruning stopped, silently. Now the control plane stays up through a
+    shutdown and a ``kill -9`` of Redis: the batch that was running completes (each line
+    exactly once), a webhook delivery waiting in arq's queue for its retry is delivered after
+    the restart, and a job that ends after both gets its webhook."""
     mock.settings(latency_ms=20)
-    with _own_redis(tmp_path) as server, _receiver() as port:
+    with _own_redis(tmp_path) as server, _hooks() as port:
         stack = Stack(tmp_path, _tree(server, tmp_path, mock))
         try:
             stack.start_api()
@@ -126,6 +175,8 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
                 completion_window="24h",
             )  # fmt: skip
             await _until(sdk, batch.id, {"in_progress"}, timeout=20)
+            early = await _job_with_webhook(stack, port)
+            await wait_for(lambda: any(s == early for *_x, s in _Hooks.seen), timeout=20)
 
             for outages, hard in ((1, False), (2, True)):  # shutdown; kill -9 (AOF restart)
                 server.stop(hard=hard)
@@ -134,6 +185,9 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
                 server.start()
                 await _control_ticks_again(server)
                 await _outages_logged(control, outages)
+                if outages == 1:  # the refused delivery's retry is due after the restart
+                    _Hooks.refusing = False
+                    await wait_for(lambda: _delivered(early), timeout=30)
 
             done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=40)
             assert done.status == "completed"
@@ -141,14 +195,11 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
             ids += [e["custom_id"] for e in _content(sdk, done.error_file_id)]
             assert sorted(ids) == sorted(f"req-{i}" for i in range(n)), "each line exactly once"
 
-            async with stack.client() as client:
-                job = chat_job("tell me when you are done")
-                job["webhook_url"] = f"http://127.0.0.1:{port}/job-done"
-                accepted = await submit(client, job)
-            await wait_for(lambda: any(b for _h, b in _Receiver.seen), timeout=20)
-            headers, body = _Receiver.seen[0]
-            assert headers["x-anygate-event"] == "job.succeeded"
-            assert orjson.loads(body)["data"]["id"] == accepted["id"]
+            late = await _job_with_webhook(stack, port)
+            await wait_for(lambda: _delivered(late), timeout=20)
+            for job_id in (early, late):
+                mine = {(d, e) for d, e, _status, subject in _Hooks.seen if subject == job_id}
+                assert mine == {(f"dlv_{job_id}", "job.succeeded")}, _Hooks.seen
             _assert_all_running(stack)
         finally:
             stack.stop()
