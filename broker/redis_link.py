@@ -1,7 +1,7 @@
 """A process's link to Redis: ride out an outage, retry with jittered backoff, and say so once.
 
 No anygate process may exit because Redis is restarting, paused, or not up yet when the
-process starts (docs/architecture.md, "Processes"). What each process retries differs (a
+process starts (docs/architecture.md, "Redis outages"). What each process retries differs (a
 start-up step, a whole arq session), the rules do not, so they live here:
 
 - what counts as an outage (:func:`is_outage`): a connection refused, reset or timed out,
@@ -10,8 +10,9 @@ start-up step, a whole arq session), the rules do not, so they live here:
 - how long to wait between tries: tenacity's full-jitter exponential backoff, from
   ``FIRST_WAIT_S`` up to ``MAX_WAIT_S``, so processes that lost Redis together do not come
   back in step, and each is back within about ``MAX_WAIT_S`` of Redis;
-- what to log: one warning when Redis is lost, one info line when it is back (with how long
-  it was away), however many tries and however many parts of the process saw the outage.
+- what to log: one warning when Redis is lost, one info line when it is back (once it has
+  answered for ``SETTLE_S``; with how long it was away), however many tries and however many
+  parts of the process saw the outage.
 
 ``watch()`` pings Redis every ``WATCH_INTERVAL_S``, so a process notices an outage (and its
 end) even while idle, and ``down`` is a current answer for readiness.

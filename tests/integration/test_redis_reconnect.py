@@ -1,4 +1,4 @@
-"""No anygate process exits on a transient Redis error (docs/architecture.md, "Processes").
+"""No anygate process exits on a transient Redis error (docs/architecture.md, "Redis outages").
 
 Each test runs its own Redis (AOF in a temp dir, a port of its own) so it can stop, kill and
 pause it: started late, shut down, ``kill -9``-ed and restarted from its AOF, or frozen with
