@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -20,16 +21,12 @@ from anygate.api import (
     limits,
     openai_compat,
 )
-from anygate.api.auth import Authenticator
 from anygate.api.errors import EXCEPTION_HANDLERS
-from anygate.api.gateway import Gateway
 from anygate.api.middleware import RequestIdMiddleware
-from anygate.api.planning import Planner
 from anygate.api.redis_watch import RedisWatch
-from anygate.api.replies import ReplyRouter
-from anygate.broker import Broker, Subscriptions, create_redis
-from anygate.broker.deployment_health import HealthView
-from anygate.broker.tenant_store import TenantStore
+from anygate.api.startup import start_up
+from anygate.broker import Subscriptions, create_redis
+from anygate.broker.redis_link import RedisLink
 from anygate.config import AnygateConfig
 
 
@@ -40,28 +37,27 @@ def create_app(config: AnygateConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = create_redis(config.redis, wait_s=config.server.redis_wait_s)
+        """Serve at once; ``api/startup.py`` makes the process ready once Redis answers."""
         wait_s = config.server.redis_wait_s
-        watch = RedisWatch(create_redis(config.redis, wait_s=wait_s, max_connections=2), wait_s)
-        subscriptions = Subscriptions(redis)
+        redis = create_redis(config.redis, wait_s=wait_s)
+        link = app.state.redis_link = RedisLink("api")
+        # the watch pings on a connection of its own: a burst of requests holding every pooled
+        # connection is not an outage
+        watch = RedisWatch(link, create_redis(config.redis, wait_s=wait_s, max_connections=2))
+        subscriptions = Subscriptions(redis, link)
         await subscriptions.start()
-        broker = Broker(redis, config)
-        tenants = TenantStore(redis, broker.keys)
-        await tenants.seed(config)
-        auth = Authenticator(config, tenants, broker, watch)
-        await subscriptions.listen(broker.keys.auth_channel, auth.forget)
-        replies = ReplyRouter(broker.keys)
-        await replies.start(subscriptions)
-        health = HealthView()
-        await subscriptions.listen(broker.keys.health_channel, health.apply)
-        app.state.gateway = Gateway(
-            config, redis, broker, subscriptions, auth, tenants, Planner(config, redis, health),
-            replies, watch,
-        )  # fmt: skip
-        watch.start()
+        background = [
+            asyncio.create_task(link.watch(watch.redis), name="redis-watch"),
+            asyncio.create_task(
+                start_up(app.state, config, redis, subscriptions, watch), name="start-up"
+            ),
+        ]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await watch.stop()
             await watch.redis.aclose()
             await subscriptions.close()

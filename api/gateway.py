@@ -12,6 +12,7 @@ from anygate.api.planning import Planner
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
+from anygate.broker.errors import ServiceUnavailableError
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 
@@ -30,5 +31,10 @@ class Gateway:
 
 
 def gateway_of(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
+    """The process's gateway; a 503 with Retry-After until start-up is done (``startup.py``)."""
+    gateway: Gateway | None = getattr(request.app.state, "gateway", None)
+    if gateway is None:
+        raise ServiceUnavailableError(
+            "the gateway is starting: it waits for its job store; retry shortly", retry_after=1
+        )
     return gateway

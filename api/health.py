@@ -15,6 +15,13 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Not ready while the process starts (``startup.py``) or while Redis does not answer."""
+    if getattr(request.app.state, "gateway", None) is None:
+        return JSONResponse(
+            {"status": "starting", "redis": "waiting"},
+            status_code=503,
+            headers={"retry-after": "1"},
+        )
     gw = gateway_of(request)
     if not await gw.watch.ping():
         return JSONResponse(

@@ -1,12 +1,12 @@
-"""Whether Redis answers, known without asking on every request (SPEC §6: never hang).
+"""Whether Redis answers, known without asking on every request (never hang: docs/architecture.md,
+"Redis outages").
 
 Each request that needs Redis waits at most ``server.redis_wait_s`` for it (the API's client has
-that timeout and does not retry a timed-out call). Once this watch's ping, every ``INTERVAL_S``
-on a connection of its own, has seen Redis fail, requests are answered 503 with ``Retry-After``
-almost at once: each joins one shared ping for at most ``JOIN_S``, so the first request after
-Redis is back goes through, and none waits on a Redis that does not answer. The ping has its own
-connection so that a burst of requests holding every pooled connection is not taken for an
-outage. ``/readyz`` says what it knows.
+that timeout and does not retry a timed-out call). Once the process's ``RedisLink`` knows Redis
+is away (its watch pings every second on a connection of its own, so that a burst of requests
+holding every pooled connection is not taken for an outage), requests are answered 503 with
+``Retry-After`` almost at once: each joins one shared ping for at most ``JOIN_S``, so the first
+request after Redis is back goes through, and none waits on a Redis that does not answer.
 """
 
 from __future__ import annotations
@@ -14,35 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import structlog
 from redis.asyncio import Redis
 
 from anygate.broker.errors import ServiceUnavailableError
-from anygate.broker.transient import RedisOutage
+from anygate.broker.redis_link import RedisLink
 
-log = structlog.get_logger(__name__)
-
-INTERVAL_S = 0.5
 JOIN_S = 0.05
 
 
 class RedisWatch:
-    def __init__(self, redis: Redis, wait_s: float) -> None:
+    def __init__(self, link: RedisLink, redis: Redis) -> None:
+        self.link = link
         self.redis = redis
         """The watch's own client (a connection or two), closed by its owner."""
-        self._wait_s = wait_s
-        self._outage = RedisOutage("api")
-        self._task: asyncio.Task[None] | None = None
         self._probe: asyncio.Task[bool] | None = None
-
-    @property
-    def down(self) -> bool:
-        return self._outage.ongoing
 
     async def ready(self) -> None:
         """Return at once while Redis answers; while it is known to be away, raise the 503 a
         request gets, unless a ping shared by every waiting request answers within ``JOIN_S``."""
-        if not self._outage.ongoing:
+        if not self.link.down:
             return
         if self._probe is None or self._probe.done():
             self._probe = asyncio.create_task(self.ping())
@@ -53,26 +43,18 @@ class RedisWatch:
         raise ServiceUnavailableError("the job store is unavailable; retry shortly", retry_after=1)
 
     async def ping(self) -> bool:
+        """Bounded by the client's own timeout (``redis_wait_s``): no asyncio timeout around a
+        redis-py call, whose cancellation mid-read would race the client's own timer."""
         try:
-            async with asyncio.timeout(self._wait_s):
-                await self.redis.ping()
-        except Exception as exc:
-            self._outage.failed(exc)
+            await self.redis.ping()
+        except Exception as exc:  # any failure means: not reachable now
+            self.link.lost(exc)
             return False
-        self._outage.recovered()
+        self.link.back()
         return True
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._watch(), name="redis-watch")
-
     async def stop(self) -> None:
-        for task in (self._task, self._probe):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    async def _watch(self) -> None:
-        while True:
-            await self.ping()
-            await asyncio.sleep(INTERVAL_S)
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe

@@ -33,7 +33,7 @@ from anygate.broker.errors import (
     UpstreamError,
 )
 from anygate.broker.notify import RESYNC
-from anygate.broker.transient import is_transient
+from anygate.broker.redis_link import is_outage
 
 
 class ClientGoneError(Exception):
@@ -209,7 +209,7 @@ class SyncCall:
         try:
             missed = await self.gw.broker.events_after(self.job_id, self._last_id)
         except Exception as exc:
-            if not is_transient(exc):
+            if not is_outage(exc):
                 raise
             return  # Redis is away again: the next reconnect brings another resync
         if self._cursor is None:

@@ -35,8 +35,8 @@ from anygate.broker.models import (
 )
 from anygate.broker.quotas import in_flight_caps, refusal, submit_limits, usage_periods
 from anygate.broker.rate_window import Admission
+from anygate.broker.redis_link import RedisLink
 from anygate.broker.scripts import Scripts
-from anygate.broker.transient import RedisOutage
 from anygate.config import AnygateConfig, TenantQuotas
 
 _UNLIMITED = TenantQuotas()
@@ -67,15 +67,16 @@ class IdempotencyConflictError(Exception):
 
 
 class Broker:
-    """``outage``: a worker's broker waits out Redis outages in every call that is safe to
+    """``link``: a worker's broker waits out Redis outages in every call that is safe to
     repeat (see ``scripts.REPEATABLE``); without one, calls raise at once (the API's way)."""
 
     def __init__(
-        self, redis: Redis, config: AnygateConfig, *, outage: RedisOutage | None = None
+        self, redis: Redis, config: AnygateConfig, *, link: RedisLink | None = None
     ) -> None:
         self.redis = redis
+        self.link = link
         self.keys = KeySpace(config.redis.namespace)
-        self._scripts = Scripts(redis, outage)
+        self._scripts = Scripts(redis, link)
         self._queue = config.queue
         self._ttl_s = config.retention.result_ttl_s
         self._idem_ttl_s = config.retention.idempotency_ttl_s

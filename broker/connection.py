@@ -42,13 +42,29 @@ def create_redis(
     Retries are few and short on purpose: scripts are atomic, so a retried call is either fully
     applied or not at all (a retried enqueue may run twice only if the reply was lost, which the
     idempotency key covers for clients that send one). Workers wait out longer outages on their
-    own terms (``transient.until_done``).
+    own terms (``redis_link.RedisLink.retry``).
 
     ``wait_s`` (the API's ``server.redis_wait_s``): no call waits longer than this for Redis,
     and a timed-out call is not retried, so that a request answers 503 within that bound rather
-    than hang while Redis is paused or unreachable (SPEC §6). A dropped connection (Redis
-    restarted) is still retried once at once, on a fresh one.
+    than hang while Redis is paused or unreachable (docs/architecture.md, "Redis outages"). A
+    dropped connection (Redis restarted) is still retried once at once, on a fresh one.
+
+    A caller waits (up to the same timeout) for a free connection instead of failing at once
+    when every one is busy (a burst of 500 submits on 256 connections), and a new connection is
+    set up outside the pool's lock: redis-py's plain pool holds the lock while it connects, so on
+    a Redis that accepts connections but does not answer (paused) every caller queued behind the
+    one connecting, each for a full timeout.
     """
+    options = redis_options(config, wait_s=wait_s)
+    if max_connections is not None:
+        options["max_connections"] = max_connections
+    pool = BlockingConnectionPool.from_url(config.url, timeout=options["socket_timeout"], **options)
+    client: Redis = Redis.from_pool(pool)
+    return client
+
+
+def redis_options(config: RedisConfig, *, wait_s: float | None = None) -> dict[str, Any]:
+    """``create_redis``'s connection options, also for a client of another kind (arq's)."""
     extra: dict[str, Any] = {}
     if config.url.startswith("redis://"):
         extra["connection_class"] = CPackedConnection  # TLS and unix sockets keep their own
@@ -58,28 +74,19 @@ def create_redis(
         retry_on: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError]
     else:
         retry, retry_on = Retry(NoBackoff(), retries=1), [RedisConnectionError]
-    # A caller waits (up to the timeout) for a free connection instead of failing at once
-    # when every one is busy (a burst of 500 submits on 256 connections), and a new
-    # connection is set up outside the pool's lock: redis-py's plain pool holds the lock
-    # while it connects, so on a Redis that accepts connections but does not answer (paused)
-    # every caller queued behind the one connecting, each for a full timeout.
-    pool = BlockingConnectionPool.from_url(
-        config.url,
+    return {
         **extra,
-        timeout=timeout,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 2.0),
-        max_connections=max_connections or config.max_connections,
+        "decode_responses": True,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": min(timeout, 2.0),
+        "max_connections": config.max_connections,
         # No health-check PING: redis-py sends it from inside a new connection's own set-up,
         # and on a Redis that accepts connections but does not answer (paused) that recursion
         # waited without end, past every timeout. A dropped connection is retried anyway.
-        health_check_interval=0,
-        retry=retry,
-        retry_on_error=retry_on,
-    )
-    client: Redis = Redis.from_pool(pool)
-    return client
+        "health_check_interval": 0,
+        "retry": retry,
+        "retry_on_error": retry_on,
+    }
 
 
 T = TypeVar("T")

@@ -16,15 +16,12 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
-import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError
 
-from anygate.broker.transient import RedisOutage
-
-log = structlog.get_logger(__name__)
+from anygate.broker.redis_link import RedisLink
 
 RESYNC = "\x02"
 """Put in a subscriber's queue when its channel was subscribed again after a lost connection:
@@ -32,8 +29,11 @@ messages may have been missed, so read what the log holds (no real message is th
 
 
 class Subscriptions:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, link: RedisLink | None = None) -> None:
+        """``link``: the process's, so that a lost subscription connection is one more report
+        of the outage the process logs once (``broker/redis_link.py``)."""
         self._redis = redis
+        self._link = link or RedisLink("pub/sub")
         self._pubsub: PubSub | None = None
         self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
         self._callbacks: dict[str, Callable[[str], None]] = {}
@@ -115,16 +115,14 @@ class Subscriptions:
 
     async def _read_forever(self) -> None:
         assert self._pubsub is not None
-        outage = RedisOutage("pub/sub")
         while True:
             await self._has_channels.wait()
             try:
                 response = await self._next_response()
             except (RedisError, ConnectionError, OSError) as exc:
-                outage.failed(exc)  # logged once; every channel is subscribed again on reconnect
+                self._link.lost(exc)  # logged once per outage; redis-py resubscribes
                 await asyncio.sleep(0.2)
                 continue
-            outage.recovered()
             if response is not None:
                 self._dispatch(response)
 

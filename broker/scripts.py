@@ -4,8 +4,8 @@ A script's file is named for its key count (``claim-12.lua``, as BullMQ does); t
 that count, so a caller cannot hand a script fewer keys than it declares. Scripts are called by SHA
 through the client's auto-pipeline, which sends the source again on NOSCRIPT (after a restart).
 
-A worker binds them with a ``RedisOutage``: then every script that is safe to run twice waits out
-a Redis outage (``transient.until_done``) instead of failing the job it serves. ``claim`` is not
+A worker binds them with its ``RedisLink``: then every script that is safe to run twice waits
+out a Redis outage (``RedisLink.retry``) instead of failing the job it serves. ``claim`` is not
 among them: a claim retried blindly would take more jobs; the worker repeats it with the same
 claim token instead (``claim-12.lua``).
 """
@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from anygate.broker.pipelining import AutoPipeline
-from anygate.broker.transient import RedisOutage, until_done
+from anygate.broker.redis_link import RedisLink
 
 _LUA = resources.files("anygate.broker") / "lua"
 
@@ -38,34 +38,34 @@ class LuaScript:
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())  # noqa: S324 - Redis names scripts by SHA-1
 
-    def bind(self, pipeline: AutoPipeline, outage: RedisOutage | None = None) -> BoundScript:
-        return BoundScript(self, pipeline, outage)
+    def bind(self, pipeline: AutoPipeline, link: RedisLink | None = None) -> BoundScript:
+        return BoundScript(self, pipeline, link)
 
 
 class BoundScript:
-    """A script bound to one client's auto-pipeline; with an ``outage``, it waits out Redis
+    """A script bound to one client's auto-pipeline; with a ``link``, it waits out Redis
     outages rather than raising."""
 
-    __slots__ = ("_outage", "_pipeline", "spec")
+    __slots__ = ("_link", "_pipeline", "spec")
 
     def __init__(
-        self, spec: LuaScript, pipeline: AutoPipeline, outage: RedisOutage | None = None
+        self, spec: LuaScript, pipeline: AutoPipeline, link: RedisLink | None = None
     ) -> None:
         self.spec = spec
         self._pipeline = pipeline
-        self._outage = outage
+        self._link = link
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """The reply's shape is documented in the script's .lua header."""
         if len(keys) != self.spec.key_count:
             raise ValueError(f"{self.spec.name} takes {self.spec.key_count} keys, got {len(keys)}")
-        if self._outage is None:
+        if self._link is None:
             return await self._pipeline.evalsha(self.spec.sha, self.spec.source, keys, args)
 
         async def once() -> Any:
             return await self._pipeline.evalsha(self.spec.sha, self.spec.source, keys, args)
 
-        return await until_done(once, self._outage)
+        return await self._link.retry(once)
 
 
 def _load(name: str) -> LuaScript:
@@ -91,13 +91,13 @@ fenced by the job's attempt (or a sequence number, or an entry id), or only read
 
 
 class Scripts:
-    """All broker scripts bound to one client; ``outage``: the repeatable ones wait out Redis
+    """All broker scripts bound to one client; ``link``: the repeatable ones wait out Redis
     outages (a worker's way; the API answers 503 instead)."""
 
-    def __init__(self, redis: Redis, outage: RedisOutage | None = None) -> None:
+    def __init__(self, redis: Redis, link: RedisLink | None = None) -> None:
         pipeline = AutoPipeline(redis)
         bound = {
-            name: _load(name).bind(pipeline, outage if name in REPEATABLE else None)
+            name: _load(name).bind(pipeline, link if name in REPEATABLE else None)
             for name in SCRIPT_NAMES
         }
         self.enqueue = bound["enqueue"]

@@ -77,12 +77,12 @@ def worker(pool: str, concurrency: int | None, shutdown_grace: float) -> None:
 
 @main.command()
 def control() -> None:
-    """Run the control-plane worker (arq): housekeeping and, later, batches and webhooks."""
-    from anygate.workers.control import control_worker  # noqa: PLC0415
+    """Run the control plane (arq): batches, webhooks, housekeeping; rides out Redis outages."""
+    from anygate.workers.control_runner import main as run_control  # noqa: PLC0415
 
     config = _config()
     configure_logging(config.log_level)
-    control_worker(config).run()
+    _run_async(run_control(config))
 
 
 @main.command()

@@ -36,6 +36,7 @@ from anygate.broker.batch_store import Batch, BatchStore
 from anygate.broker.connection import awaited
 from anygate.broker.errors import AnygateError
 from anygate.broker.file_store import FileStore, FileWriter
+from anygate.broker.redis_link import is_outage
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.workers.batch_lines_to_jobs import (
@@ -97,7 +98,9 @@ class BatchDriver:
             try:
                 await self._drive(batch_id, time.monotonic() + TICK_BUDGET_S)
                 driven += 1
-            except Exception:
+            except Exception as exc:
+                if is_outage(exc):
+                    raise  # not this batch's fault: the control plane waits for Redis
                 log.exception("batch tick failed; the next tick retries", batch_id=batch_id)
             finally:
                 if await awaited(self._redis.get(lock)) == self._owner:

@@ -1,29 +1,33 @@
 """The control plane, on arq: periodic housekeeping that no request path should pay for.
 
-arq is kept behind this one module (upstream has it in maintenance mode): the data plane never
-touches it, and replacing it means rewriting only this file. Today it prunes each tenant's job
-index of jobs whose records expired, drives batches (expansion, cancellation, expiry,
-finalisation with usage roll-up: ``batch_driver.py``) and delivers their webhooks.
+arq is kept behind this module and ``control_runner.py`` (upstream has it in maintenance
+mode): the data plane never touches it, and replacing it means rewriting only these two. This
+one holds the control plane's jobs and builds one arq worker from them: it prunes each
+tenant's job index of jobs whose records expired, drives batches (expansion, cancellation,
+expiry, finalisation with usage roll-up: ``batch_driver.py``) and delivers their webhooks.
+``control_runner.py`` keeps arq workers running, one after another, across Redis outages.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import structlog
 from arq import Retry, cron, func
-from arq.connections import RedisSettings
-from arq.worker import Worker as ArqWorker
+from arq.typing import WorkerCoroutine
 
 from anygate.api.planning import Planner
-from anygate.broker import Broker, JobRecord, KeySpace, create_redis
+from anygate.broker import Broker, JobRecord, KeySpace
 from anygate.broker.batch_store import Batch
 from anygate.broker.deployment_health import HealthView
+from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.workers.batch_driver import BatchDriver
-from anygate.workers.webhooks import MAX_TRIES, post_webhook
+from anygate.workers.webhooks import MAX_TRIES, TIMEOUT_S, post_webhook
 
 log = structlog.get_logger(__name__)
 
@@ -111,45 +115,77 @@ async def deliver_webhook(
         raise Retry(defer=delay)
 
 
-def control_worker(config: AnygateConfig) -> ArqWorker:
-    async def startup(ctx: dict[str, Any]) -> None:
-        redis = ctx["anygate_redis"] = create_redis(config.redis)
-        ctx["keys"], ctx["queue"] = keys, queue
-        await TenantStore(redis, keys).seed(config, keys=False)
-        broker = Broker(redis, config)
-        health = HealthView()
+def _quiet_on_outage(job: Callable[[dict[str, Any]], Awaitable[int]]) -> WorkerCoroutine:
+    """A periodic job that meets a Redis outage reports it to the process's link (one warning
+    per outage) and ends: left to arq, each tick would log a traceback. The next tick, or the
+    next arq session (``control_runner.py``), carries on where this one stopped."""
 
-        async def on_webhook(batch: Batch) -> None:
-            event = f"batch.{batch.status}"
-            await enqueue_webhook(ctx, batch.h["webhook_url"], event, batch.id, batch.to_api())
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *_args: Any, **_kwargs: Any) -> int | None:
+        try:
+            return await job(ctx)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            link: RedisLink = ctx["link"]
+            link.lost(exc)
+            return None
 
-        ctx["batch_driver"] = BatchDriver(
-            config, redis, broker, Planner(config, redis, health), on_webhook
-        )
+    return run
 
-    async def shutdown(ctx: dict[str, Any]) -> None:
-        await ctx["anygate_redis"].aclose()
 
-    keys = KeySpace(config.redis.namespace)
-    queue = f"{keys.prefix}control"
-    return ArqWorker(
-        functions=[func(deliver_webhook, max_tries=MAX_TRIES + 1)],
-        cron_jobs=[
-            cron(prune_job_indexes, second={0}, run_at_startup=True),
-            cron(hand_over_job_webhooks, second=set(range(60)), unique=True, timeout=60),
+async def prepare(ctx: dict[str, Any]) -> None:
+    """An arq session's start-up work, run again by each new session: seed the config file's
+    tenants, build the batch driver. ``ctx`` holds ``config``, ``anygate_redis``, ``keys``,
+    ``queue`` and arq's ``redis`` (see ``control_runner.py``)."""
+    config: AnygateConfig = ctx["config"]
+    redis = ctx["anygate_redis"]
+    await TenantStore(redis, ctx["keys"]).seed(config, keys=False)
+    broker = Broker(redis, config)
+
+    async def on_webhook(batch: Batch) -> None:
+        event = f"batch.{batch.status}"
+        await enqueue_webhook(ctx, batch.h["webhook_url"], event, batch.id, batch.to_api())
+
+    ctx["batch_driver"] = BatchDriver(
+        config, redis, broker, Planner(config, redis, HealthView()), on_webhook
+    )
+
+
+def queue_name(keys: KeySpace) -> str:
+    return f"{keys.prefix}control"
+
+
+def worker_settings(keys: KeySpace) -> dict[str, Any]:
+    """What one arq worker of the control plane runs (``arq.worker.Worker`` arguments).
+
+    Cron jobs are named after the namespace: arq derives a cron job's id (``<name>:<ms>``, its
+    de-duplication key) from the name alone, so two namespaces sharing one Redis would
+    otherwise take each other's ticks."""
+
+    def every_second(job: Callable[[dict[str, Any]], Awaitable[int]], **extra: Any) -> Any:
+        return cron(
+            _quiet_on_outage(job), name=f"cron:{keys.namespace}:{job.__name__}",
+            second=set(range(60)), unique=True, timeout=60, **extra,
+        )  # fmt: skip
+
+    prune = _quiet_on_outage(prune_job_indexes)
+    return {
+        # A delivery is one POST (webhooks.TIMEOUT_S). arq marks a running job in-progress for
+        # the longest timeout of all + 10 s: with every timeout set, a job whose worker died
+        # mid-run is picked up again after 70 s, not arq's default 310 s.
+        "functions": [func(deliver_webhook, max_tries=MAX_TRIES + 1, timeout=3 * TIMEOUT_S)],
+        "cron_jobs": [
             cron(
-                drive_batches,
-                second=set(range(60)),
+                prune,
+                name=f"cron:{keys.namespace}:prune_job_indexes",
+                second={0},
                 run_at_startup=True,
-                unique=True,
                 timeout=60,
             ),
+            every_second(hand_over_job_webhooks),
+            every_second(drive_batches, run_at_startup=True),
         ],
-        redis_settings=RedisSettings.from_dsn(config.redis.url),
-        queue_name=queue,
-        ctx={"config": config},
-        on_startup=startup,
-        on_shutdown=shutdown,
-        handle_signals=True,
-        log_results=False,
-    )
+        "queue_name": queue_name(keys),
+        "log_results": False,
+    }

@@ -1,15 +1,23 @@
-"""``anygate worker``: one process serving one provider pool until SIGTERM/SIGINT."""
+"""``anygate worker``: one process serving one provider pool until SIGTERM/SIGINT.
+
+Redis need not be up when the process starts, and may go away while it runs: the start-up
+(tenants seeded, subscriptions confirmed, the first heartbeat) is retried with jittered backoff
+until Redis answers (``broker/redis_link.py``), and the process logs one warning per outage and
+one line when Redis is back. SIGTERM during that wait ends the process at once; once serving,
+it stops claiming and drains (``worker.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import structlog
 
 from anygate.broker import Broker, Subscriptions, create_redis, new_worker_id
+from anygate.broker.redis_link import RedisLink
 from anygate.broker.tenant_store import TenantStore
-from anygate.broker.transient import RedisOutage
 from anygate.config import AnygateConfig
 from anygate.workers.adapters import create_adapter
 from anygate.workers.worker import Worker, WorkerSettings
@@ -36,19 +44,33 @@ async def run_worker(
         shutdown_grace_s=shutdown_grace_s,
     )
     redis = create_redis(config.redis)
-    subscriptions = Subscriptions(redis)
+    link = RedisLink(f"worker {settings.worker_id}")
+    subscriptions = Subscriptions(redis, link)
     adapter = create_adapter(config, pool, slots)
-    broker = Broker(redis, config, outage=RedisOutage(f"worker {settings.worker_id}"))
-    await TenantStore(redis, broker.keys).seed(config, keys=False)
+    broker = Broker(redis, config, link=link)
     worker = Worker(config, settings, broker, subscriptions, adapter)
+    stopping = asyncio.Event()
+
+    def stop() -> None:
+        stopping.set()
+        worker.stop()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.stop)
+        loop.add_signal_handler(sig, stop)
+    watch = asyncio.create_task(link.watch(redis), name="redis-watch")
     await subscriptions.start()
     log.info("worker started", pool=pool, worker_id=settings.worker_id, concurrency=slots)
     try:
-        await worker.run()
+        tenants = TenantStore(redis, broker.keys)
+        await link.retry(lambda: tenants.seed(config, keys=False), until=stopping)
+        # ``run`` subscribes and heartbeats before it claims: a Redis lost meanwhile ends it
+        # with an outage error, and it is started again (nothing is claimed before that).
+        await link.retry(worker.run, until=stopping)
     finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
         await subscriptions.close()
         await adapter.aclose()
         await redis.aclose()

@@ -33,9 +33,9 @@ from anygate.broker.errors import (
     UpstreamError,
     UpstreamTransientError,
 )
+from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
 from anygate.broker.tenant_store import TenantStore
-from anygate.broker.transient import RedisOutage, is_transient
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
@@ -136,7 +136,7 @@ class Worker:
     # --- claiming -------------------------------------------------------------------------
 
     async def _claim_forever(self) -> None:
-        outage = RedisOutage(f"worker {self._s.worker_id} (claims)")
+        link = self._broker.link or RedisLink(f"worker {self._s.worker_id}")
         backoff = 0.05
         token = secrets.token_hex(8)
         while not self._stopping.is_set():
@@ -152,15 +152,15 @@ class Worker:
                     await self._tenants.refresh()
                 jobs = await self._broker.claim(self._s.pool, self._s.worker_id, free, token)
             except (RedisError, OSError) as exc:
-                if not is_transient(exc):
+                if not is_outage(exc):
                     raise
                 # The claim may have run and its reply been lost: the next try repeats it with
                 # the same token and gets those jobs, never orphans them.
-                outage.failed(exc)
+                link.lost(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            outage.recovered()
+            link.back()
             backoff = 0.05
             token = secrets.token_hex(8)
             for job in jobs:

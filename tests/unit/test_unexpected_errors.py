@@ -10,8 +10,9 @@ from anygate.config import parse_config
 
 
 async def test_a_500_says_nothing_internal_and_carries_the_request_id() -> None:
-    # Without its lifespan the app has no gateway: /readyz then fails in an unplanned way.
+    # Without its lifespan, and with a gateway that is not one, /readyz fails unplanned.
     app = create_app(parse_config({}))
+    app.state.gateway = object()
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         answer = await client.get("/readyz", headers={"x-request-id": "trace-500"})

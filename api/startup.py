@@ -1,0 +1,67 @@
+"""An API process starts serving at once and becomes ready once Redis is.
+
+``/healthz`` answers from the first moment. Everything else answers 503 with Retry-After
+(``gateway_of``) until Redis answers and the start-up work is done: the config file's tenants
+and keys seeded, the permanent subscriptions (key changes, the process's reply channel,
+deployment health) confirmed. A Redis that is down when the process starts is waited for with
+jittered backoff (``broker/redis_link.py``), so an API started before its Redis (compose,
+Kubernetes) becomes ready later instead of exiting. Only an error that waiting cannot fix (a
+wrong Redis password, a refused command) stops the process.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import structlog
+from redis.asyncio import Redis
+from starlette.datastructures import State
+
+from anygate.api.auth import Authenticator
+from anygate.api.gateway import Gateway
+from anygate.api.planning import Planner
+from anygate.api.redis_watch import RedisWatch
+from anygate.api.replies import ReplyRouter
+from anygate.broker import Broker, Subscriptions
+from anygate.broker.deployment_health import HealthView
+from anygate.broker.tenant_store import TenantStore
+from anygate.config import AnygateConfig
+
+log = structlog.get_logger(__name__)
+
+
+async def build_gateway(
+    config: AnygateConfig, redis: Redis, subscriptions: Subscriptions, watch: RedisWatch
+) -> Gateway:
+    """Each step is retried alone while Redis is away; each can run twice harmlessly (seeding
+    skips what exists, subscribing again is confirmed again)."""
+    link = watch.link
+    broker = Broker(redis, config)
+    tenants = TenantStore(redis, broker.keys)
+    await link.retry(lambda: tenants.seed(config))
+    auth = Authenticator(config, tenants, broker, watch)
+    await link.retry(lambda: subscriptions.listen(broker.keys.auth_channel, auth.forget))
+    replies = ReplyRouter(broker.keys)
+    await link.retry(lambda: replies.start(subscriptions))
+    health = HealthView()
+    await link.retry(lambda: subscriptions.listen(broker.keys.health_channel, health.apply))
+    planner = Planner(config, redis, health)
+    return Gateway(config, redis, broker, subscriptions, auth, tenants, planner, replies, watch)
+
+
+async def start_up(
+    state: State,
+    config: AnygateConfig,
+    redis: Redis,
+    subscriptions: Subscriptions,
+    watch: RedisWatch,
+) -> None:
+    """The lifespan's background task: ``state.gateway`` once ready. A failure that is not an
+    outage shuts the server down (SIGTERM to itself: uvicorn's own graceful path)."""
+    try:
+        state.gateway = await build_gateway(config, redis, subscriptions, watch)
+    except Exception:
+        log.exception("start-up failed; stopping")
+        signal.raise_signal(signal.SIGTERM)
+        return
+    log.info("api ready")
