@@ -28,6 +28,7 @@ from anygate.api.planning import Planner
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions, create_redis
 from anygate.broker.deployment_health import HealthView
+from anygate.broker.durability import DurabilityBarrier
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 
@@ -53,7 +54,7 @@ def create_app(config: AnygateConfig) -> Starlette:
         await subscriptions.listen(broker.keys.health_channel, health.apply)
         app.state.gateway = Gateway(
             config, redis, broker, subscriptions, auth, tenants, Planner(config, redis, health),
-            replies,
+            replies, DurabilityBarrier(redis, config.redis.durability),
         )  # fmt: skip
         try:
             yield

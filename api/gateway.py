@@ -11,6 +11,7 @@ from anygate.api.auth import Authenticator
 from anygate.api.planning import Planner
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
+from anygate.broker.durability import DurabilityBarrier
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 
@@ -25,6 +26,8 @@ class Gateway:
     tenants: TenantStore
     planner: Planner
     replies: ReplyRouter
+    barrier: DurabilityBarrier
+    """Awaited before a client hears a terminal state read from pub/sub (strict mode)."""
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -1,4 +1,5 @@
-"""``/healthz`` says the process is alive; ``/readyz`` that it can do its job (Redis answers)."""
+"""``/healthz`` says the process is alive; ``/readyz`` that it can do its job (Redis answers and,
+in strict durability mode, still runs ``appendonly yes`` with ``appendfsync always``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.routing import Route
 
 from anygate.api.gateway import gateway_of
 from anygate.api.responses import JSONResponse
+from anygate.broker.durability import check_durability
 
 
 async def healthz(_request: Request) -> Response:
@@ -19,15 +21,26 @@ async def healthz(_request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     gw = gateway_of(request)
+    settings = gw.config.redis
     try:
-        await asyncio.wait_for(gw.redis.ping(), timeout=1.0)
+        async with asyncio.timeout(1.0):
+            await gw.redis.ping()
+            verdict = await check_durability(
+                gw.redis, settings.durability, assume_always=settings.assume_appendfsync_always
+            )
     except (RedisError, OSError, TimeoutError):
         return JSONResponse(
             {"status": "unavailable", "redis": "unreachable"},
             status_code=503,
             headers={"retry-after": "1"},
         )
-    return JSONResponse({"status": "ready", "redis": "ok", "config": "valid"})
+    body = {"status": "ready", "redis": "ok", "config": "valid", "durability": verdict.summary}
+    if not verdict.ok:
+        # The server was restarted or reconfigured under a running gateway: its answers would
+        # no longer keep strict mode's promise, so take it out of rotation and say why.
+        body.update(status="unavailable", problem=verdict.problem)
+        return JSONResponse(body, status_code=503, headers={"retry-after": "5"})
+    return JSONResponse(body)
 
 
 ROUTES = [

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import structlog
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -32,6 +34,8 @@ from anygate.broker import (
 from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
 from anygate.broker.routing import encode_plan
 from anygate.broker.scheduling import estimated_start_ms
+
+log = structlog.get_logger(__name__)
 
 SSE_KEEPALIVE_S = 15.0
 MAX_IDEMPOTENCY_KEY = 255
@@ -204,7 +208,8 @@ async def _event_stream(
     A job that had ended before the request has its whole log written (one script sets the
     status and appends the final event), so after the replay nothing is left to wait for, even
     when ``last`` already was its final event: an EventSource reconnecting after the end gets
-    an empty stream that ends, not keep-alives forever."""
+    an empty stream that ends, not keep-alives forever. What the log holds was read with a
+    command, so it is durable in strict mode; a live terminal event waits for the barrier."""
     channel = gw.broker.keys.job_channel(job_id)
     async with gw.subscriptions.subscribe(channel) as queue:
         cursor = stream_id_key(last) if last else (-1, -1)
@@ -226,9 +231,22 @@ async def _event_stream(
             if key <= cursor:
                 continue  # already sent from the replayed log
             cursor = key
+            if event.terminal and not await _durable(gw, job_id):
+                return  # the client reconnects with Last-Event-ID and reads the end from the log
             yield _sse(event)
             if event.terminal:
                 return
+
+
+async def _durable(gw: Gateway, job_id: str) -> bool:
+    """Strict mode: the job's end, read from pub/sub, is on disk before a client hears of it
+    (``broker/durability.py``); False when Redis cannot confirm it."""
+    try:
+        await gw.barrier()
+    except (RedisError, OSError) as exc:
+        log.warning("event stream end unconfirmed", job_id=job_id, error=type(exc).__name__)
+        return False
+    return True
 
 
 async def cancel_job(request: Request) -> Response:

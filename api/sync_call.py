@@ -5,7 +5,8 @@ job is enqueued, so no event can slip past. While
 the caller waits, a watcher listens for its disconnect: a caller that leaves before anything was
 streamed to it cancels its job (``server.cancel_on_disconnect``), so abandoned requests never
 reach the provider. Events arrive through pub/sub as the worker appends them; each streamed
-chunk is relayed the moment it arrives.
+chunk is relayed the moment it arrives. In strict durability mode a terminal event waits for
+the gateway's durability barrier before the caller hears of it (``broker/durability.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+import structlog
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from anygate.api.gateway import Gateway
@@ -28,6 +31,8 @@ from anygate.broker.errors import (
     ServiceUnavailableError,
     UpstreamError,
 )
+
+log = structlog.get_logger(__name__)
 
 
 class ClientGoneError(Exception):
@@ -45,6 +50,9 @@ GONE = ""
 
 TIMED_OUT = "\0"
 """Put in a call's queue when no event has come for ``server.sync_timeout_s``."""
+
+UNCONFIRMED = '{"reason": "unconfirmed"}'
+"""What a stream relays instead of its end when strict mode could not confirm it durable."""
 
 
 class SyncCall:
@@ -147,15 +155,37 @@ class SyncCall:
         if policy == "always" or (policy == "before_stream" and not self.streamed):
             await self.gw.broker.cancel(self.job.tenant, self.job_id, reason="client_disconnected")
 
+    async def confirm_durable(self) -> None:
+        """Before the caller hears that its job ended: in strict mode, wait until Redis has the
+        end on disk (a 503 naming the job when Redis cannot say so)."""
+        try:
+            await self.gw.barrier()
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailableError(
+                "the job ended, but Redis could not confirm that its result is on disk; fetch "
+                f"it later from /v1/jobs/{self.job_id}",
+                retry_after=1,
+            ) from exc
+
     async def bursts(self, first: JobEvent) -> AsyncIterator[list[JobEvent]]:
         """Events from ``first`` on, in bursts of whatever has already arrived, so that a relay
         writes a fast upstream's chunks to the socket together; ends with a terminal event, or
-        early when the caller has gone."""
+        early when the caller has gone or the end could not be confirmed durable."""
         event = first
         while True:
             burst = [event]
             while not burst[-1].terminal and (more := self.ready_event()) is not None:
                 burst.append(more)
+            if burst[-1].terminal:
+                try:
+                    await self.confirm_durable()
+                except ServiceUnavailableError as exc:
+                    # Relayed as an interruption: the stream ends with an error naming the job,
+                    # whose result is then fetched once Redis answers again.
+                    log.warning("stream end unconfirmed", job_id=self.job_id, error=exc.message)
+                    burst[-1] = JobEvent(burst[-1].id, "retry", UNCONFIRMED)
+                    yield burst
+                    return
             yield burst
             if burst[-1].terminal:
                 return
@@ -168,6 +198,8 @@ class SyncCall:
         """Events until a terminal one (included)."""
         while True:
             event = await self.next_event()
+            if event.terminal:
+                await self.confirm_durable()
             yield event
             if event.terminal:
                 return
