@@ -47,6 +47,8 @@ class ServerPersistence:
     appendonly: str
     appendfsync: str
     io_threads: int
+    no_fsync_on_rewrite: str = "no"
+    """``no-appendfsync-on-rewrite``: ``yes`` skips every fsync while a rewrite or save runs."""
 
     def version_tuple(self) -> tuple[int, ...]:
         parts = []
@@ -94,13 +96,15 @@ def judge(mode: Mode, persistence: ServerPersistence | None, *, assume_always: b
         wrong.append(f"appendonly {persistence.appendonly}")
     if persistence.appendfsync != "always":
         wrong.append(f"appendfsync {persistence.appendfsync}")
+    if persistence.no_fsync_on_rewrite != "no":
+        wrong.append(f"no-appendfsync-on-rewrite {persistence.no_fsync_on_rewrite}")
     if wrong:
         return Verdict(
             ok=False,
             summary=f"strict, but the server runs {', '.join(wrong)}",
             problem=f"redis.durability is strict, but the Redis server runs {' and '.join(wrong)}"
-            ". Set appendonly yes and appendfsync always in its redis.conf (or at run time: "
-            "CONFIG SET appendonly yes, CONFIG SET appendfsync always, CONFIG REWRITE), or set "
+            ". Set appendonly yes, appendfsync always and no-appendfsync-on-rewrite no in its "
+            "redis.conf (or at run time with CONFIG SET, then CONFIG REWRITE), or set "
             "redis.durability: standard",
         )
     if persistence.io_threads > 1 and persistence.version_tuple() < WRITE_BARRIER_FIX:
@@ -117,10 +121,10 @@ def judge(mode: Mode, persistence: ServerPersistence | None, *, assume_always: b
 
 async def server_persistence(redis: Redis) -> ServerPersistence | None:
     """Ask the server; None when it refuses ``CONFIG`` (renamed, disabled, or an ACL denies it).
-    Redis 6.2 takes one parameter per ``CONFIG GET``, hence three."""
+    Redis 6.2 takes one parameter per ``CONFIG GET``, hence one call each."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.info("server")
-        for name in ("appendonly", "appendfsync", "io-threads"):
+        for name in ("appendonly", "appendfsync", "io-threads", "no-appendfsync-on-rewrite"):
             pipe.config_get(name)
         info, *configs = await pipe.execute(raise_on_error=False)
     if isinstance(info, Exception):
@@ -138,6 +142,7 @@ async def server_persistence(redis: Redis) -> ServerPersistence | None:
         appendonly=str(found.get("appendonly", "")),
         appendfsync=str(found.get("appendfsync", "")),
         io_threads=int(found.get("io-threads", 1) or 1),
+        no_fsync_on_rewrite=str(found.get("no-appendfsync-on-rewrite", "no")),
     )
 
 

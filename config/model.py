@@ -77,8 +77,9 @@ class RedisConfig(_Strict):
     accepted jobs and finished results on a power loss). ``strict``: a 202 (or any answer that
     says a job, file or batch was accepted) and a terminal state seen by a client are only sent
     once the write is fsynced. Every process then checks at start, and ``/readyz`` on each
-    call, that the server runs ``appendonly yes`` with ``appendfsync always``, and refuses to
-    run otherwise; results relayed from pub/sub wait for one extra round trip."""
+    call, that the server runs ``appendonly yes`` with ``appendfsync always`` (and
+    ``no-appendfsync-on-rewrite no``, the default), and refuses to run otherwise; results
+    relayed from pub/sub wait for one extra round trip."""
     assume_appendfsync_always: bool = False
     """Strict mode on a server that refuses ``CONFIG GET`` (managed Redis): take the operator's
     word that it runs ``appendonly yes`` with ``appendfsync always``, and only log a warning

@@ -34,6 +34,14 @@ class TestJudge:
         assert "appendfsync always" in verdict.problem, "says what to set"
         assert "redis.durability: standard" in verdict.problem, "and the way out"
 
+    def test_strict_refuses_a_server_that_skips_fsync_during_rewrites(self) -> None:
+        """``no-appendfsync-on-rewrite yes`` answers unsynced writes while a child runs."""
+        server = ServerPersistence("7.0.15", "yes", "always", 1, no_fsync_on_rewrite="yes")
+        verdict = judge("strict", server, assume_always=False)
+        assert not verdict.ok
+        assert "no-appendfsync-on-rewrite yes" in verdict.problem
+        assert "no-appendfsync-on-rewrite no" in verdict.problem
+
     def test_strict_refuses_a_server_without_aof(self) -> None:
         verdict = judge("strict", _server(appendonly="no"), assume_always=False)
         assert not verdict.ok

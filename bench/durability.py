@@ -1,0 +1,254 @@
+"""What strict durability costs: ``appendfsync everysec`` (``redis.durability: standard``) against
+``appendfsync always`` (``strict``), on the same machine and disk, in one run.
+
+    python bench/durability.py            # 3 interleaved repetitions (~4 min)
+    python bench/durability.py --quick    # shorter measurements (~1.5 min)
+
+Two private redis-servers run side by side, their data directories in one temp dir (one disk),
+each with an API process configured for its mode. Each repetition measures both modes, the
+order alternating from one repetition to the next so that a slow patch of the shared machine
+hits both alike:
+
+- ``POST /v1/jobs`` at 64 connections (wrk) into a pool no worker serves: submits/s and the
+  202's latency, which in strict mode includes the fsync;
+- the broker alone: a bulk enqueue (pipelined, from this process), the drain of a backlog of
+  no-op jobs by one worker process (``noop_worker.py``, concurrency 64), and single jobs one at
+  a time, enqueue → result, which in strict mode includes the barrier an API process waits for
+  before it tells a client (``broker/durability.py``).
+
+Automatic AOF rewrites are switched off on both servers so that none lands in one mode's
+measurement only. Prints medians (min to max) and the ratio always ÷ everysec, and writes
+``bench/results/durability-<day>[-HHMMSS].json``. Needs ``wrk`` like ``run.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import broker_bench
+import click
+import redis
+import report
+import uvloop
+from loadgen import wrk
+from scenarios import SUBMIT, Durations
+from stack import KEY, Stack
+
+from anygate.ops.embedded_redis import AppendFsync, EmbeddedRedis, free_port
+
+HERE = Path(__file__).resolve().parent
+MODES: dict[AppendFsync, str] = {"everysec": "standard", "always": "strict"}
+FIGURES = [
+    ("submit_rps", "POST /v1/jobs submits/s, 64 conns", "jobs/s"),
+    ("submit_p50_ms", "POST /v1/jobs latency p50, 64 conns", "ms"),
+    ("submit_p99_ms", "POST /v1/jobs latency p99, 64 conns", "ms"),
+    ("enqueue_jobs_s", "broker bulk enqueue (pipelined)", "jobs/s"),
+    ("drain_jobs_s", "broker drain, no-op jobs, 1 worker process", "jobs/s"),
+    ("round_trip_p50_ms", "single-job submit → result p50", "ms"),
+    ("round_trip_p99_ms", "single-job submit → result p99", "ms"),
+    ("redis_cpu_us_per_job", "Redis CPU per drained job", "µs"),
+]
+
+
+def _filesystem(path: Path) -> str:
+    """The mount (device, type) that holds ``path``: both servers' AOFs share it."""
+    best = ("?", "?", "")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        device, mount, kind = line.split()[:3]
+        if str(path).startswith(mount) and len(mount) >= len(best[2]):
+            best = (device, kind, mount)
+    return f"{best[0]} ({best[1]}) at {best[2]}"
+
+
+def _measure(
+    fsync: AppendFsync,
+    stack: Stack,
+    d: Durations,
+    sizes: tuple[int, int, int],
+    rep: int,
+    work: Path,
+) -> dict[str, Any]:
+    bulk_n, drain_n, samples = sizes
+    sub = wrk(
+        stack.api_url + "/v1/jobs",
+        SUBMIT,
+        KEY,
+        conns=64,
+        seconds=d.submit_s,
+        threads=d.wrk_threads,
+        work=work,
+    )
+    bulk = uvloop.run(broker_bench.bulk_enqueue(stack.redis_url, f"bulk-{fsync}-{rep}", bulk_n))
+    drain = uvloop.run(
+        broker_bench.drain_and_round_trip(
+            stack.redis_url, f"drain-{fsync}-{rep}", work, drain_n, 64, samples, MODES[fsync]
+        )
+    )
+    return {
+        "raw": {"submit": sub, "bulk": bulk, "drain": drain},
+        "submit_rps": sub["rps"],
+        "submit_p50_ms": sub["p50_ms"],
+        "submit_p99_ms": sub["p99_ms"],
+        "submit_errors": sub["errors"],
+        "enqueue_jobs_s": bulk["jobs_per_s"],
+        "drain_jobs_s": drain["jobs_per_s"],
+        "round_trip_p50_ms": drain["round_trip_p50_ms"],
+        "round_trip_p99_ms": drain["round_trip_p99_ms"],
+        "redis_cpu_us_per_job": drain["redis_cpu_us_per_job"],
+    }
+
+
+def _aggregate(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key, _label, unit in FIGURES:
+        row: dict[str, Any] = {"unit": unit}
+        for fsync in MODES:
+            values = samples[fsync][key]
+            row[fsync] = {
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+                "values": values,
+            }
+        row["ratio_always_over_everysec"] = row["always"]["median"] / row["everysec"]["median"]
+        out[key] = row
+    return out
+
+
+def _table(figures: dict[str, dict[str, Any]]) -> str:
+    rows = [
+        "| figure | everysec (standard) | always (strict) | always ÷ everysec |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, label, unit in FIGURES:
+        f = figures[key]
+        cells = []
+        for fsync in MODES:
+            m = f[fsync]
+            spread = f"{report.fmt(m['min'], unit)} to {report.fmt(m['max'], unit)}"
+            cells.append(f"{report.fmt(m['median'], unit)} {unit} ({spread})")
+        rows.append(
+            f"| {label} | {cells[0]} | {cells[1]} | {f['ratio_always_over_everysec']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def _results_path() -> Path:
+    directory = HERE / "results"
+    directory.mkdir(parents=True, exist_ok=True)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    path = directory / f"durability-{day}.json"
+    if path.exists():
+        path = directory / f"durability-{day}-{time.strftime('%H%M%S', time.gmtime())}.json"
+    return path
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="Shorter measurements and smaller N.")
+@click.option("--reps", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--submit-seconds", type=float, help="wrk duration per mode [8; quick 2]")
+@click.option("--bulk-jobs", type=int, help="jobs bulk-enqueued per mode [20000; quick 5000]")
+@click.option("--drain-jobs", type=int, help="backlog drained per mode [20000; quick 5000]")
+@click.option("--samples", type=int, help="single-job round trips per mode [300; quick 100]")
+@click.option("--out", type=click.Path(path_type=Path), help="[bench/results/durability-…]")
+def main(**o: Any) -> None:
+    """Strict durability's cost: everysec vs always, interleaved; table and JSON."""
+    quick = o["quick"]
+    d = Durations(
+        latency_s=0,
+        throughput_s=0,
+        sse_samples=0,
+        wrk_threads=1,
+        submit_s=o["submit_seconds"] or (2 if quick else 8),
+    )
+    sizes = (
+        o["bulk_jobs"] or (5000 if quick else 20_000),
+        o["drain_jobs"] or (5000 if quick else 20_000),
+        o["samples"] or (100 if quick else 300),
+    )
+    samples: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in MODES}
+    runs: list[dict[str, Any]] = []
+    t_start = time.time()
+    with tempfile.TemporaryDirectory(prefix="anygate-durability-") as tmp:
+        work = Path(tmp)
+        servers = {m: EmbeddedRedis(work / f"redis-{m}", appendfsync=m) for m in MODES}
+        stacks: dict[AppendFsync, Stack] = {}
+        try:
+            for fsync, server in servers.items():
+                server.start()
+                with redis.Redis.from_url(server.url) as client:
+                    client.config_set("auto-aof-rewrite-percentage", 0)
+                stacks[fsync] = stack = Stack(server.url, f"dur{fsync}", work)
+                stack.durability = MODES[fsync]
+                stack.start_api(free_port())
+                wrk(
+                    stack.api_url + "/v1/jobs",
+                    SUBMIT,
+                    KEY,
+                    conns=8,
+                    seconds=1,
+                    threads=1,
+                    work=work,
+                )  # warm-up: pools, lazy imports, scripts
+            for rep in range(o["reps"]):
+                order = list(MODES) if rep % 2 == 0 else list(reversed(MODES))
+                for fsync in order:
+                    found = _measure(fsync, stacks[fsync], d, sizes, rep, work)
+                    runs.append({"rep": rep, "appendfsync": fsync, **found.pop("raw")})
+                    for key, _label, _unit in FIGURES:
+                        samples[fsync][key].append(found[key])
+                    shown = ", ".join(f"{k} {found[k]:,.2f}" for k, _l, _u in FIGURES)
+                    print(f"[durability] rep {rep + 1} {fsync}: {shown}", flush=True)
+            with redis.Redis.from_url(servers["always"].url) as client:
+                version = client.info("server")
+        finally:
+            for stack in stacks.values():
+                stack.close()
+            for server in servers.values():
+                server.stop()
+        disk = _filesystem(work)
+    figures = _aggregate(samples)
+    document = {
+        "summary": {
+            key: {m: figures[key][m]["median"] for m in MODES}
+            | {"ratio": figures[key]["ratio_always_over_everysec"]}
+            for key, _l, _u in FIGURES
+        },
+        "figures": figures,
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "redis": version["redis_version"],
+            "disk": disk,
+            "platform": platform.platform(),
+        },
+        "meta": {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
+            "wall_s": round(time.time() - t_start, 1),
+            "reps": o["reps"],
+            "quick": quick,
+            "submit_s": d.submit_s,
+            "bulk_jobs": sizes[0],
+            "drain_jobs": sizes[1],
+            "round_trip_samples": sizes[2],
+        },
+        "runs": runs,
+    }
+    path = o["out"] or _results_path()
+    report.write(path, document)
+    click.echo("\n" + _table(figures))
+    click.echo(
+        f"\nRedis {version['redis_version']}, AOFs on {disk}; wall "
+        f"{document['meta']['wall_s']} s; written to {path}"
+    )
+
+
+if __name__ == "__main__":
+    main()
