@@ -5,9 +5,9 @@
     python bench/durability.py --quick    # shorter measurements (~1.5 min)
 
 Two private redis-servers run side by side, their data directories in one temp dir (one disk),
-each with an API process configured for its mode. Each repetition measures both modes, the
-order alternating from one repetition to the next so that a slow patch of the shared machine
-hits both alike:
+each with an API process configured for its mode. Each repetition measures every scenario in
+both modes back to back, the order alternating from one repetition to the next, so that a slow
+patch of the shared machine hits both alike:
 
 - ``POST /v1/jobs`` at 64 connections (wrk) into a pool no worker serves: submits/s and the
   202's latency, which in strict mode includes the fsync;
@@ -17,7 +17,9 @@ hits both alike:
   before it tells a client (``broker/durability.py``).
 
 Automatic AOF rewrites are switched off on both servers so that none lands in one mode's
-measurement only. Prints medians (min to max) and the ratio always ÷ everysec, and writes
+measurement only. Prints medians (min to max) and the ratio always ÷ everysec, both of the
+medians and as the median of each repetition's own ratio (the steadier one when the machine's
+load drifts), and writes
 ``bench/results/durability-<day>[-HHMMSS].json``. Needs ``wrk`` like ``run.py``.
 """
 
@@ -29,6 +31,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,9 @@ from stack import KEY, Stack
 from anygate.ops.embedded_redis import AppendFsync, EmbeddedRedis, free_port
 
 HERE = Path(__file__).resolve().parent
+SETTLE_S = 1.0
+Sample = tuple[dict[str, float], dict[str, Any]]
+"""A measurement's figures, and its raw record for the results file."""
 MODES: dict[AppendFsync, str] = {"everysec": "standard", "always": "strict"}
 FIGURES = [
     ("submit_rps", "POST /v1/jobs submits/s, 64 conns", "jobs/s"),
@@ -67,45 +73,42 @@ def _filesystem(path: Path) -> str:
     return f"{best[0]} ({best[1]}) at {best[2]}"
 
 
-def _measure(
-    fsync: AppendFsync,
-    stack: Stack,
-    d: Durations,
-    sizes: tuple[int, int, int],
-    rep: int,
-    work: Path,
-) -> dict[str, Any]:
-    bulk_n, drain_n, samples = sizes
-    sub = wrk(
-        stack.api_url + "/v1/jobs",
-        SUBMIT,
-        KEY,
-        conns=64,
-        seconds=d.submit_s,
-        threads=d.wrk_threads,
-        work=work,
-    )
-    bulk = uvloop.run(broker_bench.bulk_enqueue(stack.redis_url, f"bulk-{fsync}-{rep}", bulk_n))
+def _settle() -> None:
+    """Start each measurement with no dirty pages left by the one before: on ext4 a big
+    writeback of one server's AOF slows the other's fsyncs (one journal), which would charge
+    everysec's cost to always."""
+    os.sync()
+    time.sleep(SETTLE_S)
+
+
+def _submits(stack: Stack, fsync: AppendFsync, d: Durations, work: Path, rep: int) -> Sample:
+    sub = wrk(stack.api_url + "/v1/jobs", SUBMIT, KEY, conns=64, seconds=d.submit_s,
+              threads=d.wrk_threads, work=work)  # fmt: skip
+    figures = {"submit_rps": sub["rps"], "submit_p50_ms": sub["p50_ms"],
+               "submit_p99_ms": sub["p99_ms"]}  # fmt: skip
+    return figures, sub
+
+
+def _enqueue(stack: Stack, fsync: AppendFsync, n: int, rep: int) -> Sample:
+    bulk = uvloop.run(broker_bench.bulk_enqueue(stack.redis_url, f"bulk-{fsync}-{rep}", n))
+    return {"enqueue_jobs_s": bulk["jobs_per_s"]}, bulk
+
+
+def _drain(stack: Stack, fsync: AppendFsync, n: int, samples: int, work: Path, rep: int) -> Sample:
     drain = uvloop.run(
         broker_bench.drain_and_round_trip(
-            stack.redis_url, f"drain-{fsync}-{rep}", work, drain_n, 64, samples, MODES[fsync]
+            stack.redis_url, f"drain-{fsync}-{rep}", work, n, 64, samples, MODES[fsync]
         )
     )
-    return {
-        "raw": {"submit": sub, "bulk": bulk, "drain": drain},
-        "submit_rps": sub["rps"],
-        "submit_p50_ms": sub["p50_ms"],
-        "submit_p99_ms": sub["p99_ms"],
-        "submit_errors": sub["errors"],
-        "enqueue_jobs_s": bulk["jobs_per_s"],
-        "drain_jobs_s": drain["jobs_per_s"],
-        "round_trip_p50_ms": drain["round_trip_p50_ms"],
-        "round_trip_p99_ms": drain["round_trip_p99_ms"],
-        "redis_cpu_us_per_job": drain["redis_cpu_us_per_job"],
-    }
+    figures = {key: drain[key] for key in
+               ("round_trip_p50_ms", "round_trip_p99_ms", "redis_cpu_us_per_job")}  # fmt: skip
+    return {"drain_jobs_s": drain["jobs_per_s"], **figures}, drain
 
 
 def _aggregate(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
+    """Per mode: median, min, max. Ratios: of the medians, and the median of each
+    repetition's own ratio (the two modes measured back to back, so a slow patch of the
+    shared machine mostly cancels out of it)."""
     out: dict[str, dict[str, Any]] = {}
     for key, _label, unit in FIGURES:
         row: dict[str, Any] = {"unit": unit}
@@ -118,13 +121,18 @@ def _aggregate(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str
                 "values": values,
             }
         row["ratio_always_over_everysec"] = row["always"]["median"] / row["everysec"]["median"]
+        paired = [a / e for a, e in zip(samples["always"][key], samples["everysec"][key],
+                                         strict=True)]  # fmt: skip
+        row["paired_ratios"] = paired
+        row["paired_ratio_median"] = statistics.median(paired)
         out[key] = row
     return out
 
 
 def _table(figures: dict[str, dict[str, Any]]) -> str:
     rows = [
-        "| figure | everysec (standard) | always (strict) | always ÷ everysec |",
+        "| figure | everysec (standard) | always (strict) | always ÷ everysec: of the medians"
+        " / median of paired repetitions |",
         "|---|---:|---:|---:|",
     ]
     for key, label, unit in FIGURES:
@@ -134,9 +142,8 @@ def _table(figures: dict[str, dict[str, Any]]) -> str:
             m = f[fsync]
             spread = f"{report.fmt(m['min'], unit)} to {report.fmt(m['max'], unit)}"
             cells.append(f"{report.fmt(m['median'], unit)} {unit} ({spread})")
-        rows.append(
-            f"| {label} | {cells[0]} | {cells[1]} | {f['ratio_always_over_everysec']:.2f} |"
-        )
+        ratios = f"{f['ratio_always_over_everysec']:.2f} / {f['paired_ratio_median']:.2f}"
+        rows.append(f"| {label} | {cells[0]} | {cells[1]} | {ratios} |")
     return "\n".join(rows)
 
 
@@ -197,15 +204,24 @@ def main(**o: Any) -> None:
                     threads=1,
                     work=work,
                 )  # warm-up: pools, lazy imports, scripts
+            bulk_n, drain_n, round_trips = sizes
+            scenarios: list[tuple[str, Callable[[AppendFsync, int], Sample]]] = [
+                ("submit", lambda m, r: _submits(stacks[m], m, d, work, r)),
+                ("enqueue", lambda m, r: _enqueue(stacks[m], m, bulk_n, r)),
+                ("drain", lambda m, r: _drain(stacks[m], m, drain_n, round_trips, work, r)),
+            ]
             for rep in range(o["reps"]):
+                # Both modes back to back per scenario, in alternating order.
                 order = list(MODES) if rep % 2 == 0 else list(reversed(MODES))
-                for fsync in order:
-                    found = _measure(fsync, stacks[fsync], d, sizes, rep, work)
-                    runs.append({"rep": rep, "appendfsync": fsync, **found.pop("raw")})
-                    for key, _label, _unit in FIGURES:
-                        samples[fsync][key].append(found[key])
-                    shown = ", ".join(f"{k} {found[k]:,.2f}" for k, _l, _u in FIGURES)
-                    print(f"[durability] rep {rep + 1} {fsync}: {shown}", flush=True)
+                for name, measure in scenarios:
+                    for fsync in order:
+                        _settle()
+                        found, raw = measure(fsync, rep)
+                        runs.append({"rep": rep, "appendfsync": fsync, name: raw})
+                        for key, value in found.items():
+                            samples[fsync][key].append(value)
+                        shown = ", ".join(f"{k} {v:,.2f}" for k, v in found.items())
+                        print(f"[durability] rep {rep + 1} {fsync}: {shown}", flush=True)
             with redis.Redis.from_url(servers["always"].url) as client:
                 version = client.info("server")
         finally:
@@ -218,7 +234,10 @@ def main(**o: Any) -> None:
     document = {
         "summary": {
             key: {m: figures[key][m]["median"] for m in MODES}
-            | {"ratio": figures[key]["ratio_always_over_everysec"]}
+            | {
+                "ratio": figures[key]["ratio_always_over_everysec"],
+                "paired_ratio": figures[key]["paired_ratio_median"],
+            }
             for key, _l, _u in FIGURES
         },
         "figures": figures,
