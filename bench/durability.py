@@ -1,8 +1,9 @@
 """What strict durability costs: ``appendfsync everysec`` (``redis.durability: standard``) against
 ``appendfsync always`` (``strict``), on the same machine and disk, in one run.
 
-    python bench/durability.py            # 3 interleaved repetitions (~4 min)
-    python bench/durability.py --quick    # shorter measurements (~1.5 min)
+    python bench/durability.py            # 3 interleaved repetitions (~3 min)
+    python bench/durability.py --reps 5   # the README's run (~4 min)
+    python bench/durability.py --quick    # shorter measurements (~1 min)
 
 Two private redis-servers run side by side, their data directories in one temp dir (one disk),
 each with an API process configured for its mode. Each repetition measures every scenario in
