@@ -215,6 +215,6 @@ async def startup_verdict(config: RedisConfig) -> Verdict:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("waiting for Redis to check its durability", error=type(exc).__name__)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
     finally:
         await redis.aclose()

@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,19 @@ async def test_a_failed_barrier_reaches_every_caller(tmp_path: Path) -> None:
         assert all(isinstance(r, redis.exceptions.ConnectionError) for r in results), results
     finally:
         await client.aclose()
+
+
+def test_a_strict_process_waits_for_redis_then_checks_it(tmp_path: Path, namespace: str) -> None:
+    """Redis not up yet (or loading its AOF) is transient: the process says so and waits,
+    then starts once the server answers and turns out to fsync every write."""
+    redis_port, api_port = free_port(), free_port()
+    env = _write(tmp_path, _strict(f"redis://127.0.0.1:{redis_port}/0", namespace))
+    args = [sys.executable, "-m", "anygate.ops", "api", "--port", str(api_port)]
+    with ManagedProcess.start(args, env=env) as api:
+        deadline = time.monotonic() + 15
+        while "waiting for Redis to check its durability" not in api.log_tail():
+            assert api.running, api.log_tail()
+            assert time.monotonic() < deadline, api.log_tail()
+            time.sleep(0.05)
+        with EmbeddedRedis(tmp_path / "late", port=redis_port, appendfsync="always"):
+            api.wait_ready(f"http://127.0.0.1:{api_port}/readyz", timeout=20)
