@@ -9,9 +9,9 @@ path escapes that order: a pub/sub message reaches a subscriber whose connection
 output waiting (over 64 KB in one event-loop turn, or a full socket) through its write handler,
 which can fire in the same turn as the script that published it, before the fsync. So before
 an API process tells a client a terminal state it learned from pub/sub, it waits for the reply
-to one command sent after it read the message: that reply leaves Redis only after an fsync
-covering every write made before the command was read. docs/durability.md has the details
-and the Redis source behind them.
+to one command (an ``ECHO``) sent after it read the message: that reply leaves Redis only
+after an fsync covering every write made before the command was read. docs/durability.md has
+the details and the Redis source behind them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -33,6 +34,9 @@ from anygate.config import RedisConfig
 log = structlog.get_logger(__name__)
 
 Mode = Literal["standard", "strict"]
+
+BARRIER_ECHO = "durable"
+"""What the barrier's ``ECHO`` carries (any short value would do)."""
 
 WRITE_BARRIER_FIX = (7, 0, 0)
 """Before Redis 7.0, threaded I/O wrote replies without the write barrier that keeps a reply
@@ -127,18 +131,19 @@ async def server_persistence(redis: Redis) -> ServerPersistence | None:
         for name in ("appendonly", "appendfsync", "io-threads", "no-appendfsync-on-rewrite"):
             pipe.config_get(name)
         info, *configs = await pipe.execute(raise_on_error=False)
-    if isinstance(info, Exception):
-        raise info
+    for reply in (info, *configs):
+        if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
+            raise reply
     if any(isinstance(reply, ResponseError) for reply in configs):
         return None
-    for reply in configs:
-        if isinstance(reply, Exception):
-            raise reply
     found: dict[str, Any] = {}
     for reply in configs:
         found.update(reply)
+    if "appendonly" not in found or "appendfsync" not in found:
+        return None  # a Redis-compatible server that does not say: as good as refused
+    version = "unknown" if isinstance(info, Exception) else str(info.get("redis_version", "0"))
     return ServerPersistence(
-        version=str(info.get("redis_version", "0")),
+        version=version,
         appendonly=str(found.get("appendonly", "")),
         appendfsync=str(found.get("appendfsync", "")),
         io_threads=int(found.get("io-threads", 1) or 1),
@@ -155,8 +160,12 @@ async def check_durability(redis: Redis, mode: Mode, *, assume_always: bool) -> 
 
 class DurabilityBarrier:
     """``await barrier()`` before telling a client a terminal state read from pub/sub: in
-    strict mode it returns once Redis has fsynced every write made before the call (one PING,
-    shared by every caller of the same loop turn); in standard mode at once."""
+    strict mode it returns once Redis has fsynced every write made before the call (one round
+    trip, shared by every caller of the same loop turn); in standard mode at once.
+
+    The round trip is an ``ECHO``: as cheap as a ``PING``, but a command of its own, so that
+    ``INFO commandstats`` counts barriers (``cmdstat_echo``) apart from redis-py's connection
+    health checks."""
 
     def __init__(self, redis: Redis, mode: Mode) -> None:
         self._redis = redis
@@ -176,15 +185,15 @@ class DurabilityBarrier:
         await asyncio.shield(pending)
 
     def _send(self, pending: asyncio.Future[None]) -> None:
-        # From here on a caller needs a PING sent after its own call: it starts the next one.
+        # From here on a caller needs a round trip sent after its own call: the next one.
         self._next = None
-        task = asyncio.get_running_loop().create_task(self._ping(pending))
+        task = asyncio.get_running_loop().create_task(self._round_trip(pending))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _ping(self, pending: asyncio.Future[None]) -> None:
+    async def _round_trip(self, pending: asyncio.Future[None]) -> None:
         try:
-            await awaited(self._redis.ping())
+            await awaited(self._redis.echo(BARRIER_ECHO))
         except Exception as exc:  # every waiter hears of it: nothing is confirmed durable
             if not pending.done():
                 pending.set_exception(exc)
@@ -212,6 +221,8 @@ async def startup_verdict(config: RedisConfig) -> Verdict:
                 return await check_durability(
                     redis, config.durability, assume_always=config.assume_appendfsync_always
                 )
+            except RedisAuthenticationError:
+                raise  # a wrong password does not fix itself
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("waiting for Redis to check its durability", error=type(exc).__name__)
                 await asyncio.sleep(delay)

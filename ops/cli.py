@@ -24,9 +24,14 @@ def _require_durability(config: AnygateConfig) -> None:
     (docs/durability.md); standard mode asks Redis nothing."""
     if config.redis.durability == "standard":
         return
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
     from anygate.broker.durability import startup_verdict  # noqa: PLC0415
 
-    verdict = asyncio.run(startup_verdict(config.redis))
+    try:
+        verdict = asyncio.run(startup_verdict(config.redis))
+    except RedisError as exc:
+        raise click.ClickException(f"cannot check the Redis server's durability: {exc}") from None
     if not verdict.ok:
         raise click.ClickException(verdict.problem)
     if verdict.problem:

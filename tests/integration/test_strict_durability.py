@@ -131,21 +131,23 @@ async def test_readyz_says_strict_and_goes_unready_when_fsync_is_relaxed(
         admin.close()
 
 
-def _pings(server: EmbeddedRedis) -> int:
+def _barriers(server: EmbeddedRedis) -> int:
+    """The barrier's round trips Redis has served (``ECHO``s: anygate sends them for nothing
+    else)."""
     with redis.Redis.from_url(server.url) as client:
         stats: dict[str, Any] = client.info("commandstats")
-        return int(stats.get("cmdstat_ping", {}).get("calls", 0))
+        return int(stats.get("cmdstat_echo", {}).get("calls", 0))
 
 
-async def _answers_and_pings(
+async def _answers_and_barriers(
     tmp_path: Path, server: EmbeddedRedis, namespace: str, mock: MockControl, durability: str
 ) -> int:
-    """3 synchronous answers, 2 streams and 1 SSE stream to their end; the PINGs Redis served."""
+    """3 synchronous answers, 2 streams and 1 SSE stream to their end; the barriers sent."""
     tree = config_tree(server.url, namespace, mock_root=mock.url)
     tree["redis"]["durability"] = durability
     with running_stack(tmp_path / durability, tree, ["openai"]) as stack:
         async with stack.client() as client:
-            before = _pings(server)
+            before = _barriers(server)
             for _ in range(3):
                 answer = await client.post("/v1/chat/completions", json=CHAT)
                 assert answer.status_code == 200, answer.text
@@ -159,41 +161,39 @@ async def _answers_and_pings(
                 body = "".join([line async for line in events.aiter_lines()])
             assert "event: completed" in body
             mock.settings(latency_ms=0)
-            return _pings(server) - before
+            return _barriers(server) - before
 
 
 async def test_results_read_from_pub_sub_wait_for_the_barrier_in_strict_mode_only(
     tmp_path: Path, fsync_always: EmbeddedRedis, namespace: str, mock: MockControl
 ) -> None:
     """A synchronous answer, a stream's end and an SSE stream's terminal event each follow one
-    round trip sent after the event was read (a PING: its reply leaves Redis only after the
-    fsync that covers the job's end). Standard mode sends none (redis-py's own connection
-    health checks may PING once or twice)."""
+    round trip sent after the event was read (its reply leaves Redis only after the fsync that
+    covers the job's end). Standard mode sends none."""
     (tmp_path / "standard").mkdir()
     (tmp_path / "strict").mkdir()
-    standard = await _answers_and_pings(tmp_path, fsync_always, namespace, mock, "standard")
-    strict = await _answers_and_pings(tmp_path, fsync_always, f"{namespace}s", mock, "strict")
-    assert standard <= 2, f"{standard} PINGs in standard mode"
-    assert strict >= 6, f"{strict} PINGs in strict mode for 6 results"
+    standard = await _answers_and_barriers(tmp_path, fsync_always, namespace, mock, "standard")
+    strict = await _answers_and_barriers(tmp_path, fsync_always, f"{namespace}s", mock, "strict")
+    assert standard == 0, f"{standard} barriers in standard mode"
+    assert strict == 6, f"{strict} barriers in strict mode for 6 results"
 
 
 async def test_the_barrier_is_one_ping_shared_by_the_callers_of_a_loop_turn(
     fsync_always: EmbeddedRedis,
 ) -> None:
-    """Fifty results ending at once cost one round trip; a caller that comes after the PING
-    was sent needs a PING of its own (the one in flight may predate what it read)."""
+    """Fifty results ending at once cost one round trip; a caller that comes after it was sent
+    needs one of its own (the one in flight may predate what it read)."""
     client = create_redis(RedisConfig(url=fsync_always.url))
     try:
-        await client.ping()  # a fresh connection's first use may carry a health check
-        before = _pings(fsync_always)
+        before = _barriers(fsync_always)
         await DurabilityBarrier(client, "standard")()
-        assert _pings(fsync_always) == before
+        assert _barriers(fsync_always) == before
         barrier = DurabilityBarrier(client, "strict")
         await asyncio.gather(*(barrier() for _ in range(50)))
-        assert _pings(fsync_always) - before == 1
+        assert _barriers(fsync_always) - before == 1
         await barrier()
         await barrier()
-        assert _pings(fsync_always) - before == 3
+        assert _barriers(fsync_always) - before == 3
     finally:
         await client.aclose()
 
@@ -224,3 +224,14 @@ def test_a_strict_process_waits_for_redis_then_checks_it(tmp_path: Path, namespa
             time.sleep(0.05)
         with EmbeddedRedis(tmp_path / "late", port=redis_port, appendfsync="always"):
             api.wait_ready(f"http://127.0.0.1:{api_port}/readyz", timeout=20)
+
+
+def test_a_wrong_password_is_refused_at_once(
+    tmp_path: Path, no_config_user: str, namespace: str
+) -> None:
+    """Unlike a server not up yet, bad credentials do not fix themselves: a clear refusal."""
+    wrong = no_config_user.replace(":pw@", ":wrong@")
+    done = _run(["api"], _write(tmp_path, _strict(wrong, namespace)))
+    assert done.returncode != 0
+    assert "cannot check the Redis server's durability" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
