@@ -235,3 +235,45 @@ def test_a_wrong_password_is_refused_at_once(
     assert done.returncode != 0
     assert "cannot check the Redis server's durability" in done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+async def test_when_the_end_cannot_be_confirmed_no_client_is_told_it(
+    tmp_path: Path, fsync_always: EmbeddedRedis, namespace: str, mock: MockControl
+) -> None:
+    """The barrier fails (here: the Redis user may not ECHO): a synchronous call answers 503
+    naming its job, a stream ends with the error of an interrupted stream instead of
+    ``[DONE]``, an SSE stream ends before its last event; a read then shows the result."""
+    admin = redis.Redis.from_url(fsync_always.url)
+    admin.acl_setuser(
+        "noecho", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+        commands=["+@all", "-config", "-echo"],
+    )  # fmt: skip
+    url = f"redis://noecho:pw@127.0.0.1:{fsync_always.port}/0"
+    tree = config_tree(url, namespace, mock_root=mock.url)
+    tree["redis"].update(durability="strict", assume_appendfsync_always=True)
+    try:
+        with running_stack(tmp_path, tree, ["openai"]) as stack:
+            async with stack.client() as client:
+                answer = await client.post("/v1/chat/completions", json=CHAT)
+                assert answer.status_code == 503
+                job_id = answer.headers["x-anygate-job-id"]
+                assert f"/v1/jobs/{job_id}" in answer.json()["error"]["message"]
+                assert "retry-after" in answer.headers
+
+                streamed = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+                assert "[DONE]" not in streamed.text
+                assert "/v1/jobs/" in streamed.text.splitlines()[-2]
+
+                mock.settings(latency_ms=300)
+                job = (await client.post("/v1/jobs", json={"endpoint": "/v1/chat/completions",
+                                                           "body": CHAT})).json()  # fmt: skip
+                async with client.stream("GET", f"/v1/jobs/{job['id']}/events") as events:
+                    body = "".join([line async for line in events.aiter_lines()])
+                assert "event: completed" not in body
+                done = (await client.get(f"/v1/jobs/{job['id']}")).json()
+                assert done["status"] == "succeeded", "the log and the job hash have it"
+                again = await client.get(f"/v1/jobs/{job['id']}/events")
+                assert "event: completed" in again.text, "a reconnect reads the end from the log"
+    finally:
+        admin.acl_deluser("noecho")
+        admin.close()
