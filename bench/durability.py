@@ -20,7 +20,7 @@ patch of the shared machine hits both alike:
 Automatic AOF rewrites are switched off on both servers so that none lands in one mode's
 measurement only. Prints medians (min to max) and the ratio always ÷ everysec, both of the
 medians and as the median of each repetition's own ratio (the steadier one when the machine's
-load drifts), and writes
+load drifts), with Redis's own record of slow AOF writes and fsyncs, and writes
 ``bench/results/durability-<day>[-HHMMSS].json``. Needs ``wrk`` like ``run.py``.
 """
 
@@ -49,6 +49,8 @@ from anygate.ops.embedded_redis import AppendFsync, EmbeddedRedis, free_port
 
 HERE = Path(__file__).resolve().parent
 SETTLE_S = 1.0
+LATENCY_MS = 20
+"""Redis logs every AOF write or fsync slower than this (its latency monitor)."""
 Sample = tuple[dict[str, float], dict[str, Any]]
 """A measurement's figures, and its raw record for the results file."""
 MODES: dict[AppendFsync, str] = {"everysec": "standard", "always": "strict"}
@@ -80,6 +82,20 @@ def _settle() -> None:
     everysec's cost to always."""
     os.sync()
     time.sleep(SETTLE_S)
+
+
+def _stalls(server: EmbeddedRedis) -> dict[str, dict[str, int]]:
+    """Redis's own record of its slow AOF writes and fsyncs (``LATENCY HISTORY``, events over
+    ``LATENCY_MS``): under ``always`` every client waits for a slow fsync, so a disk that
+    stalls shows in the submit latency's tail."""
+    out: dict[str, dict[str, int]] = {}
+    with redis.Redis.from_url(server.url) as client:
+        for event in ("aof-fsync-always", "aof-write", "aof-write-active-child"):
+            history = client.execute_command("LATENCY", "HISTORY", event)
+            if history:
+                worst = [int(ms) for _t, ms in history]
+                out[event] = {"count": len(worst), "max_ms": max(worst)}
+    return out
 
 
 def _submits(stack: Stack, fsync: AppendFsync, d: Durations, work: Path, rep: int) -> Sample:
@@ -193,6 +209,7 @@ def main(**o: Any) -> None:
                 server.start()
                 with redis.Redis.from_url(server.url) as client:
                     client.config_set("auto-aof-rewrite-percentage", 0)
+                    client.config_set("latency-monitor-threshold", LATENCY_MS)
                 stacks[fsync] = stack = Stack(server.url, f"dur{fsync}", work)
                 stack.durability = MODES[fsync]
                 stack.start_api(free_port())
@@ -225,6 +242,7 @@ def main(**o: Any) -> None:
                         print(f"[durability] rep {rep + 1} {fsync}: {shown}", flush=True)
             with redis.Redis.from_url(servers["always"].url) as client:
                 version = client.info("server")
+            stalls = {m: _stalls(server) for m, server in servers.items()}
         finally:
             for stack in stacks.values():
                 stack.close()
@@ -242,6 +260,7 @@ def main(**o: Any) -> None:
             for key, _l, _u in FIGURES
         },
         "figures": figures,
+        "stalls": stalls,
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),
@@ -264,6 +283,10 @@ def main(**o: Any) -> None:
     path = o["out"] or _results_path()
     report.write(path, document)
     click.echo("\n" + _table(figures))
+    for fsync, events in stalls.items():
+        shown = "; ".join(f"{e}: {v['count']} s with one, worst {v['max_ms']} ms"
+                          for e, v in events.items()) or "none"  # fmt: skip
+        click.echo(f"AOF writes and fsyncs over {LATENCY_MS} ms, {fsync}: {shown}")
     click.echo(
         f"\nRedis {version['redis_version']}, AOFs on {disk}; wall "
         f"{document['meta']['wall_s']} s; written to {path}"
