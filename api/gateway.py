@@ -12,6 +12,7 @@ from anygate.api.planning import Planner
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
+from anygate.broker.durability import DurabilityBarrier
 from anygate.broker.errors import ServiceUnavailableError
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
@@ -28,6 +29,8 @@ class Gateway:
     planner: Planner
     replies: ReplyRouter
     watch: RedisWatch
+    barrier: DurabilityBarrier
+    """Awaited before a client hears a terminal state read from pub/sub (strict mode)."""
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import structlog
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -35,6 +37,8 @@ from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundEr
 from anygate.broker.notify import RESYNC
 from anygate.broker.routing import encode_plan
 from anygate.broker.scheduling import estimated_start_ms
+
+log = structlog.get_logger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 255
 MAX_DEADLINE = 253_402_300_800.0
@@ -227,7 +231,8 @@ async def _event_stream(
     status and appends the final event), so after the replay nothing is left to wait for, even
     when ``last`` already was its final event: an EventSource reconnecting after the end gets
     an empty stream that ends, not keep-alives forever. After a lost connection to Redis the
-    log is read again from the last event sent."""
+    log is read again from the last event sent. What the log holds was read with a command, so
+    it is durable in strict mode; a live terminal event waits for the barrier."""
     channel = gw.broker.keys.job_channel(job_id)
     keepalive_s = gw.config.server.keepalive_s
     async with gw.subscriptions.subscribe(channel) as queue:
@@ -249,6 +254,8 @@ async def _event_stream(
                 events = await gw.broker.events_after(job_id, last)
             else:
                 events = [JobEvent.from_message(message)]
+                if events[0].terminal and not await _durable(gw, job_id):
+                    return  # the client reconnects with Last-Event-ID and reads the end
             for event in events:
                 key = stream_id_key(event.id)
                 if key <= cursor:
@@ -257,6 +264,17 @@ async def _event_stream(
                 last, cursor = event.id, key
                 if event.terminal:
                     return
+
+
+async def _durable(gw: Gateway, job_id: str) -> bool:
+    """Strict mode: the job's end, read from pub/sub, is on disk before a client hears of it
+    (``broker/durability.py``); False when Redis cannot confirm it."""
+    try:
+        await gw.barrier()
+    except (RedisError, OSError) as exc:
+        log.warning("event stream end unconfirmed", job_id=job_id, error=type(exc).__name__)
+        return False
+    return True
 
 
 async def cancel_job(request: Request) -> Response:

@@ -136,6 +136,7 @@ class ResponseCache:
             if event is not None:
                 if event.type != "completed":
                     return None
+                await self.gw.barrier()  # strict mode: the leader's result is on disk first
                 return _object(orjson.loads(event.data).get("result"))
 
     async def _leader_state(

@@ -24,6 +24,7 @@ from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
 from anygate.broker.deployment_health import HealthView
+from anygate.broker.durability import DurabilityBarrier
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 
@@ -46,7 +47,10 @@ async def build_gateway(
     health = HealthView()
     await link.retry(lambda: subscriptions.listen(broker.keys.health_channel, health.apply))
     planner = Planner(config, redis, health)
-    return Gateway(config, redis, broker, subscriptions, auth, tenants, planner, replies, watch)
+    barrier = DurabilityBarrier(redis, config.redis.durability)
+    return Gateway(
+        config, redis, broker, subscriptions, auth, tenants, planner, replies, watch, barrier
+    )
 
 
 async def start_up(

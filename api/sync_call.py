@@ -6,7 +6,9 @@ the caller waits, a watcher listens for its disconnect: a caller that leaves bef
 streamed to it cancels its job (``server.cancel_on_disconnect``), so abandoned requests never
 reach the provider. Events arrive through pub/sub as the worker appends them; each streamed
 chunk is relayed the moment it arrives. If the reply channel was lost for a while (Redis
-restarted), the call reads what it missed from the job's log and goes on, each event once.
+restarted), the call reads what it missed from the job's log and goes on, each event once. In
+strict durability mode a terminal event waits for the gateway's durability barrier before the
+caller hears of it (``broker/durability.py``).
 
 A streamed call that has had nothing to relay for ``server.keepalive_s`` gets a ``keepalive``
 event (not in the job's log), so that its surface can send bytes a proxy's idle timer sees.
@@ -20,6 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+import structlog
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from anygate.api.gateway import Gateway
@@ -34,6 +38,8 @@ from anygate.broker.errors import (
 )
 from anygate.broker.notify import RESYNC
 from anygate.broker.redis_link import is_outage
+
+log = structlog.get_logger(__name__)
 
 
 class ClientGoneError(Exception):
@@ -226,16 +232,39 @@ class SyncCall:
         if policy == "always" or (policy == "before_stream" and not self.streamed):
             await self.gw.broker.cancel(self.job.tenant, self.job_id, reason="client_disconnected")
 
+    async def confirm_durable(self) -> None:
+        """Before the caller hears that its job ended: in strict mode, wait until Redis has the
+        end on disk (a 503 naming the job when Redis cannot say so)."""
+        try:
+            await self.gw.barrier()
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailableError(
+                "the job ended, but Redis could not confirm that its result is on disk; fetch "
+                f"it later from /v1/jobs/{self.job_id}",
+                retry_after=1,
+            ) from exc
+
     async def bursts(self, first: JobEvent) -> AsyncIterator[list[JobEvent]]:
         """Events from ``first`` on, in bursts of whatever has already arrived, so that a relay
         writes a fast upstream's chunks to the socket together; ends with a terminal event, an
-        ``interrupted`` one (nothing came for ``sync_timeout_s``: the job goes on), or early
-        when the caller has gone."""
+        ``interrupted`` one (nothing came for ``sync_timeout_s``, or strict mode could not
+        confirm the end durable: the job's result is fetched later), or early when the caller
+        has gone."""
         event = first
         while True:
             burst = [event]
             while not burst[-1].terminal and (more := self.ready_event()) is not None:
                 burst.append(more)
+            if burst[-1].terminal:
+                try:
+                    await self.confirm_durable()
+                except ServiceUnavailableError as exc:
+                    # Relayed as an interruption: the stream ends with an error naming the job,
+                    # whose result is then fetched once Redis answers again.
+                    log.warning("stream end unconfirmed", job_id=self.job_id, error=exc.message)
+                    burst[-1] = interruption(exc)
+                    yield burst
+                    return
             yield burst
             if burst[-1].terminal or burst[-1].type == INTERRUPTED:
                 return
@@ -244,16 +273,24 @@ class SyncCall:
             except ClientGoneError:
                 return  # nobody to relay to; the job was cancelled if policy said so
             except SyncCallTimeoutError as exc:  # the response has started: say it in-stream
-                error = {"message": exc.message, "type": exc.type, "code": exc.code}
-                event = JobEvent("", INTERRUPTED, orjson.dumps({"error": error}).decode())
+                event = interruption(exc)
 
     async def events(self) -> AsyncIterator[JobEvent]:
         """Events until a terminal one (included)."""
         while True:
             event = await self.next_event()
+            if event.terminal:
+                await self.confirm_durable()
             yield event
             if event.terminal:
                 return
+
+
+def interruption(exc: AnygateError) -> JobEvent:
+    """The ``interrupted`` event a stream ends with when it cannot tell its caller the job's
+    end (the response has started: an HTTP status is no longer possible)."""
+    error = {"message": exc.message, "type": exc.type, "code": exc.code}
+    return JobEvent("", INTERRUPTED, orjson.dumps({"error": error}).decode())
 
 
 Render = Callable[[JobEvent], tuple[list[bytes], bool | None]]

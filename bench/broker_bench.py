@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from stack import POOL, TENANT, config_tree, write_config
 
 from anygate.broker import Broker, NewJob, Subscriptions, create_redis, new_job_id
+from anygate.broker.durability import DurabilityBarrier, Mode
 from anygate.config import Priority, parse_config
 
 HERE = Path(__file__).resolve().parent
@@ -70,7 +71,13 @@ async def bulk_enqueue(redis_url: str, namespace: str, n: int) -> dict[str, Any]
 
 
 async def drain_and_round_trip(
-    redis_url: str, namespace: str, work: Path, n: int, concurrency: int, samples: int
+    redis_url: str,
+    namespace: str,
+    work: Path,
+    n: int,
+    concurrency: int,
+    samples: int,
+    durability: Mode = "standard",
 ) -> dict[str, Any]:
     """Backlog of ``n`` first, then one no-op worker process: first start → last finish.
 
@@ -78,7 +85,8 @@ async def drain_and_round_trip(
     Redis's is the ``INFO cpu`` delta over the drain.
 
     With the worker still running, ``samples`` single jobs one at a time: enqueue → completed
-    event seen through pub/sub.
+    event seen through pub/sub (in ``strict`` durability, then the barrier an API process
+    waits for before it tells a client, as in ``api/sync_call.py``).
     """
     tree = config_tree(redis_url, namespace)
     config = parse_config(tree)
@@ -114,7 +122,7 @@ async def drain_and_round_trip(
         out["jobs_per_s"] = n / ((last_ms - first.started_ms) / 1000)
         out["worker_cpu_us_per_job"] = process_cpu_s(proc.pid) / n * 1e6
         out["redis_cpu_us_per_job"] = (await redis_cpu_s(broker) - redis_cpu) / n * 1e6
-        out.update(await _round_trips(broker, samples))
+        out.update(await _round_trips(broker, samples, DurabilityBarrier(redis, durability)))
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -127,7 +135,9 @@ async def drain_and_round_trip(
     return out
 
 
-async def _round_trips(broker: Broker, samples: int) -> dict[str, float]:
+async def _round_trips(
+    broker: Broker, samples: int, barrier: DurabilityBarrier
+) -> dict[str, float]:
     subs = Subscriptions(broker.redis)
     await subs.start()
     rtts: list[float] = []
@@ -139,6 +149,7 @@ async def _round_trips(broker: Broker, samples: int) -> dict[str, float]:
                 await broker.enqueue(new_job(), job_id)
                 while "\ncompleted\n" not in await asyncio.wait_for(queue.get(), 10):
                     pass
+                await barrier()
                 if i >= 10:
                     rtts.append((time.perf_counter() - t) * 1000)
     finally:

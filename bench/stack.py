@@ -37,12 +37,15 @@ ANYGATE = [sys.executable, "-m", "anygate.ops"]
 
 
 def config_tree(
-    redis_url: str, namespace: str, mock_v1: str = "http://127.0.0.1:9/v1"
+    redis_url: str,
+    namespace: str,
+    mock_v1: str = "http://127.0.0.1:9/v1",
+    durability: str = "standard",
 ) -> dict[str, Any]:
     """One config for API and workers; the sink provider points at the discard port on purpose."""
     provider = {"kind": "openai", "base_url": mock_v1, "api_key": "env:BENCH_MOCK_KEY"}
     return {
-        "redis": {"url": redis_url, "namespace": namespace},
+        "redis": {"url": redis_url, "namespace": namespace, "durability": durability},
         "providers": {
             POOL: provider,
             WIDE_POOL: provider,
@@ -164,6 +167,8 @@ class Stack:
     mock_port: int = 0
     api_port: int = 0
     procs: list[Proc] = field(default_factory=list)
+    durability: str = "standard"
+    """``redis.durability`` of every process (``strict`` needs a Redis with appendfsync always)."""
 
     @property
     def mock_url(self) -> str:
@@ -186,9 +191,8 @@ class Stack:
 
     def start_api(self, port: int) -> Proc:
         self.api_port = port
-        write_config(
-            self.config_path, config_tree(self.redis_url, self.namespace, f"{self.mock_url}/v1")
-        )
+        tree = config_tree(self.redis_url, self.namespace, f"{self.mock_url}/v1", self.durability)
+        write_config(self.config_path, tree)
         argv = [*ANYGATE, "api", "--port", str(port)]
         proc = self._add(start("api", argv, child_env(self.config_path), self.work))
         wait_http(f"{self.api_url}/readyz", proc)

@@ -79,6 +79,19 @@ class RedisConfig(_Strict):
     """Every key carries ``{namespace}`` as its hash tag: one namespace is one cluster slot."""
     socket_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     max_connections: Annotated[int, Field(gt=0)] = 256
+    durability: Literal["standard", "strict"] = "standard"
+    """What an acknowledgement promises (see docs/durability.md). ``standard``: whatever the
+    server's persistence gives (AOF ``everysec`` loses up to about the last two seconds of
+    accepted jobs and finished results on a power loss). ``strict``: a 202 (or any answer that
+    says a job, file or batch was accepted) and a terminal state seen by a client are only sent
+    once the write is fsynced. Every process then checks at start, and ``/readyz`` on each
+    call, that the server runs ``appendonly yes`` with ``appendfsync always`` (and
+    ``no-appendfsync-on-rewrite no``, the default), and refuses to run otherwise; results
+    relayed from pub/sub wait for one extra round trip."""
+    assume_appendfsync_always: bool = False
+    """Strict mode on a server that refuses ``CONFIG GET`` (managed Redis): take the operator's
+    word that it runs ``appendonly yes`` with ``appendfsync always``, and only log a warning
+    instead of refusing to start."""
 
 
 class ProviderConfig(_Strict):

@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 import click
+import structlog
 
 from anygate.config import AnygateConfig, ConfigError, load_config
 from anygate.ops.logging import configure_logging
@@ -16,6 +17,25 @@ def _config() -> AnygateConfig:
         return load_config()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _require_durability(config: AnygateConfig) -> None:
+    """Strict mode: refuse to start against a Redis server that would not keep its promise
+    (docs/durability.md); standard mode asks Redis nothing."""
+    if config.redis.durability == "standard":
+        return
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    from anygate.broker.durability import startup_verdict  # noqa: PLC0415
+
+    try:
+        verdict = asyncio.run(startup_verdict(config.redis))
+    except RedisError as exc:
+        raise click.ClickException(f"cannot check the Redis server's durability: {exc}") from None
+    if not verdict.ok:
+        raise click.ClickException(verdict.problem)
+    if verdict.problem:
+        structlog.get_logger(__name__).warning("durability unverified", problem=verdict.problem)
 
 
 def _run_async(main: object) -> None:
@@ -44,6 +64,7 @@ def api(host: str | None, port: int | None) -> None:
 
     config = _config()
     configure_logging(config.log_level)
+    _require_durability(config)
     uvicorn.run(
         create_app(config),
         host=host or config.server.host,
@@ -72,6 +93,7 @@ def worker(pool: str, concurrency: int | None, shutdown_grace: float) -> None:
 
     config = _config()
     configure_logging(config.log_level)
+    _require_durability(config)
     _run_async(run_worker(config, pool, concurrency, shutdown_grace_s=shutdown_grace))
 
 
@@ -82,6 +104,7 @@ def control() -> None:
 
     config = _config()
     configure_logging(config.log_level)
+    _require_durability(config)
     _run_async(run_control(config))
 
 
@@ -94,11 +117,20 @@ def control() -> None:
     show_default=True,
     help="Where the embedded Redis keeps its AOF and where dev.env is written.",
 )
-def dev(port: int, host: str, data_dir: str) -> None:
+@click.option(
+    "--durability",
+    type=click.Choice(["standard", "strict"]),
+    default="standard",
+    show_default=True,
+    help="strict: the embedded Redis fsyncs its AOF before every reply (appendfsync always) and "
+    "every process runs with redis.durability: strict (docs/durability.md).",
+)
+def dev(port: int, host: str, data_dir: str, durability: str) -> None:
     """Everything in one command: embedded Redis, API, workers, control, mock provider."""
     from anygate.ops.dev import run_dev  # noqa: PLC0415
 
-    sys.exit(run_dev(host=host, port=port, data_dir=data_dir))
+    strict = durability == "strict"
+    sys.exit(run_dev(host=host, port=port, data_dir=data_dir, strict=strict))
 
 
 def _register_mock_provider() -> None:

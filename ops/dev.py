@@ -23,7 +23,7 @@ import yaml
 from anygate.api.auth import hash_key
 from anygate.broker.client_keys import new_encryption_key
 from anygate.broker.tenants import mint_key
-from anygate.ops.embedded_redis import EmbeddedRedis, free_port
+from anygate.ops.embedded_redis import AppendFsync, EmbeddedRedis, free_port
 
 MOCK_KEY_ENV = "ANYGATE_MOCK_KEY"
 
@@ -165,7 +165,10 @@ def _wait_ready(url: str, sup: Supervisor, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not become ready in {timeout:g}s")
 
 
-def run_dev(*, host: str, port: int, data_dir: str) -> int:
+def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int:
+    """``strict``: Redis fsyncs its AOF before every reply and every process runs with
+    ``redis.durability: strict``, so nothing acknowledged is lost on a power loss; the default
+    fsyncs once a second (docs/durability.md)."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     env_file = root / "dev.env"
@@ -190,7 +193,8 @@ def run_dev(*, host: str, port: int, data_dir: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    redis = EmbeddedRedis(root / "redis", aof=True).start()
+    fsync: AppendFsync = "always" if strict else "everysec"
+    redis = EmbeddedRedis(root / "redis", aof=True, appendfsync=fsync).start()
     sup = Supervisor()
     env = dict(os.environ)
     env.update(
@@ -199,6 +203,7 @@ def run_dev(*, host: str, port: int, data_dir: str) -> int:
             "ANYGATE__REDIS__URL": redis.url,
             "ANYGATE__SERVER__HOST": host,
             "ANYGATE__SERVER__PORT": str(port),
+            "ANYGATE__REDIS__DURABILITY": "strict" if strict else "standard",
         }
     )
     me = [sys.executable, "-m", "anygate.ops"]
@@ -225,6 +230,7 @@ def run_dev(*, host: str, port: int, data_dir: str) -> int:
             f"  admin key:  {keys.admin_key}\n"
             f"  openai:     {'built-in mock (no OPENAI_API_KEY)' if mock_openai else 'OpenAI'}\n"
             f"  gemini:     {'built-in mock (no GEMINI_API_KEY)' if mock_gemini else 'Gemini'}\n"
+            f"  durability: {'strict (appendfsync always)' if strict else 'standard (everysec)'}\n"
             f"  source {env_file} in another shell to use it.\n",
             flush=True,
         )

@@ -13,15 +13,23 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import redis
 
 
 class EmbeddedRedisError(RuntimeError):
     pass
+
+
+AppendFsync = Literal["always", "everysec", "no"]
+"""Redis's AOF fsync policy: ``always`` fsyncs before any reply (``anygate dev --durability
+strict``), ``everysec`` once a second (may lose about the last second or two on a power loss),
+``no`` leaves it to the kernel. See docs/durability.md."""
 
 
 def find_redis_server() -> str:
@@ -49,12 +57,16 @@ def free_port() -> int:
 
 @dataclass
 class EmbeddedRedis:
-    """``with EmbeddedRedis(data_dir) as r: r.url``; ``aof=True`` keeps every write on disk."""
+    """``with EmbeddedRedis(data_dir) as r: r.url``; ``aof=True`` logs every write to the AOF,
+    fsynced per ``appendfsync``. ``env`` is added to the server's environment (tests preload a
+    shim through it)."""
 
     data_dir: Path
     port: int = 0
     aof: bool = True
+    appendfsync: AppendFsync = "everysec"
     binary: str = field(default_factory=find_redis_server)
+    env: Mapping[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,13 +84,17 @@ class EmbeddedRedis:
             "--dir", str(self.data_dir),
             "--save", "",
             "--appendonly", "yes" if self.aof else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--daemonize", "no",
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            env={**os.environ, **self.env} if self.env else None,
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)

@@ -20,7 +20,7 @@ def _env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def _dev(data_dir: Path, port: int) -> ManagedProcess:
+def _dev(data_dir: Path, port: int, *options: str) -> ManagedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYGATE")}
     env.pop("OPENAI_API_KEY", None)
     env.pop("GEMINI_API_KEY", None)
@@ -34,6 +34,7 @@ def _dev(data_dir: Path, port: int) -> ManagedProcess:
             str(port),
             "--data-dir",
             str(data_dir),
+            *options,
         ],
         env=env,
         ready_url=f"http://127.0.0.1:{port}/readyz",
@@ -82,3 +83,19 @@ def test_dev_serves_the_demo_and_keeps_keys_and_jobs_across_a_restart(tmp_path: 
         assert (
             _run_job(again["ANYGATE_URL"], again["ANYGATE_KEY"], "again")["status"] == "succeeded"
         )
+
+
+def test_dev_durability_strict_runs_redis_with_fsync_always(tmp_path: Path) -> None:
+    """``--durability strict``: the embedded Redis fsyncs before every reply, every process
+    runs strict (each checked the server at start), and the demo still answers."""
+    port = free_port()
+    data_dir = tmp_path / ".anygate"
+    with _dev(data_dir, port, "--durability", "strict") as dev:
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+        assert ready["durability"] == "strict (appendonly yes, appendfsync always)"
+        deadline = time.monotonic() + 10  # the banner follows readiness
+        while "anygate is running" not in dev.log_tail(60) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "durability: strict (appendfsync always)" in dev.log_tail(60)
+        env = _env_file(data_dir / "dev.env")
+        assert _run_job(env["ANYGATE_URL"], env["ANYGATE_KEY"], "durable")["status"] == "succeeded"
