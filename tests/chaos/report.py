@@ -54,7 +54,7 @@ def figures(ev: Evidence) -> dict[str, Any]:
         "client-visible errors": dict(
             sorted(
                 Counter(
-                    f"{c.kind}: {c.status or c.outcome}{' ' + c.code if c.code else ''}"
+                    f"{c.kind}: {c.status or '-'} {c.outcome} {c.code or ''}".rstrip()
                     for c in calls
                     if c.outcome not in {"ok", "left"}
                 ).items()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -191,6 +192,24 @@ async def _run(
     return evidence, load_s
 
 
+def _dump_evidence(ev: Evidence, path: Path) -> None:
+    """Everything the verdicts were drawn from, for a post-mortem: every job's record and event
+    log, every call and stream the clients saw, the fault windows."""
+    path.write_bytes(
+        orjson.dumps(
+            {
+                "windows": [dataclasses.asdict(w) for w in ev.windows],
+                "calls": [dataclasses.asdict(c) for c in ev.journal.calls],
+                "streams": [dataclasses.asdict(s) for s in ev.journal.streams],
+                "jobs": {
+                    j.id: {"fields": j.fields, "events": j.ordered_events(), "gone": j.gone}
+                    for j in ev.jobs.values()
+                },
+            }
+        )
+    )
+
+
 async def run_scenario(profile: Profile, root: Path, watcher: Watcher | None = None) -> Outcome:
     """Run the whole scenario and reconcile it; the stack is always stopped at the end."""
     t0 = time.time()
@@ -215,4 +234,5 @@ async def run_scenario(profile: Profile, root: Path, watcher: Watcher | None = N
     report = as_json(evidence, list(checks.values()), meta)
     path = root / "chaos-report.json"
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    _dump_evidence(evidence, root / "chaos-evidence.json")
     return Outcome(checks, report, table(report), path)

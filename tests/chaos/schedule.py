@@ -7,6 +7,7 @@ wall-clock seconds, which is what the reconciliation compares job times against.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import random
 from dataclasses import dataclass
@@ -94,16 +95,17 @@ def build_schedule(profile: Profile) -> list[Step]:
     if not profile.soak_s:
         return _one_pass(rng, profile, (3.0, 5.0))
     steps: list[Step] = []
-    while sum(s.gap_s + s.length_s for s in steps) < profile.soak_s - 120:
-        mild = [
-            s
-            for s in _one_pass(rng, profile, (20.0, 40.0))
-            if s.fault not in {Fault.KILL_API, Fault.KILL_CONTROL}
-        ]
-        steps += [
-            s
-            if s.fault is not Fault.KILL_WORKER
-            else Step(s.fault, s.gap_s, s.length_s, target="worker2")
-            for s in mild
-        ]
-    return steps
+    room = profile.soak_s - 120  # the last two minutes run fault-free
+    while True:
+        for drawn in _one_pass(rng, profile, (20.0, 40.0)):
+            if drawn.fault in {Fault.KILL_API, Fault.KILL_CONTROL}:
+                continue
+            step = (
+                dataclasses.replace(drawn, target="worker2")
+                if drawn.fault is Fault.KILL_WORKER
+                else drawn
+            )
+            room -= step.gap_s + step.length_s
+            if room < 0:
+                return steps
+            steps.append(step)
