@@ -127,6 +127,15 @@ def own_fault_entries(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str,
     return [e for e in history if _own_fault(e)]
 
 
+def charged_as_upstream(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Attempts our own fault was charged for as if the provider had failed: the worker
+    retried, fell back or failed the job over an error that is not the provider's (an adapter
+    crash on a Redis timeout, say). A lost lease (``lease_expired``) is a redelivery, not this."""
+    return [
+        e for e in history if e.get("outcome") in {"retry", "fall_back", "fail"} and _own_fault(e)
+    ]
+
+
 def cut_short(history: Sequence[Mapping[str, Any]], per_deployment: int) -> list[StepSpend]:
     """Steps given up (fallen back from, or failed on) before ``per_deployment`` upstream errors
     while our own faults took attempts there: attempts our faults spent."""

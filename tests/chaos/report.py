@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from tests.chaos.classify import loads, own_fault_entries
+from tests.chaos.client_checks import FAST_S
+from tests.chaos.evidence import Check, Evidence
+from tests.chaos.job_checks import failures
 from tests.chaos.journal import Stream
-from tests.chaos.reconcile import FAST_S, Check, Evidence, failures
 
 REPORT_KEY = pytest.StashKey[list[str]]()
 """Where a run leaves its printed report for the session's terminal summary."""

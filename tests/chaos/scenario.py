@@ -20,12 +20,13 @@ import redis
 
 from tests.chaos.batch import BatchRun, finish_batch, start_batch
 from tests.chaos.collector import Collector
+from tests.chaos.evidence import Check, Evidence
 from tests.chaos.faults import FaultRunner, Notes, Supervisor
 from tests.chaos.journal import Journal
 from tests.chaos.keyspace import Census, take_census
 from tests.chaos.load import run_load
 from tests.chaos.logscan import tracebacks
-from tests.chaos.reconcile import CHECKS, Check, Evidence
+from tests.chaos.reconcile import CHECKS
 from tests.chaos.report import as_json, table
 from tests.chaos.schedule import build_schedule
 from tests.chaos.settings import BATCH_WINDOW_S, RESULT_TTL_S, TENANT_KEYS, Profile

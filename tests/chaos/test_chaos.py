@@ -64,6 +64,10 @@ def test_our_own_faults_spend_no_attempt(chaos: Outcome) -> None:
     verdict(chaos, "own_fault_attempts")
 
 
+def test_a_killed_workers_jobs_are_redelivered_within_a_lease(chaos: Outcome) -> None:
+    verdict(chaos, "redelivery")
+
+
 def test_usage_counters_equal_the_jobs_usage(chaos: Outcome) -> None:
     verdict(chaos, "usage")
 

@@ -9,21 +9,20 @@ from typing import Any
 import orjson
 
 from tests.chaos.batch import BatchRun
-from tests.chaos.classify import classify_failure, cut_short
+from tests.chaos.classify import charged_as_upstream, classify_failure, cut_short
+from tests.chaos.client_checks import no_hangs, sse_order, stream_text
 from tests.chaos.collector import JobSeen
+from tests.chaos.evidence import Evidence
+from tests.chaos.job_checks import (
+    lost,
+    one_terminal_event,
+    redelivered_in_time,
+    storm_upstream_calls,
+    usage_counters,
+)
 from tests.chaos.journal import Journal, Stream
 from tests.chaos.keyspace import Census, family, leftovers
 from tests.chaos.logscan import tracebacks
-from tests.chaos.reconcile import (
-    Evidence,
-    lost,
-    no_hangs,
-    one_terminal_event,
-    sse_order,
-    storm_upstream_calls,
-    stream_text,
-    usage_counters,
-)
 from tests.chaos.schedule import Fault, Window, build_schedule
 from tests.chaos.settings import QUICK, SOAK
 from tests.chaos.soak import flatness
@@ -111,6 +110,19 @@ class TestAttempts:
     def test_a_step_given_up_after_its_upstream_errors_is_fine(self) -> None:
         history = [self.UPSTREAM, self.UPSTREAM, {**self.UPSTREAM, "outcome": "fail"}]
         assert cut_short(history, 3) == []
+        assert charged_as_upstream(history) == []
+
+    def test_a_redis_timeout_retried_like_a_provider_error_is_charged(self) -> None:
+        crash = {
+            "outcome": "retry",
+            "step": 0,
+            "error": {
+                "code": "adapter_error",
+                "status": None,
+                "message": "internal error in the openai adapter (TimeoutError)",
+            },
+        }
+        assert charged_as_upstream([crash, self.UPSTREAM]) == [crash]
 
 
 class TestReconcile:
@@ -154,6 +166,13 @@ class TestReconcile:
         assert not no_hangs(evidence(journal=journal)).passed
         call.ended = T0 + 32
         assert no_hangs(evidence(journal=journal)).passed
+
+    def test_a_late_redelivery_after_a_kill_is_caught(self) -> None:
+        kill = Window(Fault.KILL_WORKER, "worker0", T0, T0 + 2)
+        for delay, ok in ((4.2, True), (9.0, False)):
+            stamp = f"{int((T0 + delay) * 1000)}-0"
+            jobs = {"a": job("a", "succeeded", [(stamp, "retry", {"reason": "lease_expired"})])}
+            assert redelivered_in_time(evidence(jobs=jobs, windows=[kill])).passed is ok
 
     def test_usage_counters_must_match_the_jobs(self) -> None:
         usage = '{"prompt_tokens": 3, "completion_tokens": 4}'
