@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 from tests.chaos.schedule import Window
-from tests.chaos.settings import PROVIDER_TIMEOUT_S
+from tests.chaos.settings import BREAKER_COOLDOWN_S, PROVIDER_TIMEOUT_S
 
-MARGIN_S = PROVIDER_TIMEOUT_S + 3.0
+MARGIN_S = PROVIDER_TIMEOUT_S + BREAKER_COOLDOWN_S + 3.0
 INFRA_CODES = frozenset({"adapter_error", "max_attempts_exceeded"})
 INFRA_TEXT = ("Redis", "TimeoutError", "ConnectionError", "ConnectionResetError", "BusyLoading")
 UPSTREAM_CODES = frozenset(

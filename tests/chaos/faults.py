@@ -57,10 +57,12 @@ class FaultRunner:
                     break
                 await asyncio.sleep(step.gap_s)
                 start = time.time()
+                slot = self._stack.slots.get(step.target)
+                victim = slot.worker_id if slot is not None else ""
                 try:
                     await self._act(step, mock)
                 finally:
-                    self.windows.append(Window(step.fault, step.target, start, time.time()))
+                    self.windows.append(Window(step.fault, step.target, start, time.time(), victim))
         return self.windows
 
     async def _act(self, step: Step, mock: httpx.AsyncClient) -> None:

@@ -8,6 +8,8 @@ import math
 from collections import Counter
 from typing import Any
 
+import orjson
+
 from tests.chaos.classify import charged_as_upstream, classify_failure, cut_short, loads
 from tests.chaos.evidence import TERMINAL_EVENTS, Check, Evidence, check_of, event_key
 from tests.chaos.keyspace import leftovers
@@ -175,24 +177,25 @@ def attempts_on_own_faults(ev: Evidence) -> Check:
 
 
 def redelivered_in_time(ev: Evidence) -> Check:
-    """A killed worker's jobs go back to the queue within the lease (``VISIBILITY_S``) and one
-    reclaim interval of the kill, or of the pool's restart when no other worker serves it."""
-    kills = [w for w in ev.windows if w.fault is Fault.KILL_WORKER]
+    """A killed worker's jobs (their ``retry`` events name it) go back to the queue within the
+    lease (``VISIBILITY_S``) and one reclaim interval of the kill, or of the pool's restart
+    when no other worker serves it."""
+    kills = {w.victim: w for w in ev.windows if w.fault is Fault.KILL_WORKER and w.victim}
     bad = []
     for job in ev.jobs.values():
         for event_id, kind, data in job.ordered_events():
             if kind != "retry" or '"lease_expired"' not in data:
                 continue
+            w = kills.get(str(orjson.loads(data).get("worker")))
+            if w is None:
+                continue
             at = event_key(event_id)[0] / 1000
-            for w in kills:
-                if not w.start <= at <= w.end + VISIBILITY_S + 10:
-                    continue
-                due = max(w.start + VISIBILITY_S, w.end) + RECLAIM_S + REDELIVERY_SLACK_S
-                if at > due:
-                    bad.append(
-                        f"{job.id}: redelivered {at - w.start:.1f}s after {w.target} "
-                        f"was killed (due within {due - w.start:.1f}s)"
-                    )
+            due = max(w.start + VISIBILITY_S, w.end) + RECLAIM_S + REDELIVERY_SLACK_S
+            if at > due:
+                bad.append(
+                    f"{job.id}: redelivered {at - w.start:.1f}s after {w.target} "
+                    f"was killed (due within {due - w.start:.1f}s)"
+                )
     return check_of(
         "redelivered in time",
         bad,

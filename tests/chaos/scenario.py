@@ -202,6 +202,10 @@ def _dump_evidence(ev: Evidence, path: Path) -> None:
                 "windows": [dataclasses.asdict(w) for w in ev.windows],
                 "calls": [dataclasses.asdict(c) for c in ev.journal.calls],
                 "streams": [dataclasses.asdict(s) for s in ev.journal.streams],
+                "deliveries": [
+                    {"delivery": h.get("x-anygate-delivery"), "event": h.get("x-anygate-event")}
+                    for h, _b in ev.deliveries
+                ],
                 "jobs": {
                     j.id: {"fields": j.fields, "events": j.ordered_events(), "gone": j.gone}
                     for j in ev.jobs.values()

@@ -61,6 +61,8 @@ class Window:
     target: str
     start: float
     end: float
+    victim: str = ""
+    """A killed worker's id: its leases name it, so its jobs' redeliveries can be told apart."""
 
     def covers(self, t: float, margin_s: float) -> bool:
         return self.start <= t <= self.end + margin_s

@@ -55,6 +55,8 @@ class Slot:
     history: list[ManagedProcess] = field(default_factory=list)
     held_down: bool = False
     """Killed on purpose and not restarted yet: the supervisor leaves it alone."""
+    worker_id: str = ""
+    """A worker's id as it registered (``workers:<pool>``), once started and waited for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,7 @@ class ChaosStack:
         config_path.write_text(yaml.safe_dump(self.tree), encoding="utf-8")
         self.env = {"ANYGATE_CONFIG": str(config_path), MOCK_KEY_ENV: "mock-key"}
         self.slots: dict[str, Slot] = {}
+        self._known_workers: set[str] = set()
         mock_port = self.mock_url.rsplit(":", 1)[1]
         self._add(
             Slot(
@@ -186,7 +189,7 @@ class ChaosStack:
         slot.history.append(proc)
         slot.held_down = False
         if wait and slot.pool is not None:
-            self._await(proc, lambda: self._worker_registered(slot.pool or "", started_ms))
+            self._await(proc, lambda: self._worker_registered(slot, started_ms))
         elif wait and name == "control":
             self._await(proc, self._control_ticked)
         return proc
@@ -212,10 +215,16 @@ class ChaosStack:
                 raise RuntimeError(f"process {proc.pid} never got ready:\n{proc.log_tail()}")
             time.sleep(0.05)
 
-    def _worker_registered(self, pool: str, since_ms: int) -> bool:
+    def _worker_registered(self, slot: Slot, since_ms: int) -> bool:
+        """Registered since ``since_ms`` (a heartbeat of its own); notes its worker id."""
         with self.client() as r:
-            beats = r.hvals(f"{self.prefix}workers:{pool}")
-        return any(int(value.split()[0]) >= since_ms for value in beats)
+            beats: dict[str, str] = r.hgetall(f"{self.prefix}workers:{slot.pool}")  # type: ignore[assignment]
+        for worker_id, value in beats.items():
+            if int(value.split()[0]) >= since_ms and worker_id not in self._known_workers:
+                self._known_workers.add(worker_id)
+                slot.worker_id = worker_id
+                return True
+        return False
 
     def _control_ticked(self) -> bool:
         with self.client() as r:

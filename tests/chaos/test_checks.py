@@ -168,10 +168,15 @@ class TestReconcile:
         assert no_hangs(evidence(journal=journal)).passed
 
     def test_a_late_redelivery_after_a_kill_is_caught(self) -> None:
-        kill = Window(Fault.KILL_WORKER, "worker0", T0, T0 + 2)
-        for delay, ok in ((4.2, True), (9.0, False)):
+        kill = Window(Fault.KILL_WORKER, "worker0", T0, T0 + 2, victim="openai-1")
+        for delay, worker, ok in (
+            (4.2, "openai-1", True),
+            (9.0, "openai-1", False),
+            (9.0, "openai-2", True),
+        ):  # another worker's lease
             stamp = f"{int((T0 + delay) * 1000)}-0"
-            jobs = {"a": job("a", "succeeded", [(stamp, "retry", {"reason": "lease_expired"})])}
+            retry = {"reason": "lease_expired", "worker": worker}
+            jobs = {"a": job("a", "succeeded", [(stamp, "retry", retry)])}
             assert redelivered_in_time(evidence(jobs=jobs, windows=[kill])).passed is ok
 
     def test_usage_counters_must_match_the_jobs(self) -> None:
