@@ -3,8 +3,8 @@
 A job may fail only through a fault injected at the provider. A failure is charged to our own
 infrastructure when its error code says so (an adapter crash, the poison-job guard, an open
 breaker met by queued work, an exception name or Redis in the message) or when it ended outside
-every upstream-fault window (plus ``MARGIN_S``: the provider timeout, the longest retry delay
-and a little scheduling slack).
+every upstream-fault window (plus ``MARGIN_S``: the provider timeout, a breaker's cool-down and
+a little scheduling slack).
 """
 
 from __future__ import annotations

@@ -65,7 +65,10 @@ def figures(ev: Evidence) -> dict[str, Any]:
         "streams": dict(
             sorted(Counter(f"{s.surface}: {_ending(s)}" for s in ev.journal.streams).items())
         ),
-        "webhook deliveries": len(ev.deliveries),
+        "webhook deliveries (subjects)": [
+            len(ev.deliveries),
+            len({h.get("x-anygate-delivery") for h, _b in ev.deliveries}),
+        ],
         "batch": {"id": ev.batch.batch_id, "status": ev.batch.status, **ev.batch.counts},
         "redis used_memory before/after": [ev.before.used_memory, ev.after.used_memory],
         "key families before/after": {
