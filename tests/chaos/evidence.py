@@ -16,6 +16,7 @@ from tests.chaos.keyspace import Census
 from tests.chaos.logscan import Finding
 from tests.chaos.schedule import Window
 from tests.chaos.stack import Exit
+from tests.chaos.webhooks import Delivery
 
 TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled", "expired"})
 SHOWN = 8
@@ -28,8 +29,7 @@ class Evidence:
     journal: Journal
     windows: list[Window]
     batch: BatchRun
-    deliveries: list[tuple[dict[str, str], bytes]]
-    webhook_secret: str
+    deliveries: list[Delivery]
     usage: dict[str, dict[str, int]]
     """Tenant -> ``requests`` and ``tokens`` summed over its ``usage:<tenant>:<YYYYMMDD>``."""
     counters: dict[str, int]

@@ -67,7 +67,7 @@ def figures(ev: Evidence) -> dict[str, Any]:
         ),
         "webhook deliveries (subjects)": [
             len(ev.deliveries),
-            len({h.get("x-anygate-delivery") for h, _b in ev.deliveries}),
+            len({d.delivery_id for d in ev.deliveries}),
         ],
         "batch": {"id": ev.batch.batch_id, "status": ev.batch.status, **ev.batch.counts},
         "redis used_memory before/after": [ev.before.used_memory, ev.after.used_memory],

@@ -117,7 +117,7 @@ async def _drain(collector: Collector, journal: Journal, give_up_s: float) -> No
 async def _await_webhooks(hooks: Deliveries, wanted: set[str]) -> None:
     deadline = time.monotonic() + WEBHOOK_WAIT_S
     while time.monotonic() < deadline:
-        got = {h.get("x-anygate-delivery") for h, _b in hooks.snapshot()}
+        got = {d.delivery_id for d in hooks.snapshot()}
         if {f"dlv_{w}" for w in wanted} <= got:
             return
         await asyncio.sleep(0.5)
@@ -178,7 +178,6 @@ async def _run(
         windows=runner.windows,
         batch=batch,
         deliveries=hooks.snapshot(),
-        webhook_secret=stack.webhook_secret,
         usage=state["usage"],
         counters=state["counters"],
         before=before,
@@ -202,10 +201,7 @@ def _dump_evidence(ev: Evidence, path: Path) -> None:
                 "windows": [dataclasses.asdict(w) for w in ev.windows],
                 "calls": [dataclasses.asdict(c) for c in ev.journal.calls],
                 "streams": [dataclasses.asdict(s) for s in ev.journal.streams],
-                "deliveries": [
-                    {"delivery": h.get("x-anygate-delivery"), "event": h.get("x-anygate-event")}
-                    for h, _b in ev.deliveries
-                ],
+                "deliveries": [dataclasses.asdict(d) for d in ev.deliveries],
                 "jobs": {
                     j.id: {"fields": j.fields, "events": j.ordered_events(), "gone": j.gone}
                     for j in ev.jobs.values()
@@ -222,7 +218,7 @@ async def run_scenario(profile: Profile, root: Path, watcher: Watcher | None = N
     notes = Notes()
     try:
         await asyncio.to_thread(stack.start)
-        with receiver() as hooks:
+        with receiver(stack.webhook_secret) as hooks:
             evidence, load_s = await _run(profile, stack, hooks, watcher, notes)
     finally:
         with contextlib.suppress(Exception):

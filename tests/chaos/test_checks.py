@@ -35,7 +35,7 @@ PAUSE = Window(Fault.REDIS_PAUSE, "", T0 + 30, T0 + 40)
 def evidence(**changes: Any) -> Evidence:
     base: dict[str, Any] = {
         "jobs": {}, "journal": Journal(), "windows": [BURST, PAUSE],
-        "batch": BatchRun("http://x", 0), "deliveries": [], "webhook_secret": "s", "usage": {},
+        "batch": BatchRun("http://x", 0), "deliveries": [], "usage": {},
         "counters": {}, "before": Census(), "after": Census(), "allowed": set(), "exits": [],
         "problems": [], "findings": [], "mock_requests": [], "started": T0,
     }  # fmt: skip
