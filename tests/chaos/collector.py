@@ -65,9 +65,10 @@ class Collector:
         self.failed_sweeps = 0
 
     def _redis(self) -> Redis:
-        return Redis.from_url(
+        client: Redis = Redis.from_url(
             self._url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
         )
+        return client
 
     def add(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:

@@ -9,6 +9,7 @@ list, the tenant job index, arq's own keys) may grow, and are listed so the repo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -96,7 +97,8 @@ def take_census(client: redis.Redis, prefix: str) -> Census:
     for names in census.per_job_keys.values():
         for name in names:
             census.per_job_bytes += int(client.memory_usage(name) or 0)  # type: ignore[arg-type]
-    census.used_memory = int(client.info("memory")["used_memory"])
+    memory: Any = client.info("memory")
+    census.used_memory = int(memory["used_memory"])
     return census
 
 

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ QUIET_TAIL_S = 5.0
 WEBHOOK_WAIT_S = 20.0
 POOLS = ("openai", "gemini")
 
-Watcher = Callable[[ChaosStack, asyncio.Event], Awaitable[None]]
+Watcher = Callable[[ChaosStack, asyncio.Event], Coroutine[Any, Any, None]]
 """An extra task that runs alongside the load (the soak's memory sampler)."""
 
 

@@ -218,7 +218,7 @@ class ChaosStack:
     def _worker_registered(self, slot: Slot, since_ms: int) -> bool:
         """Registered since ``since_ms`` (a heartbeat of its own); notes its worker id."""
         with self.client() as r:
-            beats: dict[str, str] = r.hgetall(f"{self.prefix}workers:{slot.pool}")  # type: ignore[assignment]
+            beats: Any = r.hgetall(f"{self.prefix}workers:{slot.pool}")
         for worker_id, value in beats.items():
             if int(value.split()[0]) >= since_ms and worker_id not in self._known_workers:
                 self._known_workers.add(worker_id)

@@ -3,6 +3,7 @@ there to catch (and pass without it), or a green chaos run would prove nothing."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,8 @@ def evidence(**changes: Any) -> Evidence:
 
 
 def job(
-    job_id: str, status: str, events: list[tuple[str, str, Any]] = (), **fields: Any
-) -> JobSeen:  # type: ignore[assignment]
+    job_id: str, status: str, events: Sequence[tuple[str, str, Any]] = (), **fields: Any
+) -> JobSeen:
     seen = JobSeen(job_id, {"status": status, "tenant": "acme", **fields})
     for event_id, kind, data in events:
         seen.events[event_id] = (kind, orjson.dumps(data).decode())
@@ -134,7 +135,7 @@ class TestReconcile:
         assert lost(evidence(jobs=jobs, journal=journal)).passed
 
     def test_two_terminal_events_are_caught(self) -> None:
-        events = [("1-0", "completed", {}), ("2-0", "completed", {})]
+        events: list[tuple[str, str, Any]] = [("1-0", "completed", {}), ("2-0", "completed", {})]
         jobs = {"a": job("a", "succeeded", events)}
         assert not one_terminal_event(evidence(jobs=jobs)).passed
 
