@@ -132,3 +132,12 @@ def full_stack(
     tree = config_tree(redis_server.url, f"t{secrets.token_hex(5)}", mock_root=mock_server)
     with running_stack(tmp_path_factory.mktemp("full"), tree, ["openai", "gemini"]) as s:
         yield s
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="also run the 30-minute chaos soak (tests/chaos/README.md)",
+    )
