@@ -20,7 +20,7 @@ from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.paging import list_page, page_limit
 from anygate.api.provider_keys import client_provider_key
-from anygate.api.responses import JSONResponse
+from anygate.api.responses import SSE_KEEPALIVE, JSONResponse
 from anygate.api.schemas import BODY_MODELS, SubmitJob
 from anygate.broker import (
     IdempotencyConflictError,
@@ -35,6 +35,7 @@ from anygate.broker import (
 )
 from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
 from anygate.broker.notify import RESYNC
+from anygate.broker.redis_link import is_outage
 from anygate.broker.routing import encode_plan
 from anygate.broker.scheduling import estimated_start_ms
 
@@ -225,6 +226,20 @@ def _sse(event: JobEvent) -> bytes:
 async def _event_stream(
     gw: Gateway, job_id: str, last: str | None, *, ended: bool
 ) -> AsyncIterator[bytes]:
+    """The SSE body: ends (the client reconnects with ``Last-Event-ID``) when Redis is away;
+    the response has started, so no status can say so."""
+    try:
+        async for piece in _events(gw, job_id, last, ended=ended):
+            yield piece
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.info("event stream ended: redis is away", job_id=job_id, error=type(exc).__name__)
+
+
+async def _events(
+    gw: Gateway, job_id: str, last: str | None, *, ended: bool
+) -> AsyncIterator[bytes]:
     """Replay the log after ``last``, then follow live events; each sent once, in order.
 
     A job that had ended before the request has its whole log written (one script sets the
@@ -248,7 +263,7 @@ async def _event_stream(
             try:
                 message = await asyncio.wait_for(queue.get(), keepalive_s)
             except TimeoutError:
-                yield b": keep-alive\n\n"
+                yield SSE_KEEPALIVE
                 continue
             if message == RESYNC:
                 events = await gw.broker.events_after(job_id, last)

@@ -21,7 +21,7 @@ from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.cache_policy import replay, replay_events
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.provider_keys import client_provider_key
-from anygate.api.responses import JSONResponse, RelayResponse
+from anygate.api.responses import SSE_KEEPALIVE, JSONResponse, RelayResponse
 from anygate.api.schemas import BODY_MODELS
 from anygate.api.sync_call import INTERRUPTED, PAUSED_CODES, Render, SyncCall, outcome, relay
 from anygate.broker import JobEvent, NewJob
@@ -193,10 +193,6 @@ def _is_usage_chunk(data: str) -> bool:
     return not chunk.get("choices") and chunk.get("usage") is not None
 
 
-KEEPALIVE = b": keep-alive\n\n"
-"""An SSE comment: every SSE client (the openai SDK included) skips it."""
-
-
 def _chat_render(job_id: str, include_usage: bool) -> Render:
     """Chunks as OpenAI SSE; the usage chunk only when the caller asked for it. A ``retry``
     before any chunk was sent changes nothing for the caller (the next attempt answers); after
@@ -211,7 +207,7 @@ def _chat_render(job_id: str, include_usage: bool) -> Render:
                 return [b"data: " + event.data.encode() + b"\n\n"], None
             return [], None
         if event.type == "keepalive":
-            return [KEEPALIVE], None
+            return [SSE_KEEPALIVE], None
         if event.type == "completed":
             return [b"data: [DONE]\n\n"], True
         if event.type == "retry" and not sent:

@@ -24,3 +24,9 @@ class JSONResponse(responses.JSONResponse):
 class RelayResponse(responses.StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.stream_response(send)
+
+
+SSE_KEEPALIVE = b": keep-alive\n"
+"""An SSE comment line, sent between events: every SSE client (the openai SDK included) skips
+it. No blank line after it: some clients (httpx-sse) dispatch an empty event on a blank line
+once an event id was seen, against the SSE rules."""

@@ -230,7 +230,16 @@ class SyncCall:
         self._left = True
         policy = self.gw.config.server.cancel_on_disconnect
         if policy == "always" or (policy == "before_stream" and not self.streamed):
-            await self.gw.broker.cancel(self.job.tenant, self.job_id, reason="client_disconnected")
+            try:
+                await self.gw.broker.cancel(
+                    self.job.tenant, self.job_id, reason="client_disconnected"
+                )
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # Redis is away: the job runs on, and its result waits to be fetched
+                log.info("could not cancel a left caller's job", job_id=self.job_id,
+                         error=type(exc).__name__)  # fmt: skip
 
     async def confirm_durable(self) -> None:
         """Before the caller hears that its job ended: in strict mode, wait until Redis has the

@@ -359,9 +359,10 @@ class Broker:
         k = self.keys
         q = self._queue
         lease_ms = int(q.visibility_timeout_s * 1000)
-        # Reclaim runs every reclaim_interval_s in every worker of the pool: a gap much longer
-        # than that (and than a heartbeat's period) means Redis, not the workers, was away.
-        stall_ms = int(max(3 * q.reclaim_interval_s, 2 * q.heartbeat_interval_s) * 1000)
+        # Reclaim runs every reclaim_interval_s in every worker, and every second in the
+        # control plane: a gap much longer than that (and than a heartbeat's period) means
+        # Redis, not the processes, was away.
+        stall_ms = int(max(3 * q.reclaim_interval_s, 2 * q.heartbeat_interval_s, 3.0) * 1000)
         count = await self._scripts.reclaim(
             [k.leases(pool), k.redeliver(pool), k.stats(pool), k.dead(pool), k.workers(pool)],
             [k.prefix, q.max_attempts, limit, self._ttl_s, pool, 4 * lease_ms, stall_ms, lease_ms],

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from anygate.api.planning import Planner
 from anygate.broker import Broker, Enqueued, new_job_id
@@ -53,6 +54,11 @@ TICK_BUDGET_S = 4.0
 PAGE = 500
 
 WebhookSink = Callable[[Batch], Awaitable[None]]
+
+
+class LockLostError(Exception):
+    """Another control process took this batch over (this one held its lock too long): stop
+    driving it this tick; nothing was committed."""
 
 
 def split_lines(chunk: bytes, first_line: int) -> list[tuple[int, bytes]]:
@@ -98,6 +104,8 @@ class BatchDriver:
             try:
                 await self._drive(batch_id, time.monotonic() + TICK_BUDGET_S)
                 driven += 1
+            except LockLostError:
+                log.info("batch taken over by another tick; left to it", batch_id=batch_id)
             except Exception as exc:
                 if is_outage(exc):
                     raise  # not this batch's fault: the control plane waits for Redis
@@ -180,7 +188,16 @@ class BatchDriver:
             else:
                 job_ids.append(result.job_id)
         last = index + 1 >= await self._files.chunk_count(file_id)
+        lock = self._k.batch_lock(batch.id)
         async with self._redis.pipeline(transaction=True) as pipe:
+            # Commit only while this process still holds the batch's lock: a chunk that took
+            # longer than the lock lasts may have been expanded again by another tick, whose
+            # commit then is the one that counts (its jobs are these, by idempotency key; its
+            # rejects must not be counted twice).
+            await pipe.watch(lock)
+            if await pipe.get(lock) != self._owner:
+                raise LockLostError(batch.id)
+            pipe.multi()  # type: ignore[no-untyped-call]
             key = self._k.batch(batch.id)
             if job_ids:
                 pipe.rpush(self._k.batch_jobs(batch.id), *job_ids)
@@ -194,7 +211,10 @@ class BatchDriver:
                                         "in_progress_at": int(time.time())})  # fmt: skip
             if last:
                 pipe.hset(key, "expanded_all", "1")
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except WatchError:
+                raise LockLostError(batch.id) from None
 
     def _add_rejects(self, pipe: Any, batch_id: str, rejects: list[Rejected]) -> None:
         if not rejects:

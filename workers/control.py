@@ -91,8 +91,20 @@ async def hand_over_job_webhooks(ctx: dict[str, Any]) -> int:
                 event = f"job.{record.status.value}"
                 await enqueue_webhook(ctx, h["webhook_url"], event, job_id, record.to_api())
                 handed += 1
-        await redis.ltrim(keys.job_webhooks, len(job_ids), -1)
+            # each id leaves the list by itself: a trim by count would drop ids another run
+            # (an overlapping tick, a second control process) had not handed over yet
+            await redis.lrem(keys.job_webhooks, 1, job_id)
     return handed
+
+
+async def reclaim_leases(ctx: dict[str, Any]) -> int:
+    """Every second, for every pool: redeliver jobs whose worker stopped heartbeating. Workers
+    do it too; this is for a pool whose last worker died, so that its streaming callers hear
+    of it within seconds and its jobs wait at the front of the line."""
+    config: AnygateConfig = ctx["config"]
+    broker: Broker = ctx["broker"]
+    counts = [await broker.reclaim(pool) for pool in config.providers]
+    return sum(c for c in counts if c > 0)
 
 
 async def deliver_webhook(
@@ -141,7 +153,7 @@ async def prepare(ctx: dict[str, Any]) -> None:
     config: AnygateConfig = ctx["config"]
     redis = ctx["anygate_redis"]
     await TenantStore(redis, ctx["keys"]).seed(config, keys=False)
-    broker = Broker(redis, config)
+    broker = ctx["broker"] = Broker(redis, config)
 
     async def on_webhook(batch: Batch) -> None:
         event = f"batch.{batch.status}"
@@ -184,8 +196,10 @@ def worker_settings(keys: KeySpace) -> dict[str, Any]:
                 timeout=60,
             ),
             every_second(hand_over_job_webhooks),
+            every_second(reclaim_leases),
             every_second(drive_batches, run_at_startup=True),
         ],
         "queue_name": queue_name(keys),
         "log_results": False,
+        "keep_result": 0,  # nothing reads a delivery's or a tick's result: keep none
     }

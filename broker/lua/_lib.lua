@@ -118,10 +118,16 @@ local function keep_body(prefix, job_id, lane, entry)
   end
 end
 
--- Forget a lane entry that is done with (delivered or abandoned).
-local function drop_entry(lane, entry)
-  if lane and entry and entry ~= '' then
-    redis.call('XACK', lane, 'g', entry)
-    redis.call('XDEL', lane, entry)
+-- Forget a lane entry that is done with (delivered or abandoned). A lane it leaves empty, whose
+-- tenant is out of the class ring, goes too: the tenant's next job in the class re-creates it,
+-- with its group (enqueue-5.lua), so drained lanes and their consumer lists do not linger.
+local function drop_entry(prefix, pool, class, tenant, entry)
+  if not (pool and class and tenant and entry and entry ~= '') then return end
+  local lane = lane_key(prefix, pool, class, tenant)
+  redis.call('XACK', lane, 'g', entry)
+  redis.call('XDEL', lane, entry)
+  if redis.call('XLEN', lane) == 0 and
+      redis.call('HEXISTS', prefix .. 'credit:' .. pool .. ':' .. class, tenant) == 0 then
+    redis.call('DEL', lane)
   end
 end

@@ -25,7 +25,7 @@ if status == 'queued' then
   redis.call('HINCRBY', KEYS[5], 'queued', -1)
   redis.call('HINCRBY', prefix .. 'tqueued', f[2], -1)
 else
-  drop_entry(lane_key(prefix, f[3], f[4], f[2]), f[6])
+  drop_entry(prefix, f[3], f[4], f[2], f[6])
   redis.call('ZREM', KEYS[2], job_id)
   redis.call('HINCRBY', KEYS[5], 'inflight', -1)
   redis.call('HINCRBY', prefix .. 'tinflight', f[2], -1)

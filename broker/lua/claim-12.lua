@@ -83,17 +83,18 @@ local function left_queue(tenant)
   tenant_left[tenant] = (tenant_left[tenant] or 0) + 1
 end
 
--- Move a job to running if it is still queued and not past its deadline. BODY comes with the
--- lane entry; a redelivered job (no lane entry) has it in its body key.
-local function start(job_id, lane, entry, body)
+-- Move a job to running if it is still queued and not past its deadline. A job read from a lane
+-- comes with its CLASS, TENANT, lane ENTRY and BODY; a redelivered job (no lane entry) has its
+-- body in its body key.
+local function start(job_id, class, tenant, entry, body)
   local jk = prefix .. 'job:' .. job_id
   local f = redis.call('HMGET', jk, unpack(FIELDS))
   if f[1] ~= 'queued' then
-    drop_entry(lane, entry)
+    drop_entry(prefix, pool, class, tenant, entry)
     return false
   end
   if f[2] and f[2] ~= '' and tonumber(f[2]) > 0 and now > tonumber(f[2]) then
-    drop_entry(lane, entry)
+    drop_entry(prefix, pool, class, tenant, entry)
     redis.call('HSET', jk, 'status', 'expired', 'finished_ms', now, 'where', '',
       'error', cjson.encode({message = 'the job was not started before its deadline',
                              type = 'expired', code = 'deadline_exceeded'}))
@@ -103,7 +104,7 @@ local function start(job_id, lane, entry, body)
     retain(prefix, job_id, tonumber(ARGV[9]))
     return false
   end
-  if not lane and at_cap(f[3]) then
+  if not entry and at_cap(f[3]) then
     -- a redelivered job of a tenant at its in-flight cap: not now, and not at the head of the
     -- redeliveries either, where it would be popped again by every claim
     redis.call('HSET', jk, 'where', 'delayed')
@@ -167,7 +168,7 @@ local function take_from_class(c)
           redis.call('HSET', credits, tenant, redis.call('HGET', KEYS[12], tenant) or '1')
         end
       end
-      if start(job_id, lane, entry[1], body) then return true end
+      if start(job_id, CLASSES[c], tenant, entry[1], body) then return true end
     end
   end
   return false
@@ -184,7 +185,7 @@ while #claimed < max_jobs and budget > 0 do
   budget = budget - 1
   local id = redeliveries and redis.call('LPOP', KEYS[8])
   if id then
-    start(id, nil, nil, nil)
+    start(id, nil, nil, nil, nil)
   else
     redeliveries = false  -- nothing adds to the list while this script runs
     -- Smooth weighted round-robin over the classes that have work; idle classes reset to 0 so

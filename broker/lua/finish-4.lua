@@ -48,7 +48,7 @@ if f[7] then
 end
 local dead = ARGV[4] == 'failed'
 if dead then keep_body(prefix, job_id, lane_key(prefix, f[3], f[4], f[5]), f[6]) end
-drop_entry(lane_key(prefix, f[3], f[4], f[5]), f[6])
+drop_entry(prefix, f[3], f[4], f[5], f[6])
 append_history(KEYS[1], ARGV[10])
 if dead then redis.call('LPUSH', KEYS[4], job_id) ; redis.call('LTRIM', KEYS[4], 0, 9999) end
 -- The event carries the outcome; it is assembled here so the result crosses the wire only once.

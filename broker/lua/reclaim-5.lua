@@ -4,20 +4,22 @@
 -- job whose workers keep vanishing while they hold it, MAX LOST times, is failed (a poison job).
 --
 -- Leases measure a worker's silence on Redis's clock, so they must not lapse while Redis itself
--- was away: every call stamps `tick` in the pool's stats, and a call that finds the last stamp
--- older than STALL ms (Redis was paused, restarted or unreachable for every worker) gives every
--- lease a grace of LEASE ms, time for live workers to heartbeat again, before reclaiming any.
+-- was away: every call, for any pool, stamps `tick` in the namespace's `clock` hash, and a call
+-- that finds the last stamp older than STALL ms (Redis was paused, restarted or unreachable for
+-- every process: workers of every pool and the control plane all reclaim) gives every lease a
+-- grace of LEASE ms, time for live workers to heartbeat again, before reclaiming any.
 -- KEYS: 1 leases zset, 2 redeliver list, 3 pool stats, 4 dead-letter list, 5 worker registry
 -- ARGV: 1 prefix, 2 max lost deliveries, 3 limit, 4 ttl s, 5 pool, 6 worker expiry ms,
 --       7 stall ms, 8 lease ms
 -- Returns the number of jobs reclaimed or failed, or -1 while a stall's grace lasts.
 local prefix, max_lost, ttl, pool = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5]
 local now = now_ms()
-local clock = redis.call('HMGET', KEYS[3], 'tick', 'grace')
+local clock_key = prefix .. 'clock'
+local clock = redis.call('HMGET', clock_key, 'tick', 'grace')
 local tick, grace = tonumber(clock[1] or '0'), tonumber(clock[2] or '0')
-redis.call('HSET', KEYS[3], 'tick', now)
+redis.call('HSET', clock_key, 'tick', now)
 if tick > 0 and now - tick > tonumber(ARGV[7]) then
-  redis.call('HSET', KEYS[3], 'grace', now + tonumber(ARGV[8]))
+  redis.call('HSET', clock_key, 'grace', now + tonumber(ARGV[8]))
   return -1
 end
 if grace > now then return -1 end
@@ -29,7 +31,7 @@ for _, job_id in ipairs(expired) do
     'step_at')
   if f[1] == 'running' then
     keep_body(prefix, job_id, lane_key(prefix, pool, f[3], f[4]), f[5])
-    drop_entry(lane_key(prefix, pool, f[3], f[4]), f[5])
+    drop_entry(prefix, pool, f[3], f[4], f[5])
     redis.call('HINCRBY', KEYS[3], 'inflight', -1)
     redis.call('HINCRBY', prefix .. 'tinflight', f[4], -1)
     local attempts = tonumber(f[2])

@@ -16,7 +16,7 @@ if ARGV[6] == '1' then
 end
 if ARGV[5] == 'upstream_rate_limited' then redis.call('HINCRBY', KEYS[1], 'cooled', 1) end
 keep_body(prefix, job_id, lane_key(prefix, f[3], f[4], f[5]), f[6])
-drop_entry(lane_key(prefix, f[3], f[4], f[5]), f[6])
+drop_entry(prefix, f[3], f[4], f[5], f[6])
 append_history(KEYS[1], ARGV[9])
 redis.call('ZREM', KEYS[2], job_id)
 redis.call('HINCRBY', KEYS[3], 'inflight', -1)

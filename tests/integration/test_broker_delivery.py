@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from anygate.broker import Broker, JobStatus, Subscriptions, create_redis
 from anygate.broker.broker import IdempotencyConflictError
-from anygate.config import AnygateConfig
+from anygate.config import AnygateConfig, Priority
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import chat_body, claim_one, enqueue
 from tests.support.configs import build_config
@@ -221,3 +221,26 @@ async def test_heartbeat_does_not_report_a_job_its_attempt_just_finished(broker:
     assert job is not None
     assert await broker.finish(job, "openai", succeeded=True, result={})
     assert await broker.heartbeat("openai", "w-hb", "0 1", [(job.id, job.attempt)]) == []
+
+
+async def test_a_drained_lane_leaves_nothing_behind(broker: Broker, redis: Redis) -> None:
+    """A lane whose last job ended is deleted with its consumer group, and one that meets a new
+    job meanwhile is kept (and its new job claimable)."""
+    await enqueue(broker)
+    await enqueue(broker)
+    lane = broker.keys.lane("openai", Priority.STANDARD, "acme")
+    first, second = await broker.claim("openai", "w1", 1), await broker.claim("openai", "w1", 1)
+    await broker.finish(first[0], "openai", succeeded=True, result={})
+    assert await redis.exists(lane) == 1, "the second job's entry is still delivered there"
+    late = await enqueue(broker)  # joins while the second is running
+    await broker.finish(second[0], "openai", succeeded=True, result={})
+    assert await redis.exists(lane) == 1, "a lane with queued work stays"
+    third = await claim_one(broker)
+    assert third is not None
+    assert third.id == late.job_id
+    await broker.finish(third, "openai", succeeded=True, result={})
+    assert await redis.exists(lane) == 0, "the drained lane went, and its group with it"
+    again = await enqueue(broker)
+    fourth = await claim_one(broker)
+    assert fourth is not None
+    assert fourth.id == again.job_id, "a new job recreates the lane and its group"

@@ -119,8 +119,8 @@ async def test_leases_get_a_grace_after_redis_was_away(short_lease: AnygateConfi
         job = await claim_one(broker, "alive")
         assert job is not None
         assert await broker.reclaim("openai") == 0  # stamps the pool's clock
-        stats = broker.keys.stats("openai")
-        await redis.hset(stats, "tick", int(time.time() * 1000) - 10_000)  # 10 s unanswered
+        clock = f"{broker.keys.prefix}clock"
+        await redis.hset(clock, "tick", int(time.time() * 1000) - 10_000)  # 10 s unanswered
         await asyncio.sleep(0.5)  # the lease has lapsed meanwhile
         assert await broker.reclaim("openai") == -1, "no lease lapses while Redis was away"
         beat = [(job.id, job.attempt)]

@@ -164,3 +164,29 @@ def test_a_caller_with_chunks_gets_an_error_naming_the_job_within_seconds(
         f"{lively.url}/v1/jobs/{job_id}", headers=HEADERS, params={"wait": 30}, timeout=40
     )
     assert job.json()["status"] == "succeeded", "the job itself goes on and finishes"
+
+
+def test_a_pool_whose_last_worker_died_is_reclaimed_by_the_control_plane(
+    lively: Stack, mock: MockControl
+) -> None:
+    """No worker of the pool is left to notice: the control plane reclaims every pool's lapsed
+    leases too, so the caller still hears within seconds, and the job waits at the front."""
+    lively.start_control()
+    victim = lively.start_worker()
+    mock.settings(chunk_count=100, chunk_delay_ms=100)
+    with (
+        httpx.Client(base_url=lively.url, headers=HEADERS, timeout=30) as client,
+        client.stream("POST", "/v1/chat/completions", json=CHAT) as response,
+    ):
+        job_id = response.headers["x-anygate-job-id"]
+        lines = response.iter_lines()
+        while not next(lines).startswith("data:"):
+            pass
+        victim.kill()
+        killed = time.monotonic()
+        rest = list(lines)
+        told_after = time.monotonic() - killed
+    assert any(job_id in x for x in rest if '"error"' in x), rest
+    assert told_after < 3.0 + 2.0, f"the caller heard after {told_after:.1f} s"
+    job = httpx.get(f"{lively.url}/v1/jobs/{job_id}", headers=HEADERS).json()
+    assert job["status"] == "queued", "redelivered, waiting for a worker of its pool"
