@@ -22,6 +22,50 @@ class JobEvent:
     type: str
     data: dict[str, Any]
 
+    @property
+    def attempt(self) -> int | None:
+        """The delivery a ``chunk`` (or ``started``, ``retry``, outcome) belongs to."""
+        value = self.data.get("attempt")
+        return value if isinstance(value, int) else None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of a streamed answer's text. ``restart``: a new attempt began (the worker that
+    was streaming died, or the call was retried): throw away the text received so far before
+    appending ``text``."""
+
+    text: str
+    restart: bool = False
+
+
+class AnswerText:
+    """Folds a chat job's events into its answer's text, as the job API asks: a ``retry`` event
+    voids what earlier attempts sent, so chunks of two attempts are never joined."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._restart = False
+
+    def feed(self, event: JobEvent) -> TextDelta | None:
+        """The text this event adds (None when it adds none)."""
+        if event.type == "retry":
+            self.text, self._restart = "", bool(self.text) or self._restart
+            return None
+        if event.type != "chunk":
+            return None
+        piece = "".join(
+            choice.get("delta", {}).get("content") or ""
+            for choice in event.data.get("choices") or []
+            if isinstance(choice, dict) and choice.get("index", 0) == 0
+        )
+        if not piece and not self._restart:
+            return None
+        delta = TextDelta(piece, restart=self._restart)
+        self.text += piece
+        self._restart = False
+        return delta
+
 
 class AnygateClient:
     """``async with AnygateClient("http://127.0.0.1:8080", "sk-…") as ag: await ag.submit(...)``."""
@@ -122,7 +166,20 @@ class AnygateClient:
                 await source.response.aread()
                 self._check(source.response)
             async for sse in source.aiter_sse():
-                event = JobEvent(sse.id, sse.event, json.loads(sse.data) if sse.data else {})
+                if not sse.data:
+                    continue  # not an event of the job (some SSE parsers make one of a blank line)
+                event = JobEvent(sse.id, sse.event, json.loads(sse.data))
                 yield event
                 if event.type in TERMINAL_EVENTS:
                     return
+
+    async def stream_text(
+        self, job_id: str, *, last_event_id: str | None = None
+    ) -> AsyncIterator[TextDelta]:
+        """A chat job's answer as it streams: each delta in order; one with ``restart`` set
+        means "discard what you have" (a new attempt began)."""
+        answer = AnswerText()
+        async for event in self.events(job_id, last_event_id=last_event_id):
+            delta = answer.feed(event)
+            if delta is not None:
+                yield delta

@@ -1,7 +1,7 @@
-"""Calls repeated after a lost reply, and leases around a Redis outage, on a real Redis (SPEC §2:
-our faults are not the provider's). A worker whose call to Redis got no answer cannot know
-whether it ran: each script on a job's path must be safe to run twice, the claim gets its jobs
-back by its token, and no lease lapses because Redis itself was away."""
+"""Calls repeated after a lost reply, and leases around a Redis outage, on a real Redis: our faults
+are not the provider's (docs/architecture.md, "Our own faults"). A worker whose call to Redis
+got no answer cannot know whether it ran: each script on a job's path must be safe to run twice,
+the claim gets its jobs back by its token, and no lease lapses because Redis itself was away."""
 
 from __future__ import annotations
 

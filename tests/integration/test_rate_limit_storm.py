@@ -1,7 +1,7 @@
-"""A 429 storm (SPEC §2): after each cool-down one call tests the storm first and the others
-follow its verdict, ramping up with jitter, so upstream calls during a storm stay within a small
-multiple of its length ÷ Retry-After; a job that waited out the storm's cool-downs is never
-failed by it, unless its deadline passes.
+"""A 429 storm (docs/architecture.md, "Pauses of the provider"): after each cool-down one call
+tests the storm first and the others follow its verdict, ramping up with jitter, so upstream
+calls during a storm stay within a small multiple of its length ÷ Retry-After; a job that waited
+out the storm's cool-downs is never failed by it, unless its deadline passes.
 
 Seen before these fixes: after each cool-down every slot called at once (a 20 s storm with
 ``Retry-After: 2`` cost 453 wasted calls in bursts of ~50), and a job failed after 13 429s."""

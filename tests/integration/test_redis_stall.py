@@ -1,5 +1,5 @@
 """Redis paused (SIGSTOP) under a running stack: our own infrastructure's fault, never a job's or
-a deployment's (SPEC §2), and no request hangs while it lasts (SPEC §6).
+a deployment's, and no request hangs while it lasts (docs/architecture.md, "Our own faults").
 
 The pause outlasts a lease (3 s in the tests' config) and the clients' socket timeout (5 s):
 before these fixes the workers' chunk writes timed out, each became an ``adapter_error`` that

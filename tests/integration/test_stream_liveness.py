@@ -1,8 +1,8 @@
-"""A streaming caller is never left in silence (SPEC §2, issue 13 item 6): streams send
-keep-alives while they wait, on both compatible surfaces and the job SSE; a worker that dies
-is noticed within seconds (heartbeat-driven leases); a caller who has received nothing yet is
-served by the redelivered attempt, one who has received chunks gets a clear error with the job
-id at once.
+"""A streaming caller is never left in silence (docs/architecture.md, "Our own faults"): streams
+send keep-alives while they wait, on both compatible surfaces and the job SSE; a worker that
+dies is noticed within seconds (heartbeat-driven leases); a caller who has received nothing yet
+is served by the redelivered attempt, one who has received chunks gets a clear error with the
+job id at once.
 
 Seen before: a streaming caller whose worker died heard nothing for 30 s (a whole visibility
 timeout, with no byte on the wire), then got an error chunk; any proxy with a shorter idle

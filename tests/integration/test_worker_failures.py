@@ -13,9 +13,10 @@ import httpx
 import orjson
 import pytest
 
+from anygate.client import AnygateClient
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.test_jobs_api import chat_job, read_sse, submit
-from tests.support.configs import config_tree
+from tests.support.configs import TENANT_KEYS, config_tree
 from tests.support.mock import MockControl
 from tests.support.stack import Stack, running_stack
 
@@ -69,6 +70,21 @@ async def test_kill_9_mid_job_is_redelivered_and_recorded_once(
     assert retried_text == done["result"]["choices"][0]["message"]["content"], (
         "after the retry event, the new attempt streams the whole answer again"
     )
+
+    # the log holds both attempts' chunks; each says which attempt it came from
+    def chunk_attempts(part: list[tuple[str, str, str]]) -> set[int]:
+        return {orjson.loads(d)["attempt"] for _i, k, d in part if k == "chunk"}
+
+    assert chunk_attempts(events[:retry_at]) == {1}
+    assert chunk_attempts(events[retry_at:]) == {2}
+    # and the client library, which discards what a retry voids, shows the answer once
+    async with AnygateClient(bare.url, TENANT_KEYS["acme"]) as ag:
+        deltas = [d async for d in ag.stream_text(job["id"])]
+    assert any(d.restart for d in deltas), "the new attempt said: discard what you have"
+    text = ""
+    for d in deltas:
+        text = d.text if d.restart else text + d.text
+    assert text == done["result"]["choices"][0]["message"]["content"]
 
 
 async def test_sigterm_mid_job_finishes_the_job_before_exiting(
