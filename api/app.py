@@ -41,9 +41,9 @@ def create_app(config: AnygateConfig) -> Starlette:
         wait_s = config.server.redis_wait_s
         redis = create_redis(config.redis, wait_s=wait_s)
         link = app.state.redis_link = RedisLink("api")
-        # the watch pings on a connection of its own: a burst of requests holding every pooled
+        # the watch pings on connections of its own: a burst of requests holding every pooled
         # connection is not an outage
-        watch = RedisWatch(link, create_redis(config.redis, wait_s=wait_s, max_connections=2))
+        watch = RedisWatch(link, create_redis(config.redis, wait_s=wait_s, max_connections=4))
         subscriptions = Subscriptions(redis, link)
         await subscriptions.start()
         background = [

@@ -28,7 +28,9 @@ async def readyz(request: Request) -> Response:
         return _not_ready({"status": "starting", "redis": "waiting"})
     gw = gateway_of(request)
     unreachable = {"status": "unavailable", "redis": "unreachable"}
-    if not await gw.watch.ping():
+    # Redis known away: say so at once (joining the shared ping, as every request does);
+    # else ask it, within the client's own timeout
+    if not await (gw.watch.joined_ping() if gw.watch.link.down else gw.watch.ping()):
         return _not_ready(unreachable)
     settings = gw.config.redis
     try:

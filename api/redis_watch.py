@@ -32,15 +32,17 @@ class RedisWatch:
     async def ready(self) -> None:
         """Return at once while Redis answers; while it is known to be away, raise the 503 a
         request gets, unless a ping shared by every waiting request answers within ``JOIN_S``."""
-        if not self.link.down:
+        if not self.link.down or await self.joined_ping():
             return
+        raise ServiceUnavailableError("the job store is unavailable; retry shortly", retry_after=1)
+
+    async def joined_ping(self) -> bool:
+        """Whether Redis answered the ping shared by every waiting request within ``JOIN_S``."""
         if self._probe is None or self._probe.done():
             self._probe = asyncio.create_task(self.ping())
         # asyncio.wait cancels nothing when it times out: the shared ping goes on.
         await asyncio.wait({self._probe}, timeout=JOIN_S)
-        if self._probe.done() and self._probe.result():
-            return
-        raise ServiceUnavailableError("the job store is unavailable; retry shortly", retry_after=1)
+        return self._probe.done() and self._probe.result()
 
     async def ping(self) -> bool:
         """Bounded by the client's own timeout (``redis_wait_s``): no asyncio timeout around a

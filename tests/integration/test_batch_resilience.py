@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import statistics
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import httpx
 import openai
@@ -25,8 +21,8 @@ from anygate.workers.webhooks import verify
 from tests.integration.test_batches import _content, _jsonl, _line, _sdk, _until
 from tests.support.configs import TENANT_KEYS, config_tree
 from tests.support.mock import MockControl
-from tests.support.processes import free_port
 from tests.support.stack import Stack, running_stack
+from tests.support.webhooks import refuse_first, webhook_receiver
 
 WEBHOOK_SECRET = base64.b64encode(b"w" * 24).decode()
 
@@ -80,57 +76,26 @@ async def test_killing_control_and_a_worker_mid_batch_loses_and_repeats_nothing(
     assert _content(sdk, done.error_file_id) == []
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    """Answers 500 to the first two deliveries, then 200; records everything."""
-
-    seen: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        type(self).seen.append((dict(self.headers), body))
-        self.send_response(500 if len(type(self).seen) <= 2 else 200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        return
-
-
-@contextlib.contextmanager
-def _receiver() -> Iterator[int]:
-    """A ``_Receiver`` on a free local port for the length of the block; its port."""
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Receiver)
-    _Receiver.seen = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield port
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def test_completion_webhook_is_signed_and_retried_until_delivered(stack: Stack) -> None:
-    with _receiver() as port:
+    with webhook_receiver(refuse_first(2)) as receiver:
         sdk = _sdk(stack)
         uploaded = sdk.files.create(file=("r.jsonl", _jsonl([_line(i) for i in range(5)])),
                                     purpose="batch")  # fmt: skip
         batch = sdk.batches.create(
             input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
-            extra_body={"webhook_url": f"http://127.0.0.1:{port}/hooks"},
+            extra_body={"webhook_url": receiver.url},
         )  # fmt: skip
         await _until(sdk, batch.id, {"completed"}, timeout=60)
         deadline = time.monotonic() + 30
-        while len(_Receiver.seen) < 3:
-            assert time.monotonic() < deadline, f"only {len(_Receiver.seen)} deliveries"
+        while len(receiver.seen) < 3:
+            assert time.monotonic() < deadline, f"only {len(receiver.seen)} deliveries"
             await asyncio.sleep(0.1)
-    deliveries = {h["x-anygate-delivery"] for h, _b in _Receiver.seen}
-    assert len(deliveries) == 1, "retries keep the delivery id"
-    for headers, body in _Receiver.seen:
-        assert headers["x-anygate-event"] == "batch.completed"
-        assert verify(WEBHOOK_SECRET.encode(), body, headers["x-anygate-signature"])
-        assert not verify(b"another secret", body, headers["x-anygate-signature"])
-    payload = orjson.loads(_Receiver.seen[-1][1])
+    assert len({d.delivery_id for d in receiver.seen}) == 1, "retries keep the delivery id"
+    for d in receiver.seen:
+        assert d.event == "batch.completed"
+        assert verify(WEBHOOK_SECRET.encode(), d.body, d.headers["x-anygate-signature"])
+        assert not verify(b"another secret", d.body, d.headers["x-anygate-signature"])
+    payload = orjson.loads(receiver.seen[-1].body)
     assert payload["data"]["id"] == batch.id
     assert payload["data"]["request_counts"]["completed"] == 5
 
@@ -201,22 +166,22 @@ async def test_interactive_calls_keep_their_latency_beside_a_20000_line_batch(
 
 
 async def test_a_jobs_webhook_is_delivered_signed_when_it_ends(stack: Stack) -> None:
-    with _receiver() as port:
+    with webhook_receiver(refuse_first(2)) as receiver:
         async with httpx.AsyncClient(
             base_url=stack.url, headers={"authorization": f"Bearer {TENANT_KEYS['acme']}"},
             timeout=30,
         ) as client:  # fmt: skip
             submitted = await client.post("/v1/jobs", json={
                 "endpoint": "/v1/chat/completions", "body": _line(0)["body"],
-                "webhook_url": f"http://127.0.0.1:{port}/job-done"})  # fmt: skip
+                "webhook_url": receiver.url})  # fmt: skip
             assert submitted.status_code == 202, submitted.text
         deadline = time.monotonic() + 30
-        while len(_Receiver.seen) < 3:  # two refusals, then delivered
-            assert time.monotonic() < deadline, f"only {len(_Receiver.seen)} deliveries"
+        while len(receiver.seen) < 3:  # two refusals, then delivered
+            assert time.monotonic() < deadline, f"only {len(receiver.seen)} deliveries"
             await asyncio.sleep(0.1)
-    headers, body = _Receiver.seen[-1]
-    assert headers["x-anygate-event"] == "job.succeeded"
-    assert verify(WEBHOOK_SECRET.encode(), body, headers["x-anygate-signature"])
-    payload = orjson.loads(body)
+    last = receiver.seen[-1]
+    assert last.event == "job.succeeded"
+    assert verify(WEBHOOK_SECRET.encode(), last.body, last.headers["x-anygate-signature"])
+    payload = orjson.loads(last.body)
     assert payload["data"]["id"] == submitted.json()["id"]
     assert payload["data"]["result"]["object"] == "chat.completion"

@@ -14,15 +14,12 @@ import base64
 import contextlib
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
-import orjson
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.test_batches import _content, _jsonl, _line, _sdk, _until
@@ -31,6 +28,7 @@ from tests.support.configs import config_tree
 from tests.support.mock import MockControl
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.stack import ANYGATE, Stack, wait_for
+from tests.support.webhooks import WebhookReceiver, refuse_while_refusing, webhook_receiver
 
 LOST = "redis unreachable; reconnecting"
 BACK = "redis reachable again"
@@ -105,48 +103,10 @@ async def _client(server: EmbeddedRedis) -> Any:
         await client.aclose()
 
 
-class _Hooks(BaseHTTPRequestHandler):
-    """A webhook receiver that answers 503 while ``refusing``, then 200; records each
-    delivery as (delivery id, event, status, object id)."""
-
-    refusing: ClassVar[bool] = True
-    seen: ClassVar[list[tuple[str, str, int, str]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        status = 503 if type(self).refusing else 200
-        delivery, event = self.headers["x-anygate-delivery"], self.headers["x-anygate-event"]
-        type(self).seen.append((delivery, event, status, orjson.loads(body)["data"]["id"]))
-        self.send_response(status)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        return
-
-
-@contextlib.contextmanager
-def _hooks() -> Iterator[int]:
-    """``_Hooks`` on a free local port, refusing, for the length of the block; its port."""
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Hooks)
-    _Hooks.refusing, _Hooks.seen = True, []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield port
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _delivered(job_id: str) -> bool:
-    return any(status == 200 and subject == job_id for _d, _e, status, subject in _Hooks.seen)
-
-
-async def _job_with_webhook(stack: Stack, port: int) -> str:
+async def _job_with_webhook(stack: Stack, hooks: WebhookReceiver) -> str:
     async with stack.client() as client:
         job = chat_job("tell me when you are done")
-        job["webhook_url"] = f"http://127.0.0.1:{port}/job-done"
+        job["webhook_url"] = hooks.url
         accepted: str = (await submit(client, job))["id"]
     return accepted
 
@@ -160,7 +120,10 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
     exactly once), a webhook delivery waiting in arq's queue for its retry is delivered after
     the restart, and a job that ends after both gets its webhook."""
     mock.settings(latency_ms=20)
-    with _own_redis(tmp_path) as server, _hooks() as port:
+    with (
+        _own_redis(tmp_path) as server,
+        webhook_receiver(refuse_while_refusing, refusing=True) as hooks,
+    ):
         stack = Stack(tmp_path, _tree(server, tmp_path, mock))
         try:
             stack.start_api()
@@ -175,8 +138,8 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
                 completion_window="24h",
             )  # fmt: skip
             await _until(sdk, batch.id, {"in_progress"}, timeout=20)
-            early = await _job_with_webhook(stack, port)
-            await wait_for(lambda: any(s == early for *_x, s in _Hooks.seen), timeout=20)
+            early = await _job_with_webhook(stack, hooks)
+            await wait_for(lambda: any(d.subject == early for d in hooks.seen), timeout=20)
 
             for outages, hard in ((1, False), (2, True)):  # shutdown; kill -9 (AOF restart)
                 server.stop(hard=hard)
@@ -186,8 +149,8 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
                 await _control_ticks_again(server)
                 await _outages_logged(control, outages)
                 if outages == 1:  # the refused delivery's retry is due after the restart
-                    _Hooks.refusing = False
-                    await wait_for(lambda: _delivered(early), timeout=30)
+                    hooks.refusing = False
+                    await wait_for(lambda: hooks.delivered(early), timeout=30)
 
             done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=40)
             assert done.status == "completed"
@@ -195,11 +158,11 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
             ids += [e["custom_id"] for e in _content(sdk, done.error_file_id)]
             assert sorted(ids) == sorted(f"req-{i}" for i in range(n)), "each line exactly once"
 
-            late = await _job_with_webhook(stack, port)
-            await wait_for(lambda: _delivered(late), timeout=20)
+            late = await _job_with_webhook(stack, hooks)
+            await wait_for(lambda: hooks.delivered(late), timeout=20)
             for job_id in (early, late):
-                mine = {(d, e) for d, e, _status, subject in _Hooks.seen if subject == job_id}
-                assert mine == {(f"dlv_{job_id}", "job.succeeded")}, _Hooks.seen
+                mine = {(d.delivery_id, d.event) for d in hooks.seen if d.subject == job_id}
+                assert mine == {(f"dlv_{job_id}", "job.succeeded")}, hooks.seen
             _assert_all_running(stack)
         finally:
             stack.stop()

@@ -11,7 +11,7 @@ timeout cut it first."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,7 @@ from anygate.config import QueueConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import TENANT_KEYS, config_tree
 from tests.support.mock import MockControl
+from tests.support.processes import ManagedProcess
 from tests.support.stack import Stack, running_stack
 
 KEY = TENANT_KEYS["acme"]
@@ -137,13 +138,13 @@ def test_a_caller_with_nothing_yet_is_served_by_the_redelivered_attempt(
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
 
-def test_a_caller_with_chunks_gets_an_error_naming_the_job_within_seconds(
-    lively: Stack, mock: MockControl
-) -> None:
-    victim = lively.start_worker()
-    mock.settings(chunk_count=100, chunk_delay_ms=100)  # ten seconds of answer
+def _killed_mid_stream(
+    stack: Stack, victim: ManagedProcess, then: Callable[[], object] = lambda: None
+) -> tuple[str, list[str], float]:
+    """Stream a chat, kill its worker after the first chunk, then ``then()``; the job id, the
+    lines that came after the kill, and how long after it the stream ended."""
     with (
-        httpx.Client(base_url=lively.url, headers=HEADERS, timeout=30) as client,
+        httpx.Client(base_url=stack.url, headers=HEADERS, timeout=30) as client,
         client.stream("POST", "/v1/chat/completions", json=CHAT) as response,
     ):
         job_id = response.headers["x-anygate-job-id"]
@@ -152,9 +153,18 @@ def test_a_caller_with_chunks_gets_an_error_naming_the_job_within_seconds(
             pass
         victim.kill()
         killed = time.monotonic()
-        lively.start_worker()  # its reclaim notices the dead worker's lapsed lease
+        then()
         rest = list(lines)
-        told_after = time.monotonic() - killed
+        return job_id, rest, time.monotonic() - killed
+
+
+def test_a_caller_with_chunks_gets_an_error_naming_the_job_within_seconds(
+    lively: Stack, mock: MockControl
+) -> None:
+    victim = lively.start_worker()
+    mock.settings(chunk_count=100, chunk_delay_ms=100)  # ten seconds of answer
+    # a new worker's reclaim notices the dead worker's lapsed lease
+    job_id, rest, told_after = _killed_mid_stream(lively, victim, then=lively.start_worker)
     errors = [orjson.loads(x.removeprefix("data: "))["error"] for x in rest if '"error"' in x]
     assert len(errors) == 1, rest
     assert job_id in errors[0]["message"]
@@ -174,18 +184,7 @@ def test_a_pool_whose_last_worker_died_is_reclaimed_by_the_control_plane(
     lively.start_control()
     victim = lively.start_worker()
     mock.settings(chunk_count=100, chunk_delay_ms=100)
-    with (
-        httpx.Client(base_url=lively.url, headers=HEADERS, timeout=30) as client,
-        client.stream("POST", "/v1/chat/completions", json=CHAT) as response,
-    ):
-        job_id = response.headers["x-anygate-job-id"]
-        lines = response.iter_lines()
-        while not next(lines).startswith("data:"):
-            pass
-        victim.kill()
-        killed = time.monotonic()
-        rest = list(lines)
-        told_after = time.monotonic() - killed
+    job_id, rest, told_after = _killed_mid_stream(lively, victim)
     assert any(job_id in x for x in rest if '"error"' in x), rest
     assert told_after < 3.0 + 2.0, f"the caller heard after {told_after:.1f} s"
     job = httpx.get(f"{lively.url}/v1/jobs/{job_id}", headers=HEADERS).json()
