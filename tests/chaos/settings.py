@@ -42,6 +42,9 @@ for tests in ``config/model.py``); the suite waits this out before comparing Red
 baseline."""
 BATCH_WINDOW_S = 600
 """What "24h" lasts here: a batch's line records are kept this long plus ``RESULT_TTL_S``."""
+FILES_TTL_S = 3600
+"""Uploaded and generated files (a batch's input, output and error files) outlive the longest
+profile: the soak reads its batch's output files at its end, half an hour after the batch."""
 SYNC_TIMEOUT_S = 45.0
 WORKER_CONCURRENCY = 12
 MOCK_CHUNKS = 8
@@ -121,7 +124,7 @@ def chaos_tree(
         },
         "retention": {"result_ttl_s": RESULT_TTL_S, "idempotency_ttl_s": RESULT_TTL_S},
         "batches": {"day_s": BATCH_WINDOW_S},
-        "files": {"ttl_s": BATCH_WINDOW_S},
+        "files": {"ttl_s": FILES_TTL_S},
         "pools": {
             "openai": {"concurrency": WORKER_CONCURRENCY},
             "gemini": {"concurrency": WORKER_CONCURRENCY},
