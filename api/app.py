@@ -44,7 +44,7 @@ def create_app(config: AnygateConfig) -> Starlette:
         # the watch pings on connections of its own: a burst of requests holding every pooled
         # connection is not an outage
         watch = RedisWatch(link, create_redis(config.redis, wait_s=wait_s, max_connections=4))
-        subscriptions = Subscriptions(redis, link)
+        subscriptions = Subscriptions(redis, link, confirm_s=wait_s)
         await subscriptions.start()
         background = [
             asyncio.create_task(link.watch(watch.redis), name="redis-watch"),

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from anygate.broker.redis_link import RedisLink
 
@@ -29,11 +30,16 @@ messages may have been missed, so read what the log holds (no real message is th
 
 
 class Subscriptions:
-    def __init__(self, redis: Redis, link: RedisLink | None = None) -> None:
+    def __init__(
+        self, redis: Redis, link: RedisLink | None = None, *, confirm_s: float = 5.0
+    ) -> None:
         """``link``: the process's, so that a lost subscription connection is one more report
         of the outage the process logs once (``broker/redis_link.py``)."""
         self._redis = redis
         self._link = link or RedisLink("pub/sub")
+        self._confirm_s = confirm_s
+        """How long a subscription waits for Redis to confirm it before raising (the API's
+        ``server.redis_wait_s``: a long-poll or an event stream then answers 503 in time)."""
         self._pubsub: PubSub | None = None
         self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
         self._callbacks: dict[str, Callable[[str], None]] = {}
@@ -74,7 +80,17 @@ class Subscriptions:
             self._confirmed[channel] = confirmed
             await self._pubsub.subscribe(channel)
             self._has_channels.set()
-        await asyncio.wait_for(asyncio.shield(confirmed), timeout=5.0)
+        await self._confirmation(channel, confirmed)
+
+    async def _confirmation(self, channel: str, confirmed: asyncio.Future[None]) -> None:
+        """Wait for Redis to confirm a subscription; a Redis timeout (a 503 at the API's edge,
+        an outage to a process's link) when it does not in time."""
+        try:
+            await asyncio.wait_for(asyncio.shield(confirmed), timeout=self._confirm_s)
+        except TimeoutError:
+            raise RedisTimeoutError(
+                f"Redis did not confirm a subscription within {self._confirm_s:g} s"
+            ) from None
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[str]]:
@@ -98,7 +114,7 @@ class Subscriptions:
                 self._has_channels.set()
             else:
                 confirmed = self._confirmed[channel]
-        await asyncio.wait_for(asyncio.shield(confirmed), timeout=5.0)
+        await self._confirmation(channel, confirmed)
 
     async def _remove(self, channel: str, queue: asyncio.Queue[str]) -> None:
         assert self._pubsub is not None
