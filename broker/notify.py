@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -71,15 +72,13 @@ class Subscriptions:
         message (it must not block): no queue, no extra task hop on the hot path.
         ``on_resubscribe`` runs when the channel is confirmed again after a lost connection
         (messages may have been missed meanwhile)."""
-        assert self._pubsub is not None, "start() first"
         async with self._lock:
             self._callbacks[channel] = callback
             if on_resubscribe is not None:
                 self._resubscribed[channel] = on_resubscribe
             confirmed = asyncio.get_running_loop().create_future()
             self._confirmed[channel] = confirmed
-            await self._pubsub.subscribe(channel)
-            self._has_channels.set()
+            await self._send_subscribe(channel)
         await self._confirmation(channel, confirmed)
 
     async def _confirmation(self, channel: str, confirmed: asyncio.Future[None]) -> None:
@@ -94,40 +93,72 @@ class Subscriptions:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[str]]:
+        """A queue of the channel's messages while the block runs.
+
+        Setting up waits at most ``confirm_s`` in all (the lock, the SUBSCRIBE, Redis's
+        confirmation) and raises a Redis timeout past it; a subscription that fails to set up
+        leaves nothing behind."""
         queue: asyncio.Queue[str] = asyncio.Queue()
-        await self._add(channel, queue)
         try:
+            try:
+                async with asyncio.timeout(self._confirm_s):
+                    await self._add(channel, queue)
+            except TimeoutError:
+                raise RedisTimeoutError(
+                    f"Redis did not confirm a subscription within {self._confirm_s:g} s"
+                ) from None
             yield queue
         finally:
             await self._remove(channel, queue)
 
     async def _add(self, channel: str, queue: asyncio.Queue[str]) -> None:
-        assert self._pubsub is not None, "start() first"
         async with self._lock:
             listeners = self._listeners.setdefault(channel, set())
             listeners.add(queue)
-            fresh = len(listeners) == 1
-            if fresh:
+            if len(listeners) == 1:
                 confirmed = asyncio.get_running_loop().create_future()
                 self._confirmed[channel] = confirmed
-                await self._pubsub.subscribe(channel)
-                self._has_channels.set()
+                await self._send_subscribe(channel)
             else:
                 confirmed = self._confirmed[channel]
-        await self._confirmation(channel, confirmed)
+        await asyncio.shield(confirmed)
 
     async def _remove(self, channel: str, queue: asyncio.Queue[str]) -> None:
-        assert self._pubsub is not None
+        """Drop a listener; the channel's last one unsubscribes it. Never raises: while Redis is
+        away the channel is simply forgotten, so a reconnect does not subscribe it again."""
         async with self._lock:
             listeners = self._listeners.get(channel)
             if listeners is None:
                 return
             listeners.discard(queue)
-            if not listeners and channel not in self._callbacks:
-                del self._listeners[channel]
-                self._confirmed.pop(channel, None)
-                with contextlib.suppress(RedisError, ConnectionError):
-                    await self._pubsub.unsubscribe(channel)
+            if listeners or channel in self._callbacks:
+                return
+            del self._listeners[channel]
+            self._confirmed.pop(channel, None)
+            assert self._pubsub is not None
+            try:
+                async with asyncio.timeout(self._confirm_s):
+                    await self._send(self._pubsub.unsubscribe(channel))
+            except (RedisError, ConnectionError, OSError, TimeoutError):
+                self._pubsub.channels.pop(channel, None)
+
+    async def _send_subscribe(self, channel: str) -> None:
+        assert self._pubsub is not None, "start() first"
+        await self._send(self._pubsub.subscribe(channel))
+        self._has_channels.set()
+
+    async def _send(self, command: Awaitable[object]) -> None:
+        """Send SUBSCRIBE or UNSUBSCRIBE, a closed connection raising as a connection error.
+
+        Under uvloop, writing to a connection the server has closed raises ``RuntimeError``
+        ("the handler is closed"), which redis-py passes through as it is; the reader
+        reconnects (and subscribes every channel again) on its next read."""
+        try:
+            await command
+        except RuntimeError as exc:
+            if "closed" not in str(exc):
+                raise
+            raise RedisConnectionError(f"the pub/sub connection is closed: {exc}") from exc
 
     async def _read_forever(self) -> None:
         assert self._pubsub is not None
