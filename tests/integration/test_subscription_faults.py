@@ -28,9 +28,10 @@ CONFIRM_S = 1.0
 
 
 def _close_transport(subs: Subscriptions) -> None:
-    pubsub = subs._pubsub  # noqa: SLF001
-    assert pubsub is not None and pubsub.connection is not None
-    writer = pubsub.connection._writer  # noqa: SLF001
+    pubsub = subs._pubsub
+    assert pubsub is not None
+    assert pubsub.connection is not None
+    writer = pubsub.connection._writer
     assert writer is not None
     writer.transport.abort()
 
@@ -50,7 +51,7 @@ def _client(server: EmbeddedRedis) -> Redis:
 
 async def _numsub(server: EmbeddedRedis, channel: str) -> int:
     async with Redis.from_url(server.url) as plain:
-        counts = await plain.pubsub_numsub(channel)  # type: ignore[no-untyped-call]
+        counts = await plain.pubsub_numsub(channel)
         return int(counts[0][1])
 
 
@@ -76,7 +77,7 @@ def test_a_subscription_on_a_paused_redis_fails_in_time_and_leaves_nothing(
                         raise AssertionError("a paused Redis confirmed a subscription")
                 took = time.monotonic() - began
             assert took < CONFIRM_S + 1.0, f"the failed subscription took {took:.1f}s"
-            assert "during" not in subs._listeners  # noqa: SLF001 - nothing left behind
+            assert "during" not in subs._listeners
             assert await _receives(subs, own_redis, "after") == "hello"
             assert await _numsub(own_redis, "during") == 0
             assert await _numsub(own_redis, "before") == 0
@@ -109,7 +110,7 @@ def test_leaving_a_subscription_after_redis_died_raises_nothing_and_it_comes_bac
                     await asyncio.sleep(leave_after_s)
                 else:
                     _close_transport(subs)
-            assert "doomed" not in subs._listeners  # noqa: SLF001
+            assert "doomed" not in subs._listeners
             server = EmbeddedRedis(tmp_path / "redis", port=port).start()
             deadline = time.monotonic() + 10
             while True:
