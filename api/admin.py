@@ -20,14 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.paging import list_page, page_limit
+from anygate.api.request_body import read_body
 from anygate.api.responses import JSONResponse
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.tenant_store import tenant_not_found
 from anygate.broker.tenants import ADMIN, TENANT_SCOPES, Scope
 from anygate.config import TENANT_ID_PATTERN, AnygateConfig, TenantSettings
+from anygate.core.body import parse_json_object, validate
 
 log = structlog.get_logger(__name__)
 

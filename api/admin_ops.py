@@ -15,7 +15,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from anygate.api.admin import audit, json_body
-from anygate.api.body import validate
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.paging import list_page, page_limit
 from anygate.api.responses import JSONResponse
@@ -24,6 +23,7 @@ from anygate.broker.admin_queries import USAGE_MAX_DAYS, AdminQueries, days_betw
 from anygate.broker.dead_letters import REQUEUE_MAX, DeadLetters, requeue_refusal
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.tenants import TenantRecord
+from anygate.core.body import validate
 
 
 def _queries(gw: Gateway) -> AdminQueries:

@@ -15,14 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import gateway_of
 from anygate.api.paging import list_page, page_limit
+from anygate.api.request_body import read_body
 from anygate.api.responses import JSONResponse
 from anygate.broker.batch_store import BatchStore
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.file_store import FileStore
 from anygate.config import AnygateConfig
+from anygate.core.body import parse_json_object, validate
 
 MetadataKey = Annotated[str, Field(min_length=1, max_length=64)]
 MetadataValue = Annotated[StrictStr, Field(max_length=512)]

@@ -8,7 +8,6 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 
 from anygate.api.auth import Authenticator
-from anygate.api.planning import Planner
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
@@ -16,6 +15,7 @@ from anygate.broker.durability import DurabilityBarrier
 from anygate.broker.errors import ServiceUnavailableError
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
+from anygate.core.planning import Planner
 
 
 @dataclass

@@ -19,15 +19,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from anygate.api import openai_compat
-from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
+from anygate.api.request_body import read_body
 from anygate.api.responses import JSONResponse
-from anygate.api.schemas import BODY_MODELS
 from anygate.api.sync_call import INTERRUPTED, Render
 from anygate.broker import JobEvent
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.config import ModelKind
-from anygate.workers.translate import (
+from anygate.core.body import parse_json_object, validate
+from anygate.core.schemas import BODY_MODELS
+from anygate.core.translate import (
     CHAT_FIELD_NAMES,
     ChatStreamToGemini,
     chat_response_to_gemini,

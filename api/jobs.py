@@ -16,12 +16,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from anygate.api.batches import require_webhook_secret
-from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.paging import list_page, page_limit
 from anygate.api.provider_keys import client_provider_key
+from anygate.api.request_body import read_body
 from anygate.api.responses import SSE_KEEPALIVE, JSONResponse
-from anygate.api.schemas import BODY_MODELS, SubmitJob
 from anygate.broker import (
     IdempotencyConflictError,
     JobEvent,
@@ -38,6 +37,8 @@ from anygate.broker.notify import RESYNC
 from anygate.broker.redis_link import is_outage
 from anygate.broker.routing import encode_plan
 from anygate.broker.scheduling import estimated_start_ms
+from anygate.core.body import parse_json_object, validate
+from anygate.core.schemas import BODY_MODELS, SubmitJob
 
 log = structlog.get_logger(__name__)
 

@@ -17,17 +17,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from anygate.api import response_cache
-from anygate.api.body import parse_json_object, read_body, validate
 from anygate.api.cache_policy import replay, replay_events
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.provider_keys import client_provider_key
+from anygate.api.request_body import read_body
 from anygate.api.responses import SSE_KEEPALIVE, JSONResponse, RelayResponse
-from anygate.api.schemas import BODY_MODELS
 from anygate.api.sync_call import INTERRUPTED, PAUSED_CODES, Render, SyncCall, outcome, relay
 from anygate.broker import JobEvent, NewJob
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
 from anygate.broker.routing import encode_plan
 from anygate.config import Priority
+from anygate.core.body import parse_json_object, validate
+from anygate.core.schemas import BODY_MODELS
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"

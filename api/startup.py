@@ -19,7 +19,6 @@ from starlette.datastructures import State
 
 from anygate.api.auth import Authenticator
 from anygate.api.gateway import Gateway
-from anygate.api.planning import Planner
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
@@ -27,6 +26,7 @@ from anygate.broker.deployment_health import HealthView
 from anygate.broker.durability import DurabilityBarrier
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
+from anygate.core.planning import Planner
 
 log = structlog.get_logger(__name__)
 

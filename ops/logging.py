@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-from anygate.ops.redaction import RedactingFilter, redact_event
+from anygate.core.redaction import RedactingFilter, redact_event
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:

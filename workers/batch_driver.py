@@ -31,7 +31,6 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from anygate.api.planning import Planner
 from anygate.broker import Broker, Enqueued, new_job_id
 from anygate.broker.batch_store import Batch, BatchStore
 from anygate.broker.connection import awaited
@@ -40,6 +39,7 @@ from anygate.broker.file_store import FileStore, FileWriter
 from anygate.broker.redis_link import is_outage
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
+from anygate.core.planning import Planner
 from anygate.workers.batch_lines_to_jobs import (
     BatchContext,
     Rejected,

@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 
-from anygate.api.body import validate
-from anygate.api.planning import Planner
-from anygate.api.schemas import BODY_MODELS
 from anygate.broker import NewJob
 from anygate.broker.errors import AnygateError
 from anygate.broker.routing import encode_plan
 from anygate.config import Priority, TenantQuotas
+from anygate.core.body import validate
+from anygate.core.planning import Planner
+from anygate.core.schemas import BODY_MODELS
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,13 @@ import structlog
 from arq import Retry, cron, func
 from arq.typing import WorkerCoroutine
 
-from anygate.api.planning import Planner
 from anygate.broker import Broker, JobRecord, KeySpace
 from anygate.broker.batch_store import Batch
 from anygate.broker.deployment_health import HealthView
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
+from anygate.core.planning import Planner
 from anygate.workers.batch_driver import BatchDriver
 from anygate.workers.webhooks import MAX_TRIES, TIMEOUT_S, post_webhook
 

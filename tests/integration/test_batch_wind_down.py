@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import orjson
 from redis.asyncio import Redis
 
-from anygate.api.planning import Planner
 from anygate.broker import Broker
 from anygate.broker.batch_store import BatchStore
 from anygate.broker.deployment_health import HealthView
@@ -18,6 +17,7 @@ from anygate.broker.file_store import FileStore
 from anygate.broker.models import NewJob
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig, TenantQuotas
+from anygate.core.planning import Planner
 from anygate.workers.batch_driver import BatchDriver
 from anygate.workers.batch_lines_to_jobs import BatchContext, line_to_job
 

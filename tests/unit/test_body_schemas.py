@@ -1,4 +1,4 @@
-"""The one body schema per endpoint (``anygate.api.schemas.BODY_MODELS``): OpenAI's documented
+"""The one body schema per endpoint (``anygate.core.schemas.BODY_MODELS``): OpenAI's documented
 bounds refuse what the provider would refuse, and accept every value inside them."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anygate.api.body import validate
-from anygate.api.schemas import BODY_MODELS, MAX_EMBEDDING_INPUTS, input_problem
 from anygate.broker.errors import InvalidRequestError
+from anygate.core.body import validate
+from anygate.core.schemas import BODY_MODELS, MAX_EMBEDDING_INPUTS, input_problem
 
 CHAT = BODY_MODELS["/v1/chat/completions"]
 EMBEDDINGS = BODY_MODELS["/v1/embeddings"]

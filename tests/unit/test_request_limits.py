@@ -18,12 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from anygate.api.body import nested_deeper_than, parse_json_object
 from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.limits import RequestLimitsMiddleware
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.broker.errors import InvalidRequestError
 from anygate.config import ServerConfig
+from anygate.core.body import nested_deeper_than, parse_json_object
 
 # --- JSON depth ------------------------------------------------------------------------------
 

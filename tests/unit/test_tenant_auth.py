@@ -22,7 +22,7 @@ from anygate.broker.errors import AuthenticationError, PermissionDeniedError
 from anygate.broker.tenant_store import TenantStore
 from anygate.broker.tenants import KEY_PREFIX, key_digest, mint_key, new_key_record
 from anygate.config import AnygateConfig, TenantSettings, parse_config
-from anygate.ops.redaction import MASK, redact_event, scrub
+from anygate.core.redaction import MASK, redact_event, scrub
 
 SERVER_KEY = b"s" * 32
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from anygate.broker.errors import InvalidRequestError
-from anygate.workers.translate import UntranslatableFieldError, chat_request_to_gemini
+from anygate.core.translate import UntranslatableFieldError, chat_request_to_gemini
 
 USER = {"role": "user", "content": "Hi"}
 WEATHER_TOOL = {

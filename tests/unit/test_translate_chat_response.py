@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from google.genai import models, types
 
-from anygate.workers.translate import ChatStreamToGemini, chat_response_to_gemini
+from anygate.core.translate import ChatStreamToGemini, chat_response_to_gemini
 from tests.support.chunks import chunk
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from openai.types import CreateEmbeddingResponse
 
-from anygate.workers.translate import (
+from anygate.core.translate import (
     UntranslatableFieldError,
     embeddings_request_to_gemini,
     gemini_embed_request_to_openai,

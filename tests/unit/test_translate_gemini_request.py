@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from anygate.workers.translate import UntranslatableFieldError, gemini_request_to_chat
+from anygate.core.translate import UntranslatableFieldError, gemini_request_to_chat
 
 HI = {"role": "user", "parts": [{"text": "Hi"}]}
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from anygate.core.translate import GeminiStreamToChat, gemini_response_to_chat
 from anygate.workers.assemble import assemble_chat_completion
-from anygate.workers.translate import GeminiStreamToChat, gemini_response_to_chat
 
 META = {"model": "gemini-2.5-flash", "response_id": "chatcmpl-1", "created": 1700000000}
 USAGE = {"promptTokenCount": 5, "candidatesTokenCount": 7, "totalTokenCount": 12}

@@ -9,12 +9,14 @@ import httpx
 import orjson
 import pytest
 
-import anygate.workers.translate as translate
+import anygate.core.translate as translate
 from anygate.broker.errors import (
     UpstreamRateLimitedError,
     UpstreamRejectedError,
     UpstreamTransientError,
 )
+from anygate.core.translate import UntranslatableFieldError
+from anygate.core.translate.schema import convert
 from anygate.workers.adapters.gemini import (
     _stream_error,
     _with_tool_call_extras,
@@ -23,8 +25,6 @@ from anygate.workers.adapters.gemini import (
 )
 from anygate.workers.adapters.http import error_for_status, parse_duration
 from anygate.workers.assemble import assemble_chat_completion
-from anygate.workers.translate import UntranslatableFieldError
-from anygate.workers.translate.schema import convert
 
 
 class TestSchema:

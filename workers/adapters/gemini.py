@@ -1,7 +1,7 @@
 """Google Gemini (Generative Language API): chat via generateContent, embeddings via embedContent.
 
 Jobs are OpenAI-format whatever the provider, so this adapter translates each request to
-Gemini's format and each response (or streamed event) back, with ``anygate.workers.translate``.
+Gemini's format and each response (or streamed event) back, with ``anygate.core.translate``.
 The key travels only in the ``x-goog-api-key`` header: never in the URL (where it would end up
 in access logs and in client error messages) and never in an error.
 """
@@ -24,17 +24,17 @@ from anygate.broker.errors import (
     UpstreamRejectedError,
     UpstreamTransientError,
 )
-from anygate.workers.adapters.base import CallOutcome, ChunkSink
-from anygate.workers.adapters.http import error_for_status, json_object
-from anygate.workers.adapters.upstream import UpstreamClient
-from anygate.workers.assemble import assemble_chat_completion
-from anygate.workers.translate import (
+from anygate.core.translate import (
     GeminiStreamToChat,
     chat_request_to_gemini,
     embeddings_request_to_gemini,
     gemini_embeddings_to_openai,
     gemini_response_to_chat,
 )
+from anygate.workers.adapters.base import CallOutcome, ChunkSink
+from anygate.workers.adapters.http import error_for_status, json_object
+from anygate.workers.adapters.upstream import UpstreamClient
+from anygate.workers.assemble import assemble_chat_completion
 
 API_VERSION = "v1beta"
 CHAT = "/v1/chat/completions"

@@ -28,7 +28,7 @@ from anygate.broker.errors import (
     UpstreamRejectedError,
     UpstreamTransientError,
 )
-from anygate.ops.redaction import scrub
+from anygate.core.redaction import scrub
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from anygate.workers.translate.common import Fields
-from anygate.workers.translate.errors import invalid, untranslatable
+from anygate.core.translate.common import Fields
+from anygate.core.translate.errors import invalid, untranslatable
 
 _TYPES = {
     "STRING": "string",

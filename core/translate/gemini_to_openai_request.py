@@ -10,15 +10,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from anygate.workers.translate.common import Fields
-from anygate.workers.translate.errors import invalid, untranslatable
-from anygate.workers.translate.gemini_contents import (
+from anygate.core.translate.common import Fields
+from anygate.core.translate.errors import invalid, untranslatable
+from anygate.core.translate.gemini_contents import (
     ImageDetail,
     contents_to_messages,
     system_message,
 )
-from anygate.workers.translate.reasoning import thinking_to_effort
-from anygate.workers.translate.schema import convert
+from anygate.core.translate.reasoning import thinking_to_effort
+from anygate.core.translate.schema import convert
 
 _TOP_LEVEL = frozenset(
     {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig",

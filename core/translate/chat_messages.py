@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from anygate.workers.translate.common import (
+from anygate.core.translate.common import (
     Fields,
     image_type_from_url,
     is_http_url,
     json_object,
     parse_data_url,
 )
-from anygate.workers.translate.errors import invalid, untranslatable
+from anygate.core.translate.errors import invalid, untranslatable
 
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 _FILE_TYPES = {"pdf": "application/pdf"}

@@ -1,4 +1,9 @@
-"""Read and validate request bodies: size-limited, JSON, errors that name the offending field."""
+"""Parse and validate request bodies: JSON objects of bounded depth, errors that name the
+offending field.
+
+Pure: the API checks each request body here, and the control plane each line of a batch, so a
+line is refused exactly as the same request would be (reading the bytes off the socket, with
+its size limit, is the API's: ``api/request_body.py``)."""
 
 from __future__ import annotations
 
@@ -7,9 +12,8 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import ClientDisconnect, Request
 
-from anygate.broker.errors import InvalidRequestError, PayloadTooLargeError
+from anygate.broker.errors import InvalidRequestError
 from anygate.config import ServerConfig, format_loc
 
 M = TypeVar("M", bound=BaseModel)
@@ -17,23 +21,6 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_DEPTH: int = ServerConfig.model_fields["max_json_depth"].default
 _WIDE = 32
 """Containers longer than this are first screened for nested containers at C speed."""
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"request body exceeds the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(f"request body exceeds the {limit}-byte limit")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise InvalidRequestError("the client went away before sending its body") from None
-    return b"".join(chunks)
 
 
 def parse_json_object(raw: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:

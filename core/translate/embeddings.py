@@ -13,9 +13,9 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from anygate.workers.translate.common import Fields
-from anygate.workers.translate.errors import invalid, untranslatable
-from anygate.workers.translate.usage import embedding_usage_to_gemini, embedding_usage_to_openai
+from anygate.core.translate.common import Fields
+from anygate.core.translate.errors import invalid, untranslatable
+from anygate.core.translate.usage import embedding_usage_to_gemini, embedding_usage_to_openai
 
 _OPENAI_FIELDS = frozenset({"input", "model", "encoding_format", "dimensions", "user"})
 _GEMINI_REQUEST = frozenset({"content", "model", "taskType", "title", "outputDimensionality"})

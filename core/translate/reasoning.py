@@ -9,8 +9,8 @@ a budget maps to the level whose budget range holds it.
 
 from __future__ import annotations
 
-from anygate.workers.translate.common import Fields
-from anygate.workers.translate.errors import untranslatable
+from anygate.core.translate.common import Fields
+from anygate.core.translate.errors import untranslatable
 
 EFFORT_BUDGETS: dict[str, int] = {
     "none": 0,

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from anygate.workers.translate.common import call_digest_args, dumps, synthetic_call_id
-from anygate.workers.translate.finish import openai_finish_reason
-from anygate.workers.translate.usage import gemini_usage_to_openai
+from anygate.core.translate.common import call_digest_args, dumps, synthetic_call_id
+from anygate.core.translate.finish import openai_finish_reason
+from anygate.core.translate.usage import gemini_usage_to_openai
 
 
 def _candidates(resp: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from anygate.workers.translate.errors import invalid, untranslatable
+from anygate.core.translate.errors import invalid, untranslatable
 
 
 def camel(name: str) -> str:

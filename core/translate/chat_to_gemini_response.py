@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from anygate.workers.translate.common import json_object
-from anygate.workers.translate.finish import gemini_finish_reason
-from anygate.workers.translate.usage import openai_usage_to_gemini
+from anygate.core.translate.common import json_object
+from anygate.core.translate.finish import gemini_finish_reason
+from anygate.core.translate.usage import openai_usage_to_gemini
 
 _RAW_ARGUMENTS = "_unparsed_arguments"
 

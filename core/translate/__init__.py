@@ -5,21 +5,21 @@ plain JSON objects. Every field is either translated or refused with ``Untransla
 naming it (SPEC §3); docs/translation.md is the field-by-field table.
 """
 
-from anygate.workers.translate.chat_to_gemini import chat_request_to_gemini
-from anygate.workers.translate.chat_to_gemini_response import (
+from anygate.core.translate.chat_to_gemini import chat_request_to_gemini
+from anygate.core.translate.chat_to_gemini_response import (
     ChatStreamToGemini,
     chat_response_to_gemini,
 )
-from anygate.workers.translate.embeddings import (
+from anygate.core.translate.embeddings import (
     embed_field_names,
     embeddings_request_to_gemini,
     gemini_embed_request_to_openai,
     gemini_embeddings_to_openai,
     openai_embeddings_to_gemini,
 )
-from anygate.workers.translate.errors import UntranslatableFieldError
-from anygate.workers.translate.gemini_to_chat import GeminiStreamToChat, gemini_response_to_chat
-from anygate.workers.translate.gemini_to_openai_request import (
+from anygate.core.translate.errors import UntranslatableFieldError
+from anygate.core.translate.gemini_to_chat import GeminiStreamToChat, gemini_response_to_chat
+from anygate.core.translate.gemini_to_openai_request import (
     CHAT_FIELD_NAMES,
     gemini_request_to_chat,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from anygate.workers.translate.common import (
+from anygate.core.translate.common import (
     Fields,
     call_digest_args,
     data_url,
@@ -19,7 +19,7 @@ from anygate.workers.translate.common import (
     is_http_url,
     synthetic_call_id,
 )
-from anygate.workers.translate.errors import invalid, untranslatable
+from anygate.core.translate.errors import invalid, untranslatable
 
 _PART_KEYS = frozenset(
     {"text", "thought", "thoughtSignature", "inlineData", "fileData", "functionCall",

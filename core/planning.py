@@ -26,7 +26,7 @@ from anygate.broker.routing import (
     route_for,
 )
 from anygate.config import AnygateConfig, ProviderKind
-from anygate.workers.translate import chat_request_to_gemini, embeddings_request_to_gemini
+from anygate.core.translate import chat_request_to_gemini, embeddings_request_to_gemini
 
 LIVE_STRATEGIES = frozenset({"least_busy", "lowest_latency"})
 STATS_MAX_AGE_S = 1.0

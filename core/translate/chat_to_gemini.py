@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from anygate.workers.translate.chat_messages import Conversation, messages_to_conversation
-from anygate.workers.translate.common import Fields
-from anygate.workers.translate.errors import invalid, untranslatable
-from anygate.workers.translate.reasoning import effort_to_thinking
+from anygate.core.translate.chat_messages import Conversation, messages_to_conversation
+from anygate.core.translate.common import Fields
+from anygate.core.translate.errors import invalid, untranslatable
+from anygate.core.translate.reasoning import effort_to_thinking
 
 BOOKKEEPING = frozenset(
     {
