@@ -22,7 +22,6 @@ from anygate.api.provider_keys import client_provider_key
 from anygate.api.request_body import read_body
 from anygate.api.responses import SSE_KEEPALIVE, JSONResponse
 from anygate.broker import (
-    IdempotencyConflictError,
     JobEvent,
     JobRecord,
     JobStatus,
@@ -32,7 +31,7 @@ from anygate.broker import (
     parse_stream_id,
     stream_id_key,
 )
-from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
+from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.notify import RESYNC
 from anygate.broker.redis_link import is_outage
 from anygate.broker.routing import encode_plan
@@ -97,14 +96,7 @@ async def submit_job(request: Request) -> Response:
         idempotency_key=idem,
         plan=encode_plan(steps, alias=model),
     )
-    try:
-        enqueued = await gw.broker.enqueue(job, new_job_id())
-    except IdempotencyConflictError as exc:
-        raise ConflictError(
-            f"Idempotency-Key was already used with a different request body (job '{exc.job_id}').",
-            param="Idempotency-Key",
-            code="idempotency_key_reused",
-        ) from None
+    enqueued = await gw.broker.enqueue(job, new_job_id())  # 409 on a reused Idempotency-Key
     if enqueued.created:
         record = JobRecord.queued(enqueued.job_id, job, enqueued.created_ms)
     else:

@@ -22,9 +22,14 @@ from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.provider_keys import client_provider_key
 from anygate.api.request_body import read_body
 from anygate.api.responses import SSE_KEEPALIVE, JSONResponse, RelayResponse
-from anygate.api.sync_call import INTERRUPTED, PAUSED_CODES, Render, SyncCall, outcome, relay
+from anygate.api.sync_call import INTERRUPTED, Render, SyncCall, outcome, relay
 from anygate.broker import JobEvent, NewJob
-from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
+from anygate.broker.errors import (
+    AnygateError,
+    DeploymentPausedError,
+    InvalidRequestError,
+    ModelNotFoundError,
+)
 from anygate.broker.routing import encode_plan
 from anygate.config import Priority
 from anygate.core.body import parse_json_object, validate
@@ -114,7 +119,7 @@ def failed_call_headers(call: SyncCall, exc: AnygateError) -> dict[str, str]:
     """Headers of a failed call: the job id, and ``x-should-retry: false`` unless the failure
     asks the caller to come back later (a pause no deployment could wait out: the SDKs retry
     after its ``Retry-After``)."""
-    return job_headers(call, retried=exc.code not in PAUSED_CODES)
+    return job_headers(call, retried=not isinstance(exc, DeploymentPausedError))
 
 
 async def answer(

@@ -31,10 +31,9 @@ from anygate.api.replies import Mailbox
 from anygate.broker import JobEvent, NewJob, new_job_id, stream_id_key
 from anygate.broker.errors import (
     AnygateError,
-    InvalidRequestError,
-    RateLimitedError,
     ServiceUnavailableError,
-    UpstreamError,
+    SyncCallTimeoutError,
+    job_error,
 )
 from anygate.broker.notify import RESYNC
 from anygate.broker.redis_link import is_outage
@@ -44,12 +43,6 @@ log = structlog.get_logger(__name__)
 
 class ClientGoneError(Exception):
     """The caller disconnected; its job was cancelled if policy says so."""
-
-
-class SyncCallTimeoutError(AnygateError):
-    status = 504
-    type = "timeout_error"
-    default_code = "gateway_timeout"
 
 
 GONE = ""
@@ -298,8 +291,7 @@ class SyncCall:
 def interruption(exc: AnygateError) -> JobEvent:
     """The ``interrupted`` event a stream ends with when it cannot tell its caller the job's
     end (the response has started: an HTTP status is no longer possible)."""
-    error = {"message": exc.message, "type": exc.type, "code": exc.code}
-    return JobEvent("", INTERRUPTED, orjson.dumps({"error": error}).decode())
+    return JobEvent("", INTERRUPTED, orjson.dumps({"error": exc.to_job_error()}).decode())
 
 
 Render = Callable[[JobEvent], tuple[list[bytes], bool | None]]
@@ -338,34 +330,10 @@ async def relay(
 
 
 def outcome(event: JobEvent) -> dict[str, Any]:
-    """The result of a terminal event, or the error it carries as an ``AnygateError``."""
+    """The result of a terminal event, or the error it carries as an ``AnygateError``
+    (decoded by ``broker.errors.job_error``, next to the encoder the workers use)."""
     data = orjson.loads(event.data)
     if event.type == "completed":
         result: dict[str, Any] = data["result"]
         return result
     raise job_error(event.type, data.get("error") or {})
-
-
-PAUSED_CODES = frozenset({"circuit_open", "deployment_cooling_down"})
-"""A job failed fast because no deployment of its route could serve soon (the worker's
-``pause_policy.paused_error``): the caller may retry after ``retry_after``."""
-
-
-def job_error(kind: str, error: dict[str, Any]) -> AnygateError:
-    """Map a failed job to the status a synchronous caller should see (SPEC §1)."""
-    message = str(error.get("message") or f"the job ended {kind}")
-    code = error.get("code")
-    if code in PAUSED_CODES:
-        retry_after = error.get("retry_after")
-        return ServiceUnavailableError(
-            message, code=code, retry_after=retry_after if isinstance(retry_after, int) else 1
-        )
-    if kind == "expired":
-        return ServiceUnavailableError(message, code="deadline_exceeded", retry_after=1)
-    if kind == "cancelled":
-        return ServiceUnavailableError(message, code="cancelled", retry_after=1)
-    if error.get("type") == "invalid_request_error":
-        return InvalidRequestError(message, code=code)
-    if error.get("type") == "rate_limit_error":
-        return RateLimitedError(message, code=code, retry_after=1)
-    return UpstreamError(message, code=code, upstream_status=error.get("upstream_status"))

@@ -1,7 +1,8 @@
 """The job store and dispatcher on Redis streams and Lua (SPEC §2)."""
 
-from anygate.broker.broker import Broker, IdempotencyConflictError
+from anygate.broker.broker import Broker
 from anygate.broker.connection import create_redis
+from anygate.broker.errors import IdempotencyConflictError
 from anygate.broker.ids import digest, new_job_id, new_worker_id
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import (

@@ -19,6 +19,7 @@ from anygate.broker.claims import decode_claims
 from anygate.broker.client_keys import ClientKeyBox
 from anygate.broker.connection import awaited
 from anygate.broker.deployment_health import HealthVerdict
+from anygate.broker.errors import IdempotencyConflictError
 from anygate.broker.ids import digest
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import (
@@ -56,14 +57,6 @@ def _usage_record(model: str, usage: dict[str, Any] | None) -> str:
         completion = total - prompt if isinstance(total, int) and total >= prompt else 0
     periods = usage_periods(datetime.now(UTC))
     return f"{periods.day}|{periods.month}|{prompt}|{completion}|{model}"
-
-
-class IdempotencyConflictError(Exception):
-    """The idempotency key was used before with a different request body."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__("idempotency key reused with a different request body")
-        self.job_id = job_id
 
 
 class Broker:

@@ -21,7 +21,12 @@ from redis.exceptions import RedisError
 
 from anygate.broker import Broker, ClaimedJob
 from anygate.broker.deployment_health import Gate
-from anygate.broker.errors import UpstreamError, UpstreamRateLimitedError, UpstreamTransientError
+from anygate.broker.errors import (
+    InvalidRequestError,
+    UpstreamError,
+    UpstreamRateLimitedError,
+    UpstreamTransientError,
+)
 from anygate.broker.routing import Step
 from anygate.config import QueueConfig
 from anygate.workers.deployment_guard import CALL, DeploymentGuard, Pass
@@ -68,9 +73,8 @@ class JobDisposition:
         if verdict.admitted:
             return granted
         if verdict.never is not None:
-            error = {"message": verdict.never, "type": "invalid_request_error",
-                     "code": "request_too_large"}  # fmt: skip
-            await self._broker.finish(job, pool, succeeded=False, error=error)
+            error = InvalidRequestError(verdict.never, code="request_too_large")
+            await self._broker.finish(job, pool, succeeded=False, error=error.to_job_error())
         else:
             await self._broker.requeue(
                 job, pool, delay_s=verdict.retry_after_s, reason="deployment_rate_limit",
@@ -103,9 +107,8 @@ class JobDisposition:
         """A pause on the job's current step: back to the queue until it ends (with jitter,
         no attempt spent), or, for a synchronous caller and a long pause, a 503 at once."""
         if job.synchronous and pause.seconds > self._queue.sync_max_pause_s:
-            await self._broker.finish(
-                job, self._pool, succeeded=False, error=paused_error(pause, steps[job.step])
-            )
+            error = paused_error(pause, steps[job.step]).to_job_error()
+            await self._broker.finish(job, self._pool, succeeded=False, error=error)
             return
         await self._broker.requeue(
             job, self._pool, delay_s=resume_delay(pause.seconds), reason=pause.reason,
@@ -130,7 +133,7 @@ class JobDisposition:
         target, wait_s = sooner_step(steps, job.step, open_s, self._guard.view)
         pause = Pause("circuit_open", wait_s)
         if job.synchronous and wait_s > self._queue.sync_max_pause_s:
-            error = paused_error(pause, step)
+            error = paused_error(pause, step).to_job_error()
             await self._broker.finish(
                 job, self._pool, succeeded=False, error=error, history_entry=history
             )
@@ -174,7 +177,7 @@ class JobDisposition:
             "provider": step.provider,
             "model": step.deployment.model,
             "outcome": decision.action.value,
-            "error": {"code": exc.code, "message": exc.message, "status": exc.upstream_status},
+            "error": exc.to_attempt_error(),
         }
         if decision.action is Action.COOL_DOWN:
             await self._wait_out(job, steps, Pause("upstream_rate_limited", decision.delay_s))
@@ -189,14 +192,8 @@ class JobDisposition:
                 history=history,
             )  # fmt: skip
         else:
-            error = {
-                "message": exc.message,
-                "type": exc.type,
-                "code": exc.code,
-                "upstream_status": exc.upstream_status,
-            }
             await self._broker.finish(
-                job, pool, succeeded=False, error=error, history_entry=history
+                job, pool, succeeded=False, error=exc.to_job_error(), history_entry=history
             )
 
     async def _move_to_step(

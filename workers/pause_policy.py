@@ -11,9 +11,9 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from anygate.broker.deployment_health import HealthView
+from anygate.broker.errors import DeploymentPausedError
 from anygate.broker.routing import Step, deployment_key
 
 MIN_SPREAD_S = 0.1
@@ -53,19 +53,18 @@ def sooner_step(
     return best, best_wait
 
 
-def paused_error(pause: Pause, step: Step | None) -> dict[str, Any]:
+def paused_error(pause: Pause, step: Step | None) -> DeploymentPausedError:
     """The error a synchronous caller gets when nothing can serve it soon: a 503 with
-    ``Retry-After`` (``sync_call.job_error`` maps the code) and the job id in its headers."""
+    ``Retry-After`` and the job id in its headers."""
     where = f"{step.provider}/{step.deployment.model}" if step else "the deployment"
     why = (
         "is failing and its circuit breaker is open"
         if pause.reason == "circuit_open"
         else "asked for a pause (429)"
     )
-    return {
-        "message": f"{where} {why}; no deployment of the route can serve for about "
+    return DeploymentPausedError(
+        f"{where} {why}; no deployment of the route can serve for about "
         f"{math.ceil(pause.seconds)} s: retry after that",
-        "type": "server_error",
-        "code": "circuit_open" if pause.reason == "circuit_open" else "deployment_cooling_down",
-        "retry_after": max(1, math.ceil(pause.seconds)),
-    }
+        code="circuit_open" if pause.reason == "circuit_open" else "deployment_cooling_down",
+        retry_after=max(1, math.ceil(pause.seconds)),
+    )

@@ -30,6 +30,8 @@ from anygate.broker import Broker, ClaimedJob, Subscriptions
 from anygate.broker.client_keys import ClientKeyError
 from anygate.broker.deployment_health import HealthView
 from anygate.broker.errors import (
+    AnygateError,
+    ModelNotFoundError,
     UpstreamError,
     UpstreamTransientError,
 )
@@ -258,24 +260,18 @@ class Worker:
         steps = self._steps(job)
         step = steps[job.step] if job.step < len(steps) else None
         if step is None or step.provider != pool:
-            await self._broker.finish(
-                job,
-                pool,
-                succeeded=False,
-                error={
-                    "message": f"model {job.model!r} has no deployment for step {job.step} in "
-                    f"pool {pool!r} (configuration changed?)",
-                    "type": "invalid_request_error",
-                    "code": "model_not_found",
-                },
+            error = ModelNotFoundError(
+                f"model {job.model!r} has no deployment for step {job.step} in pool {pool!r} "
+                "(configuration changed?)"
             )
+            await self._broker.finish(job, pool, succeeded=False, error=error.to_job_error())
             return
 
         try:
             client_key = self._broker.client_key(job)
         except ClientKeyError as exc:
-            error = {"message": str(exc), "type": "server_error", "code": "client_key_unreadable"}
-            await self._broker.finish(job, pool, succeeded=False, error=error)
+            unreadable = AnygateError(str(exc), code="client_key_unreadable")
+            await self._broker.finish(job, pool, succeeded=False, error=unreadable.to_job_error())
             return
         granted = await self._disposition.clearance(job, steps, step)
         if granted is None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from anygate.api.sync_call import job_error
 from anygate.broker.errors import (
     InvalidRequestError,
-    RateLimitedError,
     ServiceUnavailableError,
     UpstreamError,
+    UpstreamRateLimitedError,
+    job_error,
 )
 
 
@@ -17,7 +17,7 @@ from anygate.broker.errors import (
     ("kind", "error", "expected", "status"),
     [
         ("failed", {"type": "invalid_request_error", "message": "bad n"}, InvalidRequestError, 400),
-        ("failed", {"type": "rate_limit_error", "message": "slow"}, RateLimitedError, 429),
+        ("failed", {"type": "rate_limit_error", "message": "slow"}, UpstreamRateLimitedError, 429),
         ("failed", {"type": "upstream_error", "upstream_status": 500}, UpstreamError, 502),
         ("failed", {"type": "server_error", "code": "max_attempts_exceeded"}, UpstreamError, 502),
         ("expired", {}, ServiceUnavailableError, 503),
