@@ -16,8 +16,9 @@ import redis
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.test_admin_api import JOB, admin_tree, as_admin, keyed, new_key, new_tenant
+from tests.support.eventually import eventually
 from tests.support.mock import MockControl
-from tests.support.stack import Stack, running_stack, wait_for
+from tests.support.stack import Stack, running_stack
 
 CHAT = JOB["body"]
 
@@ -133,7 +134,7 @@ class TestQueuesAndPause:
             assert pool_of(await admin_client.get("/admin/queues"), "gemini")["lanes"] == []
 
             workerless.start_worker()
-            await wait_for(
+            await eventually(
                 lambda: _drained(admin_client), timeout=10, interval=0.1
             )  # the lanes empty out as the worker takes the jobs
 
@@ -145,7 +146,7 @@ class TestQueuesAndPause:
             _tenant, key = await tenant_with_key(admin_client)
             async with keyed(ops_stack, key) as client:
                 running = (await client.post("/v1/jobs", json=JOB)).json()
-                await wait_for(lambda: _has_status(client, running["id"], "running"), timeout=5)
+                await eventually(lambda: _has_status(client, running["id"], "running"), timeout=5)
                 paused = await admin_client.post("/admin/pools/openai/pause")
                 assert paused.json() == {"object": "pool", "id": "openai", "paused": True}
                 held = await client.post("/v1/jobs", json=JOB)

@@ -10,8 +10,9 @@ import httpx
 import orjson
 from httpx_sse import aconnect_sse
 
+from tests.support.eventually import eventually
 from tests.support.mock import MockControl
-from tests.support.stack import Stack, wait_for
+from tests.support.stack import Stack
 
 CHAT = "/v1/chat/completions"
 
@@ -172,12 +173,12 @@ async def test_cancelled_running_job_aborts_its_upstream_call_within_1s(
         async def running() -> bool:
             return bool((await client.get(f"/v1/jobs/{job['id']}")).json()["status"] == "running")
 
-        await wait_for(running)
-        await wait_for(lambda: len(mock.requests()) == 1)
+        await eventually(running)
+        await eventually(lambda: len(mock.requests()) == 1)
         cancelled_at = time.time()
         body = (await client.post(f"/v1/jobs/{job['id']}/cancel")).json()
         assert body["status"] == "cancelled"
-        await wait_for(lambda: mock.requests()[0]["aborted"], timeout=3)
+        await eventually(lambda: mock.requests()[0]["aborted"], timeout=3)
     aborted_at = mock.requests()[0]["aborted_at"]
     assert aborted_at - cancelled_at < 1.0
 

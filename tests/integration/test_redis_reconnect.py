@@ -25,9 +25,10 @@ from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.test_batches import _content, _jsonl, _line, _sdk, _until
 from tests.integration.test_jobs_api import chat_job, submit
 from tests.support.configs import config_tree
+from tests.support.eventually import eventually
 from tests.support.mock import MockControl
 from tests.support.processes import ManagedProcess, free_port
-from tests.support.stack import ANYGATE, Stack, wait_for
+from tests.support.stack import ANYGATE, Stack
 from tests.support.webhooks import WebhookReceiver, refuse_while_refusing, webhook_receiver
 
 LOST = "redis unreachable; reconnecting"
@@ -56,7 +57,7 @@ async def _outages_logged(proc: ManagedProcess, outages: int) -> None:
         return text.count(LOST), text.count(BACK)
 
     try:
-        await wait_for(lambda: counts() == (outages, outages), timeout=10)
+        await eventually(lambda: counts() == (outages, outages), timeout=10)
     except AssertionError:
         raise AssertionError(f"{counts()} != {(outages, outages)}\n{proc.log_tail(60)}") from None
 
@@ -89,7 +90,7 @@ async def _control_ticks_again(server: EmbeddedRedis, timeout: float = 20.0) -> 
     key = "ag:{reconnect}:control:ticked"
     async with _client(server) as r:
         await r.delete(key)
-        await wait_for(lambda: r.exists(key), timeout=timeout)
+        await eventually(lambda: r.exists(key), timeout=timeout)
 
 
 @contextlib.asynccontextmanager
@@ -139,7 +140,7 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
             )  # fmt: skip
             await _until(sdk, batch.id, {"in_progress"}, timeout=20)
             early = await _job_with_webhook(stack, hooks)
-            await wait_for(lambda: any(d.subject == early for d in hooks.seen), timeout=20)
+            await eventually(lambda: any(d.subject == early for d in hooks.seen), timeout=20)
 
             for outages, hard in ((1, False), (2, True)):  # shutdown; kill -9 (AOF restart)
                 server.stop(hard=hard)
@@ -150,7 +151,7 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
                 await _outages_logged(control, outages)
                 if outages == 1:  # the refused delivery's retry is due after the restart
                     hooks.refusing = False
-                    await wait_for(lambda: hooks.delivered(early), timeout=30)
+                    await eventually(lambda: hooks.delivered(early), timeout=30)
 
             done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=40)
             assert done.status == "completed"
@@ -159,7 +160,7 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
             assert sorted(ids) == sorted(f"req-{i}" for i in range(n)), "each line exactly once"
 
             late = await _job_with_webhook(stack, hooks)
-            await wait_for(lambda: hooks.delivered(late), timeout=20)
+            await eventually(lambda: hooks.delivered(late), timeout=20)
             for job_id in (early, late):
                 mine = {(d.delivery_id, d.event) for d in hooks.seen if d.subject == job_id}
                 assert mine == {(f"dlv_{job_id}", "job.succeeded")}, hooks.seen
@@ -191,7 +192,7 @@ async def test_every_process_started_before_redis_waits_for_it_and_then_serves(
             stack.controls.append(_spawn(stack, "control"))
             spawned = time.monotonic()
             async with stack.client() as client:
-                await wait_for(lambda: _answers(client, "/healthz"), timeout=20)
+                await eventually(lambda: _answers(client, "/healthz"), timeout=20)
                 ready = await client.get("/readyz")
                 assert ready.status_code == 503
                 assert ready.headers["retry-after"] == "1"
@@ -204,8 +205,8 @@ async def test_every_process_started_before_redis_waits_for_it_and_then_serves(
                 _assert_all_running(stack)
 
                 server.start()
-                await wait_for(lambda: _answers(client, "/readyz"), timeout=15)
-                await wait_for(lambda: stack.registered_workers("openai") == 1, timeout=15)
+                await eventually(lambda: _answers(client, "/readyz"), timeout=15)
+                await eventually(lambda: stack.registered_workers("openai") == 1, timeout=15)
                 await _control_ticks_again(server)
                 accepted = await submit(client, chat_job("are you there?"))
                 done = await client.get(f"/v1/jobs/{accepted['id']}", params={"wait": 10})
@@ -243,7 +244,7 @@ async def test_a_ten_second_redis_pause_kills_no_process(tmp_path: Path, mock: M
             finally:
                 os.kill(server.process.pid, signal.SIGCONT)
             async with stack.client() as client:
-                await wait_for(lambda: _answers(client, "/readyz"), timeout=15)
+                await eventually(lambda: _answers(client, "/readyz"), timeout=15)
                 await _control_ticks_again(server)
                 accepted = await submit(client, chat_job("after the pause"))
                 done = await client.get(f"/v1/jobs/{accepted['id']}", params={"wait": 15})

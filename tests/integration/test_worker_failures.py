@@ -95,7 +95,7 @@ async def test_sigterm_mid_job_finishes_the_job_before_exiting(
     async with bare.client() as client:
         job = await submit(client)
         await _streaming(client, job["id"])
-        worker._popen.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 20) == 0
         done = await _status(client, job["id"])
     assert done["status"] == "succeeded"
@@ -110,7 +110,7 @@ async def test_sigterm_past_the_grace_period_hands_the_job_back(
     async with bare.client() as client:
         job = await submit(client)
         await _streaming(client, job["id"])
-        worker._popen.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 20) == 0
         handed_back = await _status(client, job["id"])
         assert handed_back["status"] == "queued", "handed back at once, not after a lease lapses"
