@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_admin_api import JOB, admin_tree, as_admin, keyed, new_key, new_tenant
+from tests.support.admin import JOB, admin_tree, as_admin, keyed, new_key, new_tenant
 from tests.support.eventually import eventually
 from tests.support.mock import MockControl
 from tests.support.stack import Stack, running_stack

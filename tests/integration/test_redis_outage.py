@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_jobs_api import chat_job, submit
 from tests.support.configs import config_tree
+from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
 from tests.support.stack import Stack
 

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_batches import _content, _jsonl, _line, _sdk, _until
-from tests.integration.test_jobs_api import chat_job, submit
+from tests.support.batches import batch_line, batch_reaches, file_lines, jsonl, openai_sdk
 from tests.support.configs import config_tree
 from tests.support.eventually import eventually
+from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.stack import ANYGATE, Stack
@@ -130,15 +130,15 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
             stack.start_api()
             stack.start_worker(pool="openai", concurrency=16)
             control = stack.start_control()
-            sdk = _sdk(stack)
+            sdk = openai_sdk(stack)
             n = 300
-            lines = [_line(i, "gpt-4o-mini") for i in range(n)]
-            uploaded = sdk.files.create(file=("r.jsonl", _jsonl(lines)), purpose="batch")
+            lines = [batch_line(i, "gpt-4o-mini") for i in range(n)]
+            uploaded = sdk.files.create(file=("r.jsonl", jsonl(lines)), purpose="batch")
             batch = sdk.batches.create(
                 input_file_id=uploaded.id, endpoint="/v1/chat/completions",
                 completion_window="24h",
             )  # fmt: skip
-            await _until(sdk, batch.id, {"in_progress"}, timeout=20)
+            await batch_reaches(sdk, batch.id, {"in_progress"}, timeout=20)
             early = await _job_with_webhook(stack, hooks)
             await eventually(lambda: any(d.subject == early for d in hooks.seen), timeout=20)
 
@@ -153,10 +153,10 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
                     hooks.refusing = False
                     await eventually(lambda: hooks.delivered(early), timeout=30)
 
-            done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=40)
+            done = await batch_reaches(sdk, batch.id, {"completed", "failed"}, timeout=40)
             assert done.status == "completed"
-            ids = [o["custom_id"] for o in _content(sdk, done.output_file_id)]
-            ids += [e["custom_id"] for e in _content(sdk, done.error_file_id)]
+            ids = [o["custom_id"] for o in file_lines(sdk, done.output_file_id)]
+            ids += [e["custom_id"] for e in file_lines(sdk, done.error_file_id)]
             assert sorted(ids) == sorted(f"req-{i}" for i in range(n)), "each line exactly once"
 
             late = await _job_with_webhook(stack, hooks)

@@ -20,9 +20,9 @@ import pytest
 import redis as sync_redis
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_jobs_api import chat_job, submit
 from tests.support.configs import config_tree
 from tests.support.faults import redis_paused
+from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
 from tests.support.stack import Stack
 

@@ -15,8 +15,8 @@ import pytest
 
 from anygate.client import AnygateClient
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_jobs_api import chat_job, read_sse, submit
 from tests.support.configs import TENANT_KEYS, config_tree
+from tests.support.jobs import chat_job, read_sse, submit
 from tests.support.mock import MockControl
 from tests.support.stack import Stack, running_stack
 
