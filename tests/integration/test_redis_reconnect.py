@@ -239,7 +239,7 @@ async def test_a_ten_second_redis_pause_kills_no_process(tmp_path: Path, mock: M
             assert server.process is not None
             os.kill(server.process.pid, signal.SIGSTOP)
             try:
-                await asyncio.sleep(10)
+                await asyncio.sleep(10)  # the point: the length of Redis's pause
                 _assert_all_running(stack)
             finally:
                 os.kill(server.process.pid, signal.SIGCONT)

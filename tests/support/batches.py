@@ -61,3 +61,8 @@ def file_lines(sdk: openai.OpenAI, file_id: str | None) -> list[dict[str, Any]]:
         return []
     raw = sdk.files.content(file_id).read()
     return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def completed_lines(sdk: openai.OpenAI, batch_id: str) -> int:
+    counts = sdk.batches.retrieve(batch_id).request_counts
+    return counts.completed if counts else 0
