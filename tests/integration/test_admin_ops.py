@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,15 +201,14 @@ async def test_workers_lists_live_workers_with_their_concurrency(ops_stack: Stac
                 assert worker["in_flight"] == 0
             assert sorted(w["concurrency"] for w in pool["workers"]) == [3, 8]
 
-            async def alive() -> dict[int, bool]:
+            async def one_silent() -> dict[str, Any]:
                 pool = pool_of(await admin_client.get("/admin/workers"))
-                return {w["concurrency"]: w["alive"] for w in pool["workers"]}
+                alive = {w["concurrency"]: w["alive"] for w in pool["workers"]}
+                assert alive == {8: True, 3: False}, alive
+                return pool
 
-            await eventually(
-                lambda: _equals(alive(), {8: True, 3: False}),
-                what="the silent worker to be reported dead, the live one alive",
-                timeout=5,
-            )
+            # three heartbeat intervals of silence make the killed worker not alive
+            pool = await eventually(one_silent, what="the killed worker reported dead", timeout=5)
             assert pool["alive"] == 1
             assert pool["concurrency"] == 8
             gemini = pool_of(await admin_client.get("/admin/workers"), "gemini")
@@ -315,6 +314,3 @@ class TestDeadLetters:
                 assert answer.json()["requeued"] == [dead["id"]], answer.json()
                 assert (await wait_status(client, dead["id"]))["status"] == "succeeded"
 
-
-async def _equals(value: Awaitable[object], expected: object) -> bool:
-    return await value == expected
