@@ -313,4 +313,3 @@ class TestDeadLetters:
                 )
                 assert answer.json()["requeued"] == [dead["id"]], answer.json()
                 assert (await wait_status(client, dead["id"]))["status"] == "succeeded"
-
