@@ -181,16 +181,23 @@ def wait_until(
         if dead is not None:
             code = dead.popen.wait()
             raise ProcessStartError(
-                f"{dead.describe()} exited with code {code} before {what} was up\n{dead.log_tail()}"
+                f"{dead.describe()} exited with code {code} before {what} was up" + _tails([dead])
             )
         answer = probe()
         if answer is None:
             return
         note = answer
         if time.monotonic() >= deadline:
-            tails = "\n".join(f"--- {c.describe()}\n{c.log_tail()}" for c in watched)
-            raise ProcessStartError(f"{what} not up after {timeout:g} s ({note})\n{tails}")
+            raise ProcessStartError(f"{what} not up after {timeout:g} s ({note})" + _tails(watched))
         time.sleep(interval)
+
+
+def _tails(children: Iterable[Child]) -> str:
+    """The log tail of each child that has a log file of its own, for an error message."""
+    shown = [(c, c.log_tail()) for c in children if c.log_path is not None]
+    if len(shown) == 1:
+        return f"\n{shown[0][1]}" if shown[0][1] else ""
+    return "".join(f"\n--- {c.describe()}\n{tail}" for c, tail in shown)
 
 
 def http_probe(url: str, *, request_timeout: float = 1.0) -> Probe:
