@@ -45,7 +45,8 @@ from loadgen import wrk
 from scenarios import SUBMIT, Durations
 from stack import KEY, Stack
 
-from anygate.ops.embedded_redis import AppendFsync, EmbeddedRedis, free_port
+from anygate.ops.embedded_redis import AppendFsync, EmbeddedRedis
+from anygate.ops.processes import free_port
 
 HERE = Path(__file__).resolve().parent
 SETTLE_S = 1.0

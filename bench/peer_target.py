@@ -20,10 +20,11 @@ from pathlib import Path
 from types import FrameType
 
 import click
-from stack import ANYGATE, KEY, TENANT, Proc, child_env, wait_registered, write_config
+from stack import ANYGATE, KEY, TENANT, child_env, wait_registered, write_config
 
 from anygate.api.auth import hash_key
 from anygate.ops.embedded_redis import EmbeddedRedis
+from anygate.ops.processes import Child
 
 MODEL = "gpt-4o-mini"  # what peerbench's configs/body_*.json ask for
 POOL = "openai"
@@ -75,7 +76,8 @@ def main(port: int, upstream: str, concurrency: int) -> None:
             worker = [*ANYGATE, "worker", "--pool", POOL, "--concurrency", str(concurrency),
                       "--shutdown-grace", "2"]  # fmt: skip
             children.append(subprocess.Popen(worker, env=env, stdin=subprocess.DEVNULL))
-            proc = Proc("worker", children[-1], Path("/dev/null"))
+            # In our own process group (see above): watched, never stopped, by the toolkit.
+            proc = Child("worker", children[-1])
             wait_registered(redis_server.url, NAMESPACE, POOL, proc)
             api = [*ANYGATE, "api", "--port", str(port)]
             children.append(subprocess.Popen(api, env=env, stdin=subprocess.DEVNULL))

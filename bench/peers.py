@@ -21,7 +21,7 @@ from typing import Any
 
 from stack import KEY
 
-from anygate.ops.embedded_redis import free_port
+from anygate.ops.processes import free_port
 
 HERE = Path(__file__).resolve().parent
 PEERBENCH = Path("/work/shared/peerbench/bench.py")

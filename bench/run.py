@@ -43,7 +43,8 @@ import uvloop
 from scenarios import Durations
 from stack import POOL, Stack
 
-from anygate.ops.embedded_redis import EmbeddedRedis, free_port
+from anygate.ops.embedded_redis import EmbeddedRedis
+from anygate.ops.processes import free_port
 
 HERE = Path(__file__).resolve().parent
 BULK_JOBS = 50_000

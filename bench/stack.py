@@ -1,28 +1,28 @@
 """The processes a benchmark run starts, and the configuration they share.
 
-Every process gets its own session, so its process-group id is its pid, and is stopped by that id
-(SIGTERM, then SIGKILL of the group only while the leader is still unreaped, so the id cannot
-have been reused). Output goes to a log file per process: the worker logs every aborted job and
-that must neither flood the table nor cost terminal I/O inside a measurement.
+Every process is started, awaited and stopped by ``anygate.ops.processes`` (its own session
+and process group, stopped by that id: SIGTERM, then SIGKILL while the leader is unreaped).
+Output goes to a log file per process: the worker logs every aborted job and that must neither
+flood the table nor cost terminal I/O inside a measurement.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
 import yaml
 
 from anygate.api.auth import hash_key
 from anygate.broker import KeySpace
+from anygate.ops.processes import Child, Probe, wait_until
+from anygate.ops.processes import start as start_child
+from anygate.ops.processes import wait_http as wait_http_up
 
 KEY = "sk-bench-0123456789"
 TENANT = "bench"
@@ -72,81 +72,37 @@ def child_env(config_path: Path | None = None) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_tail(self, chars: int = 1500) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.popen.poll() is not None:
-            return
-        try:
-            os.killpg(self.pid, signal.SIGTERM)
-            self.popen.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.pid, signal.SIGKILL)  # the leader is unreaped: the group id is ours
-            self.popen.wait(timeout=5)
+Proc = Child
+"""A benchmark process: a child of ``anygate.ops.processes``, its log in the run's work dir."""
 
 
 def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
-    log_path = log_dir / f"{name}.log"
-    with log_path.open("ab") as log:
-        popen = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-    return Proc(name, popen, log_path)
+    return start_child(name, argv, env=env, log_path=log_dir / f"{name}.log")
 
 
 def wait_http(url: str, proc: Proc, timeout: float = 30.0) -> None:
     """Poll until ``url`` answers 200; fail early, with the log, when the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.log_tail()}")
+    wait_http_up(url, watch=[proc], timeout=timeout, what=f"{proc.name} at {url}")
+
+
+def _redis_probe(redis_url: str, check: Callable[[redis.Redis], object]) -> Probe:
+    def probe() -> str | None:
+        client = redis.Redis.from_url(redis_url)
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{proc.name} not ready at {url} after {timeout} s:\n{proc.log_tail()}")
+            return None if check(client) else "not yet"
+        finally:
+            client.close()
+
+    return probe
 
 
 def wait_registered(
     redis_url: str, namespace: str, pool: str, proc: Proc, timeout: float = 30.0
 ) -> None:
     """A worker is ready once it registered in the pool's worker hash."""
-    client = redis.Redis.from_url(redis_url)
     key = KeySpace(namespace).workers(pool)
-    deadline = time.monotonic() + timeout
-    try:
-        while not client.hlen(key):
-            if not proc.alive():
-                raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{proc.name} did not register in {timeout} s:\n{proc.log_tail()}"
-                )
-            time.sleep(0.05)
-    finally:
-        client.close()
+    probe = _redis_probe(redis_url, lambda client: client.hlen(key))
+    wait_until(probe, what=f"{proc.name} registered in {key}", watch=[proc], timeout=timeout)
 
 
 def rss_mib(pid: int) -> float:
@@ -211,25 +167,19 @@ class Stack:
         """``anygate control``: ready once its first batch tick has run."""
         argv = [*ANYGATE, "control"]
         proc = self._add(start("control", argv, child_env(self.config_path), self.work))
-        client = redis.Redis.from_url(self.redis_url)
-        deadline = time.monotonic() + 30
-        try:
-            while not client.exists(f"{KeySpace(self.namespace).prefix}control:ticked"):
-                if not proc.alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"control did not start:\n{proc.log_tail()}")
-                time.sleep(0.05)
-        finally:
-            client.close()
+        ticked = f"{KeySpace(self.namespace).prefix}control:ticked"
+        probe = _redis_probe(self.redis_url, lambda client: client.exists(ticked))
+        wait_until(probe, what="control's first batch tick", watch=[proc], timeout=30)
         return proc
 
     def stop(self, proc: Proc) -> None:
-        proc.stop()
+        proc.stop(timeout=15.0)
         if proc in self.procs:
             self.procs.remove(proc)
 
     def close(self) -> None:
         while self.procs:
-            self.procs.pop().stop()
+            self.procs.pop().stop(timeout=15.0)
 
     def _add(self, proc: Proc) -> Proc:
         self.procs.append(proc)

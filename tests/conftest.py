@@ -134,6 +134,21 @@ def full_stack(
         yield s
 
 
+SLOW_DIRS = ("integration", "chaos")
+"""Every test under these folders starts real processes or a real Redis: ``-m "not slow"``
+leaves them out, so the unit loop runs in seconds."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_root = Path(__file__).parent
+    for item in items:
+        parts = (
+            item.path.relative_to(tests_root).parts if item.path.is_relative_to(tests_root) else ()
+        )
+        if parts and parts[0] in SLOW_DIRS:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--soak",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -98,7 +98,11 @@ class TestFailures:
 
 
 class TestAttempts:
-    UPSTREAM = {"outcome": "retry", "step": 0, "error": {"code": None, "status": 503}}
+    UPSTREAM: ClassVar[dict[str, Any]] = {
+        "outcome": "retry",
+        "step": 0,
+        "error": {"code": None, "status": 503},
+    }
 
     def test_a_lost_lease_that_cut_a_step_short_is_found(self) -> None:
         history = [

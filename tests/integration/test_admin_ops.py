@@ -15,9 +15,10 @@ import pytest
 import redis
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_admin_api import JOB, admin_tree, as_admin, keyed, new_key, new_tenant
+from tests.support.admin import JOB, admin_tree, as_admin, keyed, new_key, new_tenant
+from tests.support.eventually import eventually
 from tests.support.mock import MockControl
-from tests.support.stack import Stack, running_stack, wait_for
+from tests.support.stack import Stack, running_stack
 
 CHAT = JOB["body"]
 
@@ -117,7 +118,7 @@ class TestQueuesAndPause:
             async with keyed(workerless, a_key) as client_a, keyed(workerless, b_key) as client_b:
                 for _ in range(3):
                     assert (await client_a.post("/v1/jobs", json=JOB)).status_code == 202
-                await asyncio.sleep(0.6)
+                await asyncio.sleep(0.6)  # the point: the backlog's oldest job ages
                 urgent = {**JOB, "priority": "interactive"}
                 assert (await client_b.post("/v1/jobs", json=urgent)).status_code == 202
             queue = pool_of(await admin_client.get("/admin/queues"))
@@ -133,7 +134,7 @@ class TestQueuesAndPause:
             assert pool_of(await admin_client.get("/admin/queues"), "gemini")["lanes"] == []
 
             workerless.start_worker()
-            await wait_for(
+            await eventually(
                 lambda: _drained(admin_client), timeout=10, interval=0.1
             )  # the lanes empty out as the worker takes the jobs
 
@@ -145,14 +146,16 @@ class TestQueuesAndPause:
             _tenant, key = await tenant_with_key(admin_client)
             async with keyed(ops_stack, key) as client:
                 running = (await client.post("/v1/jobs", json=JOB)).json()
-                await wait_for(lambda: _has_status(client, running["id"], "running"), timeout=5)
+                await eventually(lambda: _has_status(client, running["id"], "running"), timeout=5)
                 paused = await admin_client.post("/admin/pools/openai/pause")
                 assert paused.json() == {"object": "pool", "id": "openai", "paused": True}
                 held = await client.post("/v1/jobs", json=JOB)
                 assert held.status_code == 202, "submissions are still accepted"
                 done = await wait_status(client, running["id"])
                 assert done["status"] == "succeeded", "a running job finishes"
-                await asyncio.sleep(1.0)  # four idle polls of the worker
+                await asyncio.sleep(
+                    1.0
+                )  # the point: four idle polls of the worker dispatch nothing
                 assert (await wait_status(client, held.json()["id"], 0))["status"] == "queued"
                 queue = pool_of(await admin_client.get("/admin/queues"))
                 assert queue["paused"] is True
@@ -197,10 +200,15 @@ async def test_workers_lists_live_workers_with_their_concurrency(ops_stack: Stac
                 assert now - worker["last_heartbeat"] < 2
                 assert worker["in_flight"] == 0
             assert sorted(w["concurrency"] for w in pool["workers"]) == [3, 8]
-            await asyncio.sleep(1.6)  # three heartbeat intervals of silence
-            pool = pool_of(await admin_client.get("/admin/workers"))
-            alive = {w["concurrency"]: w["alive"] for w in pool["workers"]}
-            assert alive == {8: True, 3: False}
+
+            async def one_silent() -> dict[str, Any]:
+                pool = pool_of(await admin_client.get("/admin/workers"))
+                alive = {w["concurrency"]: w["alive"] for w in pool["workers"]}
+                assert alive == {8: True, 3: False}, alive
+                return pool
+
+            # three heartbeat intervals of silence make the killed worker not alive
+            pool = await eventually(one_silent, what="the killed worker reported dead", timeout=5)
             assert pool["alive"] == 1
             assert pool["concurrency"] == 8
             gemini = pool_of(await admin_client.get("/admin/workers"), "gemini")

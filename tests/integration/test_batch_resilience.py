@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +17,16 @@ import pytest
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from anygate.workers.webhooks import verify
-from tests.integration.test_batches import _content, _jsonl, _line, _sdk, _until
+from tests.support.batches import (
+    batch_line,
+    batch_reaches,
+    completed_lines,
+    file_lines,
+    jsonl,
+    openai_sdk,
+)
 from tests.support.configs import TENANT_KEYS, config_tree
+from tests.support.eventually import eventually
 from tests.support.mock import MockControl
 from tests.support.stack import Stack, running_stack
 from tests.support.webhooks import refuse_first, webhook_receiver
@@ -45,51 +52,47 @@ async def test_killing_control_and_a_worker_mid_batch_loses_and_repeats_nothing(
     stack: Stack, mock: MockControl
 ) -> None:
     mock.settings(latency_ms=30)
-    sdk = _sdk(stack)
+    sdk = openai_sdk(stack)
     n = 3000
-    uploaded = sdk.files.create(file=("r.jsonl", _jsonl([_line(i) for i in range(n)])),
+    uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(i) for i in range(n)])),
                                 purpose="batch")  # fmt: skip
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    await _until(sdk, batch.id, {"in_progress"}, timeout=30)
-    deadline = time.monotonic() + 60
-    while sdk.batches.retrieve(batch.id).request_counts.completed < 200:  # type: ignore[union-attr]
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await batch_reaches(sdk, batch.id, {"in_progress"}, timeout=30)
+    await eventually(
+        lambda: completed_lines(sdk, batch.id) >= 200, what="200 lines done", timeout=60
+    )
     stack.controls[0].kill()  # SIGKILL: no clean shutdown, its lock simply lapses
     stack.controls.clear()
     victim = next(w for w in stack.workers if stack.worker_pool[w.pid] == "openai")
     victim.kill()
     stack.workers.remove(victim)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the point: a gap with neither control nor that worker running
     stack.start_worker(pool="openai", concurrency=32)
     stack.start_control()
-    done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=180)
+    done = await batch_reaches(sdk, batch.id, {"completed", "failed"}, timeout=180)
     assert done.status == "completed"
     counts = done.request_counts
     assert counts is not None
     assert (counts.total, counts.completed, counts.failed) == (n, n, 0)
-    ids = [o["custom_id"] for o in _content(sdk, done.output_file_id)]
+    ids = [o["custom_id"] for o in file_lines(sdk, done.output_file_id)]
     assert len(ids) == len(set(ids)), "no custom_id twice"
     assert set(ids) == {f"req-{i}" for i in range(n)}, "none missing"
-    assert _content(sdk, done.error_file_id) == []
+    assert file_lines(sdk, done.error_file_id) == []
 
 
 async def test_completion_webhook_is_signed_and_retried_until_delivered(stack: Stack) -> None:
     with webhook_receiver(refuse_first(2)) as receiver:
-        sdk = _sdk(stack)
-        uploaded = sdk.files.create(file=("r.jsonl", _jsonl([_line(i) for i in range(5)])),
+        sdk = openai_sdk(stack)
+        uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(i) for i in range(5)])),
                                     purpose="batch")  # fmt: skip
         batch = sdk.batches.create(
             input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
             extra_body={"webhook_url": receiver.url},
         )  # fmt: skip
-        await _until(sdk, batch.id, {"completed"}, timeout=60)
-        deadline = time.monotonic() + 30
-        while len(receiver.seen) < 3:
-            assert time.monotonic() < deadline, f"only {len(receiver.seen)} deliveries"
-            await asyncio.sleep(0.1)
+        await batch_reaches(sdk, batch.id, {"completed"}, timeout=60)
+        await eventually(lambda: len(receiver.seen) >= 3, what="3 deliveries", timeout=30)
     assert len({d.delivery_id for d in receiver.seen}) == 1, "retries keep the delivery id"
     for d in receiver.seen:
         assert d.event == "batch.completed"
@@ -105,8 +108,8 @@ async def test_a_webhook_needs_a_configured_secret(
 ) -> None:
     tree = config_tree(redis_server.url, namespace, mock_root=mock.url)
     with running_stack(tmp_path, tree) as plain:
-        sdk = _sdk(plain)
-        uploaded = sdk.files.create(file=("r.jsonl", _jsonl([_line(0)])), purpose="batch")
+        sdk = openai_sdk(plain)
+        uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(0)])), purpose="batch")
         with pytest.raises(openai.BadRequestError) as refused:
             sdk.batches.create(
                 input_file_id=uploaded.id, endpoint="/v1/chat/completions",
@@ -123,20 +126,16 @@ async def test_interactive_calls_keep_their_latency_beside_a_20000_line_batch(
     created_at of the interactive jobs) against one batch job's service time (the mock's 50 ms
     latency); printed, and asserted with generous bounds only."""
     mock.settings(latency_ms=50)
-    sdk = _sdk(stack)
-    lines = [_line(i, "gpt-4o-mini") for i in range(20_000)]
-    uploaded = sdk.files.create(file=("big.jsonl", _jsonl(lines)), purpose="batch")
+    sdk = openai_sdk(stack)
+    lines = [batch_line(i, "gpt-4o-mini") for i in range(20_000)]
+    uploaded = sdk.files.create(file=("big.jsonl", jsonl(lines)), purpose="batch")
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    deadline = time.monotonic() + 60
-    while True:  # the batch has a deep backlog and the workers are saturated with it
-        current = sdk.batches.retrieve(batch.id)
-        counts = current.request_counts
-        if counts is not None and counts.completed >= 200:
-            break
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    # the batch has a deep backlog and the workers are saturated with it
+    await eventually(
+        lambda: completed_lines(sdk, batch.id) >= 200, what="200 lines done", timeout=60
+    )
     waits: list[float] = []
     async with httpx.AsyncClient(
         base_url=stack.url, headers={"authorization": f"Bearer {TENANT_KEYS['globex']}"},
@@ -150,7 +149,7 @@ async def test_interactive_calls_keep_their_latency_beside_a_20000_line_batch(
             assert answer.status_code == 200
             job = (await client.get(f"/v1/jobs/{answer.headers['x-anygate-job-id']}")).json()
             waits.append(job["started_at"] - job["created_at"])
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the point: calls spread out, one at a time
     backlog = sdk.batches.retrieve(batch.id)
     sdk.batches.cancel(batch.id)
     median, worst = statistics.median(waits), max(waits)
@@ -172,13 +171,11 @@ async def test_a_jobs_webhook_is_delivered_signed_when_it_ends(stack: Stack) -> 
             timeout=30,
         ) as client:  # fmt: skip
             submitted = await client.post("/v1/jobs", json={
-                "endpoint": "/v1/chat/completions", "body": _line(0)["body"],
+                "endpoint": "/v1/chat/completions", "body": batch_line(0)["body"],
                 "webhook_url": receiver.url})  # fmt: skip
             assert submitted.status_code == 202, submitted.text
-        deadline = time.monotonic() + 30
-        while len(receiver.seen) < 3:  # two refusals, then delivered
-            assert time.monotonic() < deadline, f"only {len(receiver.seen)} deliveries"
-            await asyncio.sleep(0.1)
+        # two refusals, then delivered
+        await eventually(lambda: len(receiver.seen) >= 3, what="3 deliveries", timeout=30)
     last = receiver.seen[-1]
     assert last.event == "job.succeeded"
     assert verify(WEBHOOK_SECRET.encode(), last.body, last.headers["x-anygate-signature"])

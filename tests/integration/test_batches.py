@@ -8,39 +8,25 @@ provider, ``anygate control``, the mock provider over HTTP.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
-import orjson
 import pytest
 
 from anygate.ops.embedded_redis import EmbeddedRedis
+from tests.support.batches import (
+    batch_line,
+    batch_reaches,
+    completed_lines,
+    file_lines,
+    jsonl,
+    openai_sdk,
+)
 from tests.support.configs import TENANT_KEYS, config_tree
+from tests.support.eventually import eventually
 from tests.support.mock import MockControl
 from tests.support.stack import Stack, running_stack
-
-MODELS = ("gpt-4o-mini", "gemini-2.5-flash")
-
-
-def _line(i: int, model: str | None = None, **override: Any) -> dict[str, Any]:
-    line: dict[str, Any] = {
-        "custom_id": f"req-{i}",
-        "method": "POST",
-        "url": "/v1/chat/completions",
-        "body": {
-            "model": model or MODELS[i % 2],
-            "messages": [{"role": "user", "content": f"question {i}"}],
-        },
-    }
-    line.update(override)
-    return line
-
-
-def _jsonl(lines: list[dict[str, Any]]) -> bytes:
-    return b"".join(orjson.dumps(line) + b"\n" for line in lines)
 
 
 @pytest.fixture
@@ -60,53 +46,31 @@ def batch_stack(
         yield stack
 
 
-def _sdk(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key=TENANT_KEYS["acme"], max_retries=0)
-
-
-async def _until(sdk: openai.OpenAI, batch_id: str, statuses: set[str], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        batch = await asyncio.to_thread(sdk.batches.retrieve, batch_id)
-        if batch.status in statuses:
-            return batch
-        if time.monotonic() > deadline:
-            raise AssertionError(f"batch still {batch.status} after {timeout}s: {batch}")
-        await asyncio.sleep(0.2)
-
-
-def _content(sdk: openai.OpenAI, file_id: str | None) -> list[dict[str, Any]]:
-    if file_id is None:
-        return []
-    raw = sdk.files.content(file_id).read()
-    return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
-
-
-async def test_sdk_runs_a_mixed_1000_line_batch_with_bad_lines_to_completed(
+async def test_sdk_runs_a_mixed_1000_line_batch_with_bad_lines_tocompleted_lines(
     batch_stack: Stack,
 ) -> None:
-    lines = [_line(i) for i in range(995)]
+    lines = [batch_line(i) for i in range(995)]
     bad = [
-        _line(995, url="/v1/images/generations"),
-        _line(996, model="no-such-model"),
-        _line(997, method="GET"),
-        _line(998, body="not an object"),
-        _line(999, body={"model": "gpt-4o-mini"}),  # no messages
+        batch_line(995, url="/v1/images/generations"),
+        batch_line(996, model="no-such-model"),
+        batch_line(997, method="GET"),
+        batch_line(998, body="not an object"),
+        batch_line(999, body={"model": "gpt-4o-mini"}),  # no messages
     ]
-    sdk = _sdk(batch_stack)
-    uploaded = sdk.files.create(file=("requests.jsonl", _jsonl(lines + bad)), purpose="batch")
+    sdk = openai_sdk(batch_stack)
+    uploaded = sdk.files.create(file=("requests.jsonl", jsonl(lines + bad)), purpose="batch")
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
         metadata={"run": "nightly"},
     )  # fmt: skip
     assert batch.status in {"validating", "in_progress"}
-    done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=120)
+    done = await batch_reaches(sdk, batch.id, {"completed", "failed"}, timeout=120)
     assert done.status == "completed"
     assert done.request_counts is not None
     assert (done.request_counts.total, done.request_counts.completed) == (1000, 995)
     assert done.request_counts.failed == 5
     assert done.metadata == {"run": "nightly"}
-    outputs = _content(sdk, done.output_file_id)
+    outputs = file_lines(sdk, done.output_file_id)
     ids = [o["custom_id"] for o in outputs]
     assert sorted(ids) == sorted(f"req-{i}" for i in range(995)), "each good line once"
     for out in outputs:
@@ -116,7 +80,7 @@ async def test_sdk_runs_a_mixed_1000_line_batch_with_bad_lines_to_completed(
         assert out["error"] is None
     by_model = {o["response"]["body"]["model"] for o in outputs}
     assert len(by_model) == 2, f"both providers answered: {by_model}"
-    errors = _content(sdk, done.error_file_id)
+    errors = file_lines(sdk, done.error_file_id)
     assert sorted(e["custom_id"] for e in errors) == [f"req-{i}" for i in range(995, 1000)]
     assert done.usage is not None
     listed = sdk.batches.list(limit=10)
@@ -127,33 +91,31 @@ async def test_cancel_mid_batch_stops_queued_lines_and_keeps_finished_ones(
     batch_stack: Stack, mock: MockControl
 ) -> None:
     mock.settings(latency_ms=100)
-    sdk = _sdk(batch_stack)
+    sdk = openai_sdk(batch_stack)
     uploaded = sdk.files.create(
-        file=("r.jsonl", _jsonl([_line(i, "gpt-4o-mini") for i in range(400)])), purpose="batch"
+        file=("r.jsonl", jsonl([batch_line(i, "gpt-4o-mini") for i in range(400)])), purpose="batch"
     )
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    running = await _until(sdk, batch.id, {"in_progress"}, timeout=30)
-    deadline = time.monotonic() + 30
-    while (running.request_counts.completed if running.request_counts else 0) < 20:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
-        running = sdk.batches.retrieve(batch.id)
+    await batch_reaches(sdk, batch.id, {"in_progress"}, timeout=30)
+    await eventually(
+        lambda: completed_lines(sdk, batch.id) >= 20, what="20 lines of the batch done", timeout=30
+    )
     cancelling = sdk.batches.cancel(batch.id)
     assert cancelling.status == "cancelling"
-    cancelled = await _until(sdk, batch.id, {"cancelled"}, timeout=30)
+    cancelled = await batch_reaches(sdk, batch.id, {"cancelled"}, timeout=30)
     calls_at_end = len(mock.requests())
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the point: a window in which no further call may come
     assert len(mock.requests()) == calls_at_end, "no upstream call after the batch ended"
     assert calls_at_end < 400, "queued lines were never sent"
     counts = cancelled.request_counts
     assert counts is not None
     assert counts.total == 400
     assert counts.completed + counts.failed == 400
-    outputs = _content(sdk, cancelled.output_file_id)
+    outputs = file_lines(sdk, cancelled.output_file_id)
     assert len(outputs) == counts.completed >= 20
-    errors = _content(sdk, cancelled.error_file_id)
+    errors = file_lines(sdk, cancelled.error_file_id)
     assert len(errors) == counts.failed
     assert {e["error"]["code"] for e in errors} <= {"batch_cancelled"}
 
@@ -164,27 +126,27 @@ async def test_a_batch_whose_window_elapses_is_expired_with_finished_lines_kept(
 ) -> None:
     mock.settings(latency_ms=400)
     batch_stack.stop_workers("gemini")  # its lines can only wait: they must expire
-    sdk = _sdk(batch_stack)
-    uploaded = sdk.files.create(file=("r.jsonl", _jsonl([_line(i) for i in range(40)])),
+    sdk = openai_sdk(batch_stack)
+    uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(i) for i in range(40)])),
                                 purpose="batch")  # fmt: skip
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    expired = await _until(sdk, batch.id, {"expired"}, timeout=60)
+    expired = await batch_reaches(sdk, batch.id, {"expired"}, timeout=60)
     counts = expired.request_counts
     assert counts is not None
     assert counts.total == 40
     assert counts.completed == 20, "every OpenAI-backed line finished in time"
-    outputs = _content(sdk, expired.output_file_id)
+    outputs = file_lines(sdk, expired.output_file_id)
     assert {o["response"]["body"]["model"] for o in outputs} == {"gpt-4o-mini"}
-    errors = _content(sdk, expired.error_file_id)
+    errors = file_lines(sdk, expired.error_file_id)
     assert len(errors) == 20
     assert {e["error"]["code"] for e in errors} == {"batch_expired"}
 
 
 async def test_another_tenants_batch_is_not_found(batch_stack: Stack) -> None:
-    sdk = _sdk(batch_stack)
-    uploaded = sdk.files.create(file=("r.jsonl", _jsonl([_line(0)])), purpose="batch")
+    sdk = openai_sdk(batch_stack)
+    uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(0)])), purpose="batch")
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
@@ -209,14 +171,14 @@ async def test_an_embeddings_batch_on_both_providers(batch_stack: Stack) -> None
          "body": {"model": models[i % 2], "input": f"text {i}"}}
         for i in range(10)
     ]  # fmt: skip
-    sdk = _sdk(batch_stack)
-    uploaded = sdk.files.create(file=("e.jsonl", _jsonl(lines)), purpose="batch")
+    sdk = openai_sdk(batch_stack)
+    uploaded = sdk.files.create(file=("e.jsonl", jsonl(lines)), purpose="batch")
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
     )
-    done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=60)
+    done = await batch_reaches(sdk, batch.id, {"completed", "failed"}, timeout=60)
     assert done.status == "completed"
-    outputs = {o["custom_id"]: o for o in _content(sdk, done.output_file_id)}
+    outputs = {o["custom_id"]: o for o in file_lines(sdk, done.output_file_id)}
     assert sorted(outputs) == sorted(f"e{i}" for i in range(10))
     for out in outputs.values():
         body = out["response"]["body"]

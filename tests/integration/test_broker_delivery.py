@@ -16,6 +16,7 @@ from anygate.config import AnygateConfig, Priority
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import chat_body, claim_one, enqueue
 from tests.support.configs import build_config
+from tests.support.eventually import eventually
 
 
 @pytest.fixture
@@ -59,8 +60,7 @@ async def test_lapsed_lease_is_redelivered_with_a_retry_event(short_lease: Anyga
         await enqueue(broker)
         first = await claim_one(broker, "dead-worker")
         assert first is not None
-        await asyncio.sleep(0.4)
-        assert await broker.reclaim("openai") == 1
+        assert await eventually(lambda: broker.reclaim("openai"), what="the lease to lapse") == 1
         second = await claim_one(broker, "live-worker")
         assert second is not None
         assert (second.id, second.attempt) == (first.id, 2)
@@ -84,7 +84,7 @@ async def test_heartbeat_keeps_a_long_job_leased(short_lease: AnygateConfig) -> 
         job = await claim_one(broker)
         assert job is not None
         for _ in range(6):
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the point: beats keep a job leased over 2 leases
             assert await broker.heartbeat("openai", "w1", "0 1", [(job.id, job.attempt)]) == []
             assert await broker.reclaim("openai") == 0
     finally:
@@ -100,8 +100,7 @@ async def test_job_that_keeps_killing_workers_fails_after_max_attempts(
         await enqueue(broker)
         for _ in range(2):
             assert await claim_one(broker) is not None
-            await asyncio.sleep(0.35)
-            await broker.reclaim("openai")
+            await eventually(lambda: broker.reclaim("openai"), what="the lease to lapse")
         job_id = (await broker.list_jobs("acme", status=None, limit=1, after=None))[0][0].id
         record = await broker.get("acme", job_id)
         assert record is not None
@@ -158,6 +157,7 @@ async def test_idempotency_key_returns_the_first_job(broker: Broker) -> None:
 
 async def test_job_past_its_deadline_expires_instead_of_running(broker: Broker) -> None:
     queued = await enqueue(broker, deadline_ms=int(time.time() * 1000) + 50)
+    # The point: the deadline passes before any claim; polling claim would run the job in time.
     await asyncio.sleep(0.1)
     assert await broker.claim("openai", "w1", 10) == []
     record = await broker.get("acme", queued.job_id)

@@ -16,6 +16,7 @@ from anygate.config import AnygateConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import claim_one, enqueue
 from tests.support.configs import build_config
+from tests.support.eventually import eventually
 
 
 @pytest.fixture
@@ -93,14 +94,13 @@ async def test_a_lost_delivery_spends_no_attempt_on_the_deployment(
         created = await enqueue(broker)
         first = await claim_one(broker, "dies")
         assert first is not None
-        await asyncio.sleep(0.5)
-        assert await broker.reclaim("openai") == 1
+        assert await eventually(lambda: broker.reclaim("openai"), what="the lease to lapse") == 1
         second = await claim_one(broker, "lives")
         assert second is not None
         assert second.attempt == 2
         assert second.attempts_on_step == 1, "the lost delivery was not the deployment's"
-        await asyncio.sleep(0.5)
-        assert await broker.reclaim("openai") == 1  # max_attempts (lost deliveries) is 2
+        lapsed = await eventually(lambda: broker.reclaim("openai"), what="the lease to lapse")
+        assert lapsed == 1  # max_attempts (lost deliveries) is 2
         record = await broker.get("acme", created.job_id)
         assert record is not None
         assert record.status.value == "failed"
@@ -121,6 +121,7 @@ async def test_leases_get_a_grace_after_redis_was_away(short_lease: AnygateConfi
         assert await broker.reclaim("openai") == 0  # stamps the pool's clock
         clock = f"{broker.keys.prefix}clock"
         await redis.hset(clock, "tick", int(time.time() * 1000) - 10_000)  # 10 s unanswered
+        # Fixed sleeps below are the point: the grace lasts one lease, counted from the gap.
         await asyncio.sleep(0.5)  # the lease has lapsed meanwhile
         assert await broker.reclaim("openai") == -1, "no lease lapses while Redis was away"
         beat = [(job.id, job.attempt)]

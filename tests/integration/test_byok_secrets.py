@@ -25,8 +25,9 @@ from google.genai import types as genai_types
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import TENANT_KEYS, config_tree, hash_key
+from tests.support.eventually import eventually
 from tests.support.mock import MockControl
-from tests.support.stack import Stack, running_stack, wait_for
+from tests.support.stack import Stack, running_stack
 
 HYBRID_KEY = "sk-test-hybrid-tenant-5550001111"
 PASS_KEY = "sk-test-passthrough-tenant-5550002222"
@@ -222,7 +223,9 @@ async def test_no_log_line_holds_a_secret_after_every_auth_mode(
             headers={"x-anygate-provider-key": OPENAI_CLIENT_KEY},
         )  # fmt: skip
         job = failed.json()["id"]
-        await wait_for(lambda: _status(byok_stack, job, HYBRID_KEY) in {"failed", "succeeded"}, 30)
+        await eventually(
+            lambda: _status(byok_stack, job, HYBRID_KEY) in {"failed", "succeeded"}, timeout=30
+        )
         mock.reset()
     async with _client(
         byok_stack, {"x-anygate-api-key": PASS_KEY, "x-goog-api-key": GEMINI_CLIENT_KEY}

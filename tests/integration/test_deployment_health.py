@@ -14,6 +14,7 @@ from anygate.broker.deployment_health import Gate, HealthView
 from anygate.config import AnygateConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import build_config
+from tests.support.eventually import eventually
 
 DEP = "openai:gpt-4o-mini"
 
@@ -69,6 +70,7 @@ async def test_after_the_cooldown_exactly_one_probe_goes_through(breaker_broker:
     for i in range(3):
         await b.report_failure(DEP, f"f{i}")
     assert (await b.probe(DEP, "early")).verdict == "open"
+    # Sleeps in this module are the point: they let a cool-down or a ramp step run its length.
     await asyncio.sleep(0.35)
     answers = await asyncio.gather(*(b.probe(DEP, f"p{i}") for i in range(10)))
     verdicts = [a.verdict for a in answers]
@@ -157,29 +159,31 @@ async def test_every_process_view_follows_the_published_state(breaker_broker: Br
     await subs.start()
     try:
         await subs.listen(b.keys.health_channel, view.apply)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the point: nothing published meanwhile changes the view
         assert view.clearance(DEP).gate is Gate.CALL
         assert not view.dirty(DEP)
         await b.report_failure(DEP, "f1")
-        await _until(lambda: view.dirty(DEP))
+        await eventually(lambda: view.dirty(DEP), timeout=2.0, interval=0.01)
         await b.cool_down(DEP, 0.2)
-        await _until(lambda: view.clearance(DEP).gate is Gate.COOLING)
+        await eventually(
+            lambda: view.clearance(DEP).gate is Gate.COOLING, timeout=2.0, interval=0.01
+        )
         assert not view.healthy(DEP)
         await asyncio.sleep(0.25)
         assert view.clearance(DEP).gate is Gate.ASK, "after a pause: ask Redis (the probe)"
         await b.report_failure(DEP, "f2")
         await b.report_failure(DEP, "f3")
-        await _until(lambda: view.clearance(DEP).gate is Gate.OPEN)
+        await eventually(lambda: view.clearance(DEP).gate is Gate.OPEN, timeout=2.0, interval=0.01)
         await asyncio.sleep(0.35)
         assert view.clearance(DEP).gate is Gate.ASK
         assert view.healthy(DEP)  # routing sends it the job that will probe it
         assert (await b.probe(DEP, "p")).verdict == "probe"
         await b.report_success(DEP, "p")
-        await _until(lambda: not view.dirty(DEP))
+        await eventually(lambda: not view.dirty(DEP), timeout=2.0, interval=0.01)
         assert view.clearance(DEP).gate is Gate.ASK, "ramping: still asking"
         await asyncio.sleep(0.85)
         assert (await b.probe(DEP, "end")).verdict == "steady"
-        await _until(lambda: view.clearance(DEP).gate is Gate.CALL)
+        await eventually(lambda: view.clearance(DEP).gate is Gate.CALL, timeout=2.0, interval=0.01)
         # a view that missed everything is healed by a peek
         fresh = HealthView()
         await b.cool_down(DEP, 0.5)
@@ -187,11 +191,3 @@ async def test_every_process_view_follows_the_published_state(breaker_broker: Br
         assert fresh.clearance(DEP).gate is Gate.COOLING
     finally:
         await subs.close()
-
-
-async def _until(condition: object, timeout: float = 2.0) -> None:
-    assert callable(condition)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "state never arrived"
-        await asyncio.sleep(0.01)

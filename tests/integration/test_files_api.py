@@ -24,7 +24,8 @@ from anygate.broker.file_store import FileStore
 from anygate.config import FilesConfig, RedisConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import TENANT_KEYS, config_tree
-from tests.support.stack import Stack, running_stack, wait_for
+from tests.support.eventually import eventually
+from tests.support.stack import Stack, running_stack
 
 MIB = 1024 * 1024
 FILES = {"max_bytes": 4 * MIB, "max_lines": 2000, "chunk_bytes": 16 * 1024}
@@ -499,7 +500,7 @@ async def test_an_abandoned_upload_leaves_no_chunks(stack: Stack) -> None:
     for i in range(16):  # 1 MB of the 3
         send(writer, jsonl(16, pad=4000, start=16 * i), chunked=False)
         await writer.drain()
-    await wait_for(lambda: file_keys(stack, "fdata"))  # some chunks were stored...
+    await eventually(lambda: file_keys(stack, "fdata"))  # some chunks were stored...
     writer.transport.abort()  # ...and then the client vanishes mid-body
     del reader
-    await wait_for(lambda: file_keys(stack, "*") == [])
+    await eventually(lambda: file_keys(stack, "*") == [])

@@ -4,53 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
-import httpx
 import orjson
-from httpx_sse import aconnect_sse
 
+from tests.support.eventually import eventually
+from tests.support.jobs import CHAT, chat_job, read_sse, submit
 from tests.support.mock import MockControl
-from tests.support.stack import Stack, wait_for
-
-CHAT = "/v1/chat/completions"
-
-
-def chat_job(text: str = "hello", **extra: Any) -> dict[str, Any]:
-    return {
-        "endpoint": CHAT,
-        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
-        **extra,
-    }
-
-
-async def submit(client: httpx.AsyncClient, job: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = await client.post("/v1/jobs", json=job or chat_job())
-    assert response.status_code == 202, response.text
-    assert response.headers["location"] == f"/v1/jobs/{response.json()['id']}"
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def read_sse(
-    client: httpx.AsyncClient,
-    job_id: str,
-    *,
-    last_id: str | None = None,
-    stop_after: int | None = None,
-) -> list[tuple[str, str, str]]:
-    """(id, event, data) triples, until a terminal event or ``stop_after`` events."""
-    events: list[tuple[str, str, str]] = []
-    headers = {"last-event-id": last_id} if last_id else {}
-    async with aconnect_sse(client, "GET", f"/v1/jobs/{job_id}/events", headers=headers) as src:
-        assert src.response.headers["x-accel-buffering"] == "no"
-        async for sse in src.aiter_sse():
-            events.append((sse.id, sse.event, sse.data))
-            if sse.event in {"completed", "failed", "cancelled", "expired"}:
-                break
-            if stop_after is not None and len(events) >= stop_after:
-                break
-    return events
+from tests.support.stack import Stack
 
 
 async def test_submit_then_poll_returns_the_result(stack: Stack) -> None:
@@ -172,12 +132,12 @@ async def test_cancelled_running_job_aborts_its_upstream_call_within_1s(
         async def running() -> bool:
             return bool((await client.get(f"/v1/jobs/{job['id']}")).json()["status"] == "running")
 
-        await wait_for(running)
-        await wait_for(lambda: len(mock.requests()) == 1)
+        await eventually(running)
+        await eventually(lambda: len(mock.requests()) == 1)
         cancelled_at = time.time()
         body = (await client.post(f"/v1/jobs/{job['id']}/cancel")).json()
         assert body["status"] == "cancelled"
-        await wait_for(lambda: mock.requests()[0]["aborted"], timeout=3)
+        await eventually(lambda: mock.requests()[0]["aborted"], timeout=3)
     aborted_at = mock.requests()[0]["aborted_at"]
     assert aborted_at - cancelled_at < 1.0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_admin_api import JOB, admin_tree, as_admin, keyed
+from tests.support.admin import JOB, admin_tree, as_admin, keyed
 from tests.support.mock import MockControl
 from tests.support.stack import ANYGATE, Stack, running_stack
 

@@ -72,7 +72,7 @@ def test_openai_request_over_the_rpm_is_a_rate_limit_error_until_the_window_move
     assert re.fullmatch(DURATION, refused.headers["x-ratelimit-reset-requests"])
     retry_after = float(refused.headers["retry-after"])
     assert 0 < retry_after <= WINDOW_S
-    time.sleep(retry_after)
+    time.sleep(retry_after)  # the point: exactly the Retry-After the mock asked for
     assert chat(oai).http_response.status_code == 200
     entries = mock.requests()
     assert [entry["status"] for entry in entries] == [200, 200, 200, 429, 200]
@@ -152,7 +152,7 @@ def test_gemini_request_over_the_rpm_is_resource_exhausted_with_retry_info(
         429,
         "application/json; charset=UTF-8",
     )
-    time.sleep(float(delay[:-1]) + 0.01)
+    time.sleep(float(delay[:-1]) + 0.01)  # the point: exactly the retryDelay it asked for
     assert google.post(GENERATE, json=CONTENTS).status_code == 200
 
 

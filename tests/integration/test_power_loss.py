@@ -105,13 +105,13 @@ async def _power_loss_run(
         stack.start_worker(concurrency=8)
         async with stack.client() as client:
             load = Load(client)
-            await asyncio.sleep(LOAD_BEFORE_PLUG_S)
+            await asyncio.sleep(LOAD_BEFORE_PLUG_S)  # the point: a span of load before the cut
             shim.require_applied(server)
             moment = fsync == "everysec" and await _unsynced_moment(shim)
             plug_at = time.monotonic()
             loss = pull_plug(server, shim)
             server = _server(data_dir, server.port, fsync, shim, binary).start()
-            await asyncio.sleep(LOAD_AFTER_RESTART_S)
+            await asyncio.sleep(LOAD_AFTER_RESTART_S)  # the point: a span of load after it
             await load.stop()
             ledger = load.ledger
             assert len(ledger.accepted) > 50, "too little load to say anything"

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_jobs_api import chat_job, submit
 from tests.support.configs import config_tree
+from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
 from tests.support.stack import Stack
 
@@ -54,6 +54,8 @@ async def test_outage_answers_503_fast_and_loses_nothing(tmp_path: Path, mock: M
 
             server.stop()
             server.start()
+            # the point: within half a second of a restart the subscriptions are back by
+            # themselves (polling the call until it works would not show that)
             await asyncio.sleep(0.5)
             again = await client.post(
                 "/v1/chat/completions",

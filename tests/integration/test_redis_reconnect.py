@@ -22,12 +22,13 @@ from typing import Any
 import httpx
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_batches import _content, _jsonl, _line, _sdk, _until
-from tests.integration.test_jobs_api import chat_job, submit
+from tests.support.batches import batch_line, batch_reaches, file_lines, jsonl, openai_sdk
 from tests.support.configs import config_tree
+from tests.support.eventually import eventually
+from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
 from tests.support.processes import ManagedProcess, free_port
-from tests.support.stack import ANYGATE, Stack, wait_for
+from tests.support.stack import ANYGATE, Stack
 from tests.support.webhooks import WebhookReceiver, refuse_while_refusing, webhook_receiver
 
 LOST = "redis unreachable; reconnecting"
@@ -56,7 +57,7 @@ async def _outages_logged(proc: ManagedProcess, outages: int) -> None:
         return text.count(LOST), text.count(BACK)
 
     try:
-        await wait_for(lambda: counts() == (outages, outages), timeout=10)
+        await eventually(lambda: counts() == (outages, outages), timeout=10)
     except AssertionError:
         raise AssertionError(f"{counts()} != {(outages, outages)}\n{proc.log_tail(60)}") from None
 
@@ -89,7 +90,7 @@ async def _control_ticks_again(server: EmbeddedRedis, timeout: float = 20.0) -> 
     key = "ag:{reconnect}:control:ticked"
     async with _client(server) as r:
         await r.delete(key)
-        await wait_for(lambda: r.exists(key), timeout=timeout)
+        await eventually(lambda: r.exists(key), timeout=timeout)
 
 
 @contextlib.asynccontextmanager
@@ -129,17 +130,17 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
             stack.start_api()
             stack.start_worker(pool="openai", concurrency=16)
             control = stack.start_control()
-            sdk = _sdk(stack)
+            sdk = openai_sdk(stack)
             n = 300
-            lines = [_line(i, "gpt-4o-mini") for i in range(n)]
-            uploaded = sdk.files.create(file=("r.jsonl", _jsonl(lines)), purpose="batch")
+            lines = [batch_line(i, "gpt-4o-mini") for i in range(n)]
+            uploaded = sdk.files.create(file=("r.jsonl", jsonl(lines)), purpose="batch")
             batch = sdk.batches.create(
                 input_file_id=uploaded.id, endpoint="/v1/chat/completions",
                 completion_window="24h",
             )  # fmt: skip
-            await _until(sdk, batch.id, {"in_progress"}, timeout=20)
+            await batch_reaches(sdk, batch.id, {"in_progress"}, timeout=20)
             early = await _job_with_webhook(stack, hooks)
-            await wait_for(lambda: any(d.subject == early for d in hooks.seen), timeout=20)
+            await eventually(lambda: any(d.subject == early for d in hooks.seen), timeout=20)
 
             for outages, hard in ((1, False), (2, True)):  # shutdown; kill -9 (AOF restart)
                 server.stop(hard=hard)
@@ -150,16 +151,16 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
                 await _outages_logged(control, outages)
                 if outages == 1:  # the refused delivery's retry is due after the restart
                     hooks.refusing = False
-                    await wait_for(lambda: hooks.delivered(early), timeout=30)
+                    await eventually(lambda: hooks.delivered(early), timeout=30)
 
-            done = await _until(sdk, batch.id, {"completed", "failed"}, timeout=40)
+            done = await batch_reaches(sdk, batch.id, {"completed", "failed"}, timeout=40)
             assert done.status == "completed"
-            ids = [o["custom_id"] for o in _content(sdk, done.output_file_id)]
-            ids += [e["custom_id"] for e in _content(sdk, done.error_file_id)]
+            ids = [o["custom_id"] for o in file_lines(sdk, done.output_file_id)]
+            ids += [e["custom_id"] for e in file_lines(sdk, done.error_file_id)]
             assert sorted(ids) == sorted(f"req-{i}" for i in range(n)), "each line exactly once"
 
             late = await _job_with_webhook(stack, hooks)
-            await wait_for(lambda: hooks.delivered(late), timeout=20)
+            await eventually(lambda: hooks.delivered(late), timeout=20)
             for job_id in (early, late):
                 mine = {(d.delivery_id, d.event) for d in hooks.seen if d.subject == job_id}
                 assert mine == {(f"dlv_{job_id}", "job.succeeded")}, hooks.seen
@@ -191,7 +192,7 @@ async def test_every_process_started_before_redis_waits_for_it_and_then_serves(
             stack.controls.append(_spawn(stack, "control"))
             spawned = time.monotonic()
             async with stack.client() as client:
-                await wait_for(lambda: _answers(client, "/healthz"), timeout=20)
+                await eventually(lambda: _answers(client, "/healthz"), timeout=20)
                 ready = await client.get("/readyz")
                 assert ready.status_code == 503
                 assert ready.headers["retry-after"] == "1"
@@ -204,8 +205,8 @@ async def test_every_process_started_before_redis_waits_for_it_and_then_serves(
                 _assert_all_running(stack)
 
                 server.start()
-                await wait_for(lambda: _answers(client, "/readyz"), timeout=15)
-                await wait_for(lambda: stack.registered_workers("openai") == 1, timeout=15)
+                await eventually(lambda: _answers(client, "/readyz"), timeout=15)
+                await eventually(lambda: stack.registered_workers("openai") == 1, timeout=15)
                 await _control_ticks_again(server)
                 accepted = await submit(client, chat_job("are you there?"))
                 done = await client.get(f"/v1/jobs/{accepted['id']}", params={"wait": 10})
@@ -238,12 +239,12 @@ async def test_a_ten_second_redis_pause_kills_no_process(tmp_path: Path, mock: M
             assert server.process is not None
             os.kill(server.process.pid, signal.SIGSTOP)
             try:
-                await asyncio.sleep(10)
+                await asyncio.sleep(10)  # the point: the length of Redis's pause
                 _assert_all_running(stack)
             finally:
                 os.kill(server.process.pid, signal.SIGCONT)
             async with stack.client() as client:
-                await wait_for(lambda: _answers(client, "/readyz"), timeout=15)
+                await eventually(lambda: _answers(client, "/readyz"), timeout=15)
                 await _control_ticks_again(server)
                 accepted = await submit(client, chat_job("after the pause"))
                 done = await client.get(f"/v1/jobs/{accepted['id']}", params={"wait": 15})

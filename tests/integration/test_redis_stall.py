@@ -20,9 +20,9 @@ import pytest
 import redis as sync_redis
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_jobs_api import chat_job, submit
 from tests.support.configs import config_tree
 from tests.support.faults import redis_paused
+from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
 from tests.support.stack import Stack
 
@@ -81,7 +81,7 @@ async def test_a_redis_pause_fails_no_job_and_opens_no_breaker(
         ids = [(await submit(client, chat_job(f"stall {i}")))["id"] for i in range(24)]
         await asyncio.sleep(1.0)  # 16 of them are mid-stream, 8 wait in the queue
         with redis_paused(own_redis):
-            await asyncio.sleep(PAUSE_S)
+            await asyncio.sleep(PAUSE_S)  # the point: the length of Redis's pause
         jobs = await _wait_all(client, ids, timeout=60)
     failed = [(j["id"], j["error"]) for j in jobs if j["status"] != "succeeded"]
     assert not failed, f"jobs failed for Redis' pause: {failed}"
@@ -132,8 +132,8 @@ async def test_requests_during_a_redis_pause_fail_fast_and_recover_at_once(
                     timed("readyz", client.get("/readyz")),
                     timed("healthz", client.get("/healthz")),
                 )
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(max(0.0, t_end - time.monotonic()))
+                await asyncio.sleep(0.2)  # the point: probes spread over the whole pause
+            await asyncio.sleep(max(0.0, t_end - time.monotonic()))  # ...to its very end
         slow = [t for t in timings if t[2] > 2.0]
         assert not slow, f"requests hung while Redis was paused: {slow}"
         assert {s for label, s, _t in timings if label == "healthz"} == {200}

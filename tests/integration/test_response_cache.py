@@ -389,6 +389,6 @@ def test_entries_expire_after_their_ttl(
     with running_stack(tmp_path, tree, ["openai"]) as stack, _http(stack) as http:
         assert http.post(CHAT, json=body).headers["x-anygate-cache"] == "miss"
         assert http.post(CHAT, json=body).headers["x-anygate-cache"] == "hit"
-        time.sleep(1.2)
+        time.sleep(1.2)  # the point: the entry's 1 s TTL runs out (its length is under test)
         assert http.post(CHAT, json=body).headers["x-anygate-cache"] == "miss"
     assert _upstream(mock, prompt) == 2

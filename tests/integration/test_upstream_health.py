@@ -17,6 +17,7 @@ import pytest
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import FAILING_MODEL, MOCK_KEY_ENV, TENANT_KEYS, config_tree
+from tests.support.eventually import eventually
 from tests.support.mock import MockControl
 from tests.support.stack import Stack, running_stack
 
@@ -59,7 +60,7 @@ async def test_a_429_pauses_only_its_deployment_for_its_retry_after(
         answers: list[asyncio.Task[httpx.Response]] = []
         for _ in range(40):  # a steady stream over ~4 s
             answers.append(asyncio.create_task(one()))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the point: a steady stream, not one burst
         done = await asyncio.gather(*answers)
         assert [a.status_code for a in done] == [200] * 40, "no client saw the 429"
         jobs = [
@@ -130,6 +131,7 @@ async def test_a_failing_deployment_opens_its_breaker_and_one_probe_closes_it(
 
         httpx.delete(f"{mock.url}/_mock/faults").raise_for_status()  # the primary recovers
         mock.settings(latency_ms=300)
+        # the point: the breaker's cool-down runs its length before the burst
         await asyncio.sleep(max(0.0, opened_at + 1.6 - time.monotonic()))
         burst = await asyncio.gather(
             *(client.post("/v1/chat/completions", json=_chat("resilient")) for _ in range(5))
@@ -204,17 +206,18 @@ async def test_queued_jobs_wait_out_an_open_breaker_and_all_succeed(
                 "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": _chat("gpt-4o-mini")}
             )
         ).json()
-        deadline = time.monotonic() + 10
-        while (await client.get(f"/v1/jobs/{first['id']}")).json()["attempts"] < 3:
-            assert time.monotonic() < deadline, "the first job never met its three failures"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: _attempts(client, first["id"], at_least=3),
+            what="the first job's three failures",
+            timeout=10,
+        )
         opened = time.time()  # the mock logs wall-clock times
         mock.settings(latency_ms=200)  # each call takes a while: the probe's is seen alone
         ids = [first["id"]]
         for i in range(30):
             body = {"endpoint": "/v1/chat/completions", "body": _chat("gpt-4o-mini", f"q{i}")}
             ids.append((await client.post("/v1/jobs", json=body)).json()["id"])
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the point: a window in which the open breaker calls nothing
         assert all(r["status"] == 500 for r in mock.requests()), "nothing called while open"
         jobs = [
             (await client.get(f"/v1/jobs/{job_id}", params={"wait": 20})).json() for job_id in ids
@@ -260,3 +263,7 @@ async def test_an_account_out_of_credit_moves_to_the_fallback_at_once(
         answer = await client.post("/v1/chat/completions", json=_chat("resilient"))
         assert answer.status_code == 200
     assert _primary_calls(mock) == 1
+
+
+async def _attempts(client: httpx.AsyncClient, job_id: str, *, at_least: int) -> bool:
+    return int((await client.get(f"/v1/jobs/{job_id}")).json()["attempts"]) >= at_least

@@ -15,8 +15,8 @@ import pytest
 
 from anygate.client import AnygateClient
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.integration.test_jobs_api import chat_job, read_sse, submit
 from tests.support.configs import TENANT_KEYS, config_tree
+from tests.support.jobs import chat_job, read_sse, submit
 from tests.support.mock import MockControl
 from tests.support.stack import Stack, running_stack
 
@@ -95,7 +95,7 @@ async def test_sigterm_mid_job_finishes_the_job_before_exiting(
     async with bare.client() as client:
         job = await submit(client)
         await _streaming(client, job["id"])
-        worker._popen.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 20) == 0
         done = await _status(client, job["id"])
     assert done["status"] == "succeeded"
@@ -110,7 +110,7 @@ async def test_sigterm_past_the_grace_period_hands_the_job_back(
     async with bare.client() as client:
         job = await submit(client)
         await _streaming(client, job["id"])
-        worker._popen.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 20) == 0
         handed_back = await _status(client, job["id"])
         assert handed_back["status"] == "queued", "handed back at once, not after a lease lapses"

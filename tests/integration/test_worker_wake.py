@@ -18,6 +18,7 @@ from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import CallOutcome, ChunkSink
 from anygate.workers.worker import Worker, WorkerSettings
 from tests.integration.helpers import claim_one, enqueue
+from tests.support.eventually import eventually
 
 
 class InstantAdapter:
@@ -39,9 +40,10 @@ async def idle_worker(config: AnygateConfig, redis: Redis, broker: Broker) -> As
     worker = Worker(config, settings, broker, subs, InstantAdapter())
     task = asyncio.create_task(worker.run())
     try:
-        async with asyncio.timeout(5):
-            while not await redis.exists(broker.keys.prefix + "idle:openai"):
-                await asyncio.sleep(0.01)
+        idle = broker.keys.prefix + "idle:openai"
+        await eventually(
+            lambda: redis.exists(idle), what="the worker idle", timeout=5, interval=0.01
+        )
         yield
     finally:
         worker.stop()
@@ -51,12 +53,11 @@ async def idle_worker(config: AnygateConfig, redis: Redis, broker: Broker) -> As
 
 
 async def _finished(broker: Broker, job_id: str) -> JobStatus:
-    async with asyncio.timeout(5):
-        while True:
-            record = await broker.get("acme", job_id)
-            if record is not None and record.status is JobStatus.SUCCEEDED:
-                return record.status
-            await asyncio.sleep(0.01)
+    async def succeeded() -> JobStatus | None:
+        record = await broker.get("acme", job_id)
+        return record.status if record and record.status is JobStatus.SUCCEEDED else None
+
+    return await eventually(succeeded, what=f"job {job_id} succeeded", timeout=5, interval=0.01)
 
 
 async def test_a_new_job_wakes_an_idle_worker(

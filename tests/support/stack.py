@@ -7,10 +7,8 @@ logged is checked for errors (``process_logs.py``) when the stack stops.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import httpx
 import redis
 import yaml
 
+from anygate.ops.processes import wait_until
 from tests.support.configs import MOCK_KEY_ENV, TENANT_KEYS
 from tests.support.process_logs import PROCESS_LOGS
 from tests.support.processes import ManagedProcess, free_port
@@ -61,13 +60,12 @@ class Stack:
             env=self.env,
         )  # fmt: skip
         self.started.append(proc)
-        deadline = time.monotonic() + 20
-        while self.registered_workers(pool) <= before:
-            if not proc.running:
-                raise RuntimeError(f"worker died on start:\n{proc.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker never registered:\n{proc.log_tail()}")
-            time.sleep(0.05)
+        wait_until(
+            lambda: None if self.registered_workers(pool) > before else "not registered",
+            what=f"a worker of pool {pool} in the registry",
+            watch=[proc.child],
+            timeout=20,
+        )
         self.workers.append(proc)
         self.worker_pool[proc.pid] = pool
         return proc
@@ -77,13 +75,13 @@ class Stack:
         batch tick has run (arq runs the cron at start-up)."""
         proc = ManagedProcess.start([*ANYGATE, "control"], env=self.env)
         self.started.append(proc)
-        deadline = time.monotonic() + 20
-        while not self._redis.exists(f"{self._prefix}control:ticked"):
-            if not proc.running:
-                raise RuntimeError(f"control died on start:\n{proc.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"control never ticked:\n{proc.log_tail()}")
-            time.sleep(0.05)
+        ticked = f"{self._prefix}control:ticked"
+        wait_until(
+            lambda: None if self._redis.exists(ticked) else "no tick yet",
+            what="control's first batch tick",
+            watch=[proc.child],
+            timeout=20,
+        )
         self.controls.append(proc)
         return proc
 
@@ -121,20 +119,6 @@ class Stack:
         its log was last read (all of it, once the stack has stopped)."""
         __tracebackhide__ = True
         PROCESS_LOGS.check(self.started)
-
-
-async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
-    """Poll an (async or sync) predicate until it holds; fail with a clear message otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 @contextlib.contextmanager
