@@ -12,7 +12,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
 from anygate.broker import KeySpace
@@ -25,6 +24,7 @@ from anygate.broker.routing import (
     plan,
     route_for,
 )
+from anygate.broker.worker_registry import decode_registry_value, summed_stats
 from anygate.config import AnygateConfig, ProviderKind
 from anygate.workers.translate import chat_request_to_gemini, embeddings_request_to_gemini
 
@@ -67,22 +67,10 @@ class Planner:
     async def _live_stats(self) -> dict[str, DeploymentStats]:
         if time.monotonic() - self._stats_at < STATS_MAX_AGE_S:
             return self._stats
-        totals: dict[str, list[float]] = {}
+        values = []
         for pool in self._config.providers:
             registry: dict[str, str] = await awaited(self._redis.hgetall(self._keys.workers(pool)))
-            for value in registry.values():
-                parts = value.split(" ", 3)
-                if len(parts) < 4:
-                    continue
-                for key, (in_flight, latency) in orjson.loads(parts[3]).items():
-                    acc = totals.setdefault(key, [0, 0.0, 0])
-                    acc[0] += in_flight
-                    if latency is not None:
-                        acc[1] += latency
-                        acc[2] += 1
-        self._stats = {
-            key: DeploymentStats(int(acc[0]), acc[1] / acc[2] if acc[2] else None)
-            for key, acc in totals.items()
-        }
+            values += [decode_registry_value(v) for v in registry.values()]
+        self._stats = summed_stats(v for v in values if v is not None)
         self._stats_at = time.monotonic()
         return self._stats

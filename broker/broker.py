@@ -37,6 +37,7 @@ from anygate.broker.quotas import in_flight_caps, refusal, submit_limits, usage_
 from anygate.broker.rate_window import Admission
 from anygate.broker.redis_link import RedisLink
 from anygate.broker.scripts import Scripts
+from anygate.broker.worker_registry import RegistryValue, encode_registry_value
 from anygate.config import AnygateConfig, TenantQuotas
 
 _UNLIMITED = TenantQuotas()
@@ -340,13 +341,14 @@ class Broker:
         self,
         pool: str,
         worker_id: str,
-        registry_value: str,
+        registry: RegistryValue,
         jobs: Sequence[tuple[str, int]],
     ) -> list[str]:
         """Extend leases; returns the ids this worker no longer owns."""
         k = self.keys
         args: list[str | int] = [
-            k.prefix, worker_id, int(self._queue.visibility_timeout_s * 1000), registry_value,
+            k.prefix, worker_id, int(self._queue.visibility_timeout_s * 1000),
+            encode_registry_value(registry),
         ]  # fmt: skip
         for job_id, attempt in jobs:
             args += [job_id, attempt]

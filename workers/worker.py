@@ -36,6 +36,7 @@ from anygate.broker.errors import (
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
 from anygate.broker.tenant_store import TenantStore
+from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
@@ -199,9 +200,8 @@ class Worker:
     # --- leases ---------------------------------------------------------------------------
 
     async def _heartbeat_once(self) -> None:
-        registry = (
-            f"{int(time.time() * 1000)} {self._s.concurrency} {len(self._running)} "
-            f"{self._usage.snapshot_json()}"
+        registry = RegistryValue(
+            int(time.time() * 1000), self._s.concurrency, len(self._running), self._usage.snapshot()
         )
         owned = [(jid, job.attempt) for jid, (_t, job) in self._running.items()]
         lost = await self._broker.heartbeat(self._s.pool, self._s.worker_id, registry, owned)

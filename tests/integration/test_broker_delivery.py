@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from anygate.broker import Broker, JobStatus, Subscriptions, create_redis
 from anygate.broker.broker import IdempotencyConflictError
+from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig, Priority
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import chat_body, claim_one, enqueue
@@ -85,7 +86,12 @@ async def test_heartbeat_keeps_a_long_job_leased(short_lease: AnygateConfig) -> 
         assert job is not None
         for _ in range(6):
             await asyncio.sleep(0.1)
-            assert await broker.heartbeat("openai", "w1", "0 1", [(job.id, job.attempt)]) == []
+            assert (
+                await broker.heartbeat(
+                    "openai", "w1", RegistryValue(0, 1, 1), [(job.id, job.attempt)]
+                )
+                == []
+            )
             assert await broker.reclaim("openai") == 0
     finally:
         await redis.aclose()
@@ -133,7 +139,9 @@ async def test_cancel_of_running_job_tells_its_worker(broker: Broker, redis: Red
     finally:
         await subs.close()
     assert not await broker.finish(job, "openai", succeeded=True, result={})
-    assert await broker.heartbeat("openai", "w-ctl", "0 1", [(job.id, job.attempt)]) == [job.id]
+    assert await broker.heartbeat(
+        "openai", "w-ctl", RegistryValue(0, 1, 1), [(job.id, job.attempt)]
+    ) == [job.id]
 
 
 async def test_other_tenant_can_neither_read_nor_cancel(broker: Broker) -> None:
@@ -220,7 +228,10 @@ async def test_heartbeat_does_not_report_a_job_its_attempt_just_finished(broker:
     job = await claim_one(broker, "w-hb")
     assert job is not None
     assert await broker.finish(job, "openai", succeeded=True, result={})
-    assert await broker.heartbeat("openai", "w-hb", "0 1", [(job.id, job.attempt)]) == []
+    assert (
+        await broker.heartbeat("openai", "w-hb", RegistryValue(0, 1, 1), [(job.id, job.attempt)])
+        == []
+    )
 
 
 async def test_a_drained_lane_leaves_nothing_behind(broker: Broker, redis: Redis) -> None:
