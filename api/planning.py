@@ -15,8 +15,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from anygate.broker import KeySpace
-from anygate.broker.connection import awaited
 from anygate.broker.deployment_health import HealthView
+from anygate.broker.registry_store import WorkerRegistry
 from anygate.broker.routing import (
     DeploymentStats,
     RouteSelector,
@@ -24,7 +24,7 @@ from anygate.broker.routing import (
     plan,
     route_for,
 )
-from anygate.broker.worker_registry import decode_registry_value, summed_stats
+from anygate.broker.worker_registry import summed_stats
 from anygate.config import AnygateConfig, ProviderKind
 from anygate.workers.translate import chat_request_to_gemini, embeddings_request_to_gemini
 
@@ -35,8 +35,7 @@ STATS_MAX_AGE_S = 1.0
 class Planner:
     def __init__(self, config: AnygateConfig, redis: Redis, health: HealthView) -> None:
         self._config = config
-        self._redis = redis
-        self._keys = KeySpace(config.redis.namespace)
+        self._registry = WorkerRegistry(redis, KeySpace(config.redis.namespace))
         self._selector = RouteSelector()
         self._health = health
         self._stats: dict[str, DeploymentStats] = {}
@@ -67,10 +66,7 @@ class Planner:
     async def _live_stats(self) -> dict[str, DeploymentStats]:
         if time.monotonic() - self._stats_at < STATS_MAX_AGE_S:
             return self._stats
-        values = []
-        for pool in self._config.providers:
-            registry: dict[str, str] = await awaited(self._redis.hgetall(self._keys.workers(pool)))
-            values += [decode_registry_value(v) for v in registry.values()]
-        self._stats = summed_stats(v for v in values if v is not None)
+        published = [await self._registry.values(pool) for pool in self._config.providers]
+        self._stats = summed_stats(v for by_worker in published for v in by_worker.values())
         self._stats_at = time.monotonic()
         return self._stats

@@ -304,7 +304,7 @@ class AdminQueries:
         k = self._k
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(k.paused(pool))
-            pipe.delete(f"{k.prefix}idle:{pool}")
+            pipe.delete(k.idle(pool))
             pipe.publish(k.wake_channel(pool), "1")
             deleted, _idle, _subscribers = await pipe.execute()
         return bool(deleted)

@@ -35,7 +35,6 @@ from anygate.broker.errors import (
 )
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
-from anygate.broker.tenant_store import TenantStore
 from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
@@ -90,7 +89,7 @@ class Worker:
         self._abandoned: set[str] = set()
         self._usage = DeploymentUsage()
         self._gate = RateGate(broker, config.queue, config.tenants)
-        self._tenants = TenantView(TenantStore(broker.redis, broker.keys), broker, self._gate)
+        self._tenants = TenantView(broker.tenants, broker, self._gate)
         self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
         self._disposition = JobDisposition(
             broker, settings.pool, config.queue, self._guard, self._gate

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from anygate.broker import Broker, JobStatus, Subscriptions, create_redis
-from anygate.broker.broker import IdempotencyConflictError
+from anygate.broker.job_queue import IdempotencyConflictError
 from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig, Priority
 from anygate.ops.embedded_redis import EmbeddedRedis

@@ -120,7 +120,7 @@ async def test_leases_get_a_grace_after_redis_was_away(short_lease: AnygateConfi
         job = await claim_one(broker, "alive")
         assert job is not None
         assert await broker.reclaim("openai") == 0  # stamps the pool's clock
-        clock = f"{broker.keys.prefix}clock"
+        clock = broker.keys.clock
         await redis.hset(clock, "tick", int(time.time() * 1000) - 10_000)  # 10 s unanswered
         await asyncio.sleep(0.5)  # the lease has lapsed meanwhile
         assert await broker.reclaim("openai") == -1, "no lease lapses while Redis was away"

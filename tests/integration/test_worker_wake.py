@@ -40,7 +40,7 @@ async def idle_worker(config: AnygateConfig, redis: Redis, broker: Broker) -> As
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(5):
-            while not await redis.exists(broker.keys.prefix + "idle:openai"):
+            while not await redis.exists(broker.keys.idle("openai")):
                 await asyncio.sleep(0.01)
         yield
     finally:
