@@ -255,3 +255,29 @@ async def test_a_drained_lane_leaves_nothing_behind(broker: Broker, redis: Redis
     fourth = await claim_one(broker)
     assert fourth is not None
     assert fourth.id == again.job_id, "a new job recreates the lane and its group"
+
+
+@pytest.mark.parametrize("model", ['meta/llama-3 "8b"', "modèle-ünïcode", "plain"])
+async def test_the_next_model_reaches_the_retry_event_as_sent(broker: Broker, model: str) -> None:
+    """requeue-6.lua places the model, one JSON string encoded in Python, into the ``retry``
+    event it writes: it reads back equal, however it is spelt, and the event stays one JSON
+    object with orjson's spelling of the model."""
+    created = await enqueue(broker, body=chat_body("fall back"))
+    job = await claim_one(broker)
+    assert job is not None
+    assert await broker.requeue(
+        job, "openai", delay_s=0, reason="fallback", refund_attempt=False, next_model=model
+    )
+    retry = [e for e in await broker.events_after(created.job_id, None) if e.type == "retry"]
+    assert len(retry) == 1
+    assert orjson.loads(retry[0].data)["model"] == model
+    assert retry[0].data.endswith(f',"model":{orjson.dumps(model).decode()}}}')
+
+
+async def test_a_retry_event_without_a_new_model_names_none(broker: Broker) -> None:
+    created = await enqueue(broker, body=chat_body("same model"))
+    job = await claim_one(broker)
+    assert job is not None
+    assert await broker.requeue(job, "openai", delay_s=0, reason="t", refund_attempt=False)
+    (retry,) = [e for e in await broker.events_after(created.job_id, None) if e.type == "retry"]
+    assert "model" not in orjson.loads(retry.data)
