@@ -17,7 +17,6 @@ from anygate.broker.connection import awaited
 from anygate.broker.ids import digest
 from anygate.broker.keys import KeySpace
 from anygate.broker.models import (
-    ENDPOINT_CODES,
     LAST_STREAM_ID,
     Enqueued,
     JobEvent,
@@ -62,41 +61,15 @@ class JobQueue:
         self._quotas = {t.id: t.quotas for t in config.tenants}
         self._client_keys = ClientKeyBox.from_config(config.security)
 
-    def _record_fields(self, job: NewJob, job_id: str) -> list[str | int]:
-        """The job record's optional fields, as ``JobRecord.from_hash`` reads them back."""
-        fields: list[str | int] = [
-            "tenant", job.tenant,
-            "pool", job.pool,
-            "priority", job.priority.value,
-            "endpoint", ENDPOINT_CODES[job.endpoint],
-            "model", job.model,
-        ]  # fmt: skip
-        if job.stream:
-            fields += ["stream", 1]
-        if job.plan:
-            fields += ["plan", job.plan, "step", 0]
-        if job.reply_to:
-            fields += ["reply_to", job.reply_to]
-        if job.metadata:
-            fields += ["metadata", orjson.dumps(job.metadata).decode()]
-        if job.deadline_ms:
-            fields += ["deadline_ms", job.deadline_ms]
-        if job.webhook_url:
-            fields += ["webhook_url", job.webhook_url]
-        if job.batch_id:
-            fields += ["batch", job.batch_id, "custom_id", job.custom_id]
-        if job.keep_s:
-            fields += ["keep_s", job.keep_s]
-        if job.client_key is not None:
-            fields += ["pk", self._client_keys.seal(job.client_key, job_id)]
-        return fields
-
     async def enqueue(self, job: NewJob, job_id: str) -> Enqueued:
         """Queue the job, or raise ``QueueFullError`` / ``InsufficientQuotaError`` when one of
         the tenant's limits refuses it (then nothing at all was written)."""
         k = self._k
         quotas = job.quotas if job.quotas is not None else self._quotas.get(job.tenant, _UNLIMITED)
         now = datetime.now(UTC)
+        sealed = None
+        if job.client_key is not None:
+            sealed = self._client_keys.seal(job.client_key, job_id)
         args = EnqueueArgs(
             prefix=k.prefix,
             job_id=job_id,
@@ -109,7 +82,7 @@ class JobQueue:
             body_digest=digest(job.endpoint, job.body),
             body=job.body.decode(),
             submit_limits=submit_limits(quotas, now),
-            fields=self._record_fields(job, job_id),
+            fields=job.record_fields(sealed),
         )
         keys = EnqueueKeys.of(k, job_id, job.pool, job.priority, job.tenant)
         reply = await enqueue(self._scripts, keys, args)

@@ -62,7 +62,7 @@ TWINS: list[tuple[str, str, type[enum.StrEnum]]] = [
 
 
 class TestSharedStrings:
-    @pytest.mark.parametrize(("script", "table", "twin"), TWINS, ids=lambda v: str(v))
+    @pytest.mark.parametrize(("script", "table", "twin"), TWINS, ids=str)
     def test_the_lua_table_and_its_python_twin_agree(
         self, script: str, table: str, twin: type[enum.StrEnum]
     ) -> None:
@@ -81,9 +81,7 @@ class TestSharedStrings:
     def test_every_table_has_a_twin(self) -> None:
         """A new table of shared strings gets a Python twin (and a line in TWINS)."""
         defined = {
-            (name, table)
-            for name in [PRELUDE, *SCRIPTS]
-            for table in constant_tables(code(name))
+            (name, table) for name in [PRELUDE, *SCRIPTS] for table in constant_tables(code(name))
         }
         assert defined == {(script, table) for script, table, _twin in TWINS}
 
