@@ -1,4 +1,5 @@
-"""Each Lua script as a typed async call that takes its keys and its arguments separately.
+"""Loading the Lua scripts and calling them: the mechanics under the typed calls of
+``script_calls`` (which say what goes in and what comes back).
 
 A script's file is named for its key count (``claim-12.lua``, as BullMQ does); the wrapper checks
 that count, so a caller cannot hand a script fewer keys than it declares. Scripts are called by SHA

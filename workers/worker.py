@@ -35,6 +35,7 @@ from anygate.broker.errors import (
 )
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
+from anygate.broker.script_calls.cancel import WorkerControl
 from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
@@ -186,7 +187,7 @@ class Worker:
     def _obey(self, message: str) -> None:
         """Control messages: ``cancel <job id>`` when the job's owner cancelled it."""
         verb, _, job_id = message.partition(" ")
-        if verb == "cancel":
+        if verb == WorkerControl.CANCEL:
             self._abandon(job_id, reason="cancelled")
 
     def _abandon(self, job_id: str, *, reason: str) -> None:

@@ -6,6 +6,7 @@
 -- Returns {status before, status after}; status 'missing' when the job is not the tenant's.
 -- Shared with Python: script_calls/cancel.py.
 local CANCEL = {MISSING = 'missing'}
+local CONTROL = {CANCEL = 'cancel'}
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'tenant', 'pool', 'priority', 'where', 'entry',
   'worker')
@@ -31,7 +32,7 @@ else
   redis.call('ZREM', KEYS[2], job_id)
   redis.call('HINCRBY', KEYS[5], 'inflight', -1)
   redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[2], -1)
-  redis.call('PUBLISH', key_of(prefix, 'ctl', f[7]), 'cancel ' .. job_id)
+  redis.call('PUBLISH', key_of(prefix, 'ctl', f[7]), CONTROL.CANCEL .. ' ' .. job_id)
 end
 redis.call('HSET', KEYS[1], 'status', STATUS.CANCELLED, 'finished_ms', now, 'where', '',
   'error', cjson.encode({message = 'the job was cancelled', type = 'cancelled',

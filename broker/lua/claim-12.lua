@@ -10,7 +10,7 @@
 --       11 claim token: a worker whose claim got no reply (Redis stalled or restarted; the call
 --          may have run) sends the same call again with the same token, and gets the jobs the
 --          first one took instead of taking more (remembered in claimed:<worker> for a minute)
--- Returns a flat list, 15 fields per job (CLAIM_FIELDS in broker/claims.py):
+-- Returns a flat list, 15 fields per job (CLAIM_FIELDS in broker/script_calls/claim.py):
 --   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry, plan, step,
 --   attempt at which the current step began, times an upstream 429 sent it back, the client's
 --   provider key (BYOK; encrypted) or '', the synchronous caller's reply channel or ''

@@ -17,6 +17,14 @@ class CancelStatus(enum.StrEnum):
     """The job does not exist, or is not the tenant's."""
 
 
+class WorkerControl(enum.StrEnum):
+    """The script's ``CONTROL`` table: the verbs of ``<verb> <job id>`` on a worker's control
+    channel (``KeySpace.worker_channel``)."""
+
+    CANCEL = "cancel"
+    """The job's owner cancelled it: the worker aborts its upstream call."""
+
+
 DEFAULT_REASON = "cancelled_by_user"
 """The cancelled job's error ``code`` and event ``reason`` when its owner cancelled it."""
 

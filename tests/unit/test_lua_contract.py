@@ -13,7 +13,7 @@ import pytest
 
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import JobStatus
-from anygate.broker.script_calls.cancel import CancelStatus
+from anygate.broker.script_calls.cancel import CancelStatus, WorkerControl
 from anygate.broker.script_calls.enqueue import EnqueueOutcome, QuotaMeasure, QuotaPeriod
 from anygate.broker.script_calls.health import BreakerState, HealthEvent, HealthOp, ProbeVerdict
 from anygate.broker.script_calls.ratewindow import RateOp
@@ -51,6 +51,7 @@ TWINS: list[tuple[str, str, type[enum.StrEnum]]] = [
     ("enqueue-5.lua", "PERIOD", QuotaPeriod),
     ("enqueue-5.lua", "MEASURE", QuotaMeasure),
     ("cancel-5.lua", "CANCEL", CancelStatus),
+    ("cancel-5.lua", "CONTROL", WorkerControl),
     ("requeue-6.lua", "REASON", RequeueReason),
     ("requeuedead-2.lua", "OUTCOME", RequeueDeadOutcome),
     ("ratewindow-2.lua", "OP", RateOp),
