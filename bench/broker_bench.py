@@ -43,8 +43,8 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # USER_HZ is 100 on Linux
 
 
-async def redis_cpu_s(broker: Broker) -> float:
-    info = await broker.redis.info("cpu")
+async def redis_cpu_s(redis: Redis) -> float:
+    info = await redis.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
@@ -95,7 +95,7 @@ async def drain_and_round_trip(
     broker = Broker(redis, config)
     out: dict[str, Any] = {"jobs": n, "concurrency": concurrency}
     ids = await enqueue_many(broker, n)
-    redis_cpu = await redis_cpu_s(broker)
+    redis_cpu = await redis_cpu_s(redis)
     with (work / f"{namespace}-noop.log").open("ab") as log:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(HERE / "noop_worker.py"), str(cfg_path), str(concurrency),
@@ -121,8 +121,8 @@ async def drain_and_round_trip(
                 last_ms = max([last_ms, *(int(v) for v in await pipe.execute())])
         out["jobs_per_s"] = n / ((last_ms - first.started_ms) / 1000)
         out["worker_cpu_us_per_job"] = process_cpu_s(proc.pid) / n * 1e6
-        out["redis_cpu_us_per_job"] = (await redis_cpu_s(broker) - redis_cpu) / n * 1e6
-        out.update(await _round_trips(broker, samples, DurabilityBarrier(redis, durability)))
+        out["redis_cpu_us_per_job"] = (await redis_cpu_s(redis) - redis_cpu) / n * 1e6
+        out.update(await _round_trips(broker, redis, samples, DurabilityBarrier(redis, durability)))
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -136,9 +136,9 @@ async def drain_and_round_trip(
 
 
 async def _round_trips(
-    broker: Broker, samples: int, barrier: DurabilityBarrier
+    broker: Broker, redis: Redis, samples: int, barrier: DurabilityBarrier
 ) -> dict[str, float]:
-    subs = Subscriptions(broker.redis)
+    subs = Subscriptions(redis)
     await subs.start()
     rtts: list[float] = []
     try:

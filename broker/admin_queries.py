@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from anygate.broker.connection import awaited
 from anygate.broker.keys import CLASS_ORDER, KeySpace
+from anygate.broker.worker_registry import decode_registry_value
 from anygate.config import Priority
 
 USAGE_MAX_DAYS = 366
@@ -148,13 +149,11 @@ class WorkerEntry:
 
 
 def parse_registry_value(worker_id: str, value: str) -> WorkerEntry | None:
-    """``<heartbeat ms> <concurrency> <in flight> [<deployment usage json>]`` (worker.py's
-    ``_heartbeat_once``); None for a value this version cannot read."""
-    parts = value.split(" ", 3)
-    try:
-        return WorkerEntry(worker_id, int(parts[0]), int(parts[1]), int(parts[2]))
-    except (IndexError, ValueError):
+    """None for a value this version cannot read (``worker_registry``)."""
+    found = decode_registry_value(value)
+    if found is None:
         return None
+    return WorkerEntry(worker_id, found.heartbeat_ms, found.concurrency, found.in_flight)
 
 
 # --- Redis --------------------------------------------------------------------------------
@@ -305,7 +304,7 @@ class AdminQueries:
         k = self._k
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(k.paused(pool))
-            pipe.delete(f"{k.prefix}idle:{pool}")
+            pipe.delete(k.idle(pool))
             pipe.publish(k.wake_channel(pool), "1")
             deleted, _idle, _subscribers = await pipe.execute()
         return bool(deleted)

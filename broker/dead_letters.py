@@ -17,6 +17,12 @@ from redis.asyncio import Redis
 
 from anygate.broker.connection import awaited
 from anygate.broker.keys import KeySpace
+from anygate.broker.script_calls.requeuedead import (
+    RequeueDeadArgs,
+    RequeueDeadKeys,
+    RequeueDeadOutcome,
+    requeue_dead,
+)
 from anygate.broker.scripts import Scripts
 from anygate.broker.tenants import TenantRecord
 
@@ -109,12 +115,17 @@ class DeadLetters:
         ids = list(dict.fromkeys(job_ids))
         k = self._k
         replies = await asyncio.gather(
-            *(self._scripts.requeuedead([k.dead(pool), k.job(j)], [k.prefix, j]) for j in ids)
+            *(
+                requeue_dead(
+                    self._scripts, RequeueDeadKeys.of(k, pool, j), RequeueDeadArgs(k.prefix, j)
+                )
+                for j in ids
+            )
         )
         outcome = RequeueOutcome([], [])
         for job_id, reply in zip(ids, replies, strict=True):
-            if reply == "requeued":
+            if reply is RequeueDeadOutcome.REQUEUED:
                 outcome.requeued.append(job_id)
             else:
-                outcome.skipped.append((job_id, str(reply)))
+                outcome.skipped.append((job_id, reply.value))
         return outcome

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from anygate.broker.script_calls.health import BreakerState, HealthEvent, HealthPeek
+
 
 class Gate(enum.Enum):
     CALL = "call"
@@ -26,16 +28,6 @@ class Gate(enum.Enum):
     WAIT = "wait"
     """Redis said: not yet (a probe's verdict is out, or the ramp has no room): the job waits a
     moment in the queue, no attempt spent."""
-
-
-@dataclass(frozen=True, slots=True)
-class HealthVerdict:
-    """``health-1.lua``'s answer to ``probe``: the verdict, the milliseconds a pause has left,
-    and for ``wait`` the spread over which to ask again (waiters spread out, with jitter)."""
-
-    verdict: str
-    ms: int = 0
-    spread_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -77,32 +69,31 @@ class HealthView:
             return
         state = self._state(deployment)
         now = self._clock()
-        if event == "cool":
+        if event == HealthEvent.COOL:
             state.cool_until = max(state.cool_until, now + seconds)
             state.settling = True
-        elif event == "open":
+        elif event == HealthEvent.OPEN:
             state.open, state.open_until, state.dirty = True, now + seconds, False
             state.settling = True
-        elif event in {"closed", "ramp"}:
+        elif event in {_CLOSED, HealthEvent.RAMP}:
             state.open, state.open_until, state.dirty = False, 0.0, False
-            state.settling = event == "ramp" or state.settling
-        elif event == "steady":
+            state.settling = event == HealthEvent.RAMP or state.settling
+        elif event == HealthEvent.STEADY:
             state.settling = False
-        elif event == "dirty":
+        elif event == HealthEvent.DIRTY:
             state.dirty = True
-        elif event == "clean":
+        elif event == HealthEvent.CLEAN:
             state.dirty = False
 
-    def apply_peek(self, deployment: str, reply: list[str | int]) -> None:
+    def apply_peek(self, deployment: str, peek: HealthPeek) -> None:
         """What ``health-1.lua``'s ``peek`` says: the whole state, replacing this view's."""
-        status, open_ms, cool_ms, dirty, settling = reply
         now = self._clock()
         state = self._state(deployment)
-        state.open = status in {"open", "half"}
-        state.open_until = now + int(open_ms) / 1000
-        state.cool_until = now + int(cool_ms) / 1000
-        state.dirty = int(dirty) == 1
-        state.settling = int(settling) == 1
+        state.open = peek.state in {BreakerState.OPEN, BreakerState.HALF}
+        state.open_until = now + peek.open_ms / 1000
+        state.cool_until = now + peek.cool_ms / 1000
+        state.dirty = peek.dirty
+        state.settling = peek.settling
 
     def steady(self, deployment: str) -> None:
         """Redis said nothing is settling (its announcement may have been missed)."""
@@ -140,3 +131,6 @@ class HealthView:
 
 
 _CALL = Clearance(Gate.CALL)
+_CLOSED = "closed"
+"""Announced by scripts before the ramp after a pause existed (as ``ramp`` is now): still read,
+so a view follows such a script through a rolling upgrade."""

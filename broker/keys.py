@@ -168,6 +168,19 @@ class KeySpace:
     def idempotency(self, tenant: str, digest: str) -> str:
         return f"{self.prefix}idem:{tenant}:{digest}"
 
+    def idle(self, pool: str) -> str:
+        """Set by a claim that came back short: the pool's workers sleep until a wake."""
+        return f"{self.prefix}idle:{pool}"
+
+    def claimed(self, worker_id: str) -> str:
+        """A worker's last claim token and the jobs it took (``claim-12.lua``), for a minute."""
+        return f"{self.prefix}claimed:{worker_id}"
+
+    @property
+    def clock(self) -> str:
+        """When any reclaim last ran, and the grace after a Redis outage (``reclaim-5.lua``)."""
+        return f"{self.prefix}clock"
+
     def paused(self, pool: str) -> str:
         """Set while an operator holds the pool (admin API): its workers claim nothing."""
         return f"{self.prefix}paused:{pool}"

@@ -68,6 +68,38 @@ class NewJob:
     """The client's provider key (BYOK), sealed by the broker with the job id as associated
     data; None: the gateway's own keys pay."""
 
+    def record_fields(self, sealed_client_key: str | None) -> list[str | int]:
+        """The job record's fields as ``enqueue-5.lua`` writes them (field/value pairs; it adds
+        ``status``, ``attempts``, ``ix`` and ``entry``); ``JobRecord.from_hash`` reads them back,
+        and the scripts read the ones they route by. Optional fields are left out when unset:
+        a smaller hash."""
+        fields: list[str | int] = [
+            "tenant", self.tenant,
+            "pool", self.pool,
+            "priority", self.priority.value,
+            "endpoint", ENDPOINT_CODES[self.endpoint],
+            "model", self.model,
+        ]  # fmt: skip
+        if self.stream:
+            fields += ["stream", 1]
+        if self.plan:
+            fields += ["plan", self.plan, "step", 0]
+        if self.reply_to:
+            fields += ["reply_to", self.reply_to]
+        if self.metadata:
+            fields += ["metadata", orjson.dumps(self.metadata).decode()]
+        if self.deadline_ms:
+            fields += ["deadline_ms", self.deadline_ms]
+        if self.webhook_url:
+            fields += ["webhook_url", self.webhook_url]
+        if self.batch_id:
+            fields += ["batch", self.batch_id, "custom_id", self.custom_id]
+        if self.keep_s:
+            fields += ["keep_s", self.keep_s]
+        if sealed_client_key is not None:
+            fields += ["pk", sealed_client_key]
+        return fields
+
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from anygate.broker.errors import InsufficientQuotaError, QueueFullError
+from anygate.broker.script_calls.enqueue import QueueFull, QuotaMeasure, QuotaPeriod, QuotaSpent
 from anygate.broker.tenants import TenantRecord
 from anygate.config import TenantConfig, TenantQuotas
 
@@ -71,20 +72,21 @@ def in_flight_caps(tenants: Iterable[TenantConfig | TenantRecord]) -> str:
     )
 
 
-def refusal(reply: list[str], tenant: str, now: datetime) -> Exception:
+def refusal(refused: QueueFull | QuotaSpent, tenant: str, now: datetime) -> Exception:
     """The error for an ``enqueue-5.lua`` refusal: ``queue_full`` or ``insufficient_quota``."""
-    if reply[1] == "queue_full":
-        mean_ms = float(reply[2]) if reply[2] else 1000.0
+    if isinstance(refused, QueueFull):
+        mean_ms = refused.mean_service_ms or 1000.0
         return QueueFullError(
-            f"tenant {tenant!r} has {reply[3]} jobs queued, its limit (max_queued); retry when "
-            "some have started",
+            f"tenant {tenant!r} has {refused.queued} jobs queued, its limit (max_queued); retry "
+            "when some have started",
             retry_after=max(1.0, math.ceil(mean_ms / 1000)),
         )
-    period, what = reply[2], reply[3]
-    spent = "token" if what == "tokens" else "spending (USD)"
+    period, what = refused.period, refused.measure
+    spent = "token" if what is QuotaMeasure.TOKENS else "spending (USD)"
+    daily = period is QuotaPeriod.DAY
     return InsufficientQuotaError(
         f"You exceeded your current quota: tenant {tenant!r} has used its {period}ly {spent} "
-        f"budget ({'daily' if period == 'day' else 'monthly'}_{what}). It renews at the start "
+        f"budget ({'daily' if daily else 'monthly'}_{what}). It renews at the start "
         f"of the next UTC {period}.",
         retry_after=math.ceil(seconds_until_reset(period, now)),
     )

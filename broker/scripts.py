@@ -1,4 +1,5 @@
-"""Each Lua script as a typed async call that takes its keys and its arguments separately.
+"""Loading the Lua scripts and calling them: the mechanics under the typed calls of
+``script_calls`` (which say what goes in and what comes back).
 
 A script's file is named for its key count (``claim-12.lua``, as BullMQ does); the wrapper checks
 that count, so a caller cannot hand a script fewer keys than it declares. Scripts are called by SHA
@@ -16,7 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -26,6 +27,18 @@ from anygate.broker.redis_link import RedisLink
 _LUA = resources.files("anygate.broker") / "lua"
 
 Arg = str | bytes | int | float
+
+
+class ScriptKeys(Protocol):
+    """A script's KEYS, as a small frozen dataclass (``script_calls``): one field per key."""
+
+    def keys(self) -> list[str]: ...
+
+
+class ScriptArgs(Protocol):
+    """A script's ARGV, as a small frozen dataclass that encodes its fields in order."""
+
+    def argv(self) -> list[Arg]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,10 @@ class BoundScript:
             return await self._pipeline.evalsha(self.spec.sha, self.spec.source, keys, args)
 
         return await self._link.retry(once)
+
+    async def call(self, keys: ScriptKeys, args: ScriptArgs) -> Any:
+        """The typed wrappers' way in (``script_calls``); the reply is theirs to decode."""
+        return await self(keys.keys(), args.argv())
 
 
 def _load(name: str) -> LuaScript:

@@ -12,12 +12,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
 from anygate.broker import KeySpace
-from anygate.broker.connection import awaited
 from anygate.broker.deployment_health import HealthView
+from anygate.broker.registry_store import WorkerRegistry
 from anygate.broker.routing import (
     DeploymentStats,
     RouteSelector,
@@ -25,6 +24,7 @@ from anygate.broker.routing import (
     plan,
     route_for,
 )
+from anygate.broker.worker_registry import summed_stats
 from anygate.config import AnygateConfig, ProviderKind
 from anygate.core.translate import chat_request_to_gemini, embeddings_request_to_gemini
 
@@ -35,8 +35,7 @@ STATS_MAX_AGE_S = 1.0
 class Planner:
     def __init__(self, config: AnygateConfig, redis: Redis, health: HealthView) -> None:
         self._config = config
-        self._redis = redis
-        self._keys = KeySpace(config.redis.namespace)
+        self._registry = WorkerRegistry(redis, KeySpace(config.redis.namespace))
         self._selector = RouteSelector()
         self._health = health
         self._stats: dict[str, DeploymentStats] = {}
@@ -67,22 +66,7 @@ class Planner:
     async def _live_stats(self) -> dict[str, DeploymentStats]:
         if time.monotonic() - self._stats_at < STATS_MAX_AGE_S:
             return self._stats
-        totals: dict[str, list[float]] = {}
-        for pool in self._config.providers:
-            registry: dict[str, str] = await awaited(self._redis.hgetall(self._keys.workers(pool)))
-            for value in registry.values():
-                parts = value.split(" ", 3)
-                if len(parts) < 4:
-                    continue
-                for key, (in_flight, latency) in orjson.loads(parts[3]).items():
-                    acc = totals.setdefault(key, [0, 0.0, 0])
-                    acc[0] += in_flight
-                    if latency is not None:
-                        acc[1] += latency
-                        acc[2] += 1
-        self._stats = {
-            key: DeploymentStats(int(acc[0]), acc[1] / acc[2] if acc[2] else None)
-            for key, acc in totals.items()
-        }
+        published = [await self._registry.values(pool) for pool in self._config.providers]
+        self._stats = summed_stats(v for by_worker in published for v in by_worker.values())
         self._stats_at = time.monotonic()
         return self._stats

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from anygate.broker import Broker, ClaimedJob
 from anygate.broker.deployment_health import Clearance, Gate, HealthView
 from anygate.broker.routing import Step, deployment_key
+from anygate.broker.script_calls.health import BreakerState, ProbeVerdict
 from anygate.config import BreakerConfig
 
 log = structlog.get_logger(__name__)
@@ -59,19 +60,19 @@ class DeploymentGuard:
             return Pass(clearance.gate, clearance.wait_s)
         answer = await self._broker.probe(dep, _probe_id(job))
         verdict, seconds = answer.verdict, answer.ms / 1000
-        if verdict == "probe":
+        if verdict is ProbeVerdict.PROBE:
             log.info("deployment paused: probing", deployment=dep, job_id=job.id)
             return Pass(Gate.CALL, probe=True)
-        if verdict == "steady":
+        if verdict is ProbeVerdict.STEADY:
             self._view.steady(dep)
             return Pass(Gate.CALL)
-        if verdict == "ok":
+        if verdict is ProbeVerdict.OK:
             return Pass(Gate.CALL)
-        if verdict == "cool":
+        if verdict is ProbeVerdict.COOL:
             return Pass(Gate.COOLING, seconds)
-        if verdict in {"wait", "ramp"}:
+        if verdict in {ProbeVerdict.WAIT, ProbeVerdict.RAMP}:
             spread = answer.spread_ms / 1000
-            return Pass(Gate.WAIT, seconds, spread_s=spread, ramping=verdict == "ramp")
+            return Pass(Gate.WAIT, seconds, spread_s=spread, ramping=verdict is ProbeVerdict.RAMP)
         return Pass(Gate.OPEN, seconds)
 
     async def succeeded(self, job: ClaimedJob, step: Step, granted: Pass) -> None:
@@ -95,7 +96,7 @@ class DeploymentGuard:
         except (RedisError, OSError) as exc:
             log.warning("could not count a failure for the breaker", error=str(exc))
             return False
-        if state == "open":
+        if state is BreakerState.OPEN:
             log.warning("breaker open", deployment=dep, probe_failed=granted.probe)
             return True
         return False

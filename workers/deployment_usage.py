@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import orjson
-
 from anygate.broker.routing import Step, deployment_key
+from anygate.broker.worker_registry import DeploymentFigures
 
 EWMA_WEIGHT = 0.2
 
@@ -32,13 +31,14 @@ class DeploymentUsage:
         figures.in_flight += 1
         return _Call(figures, time.monotonic())
 
-    def snapshot_json(self) -> str:
-        """``{"provider:model": [in_flight, latency_ms or null]}`` with no spaces (the registry
-        value is space-separated)."""
-        return orjson.dumps(
-            {k: [f.in_flight, None if f.latency_ms is None else round(f.latency_ms, 1)]
-             for k, f in self._figures.items()}
-        ).decode()  # fmt: skip
+    def snapshot(self) -> dict[str, DeploymentFigures]:
+        """What the heartbeat publishes (``worker_registry``), latencies to 0.1 ms."""
+        return {
+            k: DeploymentFigures(
+                f.in_flight, None if f.latency_ms is None else round(f.latency_ms, 1)
+            )
+            for k, f in self._figures.items()
+        }
 
 
 @dataclass

@@ -28,6 +28,7 @@ from anygate.broker.errors import (
     UpstreamTransientError,
 )
 from anygate.broker.routing import Step
+from anygate.broker.script_calls.requeue import RequeueReason
 from anygate.config import QueueConfig
 from anygate.workers.deployment_guard import CALL, DeploymentGuard, Pass
 from anygate.workers.failure_policy import (
@@ -180,7 +181,7 @@ class JobDisposition:
             "error": exc.to_attempt_error(),
         }
         if decision.action is Action.COOL_DOWN:
-            await self._wait_out(job, steps, Pause("upstream_rate_limited", decision.delay_s))
+            await self._wait_out(job, steps, Pause(RequeueReason.UPSTREAM_RATE_LIMITED, decision.delay_s))
         elif decision.action is Action.RETRY:
             await self._broker.requeue(
                 job, pool, delay_s=decision.delay_s, reason=exc.code or "upstream_error",

@@ -37,7 +37,8 @@ from anygate.broker.errors import (
 )
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
-from anygate.broker.tenant_store import TenantStore
+from anygate.broker.script_calls.cancel import WorkerControl
+from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
 from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
@@ -91,7 +92,7 @@ class Worker:
         self._abandoned: set[str] = set()
         self._usage = DeploymentUsage()
         self._gate = RateGate(broker, config.queue, config.tenants)
-        self._tenants = TenantView(TenantStore(broker.redis, broker.keys), broker, self._gate)
+        self._tenants = TenantView(broker.tenants, broker, self._gate)
         self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
         self._disposition = JobDisposition(
             broker, settings.pool, config.queue, self._guard, self._gate
@@ -188,7 +189,7 @@ class Worker:
     def _obey(self, message: str) -> None:
         """Control messages: ``cancel <job id>`` when the job's owner cancelled it."""
         verb, _, job_id = message.partition(" ")
-        if verb == "cancel":
+        if verb == WorkerControl.CANCEL:
             self._abandon(job_id, reason="cancelled")
 
     def _abandon(self, job_id: str, *, reason: str) -> None:
@@ -201,9 +202,8 @@ class Worker:
     # --- leases ---------------------------------------------------------------------------
 
     async def _heartbeat_once(self) -> None:
-        registry = (
-            f"{int(time.time() * 1000)} {self._s.concurrency} {len(self._running)} "
-            f"{self._usage.snapshot_json()}"
+        registry = RegistryValue(
+            int(time.time() * 1000), self._s.concurrency, len(self._running), self._usage.snapshot()
         )
         owned = [(jid, job.attempt) for jid, (_t, job) in self._running.items()]
         lost = await self._broker.heartbeat(self._s.pool, self._s.worker_id, registry, owned)

@@ -10,9 +10,19 @@ end
 
 local CLASSES = {'interactive', 'standard', 'batch'}
 
-local function lane_key(prefix, pool, class, tenant)
-  return prefix .. 'lane:' .. pool .. ':' .. class .. ':' .. tenant
+-- Every key a script derives at run time is built here: FAMILY as keys.py's KeySpace spells it
+-- ('job', 'lane', 'tqueued' …), then the names that follow it, joined by ':'. A nil name fails
+-- the script, as a concatenation with nil would.
+local function key_of(prefix, family, ...)
+  local k = prefix .. family
+  for i = 1, select('#', ...) do k = k .. ':' .. select(i, ...) end
+  return k
 end
+
+-- Strings a script shares with Python: each such table has a Python twin with the same names and
+-- values (tests/unit/test_lua_contract.py holds them together). Job statuses: models.JobStatus.
+local STATUS = {QUEUED = 'queued', RUNNING = 'running', SUCCEEDED = 'succeeded', FAILED = 'failed',
+  CANCELLED = 'cancelled', EXPIRED = 'expired'}
 
 -- Append one event to a job's log and announce it on the job's channel; returns the message as
 -- published. The message is the one codec of an event on the wire (read by
@@ -22,9 +32,9 @@ end
 -- is only materialised (as id 0-1) when a second event arrives: a job that is merely queued costs
 -- no stream at all, which keeps per-job memory near the payload size.
 local function record(prefix, job_id, etype, data, attempt)
-  local ev = prefix .. 'ev:' .. job_id
+  local ev = key_of(prefix, 'ev', job_id)
   if redis.call('EXISTS', ev) == 0 then
-    redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = 'queued'}))
+    redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = STATUS.QUEUED}))
   end
   local id
   if attempt then
@@ -33,7 +43,7 @@ local function record(prefix, job_id, etype, data, attempt)
     id = redis.call('XADD', ev, '*', 't', etype, 'd', data)
   end
   local message = id .. '\n' .. etype .. '\n' .. (attempt or '') .. '\n' .. data
-  redis.call('PUBLISH', prefix .. 'n:' .. job_id, message)
+  redis.call('PUBLISH', key_of(prefix, 'n', job_id), message)
   return message
 end
 
@@ -41,7 +51,7 @@ end
 -- message per call of a script, its events joined by ASCII 30, which JSON text never contains.
 local function reply(prefix, job_id, reply_to, messages)
   if reply_to then
-    redis.call('PUBLISH', prefix .. 'reply:' .. reply_to, job_id .. '\n' .. table.concat(messages, '\30'))
+    redis.call('PUBLISH', key_of(prefix, 'reply', reply_to), job_id .. '\n' .. table.concat(messages, '\30'))
   end
 end
 
@@ -50,7 +60,7 @@ end
 local function emit(prefix, job_id, etype, data, reply_to, attempt)
   local message = record(prefix, job_id, etype, data, attempt)
   if reply_to == nil then
-    reply_to = redis.call('HGET', prefix .. 'job:' .. job_id, 'reply_to')
+    reply_to = redis.call('HGET', key_of(prefix, 'job', job_id), 'reply_to')
   end
   reply(prefix, job_id, reply_to, {message})
 end
@@ -59,15 +69,15 @@ end
 -- pool idle in that same script (claim-12.lua), so work added afterwards always finds the mark;
 -- while every worker is busy, new work costs no pub/sub message at all.
 local function wake(prefix, pool)
-  if redis.call('DEL', prefix .. 'idle:' .. pool) == 1 then
-    redis.call('PUBLISH', prefix .. 'wake:' .. pool, '1')
+  if redis.call('DEL', key_of(prefix, 'idle', pool)) == 1 then
+    redis.call('PUBLISH', key_of(prefix, 'wake', pool), '1')
   end
 end
 
 -- A batch's job has ended: count it on the batch (the control plane finalises a batch once its
 -- count of ended lines reaches its total).
 local function batch_job_ended(prefix, batch_id, status)
-  local bk = prefix .. 'batch:' .. batch_id
+  local bk = key_of(prefix, 'batch', batch_id)
   if redis.call('EXISTS', bk) == 0 then return end
   redis.call('HINCRBY', bk, 'n_' .. status, 1)
   redis.call('HINCRBY', bk, 'n_done', 1)
@@ -79,19 +89,19 @@ end
 -- admin API can requeue it (requeuedead-2.lua); any other finished job needs it no more. A
 -- batch's job is kept at least as long as its batch may still need it for its output file.
 local function retain(prefix, job_id, ttl_s, dead)
-  local jb = redis.call('HMGET', prefix .. 'job:' .. job_id, 'batch', 'status', 'keep_s',
+  local jb = redis.call('HMGET', key_of(prefix, 'job', job_id), 'batch', 'status', 'keep_s',
     'webhook_url')
   if jb[3] and tonumber(jb[3]) > ttl_s then ttl_s = tonumber(jb[3]) end
   if jb[1] then batch_job_ended(prefix, jb[1], jb[2]) end
-  if jb[4] and jb[4] ~= '' then redis.call('RPUSH', prefix .. 'jobhooks', job_id) end
-  redis.call('EXPIRE', prefix .. 'job:' .. job_id, ttl_s)
-  redis.call('EXPIRE', prefix .. 'ev:' .. job_id, ttl_s)
+  if jb[4] and jb[4] ~= '' then redis.call('RPUSH', key_of(prefix, 'jobhooks'), job_id) end
+  redis.call('EXPIRE', key_of(prefix, 'job', job_id), ttl_s)
+  redis.call('EXPIRE', key_of(prefix, 'ev', job_id), ttl_s)
   if dead then
-    redis.call('EXPIRE', prefix .. 'body:' .. job_id, ttl_s)
+    redis.call('EXPIRE', key_of(prefix, 'body', job_id), ttl_s)
   else
-    redis.call('DEL', prefix .. 'body:' .. job_id)
+    redis.call('DEL', key_of(prefix, 'body', job_id))
   end
-  redis.call('HDEL', prefix .. 'job:' .. job_id, 'pk')  -- nor the client's provider key
+  redis.call('HDEL', key_of(prefix, 'job', job_id), 'pk')  -- nor the client's provider key
 end
 
 -- Append one entry to the job's attempt history (a JSON array kept as a string): failures only,
@@ -113,7 +123,7 @@ local function keep_body(prefix, job_id, lane, entry)
   if found[1] then
     local f = found[1][2]
     for i = 1, #f, 2 do
-      if f[i] == 'b' then redis.call('SET', prefix .. 'body:' .. job_id, f[i + 1]) end
+      if f[i] == 'b' then redis.call('SET', key_of(prefix, 'body', job_id), f[i + 1]) end
     end
   end
 end
@@ -123,11 +133,11 @@ end
 -- with its group (enqueue-5.lua), so drained lanes and their consumer lists do not linger.
 local function drop_entry(prefix, pool, class, tenant, entry)
   if not (pool and class and tenant and entry and entry ~= '') then return end
-  local lane = lane_key(prefix, pool, class, tenant)
+  local lane = key_of(prefix, 'lane', pool, class, tenant)
   redis.call('XACK', lane, 'g', entry)
   redis.call('XDEL', lane, entry)
   if redis.call('XLEN', lane) == 0 and
-      redis.call('HEXISTS', prefix .. 'credit:' .. pool .. ':' .. class, tenant) == 0 then
+      redis.call('HEXISTS', key_of(prefix, 'credit', pool, class), tenant) == 0 then
     redis.call('DEL', lane)
   end
 end

@@ -10,7 +10,7 @@
 -- Returns the number of events appended (0: all were already there), or false when the attempt
 -- no longer owns the job.
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'reply_to', 'cs')
-if f[1] ~= 'running' or f[2] ~= ARGV[3] then return false end
+if f[1] ~= STATUS.RUNNING or f[2] ~= ARGV[3] then return false end
 local first, last = tonumber(ARGV[5]), 0
 if f[4] then
   local a, n = string.match(f[4], '^(%d+):(%d+)$')

@@ -4,16 +4,19 @@
 -- KEYS: 1 job hash, 2 leases zset, 3 redeliver list, 4 delayed zset, 5 pool stats
 -- ARGV: 1 prefix, 2 job id, 3 tenant, 4 ttl s, 5 reason
 -- Returns {status before, status after}; status 'missing' when the job is not the tenant's.
+-- Shared with Python: script_calls/cancel.py.
+local CANCEL = {MISSING = 'missing'}
+local CONTROL = {CANCEL = 'cancel'}
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'tenant', 'pool', 'priority', 'where', 'entry',
   'worker')
-if not f[1] or f[2] ~= ARGV[3] then return {'missing', 'missing'} end
+if not f[1] or f[2] ~= ARGV[3] then return {CANCEL.MISSING, CANCEL.MISSING} end
 local status = f[1]
-if status ~= 'queued' and status ~= 'running' then return {status, status} end
+if status ~= STATUS.QUEUED and status ~= STATUS.RUNNING then return {status, status} end
 local now = now_ms()
-if status == 'queued' then
+if status == STATUS.QUEUED then
   if not f[5] or f[5] == 'lane' then
-    local lane = lane_key(prefix, f[3], f[4], f[2])
+    local lane = key_of(prefix, 'lane', f[3], f[4], f[2])
     if redis.call('XDEL', lane, f[6]) == 1 then
       redis.call('HINCRBY', KEYS[5], 'q:' .. f[4] .. ':' .. f[2], -1)
     end
@@ -23,18 +26,18 @@ if status == 'queued' then
     redis.call('ZREM', KEYS[4], job_id)
   end
   redis.call('HINCRBY', KEYS[5], 'queued', -1)
-  redis.call('HINCRBY', prefix .. 'tqueued', f[2], -1)
+  redis.call('HINCRBY', key_of(prefix, 'tqueued'), f[2], -1)
 else
   drop_entry(prefix, f[3], f[4], f[2], f[6])
   redis.call('ZREM', KEYS[2], job_id)
   redis.call('HINCRBY', KEYS[5], 'inflight', -1)
-  redis.call('HINCRBY', prefix .. 'tinflight', f[2], -1)
-  redis.call('PUBLISH', prefix .. 'ctl:' .. f[7], 'cancel ' .. job_id)
+  redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[2], -1)
+  redis.call('PUBLISH', key_of(prefix, 'ctl', f[7]), CONTROL.CANCEL .. ' ' .. job_id)
 end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', now, 'where', '',
+redis.call('HSET', KEYS[1], 'status', STATUS.CANCELLED, 'finished_ms', now, 'where', '',
   'error', cjson.encode({message = 'the job was cancelled', type = 'cancelled',
                          code = ARGV[5]}))
-emit(prefix, job_id, 'cancelled', cjson.encode({id = job_id, status = 'cancelled',
+emit(prefix, job_id, 'cancelled', cjson.encode({id = job_id, status = STATUS.CANCELLED,
   reason = ARGV[5]}))
 retain(prefix, job_id, tonumber(ARGV[4]))
-return {status, 'cancelled'}
+return {status, STATUS.CANCELLED}

@@ -10,14 +10,14 @@
 --       11 claim token: a worker whose claim got no reply (Redis stalled or restarted; the call
 --          may have run) sends the same call again with the same token, and gets the jobs the
 --          first one took instead of taking more (remembered in claimed:<worker> for a minute)
--- Returns a flat list, 15 fields per job (CLAIM_FIELDS in broker/claims.py):
+-- Returns a flat list, 15 fields per job (CLAIM_FIELDS in broker/script_calls/claim.py):
 --   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry, plan, step,
 --   attempt at which the current step began, times an upstream 429 sent it back, the client's
 --   provider key (BYOK; encrypted) or '', the synchronous caller's reply channel or ''
 local prefix, pool, worker = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, max_jobs = tonumber(ARGV[4]), tonumber(ARGV[5])
 local weights = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
-local token, claimed_key = ARGV[11] or '', prefix .. 'claimed:' .. worker
+local token, claimed_key = ARGV[11] or '', key_of(prefix, 'claimed', worker)
 local out = {}
 local FIELDS = {'status', 'deadline_ms', 'tenant', 'endpoint', 'model', 'priority', 'stream',
   'entry', 'plan', 'step', 'step_at', 'cooled', 'pk', 'reply_to', 'worker', 'attempts'}
@@ -29,7 +29,7 @@ local function push_job(job_id, attempt, f, body)
   out[#out + 1] = f[3] or ''
   out[#out + 1] = f[4] or ''
   out[#out + 1] = f[5] or ''
-  out[#out + 1] = body or redis.call('GET', prefix .. 'body:' .. job_id) or ''
+  out[#out + 1] = body or redis.call('GET', key_of(prefix, 'body', job_id)) or ''
   for i = 6, 14 do out[#out + 1] = f[i] or '' end
 end
 
@@ -39,11 +39,11 @@ if token ~= '' then
   if prev_token == token then
     -- This claim already ran and its reply was lost: the same jobs again, those still ours.
     for job_id in string.gmatch(ids, '%S+') do
-      local f = redis.call('HMGET', prefix .. 'job:' .. job_id, unpack(FIELDS))
-      if f[1] == 'running' and f[15] == worker then
+      local f = redis.call('HMGET', key_of(prefix, 'job', job_id), unpack(FIELDS))
+      if f[1] == STATUS.RUNNING and f[15] == worker then
         local body = nil
         if f[8] and f[8] ~= '' then
-          local found = redis.call('XRANGE', lane_key(prefix, pool, f[6], f[3]), f[8], f[8])
+          local found = redis.call('XRANGE', key_of(prefix, 'lane', pool, f[6], f[3]), f[8], f[8])
           if found[1] then
             local e = found[1][2]
             for i = 1, #e, 2 do if e[i] == 'b' then body = e[i + 1] end end
@@ -57,7 +57,7 @@ if token ~= '' then
 end
 
 -- A pool an operator paused (admin API) hands out nothing: queued jobs wait in their lanes.
-if redis.call('EXISTS', prefix .. 'paused:' .. pool) == 1 then return {} end
+if redis.call('EXISTS', key_of(prefix, 'paused', pool)) == 1 then return {} end
 local now = now_ms()
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', now, 'LIMIT', 0, 256)
@@ -75,7 +75,7 @@ local function at_cap(tenant)
   local cap = caps[tenant]
   if not cap then return false end
   if inflight[tenant] == nil then
-    inflight[tenant] = tonumber(redis.call('HGET', prefix .. 'tinflight', tenant) or '0')
+    inflight[tenant] = tonumber(redis.call('HGET', key_of(prefix, 'tinflight'), tenant) or '0')
   end
   return inflight[tenant] + (tenant_started[tenant] or 0) >= cap
 end
@@ -87,20 +87,20 @@ end
 -- comes with its CLASS, TENANT, lane ENTRY and BODY; a redelivered job (no lane entry) has its
 -- body in its body key.
 local function start(job_id, class, tenant, entry, body)
-  local jk = prefix .. 'job:' .. job_id
+  local jk = key_of(prefix, 'job', job_id)
   local f = redis.call('HMGET', jk, unpack(FIELDS))
-  if f[1] ~= 'queued' then
+  if f[1] ~= STATUS.QUEUED then
     drop_entry(prefix, pool, class, tenant, entry)
     return false
   end
   if f[2] and f[2] ~= '' and tonumber(f[2]) > 0 and now > tonumber(f[2]) then
     drop_entry(prefix, pool, class, tenant, entry)
-    redis.call('HSET', jk, 'status', 'expired', 'finished_ms', now, 'where', '',
+    redis.call('HSET', jk, 'status', STATUS.EXPIRED, 'finished_ms', now, 'where', '',
       'error', cjson.encode({message = 'the job was not started before its deadline',
                              type = 'expired', code = 'deadline_exceeded'}))
     expired = expired + 1
     left_queue(f[3])
-    emit(prefix, job_id, 'expired', cjson.encode({id = job_id, status = 'expired'}))
+    emit(prefix, job_id, 'expired', cjson.encode({id = job_id, status = STATUS.EXPIRED}))
     retain(prefix, job_id, tonumber(ARGV[9]))
     return false
   end
@@ -113,10 +113,10 @@ local function start(job_id, class, tenant, entry, body)
   end
   local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
   if attempt == 1 then
-    redis.call('HSET', jk, 'status', 'running', 'worker', worker, 'where', 'lease',
+    redis.call('HSET', jk, 'status', STATUS.RUNNING, 'worker', worker, 'where', 'lease',
       'started_ms', now)
   else
-    redis.call('HSET', jk, 'status', 'running', 'worker', worker, 'where', 'lease')
+    redis.call('HSET', jk, 'status', STATUS.RUNNING, 'worker', worker, 'where', 'lease')
   end
   leases[#leases + 1] = now + lease_ms
   leases[#leases + 1] = job_id
@@ -144,7 +144,7 @@ local function take_from_class(c)
       redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
       tenant = redis.call('LINDEX', ring, 0)
     end
-    local lane = lane_key(prefix, pool, CLASSES[c], tenant)
+    local lane = key_of(prefix, 'lane', pool, CLASSES[c], tenant)
     local qfield = 'q:' .. CLASSES[c] .. ':' .. tenant
     local res = redis.call('XREADGROUP', 'GROUP', 'g', worker, 'COUNT', 1, 'STREAMS', lane, '>')
     if not res then
@@ -219,10 +219,10 @@ if started + expired > 0 then
   redis.call('HINCRBY', KEYS[11], 'queued', -(started + expired))
 end
 for tenant, n in pairs(tenant_left) do
-  redis.call('HINCRBY', prefix .. 'tqueued', tenant, -n)
+  redis.call('HINCRBY', key_of(prefix, 'tqueued'), tenant, -n)
 end
 for tenant, n in pairs(tenant_started) do
-  redis.call('HINCRBY', prefix .. 'tinflight', tenant, n)
+  redis.call('HINCRBY', key_of(prefix, 'tinflight'), tenant, n)
 end
 if started > 0 then
   redis.call('HINCRBY', KEYS[11], 'inflight', started)
@@ -232,5 +232,5 @@ if token ~= '' and #claimed > 0 then
   redis.call('SET', claimed_key, token .. ' ' .. table.concat(claimed, ' '), 'PX', 60000)
 end
 -- Short of what was asked: the queue ran dry for this worker, which now sleeps until woken.
-if #claimed < max_jobs then redis.call('SET', prefix .. 'idle:' .. pool, '1') end
+if #claimed < max_jobs then redis.call('SET', key_of(prefix, 'idle', pool), '1') end
 return out

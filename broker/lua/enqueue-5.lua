@@ -14,20 +14,25 @@
 --          mean service ms ('' when unknown), live worker slots}: all a 202 needs, in one trip;
 --         or {'', 'queue_full', mean service ms, queued} / {'', 'insufficient_quota', 'day'|'month',
 --          'tokens'|'usd'} when a limit refuses the job (nothing is written then).
+-- Shared with Python: script_calls/enqueue.py.
+local OUTCOME = {NEW = 'new', EXISTING = 'existing', CONFLICT = 'conflict',
+  QUEUE_FULL = 'queue_full', INSUFFICIENT_QUOTA = 'insufficient_quota'}
+local PERIOD = {DAY = 'day', MONTH = 'month'}
+local MEASURE = {TOKENS = 'tokens', USD = 'usd'}
 local prefix, job_id, pool, class, tenant = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local weight, idem, idem_ttl, digest = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local qfield = 'q:' .. class .. ':' .. tenant
 
-local ikey = idem ~= '' and (prefix .. 'idem:' .. tenant .. ':' .. idem)
+local ikey = idem ~= '' and key_of(prefix, 'idem', tenant, idem)
 if ikey then
   local prior = redis.call('GET', ikey)
   if prior then
-    local prior_digest = redis.call('HGET', prefix .. 'job:' .. prior, 'digest')
+    local prior_digest = redis.call('HGET', key_of(prefix, 'job', prior), 'digest')
     if prior_digest and prior_digest ~= digest then
-      return {prior, 'conflict', 0, 0, 0, '', 0}
+      return {prior, OUTCOME.CONFLICT, 0, 0, 0, '', 0}
     end
     if prior_digest then
-      return {prior, 'existing', 0, 0, 0, '', 0}
+      return {prior, OUTCOME.EXISTING, 0, 0, 0, '', 0}
     end
   end
 end
@@ -41,22 +46,22 @@ if ARGV[11] ~= '' then
     return limit ~= '' and tonumber(used or '0') >= tonumber(limit)
   end
   if lim[1] ~= '' then
-    local queued = redis.call('HGET', prefix .. 'tqueued', tenant)
+    local queued = redis.call('HGET', key_of(prefix, 'tqueued'), tenant)
     if over(lim[1], queued) then
-      return {'', 'queue_full', redis.call('HGET', KEYS[5], 'ewma_ms') or '', queued}
+      return {'', OUTCOME.QUEUE_FULL, redis.call('HGET', KEYS[5], 'ewma_ms') or '', queued}
     end
   end
   if lim[2] ~= '' or lim[4] ~= '' then
-    local used = redis.call('HMGET', prefix .. 'usage:' .. tenant .. ':' .. lim[6], 'tokens',
+    local used = redis.call('HMGET', key_of(prefix, 'usage', tenant, lim[6]), 'tokens',
       'cost_usd')
-    if over(lim[2], used[1]) then return {'', 'insufficient_quota', 'day', 'tokens'} end
-    if over(lim[4], used[2]) then return {'', 'insufficient_quota', 'day', 'usd'} end
+    if over(lim[2], used[1]) then return {'', OUTCOME.INSUFFICIENT_QUOTA, PERIOD.DAY, MEASURE.TOKENS} end
+    if over(lim[4], used[2]) then return {'', OUTCOME.INSUFFICIENT_QUOTA, PERIOD.DAY, MEASURE.USD} end
   end
   if lim[3] ~= '' or lim[5] ~= '' then
-    local used = redis.call('HMGET', prefix .. 'usage:' .. tenant .. ':' .. lim[7], 'tokens',
+    local used = redis.call('HMGET', key_of(prefix, 'usage', tenant, lim[7]), 'tokens',
       'cost_usd')
-    if over(lim[3], used[1]) then return {'', 'insufficient_quota', 'month', 'tokens'} end
-    if over(lim[5], used[2]) then return {'', 'insufficient_quota', 'month', 'usd'} end
+    if over(lim[3], used[1]) then return {'', OUTCOME.INSUFFICIENT_QUOTA, PERIOD.MONTH, MEASURE.TOKENS} end
+    if over(lim[5], used[2]) then return {'', OUTCOME.INSUFFICIENT_QUOTA, PERIOD.MONTH, MEASURE.USD} end
   end
 end
 
@@ -64,7 +69,7 @@ if ikey then redis.call('SET', ikey, job_id, 'EX', idem_ttl) end
 
 -- The tenant's job index is a stream (compact, newest-first reads, cursor = the entry id); the
 -- entry id's time is the job's creation time, so the hash needs no field of its own for it.
-local ix = redis.call('XADD', prefix .. 'tjobs:' .. tenant, '*', 'j', job_id)
+local ix = redis.call('XADD', key_of(prefix, 'tjobs', tenant), '*', 'j', job_id)
 local now = tonumber(string.match(ix, '^(%d+)'))
 
 if redis.call('HEXISTS', KEYS[4], tenant) == 0 then
@@ -72,22 +77,22 @@ if redis.call('HEXISTS', KEYS[4], tenant) == 0 then
   redis.call('HSET', KEYS[4], tenant, weight)
   pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], 'g', '0', 'MKSTREAM')
 end
-redis.call('HSET', prefix .. 'tweight:' .. pool, tenant, weight)
+redis.call('HSET', key_of(prefix, 'tweight', pool), tenant, weight)
 local entry = redis.call('XADD', KEYS[2], '*', 'j', job_id, 'b', ARGV[10])
 
 local fields = {}
 for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
 if idem ~= '' then fields[#fields + 1] = 'digest' ; fields[#fields + 1] = digest end
 -- No 'where' field yet: absent means "in its lane", the common case (a smaller hash).
-redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'ix', ix, 'entry', entry,
+redis.call('HSET', KEYS[1], 'status', STATUS.QUEUED, 'attempts', 0, 'ix', ix, 'entry', entry,
   unpack(fields))
 local place = redis.call('HINCRBY', KEYS[5], qfield, 1)
 redis.call('HINCRBY', KEYS[5], 'queued', 1)
-redis.call('HINCRBY', prefix .. 'tqueued', tenant, 1)
+redis.call('HINCRBY', key_of(prefix, 'tqueued'), tenant, 1)
 wake(prefix, pool)
 local slots = 0
-for _, v in ipairs(redis.call('HVALS', prefix .. 'workers:' .. pool)) do
+for _, v in ipairs(redis.call('HVALS', key_of(prefix, 'workers', pool))) do
   slots = slots + (tonumber(string.match(v, '^%d+ (%d+)')) or 0)
 end
 local st = redis.call('HMGET', KEYS[5], 'queued', 'ewma_ms')
-return {job_id, 'new', place, now, tonumber(st[1]), st[2] or '', slots}
+return {job_id, OUTCOME.NEW, place, now, tonumber(st[1]), st[2] or '', slots}

@@ -10,13 +10,13 @@
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
   'started_ms')
-if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 0 end
+if f[1] ~= STATUS.RUNNING or f[2] ~= ARGV[3] then return 0 end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_ms', now, 'where', '',
   'result', ARGV[5], 'error', ARGV[6], 'usage', ARGV[7], 'cost', ARGV[8])
 redis.call('ZREM', KEYS[2], job_id)
 redis.call('HINCRBY', KEYS[3], 'inflight', -1)
-redis.call('HINCRBY', prefix .. 'tinflight', f[5], -1)
+redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[5], -1)
 -- Work still queued while a worker went idle: jobs of a tenant at its in-flight cap, one of
 -- which may now start.
 if tonumber(redis.call('HGET', KEYS[3], 'queued') or '0') > 0 then wake(prefix, f[3]) end
@@ -24,8 +24,8 @@ if ARGV[11] and ARGV[11] ~= '' then
   local day, month, pt, ct, model = string.match(ARGV[11], '^([^|]*)|([^|]*)|(%d*)|(%d*)|(.*)$')
   pt, ct = tonumber(pt) or 0, tonumber(ct) or 0
   local cost = tonumber(ARGV[8]) or 0
-  local dkey = prefix .. 'usage:' .. f[5] .. ':' .. day
-  local mkey = prefix .. 'usage:' .. f[5] .. ':' .. month
+  local dkey = key_of(prefix, 'usage', f[5], day)
+  local mkey = key_of(prefix, 'usage', f[5], month)
   redis.call('HINCRBY', dkey, 'requests', 1)
   redis.call('HINCRBY', dkey, 'tokens', pt + ct)
   redis.call('HINCRBY', dkey, model .. ':requests', 1)
@@ -46,8 +46,8 @@ if f[7] then
   local avg = tonumber(redis.call('HGET', KEYS[3], 'ewma_ms') or took)
   redis.call('HSET', KEYS[3], 'ewma_ms', math.floor(avg * 0.9 + took * 0.1))
 end
-local dead = ARGV[4] == 'failed'
-if dead then keep_body(prefix, job_id, lane_key(prefix, f[3], f[4], f[5]), f[6]) end
+local dead = ARGV[4] == STATUS.FAILED
+if dead then keep_body(prefix, job_id, key_of(prefix, 'lane', f[3], f[4], f[5]), f[6]) end
 drop_entry(prefix, f[3], f[4], f[5], f[6])
 append_history(KEYS[1], ARGV[10])
 if dead then redis.call('LPUSH', KEYS[4], job_id) ; redis.call('LTRIM', KEYS[4], 0, 9999) end
@@ -56,7 +56,7 @@ local function json_or_null(s) if s == '' then return 'null' end return s end
 local data = '{"id":"' .. job_id .. '","status":"' .. ARGV[4] .. '","result":' ..
   json_or_null(ARGV[5]) .. ',"error":' .. json_or_null(ARGV[6]) .. ',"usage":' ..
   json_or_null(ARGV[7]) .. '}'
-emit(prefix, job_id, ARGV[4] == 'succeeded' and 'completed' or 'failed', data, nil,
+emit(prefix, job_id, ARGV[4] == STATUS.SUCCEEDED and 'completed' or 'failed', data, nil,
   tonumber(ARGV[3]))
 retain(prefix, job_id, tonumber(ARGV[9]), dead)
 return 1

@@ -27,10 +27,17 @@
 -- probe_until (the one call allowed through a half-open breaker), cooled (a cool-down ended
 -- without a verdict yet), cprobe / cprobe_until (the one call testing it), ramp / ramp_n (the
 -- ramp's start, ms, and calls admitted since).
+-- Shared with Python: script_calls/health.py.
+local OP = {COOL = 'cool', PROBE = 'probe', SUCCESS = 'success', FAILURE = 'failure', PEEK = 'peek'}
+local VERDICT = {OK = 'ok', STEADY = 'steady', PROBE = 'probe', COOL = 'cool', OPEN = 'open',
+  WAIT = 'wait', RAMP = 'ramp'}
+local STATE = {CLOSED = 'closed', OPEN = 'open', HALF = 'half'}
+local EVENT = {COOL = 'cool', OPEN = 'open', RAMP = 'ramp', STEADY = 'steady', DIRTY = 'dirty',
+  CLEAN = 'clean'}
 local prefix, dep, op = ARGV[1], ARGV[2], ARGV[3]
 local key = KEYS[1]
 local now = now_ms()
-local channel = prefix .. 'health'
+local channel = key_of(prefix, 'health')
 local VERDICT_WAIT_MS = 500  -- how often a waiting job asks again while a probe is out
 local KEEP_MS = 600000       -- a settling state nobody calls through is forgotten after this
 
@@ -40,7 +47,7 @@ end
 
 local h = redis.call('HMGET', key, 'state', 'until', 'cool', 'fails', 'w_start', 'w_calls',
   'w_fails', 'probe', 'probe_until', 'cooled', 'cprobe', 'cprobe_until', 'ramp', 'ramp_n')
-local state = h[1] or 'closed'
+local state = h[1] or STATE.CLOSED
 local open_until = tonumber(h[2] or '0')
 local cool = tonumber(h[3] or '0')
 local fails = tonumber(h[4] or '0')
@@ -53,7 +60,7 @@ local ramp, ramp_n = tonumber(h[13] or '0'), tonumber(h[14] or '0')
 local function tidy()
   if redis.call('HLEN', key) == 0 then return end
   local f = redis.call('HMGET', key, 'state', 'fails', 'w_start', 'cooled', 'ramp', 'cool')
-  local busy = (f[1] and f[1] ~= 'closed') or tonumber(f[2] or '0') > 0 or
+  local busy = (f[1] and f[1] ~= STATE.CLOSED) or tonumber(f[2] or '0') > 0 or
     tonumber(f[3] or '0') > 0
   if busy then
     redis.call('PERSIST', key)
@@ -68,13 +75,13 @@ local function start_ramp()
   redis.call('HDEL', key, 'cooled', 'cprobe', 'cprobe_until')
   redis.call('HSET', key, 'ramp', now, 'ramp_n', 0)
   tidy()
-  announce('ramp', 0)
+  announce(EVENT.RAMP, 0)
 end
 
 local function end_ramp()
   redis.call('HDEL', key, 'ramp', 'ramp_n')
   tidy()
-  announce('steady', 0)
+  announce(EVENT.STEADY, 0)
 end
 
 local function close()
@@ -84,49 +91,49 @@ local function close()
 end
 
 local function open(cooldown_ms)
-  redis.call('HSET', key, 'state', 'open', 'until', now + cooldown_ms, 'fails', 0, 'w_start', 0,
+  redis.call('HSET', key, 'state', STATE.OPEN, 'until', now + cooldown_ms, 'fails', 0, 'w_start', 0,
     'w_calls', 0, 'w_fails', 0)
   redis.call('HDEL', key, 'probe', 'probe_until', 'ramp', 'ramp_n')
   redis.call('PERSIST', key)
-  announce('open', cooldown_ms)
+  announce(EVENT.OPEN, cooldown_ms)
 end
 
 -- The one test call after a pause: ID is elected unless another's is still out.
 local function elect(field, until_field, id, ttl_ms)
   local held = redis.call('HMGET', key, field, until_field)
-  if held[1] == id then return {'probe', 0} end  -- asked again (a retried call): still this one
+  if held[1] == id then return {VERDICT.PROBE, 0} end  -- asked again (a retried call): still this one
   local held_until = tonumber(held[2] or '0')
   if held[1] and held_until > now then
-    return {'wait', math.min(held_until - now, VERDICT_WAIT_MS), VERDICT_WAIT_MS}
+    return {VERDICT.WAIT, math.min(held_until - now, VERDICT_WAIT_MS), VERDICT_WAIT_MS}
   end
   redis.call('HSET', key, field, id, until_field, now + ttl_ms)
-  return {'probe', 0}
+  return {VERDICT.PROBE, 0}
 end
 
-if op == 'cool' then
+if op == OP.COOL then
   local ms = tonumber(ARGV[4])
   if now + ms > cool then
     -- a 429 during a ramp (or from the probe itself) pauses again; the next verdict restarts it
     redis.call('HSET', key, 'cool', now + ms, 'cooled', 1)
     redis.call('HDEL', key, 'cprobe', 'cprobe_until', 'ramp', 'ramp_n')
     tidy()
-    announce('cool', ms)
+    announce(EVENT.COOL, ms)
   end
   return 1
 end
 
-if op == 'peek' then
+if op == OP.PEEK then
   local dirty = (fails > 0 or w_start > 0) and 1 or 0
-  local settling = (cooled or ramp > 0 or state ~= 'closed') and 1 or 0
+  local settling = (cooled or ramp > 0 or state ~= STATE.CLOSED) and 1 or 0
   return {state, math.max(0, open_until - now), math.max(0, cool - now), dirty, settling}
 end
 
-if op == 'probe' then
-  if cool > now then return {'cool', cool - now} end
-  if state == 'open' and now < open_until then return {'open', open_until - now} end
-  if state == 'open' or state == 'half' then
+if op == OP.PROBE then
+  if cool > now then return {VERDICT.COOL, cool - now} end
+  if state == STATE.OPEN and now < open_until then return {VERDICT.OPEN, open_until - now} end
+  if state == STATE.OPEN or state == STATE.HALF then
     local verdict = elect('probe', 'probe_until', ARGV[4], tonumber(ARGV[5]))
-    if verdict[1] == 'probe' then redis.call('HSET', key, 'state', 'half') end
+    if verdict[1] == VERDICT.PROBE then redis.call('HSET', key, 'state', STATE.HALF) end
     return verdict
   end
   if cooled then return elect('cprobe', 'cprobe_until', ARGV[4], tonumber(ARGV[5])) end
@@ -136,24 +143,24 @@ if op == 'probe' then
     local elapsed = now - ramp
     if elapsed >= ramp_ms then
       end_ramp()
-      return {'steady', 0}
+      return {VERDICT.STEADY, 0}
     end
     local allowed = math.floor(2 ^ math.floor(elapsed / step_ms))
     if ramp_n < allowed then
       redis.call('HSET', key, 'ramp_n', ramp_n + 1)
-      return {'ok', 0}
+      return {VERDICT.OK, 0}
     end
     local next_step = (math.floor(elapsed / step_ms) + 1) * step_ms
-    return {'ramp', next_step - elapsed, ramp_ms - next_step}
+    return {VERDICT.RAMP, next_step - elapsed, ramp_ms - next_step}
   end
-  return {'steady', 0}
+  return {VERDICT.STEADY, 0}
 end
 
-if op == 'success' then
-  if state ~= 'closed' then
+if op == OP.SUCCESS then
+  if state ~= STATE.CLOSED then
     -- only the probe's success closes the breaker; a call that began before it opened proves
     -- nothing
-    if h[8] == ARGV[4] then close() ; return 'closed' end
+    if h[8] == ARGV[4] then close() ; return STATE.CLOSED end
     return state
   end
   if cooled and h[11] == ARGV[4] then start_ramp() end
@@ -162,22 +169,22 @@ if op == 'success' then
     -- the failure that began the window is no longer recent: stop counting
     redis.call('HDEL', key, 'fails', 'w_start', 'w_calls', 'w_fails')
     tidy()
-    announce('clean', 0)
+    announce(EVENT.CLEAN, 0)
   elseif w_start > 0 then
     redis.call('HSET', key, 'fails', 0, 'w_calls', w_calls + 1)
   elseif fails > 0 then
     redis.call('HSET', key, 'fails', 0)
   end
-  return 'closed'
+  return STATE.CLOSED
 end
 
-if op == 'failure' then
+if op == OP.FAILURE then
   local threshold, rate, min_calls = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
   local window_ms, cooldown_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
-  if state == 'half' or state == 'open' then
-    if state == 'open' and now < open_until then return 'open' end
+  if state == STATE.HALF or state == STATE.OPEN then
+    if state == STATE.OPEN and now < open_until then return STATE.OPEN end
     open(cooldown_ms)  -- the probe (or a call that slipped through) failed: open again
-    return 'open'
+    return STATE.OPEN
   end
   -- the cool-down's probe failed otherwise than with a 429: the storm is over; the breaker
   -- judges the failure
@@ -188,13 +195,13 @@ if op == 'failure' then
   w_calls, w_fails, fails = w_calls + 1, w_fails + 1, fails + 1
   if fails >= threshold or (w_calls >= min_calls and w_fails / w_calls >= rate) then
     open(cooldown_ms)
-    return 'open'
+    return STATE.OPEN
   end
   redis.call('HSET', key, 'fails', fails, 'w_start', w_start, 'w_calls', w_calls,
     'w_fails', w_fails)
   redis.call('PERSIST', key)
-  if fails == 1 then announce('dirty', 0) end
-  return 'closed'
+  if fails == 1 then announce(EVENT.DIRTY, 0) end
+  return STATE.CLOSED
 end
 
 return redis.error_reply('unknown op ' .. tostring(op))

@@ -10,10 +10,10 @@ redis.call('HSET', KEYS[2], worker, ARGV[4])
 local lost = {}
 for i = 5, #ARGV, 2 do
   local job_id, attempt = ARGV[i], ARGV[i + 1]
-  local f = redis.call('HMGET', prefix .. 'job:' .. job_id, 'status', 'attempts', 'worker')
-  if f[1] == 'running' and f[2] == attempt and f[3] == worker then
+  local f = redis.call('HMGET', key_of(prefix, 'job', job_id), 'status', 'attempts', 'worker')
+  if f[1] == STATUS.RUNNING and f[2] == attempt and f[3] == worker then
     redis.call('ZADD', KEYS[1], 'XX', deadline, job_id)
-  elseif not ((f[1] == 'succeeded' or f[1] == 'failed') and f[2] == attempt) then
+  elseif not ((f[1] == STATUS.SUCCEEDED or f[1] == STATUS.FAILED) and f[2] == attempt) then
     -- cancelled, expired, reclaimed or gone; a job this attempt just finished is not lost,
     -- the worker simply has not forgotten it yet
     lost[#lost + 1] = job_id

@@ -4,6 +4,8 @@
 -- ARGV: 1 op ('take' | 'settle'), 2 window ms, 3 limit, 4 entry id, 5 cost (take: the estimate;
 --       settle: the real cost), 6 now ms or '' (Redis's clock; a value only for tests)
 -- Returns take: {1, 0} admitted, {0, ms until it would be} or {0, -1} never; settle: 1 or 0.
+-- Shared with Python: script_calls/ratewindow.py.
+local OP = {TAKE = 'take', SETTLE = 'settle'}
 local window, limit, id, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local now = ARGV[6] ~= '' and tonumber(ARGV[6]) or now_ms()
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -17,7 +19,7 @@ if #expired > 0 then
 end
 
 local result
-if ARGV[1] == 'settle' then
+if ARGV[1] == OP.SETTLE then
   result = 0
   local found = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
   for i = 1, #found, 2 do

@@ -14,7 +14,7 @@
 -- Returns the number of jobs reclaimed or failed, or -1 while a stall's grace lasts.
 local prefix, max_lost, ttl, pool = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5]
 local now = now_ms()
-local clock_key = prefix .. 'clock'
+local clock_key = key_of(prefix, 'clock')
 local clock = redis.call('HMGET', clock_key, 'tick', 'grace')
 local tick, grace = tonumber(clock[1] or '0'), tonumber(clock[2] or '0')
 redis.call('HSET', clock_key, 'tick', now)
@@ -26,14 +26,14 @@ if grace > now then return -1 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, job_id in ipairs(expired) do
   redis.call('ZREM', KEYS[1], job_id)
-  local jk = prefix .. 'job:' .. job_id
+  local jk = key_of(prefix, 'job', job_id)
   local f = redis.call('HMGET', jk, 'status', 'attempts', 'priority', 'tenant', 'entry', 'worker',
     'step_at')
-  if f[1] == 'running' then
-    keep_body(prefix, job_id, lane_key(prefix, pool, f[3], f[4]), f[5])
+  if f[1] == STATUS.RUNNING then
+    keep_body(prefix, job_id, key_of(prefix, 'lane', pool, f[3], f[4]), f[5])
     drop_entry(prefix, pool, f[3], f[4], f[5])
     redis.call('HINCRBY', KEYS[3], 'inflight', -1)
-    redis.call('HINCRBY', prefix .. 'tinflight', f[4], -1)
+    redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[4], -1)
     local attempts = tonumber(f[2])
     local lost = redis.call('HINCRBY', jk, 'lost', 1)
     redis.call('HSET', jk, 'step_at', tonumber(f[7] or '1') + 1)
@@ -42,17 +42,17 @@ for _, job_id in ipairs(expired) do
     if lost >= max_lost then
       local err = {message = 'the job was delivered ' .. lost .. ' times and its worker ' ..
         'stopped answering each time', type = 'server_error', code = 'max_attempts_exceeded'}
-      redis.call('HSET', jk, 'status', 'failed', 'finished_ms', now, 'where', '',
+      redis.call('HSET', jk, 'status', STATUS.FAILED, 'finished_ms', now, 'where', '',
         'error', cjson.encode(err))
       redis.call('LPUSH', KEYS[4], job_id)
-      emit(prefix, job_id, 'failed', cjson.encode({id = job_id, status = 'failed', error = err}),
+      emit(prefix, job_id, 'failed', cjson.encode({id = job_id, status = STATUS.FAILED, error = err}),
         nil, attempts)
       retain(prefix, job_id, ttl, true)
     else
-      redis.call('HSET', jk, 'status', 'queued', 'worker', '', 'where', 'redeliver', 'entry', '')
+      redis.call('HSET', jk, 'status', STATUS.QUEUED, 'worker', '', 'where', 'redeliver', 'entry', '')
       redis.call('RPUSH', KEYS[2], job_id)
       redis.call('HINCRBY', KEYS[3], 'queued', 1)
-      redis.call('HINCRBY', prefix .. 'tqueued', f[4], 1)
+      redis.call('HINCRBY', key_of(prefix, 'tqueued'), f[4], 1)
       emit(prefix, job_id, 'retry', cjson.encode({id = job_id, attempt = attempts + 1,
         reason = 'lease_expired', worker = f[6]}), nil, attempts + 1)
     end

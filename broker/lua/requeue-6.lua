@@ -4,30 +4,33 @@
 -- KEYS: 1 job hash, 2 leases zset (current pool), 3 stats (current pool),
 --       4 redeliver list (target pool), 5 delayed zset (target pool), 6 stats (target pool)
 -- ARGV: 1 prefix, 2 job id, 3 attempt, 4 delay ms, 5 reason, 6 refund attempt (1|0),
---       7 target pool, 8 target step, 9 history entry json or '', 10 retry event extra json
+--       7 target pool, 8 target step, 9 history entry json or '', 10 the model the next attempt
+--       calls, as a JSON string (the retry event's `model`), or '' when it stays the same
 -- Returns 1 if requeued, 0 if the attempt no longer owns the job.
+-- Shared with Python: script_calls/requeue.py.
+local REASON = {UPSTREAM_RATE_LIMITED = 'upstream_rate_limited'}
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry')
-if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 0 end
+if f[1] ~= STATUS.RUNNING or f[2] ~= ARGV[3] then return 0 end
 local delay, pool = tonumber(ARGV[4]), ARGV[7]
 local attempt = tonumber(f[2])
 if ARGV[6] == '1' then
   attempt = redis.call('HINCRBY', KEYS[1], 'attempts', -1)
 end
-if ARGV[5] == 'upstream_rate_limited' then redis.call('HINCRBY', KEYS[1], 'cooled', 1) end
-keep_body(prefix, job_id, lane_key(prefix, f[3], f[4], f[5]), f[6])
+if ARGV[5] == REASON.UPSTREAM_RATE_LIMITED then redis.call('HINCRBY', KEYS[1], 'cooled', 1) end
+keep_body(prefix, job_id, key_of(prefix, 'lane', f[3], f[4], f[5]), f[6])
 drop_entry(prefix, f[3], f[4], f[5], f[6])
 append_history(KEYS[1], ARGV[9])
 redis.call('ZREM', KEYS[2], job_id)
 redis.call('HINCRBY', KEYS[3], 'inflight', -1)
 redis.call('HINCRBY', KEYS[6], 'queued', 1)
-redis.call('HINCRBY', prefix .. 'tinflight', f[5], -1)
-redis.call('HINCRBY', prefix .. 'tqueued', f[5], 1)
+redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[5], -1)
+redis.call('HINCRBY', key_of(prefix, 'tqueued'), f[5], 1)
 if (redis.call('HGET', KEYS[1], 'step') or '0') ~= ARGV[8] then
   -- a new step of the route starts with the next attempt: count its attempts from there
   redis.call('HSET', KEYS[1], 'step_at', attempt + 1)
 end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'worker', '', 'entry', '', 'pool', pool,
+redis.call('HSET', KEYS[1], 'status', STATUS.QUEUED, 'worker', '', 'entry', '', 'pool', pool,
   'step', ARGV[8])
 redis.call('HDEL', KEYS[1], 'cs')  -- a refunded attempt's number comes back: its chunks restart
 if delay > 0 then
@@ -40,5 +43,6 @@ else
 end
 emit(prefix, job_id, 'retry', '{"id":"' .. job_id .. '","attempt":' .. (attempt + 1) ..
   ',"reason":' .. cjson.encode(ARGV[5]) .. ',"delay_ms":' .. delay .. ',"provider":' ..
-  cjson.encode(pool) .. ARGV[10] .. '}', nil, attempt + 1)
+  cjson.encode(pool) .. (ARGV[10] ~= '' and (',"model":' .. ARGV[10]) or '') .. '}', nil,
+  attempt + 1)
 return 1

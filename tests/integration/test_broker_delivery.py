@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from anygate.broker import Broker, JobStatus, Subscriptions, create_redis
 from anygate.broker.errors import IdempotencyConflictError
+from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig, Priority
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import chat_body, claim_one, enqueue
@@ -85,7 +86,10 @@ async def test_heartbeat_keeps_a_long_job_leased(short_lease: AnygateConfig) -> 
         assert job is not None
         for _ in range(6):
             await asyncio.sleep(0.1)  # the point: beats keep a job leased over 2 leases
-            assert await broker.heartbeat("openai", "w1", "0 1", [(job.id, job.attempt)]) == []
+            beat = await broker.heartbeat(
+                "openai", "w1", RegistryValue(0, 1, 1), [(job.id, job.attempt)]
+            )
+            assert beat == []
             assert await broker.reclaim("openai") == 0
     finally:
         await redis.aclose()
@@ -132,7 +136,9 @@ async def test_cancel_of_running_job_tells_its_worker(broker: Broker, redis: Red
     finally:
         await subs.close()
     assert not await broker.finish(job, "openai", succeeded=True, result={})
-    assert await broker.heartbeat("openai", "w-ctl", "0 1", [(job.id, job.attempt)]) == [job.id]
+    assert await broker.heartbeat(
+        "openai", "w-ctl", RegistryValue(0, 1, 1), [(job.id, job.attempt)]
+    ) == [job.id]
 
 
 async def test_other_tenant_can_neither_read_nor_cancel(broker: Broker) -> None:
@@ -220,7 +226,10 @@ async def test_heartbeat_does_not_report_a_job_its_attempt_just_finished(broker:
     job = await claim_one(broker, "w-hb")
     assert job is not None
     assert await broker.finish(job, "openai", succeeded=True, result={})
-    assert await broker.heartbeat("openai", "w-hb", "0 1", [(job.id, job.attempt)]) == []
+    assert (
+        await broker.heartbeat("openai", "w-hb", RegistryValue(0, 1, 1), [(job.id, job.attempt)])
+        == []
+    )
 
 
 async def test_a_drained_lane_leaves_nothing_behind(broker: Broker, redis: Redis) -> None:
@@ -244,3 +253,29 @@ async def test_a_drained_lane_leaves_nothing_behind(broker: Broker, redis: Redis
     fourth = await claim_one(broker)
     assert fourth is not None
     assert fourth.id == again.job_id, "a new job recreates the lane and its group"
+
+
+@pytest.mark.parametrize("model", ['meta/llama-3 "8b"', "modèle-ünïcode", "plain"])
+async def test_the_next_model_reaches_the_retry_event_as_sent(broker: Broker, model: str) -> None:
+    """requeue-6.lua places the model, one JSON string encoded in Python, into the ``retry``
+    event it writes: it reads back equal, however it is spelt, and the event stays one JSON
+    object with orjson's spelling of the model."""
+    created = await enqueue(broker, body=chat_body("fall back"))
+    job = await claim_one(broker)
+    assert job is not None
+    assert await broker.requeue(
+        job, "openai", delay_s=0, reason="fallback", refund_attempt=False, next_model=model
+    )
+    retry = [e for e in await broker.events_after(created.job_id, None) if e.type == "retry"]
+    assert len(retry) == 1
+    assert orjson.loads(retry[0].data)["model"] == model
+    assert retry[0].data.endswith(f',"model":{orjson.dumps(model).decode()}}}')
+
+
+async def test_a_retry_event_without_a_new_model_names_none(broker: Broker) -> None:
+    created = await enqueue(broker, body=chat_body("same model"))
+    job = await claim_one(broker)
+    assert job is not None
+    assert await broker.requeue(job, "openai", delay_s=0, reason="t", refund_attempt=False)
+    (retry,) = [e for e in await broker.events_after(created.job_id, None) if e.type == "retry"]
+    assert "model" not in orjson.loads(retry.data)

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from anygate.broker import Broker, JobEvent, create_redis
+from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import claim_one, enqueue
@@ -119,15 +120,15 @@ async def test_leases_get_a_grace_after_redis_was_away(short_lease: AnygateConfi
         job = await claim_one(broker, "alive")
         assert job is not None
         assert await broker.reclaim("openai") == 0  # stamps the pool's clock
-        clock = f"{broker.keys.prefix}clock"
+        clock = broker.keys.clock
         await redis.hset(clock, "tick", int(time.time() * 1000) - 10_000)  # 10 s unanswered
         # Fixed sleeps below are the point: the grace lasts one lease, counted from the gap.
         await asyncio.sleep(0.5)  # the lease has lapsed meanwhile
         assert await broker.reclaim("openai") == -1, "no lease lapses while Redis was away"
         beat = [(job.id, job.attempt)]
-        assert await broker.heartbeat("openai", "alive", "0 1 1", beat) == []
+        assert await broker.heartbeat("openai", "alive", RegistryValue(0, 1, 1), beat) == []
         await asyncio.sleep(0.2)
-        assert await broker.heartbeat("openai", "alive", "0 1 1", beat) == []
+        assert await broker.heartbeat("openai", "alive", RegistryValue(0, 1, 1), beat) == []
         assert await broker.reclaim("openai") == -1, "the grace lasts one lease"
         await asyncio.sleep(0.3)
         assert await broker.reclaim("openai") == 0, "renewed by the live worker's heartbeat"

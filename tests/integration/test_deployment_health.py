@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
 from anygate.broker import Broker, Subscriptions, create_redis
 from anygate.broker.deployment_health import Gate, HealthView
@@ -118,7 +119,7 @@ async def test_a_cool_down_pauses_the_deployment_then_one_probe_tests_it(
 
 
 async def test_a_429_to_the_probe_pauses_again_and_a_success_starts_the_ramp(
-    breaker_broker: Broker,
+    breaker_broker: Broker, redis: Redis
 ) -> None:
     b = breaker_broker
     await b.cool_down(DEP, 0.1)
@@ -141,21 +142,23 @@ async def test_a_429_to_the_probe_pauses_again_and_a_success_starts_the_ramp(
     assert more.count("ok") == 3
     await asyncio.sleep(0.6)
     assert (await b.probe(DEP, "done")).verdict == "steady", "the ramp is over"
-    assert await b.redis.exists(b.keys.deployment_health(DEP)) == 0  # nothing left behind
+    assert await redis.exists(b.keys.deployment_health(DEP)) == 0  # nothing left behind
 
 
-async def test_a_pause_nobody_probes_is_forgotten(breaker_broker: Broker) -> None:
+async def test_a_pause_nobody_probes_is_forgotten(breaker_broker: Broker, redis: Redis) -> None:
     """The settling state of a deployment nobody calls any more does not linger."""
     b = breaker_broker
     await b.cool_down(DEP, 0.2)
-    ttl = await b.redis.pttl(b.keys.deployment_health(DEP))
+    ttl = await redis.pttl(b.keys.deployment_health(DEP))
     assert 0 < ttl <= 200 + 600_000
 
 
-async def test_every_process_view_follows_the_published_state(breaker_broker: Broker) -> None:
+async def test_every_process_view_follows_the_published_state(
+    breaker_broker: Broker, redis: Redis
+) -> None:
     b = breaker_broker
     view = HealthView()
-    subs = Subscriptions(b.redis)
+    subs = Subscriptions(redis)
     await subs.start()
     try:
         await subs.listen(b.keys.health_channel, view.apply)

@@ -40,7 +40,7 @@ async def idle_worker(config: AnygateConfig, redis: Redis, broker: Broker) -> As
     worker = Worker(config, settings, broker, subs, InstantAdapter())
     task = asyncio.create_task(worker.run())
     try:
-        idle = broker.keys.prefix + "idle:openai"
+        idle = broker.keys.idle("openai")
         await eventually(
             lambda: redis.exists(idle), what="the worker idle", timeout=5, interval=0.01
         )

@@ -14,6 +14,7 @@ from anygate.broker.quotas import (
     submit_limits,
     usage_periods,
 )
+from anygate.broker.script_calls.enqueue import QueueFull, QuotaMeasure, QuotaPeriod, QuotaSpent
 from anygate.config import TenantConfig, TenantQuotas
 
 
@@ -57,10 +58,11 @@ def test_caps_name_only_capped_tenants() -> None:
 
 def test_refusals_become_typed_429s() -> None:
     now = datetime(2026, 11, 23, 12, tzinfo=UTC)
-    full = refusal(["", "queue_full", "2500", "40"], "acme", now)
+    full = refusal(QueueFull(queued=40, mean_service_ms=2500.0), "acme", now)
     assert isinstance(full, QueueFullError)
     assert full.retry_after == 3
-    spent = refusal(["", "insufficient_quota", "day", "usd"], "acme", now)
+    assert "has 40 jobs queued" in full.message
+    spent = refusal(QuotaSpent(QuotaPeriod.DAY, QuotaMeasure.USD), "acme", now)
     assert isinstance(spent, InsufficientQuotaError)
     assert spent.retry_after == 12 * 3600
     assert "daily_usd" in spent.message

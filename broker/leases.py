@@ -1,0 +1,171 @@
+"""The workers' side of the job queue: claim jobs, stream their events, finish or requeue them,
+keep their leases alive, and reclaim the leases that lapsed.
+
+Each call is one script (``script_calls``). With a ``RedisLink`` every script that is safe to
+repeat waits out a Redis outage (``scripts.REPEATABLE``); a claim is repeated with its token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from anygate.broker.client_keys import ClientKeyBox
+from anygate.broker.keys import CLASS_ORDER, KeySpace
+from anygate.broker.models import ClaimedJob, JobStatus
+from anygate.broker.quotas import in_flight_caps
+from anygate.broker.script_calls.append import AppendArgs, AppendKeys, append
+from anygate.broker.script_calls.claim import ClaimArgs, ClaimKeys, claim
+from anygate.broker.script_calls.finish import FinishArgs, FinishKeys, finish, usage_record
+from anygate.broker.script_calls.heartbeat import HeartbeatArgs, HeartbeatKeys, heartbeat
+from anygate.broker.script_calls.reclaim import ReclaimArgs, ReclaimKeys, reclaim
+from anygate.broker.script_calls.requeue import RequeueArgs, RequeueKeys, requeue
+from anygate.broker.scripts import Scripts
+from anygate.broker.worker_registry import RegistryValue
+from anygate.config import AnygateConfig
+
+
+def _json(value: Any) -> str:
+    """One JSON value as a script argument; '' for none."""
+    return orjson.dumps(value).decode() if value is not None else ""
+
+
+class Leases:
+    def __init__(self, scripts: Scripts, keys: KeySpace, config: AnygateConfig) -> None:
+        self._scripts = scripts
+        self._k = keys
+        self._queue = config.queue
+        self._ttl_s = config.retention.result_ttl_s
+        weights = [config.queue.weights.of(p) for p in CLASS_ORDER]
+        self._class_weights = (weights[0], weights[1], weights[2])
+        self._client_keys = ClientKeyBox.from_config(config.security)
+        self.in_flight_caps = in_flight_caps(config.tenants)
+        """What ``claim`` enforces; a worker keeps it current from the tenant store."""
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self._queue.visibility_timeout_s * 1000)
+
+    async def claim(
+        self, pool: str, worker_id: str, max_jobs: int, token: str = ""
+    ) -> list[ClaimedJob]:
+        """Claim up to ``max_jobs``. ``token``: a claim whose reply was lost is repeated with
+        the same token, and answers with the jobs the first call took (``claim-12.lua``)."""
+        args = ClaimArgs(
+            prefix=self._k.prefix,
+            pool=pool,
+            worker_id=worker_id,
+            lease_ms=self._lease_ms,
+            max_jobs=max_jobs,
+            class_weights=self._class_weights,
+            ttl_s=self._ttl_s,
+            in_flight_caps=self.in_flight_caps,
+            token=token,
+        )
+        return await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
+
+    def client_key(self, job: ClaimedJob) -> str | None:
+        """The client's provider key for this job's calls (BYOK), or None: the gateway's."""
+        return self._client_keys.open(job.client_key, job.id) if job.client_key else None
+
+    async def append(self, job: ClaimedJob, etype: str, *data: bytes | str, first_seq: int) -> bool:
+        """Append events, in order, in one call; False means this attempt no longer owns the
+        job: stop working on it. ``first_seq``: the first event's number in this attempt (the
+        attempt's first event is 1), which makes a repeated call append nothing twice."""
+        args = AppendArgs(self._k.prefix, job.id, job.attempt, etype, first_seq, data)
+        return await append(self._scripts, AppendKeys.of(self._k, job.id), args) is not None
+
+    async def finish(
+        self,
+        job: ClaimedJob,
+        pool: str,
+        *,
+        succeeded: bool,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+        cost_usd: float | None = None,
+        history_entry: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record the outcome, and a success's usage in the tenant's day and month; False when
+        another attempt (or a cancel) got there first."""
+        args = FinishArgs(
+            prefix=self._k.prefix,
+            job_id=job.id,
+            attempt=job.attempt,
+            status=JobStatus.SUCCEEDED if succeeded else JobStatus.FAILED,
+            result_json=_json(result),
+            error_json=_json(error),
+            usage_json=_json(usage),
+            cost="" if cost_usd is None else repr(cost_usd),
+            ttl_s=self._ttl_s,
+            history_json=_json(history_entry) if history_entry else "",
+            usage_record=usage_record(job.model, usage, datetime.now(UTC)) if succeeded else "",
+        )
+        return await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
+
+    async def requeue(
+        self,
+        job: ClaimedJob,
+        pool: str,
+        *,
+        delay_s: float,
+        reason: str,
+        refund_attempt: bool,
+        to_pool: str | None = None,
+        to_step: int | None = None,
+        history_entry: dict[str, Any] | None = None,
+        next_model: str | None = None,
+    ) -> bool:
+        """Back to a queue: this pool's, or ``to_pool`` when the route falls back elsewhere."""
+        target = to_pool or pool
+        args = RequeueArgs(
+            prefix=self._k.prefix,
+            job_id=job.id,
+            attempt=job.attempt,
+            delay_ms=int(delay_s * 1000),
+            reason=reason,
+            refund_attempt=refund_attempt,
+            target_pool=target,
+            target_step=job.step if to_step is None else to_step,
+            history_json=_json(history_entry) if history_entry else "",
+            next_model=next_model,
+        )
+        return await requeue(self._scripts, RequeueKeys.of(self._k, job.id, pool, target), args)
+
+    async def heartbeat(
+        self,
+        pool: str,
+        worker_id: str,
+        registry: RegistryValue,
+        jobs: Sequence[tuple[str, int]],
+    ) -> list[str]:
+        """Extend leases and publish the worker's registry value; returns the ids this worker
+        no longer owns."""
+        args = HeartbeatArgs(self._k.prefix, worker_id, self._lease_ms, registry, jobs)
+        return await heartbeat(self._scripts, HeartbeatKeys.of(self._k, pool), args)
+
+    async def reclaim(self, pool: str, limit: int = 100) -> int:
+        """Redeliver jobs whose lease lapsed; the count, or ``IN_GRACE`` (-1) while the grace
+        after a Redis outage lasts (no lease lapses while Redis itself was away:
+        ``reclaim-5.lua``)."""
+        q = self._queue
+        lease_ms = self._lease_ms
+        # Reclaim runs every reclaim_interval_s in every worker, and every second in the
+        # control plane: a gap much longer than that (and than a heartbeat's period) means
+        # Redis, not the processes, was away.
+        stall_ms = int(max(3 * q.reclaim_interval_s, 2 * q.heartbeat_interval_s, 3.0) * 1000)
+        args = ReclaimArgs(
+            prefix=self._k.prefix,
+            max_lost=q.max_attempts,
+            limit=limit,
+            ttl_s=self._ttl_s,
+            pool=pool,
+            worker_expiry_ms=4 * lease_ms,
+            stall_ms=stall_ms,
+            lease_ms=lease_ms,
+        )
+        return await reclaim(self._scripts, ReclaimKeys.of(self._k, pool), args)
