@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from anygate.broker.health_store import DeploymentHealth
 from anygate.broker.errors import IdempotencyConflictError
+from anygate.broker.health_store import DeploymentHealth
 from anygate.broker.job_queue import JobQueue
 from anygate.broker.keys import KeySpace
 from anygate.broker.leases import Leases

@@ -181,7 +181,9 @@ class JobDisposition:
             "error": exc.to_attempt_error(),
         }
         if decision.action is Action.COOL_DOWN:
-            await self._wait_out(job, steps, Pause(RequeueReason.UPSTREAM_RATE_LIMITED, decision.delay_s))
+            await self._wait_out(
+                job, steps, Pause(RequeueReason.UPSTREAM_RATE_LIMITED, decision.delay_s)
+            )
         elif decision.action is Action.RETRY:
             await self._broker.requeue(
                 job, pool, delay_s=decision.delay_s, reason=exc.code or "upstream_error",
