@@ -51,8 +51,9 @@ def require_webhook_secret(config: AnygateConfig, webhook_url: str | None) -> No
 
 
 def _file_not_found(file_id: str) -> NotFoundError:
-    return NotFoundError(f"No such File object: {file_id}", param="input_file_id",
-                         code="file_not_found")  # fmt: skip
+    return NotFoundError(
+        f"No such File object: {file_id}", param="input_file_id", code="file_not_found"
+    )
 
 
 async def create_batch(request: Request) -> Response:

@@ -163,8 +163,13 @@ def replay_events(completion: Mapping[str, Any]) -> list[JobEvent]:
         JobEvent(f"0-{n}", "chunk", orjson.dumps(c).decode())
         for n, c in enumerate(completion_chunks(completion), start=2)
     ]
-    done = {"id": completion.get("id"), "status": "succeeded", "result": completion,
-            "error": None, "usage": completion.get("usage")}  # fmt: skip
+    done = {
+        "id": completion.get("id"),
+        "status": "succeeded",
+        "result": completion,
+        "error": None,
+        "usage": completion.get("usage"),
+    }
     events.append(JobEvent(f"0-{len(events) + 2}", "completed", orjson.dumps(done).decode()))
     return events
 

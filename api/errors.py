@@ -58,9 +58,13 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
         }
         return JSONResponse(body, status_code=405)
     body = {
-        "error": {"message": str(exc.detail), "type": "invalid_request_error", "param": None,
-                  "code": None}
-    }  # fmt: skip
+        "error": {
+            "message": str(exc.detail),
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
     return JSONResponse(body, status_code=exc.status_code)
 
 

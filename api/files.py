@@ -246,8 +246,9 @@ async def _receive(
     if not form.ended:
         raise InvalidRequestError("malformed multipart/form-data body: it ended too early")
     if not form.has_file:
-        raise InvalidRequestError("file: missing; send the file as the form field 'file'",
-                                  param="file")  # fmt: skip
+        raise InvalidRequestError(
+            "file: missing; send the file as the form field 'file'", param="file"
+        )
     check_purpose(form.fields)
     ttl_s = expiry_s(form.fields, limits.ttl_s)
     return await writer.commit(form.filename or "file.jsonl", ttl_s=ttl_s)

@@ -181,9 +181,11 @@ async def _stream_generate(request: Request, alias: str, body: dict[str, Any]) -
     chat = _chat(body, alias, stream=True)
     sse = request.query_params.get("alt") == "sse"
     return await openai_compat.answer_stream(
-        request, chat, functools.partial(_gemini_render, sse=sse),
+        request,
+        chat,
+        functools.partial(_gemini_render, sse=sse),
         "text/event-stream" if sse else "application/json",
-    )  # fmt: skip
+    )
 
 
 def _gemini_render(job_id: str, *, sse: bool) -> tuple[Render, Callable[[], bytes] | None]:
@@ -216,9 +218,17 @@ def _gemini_render(job_id: str, *, sse: bool) -> tuple[Render, Callable[[], byte
             return [], None  # nothing was sent yet: the next attempt answers
         if event.type in {"retry", INTERRUPTED} or event.terminal:
             error = orjson.loads(event.data).get("error") or {}
-            problem = {"error": {"code": 502, "status": "UNAVAILABLE", "message": str(
-                error.get("message") or f"the answer was interrupted ({event.type}); "
-                f"the job's result will be at /v1/jobs/{job_id}")}}  # fmt: skip
+            problem = {
+                "error": {
+                    "code": 502,
+                    "status": "UNAVAILABLE",
+                    "message": str(
+                        error.get("message")
+                        or f"the answer was interrupted ({event.type}); "
+                        f"the job's result will be at /v1/jobs/{job_id}"
+                    ),
+                }
+            }
             return [frame(problem)], event.terminal
         return [], None
 

@@ -107,9 +107,12 @@ async def submit_job(request: Request) -> Response:
     body = record.to_api()
     if record.status is JobStatus.QUEUED and enqueued.created:
         eta = estimated_start_ms(
-            enqueued.place, enqueued.queued_in_pool, enqueued.worker_slots,
-            enqueued.mean_service_ms, enqueued.created_ms,
-        )  # fmt: skip
+            enqueued.place,
+            enqueued.queued_in_pool,
+            enqueued.worker_slots,
+            enqueued.mean_service_ms,
+            enqueued.created_ms,
+        )
         body["queue_position"] = enqueued.place
         body["estimated_start_at"] = eta / 1000 if eta is not None else None
     headers = {"location": f"/v1/jobs/{record.id}", "x-anygate-job-id": record.id}

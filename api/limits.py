@@ -35,26 +35,35 @@ class RequestLimitsMiddleware:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         if len(headers) > self.max_count:
             await _refuse(
-                scope, send, 431, "headers_too_large",
+                scope,
+                send,
+                431,
+                "headers_too_large",
                 f"too many request headers: at most {self.max_count} are accepted",
-            )  # fmt: skip
+            )
             return
         size = 0
         for name, value in headers:
             size += len(name) + len(value)
         if size > self.max_bytes:
             await _refuse(
-                scope, send, 431, "headers_too_large",
+                scope,
+                send,
+                431,
+                "headers_too_large",
                 f"request headers are too large: at most {self.max_bytes} bytes are accepted",
-            )  # fmt: skip
+            )
             return
         path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
         if len(path) + (len(query) + 1 if query else 0) > self.max_url:
             await _refuse(
-                scope, send, 414, "url_too_long",
+                scope,
+                send,
+                414,
+                "url_too_long",
                 f"the request URL is too long: at most {self.max_url} bytes are accepted",
-            )  # fmt: skip
+            )
             return
         await self.app(scope, receive, send)
 

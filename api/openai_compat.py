@@ -163,8 +163,9 @@ async def answer_stream(
     render, tail = renderer(call.job_id)
     headers = {**STREAM_HEADERS, **job_headers(call)}
     if slot is None:
-        return RelayResponse(relay(call, first, render, tail=tail), media_type=media_type,
-                             headers=headers)  # fmt: skip
+        return RelayResponse(
+            relay(call, first, render, tail=tail), media_type=media_type, headers=headers
+        )
     stream = slot.storing(relay(call, first, slot.capture(render), tail=tail))
     return RelayResponse(stream, media_type=media_type, headers={**headers, **response_cache.MISS})
 
@@ -187,9 +188,11 @@ async def chat_completions(request: Request) -> Response:
         result, headers = await answer(request, CHAT, body)
         return JSONResponse(result, headers=headers)
     return await answer_stream(
-        request, body, lambda job_id: (_chat_render(job_id, include_usage), None),
+        request,
+        body,
+        lambda job_id: (_chat_render(job_id, include_usage), None),
         "text/event-stream",
-    )  # fmt: skip
+    )
 
 
 def _is_usage_chunk(data: str) -> bool:

@@ -231,8 +231,11 @@ class SyncCall:
                 if not is_outage(exc):
                     raise
                 # Redis is away: the job runs on, and its result waits to be fetched
-                log.info("could not cancel a left caller's job", job_id=self.job_id,
-                         error=type(exc).__name__)  # fmt: skip
+                log.info(
+                    "could not cancel a left caller's job",
+                    job_id=self.job_id,
+                    error=type(exc).__name__,
+                )
 
     async def confirm_durable(self) -> None:
         """Before the caller hears that its job ended: in strict mode, wait until Redis has the

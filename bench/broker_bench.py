@@ -32,9 +32,14 @@ CHUNK = 1000
 
 def new_job() -> NewJob:
     return NewJob(
-        tenant=TENANT, pool=POOL, endpoint="/v1/chat/completions", model="bench-model",
-        body=BODY, priority=Priority.STANDARD, stream=False,
-    )  # fmt: skip
+        tenant=TENANT,
+        pool=POOL,
+        endpoint="/v1/chat/completions",
+        model="bench-model",
+        body=BODY,
+        priority=Priority.STANDARD,
+        stream=False,
+    )
 
 
 def process_cpu_s(pid: int) -> float:
@@ -98,9 +103,14 @@ async def drain_and_round_trip(
     redis_cpu = await redis_cpu_s(redis)
     with (work / f"{namespace}-noop.log").open("ab") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(HERE / "noop_worker.py"), str(cfg_path), str(concurrency),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            sys.executable,
+            str(HERE / "noop_worker.py"),
+            str(cfg_path),
+            str(concurrency),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         deadline = time.monotonic() + 60 + n / 500  # 500 jobs/s would be a failure
         while True:

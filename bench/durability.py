@@ -100,10 +100,20 @@ def _stalls(server: EmbeddedRedis) -> dict[str, dict[str, int]]:
 
 
 def _submits(stack: Stack, fsync: AppendFsync, d: Durations, work: Path, rep: int) -> Sample:
-    sub = wrk(stack.api_url + "/v1/jobs", SUBMIT, KEY, conns=64, seconds=d.submit_s,
-              threads=d.wrk_threads, work=work)  # fmt: skip
-    figures = {"submit_rps": sub["rps"], "submit_p50_ms": sub["p50_ms"],
-               "submit_p99_ms": sub["p99_ms"]}  # fmt: skip
+    sub = wrk(
+        stack.api_url + "/v1/jobs",
+        SUBMIT,
+        KEY,
+        conns=64,
+        seconds=d.submit_s,
+        threads=d.wrk_threads,
+        work=work,
+    )
+    figures = {
+        "submit_rps": sub["rps"],
+        "submit_p50_ms": sub["p50_ms"],
+        "submit_p99_ms": sub["p99_ms"],
+    }
     return figures, sub
 
 
@@ -118,8 +128,10 @@ def _drain(stack: Stack, fsync: AppendFsync, n: int, samples: int, work: Path, r
             stack.redis_url, f"drain-{fsync}-{rep}", work, n, 64, samples, MODES[fsync]
         )
     )
-    figures = {key: drain[key] for key in
-               ("round_trip_p50_ms", "round_trip_p99_ms", "redis_cpu_us_per_job")}  # fmt: skip
+    figures = {
+        key: drain[key]
+        for key in ("round_trip_p50_ms", "round_trip_p99_ms", "redis_cpu_us_per_job")
+    }
     return {"drain_jobs_s": drain["jobs_per_s"], **figures}, drain
 
 
@@ -139,8 +151,9 @@ def _aggregate(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str
                 "values": values,
             }
         row["ratio_always_over_everysec"] = row["always"]["median"] / row["everysec"]["median"]
-        paired = [a / e for a, e in zip(samples["always"][key], samples["everysec"][key],
-                                         strict=True)]  # fmt: skip
+        paired = [
+            a / e for a, e in zip(samples["always"][key], samples["everysec"][key], strict=True)
+        ]
         row["paired_ratios"] = paired
         row["paired_ratio_median"] = statistics.median(paired)
         out[key] = row
@@ -285,8 +298,12 @@ def main(**o: Any) -> None:
     report.write(path, document)
     click.echo("\n" + _table(figures))
     for fsync, events in stalls.items():
-        shown = "; ".join(f"{e}: {v['count']} s with one, worst {v['max_ms']} ms"
-                          for e, v in events.items()) or "none"  # fmt: skip
+        shown = (
+            "; ".join(
+                f"{e}: {v['count']} s with one, worst {v['max_ms']} ms" for e, v in events.items()
+            )
+            or "none"
+        )
         click.echo(f"AOF writes and fsyncs over {LATENCY_MS} ms, {fsync}: {shown}")
     click.echo(
         f"\nRedis {version['redis_version']}, AOFs on {disk}; wall "

@@ -41,13 +41,26 @@ def wrk(
     script.write_text(WRK_SCRIPT)
     body_file.write_bytes(body)
     command = [
-        "wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{max(1, round(seconds))}s",
-        "--timeout", "10s", "-s", str(script), "-H", f"Authorization: Bearer {key}", url,
-    ]  # fmt: skip
+        "wrk",
+        f"-t{min(threads, conns)}",
+        f"-c{conns}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        "-H",
+        f"Authorization: Bearer {key}",
+        url,
+    ]
     out = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 60, check=False,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
         env={"WRK_BODY_FILE": str(body_file), "PATH": "/usr/bin:/bin:/usr/local/bin"},
-    )  # fmt: skip
+    )
     found = re.search(r"^WRKJSON (\{.*\})$", out.stdout, re.MULTILINE)
     if not found:
         raise RuntimeError(

@@ -73,8 +73,16 @@ def main(port: int, upstream: str, concurrency: int) -> None:
                 "tenants": [{"id": TENANT, "api_key_sha256": [hash_key(KEY)]}],
             }
             env = child_env(write_config(Path(tmp) / "anygate.yaml", tree))
-            worker = [*ANYGATE, "worker", "--pool", POOL, "--concurrency", str(concurrency),
-                      "--shutdown-grace", "2"]  # fmt: skip
+            worker = [
+                *ANYGATE,
+                "worker",
+                "--pool",
+                POOL,
+                "--concurrency",
+                str(concurrency),
+                "--shutdown-grace",
+                "2",
+            ]
             children.append(subprocess.Popen(worker, env=env, stdin=subprocess.DEVNULL))
             # In our own process group (see above): watched, never stopped, by the toolkit.
             proc = Child("worker", children[-1])

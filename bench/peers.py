@@ -70,10 +70,19 @@ def run_peerbench(opts: PeerOptions, out_dir: Path, work: Path) -> dict[str, Any
         raise RuntimeError(f"{PEERBENCH} not found")
     extra = write_extra_targets(work / "extra_targets.json", free_port())
     argv = [
-        shutil.which("python3") or "python3", str(PEERBENCH), "--targets", opts.targets,
-        "--extra-targets", str(extra), "--out", str(out_dir), "--mock-port", str(opts.mock_port),
-        "--stream-conns", str(opts.stream_conns),
-    ]  # fmt: skip
+        shutil.which("python3") or "python3",
+        str(PEERBENCH),
+        "--targets",
+        opts.targets,
+        "--extra-targets",
+        str(extra),
+        "--out",
+        str(out_dir),
+        "--mock-port",
+        str(opts.mock_port),
+        "--stream-conns",
+        str(opts.stream_conns),
+    ]
     if opts.quick:
         argv.append("--quick")  # peerbench's --quick overrides repeats and durations
     for flag, value in (

@@ -78,18 +78,33 @@ def _http_phase(
         if "a" in which:
             lat = scenarios.latency_c1(stack, d, work, rep)
             c.errors["added_latency_p50_ms"] += lat["direct"]["errors"] + lat["gateway"]["errors"]
-            c.add("a_latency_c1", rep, lat, added_latency_p50_ms=lat["added_p50_ms"],
-                  added_latency_p99_ms=lat["added_p99_ms"])  # fmt: skip
+            c.add(
+                "a_latency_c1",
+                rep,
+                lat,
+                added_latency_p50_ms=lat["added_p50_ms"],
+                added_latency_p99_ms=lat["added_p99_ms"],
+            )
         if "b" in which:
             sse = scenarios.stream_c1(stack, d)
-            c.add("b_stream_c1", rep, sse, added_ttfc_p50_ms=sse["added_ttfc_p50_ms"],
-                  added_stream_total_p50_ms=sse["added_total_p50_ms"])  # fmt: skip
+            c.add(
+                "b_stream_c1",
+                rep,
+                sse,
+                added_ttfc_p50_ms=sse["added_ttfc_p50_ms"],
+                added_stream_total_p50_ms=sse["added_total_p50_ms"],
+            )
         if "c" in which:
             tput = scenarios.throughput_64(stack, d, work)
             c.errors["throughput_rps"] += tput["plain"]["errors"]
             c.errors["stream_rps"] += tput["stream"]["errors"]
-            c.add("c_throughput_64", rep, tput, throughput_rps=tput["plain"]["rps"],
-                  stream_rps=tput["stream"]["rps"])  # fmt: skip
+            c.add(
+                "c_throughput_64",
+                rep,
+                tput,
+                throughput_rps=tput["plain"]["rps"],
+                stream_rps=tput["stream"]["rps"],
+            )
         if "d" in which:
             sub = scenarios.submit_64(stack, d, work)
             c.errors["submit_rps"] += sub["errors"]
@@ -114,12 +129,21 @@ def _broker_phase(
                     redis_url, f"drain{rep}", work, jobs[0], jobs[1], samples=200
                 )
             )
-            c.add("f_drain", rep, drain, broker_drain_jobs_s=drain["jobs_per_s"],
-                  round_trip_p50_ms=drain["round_trip_p50_ms"])  # fmt: skip
+            c.add(
+                "f_drain",
+                rep,
+                drain,
+                broker_drain_jobs_s=drain["jobs_per_s"],
+                round_trip_p50_ms=drain["round_trip_p50_ms"],
+            )
         if "g" in which:
             mem = uvloop.run(broker_bench.memory_per_job(redis_url, f"mem{rep}", jobs[2]))
-            c.add("g_redis_memory", rep, mem,
-                  redis_overhead_bytes_per_job=mem["overhead_bytes_per_job"])  # fmt: skip
+            c.add(
+                "g_redis_memory",
+                rep,
+                mem,
+                redis_overhead_bytes_per_job=mem["overhead_bytes_per_job"],
+            )
 
 
 def _batch_phase(stack: Stack, reps: int, c: Collector) -> None:
@@ -141,8 +165,9 @@ def _rss_phase(stack: Stack, reps: int, mock_latency_ms: float, c: Collector) ->
 
 def _git_state() -> str:
     def git(*args: str) -> str:
-        done = subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True,
-                              timeout=10, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["git", "-C", str(HERE), *args], capture_output=True, text=True, timeout=10, check=False
+        )
         return done.stdout.strip()
 
     return git("rev-parse", "--short", "HEAD") + (
@@ -262,11 +287,16 @@ def main(**o: Any) -> None:
         logs = _keep_logs(work, HERE / "results" / "logs" / time.strftime("%Y%m%d-%H%M%S"))
         if o["with_peers"]:
             peer_opts = peerbench.PeerOptions(
-                targets=o["peer_targets"], quick=o["peer_quick"], repeats=o["peer_repeats"],
-                lat_duration=o["peer_lat_duration"], tput_duration=o["peer_tput_duration"],
-                stream_duration=o["peer_stream_duration"], stream_conns=o["peer_stream_conns"],
-                mock_port=o["peer_mock_port"], timeout_s=o["peer_timeout"],
-            )  # fmt: skip
+                targets=o["peer_targets"],
+                quick=o["peer_quick"],
+                repeats=o["peer_repeats"],
+                lat_duration=o["peer_lat_duration"],
+                tput_duration=o["peer_tput_duration"],
+                stream_duration=o["peer_stream_duration"],
+                stream_conns=o["peer_stream_conns"],
+                mock_port=o["peer_mock_port"],
+                timeout_s=o["peer_timeout"],
+            )
             out_dir = HERE / "results" / "peerbench" / time.strftime("%Y%m%d-%H%M%S")
             raw = peerbench.run_peerbench(peer_opts, out_dir, work)
             peers, detail = peerbench.peer_summary(raw)

@@ -192,9 +192,13 @@ async def worker_rss_1000(stack: Stack, in_flight: int, mock_latency_ms: float) 
             stack.stop(worker)
         await redis.aclose()
     return {
-        "rss_mib": rss, "accepted": accepted, "peak_inflight": peak_inflight,
-        "reached": reached_s is not None, "reached_after_s": reached_s, "all_finished": finished,
-    }  # fmt: skip
+        "rss_mib": rss,
+        "accepted": accepted,
+        "peak_inflight": peak_inflight,
+        "reached": reached_s is not None,
+        "reached_after_s": reached_s,
+        "all_finished": finished,
+    }
 
 
 BATCH_LINES = 50_000
@@ -214,13 +218,19 @@ def batch_50k(stack: Stack) -> dict[str, Any]:
     r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     with httpx.Client(base_url=stack.api_url, headers=headers, timeout=120) as client:
         t0 = time.perf_counter()
-        upload = client.post("/v1/files", data={"purpose": "batch"},
-                             files={"file": ("bench.jsonl", data)})  # fmt: skip
+        upload = client.post(
+            "/v1/files", data={"purpose": "batch"}, files={"file": ("bench.jsonl", data)}
+        )
         upload.raise_for_status()
         t_upload = time.perf_counter()
-        batch = client.post("/v1/batches", json={
-            "input_file_id": upload.json()["id"], "endpoint": CHAT_PATH,
-            "completion_window": "24h"})  # fmt: skip
+        batch = client.post(
+            "/v1/batches",
+            json={
+                "input_file_id": upload.json()["id"],
+                "endpoint": CHAT_PATH,
+                "completion_window": "24h",
+            },
+        )
         batch.raise_for_status()
         batch_id = batch.json()["id"]
         deadline = time.monotonic() + 120

@@ -155,8 +155,16 @@ class Stack:
         return proc
 
     def start_worker(self, pool: str, concurrency: int) -> Proc:
-        argv = [*ANYGATE, "worker", "--pool", pool, "--concurrency", str(concurrency),
-                "--shutdown-grace", "5"]  # fmt: skip
+        argv = [
+            *ANYGATE,
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--shutdown-grace",
+            "5",
+        ]
         proc = self._add(
             start(f"worker-{pool}-{len(self.procs)}", argv, child_env(self.config_path), self.work)
         )

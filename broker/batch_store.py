@@ -27,9 +27,16 @@ from anygate.broker.keys import KeySpace
 
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 _TIMES = (
-    "created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at", "failed_at",
-    "expired_at", "cancelling_at", "cancelled_at",
-)  # fmt: skip
+    "created_at",
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
 
 
 def new_batch_id() -> str:
@@ -37,8 +44,9 @@ def new_batch_id() -> str:
 
 
 def batch_not_found(batch_id: str) -> NotFoundError:
-    return NotFoundError(f"No batch found with id '{batch_id}'.", param="batch_id",
-                         code="batch_not_found")  # fmt: skip
+    return NotFoundError(
+        f"No batch found with id '{batch_id}'.", param="batch_id", code="batch_not_found"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +124,18 @@ class BatchStore:
         batch_id = new_batch_id()
         now = int(time.time())
         h = {
-            "tenant": tenant, "status": "validating", "endpoint": endpoint,
-            "input_file_id": input_file_id, "completion_window": completion_window,
+            "tenant": tenant,
+            "status": "validating",
+            "endpoint": endpoint,
+            "input_file_id": input_file_id,
+            "completion_window": completion_window,
             "created_at": str(now),
             "expires_at": str(now + window_s),
-            "total": str(total), "expanded": "0", "n_done": "0", "n_succeeded": "0",
-        }  # fmt: skip
+            "total": str(total),
+            "expanded": "0",
+            "n_done": "0",
+            "n_succeeded": "0",
+        }
         if metadata:
             h["metadata"] = orjson.dumps(metadata).decode()
         if webhook_url:

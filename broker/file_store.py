@@ -102,8 +102,17 @@ class FileRecord:
         return cls(id=file_id, **values)
 
 
-_FIELDS = ("tenant", "purpose", "filename", "bytes", "created_at", "status", "lines", "chunks",
-           "expires_at")  # fmt: skip
+_FIELDS = (
+    "tenant",
+    "purpose",
+    "filename",
+    "bytes",
+    "created_at",
+    "status",
+    "lines",
+    "chunks",
+    "expires_at",
+)
 _NUMBERS = frozenset({"bytes", "created_at", "lines", "chunks", "expires_at"})
 _Records = list[FileRecord]
 _BadLines = list[BadLine]
@@ -186,10 +195,17 @@ class FileWriter:
         now = time.time()
         created = int(now)
         record = FileRecord(
-            id=self.file_id, tenant=self.tenant, purpose=self.purpose, filename=filename,
-            bytes=self.bytes, created_at=created, status="processed", lines=self.lines,
-            chunks=self.chunks, expires_at=created + (ttl_s or self._config.ttl_s),
-        )  # fmt: skip
+            id=self.file_id,
+            tenant=self.tenant,
+            purpose=self.purpose,
+            filename=filename,
+            bytes=self.bytes,
+            created_at=created,
+            status="processed",
+            lines=self.lines,
+            chunks=self.chunks,
+            expires_at=created + (ttl_s or self._config.ttl_s),
+        )
         k = self._keys
         bad = self._checker.bad if self._checker is not None else []
         async with self._redis.pipeline(transaction=True) as pipe:

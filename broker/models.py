@@ -74,12 +74,17 @@ class NewJob:
         and the scripts read the ones they route by. Optional fields are left out when unset:
         a smaller hash."""
         fields: list[str | int] = [
-            "tenant", self.tenant,
-            "pool", self.pool,
-            "priority", self.priority.value,
-            "endpoint", ENDPOINT_CODES[self.endpoint],
-            "model", self.model,
-        ]  # fmt: skip
+            "tenant",
+            self.tenant,
+            "pool",
+            self.pool,
+            "priority",
+            self.priority.value,
+            "endpoint",
+            ENDPOINT_CODES[self.endpoint],
+            "model",
+            self.model,
+        ]
         if self.stream:
             fields += ["stream", 1]
         if self.plan:
@@ -173,11 +178,24 @@ class JobRecord:
     def queued(cls, job_id: str, job: NewJob, created_ms: int) -> JobRecord:
         """The record a fresh enqueue just wrote, without reading it back."""
         return cls(
-            id=job_id, tenant=job.tenant, status=JobStatus.QUEUED, priority=job.priority,
-            endpoint=job.endpoint, model=job.model, pool=job.pool, created_ms=created_ms,
-            started_ms=None, finished_ms=None, attempts=0, result=None, error=None, usage=None,
-            cost_usd=None, metadata=job.metadata, deadline_ms=job.deadline_ms,
-        )  # fmt: skip
+            id=job_id,
+            tenant=job.tenant,
+            status=JobStatus.QUEUED,
+            priority=job.priority,
+            endpoint=job.endpoint,
+            model=job.model,
+            pool=job.pool,
+            created_ms=created_ms,
+            started_ms=None,
+            finished_ms=None,
+            attempts=0,
+            result=None,
+            error=None,
+            usage=None,
+            cost_usd=None,
+            metadata=job.metadata,
+            deadline_ms=job.deadline_ms,
+        )
 
     @classmethod
     def from_hash(cls, job_id: str, h: dict[str, str]) -> JobRecord:

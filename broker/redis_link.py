@@ -50,8 +50,16 @@ WATCH_TIMEOUT_S = 2.0
 """A PING slower than this counts as Redis gone (paused, or a network that drops packets)."""
 SETTLE_S = 1.0
 
-_PASSING_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF",
-                    "NOREPLICAS", "BUSY ")  # fmt: skip
+_PASSING_REPLIES = (
+    "LOADING",
+    "READONLY",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "MISCONF",
+    "NOREPLICAS",
+    "BUSY ",
+)
 """Error replies of a server that is starting, failing over, resharding, cannot write its AOF
 or runs a long script: each passes by itself."""
 

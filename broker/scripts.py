@@ -97,9 +97,18 @@ def _load(name: str) -> LuaScript:
 
 
 SCRIPT_NAMES = (
-    "enqueue", "claim", "append", "finish", "requeue", "heartbeat", "reclaim", "cancel",
-    "ratewindow", "health", "requeuedead",
-)  # fmt: skip
+    "enqueue",
+    "claim",
+    "append",
+    "finish",
+    "requeue",
+    "heartbeat",
+    "reclaim",
+    "cancel",
+    "ratewindow",
+    "health",
+    "requeuedead",
+)
 
 
 REPEATABLE = frozenset(SCRIPT_NAMES) - {"claim", "enqueue", "requeuedead"}

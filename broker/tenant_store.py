@@ -38,8 +38,9 @@ _MGET_CHUNK = 500
 
 
 def tenant_not_found(tenant_id: str) -> NotFoundError:
-    return NotFoundError(f"No tenant found with id '{tenant_id}'.", param="id",
-                         code="tenant_not_found")  # fmt: skip
+    return NotFoundError(
+        f"No tenant found with id '{tenant_id}'.", param="id", code="tenant_not_found"
+    )
 
 
 class TenantStore:
@@ -62,9 +63,14 @@ class TenantStore:
     ) -> TenantRecord:
         now = now_s()
         record = TenantRecord.model_validate(
-            {**settings.model_dump(), "id": tenant_id, "created_at": now, "updated_at": now,
-             "source": source}
-        )  # fmt: skip
+            {
+                **settings.model_dump(),
+                "id": tenant_id,
+                "created_at": now,
+                "updated_at": now,
+                "source": source,
+            }
+        )
         created = await awaited(
             self._redis.set(self._k.tenant(tenant_id), record.model_dump_json(), nx=True)
         )
@@ -174,9 +180,13 @@ class TenantStore:
         if tenant is not None and await self.get_tenant(tenant) is None:
             raise tenant_not_found(tenant)
         record, key = new_key_record(
-            tenant, name=name, scopes=scopes, expires_at=expires_at, rpm=rpm,
+            tenant,
+            name=name,
+            scopes=scopes,
+            expires_at=expires_at,
+            rpm=rpm,
             source=source,  # type: ignore[arg-type]
-        )  # fmt: skip
+        )
         await self._put_key(record)
         return record, key
 
@@ -211,8 +221,9 @@ class TenantStore:
     async def revoke_key(self, key_id: str) -> ApiKeyRecord:
         record = await self.get_key(key_id)
         if record is None:
-            raise NotFoundError(f"No API key found with id '{key_id}'.", param="key_id",
-                                code="api_key_not_found")  # fmt: skip
+            raise NotFoundError(
+                f"No API key found with id '{key_id}'.", param="key_id", code="api_key_not_found"
+            )
         if record.revoked_at is None:
             record = record.model_copy(update={"revoked_at": now_s()})
             await awaited(self._redis.set(self._k.api_key(key_id), record.model_dump_json()))
@@ -238,18 +249,24 @@ class TenantStore:
                     log.warning(
                         "tenant in the config file differs from the stored one; the stored "
                         "one is used (change it with the admin API)",
-                        tenant=tenant.id, deleted=record.deleted,
-                    )  # fmt: skip
+                        tenant=tenant.id,
+                        deleted=record.deleted,
+                    )
             if not keys:
                 continue
             for digest in _config_digests(tenant.api_keys, tenant.api_key_sha256):
                 await self._put_key(
                     ApiKeyRecord(
-                        id=f"key_cfg_{digest[:16]}", tenant=tenant.id, name="from config",
-                        scopes=TENANT_SCOPES, digest=digest, hint="(from config)",
-                        created_at=now_s(), source="config",
+                        id=f"key_cfg_{digest[:16]}",
+                        tenant=tenant.id,
+                        name="from config",
+                        scopes=TENANT_SCOPES,
+                        digest=digest,
+                        hint="(from config)",
+                        created_at=now_s(),
+                        source="config",
                     )
-                )  # fmt: skip
+                )
 
 
 def _settings_of(record: TenantRecord) -> TenantSettings:

@@ -328,9 +328,11 @@ class TenantConfig(TenantSettings):
 
     def settings(self) -> TenantSettings:
         return TenantSettings(
-            weight=self.weight, disabled=self.disabled, quotas=self.quotas,
+            weight=self.weight,
+            disabled=self.disabled,
+            quotas=self.quotas,
             auth_mode=self.auth_mode,
-        )  # fmt: skip
+        )
 
 
 class SecurityConfig(_Strict):

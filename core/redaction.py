@@ -16,11 +16,24 @@ from typing import Any
 MASK = "[redacted]"
 SECRET_NAMES = frozenset(
     {
-        "authorization", "api_key", "apikey", "x-api-key", "x-goog-api-key", "x-anygate-api-key",
-        "x-anygate-provider-key", "key", "token", "secret", "password", "encryption_key",
-        "provider_key", "client_key", "cookie", "set-cookie",
+        "authorization",
+        "api_key",
+        "apikey",
+        "x-api-key",
+        "x-goog-api-key",
+        "x-anygate-api-key",
+        "x-anygate-provider-key",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "encryption_key",
+        "provider_key",
+        "client_key",
+        "cookie",
+        "set-cookie",
     }
-)  # fmt: skip
+)
 _PATTERNS = re.compile(
     r"ag-[A-Za-z0-9_-]{20,}"  # our own keys
     r"|sk-[A-Za-z0-9_*-]{12,}"  # OpenAI-style keys, and the masked ones providers echo

@@ -79,36 +79,54 @@ def dev_config(
     mock_key = f"env:{MOCK_KEY_ENV}"
     return {
         "providers": {
-            "openai": {"kind": "openai",
-                       "api_key": mock_key if mock_openai else "env:OPENAI_API_KEY"},
-            "gemini": {"kind": "gemini",
-                       "api_key": mock_key if mock_gemini else "env:GEMINI_API_KEY"},
+            "openai": {
+                "kind": "openai",
+                "api_key": mock_key if mock_openai else "env:OPENAI_API_KEY",
+            },
+            "gemini": {
+                "kind": "gemini",
+                "api_key": mock_key if mock_gemini else "env:GEMINI_API_KEY",
+            },
         },
         "models": {
             "gpt-4o-mini": {
                 "deployments": [
-                    {"provider": "openai", "model": "gpt-4o-mini",
-                     "input_price_per_m": 0.15, "output_price_per_m": 0.6},
+                    {
+                        "provider": "openai",
+                        "model": "gpt-4o-mini",
+                        "input_price_per_m": 0.15,
+                        "output_price_per_m": 0.6,
+                    },
                 ]
             },
             "text-embedding-3-small": {
                 "kind": "embedding",
                 "deployments": [
-                    {"provider": "openai", "model": "text-embedding-3-small",
-                     "input_price_per_m": 0.02},
+                    {
+                        "provider": "openai",
+                        "model": "text-embedding-3-small",
+                        "input_price_per_m": 0.02,
+                    },
                 ],
             },
             "gemini-2.5-flash": {
                 "deployments": [
-                    {"provider": "gemini", "model": "gemini-2.5-flash",
-                     "input_price_per_m": 0.3, "output_price_per_m": 2.5},
+                    {
+                        "provider": "gemini",
+                        "model": "gemini-2.5-flash",
+                        "input_price_per_m": 0.3,
+                        "output_price_per_m": 2.5,
+                    },
                 ]
             },
             "gemini-embedding-001": {
                 "kind": "embedding",
                 "deployments": [
-                    {"provider": "gemini", "model": "gemini-embedding-001",
-                     "input_price_per_m": 0.15},
+                    {
+                        "provider": "gemini",
+                        "model": "gemini-embedding-001",
+                        "input_price_per_m": 0.15,
+                    },
                 ],
             },
         },
@@ -118,7 +136,7 @@ def dev_config(
             **({"encryption_key": f"file:{encryption_key}"} if encryption_key else {}),
             **({"webhook_secret": f"file:{webhook_secret}"} if webhook_secret else {}),
         },
-    }  # fmt: skip
+    }
 
 
 def _start_children(
@@ -156,10 +174,12 @@ def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int
     config_path = Path(os.environ.get("ANYGATE_CONFIG") or root / "config.yaml")
     if "ANYGATE_CONFIG" not in os.environ:
         tree = dev_config(
-            keys, mock_openai=mock_openai, mock_gemini=mock_gemini,
+            keys,
+            mock_openai=mock_openai,
+            mock_gemini=mock_gemini,
             encryption_key=load_or_create_secret(root / "encryption.key"),
             webhook_secret=load_or_create_secret(root / "webhook.secret"),
-        )  # fmt: skip
+        )
         config_path.write_text(yaml.safe_dump(tree), "utf-8")
 
     stopping = False

@@ -54,10 +54,21 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
         (tree / name).symlink_to(ROOT / name)
     env = {**os.environ, "MYPYPATH": str(tmp_path)}
     result = subprocess.run(
-        [_tool("mypy"), "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir",
-         str(tmp_path / ".mypy_cache"), "-p", "anygate"],
-        capture_output=True, text=True, check=False, env=env, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            _tool("mypy"),
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / ".mypy_cache"),
+            "-p",
+            "anygate",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

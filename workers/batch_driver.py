@@ -202,13 +202,18 @@ class BatchDriver:
             if job_ids:
                 pipe.rpush(self._k.batch_jobs(batch.id), *job_ids)
             self._add_rejects(pipe, batch.id, rejects)
-            pipe.hset(key, mapping={
-                "chunk": index + 1, "line_base": line_base + line_count(chunk),
-                "expanded": batch.number("expanded") + len(lines),
-            })  # fmt: skip
+            pipe.hset(
+                key,
+                mapping={
+                    "chunk": index + 1,
+                    "line_base": line_base + line_count(chunk),
+                    "expanded": batch.number("expanded") + len(lines),
+                },
+            )
             if batch.status == "validating":
-                pipe.hset(key, mapping={"status": "in_progress",
-                                        "in_progress_at": int(time.time())})  # fmt: skip
+                pipe.hset(
+                    key, mapping={"status": "in_progress", "in_progress_at": int(time.time())}
+                )
             if last:
                 pipe.hset(key, "expanded_all", "1")
             try:
@@ -314,14 +319,24 @@ class BatchDriver:
         final = batch.h.get("ending") or ("completed" if await self._ran_any(batch) else "failed")
         if final == "failed" and rejected:
             errs = [
-                {"code": e["error"]["code"], "message": e["error"]["message"], "param": None,
-                 "line": None}
+                {
+                    "code": e["error"]["code"],
+                    "message": e["error"]["message"],
+                    "param": None,
+                    "line": None,
+                }
                 for e in (orjson.loads(r) for r in rejected[:100])
-            ]  # fmt: skip
+            ]
             await self._batches.set(batch.id, errors=orjson.dumps(errs).decode())
         await self._batches.transition(batch.id, final)
-        log.info("batch finalised", batch_id=batch.id, status=final, lines=batch.total,
-                 output_lines=n_out, error_lines=n_err)  # fmt: skip
+        log.info(
+            "batch finalised",
+            batch_id=batch.id,
+            status=final,
+            lines=batch.total,
+            output_lines=n_out,
+            error_lines=n_err,
+        )
         if self._on_webhook is not None and batch.h.get("webhook_url"):
             await self._on_webhook(await self._batches.load(batch.id) or batch)
 
@@ -333,8 +348,9 @@ class BatchDriver:
         for job_ids in await self._pages(batch.id):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids:
-                    pipe.hmget(self._k.job(job_id),
-                               ["status", "result", "error", "custom_id", "usage"])  # fmt: skip
+                    pipe.hmget(
+                        self._k.job(job_id), ["status", "result", "error", "custom_id", "usage"]
+                    )
                 rows = await pipe.execute()
             for job_id, (status, result, error, custom_id, used) in zip(job_ids, rows, strict=True):
                 line, ok = _output_line(job_id, status, result, error, custom_id)
@@ -371,13 +387,19 @@ def _output_line(
         return {"id": line_id, "custom_id": custom_id, "response": response, "error": None}, True
     err = orjson.loads(error) if error else None
     if status is None:
-        err = {"code": "record_expired", "message": "the job's record expired before the batch "
-               "was finalised"}  # fmt: skip
+        err = {
+            "code": "record_expired",
+            "message": "the job's record expired before the batch was finalised",
+        }
     if status in {"cancelled", "expired"} or status is None:
         code = (err or {}).get("code") or status
         message = (err or {}).get("message") or f"the request was {status}"
-        return {"id": line_id, "custom_id": custom_id, "response": None,
-                "error": {"code": code, "message": message}}, False  # fmt: skip
+        return {
+            "id": line_id,
+            "custom_id": custom_id,
+            "response": None,
+            "error": {"code": code, "message": message},
+        }, False
     upstream = (err or {}).get("upstream_status") or 500
     response = {"status_code": upstream, "request_id": job_id, "body": {"error": err}}
     return {"id": line_id, "custom_id": custom_id, "response": response, "error": None}, False

@@ -71,9 +71,14 @@ async def enqueue_webhook(
     queueing a second one, and the delivery id stays the receiver's deduplication key."""
     body = orjson.dumps({"type": event, "data": data})
     await ctx["redis"].enqueue_job(
-        "deliver_webhook", url, body, event, f"dlv_{subject_id}",
-        _queue_name=ctx["queue"], _job_id=f"webhook:{subject_id}",
-    )  # fmt: skip
+        "deliver_webhook",
+        url,
+        body,
+        event,
+        f"dlv_{subject_id}",
+        _queue_name=ctx["queue"],
+        _job_id=f"webhook:{subject_id}",
+    )
 
 
 async def hand_over_job_webhooks(ctx: dict[str, Any]) -> int:
@@ -115,14 +120,19 @@ async def deliver_webhook(
     if ref is None:
         log.warning(
             "webhook dropped: security.webhook_secret is not set",
-            delivery=delivery_id, webhook_event=event,
-        )  # fmt: skip
+            delivery=delivery_id,
+            webhook_event=event,
+        )
         return
     secret = ref.resolve().get_secret_value().encode()
     delay = await post_webhook(
-        secret, url, body, event=event, delivery_id=delivery_id,
+        secret,
+        url,
+        body,
+        event=event,
+        delivery_id=delivery_id,
         attempt=int(ctx.get("job_try", 1)),
-    )  # fmt: skip
+    )
     if delay is not None:
         raise Retry(defer=delay)
 
@@ -177,9 +187,13 @@ def worker_settings(keys: KeySpace) -> dict[str, Any]:
 
     def every_second(job: Callable[[dict[str, Any]], Awaitable[int]], **extra: Any) -> Any:
         return cron(
-            _quiet_on_outage(job), name=f"cron:{keys.namespace}:{job.__name__}",
-            second=set(range(60)), unique=True, timeout=60, **extra,
-        )  # fmt: skip
+            _quiet_on_outage(job),
+            name=f"cron:{keys.namespace}:{job.__name__}",
+            second=set(range(60)),
+            unique=True,
+            timeout=60,
+            **extra,
+        )
 
     prune = _quiet_on_outage(prune_job_indexes)
     return {

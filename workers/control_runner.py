@@ -110,15 +110,20 @@ class _Session:
             if leftovers:
                 await leftovers.tidy(pool, queue_name(keys))
             ctx: dict[str, Any] = {
-                "config": config, "anygate_redis": redis, "link": link, "keys": keys,
-                "queue": queue_name(keys), "redis": pool,
-            }  # fmt: skip
+                "config": config,
+                "anygate_redis": redis,
+                "link": link,
+                "keys": keys,
+                "queue": queue_name(keys),
+                "redis": pool,
+            }
             await prepare(ctx)
         except BaseException:
             await pool.aclose(close_connection_pool=True)
             raise
-        worker = _SessionWorker(**worker_settings(keys), redis_pool=pool, ctx=ctx,
-                                handle_signals=False)  # fmt: skip
+        worker = _SessionWorker(
+            **worker_settings(keys), redis_pool=pool, ctx=ctx, handle_signals=False
+        )
         worker.holding = set()
         return cls(worker, pool)
 

@@ -78,9 +78,12 @@ class JobDisposition:
             await self._broker.finish(job, pool, succeeded=False, error=error.to_job_error())
         else:
             await self._broker.requeue(
-                job, pool, delay_s=verdict.retry_after_s, reason="deployment_rate_limit",
+                job,
+                pool,
+                delay_s=verdict.retry_after_s,
+                reason="deployment_rate_limit",
                 refund_attempt=True,
-            )  # fmt: skip
+            )
         return None
 
     async def _settling(
@@ -91,18 +94,28 @@ class JobDisposition:
         matter of moments), wait a moment."""
         if job.step + 1 < len(steps) and not granted.ramping:
             history = {
-                "attempt": job.attempt, "step": job.step, "provider": step.provider,
-                "model": step.deployment.model, "outcome": "deployment_settling",
-            }  # fmt: skip
+                "attempt": job.attempt,
+                "step": job.step,
+                "provider": step.provider,
+                "model": step.deployment.model,
+                "outcome": "deployment_settling",
+            }
             await self._move_to_step(
-                job, steps, job.step + 1, reason="deployment_settling", refund_attempt=True,
+                job,
+                steps,
+                job.step + 1,
+                reason="deployment_settling",
+                refund_attempt=True,
                 history=history,
-            )  # fmt: skip
+            )
             return
         await self._broker.requeue(
-            job, self._pool, delay_s=resume_delay(granted.wait_s, granted.spread_s),
-            reason="deployment_settling", refund_attempt=True,
-        )  # fmt: skip
+            job,
+            self._pool,
+            delay_s=resume_delay(granted.wait_s, granted.spread_s),
+            reason="deployment_settling",
+            refund_attempt=True,
+        )
 
     async def _wait_out(self, job: ClaimedJob, steps: list[Step | None], pause: Pause) -> None:
         """A pause on the job's current step: back to the queue until it ends (with jitter,
@@ -112,9 +125,12 @@ class JobDisposition:
             await self._broker.finish(job, self._pool, succeeded=False, error=error)
             return
         await self._broker.requeue(
-            job, self._pool, delay_s=resume_delay(pause.seconds), reason=pause.reason,
+            job,
+            self._pool,
+            delay_s=resume_delay(pause.seconds),
+            reason=pause.reason,
             refund_attempt=True,
-        )  # fmt: skip
+        )
 
     async def _pass_open_breaker(
         self, job: ClaimedJob, steps: list[Step | None], step: Step, open_s: float
@@ -122,14 +138,21 @@ class JobDisposition:
         """The deployment's breaker is open: the route's next step; at the route's end, wait
         for whichever step reopens first (a synchronous caller: a 503 unless that is soon)."""
         history = {
-            "attempt": job.attempt, "step": job.step, "provider": step.provider,
-            "model": step.deployment.model, "outcome": "circuit_open",
-        }  # fmt: skip
+            "attempt": job.attempt,
+            "step": job.step,
+            "provider": step.provider,
+            "model": step.deployment.model,
+            "outcome": "circuit_open",
+        }
         if job.step + 1 < len(steps):
             await self._move_to_step(
-                job, steps, job.step + 1, reason="circuit_open", refund_attempt=True,
+                job,
+                steps,
+                job.step + 1,
+                reason="circuit_open",
+                refund_attempt=True,
                 history=history,
-            )  # fmt: skip
+            )
             return
         target, wait_s = sooner_step(steps, job.step, open_s, self._guard.view)
         pause = Pause("circuit_open", wait_s)
@@ -143,9 +166,14 @@ class JobDisposition:
             await self._wait_out(job, steps, pause)
             return
         await self._move_to_step(
-            job, steps, target, reason="circuit_open", refund_attempt=True, history=history,
+            job,
+            steps,
+            target,
+            reason="circuit_open",
+            refund_attempt=True,
+            history=history,
             delay_s=resume_delay(wait_s),
-        )  # fmt: skip
+        )
 
     async def after_failure(
         self,
@@ -186,14 +214,22 @@ class JobDisposition:
             )
         elif decision.action is Action.RETRY:
             await self._broker.requeue(
-                job, pool, delay_s=decision.delay_s, reason=exc.code or "upstream_error",
-                refund_attempt=False, history_entry=history,
-            )  # fmt: skip
+                job,
+                pool,
+                delay_s=decision.delay_s,
+                reason=exc.code or "upstream_error",
+                refund_attempt=False,
+                history_entry=history,
+            )
         elif decision.action is Action.FALL_BACK and decision.next_step is not None:
             await self._move_to_step(
-                job, steps, decision.next_step, reason="fallback", refund_attempt=False,
+                job,
+                steps,
+                decision.next_step,
+                reason="fallback",
+                refund_attempt=False,
                 history=history,
-            )  # fmt: skip
+            )
         else:
             await self._broker.finish(
                 job, pool, succeeded=False, error=exc.to_job_error(), history_entry=history
@@ -213,7 +249,13 @@ class JobDisposition:
         """Requeue the job for another step of its route, in that step's provider's pool."""
         target = steps[to_step]
         await self._broker.requeue(
-            job, self._pool, delay_s=delay_s, reason=reason, refund_attempt=refund_attempt,
-            to_pool=target.provider if target else self._pool, to_step=to_step,
-            history_entry=history, next_model=target.deployment.model if target else None,
-        )  # fmt: skip
+            job,
+            self._pool,
+            delay_s=delay_s,
+            reason=reason,
+            refund_attempt=refund_attempt,
+            to_pool=target.provider if target else self._pool,
+            to_step=to_step,
+            history_entry=history,
+            next_model=target.deployment.model if target else None,
+        )

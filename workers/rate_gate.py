@@ -114,10 +114,13 @@ class RateGate:
             for earlier in taken:  # the request is not made: give back what it took
                 await self._broker.settle_rate(earlier.name, self._window_ms, entry, 0)
             if admission.retry_after_ms == NEVER:
-                return Verdict(False, never=(
-                    f"the request needs about {cost} tokens, more than {limit.owner} allows "
-                    f"in {self._window_s:g} s (tpm {limit.per_minute})"
-                ))  # fmt: skip
+                return Verdict(
+                    False,
+                    never=(
+                        f"the request needs about {cost} tokens, more than {limit.owner} allows "
+                        f"in {self._window_s:g} s (tpm {limit.per_minute})"
+                    ),
+                )
             return Verdict(False, admission.retry_after_ms / 1000)
         return ADMITTED
 

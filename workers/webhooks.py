@@ -69,6 +69,11 @@ async def post_webhook(
         log.warning("webhook abandoned", delivery=delivery_id, webhook_event=event, why=why)
         return None
     delay = retry_delay(attempt, base_s=1.0, cap_s=300.0)
-    log.info("webhook failed; retrying", delivery=delivery_id, why=why, attempt=attempt,
-             retry_in_s=round(delay, 2))  # fmt: skip
+    log.info(
+        "webhook failed; retrying",
+        delivery=delivery_id,
+        why=why,
+        attempt=attempt,
+        retry_in_s=round(delay, 2),
+    )
     return delay

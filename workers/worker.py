@@ -252,8 +252,11 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("job aborted by an internal error; its lease will redeliver it",
-                          job_id=job.id, attempt=job.attempt)  # fmt: skip
+            log.exception(
+                "job aborted by an internal error; its lease will redeliver it",
+                job_id=job.id,
+                attempt=job.attempt,
+            )
 
     async def _run(self, job: ClaimedJob) -> None:
         pool = self._s.pool
@@ -345,6 +348,9 @@ class Worker:
                 async with asyncio.timeout(self._s.handback_s):
                     for job in handback:
                         await self._broker.requeue(
-                            job, self._s.pool, delay_s=0, reason="worker_shutdown",
+                            job,
+                            self._s.pool,
+                            delay_s=0,
+                            reason="worker_shutdown",
                             refund_attempt=True,
-                        )  # fmt: skip
+                        )

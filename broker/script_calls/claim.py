@@ -11,9 +11,22 @@ from anygate.broker.scripts import Arg, Scripts
 from anygate.config import Priority
 
 CLAIM_FIELDS = (
-    "id", "attempt", "tenant", "endpoint", "model", "body", "priority", "stream", "entry", "plan",
-    "step", "step_at", "cooled", "pk", "reply_to",
-)  # fmt: skip
+    "id",
+    "attempt",
+    "tenant",
+    "endpoint",
+    "model",
+    "body",
+    "priority",
+    "stream",
+    "entry",
+    "plan",
+    "step",
+    "step_at",
+    "cooled",
+    "pk",
+    "reply_to",
+)
 """The script answers a flat list, this many values per job, in this order (its header says the
 same); ``decode_claims`` is its only reader."""
 
@@ -36,15 +49,25 @@ class ClaimKeys:
         return cls(
             (k.ring(pool, a), k.ring(pool, b), k.ring(pool, c)),
             (k.credits(pool, a), k.credits(pool, b), k.credits(pool, c)),
-            k.wrr(pool), k.redeliver(pool), k.delayed(pool), k.leases(pool), k.stats(pool),
+            k.wrr(pool),
+            k.redeliver(pool),
+            k.delayed(pool),
+            k.leases(pool),
+            k.stats(pool),
             k.tenant_weights(pool),
-        )  # fmt: skip
+        )
 
     def keys(self) -> list[str]:
         return [
-            *self.rings, *self.credits, self.wrr, self.redeliver, self.delayed, self.leases,
-            self.stats, self.tenant_weights,
-        ]  # fmt: skip
+            *self.rings,
+            *self.credits,
+            self.wrr,
+            self.redeliver,
+            self.delayed,
+            self.leases,
+            self.stats,
+            self.tenant_weights,
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +88,16 @@ class ClaimArgs:
 
     def argv(self) -> list[Arg]:
         return [
-            self.prefix, self.pool, self.worker_id, self.lease_ms, self.max_jobs,
-            *self.class_weights, self.ttl_s, self.in_flight_caps, self.token,
-        ]  # fmt: skip
+            self.prefix,
+            self.pool,
+            self.worker_id,
+            self.lease_ms,
+            self.max_jobs,
+            *self.class_weights,
+            self.ttl_s,
+            self.in_flight_caps,
+            self.token,
+        ]
 
 
 def decode_claims(flat: list[Any]) -> list[ClaimedJob]:

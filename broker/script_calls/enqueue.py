@@ -51,9 +51,12 @@ class EnqueueKeys:
         cls, k: KeySpace, job_id: str, pool: str, priority: Priority, tenant: str
     ) -> EnqueueKeys:
         return cls(
-            k.job(job_id), k.lane(pool, priority, tenant), k.ring(pool, priority),
-            k.credits(pool, priority), k.stats(pool),
-        )  # fmt: skip
+            k.job(job_id),
+            k.lane(pool, priority, tenant),
+            k.ring(pool, priority),
+            k.credits(pool, priority),
+            k.stats(pool),
+        )
 
     def keys(self) -> list[str]:
         return [self.job, self.lane, self.ring, self.credits, self.stats]
@@ -79,10 +82,19 @@ class EnqueueArgs:
 
     def argv(self) -> list[Arg]:
         return [
-            self.prefix, self.job_id, self.pool, self.priority.value, self.tenant,
-            self.tenant_weight, self.idempotency_digest, self.idempotency_ttl_s, self.body_digest,
-            self.body, self.submit_limits, *self.fields,
-        ]  # fmt: skip
+            self.prefix,
+            self.job_id,
+            self.pool,
+            self.priority.value,
+            self.tenant,
+            self.tenant_weight,
+            self.idempotency_digest,
+            self.idempotency_ttl_s,
+            self.body_digest,
+            self.body,
+            self.submit_limits,
+            *self.fields,
+        ]
 
 
 @dataclass(frozen=True, slots=True)

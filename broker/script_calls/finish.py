@@ -47,10 +47,18 @@ class FinishArgs:
 
     def argv(self) -> list[Arg]:
         return [
-            self.prefix, self.job_id, self.attempt, self.status.value, self.result_json,
-            self.error_json, self.usage_json, self.cost, self.ttl_s, self.history_json,
+            self.prefix,
+            self.job_id,
+            self.attempt,
+            self.status.value,
+            self.result_json,
+            self.error_json,
+            self.usage_json,
+            self.cost,
+            self.ttl_s,
+            self.history_json,
             self.usage_record,
-        ]  # fmt: skip
+        ]
 
 
 def usage_record(model: str, usage: dict[str, Any] | None, now: datetime) -> str:

@@ -159,13 +159,22 @@ class BreakerRule:
 
 
 async def failure(
-    scripts: Scripts, keys: HealthKeys, prefix: str, deployment: str, *, probe_id: str,
+    scripts: Scripts,
+    keys: HealthKeys,
+    prefix: str,
+    deployment: str,
+    *,
+    probe_id: str,
     rule: BreakerRule,
-) -> BreakerState:  # fmt: skip
+) -> BreakerState:
     rest: tuple[Arg, ...] = (
-        probe_id, rule.consecutive_failures, rule.error_rate, rule.min_calls, rule.window_ms,
+        probe_id,
+        rule.consecutive_failures,
+        rule.error_rate,
+        rule.min_calls,
+        rule.window_ms,
         rule.cooldown_ms,
-    )  # fmt: skip
+    )
     args = HealthArgs(prefix, deployment, HealthOp.FAILURE, rest)
     return BreakerState(await scripts.health.call(keys, args))
 

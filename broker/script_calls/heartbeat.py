@@ -34,8 +34,11 @@ class HeartbeatArgs:
 
     def argv(self) -> list[Arg]:
         args: list[Arg] = [
-            self.prefix, self.worker_id, self.lease_ms, encode_registry_value(self.registry)
-        ]  # fmt: skip
+            self.prefix,
+            self.worker_id,
+            self.lease_ms,
+            encode_registry_value(self.registry),
+        ]
         for job_id, attempt in self.jobs:
             args += [job_id, attempt]
         return args

@@ -43,9 +43,15 @@ class ReclaimArgs:
 
     def argv(self) -> list[Arg]:
         return [
-            self.prefix, self.max_lost, self.limit, self.ttl_s, self.pool, self.worker_expiry_ms,
-            self.stall_ms, self.lease_ms,
-        ]  # fmt: skip
+            self.prefix,
+            self.max_lost,
+            self.limit,
+            self.ttl_s,
+            self.pool,
+            self.worker_expiry_ms,
+            self.stall_ms,
+            self.lease_ms,
+        ]
 
 
 async def reclaim(scripts: Scripts, keys: ReclaimKeys, args: ReclaimArgs) -> int:

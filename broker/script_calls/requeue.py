@@ -32,15 +32,23 @@ class RequeueKeys:
     @classmethod
     def of(cls, k: KeySpace, job_id: str, pool: str, target: str) -> RequeueKeys:
         return cls(
-            k.job(job_id), k.leases(pool), k.stats(pool), k.redeliver(target), k.delayed(target),
+            k.job(job_id),
+            k.leases(pool),
+            k.stats(pool),
+            k.redeliver(target),
+            k.delayed(target),
             k.stats(target),
-        )  # fmt: skip
+        )
 
     def keys(self) -> list[str]:
         return [
-            self.job, self.leases, self.stats, self.target_redeliver, self.target_delayed,
+            self.job,
+            self.leases,
+            self.stats,
+            self.target_redeliver,
+            self.target_delayed,
             self.target_stats,
-        ]  # fmt: skip
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +68,17 @@ class RequeueArgs:
 
     def argv(self) -> list[Arg]:
         return [
-            self.prefix, self.job_id, self.attempt, self.delay_ms, self.reason,
-            int(self.refund_attempt), self.target_pool, self.target_step, self.history_json,
+            self.prefix,
+            self.job_id,
+            self.attempt,
+            self.delay_ms,
+            self.reason,
+            int(self.refund_attempt),
+            self.target_pool,
+            self.target_step,
+            self.history_json,
             encode_model(self.next_model),
-        ]  # fmt: skip
+        ]
 
 
 def encode_model(model: str | None) -> str:

@@ -22,9 +22,16 @@ from anygate.core.translate.common import (
 from anygate.core.translate.errors import invalid, untranslatable
 
 _PART_KEYS = frozenset(
-    {"text", "thought", "thoughtSignature", "inlineData", "fileData", "functionCall",
-     "functionResponse"}
-)  # fmt: skip
+    {
+        "text",
+        "thought",
+        "thoughtSignature",
+        "inlineData",
+        "fileData",
+        "functionCall",
+        "functionResponse",
+    }
+)
 _AUDIO = {
     "audio/wav": "wav",
     "audio/x-wav": "wav",

@@ -21,15 +21,41 @@ from anygate.core.translate.reasoning import thinking_to_effort
 from anygate.core.translate.schema import convert
 
 _TOP_LEVEL = frozenset(
-    {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig",
-     "safetySettings", "cachedContent", "labels", "model", "serviceTier", "store"}
-)  # fmt: skip
+    {
+        "contents",
+        "systemInstruction",
+        "tools",
+        "toolConfig",
+        "generationConfig",
+        "safetySettings",
+        "cachedContent",
+        "labels",
+        "model",
+        "serviceTier",
+        "store",
+    }
+)
 _GENERATION = frozenset(
-    {"temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences",
-     "presencePenalty", "frequencyPenalty", "seed", "responseMimeType", "responseSchema",
-     "responseJsonSchema", "responseLogprobs", "logprobs", "responseModalities",
-     "thinkingConfig", "mediaResolution"}
-)  # fmt: skip
+    {
+        "temperature",
+        "topP",
+        "topK",
+        "candidateCount",
+        "maxOutputTokens",
+        "stopSequences",
+        "presencePenalty",
+        "frequencyPenalty",
+        "seed",
+        "responseMimeType",
+        "responseSchema",
+        "responseJsonSchema",
+        "responseLogprobs",
+        "logprobs",
+        "responseModalities",
+        "thinkingConfig",
+        "mediaResolution",
+    }
+)
 _REFUSED_GENERATION = {
     "topK": "OpenAI has no top-k sampling",
     "logprobs": "log-probabilities are not translated",
@@ -144,10 +170,18 @@ def _function(raw: Any, where: str) -> dict[str, Any]:
     # fills in from every Python function's return annotation; OpenAI tools have no such field
     # and the model never produces it, so it is accepted and not forwarded.
     declaration.reject_unknown(
-        frozenset({"name", "description", "parameters", "parametersJsonSchema", "response",
-                   "responseJsonSchema"}),
+        frozenset(
+            {
+                "name",
+                "description",
+                "parameters",
+                "parametersJsonSchema",
+                "response",
+                "responseJsonSchema",
+            }
+        ),
         "an OpenAI function",
-    )  # fmt: skip
+    )
     name = declaration.string("name")
     if not name:
         raise invalid(declaration.path("name"), "is required")

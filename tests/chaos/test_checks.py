@@ -35,11 +35,22 @@ PAUSE = Window(Fault.REDIS_PAUSE, "", T0 + 30, T0 + 40)
 
 def evidence(**changes: Any) -> Evidence:
     base: dict[str, Any] = {
-        "jobs": {}, "journal": Journal(), "windows": [BURST, PAUSE],
-        "batch": BatchRun("http://x", 0), "deliveries": [], "usage": {},
-        "counters": {}, "before": Census(), "after": Census(), "allowed": set(), "exits": [],
-        "problems": [], "findings": [], "mock_requests": [], "started": T0,
-    }  # fmt: skip
+        "jobs": {},
+        "journal": Journal(),
+        "windows": [BURST, PAUSE],
+        "batch": BatchRun("http://x", 0),
+        "deliveries": [],
+        "usage": {},
+        "counters": {},
+        "before": Census(),
+        "after": Census(),
+        "allowed": set(),
+        "exits": [],
+        "problems": [],
+        "findings": [],
+        "mock_requests": [],
+        "started": T0,
+    }
     return Evidence(**{**base, **changes})
 
 
@@ -80,8 +91,10 @@ class TestFailures:
         assert classify_failure("j", fields, [BURST]).ours
 
     def test_a_5xx_inside_the_burst_is_the_providers(self) -> None:
-        fields = {"error": '{"code": null, "upstream_status": 503}',
-                  "finished_ms": str(int((T0 + 12) * 1000))}  # fmt: skip
+        fields = {
+            "error": '{"code": null, "upstream_status": 503}',
+            "finished_ms": str(int((T0 + 12) * 1000)),
+        }
         assert not classify_failure("j", fields, [BURST]).ours
 
     def test_a_5xx_while_the_mock_was_healthy_is_ours(self) -> None:
@@ -144,8 +157,11 @@ class TestReconcile:
         assert not one_terminal_event(evidence(jobs=jobs)).passed
 
     def test_an_event_log_that_concatenates_two_attempts_is_caught(self) -> None:
-        twice = [("1-0", "chunk", chunk("Mock ")), ("2-0", "chunk", chunk("Mock reply")),
-                 ("3-0", "completed", completed("Mock reply"))]  # fmt: skip
+        twice = [
+            ("1-0", "chunk", chunk("Mock ")),
+            ("2-0", "chunk", chunk("Mock reply")),
+            ("3-0", "completed", completed("Mock reply")),
+        ]
         retried = [twice[0], ("1-5", "retry", {}), *twice[1:]]
         bad = {"a": job("a", "succeeded", twice, stream="1")}
         good = {"a": job("a", "succeeded", retried, stream="1")}
@@ -154,14 +170,22 @@ class TestReconcile:
 
     def test_a_complete_stream_with_the_wrong_text_is_caught(self) -> None:
         journal = Journal()
-        journal.streams.append(Stream("openai", "p", "Mock reply", text="Mock Mock reply",
-                                      complete=True))  # fmt: skip
+        journal.streams.append(
+            Stream("openai", "p", "Mock reply", text="Mock Mock reply", complete=True)
+        )
         assert not stream_text(evidence(journal=journal)).passed
 
     def test_an_sse_event_id_seen_twice_is_caught(self) -> None:
         journal = Journal()
-        journal.streams.append(Stream("job_sse", "p", "x", event_ids=["1-0", "2-0", "2-0"],
-                                      event_types=["chunk", "chunk", "completed"]))  # fmt: skip
+        journal.streams.append(
+            Stream(
+                "job_sse",
+                "p",
+                "x",
+                event_ids=["1-0", "2-0", "2-0"],
+                event_types=["chunk", "chunk", "completed"],
+            )
+        )
         assert not sse_order(evidence(journal=journal)).passed
 
     def test_a_slow_failure_during_a_redis_outage_is_a_hang(self) -> None:
@@ -194,8 +218,9 @@ class TestReconcile:
 
     def test_a_storm_that_draws_calls_in_bursts_is_caught(self) -> None:
         storm = Window(Fault.STORM_429, "gpt-4o-mini", T0, T0 + 10)
-        calls = [{"model": "gpt-4o-mini", "status": 429, "started_at": T0 + i / 100}
-                 for i in range(500)]  # fmt: skip
+        calls = [
+            {"model": "gpt-4o-mini", "status": 429, "started_at": T0 + i / 100} for i in range(500)
+        ]
         assert not storm_upstream_calls(evidence(windows=[storm], mock_requests=calls)).passed
         assert storm_upstream_calls(evidence(windows=[storm], mock_requests=calls[:30])).passed
 

@@ -54,8 +54,9 @@ async def test_killing_control_and_a_worker_mid_batch_loses_and_repeats_nothing(
     mock.settings(latency_ms=30)
     sdk = openai_sdk(stack)
     n = 3000
-    uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(i) for i in range(n)])),
-                                purpose="batch")  # fmt: skip
+    uploaded = sdk.files.create(
+        file=("r.jsonl", jsonl([batch_line(i) for i in range(n)])), purpose="batch"
+    )
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
@@ -85,12 +86,15 @@ async def test_killing_control_and_a_worker_mid_batch_loses_and_repeats_nothing(
 async def test_completion_webhook_is_signed_and_retried_until_delivered(stack: Stack) -> None:
     with webhook_receiver(refuse_first(2)) as receiver:
         sdk = openai_sdk(stack)
-        uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(i) for i in range(5)])),
-                                    purpose="batch")  # fmt: skip
+        uploaded = sdk.files.create(
+            file=("r.jsonl", jsonl([batch_line(i) for i in range(5)])), purpose="batch"
+        )
         batch = sdk.batches.create(
-            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
+            input_file_id=uploaded.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
             extra_body={"webhook_url": receiver.url},
-        )  # fmt: skip
+        )
         await batch_reaches(sdk, batch.id, {"completed"}, timeout=60)
         await eventually(lambda: len(receiver.seen) >= 3, what="3 deliveries", timeout=30)
     assert len({d.delivery_id for d in receiver.seen}) == 1, "retries keep the delivery id"
@@ -112,9 +116,11 @@ async def test_a_webhook_needs_a_configured_secret(
         uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(0)])), purpose="batch")
         with pytest.raises(openai.BadRequestError) as refused:
             sdk.batches.create(
-                input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                completion_window="24h", extra_body={"webhook_url": "http://127.0.0.1:9/x"},
-            )  # fmt: skip
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                extra_body={"webhook_url": "http://127.0.0.1:9/x"},
+            )
     assert "webhook_secret" in str(refused.value)
 
 
@@ -138,9 +144,10 @@ async def test_interactive_calls_keep_their_latency_beside_a_20000_line_batch(
     )
     waits: list[float] = []
     async with httpx.AsyncClient(
-        base_url=stack.url, headers={"authorization": f"Bearer {TENANT_KEYS['globex']}"},
+        base_url=stack.url,
+        headers={"authorization": f"Bearer {TENANT_KEYS['globex']}"},
         timeout=30,
-    ) as client:  # fmt: skip
+    ) as client:
         for i in range(30):
             question = {"role": "user", "content": f"now {i}"}
             answer = await client.post(
@@ -167,12 +174,18 @@ async def test_interactive_calls_keep_their_latency_beside_a_20000_line_batch(
 async def test_a_jobs_webhook_is_delivered_signed_when_it_ends(stack: Stack) -> None:
     with webhook_receiver(refuse_first(2)) as receiver:
         async with httpx.AsyncClient(
-            base_url=stack.url, headers={"authorization": f"Bearer {TENANT_KEYS['acme']}"},
+            base_url=stack.url,
+            headers={"authorization": f"Bearer {TENANT_KEYS['acme']}"},
             timeout=30,
-        ) as client:  # fmt: skip
-            submitted = await client.post("/v1/jobs", json={
-                "endpoint": "/v1/chat/completions", "body": batch_line(0)["body"],
-                "webhook_url": receiver.url})  # fmt: skip
+        ) as client:
+            submitted = await client.post(
+                "/v1/jobs",
+                json={
+                    "endpoint": "/v1/chat/completions",
+                    "body": batch_line(0)["body"],
+                    "webhook_url": receiver.url,
+                },
+            )
             assert submitted.status_code == 202, submitted.text
         # two refusals, then delivered
         await eventually(lambda: len(receiver.seen) >= 3, what="3 deliveries", timeout=30)

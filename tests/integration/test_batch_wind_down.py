@@ -31,19 +31,29 @@ async def test_cancel_after_a_cut_short_chunk_cancels_its_jobs_and_accounts_the_
 ) -> None:
     await TenantStore(redis, broker.keys).seed(config)
     lines = [
-        {"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions",
-         "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]}}
+        {
+            "custom_id": f"c{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]},
+        }
         for i in range(6)
-    ]  # fmt: skip
+    ]
     raw = b"".join(orjson.dumps(line) + b"\n" for line in lines)
     file = await FileStore(redis, broker.keys, config.files).put(
         "acme", "batch", "in.jsonl", _bytes(raw)
     )
     batches = BatchStore(redis, broker.keys)
     batch = await batches.create(
-        "acme", input_file_id=file.id, endpoint="/v1/chat/completions",
-        completion_window="24h", window_s=3600, total=6, metadata=None, webhook_url=None,
-    )  # fmt: skip
+        "acme",
+        input_file_id=file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        window_s=3600,
+        total=6,
+        metadata=None,
+        webhook_url=None,
+    )
     planner = Planner(config, redis, HealthView())
     ctx = BatchContext(batch.id, "acme", 1, TenantQuotas(), "/v1/chat/completions", 3600)
     crashed = []  # the first two lines were enqueued, then the control process died

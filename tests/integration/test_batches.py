@@ -60,9 +60,11 @@ async def test_sdk_runs_a_mixed_1000_line_batch_with_bad_lines_tocompleted_lines
     sdk = openai_sdk(batch_stack)
     uploaded = sdk.files.create(file=("requests.jsonl", jsonl(lines + bad)), purpose="batch")
     batch = sdk.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
         metadata={"run": "nightly"},
-    )  # fmt: skip
+    )
     assert batch.status in {"validating", "in_progress"}
     done = await batch_reaches(sdk, batch.id, {"completed", "failed"}, timeout=120)
     assert done.status == "completed"
@@ -127,8 +129,9 @@ async def test_a_batch_whose_window_elapses_is_expired_with_finished_lines_kept(
     mock.settings(latency_ms=400)
     batch_stack.stop_workers("gemini")  # its lines can only wait: they must expire
     sdk = openai_sdk(batch_stack)
-    uploaded = sdk.files.create(file=("r.jsonl", jsonl([batch_line(i) for i in range(40)])),
-                                purpose="batch")  # fmt: skip
+    uploaded = sdk.files.create(
+        file=("r.jsonl", jsonl([batch_line(i) for i in range(40)])), purpose="batch"
+    )
     batch = sdk.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
@@ -167,10 +170,14 @@ async def test_another_tenants_batch_is_not_found(batch_stack: Stack) -> None:
 async def test_an_embeddings_batch_on_both_providers(batch_stack: Stack) -> None:
     models = ("text-embedding-3-small", "gemini-embedding-001")
     lines = [
-        {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
-         "body": {"model": models[i % 2], "input": f"text {i}"}}
+        {
+            "custom_id": f"e{i}",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": models[i % 2], "input": f"text {i}"},
+        }
         for i in range(10)
-    ]  # fmt: skip
+    ]
     sdk = openai_sdk(batch_stack)
     uploaded = sdk.files.create(file=("e.jsonl", jsonl(lines)), purpose="batch")
     batch = sdk.batches.create(

@@ -192,10 +192,13 @@ async def test_dimensions_is_a_positive_integer(
         ("generateContent", {"generationConfig": {"temperature": 2.5}}, "temperature"),
         ("generateContent", {"generationConfig": {"stopSequences": []}}, None),  # sets nothing
         ("embedContent", {"outputDimensionality": 0}, "outputDimensionality"),
-        ("batchEmbedContents", {"requests": [{"content": {"parts": [{"text": "x"}]}}] * 2049},
-         "requests"),
+        (
+            "batchEmbedContents",
+            {"requests": [{"content": {"parts": [{"text": "x"}]}}] * 2049},
+            "requests",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_the_gemini_surface_is_held_to_the_same_schema(
     full_stack: Stack, mock: MockControl, action: str, body: dict[str, Any], field: str | None
 ) -> None:

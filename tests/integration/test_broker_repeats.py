@@ -27,10 +27,13 @@ def short_lease(redis_server: EmbeddedRedis, namespace: str) -> AnygateConfig:
         namespace,
         queue={
             # reclaims more than 0.9 s apart (3 intervals) would mean Redis was away
-            "visibility_timeout_s": 0.4, "heartbeat_interval_s": 0.1, "reclaim_interval_s": 0.3,
-            "max_attempts": 2, "attempts_per_deployment": 2,
+            "visibility_timeout_s": 0.4,
+            "heartbeat_interval_s": 0.1,
+            "reclaim_interval_s": 0.3,
+            "max_attempts": 2,
+            "attempts_per_deployment": 2,
         },
-    )  # fmt: skip
+    )
 
 
 async def test_a_repeated_append_adds_no_chunk_twice(broker: Broker) -> None:
@@ -170,6 +173,10 @@ async def test_every_event_says_its_attempt_live_and_replayed(broker: Broker, re
     replayed = [e for e in await broker.events_after(job.id, None) if e.type != "queued"]
     assert live == replayed
     assert [(e.type, e.attempt) for e in replayed] == [
-        ("started", 1), ("chunk", 1), ("retry", 2), ("started", 2), ("completed", 2),
-    ]  # fmt: skip
+        ("started", 1),
+        ("chunk", 1),
+        ("retry", 2),
+        ("started", 2),
+        ("completed", 2),
+    ]
     assert all(JobEvent.from_message(e.to_message()) == e for e in replayed)

@@ -103,16 +103,18 @@ async def test_hybrid_tenant_calls_with_its_own_key_and_redis_never_holds_it(
 ) -> None:
     async with _client(byok_stack, {"authorization": f"Bearer {HYBRID_KEY}"}) as client:
         own = await client.post(
-            "/v1/chat/completions", json=_chat(),
+            "/v1/chat/completions",
+            json=_chat(),
             headers={"x-anygate-provider-key": OPENAI_CLIENT_KEY},
-        )  # fmt: skip
+        )
         assert own.status_code == 200, own.text
         gateways = await client.post("/v1/chat/completions", json=_chat())
         assert gateways.status_code == 200, gateways.text
         queued = await client.post(
-            "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": _chat()},
+            "/v1/jobs",
+            json={"endpoint": "/v1/chat/completions", "body": _chat()},
             headers={"x-anygate-provider-key": OPENAI_CLIENT_KEY},
-        )  # fmt: skip
+        )
         assert queued.status_code == 202
         done = await client.get(f"/v1/jobs/{queued.json()['id']}?wait=10")
         assert done.json()["status"] == "succeeded"
@@ -143,9 +145,10 @@ async def test_a_queued_byok_job_keeps_its_key_sealed_and_loses_it_when_cancelle
     try:
         async with _client(byok_stack, {"authorization": f"Bearer {HYBRID_KEY}"}) as client:
             queued = await client.post(
-                "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": _chat()},
+                "/v1/jobs",
+                json={"endpoint": "/v1/chat/completions", "body": _chat()},
                 headers={"x-anygate-provider-key": OPENAI_CLIENT_KEY},
-            )  # fmt: skip
+            )
             job_id = queued.json()["id"]
             sealed = r.hget(f"{prefix}job:{job_id}", "pk")
             assert sealed is not None
@@ -162,9 +165,11 @@ async def test_passthrough_works_with_both_sdks_unchanged(
     byok_stack: Stack, mock: MockControl
 ) -> None:
     with openai.OpenAI(
-        base_url=f"{byok_stack.url}/v1", api_key=OPENAI_CLIENT_KEY, max_retries=0,
+        base_url=f"{byok_stack.url}/v1",
+        api_key=OPENAI_CLIENT_KEY,
+        max_retries=0,
         default_headers={"x-anygate-api-key": PASS_KEY},
-    ) as sdk:  # fmt: skip
+    ) as sdk:
         answer = sdk.chat.completions.create(**_chat())
     assert answer.choices[0].message.content
     gemini = genai.Client(
@@ -181,9 +186,10 @@ async def test_passthrough_works_with_both_sdks_unchanged(
 async def test_auth_modes_refuse_what_they_cannot_honour(byok_stack: Stack) -> None:
     async with _client(byok_stack, {"authorization": f"Bearer {TENANT_KEYS['acme']}"}) as client:
         refused = await client.post(
-            "/v1/chat/completions", json=_chat(),
+            "/v1/chat/completions",
+            json=_chat(),
             headers={"x-anygate-provider-key": OPENAI_CLIENT_KEY},
-        )  # fmt: skip
+        )
         assert refused.status_code == 400
         assert refused.json()["error"]["code"] == "byok_not_enabled"
         assert refused.json()["error"]["param"] == "x-anygate-provider-key"
@@ -207,21 +213,26 @@ async def test_no_log_line_holds_a_secret_after_every_auth_mode(
 ) -> None:
     async with _client(byok_stack, {"authorization": f"Bearer {TENANT_KEYS['acme']}"}) as c:
         assert (await c.post("/v1/chat/completions", json=_chat())).status_code == 200
-        bad = await c.post("/v1/chat/completions", json=_chat(), headers={
-            "authorization": "Bearer sk-not-a-real-key-000000000000"})  # fmt: skip
+        bad = await c.post(
+            "/v1/chat/completions",
+            json=_chat(),
+            headers={"authorization": "Bearer sk-not-a-real-key-000000000000"},
+        )
         assert bad.status_code == 401
     async with _client(byok_stack, {"authorization": f"Bearer {HYBRID_KEY}"}) as c:
         hybrid = await c.post(
-            "/v1/chat/completions", json=_chat(),
+            "/v1/chat/completions",
+            json=_chat(),
             headers={"x-anygate-provider-key": OPENAI_CLIENT_KEY},
-        )  # fmt: skip
+        )
         assert hybrid.status_code == 200
         # an upstream failure with the client's key in flight
         mock.fault(fault="500", times=100)
         failed = await c.post(
-            "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": _chat()},
+            "/v1/jobs",
+            json={"endpoint": "/v1/chat/completions", "body": _chat()},
             headers={"x-anygate-provider-key": OPENAI_CLIENT_KEY},
-        )  # fmt: skip
+        )
         job = failed.json()["id"]
         await eventually(
             lambda: _status(byok_stack, job, HYBRID_KEY) in {"failed", "succeeded"}, timeout=30
@@ -238,12 +249,16 @@ async def test_no_log_line_holds_a_secret_after_every_auth_mode(
     async with _client(byok_stack, {"authorization": f"Bearer {ADMIN_KEY}"}) as c:
         await c.get("/admin/tenants")
     secrets = {
-        "tenant key": TENANT_KEYS["acme"], "hybrid tenant key": HYBRID_KEY,
-        "passthrough tenant key": PASS_KEY, "admin key": ADMIN_KEY,
-        "client openai key": OPENAI_CLIENT_KEY, "client gemini key": GEMINI_CLIENT_KEY,
-        "encryption key": ENCRYPTION_KEY, "gateway provider key": MOCK_PROVIDER_KEY,
+        "tenant key": TENANT_KEYS["acme"],
+        "hybrid tenant key": HYBRID_KEY,
+        "passthrough tenant key": PASS_KEY,
+        "admin key": ADMIN_KEY,
+        "client openai key": OPENAI_CLIENT_KEY,
+        "client gemini key": GEMINI_CLIENT_KEY,
+        "encryption key": ENCRYPTION_KEY,
+        "gateway provider key": MOCK_PROVIDER_KEY,
         "wrong key": "sk-not-a-real-key-000000000000",
-    }  # fmt: skip
+    }
     processes = [p for p, _u in byok_stack.apis] + byok_stack.workers
     logs = "".join(p.log_path.read_text(encoding="utf-8", errors="replace") for p in processes)
     assert logs, "the processes did log"

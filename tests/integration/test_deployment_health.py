@@ -27,13 +27,16 @@ async def breaker_broker(redis_server: EmbeddedRedis, namespace: str) -> AsyncIt
         namespace,
         queue={
             "breaker": {
-                "consecutive_failures": 3, "error_rate": 0.5, "min_calls": 6, "window_s": 5,
+                "consecutive_failures": 3,
+                "error_rate": 0.5,
+                "min_calls": 6,
+                "window_s": 5,
                 "cooldown_s": 0.3,
             },
             "visibility_timeout_s": 2.0,
             "resume_ramp_s": 0.8,
         },
-    )  # fmt: skip
+    )
     redis = create_redis(config.redis)
     yield Broker(redis, config)
     await redis.aclose()

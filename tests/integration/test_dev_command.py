@@ -47,9 +47,11 @@ def _run_job(url: str, key: str, text: str, model: str = "gpt-4o-mini") -> dict[
     job = httpx.post(
         f"{url}/v1/jobs",
         headers=headers,
-        json={"endpoint": "/v1/chat/completions",
-              "body": {"model": model, "messages": [{"role": "user", "content": text}]}},
-    ).json()  # fmt: skip
+        json={
+            "endpoint": "/v1/chat/completions",
+            "body": {"model": model, "messages": [{"role": "user", "content": text}]},
+        },
+    ).json()
     done: dict[str, object] = httpx.get(
         f"{url}/v1/jobs/{job['id']}", headers=headers, params={"wait": 20}, timeout=30
     ).json()

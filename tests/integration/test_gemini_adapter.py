@@ -232,9 +232,13 @@ class TestEmbeddings:
             job({"model": "e", "input": ["a", "b"]}, endpoint=EMBEDDINGS), EMBEDDER, Sink()
         )
         encoded = await adapter.call(
-            job({"model": "e", "input": ["a", "b"], "encoding_format": "base64"},
-                endpoint=EMBEDDINGS), EMBEDDER, Sink(),
-        )  # fmt: skip
+            job(
+                {"model": "e", "input": ["a", "b"], "encoding_format": "base64"},
+                endpoint=EMBEDDINGS,
+            ),
+            EMBEDDER,
+            Sink(),
+        )
         for plain, packed in zip(floats.result["data"], encoded.result["data"], strict=True):
             raw = base64.b64decode(packed["embedding"])
             values = struct.unpack(f"<{len(raw) // 4}f", raw)

@@ -237,8 +237,10 @@ async def test_upstream_429_requeues_without_spending_an_attempt(
 
 
 async def test_embeddings_job_returns_the_providers_vectors(stack: Stack) -> None:
-    job = {"endpoint": "/v1/embeddings",
-           "body": {"model": "text-embedding-3-small", "input": ["a", "b"]}}  # fmt: skip
+    job = {
+        "endpoint": "/v1/embeddings",
+        "body": {"model": "text-embedding-3-small", "input": ["a", "b"]},
+    }
     async with stack.client() as client:
         submitted = await submit(client, job)
         done = (await client.get(f"/v1/jobs/{submitted['id']}", params={"wait": 10})).json()

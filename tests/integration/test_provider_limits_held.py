@@ -118,8 +118,10 @@ def two_deployments(
 ) -> Iterator[Stack]:
     tree = _tree(redis_server.url, namespace, mock.url)
     tree["providers"]["openai_b"] = {
-        "kind": "openai", "base_url": f"{mock.url}/v1", "api_key": f"env:{MOCK_KEY_ENV}",
-    }  # fmt: skip
+        "kind": "openai",
+        "base_url": f"{mock.url}/v1",
+        "api_key": f"env:{MOCK_KEY_ENV}",
+    }
     tree["models"]["gpt-4o-mini"] = {
         "strategy": "weighted",
         "deployments": [

@@ -34,9 +34,11 @@ def storm_stack(
     """Two workers of eight slots each on one deployment with no fallback; a job may wait out
     only one cool-down before, as it was, a 429 counted as a failure."""
     tree = config_tree(
-        redis_server.url, namespace, mock_root=mock.url,
+        redis_server.url,
+        namespace,
+        mock_root=mock.url,
         queue={"max_cool_downs": 1, "attempts_per_deployment": 2, "resume_ramp_s": 1.0},
-    )  # fmt: skip
+    )
     with running_stack(tmp_path, tree) as stack:
         stack.start_worker(concurrency=SLOTS // 2)
         stack.start_worker(concurrency=SLOTS // 2)

@@ -135,9 +135,10 @@ async def test_control_rides_out_a_redis_shutdown_and_a_kill_then_finishes_a_bat
             lines = [batch_line(i, "gpt-4o-mini") for i in range(n)]
             uploaded = sdk.files.create(file=("r.jsonl", jsonl(lines)), purpose="batch")
             batch = sdk.batches.create(
-                input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                input_file_id=uploaded.id,
+                endpoint="/v1/chat/completions",
                 completion_window="24h",
-            )  # fmt: skip
+            )
             await batch_reaches(sdk, batch.id, {"in_progress"}, timeout=20)
             early = await _job_with_webhook(stack, hooks)
             await eventually(lambda: any(d.subject == early for d in hooks.seen), timeout=20)

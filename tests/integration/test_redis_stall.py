@@ -45,10 +45,14 @@ def stalling_stack(tmp_path: Path, own_redis: EmbeddedRedis, mock: MockControl) 
     failures in a row and two attempts per deployment: any fault counted against the
     deployment or the job would show."""
     tree = config_tree(
-        own_redis.url, "stall", mock_root=mock.url,
-        queue={"attempts_per_deployment": 2,
-               "breaker": {"consecutive_failures": 3, "min_calls": 1000, "cooldown_s": 30}},
-    )  # fmt: skip
+        own_redis.url,
+        "stall",
+        mock_root=mock.url,
+        queue={
+            "attempts_per_deployment": 2,
+            "breaker": {"consecutive_failures": 3, "min_calls": 1000, "cooldown_s": 30},
+        },
+    )
     stack = Stack(tmp_path, tree)
     try:
         stack.start_api()

@@ -116,13 +116,11 @@ def test_a_hit_skips_the_queue_and_the_provider(
 ) -> None:
     prompt = _unique("Say hello")
     messages = _ask(prompt)
-    first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini",
-                                                             messages=messages)  # fmt: skip
+    first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
     assert first.headers["x-anygate-cache"] == "miss"
     assert first.headers["x-anygate-job-id"].startswith("job_")
     jobs = _jobs(cache_stack, store)
-    again = client.chat.completions.with_raw_response.create(model="gpt-4o-mini",
-                                                             messages=messages)  # fmt: skip
+    again = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
     assert again.headers["x-anygate-cache"] == "hit"
     assert "x-anygate-job-id" not in again.headers
     assert again.parse().model_dump() == first.parse().model_dump()  # the original id, too
@@ -148,9 +146,11 @@ def test_a_streamed_request_is_served_from_the_cache(client: OpenAI, mock: MockC
     messages = _ask(prompt)
     whole = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=messages, stream=True,
+        model="gpt-4o-mini",
+        messages=messages,
+        stream=True,
         stream_options={"include_usage": True},
-    )  # fmt: skip
+    )
     assert raw.headers["x-anygate-cache"] == "hit"
     chunks = list(raw.parse())
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
@@ -158,8 +158,9 @@ def test_a_streamed_request_is_served_from_the_cache(client: OpenAI, mock: MockC
     )
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == whole.usage.total_tokens  # type: ignore[union-attr]
-    plain = list(client.chat.completions.create(model="gpt-4o-mini", messages=messages,
-                                                stream=True))  # fmt: skip
+    plain = list(
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+    )
     assert all(c.choices for c in plain), "no usage chunk unless asked for"
     assert _upstream(mock, prompt) == 1
 
@@ -172,8 +173,7 @@ def test_a_streamed_answer_is_stored_for_the_next_caller(client: OpenAI, mock: M
     )
     assert raw.headers["x-anygate-cache"] == "miss"
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
-    again = client.chat.completions.with_raw_response.create(model="gpt-4o-mini",
-                                                             messages=messages)  # fmt: skip
+    again = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
     assert again.headers["x-anygate-cache"] == "hit"
     assert again.parse().choices[0].message.content == text
     assert _upstream(mock, prompt) == 1
@@ -189,14 +189,19 @@ def test_cached_tool_calls_replay_as_streamed_deltas(client: OpenAI, mock: MockC
     )
     expected = whole.choices[0].message.tool_calls
     assert expected
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL],
-        stream=True,
-    ))  # fmt: skip
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,
+            tools=[WEATHER_TOOL],
+            stream=True,
+        )
+    )
     deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert [(d.id, d.function.name, d.function.arguments) for d in deltas] == [  # type: ignore[union-attr]
-        (tc.id, tc.function.name, tc.function.arguments) for tc in expected  # type: ignore[union-attr]
-    ]  # fmt: skip
+        (tc.id, tc.function.name, tc.function.arguments)
+        for tc in expected  # type: ignore[union-attr]
+    ]
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
     assert _upstream(mock, prompt) == 1
 
@@ -205,16 +210,17 @@ def test_cached_tool_calls_replay_as_streamed_deltas(client: OpenAI, mock: MockC
 def test_gemini_sdk_whole_and_streamed_from_the_cache(
     cache_stack: Stack, mock: MockControl, api_version: str
 ) -> None:
-    gemini = genai.Client(api_key=TENANT_KEYS["acme"], http_options=types.HttpOptions(
-        base_url=cache_stack.url, api_version=api_version))  # fmt: skip
+    gemini = genai.Client(
+        api_key=TENANT_KEYS["acme"],
+        http_options=types.HttpOptions(base_url=cache_stack.url, api_version=api_version),
+    )
     prompt = _unique("Say hello")
     whole = gemini.models.generate_content(model="gemini-2.5-flash", contents=prompt)
     again = gemini.models.generate_content(model="gemini-2.5-flash", contents=prompt)
     assert again.sdk_http_response is not None
     assert (again.sdk_http_response.headers or {})["x-anygate-cache"] == "hit"
     assert again.text == whole.text
-    pieces = list(gemini.models.generate_content_stream(model="gemini-2.5-flash",
-                                                        contents=prompt))  # fmt: skip
+    pieces = list(gemini.models.generate_content_stream(model="gemini-2.5-flash", contents=prompt))
     assert "".join(p.text or "" for p in pieces) == whole.text
     assert pieces[-1].usage_metadata is not None
     assert pieces[-1].usage_metadata.total_token_count == (
@@ -225,8 +231,9 @@ def test_gemini_sdk_whole_and_streamed_from_the_cache(
 
 
 def test_gemini_embed_content_is_cached(cache_stack: Stack, mock: MockControl) -> None:
-    gemini = genai.Client(api_key=TENANT_KEYS["acme"],
-                          http_options=types.HttpOptions(base_url=cache_stack.url))  # fmt: skip
+    gemini = genai.Client(
+        api_key=TENANT_KEYS["acme"], http_options=types.HttpOptions(base_url=cache_stack.url)
+    )
     text = _unique("embed")
     first = gemini.models.embed_content(model="text-embedding-3-small", contents=[text])
     again = gemini.models.embed_content(model="text-embedding-3-small", contents=[text])

@@ -140,9 +140,11 @@ def test_json_schema_reaches_gemini_as_its_schema(client: OpenAI, mock: MockCont
     completion = client.chat.completions.create(
         model="gemini-2.5-flash",
         messages=[{"role": "user", "content": "Reply in JSON"}],
-        response_format={"type": "json_schema",
-                         "json_schema": {"name": "reply", "schema": schema, "strict": True}},
-    )  # fmt: skip
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "reply", "schema": schema, "strict": True},
+        },
+    )
     assert "answer" in json.loads(completion.choices[0].message.content or "{}")
     sent = next(r for r in mock.requests() if "generateContent" in r["path"])["body"]
     config = sent["generationConfig"]

@@ -77,9 +77,13 @@ def no_config_user(fsync_always: EmbeddedRedis) -> Iterator[str]:
     """A Redis user that may do anything but CONFIG, as on managed Redis; its URL."""
     admin = redis.Redis.from_url(fsync_always.url)
     admin.acl_setuser(
-        "noconfig", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+        "noconfig",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
         commands=["+@all", "-config"],
-    )  # fmt: skip
+    )
     try:
         yield f"redis://noconfig:pw@127.0.0.1:{fsync_always.port}/0"
     finally:
@@ -155,8 +159,9 @@ async def _answers_and_barriers(
                 streamed = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
                 assert streamed.text.rstrip().endswith("data: [DONE]")
             mock.settings(latency_ms=300)  # the SSE reader sees the end live, not in the log
-            job = await client.post("/v1/jobs", json={"endpoint": "/v1/chat/completions",
-                                                     "body": CHAT})  # fmt: skip
+            job = await client.post(
+                "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": CHAT}
+            )
             async with client.stream("GET", f"/v1/jobs/{job.json()['id']}/events") as events:
                 body = "".join([line async for line in events.aiter_lines()])
             assert "event: completed" in body
@@ -245,9 +250,13 @@ async def test_when_the_end_cannot_be_confirmed_no_client_is_told_it(
     ``[DONE]``, an SSE stream ends before its last event; a read then shows the result."""
     admin = redis.Redis.from_url(fsync_always.url)
     admin.acl_setuser(
-        "noecho", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+        "noecho",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
         commands=["+@all", "-config", "-echo"],
-    )  # fmt: skip
+    )
     url = f"redis://noecho:pw@127.0.0.1:{fsync_always.port}/0"
     tree = config_tree(url, namespace, mock_root=mock.url)
     tree["redis"].update(durability="strict", assume_appendfsync_always=True)
@@ -265,8 +274,11 @@ async def test_when_the_end_cannot_be_confirmed_no_client_is_told_it(
                 assert "/v1/jobs/" in streamed.text.splitlines()[-2]
 
                 mock.settings(latency_ms=300)
-                job = (await client.post("/v1/jobs", json={"endpoint": "/v1/chat/completions",
-                                                           "body": CHAT})).json()  # fmt: skip
+                job = (
+                    await client.post(
+                        "/v1/jobs", json={"endpoint": "/v1/chat/completions", "body": CHAT}
+                    )
+                ).json()
                 async with client.stream("GET", f"/v1/jobs/{job['id']}/events") as events:
                     body = "".join([line async for line in events.aiter_lines()])
                 assert "event: completed" not in body

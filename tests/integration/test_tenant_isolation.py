@@ -136,21 +136,31 @@ async def test_a_created_admin_key_works_on_every_replica_and_tenant_keys_do_not
 async def test_another_tenants_file_and_batch_are_indistinguishable_from_none(
     two_apis: Stack,
 ) -> None:
-    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
-            "body": _job()["body"]}  # fmt: skip
+    line = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": _job()["body"],
+    }
     async with (
         _as(two_apis, TENANT_KEYS["acme"]) as acme,
         _as(two_apis, TENANT_KEYS["globex"], api=1) as globex,
     ):
         upload = await acme.post(
-            "/v1/files", data={"purpose": "batch"},
+            "/v1/files",
+            data={"purpose": "batch"},
             files={"file": ("r.jsonl", orjson.dumps(line) + b"\n")},
-        )  # fmt: skip
+        )
         assert upload.status_code == 200, upload.text
         file_id = upload.json()["id"]
-        created = await acme.post("/v1/batches", json={
-            "input_file_id": file_id, "endpoint": "/v1/chat/completions",
-            "completion_window": "24h"})  # fmt: skip
+        created = await acme.post(
+            "/v1/batches",
+            json={
+                "input_file_id": file_id,
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+            },
+        )
         assert created.status_code == 200, created.text
         batch_id = created.json()["id"]
         no_file, no_batch = "file-" + secrets.token_urlsafe(18), "batch_" + secrets.token_hex(16)
@@ -165,9 +175,14 @@ async def test_another_tenants_file_and_batch_are_indistinguishable_from_none(
             missing = await globex.request(method, template.format(fake))
             assert theirs.status_code == 404, (method, template)
             assert _shape(theirs, real) == _shape(missing, fake), (method, template)
-        used = await globex.post("/v1/batches", json={
-            "input_file_id": file_id, "endpoint": "/v1/chat/completions",
-            "completion_window": "24h"})  # fmt: skip
+        used = await globex.post(
+            "/v1/batches",
+            json={
+                "input_file_id": file_id,
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+            },
+        )
         assert used.status_code == 404, "another tenant's file cannot feed a batch"
         assert (await globex.get("/v1/files")).json()["data"] == []
         assert (await globex.get("/v1/batches")).json()["data"] == []

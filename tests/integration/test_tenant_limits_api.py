@@ -106,8 +106,10 @@ async def test_a_tenant_at_its_in_flight_cap_does_not_slow_others(
 ) -> None:
     mock.settings(latency_ms=400)
     async with quota_stack.client() as acme, quota_stack.client("globex") as globex:
-        backlog = [asyncio.create_task(acme.post("/v1/chat/completions", json=_chat(f"a{i}")))
-                   for i in range(8)]  # fmt: skip
+        backlog = [
+            asyncio.create_task(acme.post("/v1/chat/completions", json=_chat(f"a{i}")))
+            for i in range(8)
+        ]
         await asyncio.sleep(0.2)  # the point: acme's backlog is queued first, globex comes later
         started = time.monotonic()
         answer = await globex.post("/v1/chat/completions", json=_chat("g"))
@@ -127,8 +129,10 @@ async def test_a_tenant_at_its_in_flight_cap_does_not_slow_others(
 async def test_a_tenants_rpm_paces_its_jobs_only(quota_stack: Stack, mock: MockControl) -> None:
     async with quota_stack.client() as acme, quota_stack.client("globex") as globex:
         started = time.monotonic()
-        burst = [asyncio.create_task(acme.post("/v1/chat/completions", json=_chat(f"a{i}")))
-                 for i in range(12)]  # fmt: skip
+        burst = [
+            asyncio.create_task(acme.post("/v1/chat/completions", json=_chat(f"a{i}")))
+            for i in range(12)
+        ]
         await asyncio.sleep(0.1)  # the point: acme's burst is queued first, globex comes later
         quick = await globex.post("/v1/chat/completions", json=_chat("g"))
         assert quick.status_code == 200

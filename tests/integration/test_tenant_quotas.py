@@ -102,12 +102,14 @@ async def test_a_spent_budget_refuses_new_jobs_but_not_running_ones(
     first, second = await claim_one(broker), await claim_one(broker)
     assert first is not None
     assert second is not None
-    assert await broker.finish(first, "openai", succeeded=True, result={}, usage=USAGE,
-                               cost_usd=0.0006)  # fmt: skip
+    assert await broker.finish(
+        first, "openai", succeeded=True, result={}, usage=USAGE, cost_usd=0.0006
+    )
     await enqueue(broker)  # 100 tokens / $0.0006 used: still under
     # the running job finishes although its usage takes the tenant over the budget
-    assert await broker.finish(second, "openai", succeeded=True, result={}, usage=USAGE,
-                               cost_usd=0.0006)  # fmt: skip
+    assert await broker.finish(
+        second, "openai", succeeded=True, result={}, usage=USAGE, cost_usd=0.0006
+    )
     with pytest.raises(InsufficientQuotaError) as refused:
         await enqueue(broker)
     exc = refused.value
@@ -128,8 +130,7 @@ async def test_usage_is_recorded_per_tenant_model_and_day(
         await enqueue(broker)
         job = await claim_one(broker)
         assert job is not None
-        await broker.finish(job, "openai", succeeded=True, result={}, usage=USAGE,
-                            cost_usd=0.25)  # fmt: skip
+        await broker.finish(job, "openai", succeeded=True, result={}, usage=USAGE, cost_usd=0.25)
     await enqueue(broker)
     failed = await claim_one(broker)
     assert failed is not None

@@ -35,8 +35,10 @@ def duo(
     """One alias over two deployments, each its own account (provider) and worker pool."""
     tree = config_tree(redis_server.url, namespace, mock_root=mock.url)
     tree["providers"]["openai_b"] = {
-        "kind": "openai", "base_url": f"{mock.url}/v1", "api_key": f"env:{MOCK_KEY_ENV}",
-    }  # fmt: skip
+        "kind": "openai",
+        "base_url": f"{mock.url}/v1",
+        "api_key": f"env:{MOCK_KEY_ENV}",
+    }
     tree["models"]["duo"] = {
         "strategy": "weighted",
         "deployments": [

@@ -20,8 +20,12 @@ import httpx
 import orjson
 
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
-SSE_TERMINAL = {"completed": "succeeded", "failed": "failed", "cancelled": "cancelled",
-                "expired": "expired"}  # fmt: skip
+SSE_TERMINAL = {
+    "completed": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "expired": "expired",
+}
 
 
 def _chat(text: str) -> dict[str, Any]:
@@ -183,8 +187,9 @@ async def settle(client: httpx.AsyncClient, job_ids: list[str], timeout: float) 
     deadline = time.monotonic() + timeout
     while True:
         now = await current_state(client, job_ids)
-        open_jobs = [j for j, job in now.items() if job is not None and job["status"] not in
-                     TERMINAL]  # fmt: skip
+        open_jobs = [
+            j for j, job in now.items() if job is not None and job["status"] not in TERMINAL
+        ]
         if not open_jobs or time.monotonic() > deadline:
             return now
         await asyncio.sleep(0.2)

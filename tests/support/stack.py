@@ -55,10 +55,18 @@ class Stack:
     ) -> ManagedProcess:
         before = self.registered_workers(pool)
         proc = ManagedProcess.start(
-            [*ANYGATE, "worker", "--pool", pool, "--concurrency", str(concurrency),
-             "--shutdown-grace", str(grace)],
+            [
+                *ANYGATE,
+                "worker",
+                "--pool",
+                pool,
+                "--concurrency",
+                str(concurrency),
+                "--shutdown-grace",
+                str(grace),
+            ],
             env=self.env,
-        )  # fmt: skip
+        )
         self.started.append(proc)
         wait_until(
             lambda: None if self.registered_workers(pool) > before else "not registered",

@@ -25,12 +25,17 @@ DAY = date(2026, 3, 1)
 class TestUsageRows:
     def test_one_row_per_model_next_to_the_days_totals(self) -> None:
         fields = {
-            "requests": "3", "tokens": "60", "cost_usd": "0.5",
-            "gpt-4o-mini:requests": "2", "gpt-4o-mini:prompt_tokens": "20",
-            "gpt-4o-mini:completion_tokens": "10", "gpt-4o-mini:cost_usd": "0.4",
-            "ollama:llama3:requests": "1", "ollama:llama3:prompt_tokens": "25",
+            "requests": "3",
+            "tokens": "60",
+            "cost_usd": "0.5",
+            "gpt-4o-mini:requests": "2",
+            "gpt-4o-mini:prompt_tokens": "20",
+            "gpt-4o-mini:completion_tokens": "10",
+            "gpt-4o-mini:cost_usd": "0.4",
+            "ollama:llama3:requests": "1",
+            "ollama:llama3:prompt_tokens": "25",
             "ollama:llama3:completion_tokens": "5",
-        }  # fmt: skip
+        }
         rows = usage_rows("acme", DAY, fields)
         assert [(r.model, r.requests, r.prompt_tokens, r.completion_tokens) for r in rows] == [
             ("gpt-4o-mini", 2, 20, 10),

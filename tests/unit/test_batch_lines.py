@@ -191,9 +191,14 @@ class TestBatchLineChecker:
         """One unparseable line refuses the file; the two identifiable-but-invalid lines found
         on the way are named too, with their custom_id, so one round of fixes is enough."""
         data = b"\n".join(
-            [request("ok"), request("get", method="GET"), b"{not json",
-             request("ok-2"), request("no-model", body={"messages": []})]
-        )  # fmt: skip
+            [
+                request("ok"),
+                request("get", method="GET"),
+                b"{not json",
+                request("ok-2"),
+                request("no-model", body={"messages": []}),
+            ]
+        )
         message = refusal_text(check(data))
         assert message.startswith("file: 1 line of the batch file cannot be identified")
         assert "2 more lines (named by custom_id) are requests that cannot run" in message

@@ -37,15 +37,30 @@ class TestChatBounds:
         seed=INT64,
     )
     def test_every_value_inside_the_documented_bounds_is_accepted(
-        self, n: int, tokens: int, temperature: float, top_p: float, penalty: float,
-        top_logprobs: int, stop: Any, seed: int,
-    ) -> None:  # fmt: skip
+        self,
+        n: int,
+        tokens: int,
+        temperature: float,
+        top_p: float,
+        penalty: float,
+        top_logprobs: int,
+        stop: Any,
+        seed: int,
+    ) -> None:
         body = {
-            **BASE, "n": n, "max_tokens": tokens, "max_completion_tokens": tokens,
-            "temperature": temperature, "top_p": top_p, "frequency_penalty": penalty,
-            "presence_penalty": penalty, "logprobs": True, "top_logprobs": top_logprobs,
-            "stop": stop, "seed": seed,
-        }  # fmt: skip
+            **BASE,
+            "n": n,
+            "max_tokens": tokens,
+            "max_completion_tokens": tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "frequency_penalty": penalty,
+            "presence_penalty": penalty,
+            "logprobs": True,
+            "top_logprobs": top_logprobs,
+            "stop": stop,
+            "seed": seed,
+        }
         validate(CHAT, body)
 
     @given(n=st.integers(max_value=0) | st.integers(min_value=129) | st.floats() | st.booleans())

@@ -177,13 +177,14 @@ def test_tenant_scope_keeps_tenants_apart_global_scope_does_not() -> None:
     "cached",
     [
         completion({"content": "Hello there"}),
-        completion({"content": None, "tool_calls": [CALL, {**CALL, "id": "call_2"}]},
-                   finish="tool_calls"),
+        completion(
+            {"content": None, "tool_calls": [CALL, {**CALL, "id": "call_2"}]}, finish="tool_calls"
+        ),
         completion({"content": "one"}, {"content": "two"}),  # n=2
         completion({"content": None, "refusal": "no"}),
     ],
     ids=["text", "tool_calls", "n2", "refusal"],
-)  # fmt: skip
+)
 def test_chunks_fold_back_into_the_cached_completion(cached: dict[str, Any]) -> None:
     assert assemble_chat_completion(completion_chunks(cached)) == cached
 
@@ -194,8 +195,11 @@ def test_chunks_are_role_content_finish_then_usage() -> None:
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert chunks[1]["choices"][0]["delta"] == {"content": "Hello"}
     assert chunks[2]["choices"][0] == {
-        "index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None
-    }  # fmt: skip
+        "index": 0,
+        "delta": {},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
     assert chunks[3]["choices"] == []
     assert chunks[3]["usage"] == USAGE
     assert {c["id"] for c in chunks} == {"chatcmpl-1"}
@@ -227,23 +231,29 @@ def _sse_data(raw: bytes) -> list[str]:
 
 @pytest.mark.parametrize("include_usage", [True, False])
 def test_openai_replay_ends_like_a_live_stream(include_usage: bool) -> None:
-    raw = replay(replay_events(completion({"content": "Hello"})),
-                 _chat_render("", include_usage), None)  # fmt: skip
+    raw = replay(
+        replay_events(completion({"content": "Hello"})), _chat_render("", include_usage), None
+    )
     data = _sse_data(raw)
     assert data[-1] == "[DONE]"
     chunks = [orjson.loads(d) for d in data[:-1]]
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks
-                   if c["choices"]) == "Hello"  # fmt: skip
+    assert (
+        "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        == "Hello"
+    )
     assert any(c.get("usage") for c in chunks) is include_usage
 
 
 def test_gemini_sse_replay_carries_text_finish_and_usage() -> None:
     render, tail = _gemini_render("", sse=True)
-    pieces = [orjson.loads(d) for d in _sse_data(replay(
-        replay_events(completion({"content": "Hello"})), render, tail))]  # fmt: skip
+    pieces = [
+        orjson.loads(d)
+        for d in _sse_data(replay(replay_events(completion({"content": "Hello"})), render, tail))
+    ]
     assert tail is None
-    text = "".join(p["text"] for x in pieces for c in x["candidates"]
-                   for p in c["content"]["parts"])  # fmt: skip
+    text = "".join(
+        p["text"] for x in pieces for c in x["candidates"] for p in c["content"]["parts"]
+    )
     assert text == "Hello"
     assert pieces[-1]["candidates"][0]["finishReason"] == "STOP"
     assert pieces[-1]["usageMetadata"]["totalTokenCount"] == 12
@@ -253,6 +263,11 @@ def test_gemini_array_replay_streams_tool_calls_as_function_calls() -> None:
     render, tail = _gemini_render("", sse=False)
     cached = completion({"tool_calls": [CALL]}, finish="tool_calls")
     pieces = orjson.loads(replay(replay_events(cached), render, tail))
-    calls = [p["functionCall"] for x in pieces for c in x["candidates"]
-             for p in c["content"]["parts"] if "functionCall" in p]  # fmt: skip
+    calls = [
+        p["functionCall"]
+        for x in pieces
+        for c in x["candidates"]
+        for p in c["content"]["parts"]
+        if "functionCall" in p
+    ]
     assert calls == [{"id": "call_1", "name": "get_weather", "args": {"city": "Paris"}}]

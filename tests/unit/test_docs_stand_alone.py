@@ -13,9 +13,17 @@ ROOT = Path(__file__).resolve().parents[2]
 # Spelled in pieces so that this file is not itself a hit.
 FORBIDDEN = ("SPEC " + "\u00a7", ".." + "/shared")
 SKIPPED_DIRS = {
-    ".venv", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache",
-    ".mypy-tree", ".anygate", "build", "dist",
-}  # fmt: skip
+    ".venv",
+    ".git",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".mypy-tree",
+    ".anygate",
+    "build",
+    "dist",
+}
 
 
 def _files(root: Path) -> list[Path]:

@@ -108,9 +108,8 @@ def test_a_synchronous_caller_is_answered_as_before(
     assert decoded.retry_after == retry_after
     assert isinstance(decoded, DeploymentPausedError) is paused
     assert decoded.to_openai() == {
-        "error": {"message": error.message, "type": decoded.type, "param": None,
-                  "code": error.code}
-    }  # fmt: skip
+        "error": {"message": error.message, "type": decoded.type, "param": None, "code": error.code}
+    }
 
 
 def test_the_gateways_own_failure_reads_as_a_502() -> None:
@@ -122,8 +121,11 @@ def test_the_gateways_own_failure_reads_as_a_502() -> None:
     )
     decoded = job_error("failed", stored)
     assert type(decoded) is UpstreamError
-    assert (decoded.status, decoded.type, decoded.code) == (502, "upstream_error",
-                                                             "client_key_unreadable")  # fmt: skip
+    assert (decoded.status, decoded.type, decoded.code) == (
+        502,
+        "upstream_error",
+        "client_key_unreadable",
+    )
     assert decoded.message == "cannot open the key"
 
 
@@ -160,8 +162,10 @@ def test_what_the_scripts_store_reads_as_a_503(
 
 
 def test_a_paused_value_without_a_usable_retry_after_waits_a_second() -> None:
-    decoded = job_error("failed", {"message": "m", "type": "server_error",
-                                   "code": "circuit_open", "retry_after": "soon"})  # fmt: skip
+    decoded = job_error(
+        "failed",
+        {"message": "m", "type": "server_error", "code": "circuit_open", "retry_after": "soon"},
+    )
     assert isinstance(decoded, DeploymentPausedError)
     assert decoded.retry_after == 1
 

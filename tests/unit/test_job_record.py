@@ -17,11 +17,22 @@ def stored(job: NewJob, sealed: str | None = None) -> dict[str, str]:
 class TestJobRecord:
     def test_a_full_job_reads_back_as_queued(self) -> None:
         job = NewJob(
-            tenant="acme", pool="openai", endpoint="/v1/embeddings", model="text-embed",
-            body=b"{}", priority=Priority.BATCH, stream=False, metadata={"k": "v ü"},
-            deadline_ms=1700000009000, webhook_url="https://h/x", plan="p|openai|m", keep_s=60,
-            batch_id="b1", custom_id="c1", reply_to="api-1",
-        )  # fmt: skip
+            tenant="acme",
+            pool="openai",
+            endpoint="/v1/embeddings",
+            model="text-embed",
+            body=b"{}",
+            priority=Priority.BATCH,
+            stream=False,
+            metadata={"k": "v ü"},
+            deadline_ms=1700000009000,
+            webhook_url="https://h/x",
+            plan="p|openai|m",
+            keep_s=60,
+            batch_id="b1",
+            custom_id="c1",
+            reply_to="api-1",
+        )
         record = JobRecord.from_hash("j1", stored(job))
         assert record == JobRecord.queued("j1", job, 1700000000000)
         assert record.status is JobStatus.QUEUED
@@ -30,9 +41,17 @@ class TestJobRecord:
         job = NewJob("acme", "openai", "/v1/chat/completions", "m", b"{}", Priority.STANDARD)
         h = stored(job)
         assert set(h) == {
-            "tenant", "pool", "priority", "endpoint", "model", "stream", "status", "attempts",
-            "ix", "entry",
-        }  # fmt: skip
+            "tenant",
+            "pool",
+            "priority",
+            "endpoint",
+            "model",
+            "stream",
+            "status",
+            "attempts",
+            "ix",
+            "entry",
+        }
         assert h["stream"] == "1"
         assert JobRecord.from_hash("j1", h) == JobRecord.queued("j1", job, 1700000000000)
 

@@ -121,13 +121,19 @@ class TestScan:
 
     def test_structlog_error_event_with_its_exception_unfolded(self) -> None:
         line = _json(
-            request_id="r1", event="unhandled error", level="error",
+            request_id="r1",
+            event="unhandled error",
+            level="error",
             exception='Traceback (most recent call last):\n  File "x.py", line 1\nKeyError: 1',
-        )  # fmt: skip
+        )
         [finding] = scan([line])
         assert finding.kind == "structlog"
-        assert finding.lines == (line, "Traceback (most recent call last):",
-                                 '  File "x.py", line 1', "KeyError: 1")  # fmt: skip
+        assert finding.lines == (
+            line,
+            "Traceback (most recent call last):",
+            '  File "x.py", line 1',
+            "KeyError: 1",
+        )
 
     @pytest.mark.parametrize("level", ["error", "critical", "ERROR"])
     def test_structlog_event_at_error_level(self, level: str) -> None:

@@ -33,18 +33,29 @@ def _events(logs: list[dict[str, Any]]) -> list[str]:
 class TestIsOutage:
     @pytest.mark.parametrize(
         "exc",
-        [rex.ConnectionError("refused"), rex.TimeoutError(), rex.BusyLoadingError("LOADING"),
-         rex.ReadOnlyError("READONLY"), rex.WatchError("connection lost while watching"),
-         ConnectionRefusedError(), TimeoutError(), OSError("reset")],
-    )  # fmt: skip
+        [
+            rex.ConnectionError("refused"),
+            rex.TimeoutError(),
+            rex.BusyLoadingError("LOADING"),
+            rex.ReadOnlyError("READONLY"),
+            rex.WatchError("connection lost while watching"),
+            ConnectionRefusedError(),
+            TimeoutError(),
+            OSError("reset"),
+        ],
+    )
     def test_errors_that_pass_when_redis_is_back(self, exc: BaseException) -> None:
         assert is_outage(exc)
 
     @pytest.mark.parametrize(
         "exc",
-        [rex.AuthenticationError("WRONGPASS"), rex.AuthorizationError("NOPERM"),
-         rex.ResponseError("ERR unknown command"), ValueError("a bug")],
-    )  # fmt: skip
+        [
+            rex.AuthenticationError("WRONGPASS"),
+            rex.AuthorizationError("NOPERM"),
+            rex.ResponseError("ERR unknown command"),
+            ValueError("a bug"),
+        ],
+    )
     def test_errors_that_waiting_does_not_fix(self, exc: BaseException) -> None:
         assert not is_outage(exc)
 

@@ -33,28 +33,45 @@ CHAT = "/v1/chat/completions"
 def config(strategy: str = "ordered", **models: object) -> object:
     return parse_config(
         {
-            "providers": {"openai": {"kind": "openai"}, "gemini": {"kind": "gemini"},
-                          "local": {"kind": "openai_compatible"}},
+            "providers": {
+                "openai": {"kind": "openai"},
+                "gemini": {"kind": "gemini"},
+                "local": {"kind": "openai_compatible"},
+            },
             "models": {
                 "fast": {
                     "strategy": strategy,
                     "deployments": [
-                        {"provider": "openai", "model": "gpt-4o-mini", "weight": 3,
-                         "input_price_per_m": 0.15, "output_price_per_m": 0.6},
-                        {"provider": "gemini", "model": "gemini-2.5-flash", "weight": 1,
-                         "input_price_per_m": 0.3, "output_price_per_m": 2.5},
+                        {
+                            "provider": "openai",
+                            "model": "gpt-4o-mini",
+                            "weight": 3,
+                            "input_price_per_m": 0.15,
+                            "output_price_per_m": 0.6,
+                        },
+                        {
+                            "provider": "gemini",
+                            "model": "gemini-2.5-flash",
+                            "weight": 1,
+                            "input_price_per_m": 0.3,
+                            "output_price_per_m": 2.5,
+                        },
                         {"provider": "local", "model": "llama", "weight": 1},
                     ],
                     "fallbacks": ["backup"],
                 },
-                "backup": {"deployments": [{"provider": "gemini", "model": "gemini-2.0"}],
-                           "fallbacks": ["fast"]},
-                "emb": {"kind": "embedding",
-                        "deployments": [{"provider": "openai", "model": "e-3"}]},
+                "backup": {
+                    "deployments": [{"provider": "gemini", "model": "gemini-2.0"}],
+                    "fallbacks": ["fast"],
+                },
+                "emb": {
+                    "kind": "embedding",
+                    "deployments": [{"provider": "openai", "model": "e-3"}],
+                },
                 **models,
             },
         }
-    )  # fmt: skip
+    )
 
 
 def providers(cfg: object, stats: dict[str, DeploymentStats] | None = None) -> list[str]:
@@ -129,8 +146,9 @@ class TestPlanErrors:
 
     def test_fallback_of_another_kind_is_a_config_error(self) -> None:
         with pytest.raises(ConfigError, match="fallbacks"):
-            config(mixed={"deployments": [{"provider": "openai", "model": "x"}],
-                          "fallbacks": ["emb"]})  # fmt: skip
+            config(
+                mixed={"deployments": [{"provider": "openai", "model": "x"}], "fallbacks": ["emb"]}
+            )
 
 
 class TestPlanWire:
@@ -142,10 +160,13 @@ class TestPlanWire:
 
     def test_the_common_one_deployment_plan_is_not_stored(self) -> None:
         cfg = parse_config(
-            {"providers": {"openai": {"kind": "openai"}},
-             "models": {"gpt-4o-mini": {"deployments": [{"provider": "openai",
-                                                         "model": "gpt-4o-mini"}]}}}
-        )  # fmt: skip
+            {
+                "providers": {"openai": {"kind": "openai"}},
+                "models": {
+                    "gpt-4o-mini": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"}]}
+                },
+            }
+        )
         steps = plan(cfg, CHAT, "gpt-4o-mini", RouteSelector(), {})
         assert encode_plan(steps, alias="gpt-4o-mini") == ""
 
@@ -154,8 +175,19 @@ class TestPlanWire:
 
 
 def job(attempt: int, step: int = 0, step_at: int = 1) -> ClaimedJob:
-    return ClaimedJob("job_x", attempt, "t", CHAT, "fast", b"{}", Priority.INTERACTIVE, True,
-                      plan="p", step=step, step_started_attempt=step_at)  # fmt: skip
+    return ClaimedJob(
+        "job_x",
+        attempt,
+        "t",
+        CHAT,
+        "fast",
+        b"{}",
+        Priority.INTERACTIVE,
+        True,
+        plan="p",
+        step=step,
+        step_started_attempt=step_at,
+    )
 
 
 QUEUE = QueueConfig(attempts_per_deployment=2, retry_base_delay_s=0.1, retry_max_delay_s=1)

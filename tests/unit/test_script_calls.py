@@ -78,9 +78,13 @@ class TestKeys:
         ]
         assert keys[3] == K.credits("openai", Priority.INTERACTIVE)
         assert keys[6:] == [
-            K.wrr("openai"), K.redeliver("openai"), K.delayed("openai"), K.leases("openai"),
-            K.stats("openai"), K.tenant_weights("openai"),
-        ]  # fmt: skip
+            K.wrr("openai"),
+            K.redeliver("openai"),
+            K.delayed("openai"),
+            K.leases("openai"),
+            K.stats("openai"),
+            K.tenant_weights("openai"),
+        ]
 
     def test_requeue_leaves_one_pool_for_another(self) -> None:
         keys = RequeueKeys.of(K, "j1", "openai", "gemini").keys()
@@ -122,8 +126,23 @@ class TestRequeueModel:
 
 class TestReplies:
     def test_claims_decode_job_by_job(self) -> None:
-        one = ["j1", "2", "acme", "chat", "gpt-4o-mini", "{}", "batch", "1", "1-0", "p", "1", "2",
-               "1", "sealed", "api-1"]  # fmt: skip
+        one = [
+            "j1",
+            "2",
+            "acme",
+            "chat",
+            "gpt-4o-mini",
+            "{}",
+            "batch",
+            "1",
+            "1-0",
+            "p",
+            "1",
+            "2",
+            "1",
+            "sealed",
+            "api-1",
+        ]
         two = [
             "j2",
             "1",

@@ -31,9 +31,13 @@ async def test_alive_but_not_ready(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/jobs"), ("POST", "/v1/chat/completions"), ("GET", "/v1/models"),
-     ("GET", "/admin/tenants")],
-)  # fmt: skip
+    [
+        ("POST", "/v1/jobs"),
+        ("POST", "/v1/chat/completions"),
+        ("GET", "/v1/models"),
+        ("GET", "/admin/tenants"),
+    ],
+)
 async def test_requests_get_503_with_retry_after_in_openais_shape(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:

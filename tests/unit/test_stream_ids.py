@@ -43,19 +43,47 @@ class TestParseStreamId:
 
     @pytest.mark.parametrize(
         "text",
-        ["18446744073709551616-0", "1-18446744073709551616", "18446744073709551616",
-         "99999999999999999999-0", "1" * 5000, "1-" + "9" * 5000],
-    )  # fmt: skip
+        [
+            "18446744073709551616-0",
+            "1-18446744073709551616",
+            "18446744073709551616",
+            "99999999999999999999-0",
+            "1" * 5000,
+            "1-" + "9" * 5000,
+        ],
+    )
     def test_the_issues_values_and_very_long_numbers_are_refused(self, text: str) -> None:
         with pytest.raises(ValueError, match="at most"):
             parse_stream_id(text)
 
     @pytest.mark.parametrize(
         "text",
-        ["", "-", "+", "$", ">", "*", "1-", "-1", "-1-0", "1--1", "1-2-3", "+1-0", " 1-0",
-         "1-0 ", "1_000-0", "1.5-0", "0x10-0", "1e3-0", "\u0661-\u0660", "\uff11-0",
-         "1-0\n", "x-y", "(1-0"],
-    )  # fmt: skip
+        [
+            "",
+            "-",
+            "+",
+            "$",
+            ">",
+            "*",
+            "1-",
+            "-1",
+            "-1-0",
+            "1--1",
+            "1-2-3",
+            "+1-0",
+            " 1-0",
+            "1-0 ",
+            "1_000-0",
+            "1.5-0",
+            "0x10-0",
+            "1e3-0",
+            "\u0661-\u0660",
+            "\uff11-0",
+            "1-0\n",
+            "x-y",
+            "(1-0",
+        ],
+    )
     def test_anything_but_decimal_digits_is_refused(self, text: str) -> None:
         with pytest.raises(ValueError, match="decimal digits"):
             parse_stream_id(text)

@@ -117,9 +117,13 @@ async def test_config_tenants_are_seeded_once_and_admin_changes_survive_a_restar
 ) -> None:
     _auth, store, _config = setup
     config = parse_config(
-        {"redis": {"namespace": "unit"}, "tenants": [{"id": "acme", "weight": 2,
-         "api_key_sha256": [key_digest("sk-config-key-000000")]}]}
-    )  # fmt: skip
+        {
+            "redis": {"namespace": "unit"},
+            "tenants": [
+                {"id": "acme", "weight": 2, "api_key_sha256": [key_digest("sk-config-key-000000")]}
+            ],
+        }
+    )
     await store.seed(config)
     await store.update_tenant("acme", {"weight": 9})
     await store.revoke_key(f"key_cfg_{key_digest('sk-config-key-000000')[:16]}")

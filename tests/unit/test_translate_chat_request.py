@@ -272,9 +272,11 @@ class TestToolCallsAndResults:
         assert out["contents"][1]["parts"][0]["thoughtSignature"] == "c2ln"
 
     def test_tool_result_is_a_function_response_named_after_its_call(self) -> None:
-        out = translate(messages=self.conversation(
-            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
-        ))  # fmt: skip
+        out = translate(
+            messages=self.conversation(
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+            )
+        )
         assert out["contents"][2] == {
             "role": "user",
             "parts": [
@@ -283,15 +285,17 @@ class TestToolCallsAndResults:
         }
 
     def test_json_object_tool_result_is_the_response_itself(self) -> None:
-        out = translate(messages=self.conversation(
-            {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 21}'}
-        ))  # fmt: skip
+        out = translate(
+            messages=self.conversation(
+                {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 21}'}
+            )
+        )
         assert out["contents"][2]["parts"][0]["functionResponse"]["response"] == {"temp": 21}
 
     def test_empty_json_object_tool_result_stays_an_object(self) -> None:
-        out = translate(messages=self.conversation(
-            {"role": "tool", "tool_call_id": "call_1", "content": "{}"}
-        ))  # fmt: skip
+        out = translate(
+            messages=self.conversation({"role": "tool", "tool_call_id": "call_1", "content": "{}"})
+        )
         assert out["contents"][2]["parts"][0]["functionResponse"]["response"] == {}
 
     def test_echoed_openai_response_message_is_accepted(self) -> None:

@@ -185,8 +185,12 @@ class TestStream:
 
     def test_tool_call_is_emitted_whole_once_complete(self) -> None:
         translator = ChatStreamToGemini()
-        opening = {"index": 0, "id": "call_1", "type": "function",
-                   "function": {"name": "get_weather", "arguments": ""}}  # fmt: skip
+        opening = {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": ""},
+        }
         assert translator.feed(chunk({"tool_calls": [opening]})) == []
         more = {"index": 0, "function": {"arguments": '{"city":'}}
         assert translator.feed(chunk({"tool_calls": [more]})) == []
@@ -202,8 +206,12 @@ class TestStream:
     def test_a_new_call_index_completes_the_previous_call(self) -> None:
         translator = ChatStreamToGemini()
         first = {**CALL, "index": 0}
-        second = {"index": 1, "id": "call_2", "type": "function",
-                  "function": {"name": "get_time", "arguments": "{}"}}  # fmt: skip
+        second = {
+            "index": 1,
+            "id": "call_2",
+            "type": "function",
+            "function": {"name": "get_time", "arguments": "{}"},
+        }
         assert translator.feed(chunk({"tool_calls": [first]})) == []
         (piece,) = translator.feed(chunk({"tool_calls": [second]}))
         assert piece["candidates"][0]["content"]["parts"][0]["functionCall"]["id"] == "call_1"

@@ -355,17 +355,35 @@ class TestTools:
             ({"mode": "AUTO"}, "auto"),
             ({"mode": "ANY"}, "required"),
             ({"mode": "VALIDATED"}, "auto"),
-            ({"mode": "any", "allowedFunctionNames": ["f"]},
-             {"type": "function", "function": {"name": "f"}}),
-            ({"mode": "ANY", "allowedFunctionNames": ["f", "g"]},
-             {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [
-                 {"type": "function", "function": {"name": "f"}},
-                 {"type": "function", "function": {"name": "g"}}]}}),
-            ({"mode": "VALIDATED", "allowedFunctionNames": ["f"]},
-             {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [
-                 {"type": "function", "function": {"name": "f"}}]}}),
+            (
+                {"mode": "any", "allowedFunctionNames": ["f"]},
+                {"type": "function", "function": {"name": "f"}},
+            ),
+            (
+                {"mode": "ANY", "allowedFunctionNames": ["f", "g"]},
+                {
+                    "type": "allowed_tools",
+                    "allowed_tools": {
+                        "mode": "required",
+                        "tools": [
+                            {"type": "function", "function": {"name": "f"}},
+                            {"type": "function", "function": {"name": "g"}},
+                        ],
+                    },
+                },
+            ),
+            (
+                {"mode": "VALIDATED", "allowedFunctionNames": ["f"]},
+                {
+                    "type": "allowed_tools",
+                    "allowed_tools": {
+                        "mode": "auto",
+                        "tools": [{"type": "function", "function": {"name": "f"}}],
+                    },
+                },
+            ),
         ],
-    )  # fmt: skip
+    )
     def test_function_calling_modes_become_tool_choice(
         self, config: dict[str, Any], choice: Any
     ) -> None:
@@ -500,8 +518,12 @@ class TestTopLevel:
 
     @pytest.mark.parametrize(
         ("field", "value"),
-        [("safetySettings", []), ("labels", {"team": "a"}), ("model", "models/x"),
-         ("serviceTier", "standard")],
-    )  # fmt: skip
+        [
+            ("safetySettings", []),
+            ("labels", {"team": "a"}),
+            ("model", "models/x"),
+            ("serviceTier", "standard"),
+        ],
+    )
     def test_harmless_field_is_accepted(self, field: str, value: Any) -> None:
         assert translate(**{field: value}) == translate()

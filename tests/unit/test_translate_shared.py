@@ -147,9 +147,16 @@ class TestGoogleErrors:
 
     @pytest.mark.parametrize(
         ("value", "seconds"),
-        [("2s", 2.0), ("0.5s", 0.5), ("13.000123s", 13.000123), ({"seconds": 3, "nanos": 5e8}, 3.5),
-         ("2", None), ("soon", None), (None, None)],
-    )  # fmt: skip
+        [
+            ("2s", 2.0),
+            ("0.5s", 0.5),
+            ("13.000123s", 13.000123),
+            ({"seconds": 3, "nanos": 5e8}, 3.5),
+            ("2", None),
+            ("soon", None),
+            (None, None),
+        ],
+    )
     def test_duration_parsing(self, value: Any, seconds: float | None) -> None:
         assert parse_duration(value) == seconds
 
@@ -198,9 +205,13 @@ class TestAdapterHelpers:
 
     @pytest.mark.parametrize(
         ("model", "path"),
-        [("gemini-2.5-flash", "models/gemini-2.5-flash"), ("models/x", "models/x"),
-         ("tunedModels/my-model", "tunedModels/my-model"), ("a b", "models/a%20b")],
-    )  # fmt: skip
+        [
+            ("gemini-2.5-flash", "models/gemini-2.5-flash"),
+            ("models/x", "models/x"),
+            ("tunedModels/my-model", "tunedModels/my-model"),
+            ("a b", "models/a%20b"),
+        ],
+    )
     def test_model_path(self, model: str, path: str) -> None:
         assert model_path(model) == path
 
@@ -222,9 +233,17 @@ class TestAdapterHelpers:
 
     def test_thought_signatures_survive_the_fold_of_a_stream(self) -> None:
         signature = {"google": {"thought_signature": "c2ln"}}
-        delta = {"tool_calls": [{"index": 0, "id": "c", "type": "function",
-                                 "function": {"name": "f", "arguments": "{}"},
-                                 "extra_content": signature}]}  # fmt: skip
+        delta = {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "c",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": "{}"},
+                    "extra_content": signature,
+                }
+            ]
+        }
         chunks = [{"id": "x", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}]
         result = assemble_chat_completion(chunks)
         _with_tool_call_extras(result, chunks)

@@ -56,22 +56,36 @@ async def test_a_delivered_webhook_logs_its_event_and_returns() -> None:
         )
     assert delay is None
     assert logs == [
-        {"event": "webhook delivered", "log_level": "info", "delivery": "dlv_1",
-         "webhook_event": "job.succeeded", "attempt": 1},
-    ]  # fmt: skip
+        {
+            "event": "webhook delivered",
+            "log_level": "info",
+            "delivery": "dlv_1",
+            "webhook_event": "job.succeeded",
+            "attempt": 1,
+        },
+    ]
 
 
 async def test_an_abandoned_webhook_logs_why_and_returns() -> None:
     with structlog.testing.capture_logs() as logs:
         delay = await post_webhook(
-            SECRET, _nobody_listening(), b"{}", event="batch.failed", delivery_id="dlv_2",
+            SECRET,
+            _nobody_listening(),
+            b"{}",
+            event="batch.failed",
+            delivery_id="dlv_2",
             attempt=MAX_TRIES,
-        )  # fmt: skip
+        )
     assert delay is None
     assert logs == [
-        {"event": "webhook abandoned", "log_level": "warning", "delivery": "dlv_2",
-         "webhook_event": "batch.failed", "why": "ConnectError"},
-    ]  # fmt: skip
+        {
+            "event": "webhook abandoned",
+            "log_level": "warning",
+            "delivery": "dlv_2",
+            "webhook_event": "batch.failed",
+            "why": "ConnectError",
+        },
+    ]
 
 
 async def test_a_failed_attempt_before_the_last_asks_for_a_retry() -> None:
@@ -91,9 +105,13 @@ async def test_a_webhook_without_a_secret_is_dropped_with_a_warning() -> None:
     with structlog.testing.capture_logs() as logs:
         await deliver_webhook(ctx, _nobody_listening(), b"{}", "job.succeeded", "dlv_4")
     assert logs == [
-        {"event": "webhook dropped: security.webhook_secret is not set",
-         "log_level": "warning", "delivery": "dlv_4", "webhook_event": "job.succeeded"},
-    ]  # fmt: skip
+        {
+            "event": "webhook dropped: security.webhook_secret is not set",
+            "log_level": "warning",
+            "delivery": "dlv_4",
+            "webhook_event": "job.succeeded",
+        },
+    ]
 
 
 def _log_calls_with_an_event_keyword(path: Path) -> list[str]:

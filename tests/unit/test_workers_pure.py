@@ -26,9 +26,13 @@ from tests.support.chunks import chunk
 class TestAssemble:
     def test_text_deltas_concatenate(self) -> None:
         result = assemble_chat_completion(
-            [chunk({"role": "assistant", "content": ""}), chunk({"content": "Hel"}),
-             chunk({"content": "lo"}), chunk({}, "stop")]
-        )  # fmt: skip
+            [
+                chunk({"role": "assistant", "content": ""}),
+                chunk({"content": "Hel"}),
+                chunk({"content": "lo"}),
+                chunk({}, "stop"),
+            ]
+        )
         assert result["object"] == "chat.completion"
         assert result["choices"][0]["message"] == {"role": "assistant", "content": "Hello"}
         assert result["choices"][0]["finish_reason"] == "stop"
@@ -42,17 +46,30 @@ class TestAssemble:
 
     def test_streamed_tool_call_arguments_are_joined(self) -> None:
         calls = [
-            chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                   "function": {"name": "get_weather", "arguments": ""}}]}),
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": ""},
+                        }
+                    ]
+                }
+            ),
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}),
             chunk({}, "tool_calls"),
-        ]  # fmt: skip
+        ]
         message = assemble_chat_completion(calls)["choices"][0]["message"]
         assert message["tool_calls"] == [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-        ]  # fmt: skip
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ]
 
     def test_choices_are_kept_apart_and_ordered(self) -> None:
         result = assemble_chat_completion(
@@ -95,12 +112,16 @@ CONFIG = parse_config(
     {
         "providers": {"openai": {"kind": "openai"}, "local": {"kind": "openai_compatible"}},
         "models": {
-            "chat": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"},
-                                     {"provider": "local", "model": "llama"}]},
+            "chat": {
+                "deployments": [
+                    {"provider": "openai", "model": "gpt-4o-mini"},
+                    {"provider": "local", "model": "llama"},
+                ]
+            },
             "emb": {"kind": "embedding", "deployments": [{"provider": "local", "model": "e5"}]},
         },
     }
-)  # fmt: skip
+)
 
 
 class TestRouting:
