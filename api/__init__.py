@@ -1,4 +1,5 @@
-"""The HTTP front: authenticates the tenant and turns requests into jobs (SPEC §1)."""
+"""The HTTP front: authenticates the tenant and turns requests into jobs
+(docs/api.md#conventions)."""
 
 from anygate.api.app import create_app
 

@@ -1,4 +1,5 @@
-"""The admin API's tenants and API keys (SPEC §1.4): operators only, every change logged.
+"""The admin API's tenants and API keys (docs/api.md#admin-api): operators only, every change
+logged.
 
 Each handler authenticates first (``Authenticator.admin``: 401 without a valid key, 403 for a
 key without the ``admin`` scope), so nothing about the admin surface, not even a validation

@@ -1,5 +1,5 @@
-"""The admin API's operations side (SPEC §1.4): usage, queues, workers, pausing a pool, dead
-letters. Handlers parse and answer; what they read and change is in
+"""The admin API's operations side (docs/api.md#admin-api): usage, queues, workers, pausing a pool,
+dead letters. Handlers parse and answer; what they read and change is in
 ``anygate.broker.admin_queries`` and ``anygate.broker.dead_letters``.
 """
 

@@ -1,4 +1,5 @@
-"""OpenAI's Batch API (SPEC §1.1): create, retrieve, list, cancel. The control plane runs them.
+"""OpenAI's Batch API (docs/api.md#files-and-batches): create, retrieve, list, cancel. The control
+plane runs them.
 
 Creating a batch only checks and records it: the input file is the tenant's and meant for
 batches, the endpoint and window are ones we serve. Expansion into jobs, cancellation and

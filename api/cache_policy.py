@@ -1,4 +1,5 @@
-"""The response cache's decisions, free of I/O so each is unit-tested on its own (SPEC §2).
+"""The response cache's decisions, free of I/O so each is unit-tested on its own
+(docs/queue-semantics.md#cache).
 
 Which mode a request is in (the model's opt-in and the ``x-anygate-cache`` header), whether
 its answer may be cached at all, the entry's key, and the events a worker would have produced

@@ -1,7 +1,8 @@
 """Map errors to responses once, at the edge: OpenAI's error shape, status and Retry-After.
 
-Handlers raise ``AnygateError``s; Redis failures become 503 with Retry-After (SPEC §6: answer
-quickly, never hang); anything unexpected is a 500 whose message reveals nothing internal.
+Handlers raise ``AnygateError``s; Redis failures become 503 with Retry-After
+(docs/api.md#bad-input-and-request-limits: answer quickly, never hang); anything unexpected is a 500
+whose message reveals nothing internal.
 """
 
 from __future__ import annotations

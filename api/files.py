@@ -1,4 +1,5 @@
-"""The OpenAI Files API (SPEC §1.1): upload, list, retrieve, download and delete batch files.
+"""The OpenAI Files API (docs/api.md#files-and-batches): upload, list, retrieve, download and delete
+batch files.
 
 An upload is streamed: the body goes from the socket through python-multipart's push parser
 into line-aligned chunks in Redis (``anygate.broker.file_store``), one body piece at a time, so

@@ -1,5 +1,6 @@
-"""The Gemini-compatible surface (SPEC §1.2), under ``/v1beta/`` and ``/v1/`` (google-genai's
-default ``api_version``), with Google's error shape so the SDK raises its own typed errors.
+"""The Gemini-compatible surface (docs/api.md#gemini-compatible-surface), under ``/v1beta/`` and
+``/v1/`` (google-genai's default ``api_version``), with Google's error shape so the SDK raises its
+own typed errors.
 
 A Gemini request is translated to the canonical OpenAI request, queued as an interactive job
 like any other (so any model can answer it, whichever provider serves it), and the OpenAI result

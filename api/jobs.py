@@ -1,4 +1,5 @@
-"""The native job API (SPEC §1.3): submit, poll, long-poll, SSE events, cancel, list."""
+"""The native job API (docs/api.md#native-job-api): submit, poll, long-poll, SSE events, cancel,
+list."""
 
 from __future__ import annotations
 

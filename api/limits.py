@@ -1,5 +1,6 @@
-"""Refuse oversized request heads before any handler runs (SPEC §6): too many or too large
-headers (431) and too long a URL (414).
+"""Refuse oversized request heads before any handler runs
+(docs/api.md#bad-input-and-request-limits): too many or too large headers (431) and too long a URL
+(414).
 
 uvicorn's httptools parser sets no limit on header count or size, and only refuses URLs over
 64 KiB (with a bare text 400): without this, every header is parsed, copied into ``Headers`` and
@@ -7,7 +8,7 @@ scanned by each middleware and handler on every request. This middleware is pure
 touches the body (a stream stays unbuffered) and costs one pass over ``scope["headers"]``, which
 the server has already built; it sits inside ``RequestIdMiddleware`` so refusals carry
 ``x-request-id``. Refusals answer in OpenAI's error shape, or Google's on the Gemini surface
-(SPEC §1.2), as the handlers would.
+(docs/api.md#gemini-compatible-surface), as the handlers would.
 """
 
 from __future__ import annotations

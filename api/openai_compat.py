@@ -1,4 +1,5 @@
-"""The OpenAI-compatible surface (SPEC §1.1): chat completions, embeddings, models.
+"""The OpenAI-compatible surface (docs/api.md#openai-compatible-surface): chat completions,
+embeddings, models.
 
 Each request becomes an ``interactive`` job; the caller waits on the job's events and gets the
 provider-neutral OpenAI-format result, or, streamed, each chunk as the worker relays it. Any

@@ -1,4 +1,5 @@
-"""Whose provider key a request spends (SPEC §6 auth modes): the gateway's, or the client's.
+"""Whose provider key a request spends (docs/operations.md#security auth modes): the gateway's, or
+the client's.
 
 A client brings its own key (BYOK) in ``x-anygate-provider-key`` on any surface, or — so that
 the official SDKs work unchanged with ``api_key=<provider key>`` — in the surface's native

@@ -1,4 +1,5 @@
-"""The response cache's Redis side (SPEC §2): entries, and coalescing of identical calls.
+"""The response cache's Redis side (docs/queue-semantics.md#cache): entries, and coalescing of
+identical calls.
 
 An entry is one string, ``cache:<sha256>``, holding the OpenAI-format result as JSON, with the
 configured TTL. It is written by the API process that made the call, when the call succeeded:

@@ -1,4 +1,4 @@
-"""Figures, SPEC §7 targets, the printed table and the results file.
+"""Figures, docs/performance.md targets, the printed table and the results file.
 
 A figure is the median of its repetitions, with the lowest and highest next to it: on a shared
 2-core machine the spread is part of the result, and a target "met" by a median whose range
@@ -30,7 +30,7 @@ class Figure:
         return value <= self.target if self.op == "<=" else value >= self.target
 
 
-MIB_150MB = 150e6 / 2**20  # SPEC says 150 MB; the figure is in MiB
+MIB_150MB = 150e6 / 2**20  # docs/performance.md says 150 MB; the figure is in MiB
 FIGURES = [
     Figure("added_latency_p50_ms", "(a) added latency p50, sync c=1", "ms", "<=", 1.0),
     Figure("added_latency_p99_ms", "(a) added latency p99, sync c=1", "ms", "<=", 4.0),
@@ -79,7 +79,8 @@ def aggregate(samples: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
 def summary(
     figures: dict[str, dict[str, Any]], peers: dict[str, dict[str, float]], machine: dict[str, Any]
 ) -> dict[str, Any]:
-    """The results file's ``summary``: exactly the SPEC §7 keys, then ``peers`` and ``machine``."""
+    """The results file's ``summary``: exactly the keys of docs/performance.md, then ``peers`` and
+    ``machine``."""
     out: dict[str, Any] = {key: figures[key]["median"] for key in SUMMARY_KEYS}
     out["peers"] = peers
     out["machine"] = machine
@@ -88,7 +89,7 @@ def summary(
 
 def table(figures: dict[str, dict[str, Any]], errors: dict[str, int]) -> str:
     rows = [
-        "| figure | median | min to max | n | SPEC §7 target | |",
+        "| figure | median | min to max | n | target | |",
         "|---|---:|---:|---:|---|---|",
     ]
     for fig in FIGURES:

@@ -1,4 +1,5 @@
-"""anygate benchmark (SPEC §7): one command, a table, and ``bench/results/<YYYY-MM-DD>.json``.
+"""anygate benchmark (docs/performance.md): one command, a table, and
+``bench/results/<YYYY-MM-DD>.json``.
 
     python bench/run.py              # every scenario, 3 repetitions (~4 min)
     python bench/run.py --quick      # shorter measurements, same scenarios (~1.7 min)
@@ -239,7 +240,8 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 @click.option("--peer-mock-port", type=int, default=18000, show_default=True)
 @click.option("--peer-timeout", type=float, default=3600, show_default=True)
 def main(**o: Any) -> None:
-    """anygate's SPEC §7 benchmark: table on stdout, JSON in bench/results/ (see run.py)."""
+    """anygate's docs/performance.md benchmark: table on stdout, JSON in bench/results/ (see
+    run.py)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     quick = o["quick"]
     d = Durations(

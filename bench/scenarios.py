@@ -205,8 +205,8 @@ BATCH_LINES = 50_000
 
 
 def batch_50k(stack: Stack) -> dict[str, Any]:
-    """SPEC §7: a 50,000-line batch file accepted and fully enqueued in ≤ 10 s: from the first
-    byte of the upload to the control plane's last committed chunk (no worker runs meanwhile,
+    """docs/performance.md: a 50,000-line batch file accepted and fully enqueued in ≤ 10 s: from the
+    first byte of the upload to the control plane's last committed chunk (no worker runs meanwhile,
     so the figure is the gateway's alone). The batch is cancelled afterwards, and the figure
     includes nothing of that."""
     line = {"custom_id": "", "method": "POST", "url": CHAT_PATH, "body": {**CHAT, "model": MODEL}}

@@ -1,4 +1,5 @@
-"""The job store and dispatcher on Redis streams and Lua (SPEC §2)."""
+"""The job store and dispatcher on Redis streams and Lua
+(docs/queue-semantics.md#dispatch-order-weights-and-fairness)."""
 
 from anygate.broker.broker import Broker
 from anygate.broker.connection import create_redis

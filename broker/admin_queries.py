@@ -1,4 +1,4 @@
-"""What the admin API reads from the queues and does to them (SPEC §1.4).
+"""What the admin API reads from the queues and does to them (docs/api.md#admin-api).
 
 Usage per tenant, model and day; the depth and age of every lane; the worker registry; pausing a
 pool (dead letters have a module of their own). Every read is bounded: lanes are found with SCAN

@@ -5,7 +5,8 @@ what it returns. Lines are separated by ``\\n``; a ``\\r`` before it (CRLF) is p
 ending, never of the line. Line numbers are physical (1-based, blank lines counted), so a number
 in an error message is the one an editor shows.
 
-A batch line has two kinds of problems (OpenAI's behaviour, SPEC §6):
+A batch line has two kinds of problems (OpenAI's behaviour,
+docs/api.md#bad-input-and-request-limits):
 
 - *unidentifiable*: not JSON, not an object, no usable ``custom_id``, or a ``custom_id`` used
   before. Such a line cannot be given a result of its own, so the whole upload is refused.

@@ -1,4 +1,5 @@
-"""Batches (SPEC §1.1, OpenAI's Batch API) as Redis holds them, and their life cycle.
+"""Batches (docs/api.md#files-and-batches, OpenAI's Batch API) as Redis holds them, and their life
+cycle.
 
 A batch is a hash, ``batch:<id>``, because the job scripts count its lines as they end
 (``batch_job_ended`` in ``lua/_lib.lua``: ``n_done`` and ``n_<status>``) in the same atomic step

@@ -1,4 +1,5 @@
-"""Dead letters (SPEC §1.4): the jobs that failed for good, listed and put back in their lanes.
+"""Dead letters (docs/api.md#admin-api): the jobs that failed for good, listed and put back in their
+lanes.
 
 ``finish-4.lua`` and ``reclaim-5.lua`` push a failed job's id on ``dead:<pool>`` (newest first,
 capped); its record expires with the result TTL like any finished job's. A requeue moves one

@@ -1,4 +1,5 @@
-"""Identifiers with enough randomness to be unguessable (SPEC §2: ≥ 122 bits)."""
+"""Identifiers with enough randomness to be unguessable (docs/queue-semantics.md#retention: ≥ 122
+bits)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ class JobStatus(enum.StrEnum):
 
 TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled", "expired"})
 
-# Endpoints are stored as short codes: every byte of a queued job's hash counts (SPEC §7).
+# Endpoints are stored as short codes: every byte of a queued job's hash counts
+# (docs/performance.md).
 ENDPOINT_CODES = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
 ENDPOINTS_BY_CODE = {code: path for path, code in ENDPOINT_CODES.items()}
 
@@ -226,7 +227,8 @@ class JobRecord:
         )
 
     def to_api(self) -> dict[str, Any]:
-        """The job object of SPEC §1.3 (timestamps in Unix seconds, as OpenAI's objects are)."""
+        """The job object of docs/api.md#native-job-api (timestamps in Unix seconds, as OpenAI's
+        objects are)."""
 
         def secs(ms: int | None) -> float | None:
             return ms / 1000 if ms is not None else None

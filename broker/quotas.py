@@ -1,4 +1,5 @@
-"""Tenant quotas (SPEC §2) as the scripts receive them, and the calendar they are counted in.
+"""Tenant quotas (docs/queue-semantics.md#quotas) as the scripts receive them, and the calendar they
+are counted in.
 
 Limits that refuse work (max queued jobs, daily and monthly budgets) are checked by
 ``enqueue-5.lua`` in the same step that would queue the job, so two API processes cannot both

@@ -1,4 +1,5 @@
-"""Sliding-window rate limits (SPEC §2: provider requests/min and tokens/min), the pure model.
+"""Sliding-window rate limits (docs/queue-semantics.md#provider-rate-limits: provider requests/min
+and tokens/min), the pure model.
 
 Why a window log and not a token bucket or GCRA: the contract is "the upstream never sees more
 than its limit in any window", for any window, with costs that vary per request (tokens). A

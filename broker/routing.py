@@ -3,8 +3,8 @@
 A request for a model alias gets a *plan*: the alias's deployments ordered by its strategy, then
 those of each fallback alias (breadth-first, each alias once). The job is queued in the pool of
 the plan's first step; a worker that exhausts ``attempts_per_deployment`` on a step moves the job
-to the next one, possibly in another provider's pool (SPEC §3). The plan is computed once, at
-submit, so every process agrees on it and it can be shown on the job.
+to the next one, possibly in another provider's pool (docs/operations.md#providers-and-routing). The
+plan is computed once, at submit, so every process agrees on it and it can be shown on the job.
 
 Strategies:
 - ``ordered``: as listed (first healthy one wins, the rest are fallbacks);

@@ -5,7 +5,7 @@ module is the readable statement of the policy, unit-tested on its own, and a di
 (tests/integration/test_dispatch_matches_model.py) drives both with the same random workload and
 requires the same dispatch order.
 
-Policy (SPEC §2):
+Policy (docs/queue-semantics.md#dispatch-order-weights-and-fairness):
 - classes: smooth weighted round-robin (nginx's) over the classes that have work; a class without
   work sits out with its running weight reset, so dispatch is work-conserving and an idle class
   cannot bank a burst. With 16:4:1, no two non-interactive jobs are dispatched in a row while

@@ -1,4 +1,5 @@
-"""Tenants and API keys as Redis stores them (SPEC §1.4, §6): records, key minting, scopes.
+"""Tenants and API keys as Redis stores them (docs/api.md#admin-api, docs/operations.md#security):
+records, key minting, scopes.
 
 A key is ``ag-`` followed by 43 URL-safe characters (256 random bits): the prefix lets secret
 scanners and people recognise it. Only its SHA-256 is stored. Plain SHA-256 rather than a slow

@@ -1,4 +1,5 @@
-"""A small async client for the native job API (SPEC §1.3); needs nothing but httpx."""
+"""A small async client for the native job API (docs/api.md#native-job-api); needs nothing but
+httpx."""
 
 from __future__ import annotations
 

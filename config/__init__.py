@@ -1,4 +1,5 @@
-"""One validated configuration model, loaded from YAML with environment overrides (SPEC §4)."""
+"""One validated configuration model, loaded from YAML with environment overrides
+(docs/operations.md#configuration)."""
 
 from anygate.config.loader import ConfigError, format_loc, load_config, parse_config
 from anygate.config.model import (

@@ -24,7 +24,8 @@ class _Strict(BaseModel):
 
 
 class Priority(enum.StrEnum):
-    """Priority classes (SPEC §2); each is its own lane per tenant."""
+    """Priority classes (docs/queue-semantics.md#dispatch-order-weights-and-fairness); each is its
+    own lane per tenant."""
 
     INTERACTIVE = "interactive"
     STANDARD = "standard"
@@ -48,7 +49,7 @@ class ServerConfig(_Strict):
     result, a chunk) before answering 504; the job goes on and can be fetched later."""
     cancel_on_disconnect: Literal["before_stream", "always", "never"] = "before_stream"
     """A synchronous caller that goes away cancels its job: only before anything was streamed to
-    it (default, SPEC §2), always, or never."""
+    it (default, docs/queue-semantics.md), always, or never."""
     max_json_depth: Annotated[int, Field(ge=1, le=128)] = 64
     """Deepest nesting of objects and arrays a request body may have (the body itself is level
     1); deeper is a 400 ``json_too_deep`` before any validation. No real request nests more than
@@ -134,8 +135,8 @@ class ModelRoute(_Strict):
     )
     fallbacks: tuple[str, ...] = ()
     cache: bool = False
-    """Answer identical requests from the response cache (SPEC §2); a request can opt in or
-    out on its own with ``x-anygate-cache: use|skip|refresh``."""
+    """Answer identical requests from the response cache (docs/queue-semantics.md#cache); a request
+    can opt in or out on its own with ``x-anygate-cache: use|skip|refresh``."""
 
 
 class CacheConfig(_Strict):
@@ -162,7 +163,8 @@ class PriorityWeights(_Strict):
 
 
 class BreakerConfig(_Strict):
-    """The circuit breaker of each deployment (SPEC §2), shared by every worker via Redis.
+    """The circuit breaker of each deployment (docs/queue-semantics.md#retries-and-failover), shared
+    by every worker via Redis.
 
     It opens after ``consecutive_failures`` failed calls in a row, or when at least
     ``min_calls`` calls in the last ``window_s`` failed at ``error_rate`` or more; while open,
@@ -272,9 +274,9 @@ class PoolConfig(_Strict):
 
 
 class TenantQuotas(_Strict):
-    """Per-tenant limits (SPEC §2). The in-flight and per-minute limits make jobs wait in the
-    queue; the queued-jobs cap and the budgets refuse new work at submit with a 429. Absent
-    means unlimited."""
+    """Per-tenant limits (docs/queue-semantics.md#quotas). The in-flight and per-minute limits make
+    jobs wait in the queue; the queued-jobs cap and the budgets refuse new work at submit with a
+    429. Absent means unlimited."""
 
     max_in_flight: Annotated[int, Field(ge=1)] | None = None
     rpm: Annotated[int, Field(ge=1)] | None = None
@@ -300,10 +302,10 @@ class TenantQuotas(_Strict):
 
 
 AuthMode = Literal["gateway", "passthrough", "hybrid"]
-"""Whose provider key pays for a tenant's calls (SPEC §6): the gateway's own (``gateway``), the
-client's, sent with each request (``passthrough``: required), or the client's when it sends one
-and the gateway's otherwise (``hybrid``). A client key is encrypted at rest and deleted when its
-job ends."""
+"""Whose provider key pays for a tenant's calls (docs/operations.md#security): the gateway's own
+(``gateway``), the client's, sent with each request (``passthrough``: required), or the client's
+when it sends one and the gateway's otherwise (``hybrid``). A client key is encrypted at rest and
+deleted when its job ends."""
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 

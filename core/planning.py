@@ -1,4 +1,5 @@
-"""Turn a validated request into a job's route plan, once, at submit (SPEC §3).
+"""Turn a validated request into a job's route plan, once, at submit
+(docs/operations.md#providers-and-routing).
 
 Everything a plan needs besides config is the live deployment figures the workers publish with
 their heartbeats (for ``least_busy`` / ``lowest_latency``); they are read at most once a second

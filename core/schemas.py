@@ -13,7 +13,7 @@ MetadataValue = Annotated[StrictStr, Field(max_length=512)]
 
 
 class SubmitJob(BaseModel):
-    """``POST /v1/jobs`` (SPEC §1.3)."""
+    """``POST /v1/jobs`` (docs/api.md#native-job-api)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

@@ -1,4 +1,4 @@
-"""The ``anygate`` command: one sub-command per process kind (SPEC §5)."""
+"""The ``anygate`` command: one sub-command per process kind (docs/operations.md#running)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Keep calls away from a deployment that asked for a pause or keeps failing (SPEC §2).
+"""Keep calls away from a deployment that asked for a pause or keeps failing
+(docs/queue-semantics.md#retries-and-failover).
 
 Before a call: a deployment cooling down after a 429 makes the job wait in the queue (no attempt
 spent); an open breaker moves the job to its route's next step, or makes it wait; once either

@@ -1,4 +1,5 @@
-"""What happens to a job after its upstream call failed: a pure decision (SPEC §2, §3).
+"""What happens to a job after its upstream call failed: a pure decision
+(docs/queue-semantics.md#retries-and-failover, docs/operations.md#providers-and-routing).
 
 - rate limited (429): back to the queue after the provider's Retry-After, attempt refunded; a
   job that has waited out ``max_cool_downs`` of them moves to its route's next step when there

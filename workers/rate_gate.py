@@ -1,5 +1,6 @@
-"""Take a deployment's rate-limit room before calling it (SPEC §2: the upstream never sees more
-than its ``rpm``/``tpm`` in any window).
+"""Take a deployment's rate-limit room before calling it
+(docs/queue-semantics.md#provider-rate-limits: the upstream never sees more than its ``rpm``/``tpm``
+in any window).
 
 The windows live in Redis (``Broker.take_rate``), shared by every worker process and machine. A
 job that does not fit goes back to the queue, delayed until it would (it waits in Redis, not in
@@ -54,9 +55,10 @@ class _Limit:
 
 
 class RateGate:
-    """Takes room in every window a call counts against: the tenant's rpm/tpm (SPEC §2
-    quotas: its jobs wait) and the deployment's (the provider's limit). All or nothing: room
-    taken in one window is given back when a later one refuses."""
+    """Takes room in every window a call counts against: the tenant's rpm/tpm
+    (docs/queue-semantics.md#provider-rate-limits quotas: its jobs wait) and the deployment's (the
+    provider's limit). All or nothing: room taken in one window is given back when a later one
+    refuses."""
 
     def __init__(
         self, broker: Broker, queue: QueueConfig, tenants: Iterable[TenantConfig | TenantRecord]

@@ -1,4 +1,5 @@
-"""How many tokens a request will cost, before it is sent (SPEC §2: tokens/min limits).
+"""How many tokens a request will cost, before it is sent
+(docs/queue-semantics.md#provider-rate-limits: tokens/min limits).
 
 A heuristic on purpose (no tokenizer dependency): about four characters per token for text, the
 requested completion budget (``max_completion_tokens``, ``max_tokens``) or a default, times the

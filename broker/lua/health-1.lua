@@ -1,5 +1,5 @@
 -- The health of one deployment, shared by every worker: its 429 cool-down, its circuit breaker,
--- and the gradual resumption after either (SPEC §2). Each change of state is published on
+-- and the gradual resumption after either (docs/queue-semantics.md#retries-and-failover). Each change of state is published on
 -- PREFIX .. 'health' as '<deployment> <event> <ms>', so workers and API processes keep a local
 -- view and ask Redis only when that view says a decision is due or a report is wanted.
 --

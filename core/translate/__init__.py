@@ -2,7 +2,7 @@
 
 No I/O here: the worker's Gemini adapter and the API's Gemini-compatible surface call these on
 plain JSON objects. Every field is either translated or refused with ``UntranslatableFieldError``
-naming it (SPEC §3); docs/translation.md is the field-by-field table.
+naming it (docs/translation.md); docs/translation.md is the field-by-field table.
 """
 
 from anygate.core.translate.chat_to_gemini import chat_request_to_gemini

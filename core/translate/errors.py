@@ -2,7 +2,7 @@
 
 It is an ``InvalidRequestError`` (400) because the API calls the translators at submit time:
 a request that cannot reach its provider intact is refused before it is queued, never
-forwarded with the field quietly missing (SPEC §3).
+forwarded with the field quietly missing (docs/translation.md).
 """
 
 from __future__ import annotations

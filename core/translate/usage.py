@@ -1,4 +1,5 @@
-"""Token usage both ways: the provider's counts, regrouped, never re-estimated (SPEC §1.2).
+"""Token usage both ways: the provider's counts, regrouped, never re-estimated
+(docs/api.md#gemini-compatible-surface).
 
 Gemini counts thinking tokens apart from the answer (``thoughtsTokenCount``) and tool-use
 prompt tokens apart from the prompt; OpenAI folds reasoning into ``completion_tokens`` and has

@@ -1,6 +1,6 @@
-"""The admin API's tenants and keys (SPEC §1.4) end to end: an API process, a worker, real Redis
-and the mock provider over HTTP. Tenants are created by each test with ids of its own, so the
-tests can share one stack."""
+"""The admin API's tenants and keys (docs/api.md#admin-api) end to end: an API process, a worker,
+real Redis and the mock provider over HTTP. Tenants are created by each test with ids of its own, so
+the tests can share one stack."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The admin API's operations side (SPEC §1.4) end to end: usage, queues, workers, pausing a
-pool, dead letters; API and worker processes, real Redis, the mock provider over HTTP."""
+"""The admin API's operations side (docs/api.md#admin-api) end to end: usage, queues, workers,
+pausing a pool, dead letters; API and worker processes, real Redis, the mock provider over HTTP."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Bad input answers 400/401/404/405/413 in OpenAI's error shape, naming the field; nothing
-already accepted is lost (SPEC §1, §6)."""
+already accepted is lost (docs/api.md#conventions, docs/api.md#bad-input-and-request-limits)."""
 
 from __future__ import annotations
 

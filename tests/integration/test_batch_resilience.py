@@ -1,5 +1,6 @@
 """Batches under stress (issue 7): the control plane and a worker killed mid-batch, webhooks
-that fail before they succeed, and interactive traffic beside a large batch (SPEC §2 weights).
+that fail before they succeed, and interactive traffic beside a large batch
+(docs/queue-semantics.md#dispatch-order-weights-and-fairness weights).
 """
 
 from __future__ import annotations
@@ -127,10 +128,11 @@ async def test_a_webhook_needs_a_configured_secret(
 async def test_interactive_calls_keep_their_latency_beside_a_20000_line_batch(
     stack: Stack, mock: MockControl
 ) -> None:
-    """SPEC §2: with interactive work waiting, a new interactive job waits for at most one free
-    worker slot, however many batch jobs are queued. Measured as queue wait (started_at minus
-    created_at of the interactive jobs) against one batch job's service time (the mock's 50 ms
-    latency); printed, and asserted with generous bounds only."""
+    """docs/queue-semantics.md#dispatch-order-weights-and-fairness: with interactive work waiting, a
+    new interactive job waits for at most one free worker slot, however many batch jobs are queued.
+    Measured as queue wait (started_at minus created_at of the interactive jobs) against one batch
+    job's service time (the mock's 50 ms latency); printed, and asserted with generous bounds
+    only."""
     mock.settings(latency_ms=50)
     sdk = openai_sdk(stack)
     lines = [batch_line(i, "gpt-4o-mini") for i in range(20_000)]

@@ -1,4 +1,5 @@
-"""OpenAI's Batch API on the broker, run by the arq control plane (SPEC §1.1, §2; issue 7).
+"""OpenAI's Batch API on the broker, run by the arq control plane (docs/api.md#files-and-batches,
+docs/queue-semantics.md#dispatch-order-weights-and-fairness; issue 7).
 
 The official ``openai`` SDK drives it unchanged: ``files.create(purpose="batch")``,
 ``batches.create/retrieve/list/cancel``, ``files.content``. A real stack: API, one worker per

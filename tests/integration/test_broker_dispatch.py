@@ -1,4 +1,5 @@
-"""Dispatch order on a real Redis: fairness across tenants, weights across classes (SPEC §2)."""
+"""Dispatch order on a real Redis: fairness across tenants, weights across classes
+(docs/queue-semantics.md#dispatch-order-weights-and-fairness)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Client provider keys (BYOK) and where secrets may never be (SPEC §6, issue 6).
+"""Client provider keys (BYOK) and where secrets may never be (docs/operations.md#security, issue
+6).
 
 A tenant in ``hybrid`` mode may send its own provider key, one in ``passthrough`` mode must;
 either way the provider sees the client's key (the mock logs a fingerprint of the key each call

@@ -1,4 +1,5 @@
-"""``anygate dev`` on a machine with no Redis running, no Docker and no provider key (SPEC §5)."""
+"""``anygate dev`` on a machine with no Redis running, no Docker and no provider key
+(docs/operations.md#running)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A route whose primary deployment is down is answered by its fallback on the other provider,
-and every attempt shows on the job (SPEC §2 retries and failover, §3 fallback chains)."""
+and every attempt shows on the job (docs/queue-semantics.md#retries-and-failover retries and
+failover, docs/operations.md#providers-and-routing fallback chains)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The OpenAI Files API end to end (SPEC §1.1, §2, §6): the official SDK for what works, raw
-HTTP for what must be refused, and Redis inspected for what must (not) be left behind."""
+"""The OpenAI Files API end to end (docs/api.md#files-and-batches, docs/queue-semantics.md,
+docs/operations.md#security): the official SDK for what works, raw HTTP for what must be refused,
+and Redis inspected for what must (not) be left behind."""
 
 from __future__ import annotations
 

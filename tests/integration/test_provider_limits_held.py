@@ -1,5 +1,6 @@
-"""The provider never sees more than its limit, however hard the gateway is pushed (SPEC §2,
-issue 5), audited from the mock's own log: every request it received counts, refused or not.
+"""The provider never sees more than its limit, however hard the gateway is pushed
+(docs/queue-semantics.md, issue 5), audited from the mock's own log: every request it received
+counts, refused or not.
 
 Time is compressed: the mock enforces "60 requests and 10,000 tokens per minute" over a minute
 of ``MINUTE_S`` seconds, and the gateway counts the same minute (``queue.rate_limit_minute_s``),

@@ -1,5 +1,6 @@
-"""Deployment rate limits (SPEC §2, issue 5): a burst waits in the queue and the upstream never
-sees more than the limit in any window, across two worker processes; nobody sees a 429."""
+"""Deployment rate limits (docs/queue-semantics.md#provider-rate-limits, issue 5): a burst waits in
+the queue and the upstream never sees more than the limit in any window, across two worker
+processes; nobody sees a 429."""
 
 from __future__ import annotations
 

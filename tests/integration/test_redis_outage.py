@@ -1,5 +1,5 @@
 """Redis down: requests answer 503 quickly with Retry-After, nothing hangs, and nothing that was
-accepted is lost when Redis comes back (SPEC §6)."""
+accepted is lost when Redis comes back (docs/operations.md#security)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The exact-match response cache end to end (SPEC §2): real Redis, real mock provider, the
-official SDKs. A hit must reach neither the queue (no job in the tenant's index) nor the
-provider (the mock's request log); coalesced callers share one upstream call."""
+"""The exact-match response cache end to end (docs/queue-semantics.md#cache): real Redis, real mock
+provider, the official SDKs. A hit must reach neither the queue (no job in the tenant's index) nor
+the provider (the mock's request log); coalesced callers share one upstream call."""
 
 from __future__ import annotations
 

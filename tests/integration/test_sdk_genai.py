@@ -1,5 +1,5 @@
-"""The official ``google-genai`` SDK against the gateway (SPEC §1.2, issue 3): both API versions,
-Gemini-backed and OpenAI-backed models alike."""
+"""The official ``google-genai`` SDK against the gateway (docs/api.md#gemini-compatible-surface,
+issue 3): both API versions, Gemini-backed and OpenAI-backed models alike."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The official ``openai`` SDK, unchanged, against the gateway (SPEC §1.1, issue 3): any model,
-whichever provider serves it."""
+"""The official ``openai`` SDK, unchanged, against the gateway
+(docs/api.md#openai-compatible-surface, issue 3): any model, whichever provider serves it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A streaming caller that leaves mid-answer (SPEC §1: ``server.cancel_on_disconnect``).
+"""A streaming caller that leaves mid-answer (docs/api.md#openai-compatible-surface:
+``server.cancel_on_disconnect``).
 
 The relay learns of the disconnect from the call's own watcher (there is no per-stream listener
 task): with ``always`` the job is cancelled and the upstream call aborted; with the default

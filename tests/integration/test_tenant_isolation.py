@@ -1,5 +1,6 @@
 """No tenant can see, cancel or even detect another's objects; a revoked key or a disabled
-tenant is refused on its next request by every API replica (SPEC §2 retention, §6; issue 6).
+tenant is refused on its next request by every API replica (docs/queue-semantics.md#retention
+retention, docs/operations.md#security; issue 6).
 
 Two API processes share one Redis: keys and tenants change through one, requests go to the
 other, with no wait in between.

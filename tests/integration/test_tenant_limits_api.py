@@ -1,7 +1,7 @@
-"""Tenant quotas as clients meet them (SPEC §2, issue 5): 429 ``queue_full`` with Retry-After
-over the queued-jobs cap, 429 ``insufficient_quota`` once a budget is spent (as the OpenAI SDK
-raises them), an in-flight cap that makes the tenant wait without slowing anyone else, and a
-tenant's requests/min pacing only that tenant."""
+"""Tenant quotas as clients meet them (docs/queue-semantics.md#quotas, issue 5): 429 ``queue_full``
+with Retry-After over the queued-jobs cap, 429 ``insufficient_quota`` once a budget is spent (as the
+OpenAI SDK raises them), an in-flight cap that makes the tenant wait without slowing anyone else,
+and a tenant's requests/min pacing only that tenant."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Tenant quotas in the broker's scripts (SPEC §2), on a real Redis: max queued jobs and budgets
-refuse at submit, in-flight caps make jobs wait without slowing other tenants, and the per-tenant
-counters they rest on come back to zero whatever path a job takes."""
+"""Tenant quotas in the broker's scripts (docs/queue-semantics.md#quotas), on a real Redis: max
+queued jobs and budgets refuse at submit, in-flight caps make jobs wait without slowing other
+tenants, and the per-tenant counters they rest on come back to zero whatever path a job takes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""A deployment that asks for a pause or keeps failing, end to end (SPEC §2, issue 5): an
-upstream 429 pauses only that deployment for its Retry-After, without spending attempts; a
-deployment failing every call opens its breaker, traffic moves to the fallback, and after the
-cool-down one probe closes it."""
+"""A deployment that asks for a pause or keeps failing, end to end
+(docs/queue-semantics.md#retries-and-failover, issue 5): an upstream 429 pauses only that deployment
+for its Retry-After, without spending attempts; a deployment failing every call opens its breaker,
+traffic moves to the fallback, and after the cool-down one probe closes it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Crashes, shutdowns and scale-out with real processes (SPEC §2 delivery; issue 2 tests)."""
+"""Crashes, shutdowns and scale-out with real processes (docs/queue-semantics.md#delivery delivery;
+issue 2 tests)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""An idle worker is woken by new work, not found by its poll (SPEC §7's round trip rests on it).
+"""An idle worker is woken by new work, not found by its poll (docs/performance.md's round trip
+rests on it).
 
 The worker's idle poll is set to a minute, so a job that completes within seconds can only have
 been announced to it: by the enqueue (``idle:<pool>`` mark → ``wake:<pool>``) or, for work put

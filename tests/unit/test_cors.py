@@ -1,4 +1,5 @@
-"""CORS is off unless configured, and then answers only the configured origins (SPEC §6).
+"""CORS is off unless configured, and then answers only the configured origins
+(docs/operations.md#security).
 
 Preflights and simple requests are answered by the middleware in front of every route, so the
 app runs here in-process without its lifespan (no Redis needed)."""

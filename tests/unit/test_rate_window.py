@@ -1,5 +1,6 @@
 """The sliding-window model: never more than the limit in any window, and retry hints that are
-exact (SPEC §2: "the upstream never sees more than its configured limit in any window")."""
+exact (docs/queue-semantics.md#provider-rate-limits: "the upstream never sees more than its
+configured limit in any window")."""
 
 from __future__ import annotations
 

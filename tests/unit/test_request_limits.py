@@ -1,6 +1,6 @@
-"""Request hardening (SPEC §6): JSON nested too deeply is a 400 ``json_too_deep`` before any
-validation; too many or too large headers a 431, too long a URL a 414; everything else passes
-through untouched (same scope, same receive, body never read)."""
+"""Request hardening (docs/api.md#bad-input-and-request-limits): JSON nested too deeply is a 400
+``json_too_deep`` before any validation; too many or too large headers a 431, too long a URL a 414;
+everything else passes through untouched (same scope, same receive, body never read)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Routing decisions (SPEC §3): strategies, fallback chains, plans; pure, no Redis."""
+"""Routing decisions (docs/operations.md#providers-and-routing): strategies, fallback chains, plans;
+pure, no Redis."""
 
 from __future__ import annotations
 

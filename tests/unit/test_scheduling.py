@@ -1,4 +1,5 @@
-"""The dispatch policy of SPEC §2, on the pure model (the Lua script is held to it elsewhere)."""
+"""The dispatch policy of docs/queue-semantics.md#dispatch-order-weights-and-fairness, on the pure
+model (the Lua script is held to it elsewhere)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class TestPickClass:
         assert picks == {I: 16 * 50, S: 4 * 50, B: 50}
 
     def test_never_two_non_interactive_in_a_row_while_interactive_waits(self) -> None:
-        """SPEC §2: a new interactive job waits for at most one free slot."""
+        """docs/queue-semantics.md#dispatch-order-weights-and-fairness: a new interactive job waits
+        for at most one free slot."""
         current = dict.fromkeys(DEFAULT, 0)
         picks = [pick_class(current, DEFAULT, {I, S, B}) for _ in range(2100)]
         for a, b in itertools.pairwise(picks):

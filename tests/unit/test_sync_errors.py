@@ -1,4 +1,4 @@
-"""How a job that ended badly answers a synchronous caller (SPEC §1 statuses)."""
+"""How a job that ended badly answers a synchronous caller (docs/api.md#error-codes statuses)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """What a provider adapter is: turn one claimed job into one upstream call.
 
 Adapters raise ``Upstream*Error``; the worker, not the adapter, decides between retrying,
-requeueing and failing, so every provider gets the same retry semantics (SPEC §2).
+requeueing and failing, so every provider gets the same retry semantics
+(docs/queue-semantics.md#retries-and-failover).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The one place upstream failures are classified (the client itself: ``upstream.py``).
 
-Classification follows SPEC §2: 429 → rate limited (honour Retry-After, refund the attempt);
-408/409/5xx, timeouts and dropped connections → transient (backoff); any other 4xx → rejected,
-failed at once with the provider's own message.
+Classification follows docs/queue-semantics.md#provider-rate-limits: 429 → rate limited (honour
+Retry-After, refund the attempt); 408/409/5xx, timeouts and dropped connections → transient
+(backoff); any other 4xx → rejected, failed at once with the provider's own message.
 
 Bodies come in two shapes: OpenAI's ``{"error": {"message", "type", "code"}}`` and Google's
 ``{"error": {"code": 429, "message", "status": "RESOURCE_EXHAUSTED", "details": [...]}}``
