@@ -9,6 +9,7 @@ answer (``api/response_cache.py``) gets no job at all.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -84,28 +85,27 @@ async def wait_result(call: SyncCall) -> dict[str, Any]:
     raise AssertionError("unreachable: events() ends with a terminal event")
 
 
-async def open_stream(call: SyncCall) -> JobEvent:
+async def open_stream(call: SyncCall) -> tuple[JobEvent, contextlib.AsyncExitStack]:
     """Enter the call and wait for its first chunk (or its end): until then a failure can still
     be answered with an HTTP status. A call with nothing to send for ``server.keepalive_s``
     starts its response anyway (with a keep-alive), so that no proxy cuts a caller who waits;
-    a failure is then told in the stream. From here on the streaming response owns the call;
-    its relay must ``__aexit__`` it, and ends early when the call's watcher sees the caller
-    go."""
-    await call.__aenter__()
-    try:
-        async for event in call.events():
-            if event.type in {"chunk", "keepalive"} or event.terminal:
-                if event.terminal:
-                    outcome(event)  # raises for failures
-                call.streamed = event.type == "chunk"
-                return event
-    except AnygateError as exc:
-        exc.headers.update(failed_call_headers(call, exc))
-        await call.__aexit__(None, None, None)
-        raise
-    except BaseException:
-        await call.__aexit__(None, None, None)
-        raise
+    a failure is then told in the stream.
+
+    Returns the first event and the call's ownership: an exit stack that holds the entered
+    call, handed to ``relay`` (which closes it when the stream ends, early or not). Until the
+    hand-over, any failure closes the call here."""
+    async with contextlib.AsyncExitStack() as owner:
+        await owner.enter_async_context(call)
+        try:
+            async for event in call.events():
+                if event.type in {"chunk", "keepalive"} or event.terminal:
+                    if event.terminal:
+                        outcome(event)  # raises for failures
+                    call.streamed = event.type == "chunk"
+                    return event, owner.pop_all()
+        except AnygateError as exc:
+            exc.headers.update(failed_call_headers(call, exc))
+            raise
     raise AssertionError("unreachable: events() ends with a terminal event")
 
 
@@ -156,7 +156,7 @@ async def answer_stream(
         headers = {**STREAM_HEADERS, **response_cache.HIT}
         return Response(content, media_type=media_type, headers=headers)
     try:
-        first = await open_stream(call)
+        first, owner = await open_stream(call)
     except BaseException:
         if slot is not None:
             await slot.done(None)
@@ -165,9 +165,9 @@ async def answer_stream(
     headers = {**STREAM_HEADERS, **job_headers(call)}
     if slot is None:
         return RelayResponse(
-            relay(call, first, render, tail=tail), media_type=media_type, headers=headers
+            relay(call, first, owner, render, tail=tail), media_type=media_type, headers=headers
         )
-    stream = slot.storing(relay(call, first, slot.capture(render), tail=tail))
+    stream = slot.storing(relay(call, first, owner, slot.capture(render), tail=tail))
     return RelayResponse(stream, media_type=media_type, headers={**headers, **response_cache.MISS})
 
 

@@ -17,6 +17,7 @@ event (not in the job's log), so that its surface can send bytes a proxy's idle 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -303,10 +304,16 @@ ends it with the job finished, False ends it early (the job goes on, its result 
 
 
 async def relay(
-    call: SyncCall, first: JobEvent, render: Render, *, tail: Callable[[], bytes] | None = None
+    call: SyncCall,
+    first: JobEvent,
+    owner: contextlib.AsyncExitStack,
+    render: Render,
+    *,
+    tail: Callable[[], bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     """A streaming call's body, shared by both compatible surfaces: each burst of events in one
-    write, then ``tail`` (a closing bracket); leaving early cancels the job if policy says so."""
+    write, then ``tail`` (a closing bracket); leaving early cancels the job if policy says so.
+    ``owner`` holds the entered call (``open_stream`` hands it over) and is closed at the end."""
     finished = False
     try:
         async for burst in call.bursts(first):
@@ -329,7 +336,7 @@ async def relay(
     finally:
         if not finished:
             await call.caller_left()
-        await call.__aexit__(None, None, None)
+        await owner.aclose()
 
 
 def outcome(event: JobEvent) -> dict[str, Any]:
