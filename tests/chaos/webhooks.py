@@ -14,6 +14,7 @@ from typing import Any
 
 from anygate.workers.webhooks import verify
 from tests.support.processes import free_port
+from tests.support.webhooks import read_whole_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,9 @@ def receiver(secret: str) -> Iterator[Deliveries]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = read_whole_body(self)
+            if body is None:
+                return
             signed = verify(secret.encode(), body, self.headers.get("x-anygate-signature", ""))
             got = Delivery(
                 self.headers.get("x-anygate-delivery", ""),

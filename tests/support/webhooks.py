@@ -63,6 +63,19 @@ def refuse_first(n: int) -> Callable[[WebhookReceiver], int]:
     return lambda receiver: 500 if len(receiver.seen) < n else 200
 
 
+def read_whole_body(handler: BaseHTTPRequestHandler) -> bytes | None:
+    """The request's body, or None (and a 400) when the sender hung up before it was all there:
+    a delivery cut off by its sender's death is no delivery, as for any HTTP server."""
+    length = int(handler.headers.get("content-length") or 0)
+    body = handler.rfile.read(length)
+    if len(body) == length:
+        return body
+    handler.send_response(400)
+    handler.send_header("content-length", "0")
+    handler.end_headers()
+    return None
+
+
 @contextlib.contextmanager
 def webhook_receiver(
     answer: Callable[[WebhookReceiver], int] = lambda _r: 200, *, refusing: bool = False
@@ -73,7 +86,9 @@ def webhook_receiver(
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
+            body = read_whole_body(self)
+            if body is None:
+                return
             with lock:
                 status = receiver.answer(receiver)
                 receiver.seen.append(Delivery(dict(self.headers), body, status))
