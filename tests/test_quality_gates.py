@@ -102,3 +102,11 @@ def test_client_exports_are_sorted_and_complete() -> None:
     public = {n for n in dir(client) if not n.startswith("_") and n[0].isupper()}
     assert set(client.__all__) == public
     assert list(client.__all__) == sorted(client.__all__)
+
+
+def test_make_mypy_checks_the_same_packages() -> None:
+    """``make mypy`` (the pre-commit hook's) must see every package this test's mypy run sees."""
+    line = next(
+        ln for ln in (ROOT / "Makefile").read_text().splitlines() if ln.startswith("PACKAGES :=")
+    )
+    assert set(line.split(":=", 1)[1].split()) == set(PACKAGES)
