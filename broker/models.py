@@ -68,6 +68,9 @@ class NewJob:
     client_key: SecretStr | None = field(default=None, repr=False)
     """The client's provider key (BYOK), sealed by the broker with the job id as associated
     data; None: the gateway's own keys pay."""
+    trace: str = ""
+    """The trace this job belongs to, as ``telemetry/tracing.py`` encodes it (field ``tp``),
+    read back by ``claim-12.lua`` for the worker's spans (docs/tracing.md); '' untraced."""
 
     def record_fields(self, sealed_client_key: str | None) -> list[str | int]:
         """The job record's fields as ``enqueue-5.lua`` writes them (field/value pairs; it adds
@@ -104,6 +107,8 @@ class NewJob:
             fields += ["keep_s", self.keep_s]
         if sealed_client_key is not None:
             fields += ["pk", sealed_client_key]
+        if self.trace:
+            fields += ["tp", self.trace]
         return fields
 
 
@@ -138,6 +143,8 @@ class ClaimedJob:
     """The client's provider key, still sealed (``Broker.client_key`` opens it); '' if none."""
     reply_to: str = ""
     """The API instance whose synchronous caller waits for this job; '' for a queued job."""
+    trace: str = ""
+    """``NewJob.trace`` as the API stored it; '' when untraced (or queued before tracing)."""
 
     @property
     def synchronous(self) -> bool:

@@ -26,6 +26,7 @@ CLAIM_FIELDS = (
     "cooled",
     "pk",
     "reply_to",
+    "tp",
 )
 """The script answers a flat list, this many values per job, in this order (its header says the
 same); ``decode_claims`` is its only reader."""
@@ -123,6 +124,7 @@ def decode_claims(flat: list[Any]) -> list[ClaimedJob]:
                 cooled=int(f["cooled"] or 0),
                 client_key=f["pk"],
                 reply_to=f["reply_to"],
+                trace=f["tp"],
             )
         )
     return jobs

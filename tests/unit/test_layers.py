@@ -16,7 +16,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-LAYER = {"config": 0, "broker": 1, "core": 2, "api": 3, "workers": 3, "ops": 4}
+LAYER = {
+    "config": 0,
+    "broker": 1,
+    "core": 2,
+    "telemetry": 2,
+    "api": 3,
+    "workers": 3,
+    "ops": 4,
+}
 """Higher may import lower; equal ranks (``api``, ``workers``) may not import each other."""
 
 ALONE = "client"

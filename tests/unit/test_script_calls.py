@@ -142,6 +142,7 @@ class TestReplies:
             "1",
             "sealed",
             "api-1",
+            "17000 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         ]
         two = [
             "j2",
@@ -151,6 +152,7 @@ class TestReplies:
             "m",
             "[]",
             "standard",
+            "",
             "",
             "",
             "",
@@ -174,6 +176,8 @@ class TestReplies:
         assert (first.client_key, first.reply_to) == ("sealed", "api-1")
         assert (second.stream, second.step, second.step_started_attempt) == (False, 0, 1)
         assert second.client_key == second.reply_to == ""
+        assert first.trace.endswith("-b7ad6b7169203331-01")
+        assert second.trace == "", "a job queued without a trace claims as untraced"
 
     def test_a_claim_reply_of_the_wrong_width_is_refused(self) -> None:
         with pytest.raises(ValueError, match="per job"):
