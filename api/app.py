@@ -25,9 +25,11 @@ from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.startup import start_up
+from anygate.api.tracing_middleware import TracingMiddleware
 from anygate.broker import Subscriptions, create_redis
 from anygate.broker.redis_link import RedisLink
 from anygate.config import AnygateConfig
+from anygate.telemetry import tracing
 
 
 def create_app(config: AnygateConfig) -> Starlette:
@@ -38,6 +40,8 @@ def create_app(config: AnygateConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         """Serve at once; ``api/startup.py`` makes the process ready once Redis answers."""
+        if tracing.enabled:
+            tracing.spans.start("anygate-api")
         wait_s = config.server.redis_wait_s
         redis = create_redis(config.redis, wait_s=wait_s)
         link = app.state.redis_link = RedisLink("api")
@@ -62,8 +66,11 @@ def create_app(config: AnygateConfig) -> Starlette:
             await watch.redis.aclose()
             await subscriptions.close()
             await redis.aclose()
+            if tracing.enabled:
+                tracing.spans.shutdown()
 
-    middleware = [
+    middleware = [Middleware(TracingMiddleware)] if tracing.enabled else []
+    middleware += [
         Middleware(RequestIdMiddleware),
         Middleware(limits.RequestLimitsMiddleware, server=config.server),
     ]

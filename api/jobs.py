@@ -39,6 +39,7 @@ from anygate.broker.routing import encode_plan
 from anygate.broker.scheduling import estimated_start_ms
 from anygate.core.body import parse_json_object, validate
 from anygate.core.schemas import BODY_MODELS, SubmitJob
+from anygate.telemetry import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +97,7 @@ async def submit_job(request: Request) -> Response:
         client_key=client_key,
         idempotency_key=idem,
         plan=encode_plan(steps, alias=model),
+        trace=tracing.spans.carrier() if tracing.enabled else "",
     )
     enqueued = await gw.broker.enqueue(job, new_job_id())  # 409 on a reused Idempotency-Key
     if enqueued.created:

@@ -36,6 +36,7 @@ from anygate.broker.routing import encode_plan
 from anygate.config import Priority
 from anygate.core.body import parse_json_object, validate
 from anygate.core.schemas import BODY_MODELS
+from anygate.telemetry import tracing
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
@@ -69,6 +70,7 @@ async def sync_job(
         quotas=tenant.quotas,
         client_key=client_key,
         plan=encode_plan(steps, alias=str(body["model"])),
+        trace=tracing.spans.carrier() if tracing.enabled else "",
     )
     return SyncCall(gw, request, job)
 

@@ -30,6 +30,7 @@ from anygate.broker.errors import (
 from anygate.broker.routing import Step
 from anygate.broker.script_calls.requeue import RequeueReason
 from anygate.config import QueueConfig
+from anygate.telemetry import tracing
 from anygate.workers.deployment_guard import CALL, DeploymentGuard, Pass
 from anygate.workers.failure_policy import (
     DEFAULT_RATE_LIMIT_DELAY_S,
@@ -39,7 +40,15 @@ from anygate.workers.failure_policy import (
     decide,
 )
 from anygate.workers.pause_policy import Pause, paused_error, resume_delay, sooner_step
-from anygate.workers.rate_gate import RateGate
+from anygate.workers.rate_gate import RateGate, Verdict
+
+
+def _verdict_attributes(verdict: Verdict) -> dict[str, tracing.Attribute]:
+    """The rate windows' answer on the ``rate limit`` span (docs/tracing.md)."""
+    found: dict[str, tracing.Attribute] = {"anygate.rate_limit.admitted": verdict.admitted}
+    if not verdict.admitted and verdict.never is None:
+        found["anygate.rate_limit.retry_after_s"] = verdict.retry_after_s
+    return found
 
 
 class JobDisposition:
@@ -61,6 +70,10 @@ class JobDisposition:
         # A client's own key (BYOK) is another account: the gateway's cool-downs and breaker
         # for this deployment say nothing about it, and its failures must not trip them.
         granted = await self._guard.before_call(job, step) if not job.client_key else CALL
+        if tracing.enabled and granted.gate is not Gate.CALL:
+            tracing.spans.note(
+                {"anygate.gate": granted.gate.value, "anygate.wait_s": granted.wait_s}
+            )
         if granted.gate is Gate.COOLING:
             await self._wait_out(job, steps, Pause("deployment_cooling_down", granted.wait_s))
             return None
@@ -71,6 +84,8 @@ class JobDisposition:
             await self._pass_open_breaker(job, steps, step, granted.wait_s)
             return None
         verdict = await self._gate.admit(job, step)
+        if tracing.enabled:
+            tracing.spans.note(_verdict_attributes(verdict))
         if verdict.admitted:
             return granted
         if verdict.never is not None:

@@ -19,6 +19,7 @@ from anygate.broker import Broker, Subscriptions, create_redis, new_worker_id
 from anygate.broker.redis_link import RedisLink
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
+from anygate.telemetry import tracing
 from anygate.workers.adapters import create_adapter
 from anygate.workers.worker import Worker, WorkerSettings
 
@@ -43,6 +44,8 @@ async def run_worker(
         concurrency=slots,
         shutdown_grace_s=shutdown_grace_s,
     )
+    if tracing.enabled:
+        tracing.spans.start("anygate-worker")
     redis = create_redis(config.redis)
     link = RedisLink(f"worker {settings.worker_id}")
     subscriptions = Subscriptions(redis, link)
@@ -74,4 +77,6 @@ async def run_worker(
         await subscriptions.close()
         await adapter.aclose()
         await redis.aclose()
+        if tracing.enabled:
+            tracing.spans.shutdown()  # export what is buffered
         log.info("worker stopped", worker_id=settings.worker_id)

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import structlog
@@ -40,7 +41,8 @@ from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_
 from anygate.broker.script_calls.cancel import WorkerControl
 from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
-from anygate.workers.adapters.base import JobLostError, ProviderAdapter
+from anygate.telemetry import tracing
+from anygate.workers.adapters.base import CallOutcome, JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.deployment_guard import DeploymentGuard
 from anygate.workers.deployment_usage import DeploymentUsage
@@ -247,8 +249,10 @@ class Worker:
     async def _process(self, job: ClaimedJob) -> None:
         """Run one job; whatever happens, nothing escapes the task unlogged. A failure here that
         is not the provider's leaves the job to its lease: it is redelivered, not failed."""
+        attempt = self._attempt_span(job) if tracing.enabled else tracing.NULL
         try:
-            await self._run(job)
+            with attempt:
+                await self._run(job)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -276,7 +280,8 @@ class Worker:
             unreadable = AnygateError(str(exc), code="client_key_unreadable")
             await self._broker.finish(job, pool, succeeded=False, error=unreadable.to_job_error())
             return
-        granted = await self._disposition.clearance(job, steps, step)
+        with tracing.spans.rate_limit() if tracing.enabled else tracing.NULL:
+            granted = await self._disposition.clearance(job, steps, step)
         if granted is None:
             return
         relay = ChunkRelay(self._broker, job)
@@ -284,9 +289,7 @@ class Worker:
         ours = False
         try:
             try:
-                outcome = await self._adapter.call(
-                    job, step.deployment.model, relay, api_key=client_key
-                )
+                outcome = await self._call_upstream(job, step, relay, client_key)
             except (asyncio.CancelledError, JobLostError, UpstreamError):
                 raise
             except Exception as exc:
@@ -332,6 +335,40 @@ class Worker:
         await self._gate.settle(job, step, outcome.usage)
         if not job.client_key:
             await self._guard.succeeded(job, step, granted)
+
+    def _attempt_span(self, job: ClaimedJob) -> contextlib.AbstractContextManager[None]:
+        """This attempt's span, in the trace the job carries (docs/tracing.md)."""
+        return tracing.spans.attempt(
+            job.trace,
+            job_id=job.id,
+            attempt=job.attempt,
+            pool=self._s.pool,
+            worker_id=self._s.worker_id,
+            claimed_ns=time.time_ns(),
+        )
+
+    def _call_upstream(
+        self, job: ClaimedJob, step: Step, relay: ChunkRelay, client_key: str | None
+    ) -> Awaitable[CallOutcome]:
+        """The adapter's call; with tracing on, inside its upstream span (no extra frame when
+        off: the adapter's own coroutine is returned)."""
+        call = self._adapter.call(job, step.deployment.model, relay, api_key=client_key)
+        return self._traced_call(job, step, call) if tracing.enabled else call
+
+    async def _traced_call(
+        self, job: ClaimedJob, step: Step, call: Awaitable[CallOutcome]
+    ) -> CallOutcome:
+        provider = self._config.providers[step.provider]
+        with tracing.spans.upstream(
+            provider=provider.kind.value,
+            operation="chat" if job.endpoint == "/v1/chat/completions" else "embeddings",
+            model=step.deployment.model,
+            server_address=provider.resolved_base_url(),
+            body=job.body,
+        ):
+            outcome = await call
+            tracing.spans.answered(outcome.result, outcome.usage)
+            return outcome
 
     async def _drain(self) -> None:
         if self._running:
