@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,17 @@ ANYGATE = [sys.executable, "-m", "anygate.ops"]
 
 
 class Stack:
-    def __init__(self, tmp_path: Path, tree: dict[str, Any]) -> None:
+    def __init__(
+        self, tmp_path: Path, tree: dict[str, Any], env: Mapping[str, str] | None = None
+    ) -> None:
         self.tree = tree
         self.config_path = tmp_path / "anygate.yaml"
         self.config_path.write_text(yaml.safe_dump(tree), encoding="utf-8")
-        self.env = {"ANYGATE_CONFIG": str(self.config_path), MOCK_KEY_ENV: "mock-key"}
+        self.env = {
+            "ANYGATE_CONFIG": str(self.config_path),
+            MOCK_KEY_ENV: "mock-key",
+            **(env or {}),
+        }
         self.apis: list[tuple[ManagedProcess, str]] = []
         self.workers: list[ManagedProcess] = []
         self.controls: list[ManagedProcess] = []
@@ -131,11 +137,15 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    tmp_path: Path, tree: dict[str, Any], worker_pools: Sequence[str] = ()
+    tmp_path: Path,
+    tree: dict[str, Any],
+    worker_pools: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """An API process plus one worker per named pool; every process stopped at the end and,
-    unless the block failed already, its whole log checked for errors."""
-    stack = Stack(tmp_path, tree)
+    """An API process plus one worker per named pool (``env`` added to each process's); every
+    process stopped at the end and, unless the block failed already, its whole log checked for
+    errors."""
+    stack = Stack(tmp_path, tree, env)
     try:
         stack.start_api()
         for pool in worker_pools:
