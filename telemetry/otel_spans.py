@@ -110,6 +110,16 @@ def response_attributes(
     return found
 
 
+def error_type(exc: BaseException) -> str:
+    """``error.type``: the gateway's error code, else its OpenAI error type (both low
+    cardinality), else the exception's class."""
+    for name in ("code", "type"):
+        value = getattr(exc, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(exc).__name__
+
+
 class _Server:
     def __init__(self, span: trace.Span, method: str) -> None:
         self._span = span
@@ -226,7 +236,7 @@ class OtelSpans:
             try:
                 yield
             except Exception as exc:
-                span.set_attribute("error.type", getattr(exc, "code", None) or type(exc).__name__)
+                span.set_attribute("error.type", error_type(exc))
                 span.set_status(StatusCode.ERROR, str(exc))
                 raise
 

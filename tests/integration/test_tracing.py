@@ -17,7 +17,7 @@ from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import chat_body, claim_one, enqueue
 from tests.support.configs import config_tree
 from tests.support.eventually import eventually
-from tests.support.jobs import submit
+from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support.stack import Stack, running_stack
@@ -102,7 +102,8 @@ async def test_a_callers_trace_holds_the_request_and_the_upstream_call(
     assert (attempt.kind, call.kind) == ("consumer", "client")
     assert attempt.attributes["anygate.job.attempt"] == 1
     assert server.start_ns <= wait.start_ns <= wait.end_ns <= attempt.start_ns
-    assert attempt.start_ns <= call.start_ns <= call.end_ns <= attempt.end_ns <= server.end_ns
+    assert attempt.start_ns <= call.start_ns <= call.end_ns <= attempt.end_ns
+    assert call.end_ns <= server.end_ns, "the answer came after the call"
     assert gate.attributes["anygate.rate_limit.admitted"] is True
 
     genai = call.attributes
@@ -142,6 +143,39 @@ async def test_a_request_without_traceparent_begins_a_trace_the_worker_joins(
     call = one(spans, "chat gpt-4o-mini")
     assert call.parent_span_id == attempt.span_id
     assert call.attributes["gen_ai.usage.output_tokens"] == done["usage"]["completion_tokens"]
+
+
+async def test_a_retried_job_shows_each_attempt_and_the_failed_call(
+    traced_stack: Stack, receiver: OtlpReceiver, mock: MockControl
+) -> None:
+    """The provider fails the first call: two attempt spans under the request, the first
+    upstream span marked as an error with its type, the second one answered."""
+    mock.fault(fault="500", model="gpt-4o-mini", times=1)
+    trace_id = secrets.token_hex(16)
+    headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    async with traced_stack.client() as client:
+        job = (await client.post("/v1/jobs", json=chat_job(), headers=headers)).json()
+        done = (await client.get(f"/v1/jobs/{job['id']}", params={"wait": 20})).json()
+    assert (done["status"], done["attempts"]) == ("succeeded", 2)
+
+    def both_attempts() -> list[ReceivedSpan]:
+        spans = receiver.spans(trace_id)
+        names = [s.name for s in spans]
+        done = names.count("chat gpt-4o-mini") == names.count("job attempt") == 2
+        return spans if done else []
+
+    spans = await eventually(both_attempts, what="two upstream calls", timeout=20)
+    attempts = {s.attributes["anygate.job.attempt"]: s for s in spans if s.name == "job attempt"}
+    assert sorted(attempts) == [1, 2]
+    calls = {attempts[a].span_id: a for a in attempts}
+    failed, answered = sorted(
+        (s for s in spans if s.name == "chat gpt-4o-mini"), key=lambda s: calls[s.parent_span_id]
+    )
+    assert (failed.status, answered.status) == ("error", "unset")
+    assert failed.attributes["error.type"] == "upstream_error"
+    assert "gen_ai.usage.output_tokens" not in failed.attributes
+    assert answered.attributes["gen_ai.usage.output_tokens"] > 0
+    assert len([s for s in spans if s.name == "queue wait"]) == 1, "attempt 1 only"
 
 
 async def test_the_trace_context_travels_in_the_job_and_an_untraced_job_claims_without(

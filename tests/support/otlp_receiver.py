@@ -40,6 +40,11 @@ class ReceivedSpan:
     start_ns: int
     end_ns: int
     attributes: dict[str, Any]
+    status: str
+    """``unset``, ``ok`` or ``error``."""
+
+
+STATUSES = {0: "unset", 1: "ok", 2: "error"}
 
 
 def _value(v: AnyValue) -> Any:
@@ -67,6 +72,7 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         start_ns=span.start_time_unix_nano,
                         end_ns=span.end_time_unix_nano,
                         attributes={a.key: _value(a.value) for a in span.attributes},
+                        status=STATUSES.get(span.status.code, "unset"),
                     )
                 )
     return spans
