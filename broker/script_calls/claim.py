@@ -1,4 +1,4 @@
-"""``claim-12.lua``: a worker takes up to N jobs; the reply decoded into ``ClaimedJob``."""
+"""``claim-13.lua``: a worker takes up to N jobs; the reply decoded into ``ClaimedJob``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ class ClaimKeys:
     leases: str
     stats: str
     tenant_weights: str
+    metrics: str
 
     @classmethod
     def of(cls, k: KeySpace, pool: str) -> ClaimKeys:
@@ -55,6 +56,7 @@ class ClaimKeys:
             k.leases(pool),
             k.stats(pool),
             k.tenant_weights(pool),
+            k.metrics_jobs,
         )
 
     def keys(self) -> list[str]:
@@ -67,6 +69,7 @@ class ClaimKeys:
             self.leases,
             self.stats,
             self.tenant_weights,
+            self.metrics,
         ]
 
 
