@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client.core import Metric
 from prometheus_client.registry import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from anygate.broker.cluster_counters import (
     JobCounter,
@@ -12,7 +15,7 @@ from anygate.broker.cluster_counters import (
     decode_job_counts,
     decode_token_counts,
 )
-from anygate.broker.cluster_metrics import ClusterCollector, families
+from anygate.broker.cluster_metrics import ClusterCollector, families, start_refresh
 from anygate.broker.cluster_snapshot import (
     BatchLineState,
     BreakerGauge,
@@ -172,6 +175,34 @@ class TestCollector:
             )
             == 100
         )
+
+
+class FlakyCollector(ClusterCollector):
+    """Redis is away for its first refresh."""
+
+    def __init__(self) -> None:
+        super().__init__(None, KeySpace("t"), AnygateConfig())  # type: ignore[arg-type]
+        self.calls = 0
+
+    async def refresh(self) -> ClusterSnapshot:
+        self.calls += 1
+        if self.calls == 1:
+            raise RedisConnectionError("away")
+        self.last = sample_snapshot()
+        return self.last
+
+
+async def test_the_refresh_loop_outlives_a_failed_read() -> None:
+    """A Redis outage leaves the last snapshot in place; the next tick reads again."""
+    collector = FlakyCollector()
+    task = start_refresh(collector, interval_s=0.01)
+    try:
+        async with asyncio.timeout(5):
+            while collector.last is None:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert collector.calls >= 2
 
 
 class TestReadings:
