@@ -189,15 +189,22 @@ def start_refresh(
     collector: ClusterCollector, interval_s: float = REFRESH_INTERVAL_S
 ) -> asyncio.Task[None]:
     """Refresh now and every ``interval_s`` on the running loop until the task is cancelled.
-    A failed read keeps the last snapshot (counters stay right; gauges go stale) and is logged
-    once per failure, without a traceback: Redis outages are reported by every process."""
+    A failed read keeps the last snapshot (counters stay right; gauges go stale); an outage is
+    logged when it begins and when it ends, without a traceback, not on every tick."""
 
     async def loop() -> None:
+        failing = False
         while True:
             try:
                 await collector.refresh()
             except (RedisError, OSError) as exc:
-                log.warning("cluster metrics not refreshed", error=type(exc).__name__)
+                if not failing:
+                    log.warning("cluster metrics not refreshed", error=type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    log.info("cluster metrics refreshed again")
+                failing = False
             await asyncio.sleep(interval_s)
 
     return asyncio.create_task(loop(), name="cluster-metrics-refresh")
