@@ -91,7 +91,7 @@ def usage_range(request: Request, today: date) -> list[date]:
 
 
 async def usage(request: Request) -> Response:
-    """Rows per tenant, model and UTC day: requests, tokens, cost (what finish-4.lua counted)."""
+    """Rows per tenant, model and UTC day: requests, tokens, cost (what finish-6.lua counted)."""
     gw = gateway_of(request)
     await gw.auth.admin(request)
     days = usage_range(request, datetime.now(UTC).date())

@@ -2,6 +2,7 @@
 (docs/queue-semantics.md#dispatch-order-weights-and-fairness)."""
 
 from anygate.broker.broker import Broker
+from anygate.broker.cluster_metrics import ClusterCollector, start_refresh
 from anygate.broker.connection import create_redis
 from anygate.broker.errors import IdempotencyConflictError
 from anygate.broker.ids import digest, new_job_id, new_worker_id
@@ -25,6 +26,7 @@ __all__ = [
     "TERMINAL_EVENTS",
     "Broker",
     "ClaimedJob",
+    "ClusterCollector",
     "Enqueued",
     "IdempotencyConflictError",
     "JobEvent",
@@ -39,5 +41,6 @@ __all__ = [
     "new_job_id",
     "new_worker_id",
     "parse_stream_id",
+    "start_refresh",
     "stream_id_key",
 ]

@@ -60,7 +60,7 @@ _MODEL_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd")
 
 
 def usage_rows(tenant: str, day: date, fields: dict[str, str]) -> list[UsageRow]:
-    """The per-model rows of one ``usage:<tenant>:<YYYYMMDD>`` hash (finish-4.lua writes
+    """The per-model rows of one ``usage:<tenant>:<YYYYMMDD>`` hash (finish-6.lua writes
     ``<model>:requests``, ``:prompt_tokens``, ``:completion_tokens``, ``:cost_usd`` next to the
     day's totals, which have no colon). A model alias may itself contain colons."""
     per_model: dict[str, dict[str, str]] = {}
@@ -293,7 +293,7 @@ class AdminQueries:
     # --- pause and resume -----------------------------------------------------------------
 
     async def pause(self, pool: str, actor: str) -> None:
-        """Claims of the pool's workers come back empty from now on (claim-12.lua checks the
+        """Claims of the pool's workers come back empty from now on (claim-13.lua checks the
         key first); jobs running now finish, queued ones stay queued, submissions still go in."""
         mark = orjson.dumps({"at": round(time.time(), 3), "by": actor}).decode()
         await awaited(self._redis.set(self._k.paused(pool), mark, nx=True))

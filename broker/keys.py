@@ -105,6 +105,17 @@ class KeySpace:
     def tenants_in_flight(self) -> str:
         return f"{self.prefix}tinflight"
 
+    @property
+    def metrics_jobs(self) -> str:
+        """The cluster's job counters (``cluster_counters.py``): submitted, started, finished,
+        redelivered; added to by the scripts that make each change, never reset."""
+        return f"{self.prefix}metrics:jobs"
+
+    @property
+    def metrics_tokens(self) -> str:
+        """The cluster's token and cost counters per model and tenant (``finish-6.lua``)."""
+        return f"{self.prefix}metrics:tokens"
+
     def tenant(self, tenant: str) -> str:
         return f"{self.prefix}tenant:{tenant}"
 
@@ -173,12 +184,12 @@ class KeySpace:
         return f"{self.prefix}idle:{pool}"
 
     def claimed(self, worker_id: str) -> str:
-        """A worker's last claim token and the jobs it took (``claim-12.lua``), for a minute."""
+        """A worker's last claim token and the jobs it took (``claim-13.lua``), for a minute."""
         return f"{self.prefix}claimed:{worker_id}"
 
     @property
     def clock(self) -> str:
-        """When any reclaim last ran, and the grace after a Redis outage (``reclaim-5.lua``)."""
+        """When any reclaim last ran, and the grace after a Redis outage (``reclaim-6.lua``)."""
         return f"{self.prefix}clock"
 
     def paused(self, pool: str) -> str:

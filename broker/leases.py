@@ -53,7 +53,7 @@ class Leases:
         self, pool: str, worker_id: str, max_jobs: int, token: str = ""
     ) -> list[ClaimedJob]:
         """Claim up to ``max_jobs``. ``token``: a claim whose reply was lost is repeated with
-        the same token, and answers with the jobs the first call took (``claim-12.lua``)."""
+        the same token, and answers with the jobs the first call took (``claim-13.lua``)."""
         args = ClaimArgs(
             prefix=self._k.prefix,
             pool=pool,
@@ -151,7 +151,7 @@ class Leases:
     async def reclaim(self, pool: str, limit: int = 100) -> int:
         """Redeliver jobs whose lease lapsed; the count, or ``IN_GRACE`` (-1) while the grace
         after a Redis outage lasts (no lease lapses while Redis itself was away:
-        ``reclaim-5.lua``)."""
+        ``reclaim-6.lua``)."""
         q = self._queue
         lease_ms = self._lease_ms
         # Reclaim runs every reclaim_interval_s in every worker, and every second in the

@@ -22,5 +22,5 @@ class WorkerRegistry:
         return {worker: value for worker, value in decoded.items() if value is not None}
 
     async def unregister(self, pool: str, worker_id: str) -> None:
-        """A worker leaving cleanly; one that dies is forgotten by ``reclaim-5.lua`` later."""
+        """A worker leaving cleanly; one that dies is forgotten by ``reclaim-6.lua`` later."""
         await awaited(self._redis.hdel(self._k.workers(pool), worker_id))

@@ -1,4 +1,4 @@
-"""The dispatch decisions of ``claim-12.lua``, as plain Python over plain data.
+"""The dispatch decisions of ``claim-13.lua``, as plain Python over plain data.
 
 The script must make these decisions atomically inside Redis, so it cannot call this code; this
 module is the readable statement of the policy, unit-tested on its own, and a differential test

@@ -1,14 +1,14 @@
 """Loading the Lua scripts and calling them: the mechanics under the typed calls of
 ``script_calls`` (which say what goes in and what comes back).
 
-A script's file is named for its key count (``claim-12.lua``, as BullMQ does); the wrapper checks
+A script's file is named for its key count (``claim-13.lua``, as BullMQ does); the wrapper checks
 that count, so a caller cannot hand a script fewer keys than it declares. Scripts are called by SHA
 through the client's auto-pipeline, which sends the source again on NOSCRIPT (after a restart).
 
 A worker binds them with its ``RedisLink``: then every script that is safe to run twice waits
 out a Redis outage (``RedisLink.retry``) instead of failing the job it serves. ``claim`` is not
 among them: a claim retried blindly would take more jobs; the worker repeats it with the same
-claim token instead (``claim-12.lua``).
+claim token instead (``claim-13.lua``).
 """
 
 from __future__ import annotations

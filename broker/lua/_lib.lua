@@ -24,6 +24,24 @@ end
 local STATUS = {QUEUED = 'queued', RUNNING = 'running', SUCCEEDED = 'succeeded', FAILED = 'failed',
   CANCELLED = 'cancelled', EXPIRED = 'expired'}
 
+-- Cluster metrics (docs/metrics.md): exact, monotonic counters kept by the script that makes the
+-- state change, so no count is lost with a process nor made twice by two. Fields are the parts
+-- joined by '|', the kind first: in metrics:jobs 'submitted|<pool>|<class>|<model>',
+-- 'started|<pool>|<model>', 'finished|<pool>|<model>|<outcome>' (a job status),
+-- 'redelivered|<pool>'; in metrics:tokens '<kind>|<model>|<tenant>', the cost in nano-USD.
+-- One codec: broker/cluster_counters.py reads what these write.
+local COUNTER = {SUBMITTED = 'submitted', STARTED = 'started', FINISHED = 'finished',
+  REDELIVERED = 'redelivered'}
+local TOKENS = {PROMPT = 'prompt', COMPLETION = 'completion', COST = 'cost'}
+
+-- Add N to the field of HASH named by the parts; a part that is nil (a record missing a field)
+-- counts as '' rather than failing the state change it counts.
+local function count(hash, n, ...)
+  local parts = {}
+  for i = 1, select('#', ...) do parts[i] = select(i, ...) or '' end
+  redis.call('HINCRBY', hash, table.concat(parts, '|'), string.format('%d', n))
+end
+
 -- Append one event to a job's log and announce it on the job's channel; returns the message as
 -- published. The message is the one codec of an event on the wire (read by
 -- ``JobEvent.from_message``): its stream id, type, attempt ('' when the event belongs to none) and
@@ -66,7 +84,7 @@ local function emit(prefix, job_id, etype, data, reply_to, attempt)
 end
 
 -- Wake the pool's idle workers, if it has any. A worker whose claim came back short marks the
--- pool idle in that same script (claim-12.lua), so work added afterwards always finds the mark;
+-- pool idle in that same script (claim-13.lua), so work added afterwards always finds the mark;
 -- while every worker is busy, new work costs no pub/sub message at all.
 local function wake(prefix, pool)
   if redis.call('DEL', key_of(prefix, 'idle', pool)) == 1 then
@@ -116,7 +134,7 @@ local function append_history(job_key, entry)
   end
 end
 
--- A job leaving its lane unfinished keeps its body in a key of its own (see enqueue-5.lua).
+-- A job leaving its lane unfinished keeps its body in a key of its own (see enqueue-6.lua).
 local function keep_body(prefix, job_id, lane, entry)
   if not entry or entry == '' then return end  -- not in a lane: its body key exists already
   local found = redis.call('XRANGE', lane, entry, entry)
@@ -130,7 +148,7 @@ end
 
 -- Forget a lane entry that is done with (delivered or abandoned). A lane it leaves empty, whose
 -- tenant is out of the class ring, goes too: the tenant's next job in the class re-creates it,
--- with its group (enqueue-5.lua), so drained lanes and their consumer lists do not linger.
+-- with its group (enqueue-6.lua), so drained lanes and their consumer lists do not linger.
 local function drop_entry(prefix, pool, class, tenant, entry)
   if not (pool and class and tenant and entry and entry ~= '') then return end
   local lane = key_of(prefix, 'lane', pool, class, tenant)

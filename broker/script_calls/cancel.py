@@ -1,4 +1,4 @@
-"""``cancel-5.lua``: a tenant cancels its job, queued or running."""
+"""``cancel-6.lua``: a tenant cancels its job, queued or running."""
 
 from __future__ import annotations
 
@@ -36,13 +36,21 @@ class CancelKeys:
     redeliver: str
     delayed: str
     stats: str
+    metrics: str
 
     @classmethod
     def of(cls, k: KeySpace, job_id: str, pool: str) -> CancelKeys:
-        return cls(k.job(job_id), k.leases(pool), k.redeliver(pool), k.delayed(pool), k.stats(pool))
+        return cls(
+            k.job(job_id),
+            k.leases(pool),
+            k.redeliver(pool),
+            k.delayed(pool),
+            k.stats(pool),
+            k.metrics_jobs,
+        )
 
     def keys(self) -> list[str]:
-        return [self.job, self.leases, self.redeliver, self.delayed, self.stats]
+        return [self.job, self.leases, self.redeliver, self.delayed, self.stats, self.metrics]
 
 
 @dataclass(frozen=True, slots=True)

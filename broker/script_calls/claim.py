@@ -1,4 +1,4 @@
-"""``claim-12.lua``: a worker takes up to N jobs; the reply decoded into ``ClaimedJob``."""
+"""``claim-13.lua``: a worker takes up to N jobs; the reply decoded into ``ClaimedJob``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ class ClaimKeys:
     leases: str
     stats: str
     tenant_weights: str
+    metrics: str
 
     @classmethod
     def of(cls, k: KeySpace, pool: str) -> ClaimKeys:
@@ -56,6 +57,7 @@ class ClaimKeys:
             k.leases(pool),
             k.stats(pool),
             k.tenant_weights(pool),
+            k.metrics_jobs,
         )
 
     def keys(self) -> list[str]:
@@ -68,6 +70,7 @@ class ClaimKeys:
             self.leases,
             self.stats,
             self.tenant_weights,
+            self.metrics,
         ]
 
 

@@ -1,4 +1,4 @@
-"""``enqueue-5.lua``: queue one job, or say why not; the reply decoded."""
+"""``enqueue-6.lua``: queue one job, or say why not; the reply decoded."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ class EnqueueKeys:
     ring: str
     credits: str
     stats: str
+    metrics: str
 
     @classmethod
     def of(
@@ -56,10 +57,11 @@ class EnqueueKeys:
             k.ring(pool, priority),
             k.credits(pool, priority),
             k.stats(pool),
+            k.metrics_jobs,
         )
 
     def keys(self) -> list[str]:
-        return [self.job, self.lane, self.ring, self.credits, self.stats]
+        return [self.job, self.lane, self.ring, self.credits, self.stats, self.metrics]
 
 
 @dataclass(frozen=True, slots=True)

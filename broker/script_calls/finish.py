@@ -1,4 +1,4 @@
-"""``finish-4.lua``: record a running job's outcome, once; and the usage record it adds up."""
+"""``finish-6.lua``: record a running job's outcome, once; and the usage record it adds up."""
 
 from __future__ import annotations
 
@@ -18,13 +18,29 @@ class FinishKeys:
     leases: str
     stats: str
     dead: str
+    metrics_jobs: str
+    metrics_tokens: str
 
     @classmethod
     def of(cls, k: KeySpace, job_id: str, pool: str) -> FinishKeys:
-        return cls(k.job(job_id), k.leases(pool), k.stats(pool), k.dead(pool))
+        return cls(
+            k.job(job_id),
+            k.leases(pool),
+            k.stats(pool),
+            k.dead(pool),
+            k.metrics_jobs,
+            k.metrics_tokens,
+        )
 
     def keys(self) -> list[str]:
-        return [self.job, self.leases, self.stats, self.dead]
+        return [
+            self.job,
+            self.leases,
+            self.stats,
+            self.dead,
+            self.metrics_jobs,
+            self.metrics_tokens,
+        ]
 
 
 @dataclass(frozen=True, slots=True)

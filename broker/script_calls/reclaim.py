@@ -1,4 +1,4 @@
-"""``reclaim-5.lua``: redeliver the jobs whose lease lapsed."""
+"""``reclaim-6.lua``: redeliver the jobs whose lease lapsed."""
 
 from __future__ import annotations
 
@@ -19,13 +19,21 @@ class ReclaimKeys:
     stats: str
     dead: str
     workers: str
+    metrics: str
 
     @classmethod
     def of(cls, k: KeySpace, pool: str) -> ReclaimKeys:
-        return cls(k.leases(pool), k.redeliver(pool), k.stats(pool), k.dead(pool), k.workers(pool))
+        return cls(
+            k.leases(pool),
+            k.redeliver(pool),
+            k.stats(pool),
+            k.dead(pool),
+            k.workers(pool),
+            k.metrics_jobs,
+        )
 
     def keys(self) -> list[str]:
-        return [self.leases, self.redeliver, self.stats, self.dead, self.workers]
+        return [self.leases, self.redeliver, self.stats, self.dead, self.workers, self.metrics]
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,7 @@ def test_a_synchronous_caller_is_answered_as_before(
 
 def test_the_gateways_own_failure_reads_as_a_502() -> None:
     """``type: server_error`` (an unreadable client key; a job whose workers kept dying, written
-    by ``reclaim-5.lua``) answers 502 ``upstream_error``, with its code and message."""
+    by ``reclaim-6.lua``) answers 502 ``upstream_error``, with its code and message."""
     stored = AnygateError("cannot open the key", code="client_key_unreadable").to_job_error()
     assert orjson.dumps(stored) == (
         b'{"message":"cannot open the key","type":"server_error","code":"client_key_unreadable"}'

@@ -11,6 +11,7 @@ from importlib import resources
 
 import pytest
 
+from anygate.broker.cluster_counters import JobCounter, TokenKind
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import JobStatus
 from anygate.broker.script_calls.cancel import CancelStatus, WorkerControl
@@ -47,11 +48,13 @@ def constant_tables(text: str) -> dict[str, dict[str, str]]:
 
 TWINS: list[tuple[str, str, type[enum.StrEnum]]] = [
     (PRELUDE, "STATUS", JobStatus),
-    ("enqueue-5.lua", "OUTCOME", EnqueueOutcome),
-    ("enqueue-5.lua", "PERIOD", QuotaPeriod),
-    ("enqueue-5.lua", "MEASURE", QuotaMeasure),
-    ("cancel-5.lua", "CANCEL", CancelStatus),
-    ("cancel-5.lua", "CONTROL", WorkerControl),
+    (PRELUDE, "COUNTER", JobCounter),
+    (PRELUDE, "TOKENS", TokenKind),
+    ("enqueue-6.lua", "OUTCOME", EnqueueOutcome),
+    ("enqueue-6.lua", "PERIOD", QuotaPeriod),
+    ("enqueue-6.lua", "MEASURE", QuotaMeasure),
+    ("cancel-6.lua", "CANCEL", CancelStatus),
+    ("cancel-6.lua", "CONTROL", WorkerControl),
     ("requeue-6.lua", "REASON", RequeueReason),
     ("requeuedead-2.lua", "OUTCOME", RequeueDeadOutcome),
     ("ratewindow-2.lua", "OP", RateOp),
@@ -136,3 +139,33 @@ class TestDerivedKeys:
         assert body is not None
         assert "prefix .. family" in body.group(0)
         assert "k .. ':' .. select(i, ...)" in body.group(0)
+
+
+class TestCounters:
+    @pytest.mark.parametrize("script", SCRIPTS)
+    def test_counters_are_added_to_only_through_keys_given(self, script: str) -> None:
+        """A counter hash derived at run time would work on one Redis and break a Cluster's
+        contract that a script names its keys: every ``count`` goes to a ``KEYS[n]``."""
+        for target in re.findall(r"\bcount\(([^,]*),", code(script)):
+            assert re.fullmatch(r"KEYS\[\d+\]", target.strip()), f"{script}: count({target}, …)"
+
+    @pytest.mark.parametrize(
+        ("script", "hashes"),
+        [
+            ("enqueue-6.lua", {"metrics:jobs"}),
+            ("claim-13.lua", {"metrics:jobs"}),
+            ("finish-6.lua", {"metrics:jobs", "metrics:tokens"}),
+            ("cancel-6.lua", {"metrics:jobs"}),
+            ("reclaim-6.lua", {"metrics:jobs"}),
+        ],
+    )
+    def test_the_header_names_the_counter_hashes_among_its_keys(
+        self, script: str, hashes: set[str]
+    ) -> None:
+        """Each counting script's KEYS header lists the hashes it counts in, and the counter
+        families are KeySpace's."""
+        header = re.search(r"-- KEYS:(.*?)\n-- ARGV", source(script), flags=re.DOTALL)
+        assert header is not None
+        assert set(re.findall(r"metrics:\w+", header.group(1))) == hashes
+        assert hashes <= keyspace_families()
+        assert "count(KEYS[" in code(script)

@@ -84,7 +84,15 @@ class TestKeys:
             K.leases("openai"),
             K.stats("openai"),
             K.tenant_weights("openai"),
+            K.metrics_jobs,
         ]
+
+    @pytest.mark.parametrize("name", ["enqueue", "claim", "finish", "cancel", "reclaim"])
+    def test_the_scripts_that_count_are_given_the_counters(self, name: str) -> None:
+        """A counter hash is a key like any other: passed in KEYS, never derived (Cluster)."""
+        keys = KEYS[name].keys()
+        assert K.metrics_jobs in keys
+        assert (K.metrics_tokens in keys) == (name == "finish")
 
     def test_requeue_leaves_one_pool_for_another(self) -> None:
         keys = RequeueKeys.of(K, "j1", "openai", "gemini").keys()

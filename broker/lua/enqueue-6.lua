@@ -1,5 +1,5 @@
 -- Enqueue one job into its (pool, class, tenant) lane, or return the job an idempotency key names.
--- KEYS: 1 job hash, 2 lane stream, 3 class ring, 4 class credits, 5 pool stats
+-- KEYS: 1 job hash, 2 lane stream, 3 class ring, 4 class credits, 5 pool stats, 6 metrics:jobs
 -- The body travels in the lane entry (fields j = job id, b = body), which claim reads anyway: in
 -- the hash it would exceed hash-max-listpack-value and turn the hash into a hashtable, and a key
 -- of its own costs a keyspace entry per job. Only a job that leaves its lane unfinished
@@ -9,7 +9,7 @@
 --       8 idem ttl s, 9 body digest, 10 body, 11 the tenant's submit limits or '' (see below),
 --       12.. field/value pairs of the job record
 -- Submit limits: 'max_queued|daily_tokens|monthly_tokens|daily_usd|monthly_usd|day|month', an
--- empty part meaning no limit; usage is read from the hashes finish-4.lua adds to.
+-- empty part meaning no limit; usage is read from the hashes finish-6.lua adds to.
 -- Returns {job id, 'new'|'existing'|'conflict', place in lane, created ms, jobs queued in the pool,
 --          mean service ms ('' when unknown), live worker slots}: all a 202 needs, in one trip;
 --         or {'', 'queue_full', mean service ms, queued} / {'', 'insufficient_quota', 'day'|'month',
@@ -80,8 +80,11 @@ end
 redis.call('HSET', key_of(prefix, 'tweight', pool), tenant, weight)
 local entry = redis.call('XADD', KEYS[2], '*', 'j', job_id, 'b', ARGV[10])
 
-local fields = {}
-for i = 12, #ARGV do fields[#fields + 1] = ARGV[i] end
+local fields, model = {}, nil
+for i = 12, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+  if (i - 12) % 2 == 1 and ARGV[i - 1] == 'model' then model = ARGV[i] end
+end
 if idem ~= '' then fields[#fields + 1] = 'digest' ; fields[#fields + 1] = digest end
 -- No 'where' field yet: absent means "in its lane", the common case (a smaller hash).
 redis.call('HSET', KEYS[1], 'status', STATUS.QUEUED, 'attempts', 0, 'ix', ix, 'entry', entry,
@@ -89,6 +92,7 @@ redis.call('HSET', KEYS[1], 'status', STATUS.QUEUED, 'attempts', 0, 'ix', ix, 'e
 local place = redis.call('HINCRBY', KEYS[5], qfield, 1)
 redis.call('HINCRBY', KEYS[5], 'queued', 1)
 redis.call('HINCRBY', key_of(prefix, 'tqueued'), tenant, 1)
+count(KEYS[6], 1, COUNTER.SUBMITTED, pool, class, model)
 wake(prefix, pool)
 local slots = 0
 for _, v in ipairs(redis.call('HVALS', key_of(prefix, 'workers', pool))) do

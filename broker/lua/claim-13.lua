@@ -2,7 +2,8 @@
 -- priority classes with work (smooth WRR, work-conserving), then deficit round-robin across the
 -- tenants of the chosen class. Only the head tenant's lane is read, never every tenant's stream.
 -- KEYS: 1-3 class rings (interactive, standard, batch), 4-6 class credits, 7 WRR state,
---       8 redeliver list, 9 delayed zset, 10 leases zset, 11 pool stats, 12 tenant weights
+--       8 redeliver list, 9 delayed zset, 10 leases zset, 11 pool stats, 12 tenant weights,
+--       13 metrics:jobs
 -- ARGV: 1 prefix, 2 pool, 3 worker id, 4 lease ms, 5 max jobs, 6-8 class weights, 9 ttl s,
 --       10 tenants' in-flight caps, 'tenant=cap,...' or '': a tenant at its cap is passed over
 --          (its lane keeps its jobs; the tenants behind it are served), a redelivered job of
@@ -70,6 +71,7 @@ end
 
 local started, expired, leases, claimed = 0, 0, {}, {}  -- counters and leases are written once, at the end
 local tenant_started, tenant_left = {}, {}  -- per tenant: jobs started, jobs that left the queue
+local model_started, model_expired = {}, {}  -- per model: the cluster metrics' counts
 
 local caps, inflight = {}, {}
 for tenant, cap in string.gmatch(ARGV[10] or '', '([^=,]+)=(%d+)') do caps[tenant] = tonumber(cap) end
@@ -101,6 +103,7 @@ local function start(job_id, class, tenant, entry, body)
       'error', cjson.encode({message = 'the job was not started before its deadline',
                              type = 'expired', code = 'deadline_exceeded'}))
     expired = expired + 1
+    model_expired[f[5] or ''] = (model_expired[f[5] or ''] or 0) + 1
     left_queue(f[3])
     emit(prefix, job_id, 'expired', cjson.encode({id = job_id, status = STATUS.EXPIRED}))
     retain(prefix, job_id, tonumber(ARGV[9]))
@@ -123,6 +126,7 @@ local function start(job_id, class, tenant, entry, body)
   leases[#leases + 1] = now + lease_ms
   leases[#leases + 1] = job_id
   started = started + 1
+  model_started[f[5] or ''] = (model_started[f[5] or ''] or 0) + 1
   left_queue(f[3])
   tenant_started[f[3]] = (tenant_started[f[3]] or 0) + 1
   record(prefix, job_id, 'started', cjson.encode({id = job_id, attempt = attempt, worker = worker}),
@@ -225,6 +229,10 @@ for tenant, n in pairs(tenant_left) do
 end
 for tenant, n in pairs(tenant_started) do
   redis.call('HINCRBY', key_of(prefix, 'tinflight'), tenant, n)
+end
+for model, n in pairs(model_started) do count(KEYS[13], n, COUNTER.STARTED, pool, model) end
+for model, n in pairs(model_expired) do
+  count(KEYS[13], n, COUNTER.FINISHED, pool, model, STATUS.EXPIRED)
 end
 if started > 0 then
   redis.call('HINCRBY', KEYS[11], 'inflight', started)

@@ -1,15 +1,19 @@
 -- Record a running job's outcome, once: the first completion of the owning attempt wins; a stale
 -- attempt (lease lost, job cancelled or already finished) changes nothing.
--- KEYS: 1 job hash, 2 leases zset, 3 pool stats, 4 dead-letter list
+-- KEYS: 1 job hash, 2 leases zset, 3 pool stats, 4 dead-letter list, 5 metrics:jobs,
+--       6 metrics:tokens
 -- ARGV: 1 prefix, 2 job id, 3 attempt, 4 status (succeeded|failed), 5 result json, 6 error json,
 --       7 usage json, 8 cost, 9 ttl s, 10 history entry json or '' (empty JSON means null),
 --       11 usage to record for the tenant or '': 'day|month|prompt tokens|completion tokens|model'
 --          (cost is ARGV 8), added to usage:<tenant>:<day> (per model and in total) and
---          usage:<tenant>:<month> (in total), which enqueue-5.lua checks budgets against
+--          usage:<tenant>:<month> (in total), which enqueue-6.lua checks budgets against, and to
+--          the cluster's token counters (metrics:tokens; the cost in whole nano-USD: integers
+--          add up exactly and in any order, where summed floats drift with the order of the
+--          additions, and a nano-dollar is fine enough for the cheapest call)
 -- Returns 1 if recorded, 0 if stale.
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
-  'started_ms')
+  'started_ms', 'model')
 if f[1] ~= STATUS.RUNNING or f[2] ~= ARGV[3] then return 0 end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_ms', now, 'where', '',
@@ -17,6 +21,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_ms', now, 'where', '',
 redis.call('ZREM', KEYS[2], job_id)
 redis.call('HINCRBY', KEYS[3], 'inflight', -1)
 redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[5], -1)
+count(KEYS[5], 1, COUNTER.FINISHED, f[3], f[8], ARGV[4])
 -- Work still queued while a worker went idle: jobs of a tenant at its in-flight cap, one of
 -- which may now start.
 if tonumber(redis.call('HGET', KEYS[3], 'queued') or '0') > 0 then wake(prefix, f[3]) end
@@ -38,6 +43,9 @@ if ARGV[11] and ARGV[11] ~= '' then
     redis.call('HINCRBYFLOAT', dkey, model .. ':cost_usd', cost)
     redis.call('HINCRBYFLOAT', mkey, 'cost_usd', cost)
   end
+  if pt > 0 then count(KEYS[6], pt, TOKENS.PROMPT, model, f[5]) end
+  if ct > 0 then count(KEYS[6], ct, TOKENS.COMPLETION, model, f[5]) end
+  if cost > 0 then count(KEYS[6], math.floor(cost * 1e9 + 0.5), TOKENS.COST, model, f[5]) end
   redis.call('EXPIRE', dkey, 100 * 86400)
   redis.call('EXPIRE', mkey, 400 * 86400)
 end

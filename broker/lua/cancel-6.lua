@@ -1,7 +1,7 @@
 -- Cancel a job on behalf of its tenant. A queued job leaves its lane in this same step, so it can
 -- never be dispatched after the cancel returns; a running job's worker is told on its control
 -- channel to abort the upstream call.
--- KEYS: 1 job hash, 2 leases zset, 3 redeliver list, 4 delayed zset, 5 pool stats
+-- KEYS: 1 job hash, 2 leases zset, 3 redeliver list, 4 delayed zset, 5 pool stats, 6 metrics:jobs
 -- ARGV: 1 prefix, 2 job id, 3 tenant, 4 ttl s, 5 reason
 -- Returns {status before, status after}; status 'missing' when the job is not the tenant's.
 -- Shared with Python: script_calls/cancel.py.
@@ -9,7 +9,7 @@ local CANCEL = {MISSING = 'missing'}
 local CONTROL = {CANCEL = 'cancel'}
 local prefix, job_id = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 'status', 'tenant', 'pool', 'priority', 'where', 'entry',
-  'worker')
+  'worker', 'model')
 if not f[1] or f[2] ~= ARGV[3] then return {CANCEL.MISSING, CANCEL.MISSING} end
 local status = f[1]
 if status ~= STATUS.QUEUED and status ~= STATUS.RUNNING then return {status, status} end
@@ -37,6 +37,7 @@ end
 redis.call('HSET', KEYS[1], 'status', STATUS.CANCELLED, 'finished_ms', now, 'where', '',
   'error', cjson.encode({message = 'the job was cancelled', type = 'cancelled',
                          code = ARGV[5]}))
+count(KEYS[6], 1, COUNTER.FINISHED, f[3], f[8], STATUS.CANCELLED)
 emit(prefix, job_id, 'cancelled', cjson.encode({id = job_id, status = STATUS.CANCELLED,
   reason = ARGV[5]}))
 retain(prefix, job_id, tonumber(ARGV[4]))

@@ -8,7 +8,8 @@
 -- that finds the last stamp older than STALL ms (Redis was paused, restarted or unreachable for
 -- every process: workers of every pool and the control plane all reclaim) gives every lease a
 -- grace of LEASE ms, time for live workers to heartbeat again, before reclaiming any.
--- KEYS: 1 leases zset, 2 redeliver list, 3 pool stats, 4 dead-letter list, 5 worker registry
+-- KEYS: 1 leases zset, 2 redeliver list, 3 pool stats, 4 dead-letter list, 5 worker registry,
+--       6 metrics:jobs
 -- ARGV: 1 prefix, 2 max lost deliveries, 3 limit, 4 ttl s, 5 pool, 6 worker expiry ms,
 --       7 stall ms, 8 lease ms
 -- Returns the number of jobs reclaimed or failed, or -1 while a stall's grace lasts.
@@ -28,7 +29,7 @@ for _, job_id in ipairs(expired) do
   redis.call('ZREM', KEYS[1], job_id)
   local jk = key_of(prefix, 'job', job_id)
   local f = redis.call('HMGET', jk, 'status', 'attempts', 'priority', 'tenant', 'entry', 'worker',
-    'step_at')
+    'step_at', 'model')
   if f[1] == STATUS.RUNNING then
     keep_body(prefix, job_id, key_of(prefix, 'lane', pool, f[3], f[4]), f[5])
     drop_entry(prefix, pool, f[3], f[4], f[5])
@@ -45,12 +46,14 @@ for _, job_id in ipairs(expired) do
       redis.call('HSET', jk, 'status', STATUS.FAILED, 'finished_ms', now, 'where', '',
         'error', cjson.encode(err))
       redis.call('LPUSH', KEYS[4], job_id)
+      count(KEYS[6], 1, COUNTER.FINISHED, pool, f[8], STATUS.FAILED)
       emit(prefix, job_id, 'failed', cjson.encode({id = job_id, status = STATUS.FAILED, error = err}),
         nil, attempts)
       retain(prefix, job_id, ttl, true)
     else
       redis.call('HSET', jk, 'status', STATUS.QUEUED, 'worker', '', 'where', 'redeliver', 'entry', '')
       redis.call('RPUSH', KEYS[2], job_id)
+      count(KEYS[6], 1, COUNTER.REDELIVERED, pool)
       redis.call('HINCRBY', KEYS[3], 'queued', 1)
       redis.call('HINCRBY', key_of(prefix, 'tqueued'), f[4], 1)
       emit(prefix, job_id, 'retry', cjson.encode({id = job_id, attempt = attempts + 1,
