@@ -70,7 +70,7 @@ class NewJob:
     data; None: the gateway's own keys pay."""
     trace: str = ""
     """The trace this job belongs to, as ``telemetry/tracing.py`` encodes it (field ``tp``),
-    read back by ``claim-12.lua`` for the worker's spans (docs/tracing.md); '' untraced."""
+    read back by ``claim-13.lua`` for the worker's spans (docs/tracing.md); '' untraced."""
 
     def record_fields(self, sealed_client_key: str | None) -> list[str | int]:
         """The job record's fields as ``enqueue-6.lua`` writes them (field/value pairs; it adds
