@@ -21,6 +21,7 @@ from anygate.api import (
     limits,
     openai_compat,
 )
+from anygate.api.access_log import AccessLogMiddleware
 from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.redis_watch import RedisWatch
@@ -64,6 +65,7 @@ def create_app(config: AnygateConfig) -> Starlette:
             await redis.aclose()
 
     middleware = [
+        Middleware(AccessLogMiddleware, logging=config.logging),  # outermost: sees every answer
         Middleware(RequestIdMiddleware),
         Middleware(limits.RequestLimitsMiddleware, server=config.server),
     ]
