@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from anygate.broker import job_log
 from anygate.broker.client_keys import ClientKeyBox
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import ClaimedJob, JobStatus
@@ -65,7 +66,9 @@ class Leases:
             in_flight_caps=self.in_flight_caps,
             token=token,
         )
-        return await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
+        jobs = await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
+        job_log.started(jobs, pool, worker_id)
+        return jobs
 
     def client_key(self, job: ClaimedJob) -> str | None:
         """The client's provider key for this job's calls (BYOK), or None: the gateway's."""
@@ -105,7 +108,11 @@ class Leases:
             history_json=_json(history_entry) if history_entry else "",
             usage_record=usage_record(job.model, usage, datetime.now(UTC)) if succeeded else "",
         )
-        return await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
+        recorded = await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
+        job_log.finished(
+            job, pool, recorded=recorded, succeeded=succeeded, error=error, cost_usd=cost_usd
+        )
+        return recorded
 
     async def requeue(
         self,
@@ -134,7 +141,18 @@ class Leases:
             history_json=_json(history_entry) if history_entry else "",
             next_model=next_model,
         )
-        return await requeue(self._scripts, RequeueKeys.of(self._k, job.id, pool, target), args)
+        keys = RequeueKeys.of(self._k, job.id, pool, target)
+        recorded = await requeue(self._scripts, keys, args)
+        job_log.requeued(
+            job,
+            pool,
+            recorded=recorded,
+            reason=reason,
+            refund_attempt=refund_attempt,
+            delay_s=delay_s,
+            to_step=to_step,
+        )
+        return recorded
 
     async def heartbeat(
         self,
