@@ -371,8 +371,9 @@ class BudgetWarningsConfig(_Strict):
     webhook_url: Annotated[str, Field(pattern=r"^https?://", max_length=2048)] | None = None
     """Where warnings go for a tenant without a ``budget_webhook_url`` of its own; None: the
     log line only."""
-    check_interval_s: Annotated[int, Field(ge=1, le=3600)] = 5
-    """How often the control plane compares usage with budgets."""
+    check_interval_s: Annotated[int, Field(ge=1, le=60)] = 5
+    """How often (seconds) the control plane compares usage with budgets; a divisor of 60
+    keeps the beat even (the check runs at the seconds of each minute divisible by it)."""
 
 
 class AnygateConfig(_Strict):
