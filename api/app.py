@@ -20,6 +20,7 @@ from anygate.api import (
     jobs,
     limits,
     openai_compat,
+    usage,
 )
 from anygate.api.access_log import AccessLogMiddleware
 from anygate.api.errors import EXCEPTION_HANDLERS
@@ -89,6 +90,7 @@ def create_app(config: AnygateConfig) -> Starlette:
             *gemini_compat.ROUTES,
             *admin.ROUTES,
             *admin_ops.ROUTES,
+            *usage.ROUTES,
         ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
