@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from anygate.broker import job_log
 from anygate.broker.client_keys import ClientKeyBox
+from anygate.broker.job_log import JobLog
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import ClaimedJob, JobStatus
 from anygate.broker.quotas import in_flight_caps
@@ -43,6 +43,8 @@ class Leases:
         weights = [config.queue.weights.of(p) for p in CLASS_ORDER]
         self._class_weights = (weights[0], weights[1], weights[2])
         self._client_keys = ClientKeyBox.from_config(config.security)
+        self.log = JobLog(config)
+        """One line per state change this process makes (``job_log.py``)."""
         self.in_flight_caps = in_flight_caps(config.tenants)
         """What ``claim`` enforces; a worker keeps it current from the tenant store."""
 
@@ -67,7 +69,7 @@ class Leases:
             token=token,
         )
         jobs = await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
-        job_log.started(jobs, pool, worker_id)
+        self.log.started(jobs, pool, worker_id)
         return jobs
 
     def client_key(self, job: ClaimedJob) -> str | None:
@@ -109,7 +111,7 @@ class Leases:
             usage_record=usage_record(job.model, usage, datetime.now(UTC)) if succeeded else "",
         )
         recorded = await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
-        job_log.finished(
+        self.log.finished(
             job, pool, recorded=recorded, succeeded=succeeded, error=error, cost_usd=cost_usd
         )
         return recorded
@@ -143,7 +145,7 @@ class Leases:
         )
         keys = RequeueKeys.of(self._k, job.id, pool, target)
         recorded = await requeue(self._scripts, keys, args)
-        job_log.requeued(
+        self.log.requeued(
             job,
             pool,
             recorded=recorded,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import structlog
 from redis.exceptions import RedisError
 
-from anygate.broker import Broker, ClaimedJob, Subscriptions, job_log
+from anygate.broker import Broker, ClaimedJob, Subscriptions
 from anygate.broker.client_keys import ClientKeyError
 from anygate.broker.deployment_health import HealthView
 from anygate.broker.errors import (
@@ -195,7 +195,7 @@ class Worker:
     def _abandon(self, job_id: str, *, reason: str) -> None:
         entry = self._running.get(job_id)
         if entry is not None:
-            job_log.abandoned(entry[1], self._s.pool, reason)
+            self._broker.leases.log.abandoned(entry[1], self._s.pool, reason)
             self._abandoned.add(job_id)
             entry[0].cancel()
 

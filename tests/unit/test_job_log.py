@@ -9,13 +9,17 @@ from typing import Any
 import pytest
 import structlog
 
-from anygate.broker import ClaimedJob, job_log
+from anygate.broker import ClaimedJob
+from anygate.broker.job_log import JobLog, deployment_of
 from anygate.config import Priority
+from tests.support.configs import build_config
 
 PLAN = "chat|openai|gpt-4o-mini;chat|gemini|gemini-2.0-flash"
 JOB = ClaimedJob(
     "job_1", 3, "acme", "/v1/chat/completions", "chat", b"{}", Priority.STANDARD, False, PLAN
 )
+CONFIG = build_config("redis://127.0.0.1:9/0", "t")
+LOG = JobLog(CONFIG)
 FIELDS = {
     "job_id": "job_1",
     "tenant": "acme",
@@ -33,7 +37,7 @@ def logged(fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def test_started_logs_each_claimed_job() -> None:
-    lines = logged(job_log.started, [JOB, JOB], "openai", "w1")
+    lines = logged(LOG.started, [JOB, JOB], "openai", "w1")
     assert [line["event"] for line in lines] == ["job started", "job started"]
     assert lines[0].items() >= FIELDS.items()
     assert lines[0]["worker_id"] == "w1"
@@ -41,14 +45,14 @@ def test_started_logs_each_claimed_job() -> None:
 
 def test_succeeded_and_failed() -> None:
     ok = logged(
-        job_log.finished, JOB, "openai", recorded=True, succeeded=True, error=None, cost_usd=0.25
+        LOG.finished, JOB, "openai", recorded=True, succeeded=True, error=None, cost_usd=0.25
     )
     assert [(line["event"], line["log_level"], line["cost_usd"]) for line in ok] == [
         ("job succeeded", "info", 0.25)
     ]
     error = {"type": "upstream_error", "code": "invalid_request", "message": "nope"}
     bad = logged(
-        job_log.finished, JOB, "openai", recorded=True, succeeded=False, error=error, cost_usd=None
+        LOG.finished, JOB, "openai", recorded=True, succeeded=False, error=error, cost_usd=None
     )
     assert [(line["event"], line["log_level"], line["reason"]) for line in bad] == [
         ("job failed", "warning", "invalid_request")
@@ -59,7 +63,7 @@ def test_succeeded_and_failed() -> None:
 @pytest.mark.parametrize(("refund", "event"), [(False, "job retried"), (True, "job requeued")])
 def test_requeue_is_a_retry_when_it_spends_an_attempt(refund: bool, event: str) -> None:
     lines = logged(
-        job_log.requeued,
+        LOG.requeued,
         JOB,
         "openai",
         recorded=True,
@@ -77,7 +81,7 @@ def test_requeue_is_a_retry_when_it_spends_an_attempt(refund: bool, event: str) 
 
 def test_a_fallback_names_the_next_deployment() -> None:
     lines = logged(
-        job_log.requeued,
+        LOG.requeued,
         JOB,
         "openai",
         recorded=True,
@@ -91,10 +95,10 @@ def test_a_fallback_names_the_next_deployment() -> None:
 
 def test_a_superseded_change_is_not_announced() -> None:
     finish = logged(
-        job_log.finished, JOB, "openai", recorded=False, succeeded=True, error=None, cost_usd=None
+        LOG.finished, JOB, "openai", recorded=False, succeeded=True, error=None, cost_usd=None
     )
     requeue = logged(
-        job_log.requeued,
+        LOG.requeued,
         JOB,
         "openai",
         recorded=False,
@@ -107,10 +111,13 @@ def test_a_superseded_change_is_not_announced() -> None:
 
 
 def test_cancelled_and_abandoned() -> None:
-    assert logged(job_log.abandoned, JOB, "openai", "cancelled")[0]["event"] == "job cancelled"
-    assert logged(job_log.abandoned, JOB, "openai", "lease lost")[0]["event"] == "job abandoned"
+    assert logged(LOG.abandoned, JOB, "openai", "cancelled")[0]["event"] == "job cancelled"
+    assert logged(LOG.abandoned, JOB, "openai", "lease lost")[0]["event"] == "job abandoned"
 
 
-def test_a_job_without_a_plan_is_named_by_its_pool() -> None:
-    bare = ClaimedJob("j", 1, "t", "/v1/chat/completions", "m", b"{}", Priority.BATCH, False)
-    assert job_log.deployment_of(bare, "openai") == "openai"
+def test_a_job_without_a_plan_is_named_by_its_aliases_deployment_in_the_pool() -> None:
+    def bare(model: str) -> ClaimedJob:
+        return ClaimedJob("j", 1, "t", "/v1/chat/completions", model, b"{}", Priority.BATCH, False)
+
+    assert deployment_of(bare("gpt-4o-mini"), "openai", CONFIG) == "openai:gpt-4o-mini"
+    assert deployment_of(bare("gone-model"), "openai", CONFIG) == "openai"
