@@ -95,6 +95,12 @@ class BudgetWatch:
         if not await awaited(self._redis.set(mark, "1", nx=True, ex=mark_ttl_s(crossing, now))):
             return False  # another control process (or an earlier session) announced it
         url = tenant.budget_webhook_url or self._settings.webhook_url
+        if url is not None:
+            try:
+                await self._deliver(url, EVENT, crossing.id, crossing.to_api())
+            except Exception:
+                await awaited(self._redis.delete(mark))  # the next check tries again
+                raise
         log.warning(
             "budget threshold crossed",
             tenant=crossing.tenant,
@@ -106,11 +112,4 @@ class BudgetWatch:
             budget=crossing.budget,
             webhook=url is not None,
         )
-        if url is None:
-            return True
-        try:
-            await self._deliver(url, EVENT, crossing.id, crossing.to_api())
-        except Exception:
-            await awaited(self._redis.delete(mark))  # the next check tries again
-            raise
         return True
