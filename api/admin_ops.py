@@ -18,8 +18,9 @@ from anygate.api.admin import audit, json_body
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.paging import list_page, page_limit
 from anygate.api.responses import JSONResponse
+from anygate.api.usage import csv_response, day_range
 from anygate.broker import JobRecord
-from anygate.broker.admin_queries import USAGE_MAX_DAYS, AdminQueries, days_between
+from anygate.broker.admin_queries import AdminQueries
 from anygate.broker.dead_letters import REQUEUE_MAX, DeadLetters, requeue_refusal
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.tenants import TenantRecord
@@ -64,41 +65,27 @@ def _now_ms() -> int:
 # --- usage ----------------------------------------------------------------------------------
 
 
-def _day(request: Request, name: str, default: date) -> date:
-    raw = request.query_params.get(name)
-    if not raw:
-        return default
-    try:
-        if len(raw) == len("YYYY-MM-DD"):
-            return date.fromisoformat(raw)
-    except ValueError:
-        pass
-    raise InvalidRequestError(f"{name}: expected a date as YYYY-MM-DD", param=name)
-
-
 def usage_range(request: Request, today: date) -> list[date]:
     """``from`` and ``to`` (UTC days, both included); today when neither is given, and up to
     today from a ``from`` alone."""
-    last = _day(request, "to", today)
-    first = _day(request, "from", last if request.query_params.get("to") else today)
-    if first > last:
-        raise InvalidRequestError("from: must not be after to", param="from")
-    if (last - first).days + 1 > USAGE_MAX_DAYS:
-        raise InvalidRequestError(
-            f"from: at most {USAGE_MAX_DAYS} days can be asked for at once", param="from"
-        )
-    return days_between(first, last)
+    return day_range(request, "from", "to", today)
 
 
 async def usage(request: Request) -> Response:
-    """Rows per tenant, model and UTC day: requests, tokens, cost (what finish-6.lua counted)."""
+    """Rows per tenant, model and UTC day: requests, tokens, cost (what finish-6.lua counted);
+    as JSON, or with ``format=csv`` as CSV with the same fields."""
     gw = gateway_of(request)
     await gw.auth.admin(request)
     days = usage_range(request, datetime.now(UTC).date())
+    form = request.query_params.get("format") or "json"
+    if form not in {"json", "csv"}:
+        raise InvalidRequestError("format: json or csv", param="format")
     queries = _queries(gw)
     tenant = request.query_params.get("tenant")
     tenants = [tenant] if tenant else await queries.tenant_ids()
     rows = await queries.usage(tenants, days)
+    if form == "csv":
+        return csv_response(rows, days)
     return list_page(
         [r.to_api() for r in rows],
         False,

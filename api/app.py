@@ -20,7 +20,9 @@ from anygate.api import (
     jobs,
     limits,
     openai_compat,
+    usage,
 )
+from anygate.api.access_log import AccessLogMiddleware
 from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.redis_watch import RedisWatch
@@ -71,6 +73,7 @@ def create_app(config: AnygateConfig) -> Starlette:
 
     middleware = [Middleware(TracingMiddleware)] if tracing.enabled else []
     middleware += [
+        Middleware(AccessLogMiddleware, logging=config.logging),  # sees every answer
         Middleware(RequestIdMiddleware),
         Middleware(limits.RequestLimitsMiddleware, server=config.server),
     ]
@@ -94,6 +97,7 @@ def create_app(config: AnygateConfig) -> Starlette:
             *gemini_compat.ROUTES,
             *admin.ROUTES,
             *admin_ops.ROUTES,
+            *usage.ROUTES,
         ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

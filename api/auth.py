@@ -106,6 +106,7 @@ class Authenticator:
             raise PermissionDeniedError("this tenant is disabled", code="tenant_disabled")
         if found.key.rpm is not None:
             await self._count_request(found.key)
+        note_caller(request, t.id, found.key.id)
         return Tenant(t.id, t.weight, t.quotas, t.auth_mode, found.key.id, found.key.rpm)
 
     async def _count_request(self, key: ApiKeyRecord) -> None:
@@ -132,6 +133,7 @@ class Authenticator:
         for candidate in self._admin_digests:  # every candidate: constant time overall
             matched |= hmac.compare_digest(digest, candidate)
         if matched:
+            note_caller(request, None, "config-admin-key")
             return "config-admin-key"
         found = await self._lookup(key)
         if found is None:
@@ -140,6 +142,7 @@ class Authenticator:
             raise PermissionDeniedError(
                 "the admin API needs an admin key", code="insufficient_scope"
             )
+        note_caller(request, found.key.tenant, found.key.id)
         return found.key.id
 
     async def _lookup(self, key: str) -> _Found | None:
@@ -160,6 +163,13 @@ class Authenticator:
             self._cache.pop(next(iter(self._cache)))
         self._cache[digest] = found
         return found if record.usable(time.time()) else None
+
+
+def note_caller(request: Request, tenant_id: str | None, key_id: str) -> None:
+    """Who made the request, for its access-log line (``api/access_log.py``): ``request.state``
+    lives in the ASGI scope, which the middleware reads once the response is sent."""
+    request.state.tenant_id = tenant_id
+    request.state.key_id = key_id
 
 
 def _presented_key(request: Request) -> str:

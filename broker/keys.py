@@ -97,6 +97,10 @@ class KeySpace:
         """A tenant's usage in one UTC day (``YYYYMMDD``) or month (``YYYYMM``)."""
         return f"{self.prefix}usage:{tenant}:{period}"
 
+    def budget_warned(self, crossing_id: str) -> str:
+        """Set (NX) when a budget threshold's crossing is announced: once per period."""
+        return f"{self.prefix}budgetw:{crossing_id}"
+
     @property
     def tenants_queued(self) -> str:
         return f"{self.prefix}tqueued"

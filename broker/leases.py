@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from anygate.broker.client_keys import ClientKeyBox
+from anygate.broker.job_log import JobLog
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import ClaimedJob, JobStatus
 from anygate.broker.quotas import in_flight_caps
@@ -42,6 +43,8 @@ class Leases:
         weights = [config.queue.weights.of(p) for p in CLASS_ORDER]
         self._class_weights = (weights[0], weights[1], weights[2])
         self._client_keys = ClientKeyBox.from_config(config.security)
+        self.log = JobLog(config)
+        """One line per state change this process makes (``job_log.py``)."""
         self.in_flight_caps = in_flight_caps(config.tenants)
         """What ``claim`` enforces; a worker keeps it current from the tenant store."""
 
@@ -65,7 +68,9 @@ class Leases:
             in_flight_caps=self.in_flight_caps,
             token=token,
         )
-        return await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
+        jobs = await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
+        self.log.started(jobs, pool, worker_id)
+        return jobs
 
     def client_key(self, job: ClaimedJob) -> str | None:
         """The client's provider key for this job's calls (BYOK), or None: the gateway's."""
@@ -105,7 +110,11 @@ class Leases:
             history_json=_json(history_entry) if history_entry else "",
             usage_record=usage_record(job.model, usage, datetime.now(UTC)) if succeeded else "",
         )
-        return await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
+        recorded = await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
+        self.log.finished(
+            job, pool, recorded=recorded, succeeded=succeeded, error=error, cost_usd=cost_usd
+        )
+        return recorded
 
     async def requeue(
         self,
@@ -134,7 +143,18 @@ class Leases:
             history_json=_json(history_entry) if history_entry else "",
             next_model=next_model,
         )
-        return await requeue(self._scripts, RequeueKeys.of(self._k, job.id, pool, target), args)
+        keys = RequeueKeys.of(self._k, job.id, pool, target)
+        recorded = await requeue(self._scripts, keys, args)
+        self.log.requeued(
+            job,
+            pool,
+            recorded=recorded,
+            reason=reason,
+            refund_attempt=refund_attempt,
+            delay_s=delay_s,
+            to_step=to_step,
+        )
+        return recorded
 
     async def heartbeat(
         self,

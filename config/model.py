@@ -317,6 +317,9 @@ class TenantSettings(_Strict):
     disabled: bool = False
     quotas: TenantQuotas = TenantQuotas()
     auth_mode: AuthMode = "gateway"
+    budget_webhook_url: Annotated[str, Field(pattern=r"^https?://", max_length=2048)] | None = None
+    """Where this tenant's budget warnings go (docs/operations.md#budget-warnings); None: the
+    operator's ``budget_warnings.webhook_url``."""
 
 
 class TenantConfig(TenantSettings):
@@ -334,6 +337,7 @@ class TenantConfig(TenantSettings):
             disabled=self.disabled,
             quotas=self.quotas,
             auth_mode=self.auth_mode,
+            budget_webhook_url=self.budget_webhook_url,
         )
 
 
@@ -345,6 +349,31 @@ class SecurityConfig(_Strict):
     webhook_secret: SecretRef | None = None
     """The HMAC-SHA256 key that signs webhooks (``x-anygate-signature``); a batch or job with a
     ``webhook_url`` needs it."""
+
+
+class LoggingConfig(_Strict):
+    """The API's access log (docs/operations.md#access-log): one line per HTTP request."""
+
+    access_log: bool = True
+    access_log_sample: Annotated[float, Field(ge=0, le=1)] = 1.0
+    """Share of successful requests logged; a request answered 400 or above always is."""
+
+
+class BudgetWarningsConfig(_Strict):
+    """Warnings as a tenant spends its daily and monthly budgets
+    (docs/operations.md#budget-warnings): a signed webhook (kind ``budget``) and a log line,
+    once per threshold per period."""
+
+    thresholds_pct: Annotated[
+        tuple[Annotated[int, Field(ge=1, le=1000)], ...], Field(max_length=10)
+    ] = (50, 80, 100)
+    """Percentages of a budget whose crossing is announced; empty: no warnings."""
+    webhook_url: Annotated[str, Field(pattern=r"^https?://", max_length=2048)] | None = None
+    """Where warnings go for a tenant without a ``budget_webhook_url`` of its own; None: the
+    log line only."""
+    check_interval_s: Annotated[int, Field(ge=1, le=60)] = 5
+    """How often (seconds) the control plane compares usage with budgets; a divisor of 60
+    keeps the beat even (the check runs at the seconds of each minute divisible by it)."""
 
 
 class AnygateConfig(_Strict):
@@ -362,6 +391,8 @@ class AnygateConfig(_Strict):
     admin_api_keys: tuple[SecretRef, ...] = ()
     admin_api_key_sha256: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
     security: SecurityConfig = SecurityConfig()
+    logging: LoggingConfig = LoggingConfig()
+    budget_warnings: BudgetWarningsConfig = BudgetWarningsConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

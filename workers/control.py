@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.core.planning import Planner
 from anygate.workers.batch_driver import BatchDriver
+from anygate.workers.budget_warnings import BudgetWatch
 from anygate.workers.webhooks import MAX_TRIES, TIMEOUT_S, post_webhook
 
 log = structlog.get_logger(__name__)
@@ -62,6 +64,13 @@ async def drive_batches(ctx: dict[str, Any]) -> int:
     """Every second: expand, wind down and finalise batches (``batch_driver.py``)."""
     driver: BatchDriver = ctx["batch_driver"]
     return await driver.tick()
+
+
+async def check_budgets(ctx: dict[str, Any]) -> int:
+    """Every ``budget_warnings.check_interval_s``: announce budget thresholds newly crossed
+    (``budget_warnings.py``)."""
+    watch: BudgetWatch = ctx["budget_watch"]
+    return len(await watch.check(datetime.now(UTC)))
 
 
 async def enqueue_webhook(
@@ -169,6 +178,10 @@ async def prepare(ctx: dict[str, Any]) -> None:
         event = f"batch.{batch.status}"
         await enqueue_webhook(ctx, batch.h["webhook_url"], event, batch.id, batch.to_api())
 
+    async def deliver(url: str, event: str, subject_id: str, data: dict[str, Any]) -> None:
+        await enqueue_webhook(ctx, url, event, subject_id, data)
+
+    ctx["budget_watch"] = BudgetWatch(redis, ctx["keys"], config.budget_warnings, deliver)
     ctx["batch_driver"] = BatchDriver(
         config, redis, broker, Planner(config, redis, HealthView()), on_webhook
     )
@@ -178,7 +191,7 @@ def queue_name(keys: KeySpace) -> str:
     return f"{keys.prefix}control"
 
 
-def worker_settings(keys: KeySpace) -> dict[str, Any]:
+def worker_settings(keys: KeySpace, budget_check_s: int = 5) -> dict[str, Any]:
     """What one arq worker of the control plane runs (``arq.worker.Worker`` arguments).
 
     Cron jobs are named after the namespace: arq derives a cron job's id (``<name>:<ms>``, its
@@ -212,6 +225,13 @@ def worker_settings(keys: KeySpace) -> dict[str, Any]:
             every_second(hand_over_job_webhooks),
             every_second(reclaim_leases),
             every_second(drive_batches, run_at_startup=True),
+            cron(
+                _quiet_on_outage(check_budgets),
+                name=f"cron:{keys.namespace}:check_budgets",
+                second=set(range(0, 60, budget_check_s)),
+                unique=True,
+                timeout=60,
+            ),
         ],
         "queue_name": queue_name(keys),
         "log_results": False,

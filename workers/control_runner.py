@@ -122,7 +122,10 @@ class _Session:
             await pool.aclose(close_connection_pool=True)
             raise
         worker = _SessionWorker(
-            **worker_settings(keys), redis_pool=pool, ctx=ctx, handle_signals=False
+            **worker_settings(keys, config.budget_warnings.check_interval_s),
+            redis_pool=pool,
+            ctx=ctx,
+            handle_signals=False,
         )
         worker.holding = set()
         return cls(worker, pool)

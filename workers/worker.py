@@ -197,7 +197,7 @@ class Worker:
     def _abandon(self, job_id: str, *, reason: str) -> None:
         entry = self._running.get(job_id)
         if entry is not None:
-            log.info("aborting job", job_id=job_id, reason=reason)
+            self._broker.leases.log.abandoned(entry[1], self._s.pool, reason)
             self._abandoned.add(job_id)
             entry[0].cancel()
 
