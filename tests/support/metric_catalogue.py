@@ -49,8 +49,10 @@ def _m(
     kind: Kind,
     source: Source,
     closed: tuple[str, ...] = (),
+    /,
     **labels: tuple[str, ...],
 ) -> Metric:
+    """Positional-only, so that a label may be called ``kind``."""
     return Metric(name, kind, source, labels, frozenset(closed))
 
 
