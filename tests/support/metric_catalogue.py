@@ -18,6 +18,7 @@ from typing import Literal
 
 Kind = Literal["counter", "gauge", "histogram"]
 Source = Literal["process", "cluster"]
+Role = Literal["api", "worker", "control"]
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 PROMETHEUS_LABELS = frozenset({"job", "instance"})
@@ -42,6 +43,13 @@ class Metric:
     labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     closed: frozenset[str] = frozenset()
     """Labels whose values are a closed set: a matcher on them must name one of those."""
+
+    @property
+    def exposed_by(self) -> frozenset[Role]:
+        """The processes whose /metrics carry it (docs/metrics.md's "where")."""
+        if self.source == "cluster":
+            return frozenset({"control"})
+        return EXPOSED_BY.get(self.name, frozenset({"worker"}))
 
 
 def _m(
@@ -196,6 +204,18 @@ CATALOGUE: tuple[Metric, ...] = (
     ),
     _m("anygate_workers_alive", "gauge", "cluster", pool=POOL),
 )
+
+EVERY_PROCESS: frozenset[Role] = frozenset({"api", "worker", "control"})
+EXPOSED_BY: dict[str, frozenset[Role]] = {
+    "anygate_http_requests_total": frozenset({"api"}),
+    "anygate_http_request_duration_seconds": frozenset({"api"}),
+    "anygate_cache_requests_total": frozenset({"api"}),
+    "anygate_webhook_deliveries_total": frozenset({"control"}),
+    "anygate_budget_warnings_total": frozenset({"control"}),
+    "anygate_redis_errors_total": EVERY_PROCESS,
+    "anygate_redis_roundtrip_seconds": EVERY_PROCESS,
+}
+"""Process series not exposed by the workers alone."""
 
 BY_NAME: dict[str, Metric] = {metric.name: metric for metric in CATALOGUE}
 
