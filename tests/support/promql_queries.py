@@ -165,7 +165,9 @@ def selectors(expr: str) -> list[Selector]:
             )
             ancestors = tuple(c for c in reversed(stack) if c is not None)
             ranged = bool(ancestors) and ancestors[0].kind == "range"
-            found.append(Selector(node.name, matchers, ancestors[ranged:], ranged))
+            found.append(
+                Selector(node.name, matchers, ancestors[1:] if ranged else ancestors, ranged)
+            )
         stack.append(_context(node))
 
     def leave(_node: promql_parser.Expr) -> None:
