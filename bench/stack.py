@@ -125,6 +125,12 @@ class Stack:
     procs: list[Proc] = field(default_factory=list)
     durability: str = "standard"
     """``redis.durability`` of every process (``strict`` needs a Redis with appendfsync always)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Top-level config blocks laid over ``config_tree``'s (e.g. ``logging``), for every process."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the API's and workers' environments (e.g. ``OTEL_*`` variables)."""
+    label: str = ""
+    """Appended to process and log file names when several stacks share one work dir."""
 
     @property
     def mock_url(self) -> str:
@@ -148,9 +154,9 @@ class Stack:
     def start_api(self, port: int) -> Proc:
         self.api_port = port
         tree = config_tree(self.redis_url, self.namespace, f"{self.mock_url}/v1", self.durability)
-        write_config(self.config_path, tree)
+        write_config(self.config_path, tree | self.settings)
         argv = [*ANYGATE, "api", "--port", str(port)]
-        proc = self._add(start("api", argv, child_env(self.config_path), self.work))
+        proc = self._add(start(f"api{self._suffix}", argv, self._env(), self.work))
         wait_http(f"{self.api_url}/readyz", proc)
         return proc
 
@@ -165,16 +171,15 @@ class Stack:
             "--shutdown-grace",
             "5",
         ]
-        proc = self._add(
-            start(f"worker-{pool}-{len(self.procs)}", argv, child_env(self.config_path), self.work)
-        )
+        name = f"worker-{pool}{self._suffix}-{len(self.procs)}"
+        proc = self._add(start(name, argv, self._env(), self.work))
         wait_registered(self.redis_url, self.namespace, pool, proc)
         return proc
 
     def start_control(self) -> Proc:
         """``anygate control``: ready once its first batch tick has run."""
         argv = [*ANYGATE, "control"]
-        proc = self._add(start("control", argv, child_env(self.config_path), self.work))
+        proc = self._add(start(f"control{self._suffix}", argv, self._env(), self.work))
         ticked = f"{KeySpace(self.namespace).prefix}control:ticked"
         probe = _redis_probe(self.redis_url, lambda client: client.exists(ticked))
         wait_until(probe, what="control's first batch tick", watch=[proc], timeout=30)
@@ -188,6 +193,13 @@ class Stack:
     def close(self) -> None:
         while self.procs:
             self.procs.pop().stop(timeout=15.0)
+
+    @property
+    def _suffix(self) -> str:
+        return f"-{self.label}" if self.label else ""
+
+    def _env(self) -> dict[str, str]:
+        return child_env(self.config_path) | self.env
 
     def _add(self, proc: Proc) -> Proc:
         self.procs.append(proc)
