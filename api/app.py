@@ -19,9 +19,11 @@ from anygate.api import (
     health,
     jobs,
     limits,
+    metrics_endpoint,
     openai_compat,
 )
 from anygate.api.errors import EXCEPTION_HANDLERS
+from anygate.api.metrics_middleware import MetricsMiddleware
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.startup import start_up
@@ -64,6 +66,7 @@ def create_app(config: AnygateConfig) -> Starlette:
             await redis.aclose()
 
     middleware = [
+        Middleware(MetricsMiddleware),
         Middleware(RequestIdMiddleware),
         Middleware(limits.RequestLimitsMiddleware, server=config.server),
     ]
@@ -87,6 +90,7 @@ def create_app(config: AnygateConfig) -> Starlette:
             *gemini_compat.ROUTES,
             *admin.ROUTES,
             *admin_ops.ROUTES,
+            *metrics_endpoint.routes(config),
         ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

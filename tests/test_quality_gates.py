@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("broker", "core", "workers", "api", "client", "config", "ops")
+PACKAGES = ("broker", "core", "workers", "api", "client", "config", "telemetry", "ops")
 BIN = Path(sys.executable).parent
 
 
@@ -76,7 +76,7 @@ BLOCKER = """
 import importlib.abc, sys
 SERVER_SIDE = ("redis", "starlette", "pydantic", "arq", "structlog", "uvicorn", "orjson",
                "yaml", "prometheus_client", "anygate.broker", "anygate.api", "anygate.workers",
-               "anygate.config", "anygate.ops", "anygate.core")
+               "anygate.config", "anygate.ops", "anygate.core", "anygate.telemetry")
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.startswith(SERVER_SIDE):
