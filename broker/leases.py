@@ -3,6 +3,7 @@ keep their leases alive, and reclaim the leases that lapsed.
 
 Each call is one script (``script_calls``). With a ``RedisLink`` every script that is safe to
 repeat waits out a Redis outage (``scripts.REPEATABLE``); a claim is repeated with its token.
+A claim records its jobs' queue wait, a finish the job's whole duration (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from anygate.broker import job_timing
 from anygate.broker.client_keys import ClientKeyBox
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import ClaimedJob, JobStatus
@@ -65,7 +67,9 @@ class Leases:
             in_flight_caps=self.in_flight_caps,
             token=token,
         )
-        return await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
+        jobs = await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
+        job_timing.claimed(jobs, pool)
+        return jobs
 
     def client_key(self, job: ClaimedJob) -> str | None:
         """The client's provider key for this job's calls (BYOK), or None: the gateway's."""
@@ -105,7 +109,9 @@ class Leases:
             history_json=_json(history_entry) if history_entry else "",
             usage_record=usage_record(job.model, usage, datetime.now(UTC)) if succeeded else "",
         )
-        return await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
+        recorded = await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
+        job_timing.finished(job, pool, recorded=recorded, succeeded=succeeded)
+        return recorded
 
     async def requeue(
         self,

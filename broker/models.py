@@ -138,6 +138,8 @@ class ClaimedJob:
     """The client's provider key, still sealed (``Broker.client_key`` opens it); '' if none."""
     reply_to: str = ""
     """The API instance whose synchronous caller waits for this job; '' for a queued job."""
+    created_ms: int = 0
+    """When the job was created (Redis's clock, ms); 0 if unknown."""
 
     @property
     def synchronous(self) -> bool:

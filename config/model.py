@@ -365,7 +365,7 @@ class MetricsConfig(_Strict):
     @model_validator(mode="after")
     def _port_given(self) -> MetricsConfig:
         if self.api_access == "port" and self.api_port is None:
-            raise ValueError("metrics.api_port is required with metrics.api_access: port")
+            raise ValueError("api_port is required with api_access: port")
         return self
 
 

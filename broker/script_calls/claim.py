@@ -26,6 +26,7 @@ CLAIM_FIELDS = (
     "cooled",
     "pk",
     "reply_to",
+    "ix",
 )
 """The script answers a flat list, this many values per job, in this order (its header says the
 same); ``decode_claims`` is its only reader."""
@@ -123,6 +124,7 @@ def decode_claims(flat: list[Any]) -> list[ClaimedJob]:
                 cooled=int(f["cooled"] or 0),
                 client_key=f["pk"],
                 reply_to=f["reply_to"],
+                created_ms=int(f["ix"].partition("-")[0] or 0),
             )
         )
     return jobs

@@ -142,6 +142,7 @@ class TestReplies:
             "1",
             "sealed",
             "api-1",
+            "1700000000123-0",
         ]
         two = [
             "j2",
@@ -151,6 +152,7 @@ class TestReplies:
             "m",
             "[]",
             "standard",
+            "",
             "",
             "",
             "",
@@ -174,6 +176,7 @@ class TestReplies:
         assert (first.client_key, first.reply_to) == ("sealed", "api-1")
         assert (second.stream, second.step, second.step_started_attempt) == (False, 0, 1)
         assert second.client_key == second.reply_to == ""
+        assert (first.created_ms, second.created_ms) == (1_700_000_000_123, 0)
 
     def test_a_claim_reply_of_the_wrong_width_is_refused(self) -> None:
         with pytest.raises(ValueError, match="per job"):
