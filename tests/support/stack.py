@@ -51,9 +51,15 @@ class Stack:
         return url
 
     def start_worker(
-        self, *, pool: str = "openai", concurrency: int = 8, grace: float = 30.0
+        self,
+        *,
+        pool: str = "openai",
+        concurrency: int = 8,
+        grace: float = 30.0,
+        metrics_port: int | None = None,
     ) -> ManagedProcess:
         before = self.registered_workers(pool)
+        metrics = ["--metrics-port", str(metrics_port)] if metrics_port is not None else []
         proc = ManagedProcess.start(
             [
                 *ANYGATE,
@@ -64,6 +70,7 @@ class Stack:
                 str(concurrency),
                 "--shutdown-grace",
                 str(grace),
+                *metrics,
             ],
             env=self.env,
         )
