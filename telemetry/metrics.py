@@ -19,8 +19,13 @@ from __future__ import annotations
 import functools
 from typing import Literal
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.registry import Collector
+
+disable_created_metrics()
+"""No ``*_created`` gauge beside every counter and histogram: they would double the series a
+scrape carries, for a start time the text format's readers do not use (a restart shows as a
+counter reset all the same)."""
 
 _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 """Requests: from a cached answer in milliseconds to a long stream or long poll."""

@@ -23,6 +23,7 @@ from anygate.config import ConfigError, parse_config
 from anygate.telemetry import metrics, scrape
 from anygate.workers.failure_policy import Action, Decision
 from anygate.workers.metric_labels import retry_reason, upstream_outcome, webhook_kind
+from anygate.workers.rate_gate import _Limit
 
 
 def _requests(route: str, method: str, status: int) -> float:
@@ -97,6 +98,12 @@ class TestLabelBinding:
 
 class TestWorkerLabels:
     """A provider's own error codes never become label values."""
+
+    def test_a_rate_limit_wait_names_the_limit_that_refused(self) -> None:
+        assert _Limit("rpm:t:acme", 1, 1, False, "tenant acme", tenant=True).kind == "tenant"
+        assert _Limit("tpm:t:acme", 1, 1, True, "tenant acme", tenant=True).kind == "tenant"
+        assert _Limit("rpm:openai:m", 1, 1, False, "openai/m").kind == "rpm"
+        assert _Limit("tpm:openai:m", 1, 1, True, "openai/m").kind == "tpm"
 
     def test_upstream_outcomes(self) -> None:
         assert upstream_outcome(UpstreamRateLimitedError("slow down")) == "rate_limited"
