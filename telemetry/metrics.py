@@ -22,7 +22,7 @@ from typing import Literal
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.registry import Collector
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 """No ``*_created`` gauge beside every counter and histogram: they would double the series a
 scrape carries, for a start time the text format's readers do not use (a restart shows as a
 counter reset all the same)."""
