@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.admin import ADMIN_KEY, admin_tree
-from tests.support.configs import TENANT_KEYS
+from tests.support.configs import MOCK_KEY_ENV, TENANT_KEYS
 from tests.support.eventually import eventually
 from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
@@ -183,3 +183,29 @@ async def test_metrics_access(
             samples = parse(own.text)
             # the main port's 404 was counted, and is seen on the metrics port
             assert total(samples, "anygate_http_requests_total", status="404") >= 1
+
+
+async def test_control_serves_its_series(
+    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+) -> None:
+    """``anygate control --metrics-port``: its own Redis round trips, and the webhook series (a
+    delivery to a port where nothing listens fails, and is retried)."""
+    port = free_port()
+    tree = {
+        **admin_tree(redis_server.url, namespace, mock.url),
+        "security": {"webhook_secret": f"env:{MOCK_KEY_ENV}"},
+    }
+    with running_stack(tmp_path, tree, ["openai"]) as stack:
+        stack.start_control(metrics_port=port)
+        async with stack.client() as client:
+            await submit(client, chat_job(webhook_url=f"http://127.0.0.1:{free_port()}/hook"))
+
+        def counted() -> bool:
+            samples = scrape_url(f"http://127.0.0.1:{port}/metrics")
+            assert total(samples, "anygate_redis_roundtrip_seconds_count") > 0
+            retried = {"kind": "job", "outcome": "retried"}
+            assert total(samples, "anygate_webhook_deliveries_total", **retried) >= 1
+            assert total(samples, "anygate_webhook_deliveries_total", outcome="delivered") == 0
+            return True
+
+        await eventually(counted, what="control's series", timeout=20)

@@ -85,10 +85,11 @@ class Stack:
         self.worker_pool[proc.pid] = pool
         return proc
 
-    def start_control(self) -> ManagedProcess:
+    def start_control(self, *, metrics_port: int | None = None) -> ManagedProcess:
         """``anygate control`` (arq): batches, webhooks, housekeeping. Ready once its first
         batch tick has run (arq runs the cron at start-up)."""
-        proc = ManagedProcess.start([*ANYGATE, "control"], env=self.env)
+        metrics = ["--metrics-port", str(metrics_port)] if metrics_port is not None else []
+        proc = ManagedProcess.start([*ANYGATE, "control", *metrics], env=self.env)
         self.started.append(proc)
         ticked = f"{self._prefix}control:ticked"
         wait_until(

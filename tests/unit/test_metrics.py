@@ -7,10 +7,14 @@ shared by every test in the process, so each test reads deltas."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from anygate.api import create_app
 from anygate.api.metrics_middleware import UNMATCHED
@@ -20,7 +24,7 @@ from anygate.broker.errors import (
     UpstreamTransientError,
 )
 from anygate.config import ConfigError, parse_config
-from anygate.telemetry import metrics, scrape
+from anygate.telemetry import metrics, scrape, serve
 from anygate.workers.failure_policy import Action, Decision
 from anygate.workers.metric_labels import retry_reason, upstream_outcome, webhook_kind
 from anygate.workers.rate_gate import _Limit
@@ -178,3 +182,31 @@ class TestEndpoint:
     def test_port_access_needs_a_port(self) -> None:
         with pytest.raises(ConfigError, match="api_port is required"):
             parse_config({"metrics": {"api_access": "port"}})
+
+
+class _OneSeries(Collector):
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily("anygate_test_cluster_series", "A collector's series.", value=7)
+
+
+class TestExposition:
+    def test_a_registered_collector_is_served_with_the_process_series(self) -> None:
+        collector = _OneSeries()
+        metrics.register_collector(collector)
+        try:
+            text = scrape()[0].decode()
+        finally:
+            REGISTRY.unregister(collector)
+        assert "anygate_test_cluster_series 7.0" in text
+        assert "anygate_http_requests_total" in text
+
+    def test_the_listener_serves_the_scrape_and_stops(self) -> None:
+        server = serve("127.0.0.1", 0)
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)
+        finally:
+            server.close()
+        assert answer.status_code == 200
+        assert "anygate_redis_roundtrip_seconds" in answer.text
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)
