@@ -1,8 +1,9 @@
 """How long jobs wait and last, recorded by ``Leases`` as the scripts answer (docs/metrics.md):
 a claim records each job's queue wait, a finish the job's whole life.
 
-Both measure from the job's creation (Redis's clock, carried in the claim reply) to this
-host's clock: clamped at zero, they are as good as the hosts' clock sync.
+Both measure from a time on Redis's clock (the job's lane entry, its creation: both carried in
+the claim reply) to this host's clock: clamped at zero, they are as good as the hosts' clock
+sync.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from anygate.telemetry import observe_job, observe_queue_wait
 
 
 def claimed(jobs: Sequence[ClaimedJob], pool: str) -> None:
-    """Queue wait of each job's first claim; a later claim follows a retry, whose wait is the
-    delay chosen for it, not the queue's."""
+    """Queue wait of each job claimed from its lane: since it entered the lane (its creation,
+    or an operator's requeue of a dead letter). A job claimed from the redeliveries follows a
+    retry or a lost lease, and waited the delay chosen for it, not the queue."""
     now_ms = time.time() * 1000
     for job in jobs:
-        if job.attempt == 1 and job.created_ms:
-            observe_queue_wait(pool, job.priority.value, (now_ms - job.created_ms) / 1000)
+        if job.queued_ms:
+            observe_queue_wait(pool, job.priority.value, (now_ms - job.queued_ms) / 1000)
 
 
 def finished(job: ClaimedJob, pool: str, *, recorded: bool, succeeded: bool) -> None:

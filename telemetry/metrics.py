@@ -78,7 +78,7 @@ TIME_TO_FIRST_TOKEN = Histogram(
 )
 QUEUE_WAIT = Histogram(
     "anygate_queue_wait_seconds",
-    "Time a job waited in its lane before its first claim (claim time - job created).",
+    "Time a job waited in its lane before a worker claimed it (claim time - lane entry).",
     ("pool", "class"),
     buckets=_WAIT_BUCKETS,
 )

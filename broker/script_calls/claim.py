@@ -125,6 +125,7 @@ def decode_claims(flat: list[Any]) -> list[ClaimedJob]:
                 client_key=f["pk"],
                 reply_to=f["reply_to"],
                 created_ms=int(f["ix"].partition("-")[0] or 0),
+                queued_ms=int(f["entry"].partition("-")[0] or 0),
             )
         )
     return jobs

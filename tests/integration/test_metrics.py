@@ -209,3 +209,61 @@ async def test_control_serves_its_series(
             return True
 
         await eventually(counted, what="control's series", timeout=20)
+
+
+async def test_cache_and_failure_series(
+    tmp_path: Path, redis_server: EmbeddedRedis, namespace: str, mock: MockControl
+) -> None:
+    """Cache results as the caller saw them (miss, hit, bypass), and a worker's failure path:
+    a 429 starts a cool-down and a retry for ``rate_limited``, a 500 a retry for
+    ``upstream_error``, each call timed under its outcome."""
+    tree = admin_tree(redis_server.url, namespace, mock.url)
+    tree["models"]["gpt-4o-mini"]["cache"] = True
+    tree["metrics"] = {"api_access": "open"}
+    port = free_port()
+    with running_stack(tmp_path, tree) as stack:
+        await start_metered_worker(stack, port)
+        async with stack.client() as client:
+            body = {**CHAT, "messages": [{"role": "user", "content": "cache me"}]}
+            seen = []
+            for header in ("use", "use", "skip", "refresh"):
+                answer = await client.post(
+                    "/v1/chat/completions", json=body, headers={"x-anygate-cache": header}
+                )
+                assert answer.status_code == 200
+                seen.append(answer.headers.get("x-anygate-cache"))
+            assert seen[:2] == ["miss", "hit"]
+            mock.fault(fault="429", retry_after=1, times=1)
+            limited = await submit(client, chat_job("limited"))
+            assert (await client.get(f"/v1/jobs/{limited['id']}", params={"wait": 15})).json()[
+                "status"
+            ] == "succeeded"
+            mock.fault(fault="500", times=1)
+            failed_once = await submit(client, chat_job("failed once"))
+            assert (await client.get(f"/v1/jobs/{failed_once['id']}", params={"wait": 15})).json()[
+                "status"
+            ] == "succeeded"
+
+        api = parse(httpx.get(f"{stack.url}/metrics", timeout=10).text)
+        cache = "anygate_cache_requests_total"
+        assert total(api, cache, result="miss") == 1
+        assert total(api, cache, result="hit") == 1
+        assert total(api, cache, result="bypass") == 2  # skip and refresh
+
+        def failure_path() -> bool:
+            samples = scrape_url(f"http://127.0.0.1:{port}/metrics")
+            upstream = "anygate_upstream_request_duration_seconds_count"
+            assert total(samples, upstream, outcome="rate_limited") == 1
+            assert total(samples, upstream, outcome="error") == 1
+            # miss, skip, refresh, and the two jobs' successful second calls
+            assert total(samples, upstream, outcome="ok") == 5
+            cooldowns = "anygate_upstream_cooldowns_total"
+            assert total(samples, cooldowns, deployment="openai:gpt-4o-mini") == 1
+            retries = "anygate_retries_total"
+            assert total(samples, retries, pool="openai", reason="rate_limited") == 1
+            assert total(samples, retries, pool="openai", reason="upstream_error") == 1
+            # each job counts once: claims after a retry come from the redeliveries
+            assert total(samples, "anygate_queue_wait_seconds_count") == 5
+            return True
+
+        await eventually(failure_path, what="the worker's failure-path series")

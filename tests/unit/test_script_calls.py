@@ -177,6 +177,7 @@ class TestReplies:
         assert (second.stream, second.step, second.step_started_attempt) == (False, 0, 1)
         assert second.client_key == second.reply_to == ""
         assert (first.created_ms, second.created_ms) == (1_700_000_000_123, 0)
+        assert (first.queued_ms, second.queued_ms) == (1, 0)
 
     def test_a_claim_reply_of_the_wrong_width_is_refused(self) -> None:
         with pytest.raises(ValueError, match="per job"):
