@@ -4,7 +4,7 @@
 
 VENV ?= .venv
 BIN := $(VENV)/bin
-PACKAGES := broker core workers api client config ops telemetry
+PACKAGES := broker core workers api client config telemetry ops
 # mypy sees the top-level folders under their import names (anygate.broker, ...) through a tree
 # of symlinks, exactly as tests/test_quality_gates.py does.
 MYPY_TREE := .mypy-tree

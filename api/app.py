@@ -19,11 +19,13 @@ from anygate.api import (
     health,
     jobs,
     limits,
+    metrics_endpoint,
     openai_compat,
     usage,
 )
 from anygate.api.access_log import AccessLogMiddleware
 from anygate.api.errors import EXCEPTION_HANDLERS
+from anygate.api.metrics_middleware import MetricsMiddleware
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.startup import start_up
@@ -73,6 +75,7 @@ def create_app(config: AnygateConfig) -> Starlette:
 
     middleware = [Middleware(TracingMiddleware)] if tracing.enabled else []
     middleware += [
+        Middleware(MetricsMiddleware),
         Middleware(AccessLogMiddleware, logging=config.logging),  # sees every answer
         Middleware(RequestIdMiddleware),
         Middleware(limits.RequestLimitsMiddleware, server=config.server),
@@ -98,6 +101,7 @@ def create_app(config: AnygateConfig) -> Starlette:
             *admin.ROUTES,
             *admin_ops.ROUTES,
             *usage.ROUTES,
+            *metrics_endpoint.routes(config),
         ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from redis.asyncio import Redis
 
 from anygate.broker.errors import ServiceUnavailableError
 from anygate.broker.redis_link import RedisLink
+from anygate.telemetry import observe_redis_roundtrip
 
 JOIN_S = 0.05
 
@@ -47,11 +49,13 @@ class RedisWatch:
     async def ping(self) -> bool:
         """Bounded by the client's own timeout (``redis_wait_s``): no asyncio timeout around a
         redis-py call, whose cancellation mid-read would race the client's own timer."""
+        started = time.perf_counter()
         try:
             await self.redis.ping()
         except Exception as exc:  # any failure means: not reachable now
             self.link.lost(exc)
             return False
+        observe_redis_roundtrip(time.perf_counter() - started)
         self.link.back()
         return True
 

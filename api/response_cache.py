@@ -44,6 +44,7 @@ from anygate.api.gateway import Gateway, gateway_of
 from anygate.broker import TERMINAL_EVENTS, JobEvent, KeySpace
 from anygate.broker.connection import awaited
 from anygate.broker.notify import RESYNC
+from anygate.telemetry import count_cache
 
 log = structlog.get_logger(__name__)
 
@@ -204,7 +205,15 @@ class CacheSlot:
         """An answer made without a job of our own (an entry, or a coalesced call's result);
         None: make the call ``job_id`` names (it may now lead)."""
         if self.mode is not CacheMode.USE:
+            count_cache("bypass")  # refresh: call upstream whatever the cache holds
             return None
+        answer = await self._lookup(job_id)
+        count_cache("miss" if answer is None else "hit")
+        return answer
+
+    async def _lookup(self, job_id: str) -> dict[str, Any] | None:
+        """An entry, or a coalesced call's result (a follower served without a call of its
+        own counts as a hit)."""
         coalesce = self.cache.config.coalesce
         try:
             kind, value = await self.cache.lookup(self.digest, job_id if coalesce else None)
@@ -277,6 +286,8 @@ def slot_for(request: Request, endpoint: str, body: dict[str, Any]) -> CacheSlot
     mode = cache_mode(header, model_opted_in=route is not None and route.cache)
     config = gw.config.cache
     if mode is CacheMode.OFF or route is None:
+        if route is not None:
+            count_cache("bypass")  # the caller said skip
         return None
     if not cacheable(endpoint, body, config.max_temperature):
         return None

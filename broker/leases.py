@@ -3,6 +3,7 @@ keep their leases alive, and reclaim the leases that lapsed.
 
 Each call is one script (``script_calls``). With a ``RedisLink`` every script that is safe to
 repeat waits out a Redis outage (``scripts.REPEATABLE``); a claim is repeated with its token.
+A claim records its jobs' queue wait, a finish the job's whole duration (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from anygate.broker import job_timing
 from anygate.broker.client_keys import ClientKeyBox
 from anygate.broker.job_log import JobLog
 from anygate.broker.keys import CLASS_ORDER, KeySpace
@@ -70,6 +72,7 @@ class Leases:
         )
         jobs = await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
         self.log.started(jobs, pool, worker_id)
+        job_timing.claimed(jobs, pool)
         return jobs
 
     def client_key(self, job: ClaimedJob) -> str | None:
@@ -114,6 +117,7 @@ class Leases:
         self.log.finished(
             job, pool, recorded=recorded, succeeded=succeeded, error=error, cost_usd=cost_usd
         )
+        job_timing.finished(job, pool, recorded=recorded, succeeded=succeeded)
         return recorded
 
     async def requeue(

@@ -145,6 +145,11 @@ class ClaimedJob:
     """The API instance whose synchronous caller waits for this job; '' for a queued job."""
     trace: str = ""
     """``NewJob.trace`` as the API stored it; '' when untraced (or queued before tracing)."""
+    created_ms: int = 0
+    """When the job was created (Redis's clock, ms); 0 if unknown."""
+    queued_ms: int = 0
+    """When the job entered the lane it was claimed from (Redis's clock, ms); 0 for a job
+    claimed from the redeliveries (a retry, a lost lease: it waited a chosen delay)."""
 
     @property
     def synchronous(self) -> bool:

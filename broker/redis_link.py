@@ -39,6 +39,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
+from anygate.telemetry import count_redis_error, observe_redis_roundtrip
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
@@ -110,7 +112,8 @@ class RedisLink:
 
     def lost(self, exc: BaseException) -> None:
         """Any part of the process that met an outage reports it; only the first report of an
-        outage is logged."""
+        outage is logged, every one is counted (``anygate_redis_errors_total``)."""
+        count_redis_error(exc)
         if self._lost_at is None:
             self._lost_at = self._clock()
             log.warning("redis unreachable; reconnecting", process=self._what, error=_describe(exc))
@@ -160,11 +163,13 @@ class RedisLink:
         """Ping Redis forever (a task, cancelled when the process stops): notices an outage
         while the process is idle, and its end."""
         while True:
+            started = time.perf_counter()
             try:
                 await asyncio.wait_for(redis.ping(), WATCH_TIMEOUT_S)
             except Exception as exc:  # whatever it is, Redis did not answer
                 self.lost(exc)
             else:
+                observe_redis_roundtrip(time.perf_counter() - started)
                 self.back()
             await asyncio.sleep(WATCH_INTERVAL_S)
 

@@ -376,6 +376,28 @@ class BudgetWarningsConfig(_Strict):
     keeps the beat even (the check runs at the seconds of each minute divisible by it)."""
 
 
+class MetricsConfig(_Strict):
+    """Prometheus metrics (docs/metrics.md). Each process keeps its own series; the API serves
+    its on ``/metrics``, workers and control on ``--metrics-port``."""
+
+    enabled: bool = True
+    """False: the API serves no ``/metrics`` (and opens no metrics port)."""
+    api_access: Literal["admin", "open", "port"] = "admin"
+    """Who may read the API's ``/metrics``: an admin key (``admin``), anyone (``open``), or
+    anyone who reaches ``api_port``, a listener of its own, while the main port answers 404
+    (``port``: keep it off the public network)."""
+    api_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    """The metrics listener's port with ``api_access: port`` (bound to ``server.host``)."""
+    tenant_label: bool = True
+    """Cluster series per tenant carry a ``tenant`` label; false drops it (many tenants)."""
+
+    @model_validator(mode="after")
+    def _port_given(self) -> MetricsConfig:
+        if self.api_access == "port" and self.api_port is None:
+            raise ValueError("api_port is required with api_access: port")
+        return self
+
+
 class AnygateConfig(_Strict):
     server: ServerConfig = ServerConfig()
     redis: RedisConfig = RedisConfig()
@@ -393,6 +415,7 @@ class AnygateConfig(_Strict):
     security: SecurityConfig = SecurityConfig()
     logging: LoggingConfig = LoggingConfig()
     budget_warnings: BudgetWarningsConfig = BudgetWarningsConfig()
+    metrics: MetricsConfig = MetricsConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import click
 import structlog
 
 from anygate.config import AnygateConfig, ConfigError, load_config
 from anygate.ops.logging import configure_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _config() -> AnygateConfig:
@@ -61,20 +66,53 @@ def api(host: str | None, port: int | None) -> None:
 
     from anygate.api import create_app
     from anygate.api.http_protocol import CoalescingHttpToolsProtocol
+    from anygate.api.metrics_endpoint import listener
 
     config = _config()
     configure_logging(config.log_level)
     _require_durability(config)
-    uvicorn.run(
-        create_app(config),
-        host=host or config.server.host,
-        port=config.server.port if port is None else port,
-        loop="uvloop",
-        http=CoalescingHttpToolsProtocol,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    with listener(config):  # metrics.api_access: port
+        uvicorn.run(
+            create_app(config),
+            host=host or config.server.host,
+            port=config.server.port if port is None else port,
+            loop="uvloop",
+            http=CoalescingHttpToolsProtocol,
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+
+
+def _metrics_options(command: F) -> F:
+    """``--metrics-port``/``--metrics-host``: serve this process's series (docs/metrics.md)."""
+    command = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Bind address of the metrics listener.",
+    )(command)
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(0, 65535),
+        default=None,
+        help="Serve this process's Prometheus metrics on this port (default: not served).",
+    )(command)
+
+
+@contextlib.contextmanager
+def _metrics_listener(host: str, port: int | None) -> Iterator[None]:
+    if port is None:
+        yield
+        return
+    from anygate.telemetry import serve
+
+    server = serve(host, port)
+    structlog.get_logger(__name__).info("serving metrics", host=host, port=server.port)
+    try:
+        yield
+    finally:
+        server.close()
 
 
 @main.command()
@@ -87,25 +125,35 @@ def api(host: str | None, port: int | None) -> None:
     show_default=True,
     help="Seconds running jobs may finish in after SIGTERM before they are handed back.",
 )
-def worker(pool: str, concurrency: int | None, shutdown_grace: float) -> None:
+@_metrics_options
+def worker(
+    pool: str,
+    concurrency: int | None,
+    shutdown_grace: float,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Run a worker of one provider pool."""
     from anygate.workers import run_worker
 
     config = _config()
     configure_logging(config.log_level)
     _require_durability(config)
-    _run_async(run_worker(config, pool, concurrency, shutdown_grace_s=shutdown_grace))
+    with _metrics_listener(metrics_host, metrics_port):
+        _run_async(run_worker(config, pool, concurrency, shutdown_grace_s=shutdown_grace))
 
 
 @main.command()
-def control() -> None:
+@_metrics_options
+def control(metrics_port: int | None, metrics_host: str) -> None:
     """Run the control plane (arq): batches, webhooks, housekeeping; rides out Redis outages."""
     from anygate.workers.control_runner import main as run_control
 
     config = _config()
     configure_logging(config.log_level)
     _require_durability(config)
-    _run_async(run_control(config))
+    with _metrics_listener(metrics_host, metrics_port):
+        _run_async(run_control(config))
 
 
 @main.command()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("broker", "core", "workers", "api", "client", "config", "ops", "telemetry")
+PACKAGES = ("broker", "core", "workers", "api", "client", "config", "telemetry", "ops")
 BIN = Path(sys.executable).parent
 
 

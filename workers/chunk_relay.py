@@ -15,6 +15,7 @@ only ``flush`` waits until every chunk is in the log.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from anygate.broker import Broker, ClaimedJob
 from anygate.workers.adapters.base import JobLostError
@@ -30,10 +31,14 @@ class ChunkRelay:
         self._sending: asyncio.Task[None] | None = None
         self._lost = False
         self._failed: BaseException | None = None
+        self.first_chunk_at: float | None = None
+        """``time.perf_counter()`` when the first chunk arrived (time to first token)."""
 
     async def __call__(self, chunk: bytes) -> None:
         """The adapter's chunk sink: never waits for Redis, only queues the chunk."""
         self._raise_if_lost()
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.perf_counter()
         self._pending.append(chunk)
         if self._sending is None:
             self._sending = asyncio.create_task(self._send_all())

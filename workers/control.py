@@ -27,8 +27,10 @@ from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.core.planning import Planner
+from anygate.telemetry import count_webhook
 from anygate.workers.batch_driver import BatchDriver
 from anygate.workers.budget_warnings import BudgetWatch
+from anygate.workers.metric_labels import webhook_kind
 from anygate.workers.webhooks import MAX_TRIES, TIMEOUT_S, post_webhook
 
 log = structlog.get_logger(__name__)
@@ -127,6 +129,7 @@ async def deliver_webhook(
     config: AnygateConfig = ctx["config"]
     ref = config.security.webhook_secret
     if ref is None:
+        count_webhook(webhook_kind(event), "dropped")
         log.warning(
             "webhook dropped: security.webhook_secret is not set",
             delivery=delivery_id,

@@ -27,10 +27,10 @@ from anygate.broker.errors import (
     UpstreamRateLimitedError,
     UpstreamTransientError,
 )
-from anygate.broker.routing import Step
+from anygate.broker.routing import Step, deployment_key
 from anygate.broker.script_calls.requeue import RequeueReason
 from anygate.config import QueueConfig
-from anygate.telemetry import tracing
+from anygate.telemetry import count_cooldown, count_rate_limit_wait, count_retry, tracing
 from anygate.workers.deployment_guard import CALL, DeploymentGuard, Pass
 from anygate.workers.failure_policy import (
     DEFAULT_RATE_LIMIT_DELAY_S,
@@ -39,6 +39,7 @@ from anygate.workers.failure_policy import (
     Decision,
     decide,
 )
+from anygate.workers.metric_labels import retry_reason
 from anygate.workers.pause_policy import Pause, paused_error, resume_delay, sooner_step
 from anygate.workers.rate_gate import RateGate, Verdict
 
@@ -92,6 +93,8 @@ class JobDisposition:
             error = InvalidRequestError(verdict.never, code="request_too_large")
             await self._broker.finish(job, pool, succeeded=False, error=error.to_job_error())
         else:
+            dep = deployment_key(step.deployment)
+            count_rate_limit_wait(pool, dep, verdict.limit, verdict.retry_after_s)
             await self._broker.requeue(
                 job,
                 pool,
@@ -211,10 +214,13 @@ class JobDisposition:
             with contextlib.suppress(RedisError, OSError):  # every worker pauses it
                 pause = exc.retry_after if exc.retry_after is not None else decision.delay_s
                 await self._guard.rate_limited(step, pause or DEFAULT_RATE_LIMIT_DELAY_S)
+                count_cooldown(deployment_key(step.deployment))
         elif isinstance(exc, UpstreamTransientError) or exc.code == OUT_OF_CREDIT:
             breaker_open = await self._guard.failed(job, step, granted)
             if breaker_open and decision.action is Action.RETRY and job.step + 1 < len(steps):
                 decision = Decision(Action.FALL_BACK, next_step=job.step + 1)
+        if (reason := retry_reason(decision, exc)) is not None:
+            count_retry(pool, reason)
         history = {
             "attempt": job.attempt,
             "step": job.step,

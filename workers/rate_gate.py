@@ -21,6 +21,7 @@ from anygate.broker.rate_window import NEVER
 from anygate.broker.routing import Step, deployment_key
 from anygate.broker.tenants import TenantRecord
 from anygate.config import QueueConfig, TenantConfig
+from anygate.telemetry.metrics import RateLimit
 from anygate.workers.token_estimate import estimate_tokens
 
 
@@ -30,6 +31,8 @@ class Verdict:
     retry_after_s: float = 0.0
     never: str | None = None
     """Why the request can never be admitted (its estimate exceeds a whole window's limit)."""
+    limit: RateLimit = "rpm"
+    """Which limit refused: the deployment's ``rpm`` or ``tpm``, or one of the tenant's."""
 
 
 ADMITTED = Verdict(True)
@@ -52,6 +55,14 @@ class _Limit:
     """Counts tokens (tpm) rather than requests (rpm)."""
     owner: str
     """Who the limit belongs to, for a too-large request's message."""
+    tenant: bool = False
+
+    @property
+    def kind(self) -> RateLimit:
+        """The ``limit`` label of a wait it causes (docs/metrics.md)."""
+        if self.tenant:
+            return "tenant"
+        return "tpm" if self.tokens else "rpm"
 
 
 class RateGate:
@@ -73,17 +84,21 @@ class RateGate:
     def use_tenants(self, tenants: Iterable[TenantConfig | TenantRecord]) -> None:
         """The tenants' current rpm/tpm (the tenant store changes them while we run)."""
         self._tenant_limits = {
-            t.id: self._limits(f"t:{t.id}", t.quotas.rpm, t.quotas.tpm, f"tenant {t.id}")
+            t.id: self._limits(
+                f"t:{t.id}", t.quotas.rpm, t.quotas.tpm, f"tenant {t.id}", tenant=True
+            )
             for t in tenants
             if t.quotas.rpm is not None or t.quotas.tpm is not None
         }
 
-    def _limits(self, scope: str, rpm: int | None, tpm: int | None, owner: str) -> list[_Limit]:
+    def _limits(
+        self, scope: str, rpm: int | None, tpm: int | None, owner: str, *, tenant: bool = False
+    ) -> list[_Limit]:
         found = []
         if rpm is not None:
-            found.append(_Limit(f"rpm:{scope}", int(rpm * self._scale), rpm, False, owner))
+            found.append(_Limit(f"rpm:{scope}", int(rpm * self._scale), rpm, False, owner, tenant))
         if tpm is not None:
-            found.append(_Limit(f"tpm:{scope}", int(tpm * self._scale), tpm, True, owner))
+            found.append(_Limit(f"tpm:{scope}", int(tpm * self._scale), tpm, True, owner, tenant))
         return found
 
     def _limits_of(self, job: ClaimedJob, step: Step) -> list[_Limit]:
@@ -123,7 +138,7 @@ class RateGate:
                         f"in {self._window_s:g} s (tpm {limit.per_minute})"
                     ),
                 )
-            return Verdict(False, admission.retry_after_ms / 1000)
+            return Verdict(False, admission.retry_after_ms / 1000, limit=limit.kind)
         return ADMITTED
 
     async def settle(self, job: ClaimedJob, step: Step, usage: dict[str, Any] | None) -> None:

@@ -17,7 +17,9 @@ import time
 import httpx
 import structlog
 
+from anygate.telemetry import count_webhook
 from anygate.workers.backoff import retry_delay
+from anygate.workers.metric_labels import webhook_kind
 
 log = structlog.get_logger(__name__)
 # structlog's methods take the message as their first parameter, named ``event``: a keyword of
@@ -62,12 +64,16 @@ async def post_webhook(
         ok, why = answer.is_success, f"HTTP {answer.status_code}"
     except httpx.HTTPError as exc:
         ok, why = False, type(exc).__name__
+    kind = webhook_kind(event)
     if ok:
+        count_webhook(kind, "delivered")
         log.info("webhook delivered", delivery=delivery_id, webhook_event=event, attempt=attempt)
         return None
     if attempt >= MAX_TRIES:
+        count_webhook(kind, "abandoned")
         log.warning("webhook abandoned", delivery=delivery_id, webhook_event=event, why=why)
         return None
+    count_webhook(kind, "retried")
     delay = retry_delay(attempt, base_s=1.0, cap_s=300.0)
     log.info(
         "webhook failed; retrying",

@@ -37,16 +37,31 @@ from anygate.broker.errors import (
     UpstreamTransientError,
 )
 from anygate.broker.redis_link import RedisLink, is_outage
-from anygate.broker.routing import Step, decode_plan, deployment_for, step_from_wire
+from anygate.broker.routing import (
+    Step,
+    decode_plan,
+    deployment_for,
+    deployment_key,
+    step_from_wire,
+)
 from anygate.broker.script_calls.cancel import WorkerControl
 from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
-from anygate.telemetry import tracing
+from anygate.telemetry import (
+    count_redis_error,
+    observe_first_token,
+    observe_redis_roundtrip,
+    observe_upstream,
+    tracing,
+    worker_slots,
+)
+from anygate.telemetry.metrics import UpstreamOutcome
 from anygate.workers.adapters.base import CallOutcome, JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.deployment_guard import DeploymentGuard
 from anygate.workers.deployment_usage import DeploymentUsage
 from anygate.workers.disposition import JobDisposition
+from anygate.workers.metric_labels import upstream_outcome
 from anygate.workers.pricing import cost_usd
 from anygate.workers.rate_gate import RateGate
 from anygate.workers.tenant_view import TenantView
@@ -68,6 +83,11 @@ class WorkerSettings:
     handback_s: float = 5.0
     """How long a stopping worker tries to hand unfinished jobs back (Redis may be away: then
     their leases lapse and another worker's reclaim redelivers them)."""
+
+
+class AdapterFaultError(UpstreamTransientError):
+    """An adapter raised something it should not have: our own fault, retried like a transient
+    failure but never counted against the deployment."""
 
 
 class Worker:
@@ -93,6 +113,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._abandoned: set[str] = set()
         self._usage = DeploymentUsage()
+        self._slots_gauge, self._busy_gauge = worker_slots(settings.pool)
+        self._slots_gauge.set(settings.concurrency)
         self._gate = RateGate(broker, config.queue, config.tenants)
         self._tenants = TenantView(broker.tenants, broker, self._gate)
         self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
@@ -173,6 +195,7 @@ class Worker:
                 self._running[job.id] = (task, job)
                 self._slots.add(job.id)
                 task.add_done_callback(self._release)
+            self._busy_gauge.set(len(self._slots))
             if len(jobs) < free:
                 # The queue ran dry: sleep until new work is announced (a wake that arrived
                 # while claiming was not cleared, so nothing is missed) or the idle poll is due.
@@ -186,6 +209,7 @@ class Worker:
     def _free_slot(self, job_id: str) -> None:
         if job_id in self._slots:
             self._slots.discard(job_id)
+            self._busy_gauge.set(len(self._slots))
             self._slot_freed.set()
 
     def _obey(self, message: str) -> None:
@@ -208,7 +232,9 @@ class Worker:
             int(time.time() * 1000), self._s.concurrency, len(self._running), self._usage.snapshot()
         )
         owned = [(jid, job.attempt) for jid, (_t, job) in self._running.items()]
+        started = time.perf_counter()
         lost = await self._broker.heartbeat(self._s.pool, self._s.worker_id, registry, owned)
+        observe_redis_roundtrip(time.perf_counter() - started)
         for job_id in lost:
             self._abandon(job_id, reason="lease lost")
         await self._guard.refresh(self._pool_steps)
@@ -220,6 +246,7 @@ class Worker:
             try:
                 await self._heartbeat_once()
             except (RedisError, OSError) as exc:  # a bug, or the peek of a refresh
+                count_redis_error(exc)
                 log.warning("heartbeat failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _reclaim_forever(self) -> None:
@@ -229,6 +256,7 @@ class Worker:
             try:
                 count = await self._broker.reclaim(self._s.pool)
             except (RedisError, OSError) as exc:
+                count_redis_error(exc)
                 log.warning("reclaim failed", error=f"{type(exc).__name__}: {exc}")
                 continue
             if count < 0 and not in_grace:
@@ -286,22 +314,8 @@ class Worker:
             return
         relay = ChunkRelay(self._broker, job)
         usage = self._usage.track(step)
-        ours = False
         try:
-            try:
-                outcome = await self._call_upstream(job, step, relay, client_key)
-            except (asyncio.CancelledError, JobLostError, UpstreamError):
-                raise
-            except Exception as exc:
-                # A bug in an adapter must not wedge the job: retry it like a transient fault,
-                # so it fails for good once its attempts are used up; the deployment is not to
-                # blame, so its breaker does not hear of it.
-                log.exception("adapter raised unexpectedly", job_id=job.id)
-                ours = True
-                raise UpstreamTransientError(
-                    f"internal error in the {pool} adapter ({type(exc).__name__})",
-                    code="adapter_error",
-                ) from exc
+            outcome = await self._call(job, step, relay, client_key)
             await relay.flush()
         except asyncio.CancelledError:
             relay.abandon()
@@ -320,6 +334,7 @@ class Worker:
             await relay.settle()  # the chunks that came before the failure, then its event
             if relay.lost:
                 return
+            ours = isinstance(exc, AdapterFaultError)
             await self._disposition.after_failure(job, steps, step, exc, granted, ours=ours)
             return
         usage.done(ok=True)
@@ -369,6 +384,41 @@ class Worker:
             outcome = await call
             tracing.spans.answered(outcome.result, outcome.usage)
             return outcome
+
+    async def _call(
+        self, job: ClaimedJob, step: Step, relay: ChunkRelay, client_key: str | None
+    ) -> CallOutcome:
+        """The provider call, timed by outcome (docs/metrics.md); a cancelled or lost one is
+        not a provider's outcome and is not recorded."""
+        called = time.perf_counter()
+        try:
+            outcome = await self._call_upstream(job, step, relay, client_key)
+        except UpstreamError as exc:
+            self._observe_call(step, upstream_outcome(exc), called, relay)
+            raise
+        except (asyncio.CancelledError, JobLostError):
+            raise
+        except Exception as exc:
+            # A bug in an adapter must not wedge the job: retry it like a transient fault,
+            # so it fails for good once its attempts are used up; the deployment is not to
+            # blame, so its breaker does not hear of it.
+            log.exception("adapter raised unexpectedly", job_id=job.id)
+            self._observe_call(step, "error", called, relay)
+            raise AdapterFaultError(
+                f"internal error in the {self._s.pool} adapter ({type(exc).__name__})",
+                code="adapter_error",
+            ) from exc
+        self._observe_call(step, "ok", called, relay)
+        return outcome
+
+    def _observe_call(
+        self, step: Step, outcome: UpstreamOutcome, called: float, relay: ChunkRelay
+    ) -> None:
+        """A finished provider call's duration, and a stream's time to its first chunk."""
+        pool, seconds = self._s.pool, time.perf_counter() - called
+        observe_upstream(pool, deployment_key(step.deployment), step.alias, outcome, seconds)
+        if relay.first_chunk_at is not None:
+            observe_first_token(pool, step.alias, relay.first_chunk_at - called)
 
     async def _drain(self) -> None:
         if self._running:

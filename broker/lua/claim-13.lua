@@ -11,18 +11,19 @@
 --       11 claim token: a worker whose claim got no reply (Redis stalled or restarted; the call
 --          may have run) sends the same call again with the same token, and gets the jobs the
 --          first one took instead of taking more (remembered in claimed:<worker> for a minute)
--- Returns a flat list, 16 fields per job (CLAIM_FIELDS in broker/script_calls/claim.py):
+-- Returns a flat list, 17 fields per job (CLAIM_FIELDS in broker/script_calls/claim.py):
 --   id, attempt, tenant, endpoint, model, body, priority, stream, lane entry, plan, step,
 --   attempt at which the current step began, times an upstream 429 sent it back, the client's
 --   provider key (BYOK; encrypted) or '', the synchronous caller's reply channel or '', the
---   trace context the API stored (field tp, docs/tracing.md) or ''
+--   trace context the API stored (field tp, docs/tracing.md) or '',
+--   tenant index entry (its time is the job's creation: queue wait and job duration metrics)
 local prefix, pool, worker = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, max_jobs = tonumber(ARGV[4]), tonumber(ARGV[5])
 local weights = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])}
 local token, claimed_key = ARGV[11] or '', key_of(prefix, 'claimed', worker)
 local out = {}
 local FIELDS = {'status', 'deadline_ms', 'tenant', 'endpoint', 'model', 'priority', 'stream',
-  'entry', 'plan', 'step', 'step_at', 'cooled', 'pk', 'reply_to', 'worker', 'attempts', 'tp'}
+  'entry', 'plan', 'step', 'step_at', 'cooled', 'pk', 'reply_to', 'worker', 'attempts', 'tp', 'ix'}
 
 -- One job's fields of the reply; F is HMGET of FIELDS.
 local function push_job(job_id, attempt, f, body)
@@ -34,6 +35,7 @@ local function push_job(job_id, attempt, f, body)
   out[#out + 1] = body or redis.call('GET', key_of(prefix, 'body', job_id)) or ''
   for i = 6, 14 do out[#out + 1] = f[i] or '' end
   out[#out + 1] = f[17] or ''
+  out[#out + 1] = f[18] or ''
 end
 
 if token ~= '' then

@@ -27,6 +27,7 @@ CLAIM_FIELDS = (
     "pk",
     "reply_to",
     "tp",
+    "ix",
 )
 """The script answers a flat list, this many values per job, in this order (its header says the
 same); ``decode_claims`` is its only reader."""
@@ -128,6 +129,8 @@ def decode_claims(flat: list[Any]) -> list[ClaimedJob]:
                 client_key=f["pk"],
                 reply_to=f["reply_to"],
                 trace=f["tp"],
+                created_ms=int(f["ix"].partition("-")[0] or 0),
+                queued_ms=int(f["entry"].partition("-")[0] or 0),
             )
         )
     return jobs

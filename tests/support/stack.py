@@ -57,9 +57,15 @@ class Stack:
         return url
 
     def start_worker(
-        self, *, pool: str = "openai", concurrency: int = 8, grace: float = 30.0
+        self,
+        *,
+        pool: str = "openai",
+        concurrency: int = 8,
+        grace: float = 30.0,
+        metrics_port: int | None = None,
     ) -> ManagedProcess:
         before = self.registered_workers(pool)
+        metrics = ["--metrics-port", str(metrics_port)] if metrics_port is not None else []
         proc = ManagedProcess.start(
             [
                 *ANYGATE,
@@ -70,6 +76,7 @@ class Stack:
                 str(concurrency),
                 "--shutdown-grace",
                 str(grace),
+                *metrics,
             ],
             env=self.env,
         )
@@ -84,10 +91,11 @@ class Stack:
         self.worker_pool[proc.pid] = pool
         return proc
 
-    def start_control(self) -> ManagedProcess:
+    def start_control(self, *, metrics_port: int | None = None) -> ManagedProcess:
         """``anygate control`` (arq): batches, webhooks, housekeeping. Ready once its first
         batch tick has run (arq runs the cron at start-up)."""
-        proc = ManagedProcess.start([*ANYGATE, "control"], env=self.env)
+        metrics = ["--metrics-port", str(metrics_port)] if metrics_port is not None else []
+        proc = ManagedProcess.start([*ANYGATE, "control", *metrics], env=self.env)
         self.started.append(proc)
         ticked = f"{self._prefix}control:ticked"
         wait_until(

@@ -151,6 +151,7 @@ class TestReplies:
             "sealed",
             "api-1",
             "17000 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "1700000000123-0",
         ]
         two = [
             "j2",
@@ -160,6 +161,7 @@ class TestReplies:
             "m",
             "[]",
             "standard",
+            "",
             "",
             "",
             "",
@@ -186,6 +188,8 @@ class TestReplies:
         assert second.client_key == second.reply_to == ""
         assert first.trace.endswith("-b7ad6b7169203331-01")
         assert second.trace == "", "a job queued without a trace claims as untraced"
+        assert (first.created_ms, second.created_ms) == (1_700_000_000_123, 0)
+        assert (first.queued_ms, second.queued_ms) == (1, 0)
 
     def test_a_claim_reply_of_the_wrong_width_is_refused(self) -> None:
         with pytest.raises(ValueError, match="per job"):
