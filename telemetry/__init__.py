@@ -21,6 +21,7 @@ from anygate.telemetry.metrics import (
     observe_redis_roundtrip,
     observe_upstream,
     register_collector,
+    unregister_collector,
     worker_slots,
 )
 
@@ -42,5 +43,6 @@ __all__ = [
     "register_collector",
     "scrape",
     "serve",
+    "unregister_collector",
     "worker_slots",
 ]

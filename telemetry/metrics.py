@@ -277,3 +277,8 @@ def register_collector(collector: Collector) -> None:
     """Add a collector to this process's registry (the cluster series, in control): its
     series are then served with the process series, by whatever serves them."""
     REGISTRY.register(collector)
+
+
+def unregister_collector(collector: Collector) -> None:
+    """The reverse of ``register_collector``, for a component that stops before its process."""
+    REGISTRY.unregister(collector)

@@ -31,6 +31,7 @@ from anygate.broker.quotas import usage_periods
 from anygate.broker.tenant_store import TenantStore
 from anygate.broker.tenants import TenantRecord
 from anygate.config import BudgetWarningsConfig
+from anygate.telemetry import count_budget_warning
 from anygate.workers.budget_policy import (
     Crossing,
     Usage,
@@ -101,6 +102,7 @@ class BudgetWatch:
             except Exception:
                 await awaited(self._redis.delete(mark))  # the next check tries again
                 raise
+        count_budget_warning(crossing.period, crossing.threshold_pct)
         log.warning(
             "budget threshold crossed",
             tenant=crossing.tenant,

@@ -32,10 +32,11 @@ from arq.worker import Worker as ArqWorker
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from anygate.broker import KeySpace, create_redis
+from anygate.broker import ClusterCollector, KeySpace, create_redis, start_refresh
 from anygate.broker.connection import redis_options
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.config import AnygateConfig
+from anygate.telemetry import register_collector, unregister_collector
 from anygate.workers.control import prepare, queue_name, worker_settings
 
 log = structlog.get_logger(__name__)
@@ -195,6 +196,7 @@ async def run_control(config: AnygateConfig) -> None:
     redis = create_redis(config.redis)
     watch = asyncio.create_task(link.watch(redis), name="redis-watch")
     leftovers = _Leftovers()
+    cluster = _cluster_series(config, redis)
     log.info("control plane starting", namespace=config.redis.namespace)
     try:
         while True:
@@ -214,7 +216,31 @@ async def run_control(config: AnygateConfig) -> None:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
+        if cluster is not None:
+            collector, refresh = cluster
+            refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresh
+            unregister_collector(collector)
         await redis.aclose()
+
+
+def _cluster_series(
+    config: AnygateConfig, redis: Redis
+) -> tuple[ClusterCollector, asyncio.Task[None]] | None:
+    """The cluster series (docs/metrics.md), read from Redis every few seconds and served with
+    this process's own on ``--metrics-port``. Once per process, not per session: a session
+    begins again after every Redis outage, and a collector registered twice is refused."""
+    if not config.metrics.enabled:
+        return None
+    collector = ClusterCollector(
+        redis,
+        KeySpace(config.redis.namespace),
+        config,
+        tenant_label=config.metrics.tenant_label,
+    )
+    register_collector(collector)
+    return collector, start_refresh(collector)
 
 
 async def main(config: AnygateConfig) -> None:
