@@ -1,8 +1,8 @@
 """One log line per HTTP request: the access log (docs/operations.md#access-log).
 
-A pure ASGI middleware, so it never buffers a stream: it notes the status and the job id from
-``http.response.start`` and writes its line when the application returns, which for a streamed
-answer (SSE, chunked chat) is when the stream ends, so ``duration_ms`` covers all of it.
+Written by ``api/request_observer.py`` (the one middleware that also counts the request for
+the metrics) when the application returns, which for a streamed answer (SSE, chunked chat) is
+when the stream ends, so ``duration_ms`` covers all of it.
 
 What it writes is chosen field by field: the method, the route *template* (never the path, nor
 the query string, where Google's ``?key=`` lives), the status, the duration, who called (tenant
@@ -12,21 +12,31 @@ scrubbing.
 
 Sampling (``logging.access_log_sample``) thins out successful requests only: a request answered
 400 or above is always logged, since those are the ones someone will look for.
+
+When the process logs JSON (``ops/logging.py`` in production), the line is rendered here with
+orjson and written in one call, in the shape structlog gives every other line: structlog's
+processor chain cost about a tenth of a loaded API process's time at one line per request
+(bench/observability.py). Its fields need no general scrubbing: all are the gateway's own
+values except the request id, which a caller may choose, so that one is scrubbed.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging as stdlib_logging
 import random
-import time
+import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from anygate.api.middleware import REQUEST_ID_SCOPE_KEY
+from anygate.api.routes_seen import route_template
 from anygate.config import LoggingConfig
+from anygate.core.redaction import scrub
 
 log = structlog.get_logger("anygate.access")
 
@@ -48,14 +58,6 @@ def should_log(status: int, sample: float, draw: Callable[[], float]) -> bool:
     return draw() < sample
 
 
-def route_template(scope: Scope) -> str | None:
-    """The matched route's template (``/v1/jobs/{job_id}``); None when no route matched (a
-    404 for an unknown path, or a refusal before routing: 414, 431)."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else None
-
-
 def access_fields(
     scope: Scope, status: int, duration_s: float, job_id: str | None
 ) -> dict[str, Any]:
@@ -63,7 +65,7 @@ def access_fields(
     state = scope.get("state") or {}
     return {
         "method": scope.get("method"),
-        "route": route_template(scope),
+        "route": route_template(scope),  # None: no route matched (404, 414, 431)
         "status": status,
         "duration_ms": round(duration_s * 1000, 2),
         "tenant": state.get("tenant_id"),
@@ -73,53 +75,62 @@ def access_fields(
     }
 
 
-class AccessLogMiddleware:
-    """``draw``: the sampling's random source, injectable so a test can force its choice."""
+def renders_json() -> bool:
+    """Whether structlog is set up to render JSON lines (its last processor), as
+    ``ops/logging.py`` does when stderr is not a terminal."""
+    processors: list[Any] = list(structlog.get_config().get("processors") or [])
+    return bool(processors) and isinstance(processors[-1], structlog.processors.JSONRenderer)
+
+
+def json_line(fields: dict[str, Any], level: str, now: datetime) -> bytes:
+    """The access line as structlog's JSON renderer would write it (same keys, ISO UTC time)."""
+    line = {
+        **fields,
+        "request_id": scrub(fields["request_id"]) if fields.get("request_id") else None,
+        "event": EVENT,
+        "level": level,
+        "timestamp": now.isoformat().replace("+00:00", "Z"),
+    }
+    return orjson.dumps(line) + b"\n"
+
+
+def _write_line(line: bytes) -> None:
+    """One write of the whole line, flushed, as structlog's PrintLogger writes its lines."""
+    stream = sys.stderr
+    stream.flush()  # anything the text layer holds goes first
+    raw = getattr(stream, "buffer", None)
+    if raw is None:
+        stream.write(line.decode())
+    else:
+        raw.write(line)
+    stream.flush()
+
+
+class AccessLog:
+    """Decides whether a request's line is written (``logging``), and writes it.
+    ``draw``: the sampling's random source, injectable so a test can force its choice."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        logging: LoggingConfig,
-        draw: Callable[[], float] = random.random,
+        self, logging: LoggingConfig, *, draw: Callable[[], float] = random.random
     ) -> None:
-        self.app = app
-        self._enabled = logging.access_log
+        self.enabled = logging.access_log
         self._sample = logging.access_log_sample
         self._draw = draw
+        self._direct: bool | None = None
+        """Write JSON lines directly: decided at the first request, once logging is set up."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._enabled:
-            await self.app(scope, receive, send)
+    def request_done(
+        self, scope: Scope, status: int, duration_s: float, job_id: str | None
+    ) -> None:
+        if not self.enabled or not should_log(status, self._sample, self._draw):
             return
-        started = time.perf_counter()
-        status = 0
-        job_id: str | None = None
-
-        async def noting_send(message: Message) -> None:
-            nonlocal status, job_id
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                for name, value in message.get("headers", ()):
-                    if name.lower() == JOB_ID_HEADER:
-                        job_id = value.decode("latin-1")
-                        break
-            await send(message)
-
-        try:
-            await self.app(scope, receive, noting_send)
-        except asyncio.CancelledError:
-            status = status or CLIENT_GONE  # the caller left before any answer began
-            raise
-        except Exception:
-            # Starlette's outermost middleware turns the exception into a 500 (and logs it);
-            # a response already under way stays whatever status it started with.
-            status = status or 500
-            raise
-        finally:
-            if should_log(status, self._sample, self._draw):
-                fields = access_fields(scope, status, time.perf_counter() - started, job_id)
-                if status >= 500:
-                    log.warning(EVENT, **fields)
-                else:
-                    log.info(EVENT, **fields)
+        fields = access_fields(scope, status, duration_s, job_id)
+        if self._direct is None:
+            self._direct = renders_json()
+        warning = status >= 500
+        if not self._direct:
+            (log.warning if warning else log.info)(EVENT, **fields)
+            return
+        level = stdlib_logging.WARNING if warning else stdlib_logging.INFO
+        if log.is_enabled_for(level):  # the process's log_level, as structlog filters it
+            _write_line(json_line(fields, "warning" if warning else "info", datetime.now(UTC)))

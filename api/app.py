@@ -23,11 +23,10 @@ from anygate.api import (
     openai_compat,
     usage,
 )
-from anygate.api.access_log import AccessLogMiddleware
 from anygate.api.errors import EXCEPTION_HANDLERS
-from anygate.api.metrics_middleware import MetricsMiddleware
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.redis_watch import RedisWatch
+from anygate.api.request_observer import RequestObserver
 from anygate.api.startup import start_up
 from anygate.api.tracing_middleware import TracingMiddleware
 from anygate.broker import Subscriptions, create_redis
@@ -75,8 +74,9 @@ def create_app(config: AnygateConfig) -> Starlette:
 
     middleware = [Middleware(TracingMiddleware)] if tracing.enabled else []
     middleware += [
-        Middleware(MetricsMiddleware),
-        Middleware(AccessLogMiddleware, logging=config.logging),  # sees every answer
+        Middleware(  # outermost but the trace: sees every answer
+            RequestObserver, logging=config.logging, metrics=config.metrics.enabled
+        ),
         Middleware(RequestIdMiddleware),
         Middleware(limits.RequestLimitsMiddleware, server=config.server),
     ]

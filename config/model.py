@@ -381,7 +381,8 @@ class MetricsConfig(_Strict):
     its on ``/metrics``, workers and control on ``--metrics-port``."""
 
     enabled: bool = True
-    """False: the API serves no ``/metrics`` (and opens no metrics port)."""
+    """False: the API serves no ``/metrics``, opens no metrics port and records no HTTP series
+    (workers still record theirs, served only with ``--metrics-port``)."""
     api_access: Literal["admin", "open", "port"] = "admin"
     """Who may read the API's ``/metrics``: an admin key (``admin``), anyone (``open``), or
     anyone who reaches ``api_port``, a listener of its own, while the main port answers 404

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import structlog
 from starlette.applications import Starlette
@@ -17,9 +19,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from anygate.api.access_log import EVENT, AccessLogMiddleware, should_log
+from anygate.api.access_log import (
+    EVENT,
+    json_line,
+    renders_json,
+    should_log,
+)
 from anygate.api.auth import note_caller
 from anygate.api.middleware import RequestIdMiddleware
+from anygate.api.request_observer import RequestObserver
 from anygate.config import LoggingConfig
 
 KEY = "ag-" + "k" * 43
@@ -59,7 +67,7 @@ def app(config: LoggingConfig, draw: Callable[[], float] | None = None) -> Starl
             Route("/stream", stream),
         ],
         middleware=[
-            Middleware(AccessLogMiddleware, logging=config, **extra),
+            Middleware(RequestObserver, logging=config, **extra),
             Middleware(RequestIdMiddleware),
         ],
     )
@@ -134,3 +142,46 @@ def test_sample_bounds() -> None:
     assert not should_log(200, 0.0, lambda: 0.0)
     assert should_log(200, 0.5, lambda: 0.49)
     assert not should_log(200, 0.5, lambda: 0.5)
+
+
+class TestDirectJsonLine:
+    """In production (JSON logs) the access line is rendered by orjson, not structlog's chain;
+    it must read exactly like a structlog line and scrub what a caller can choose."""
+
+    def test_the_line_has_structlogs_shape(self) -> None:
+        fields = {
+            "method": "POST",
+            "route": "/v1/chat/completions",
+            "status": 200,
+            "duration_ms": 12.5,
+            "tenant": "acme",
+            "key_id": "key_1",
+            "request_id": "req_abc",
+            "job_id": "job_1",
+        }
+        now = datetime(2026, 12, 3, 10, 9, 29, 412909, tzinfo=UTC)
+        line = json_line(fields, "info", now)
+        assert line.endswith(b"\n")
+        assert orjson.loads(line) == {
+            **fields,
+            "event": "http request",
+            "level": "info",
+            "timestamp": "2026-12-03T10:09:29.412909Z",
+        }
+
+    def test_a_caller_chosen_request_id_is_scrubbed(self) -> None:
+        key = "ag-" + "x" * 40
+        fields = {"request_id": key, "route": None, "status": 200}
+        decoded = orjson.loads(json_line(fields, "info", datetime.now(UTC)))
+        assert key not in str(decoded)
+        assert decoded["request_id"] == "[redacted]"
+
+    def test_direct_lines_follow_the_renderer_structlog_was_given(self) -> None:
+        before = structlog.get_config()
+        try:
+            structlog.configure(processors=[structlog.processors.JSONRenderer()])
+            assert renders_json()
+            structlog.configure(processors=[structlog.dev.ConsoleRenderer()])
+            assert not renders_json()
+        finally:
+            structlog.configure(**before)

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from anygate.api import create_app
-from anygate.api.metrics_middleware import UNMATCHED
+from anygate.api.request_observer import UNMATCHED
 from anygate.broker.errors import (
     UpstreamRateLimitedError,
     UpstreamRejectedError,
