@@ -14,7 +14,8 @@ Sampling (``logging.access_log_sample``) thins out successful requests only: a r
 400 or above is always logged, since those are the ones someone will look for.
 
 When the process logs JSON (``ops/logging.py`` in production), the line is rendered here with
-orjson and written in one call, in the shape structlog gives every other line: structlog's
+orjson, in the shape structlog gives every other line, and written at the end of the event
+loop's turn with the turn's other lines in one write: structlog's
 processor chain cost about a tenth of a loaded API process's time at one line per request
 (bench/observability.py). Its fields need no general scrubbing: all are the gateway's own
 values except the request id, which a caller may choose, so that one is scrubbed.
@@ -22,6 +23,7 @@ values except the request id, which a caller may choose, so that one is scrubbed
 
 from __future__ import annotations
 
+import asyncio
 import logging as stdlib_logging
 import random
 import sys
@@ -94,15 +96,15 @@ def json_line(fields: dict[str, Any], level: str, now: datetime) -> bytes:
     return orjson.dumps(line) + b"\n"
 
 
-def _write_line(line: bytes) -> None:
-    """One write of the whole line, flushed, as structlog's PrintLogger writes its lines."""
+def write_lines(lines: list[bytes]) -> None:
+    """Whole lines in one write, flushed, as structlog's PrintLogger writes each of its own."""
     stream = sys.stderr
     stream.flush()  # anything the text layer holds goes first
     raw = getattr(stream, "buffer", None)
     if raw is None:
-        stream.write(line.decode())
+        stream.write(b"".join(lines).decode())
     else:
-        raw.write(line)
+        raw.write(b"".join(lines))
     stream.flush()
 
 
@@ -118,6 +120,10 @@ class AccessLog:
         self._draw = draw
         self._direct: bool | None = None
         """Write JSON lines directly: decided at the first request, once logging is set up."""
+        self._pending: list[bytes] = []
+        """Lines of this event-loop turn, written together at its end (one write for the
+        answers of a busy turn rather than one each)."""
+        self._levels: dict[int, bool] = {}
 
     def request_done(
         self, scope: Scope, status: int, duration_s: float, job_id: str | None
@@ -132,5 +138,15 @@ class AccessLog:
             (log.warning if warning else log.info)(EVENT, **fields)
             return
         level = stdlib_logging.WARNING if warning else stdlib_logging.INFO
-        if log.is_enabled_for(level):  # the process's log_level, as structlog filters it
-            _write_line(json_line(fields, "warning" if warning else "info", datetime.now(UTC)))
+        enabled = self._levels.get(level)
+        if enabled is None:  # the process's log_level, as structlog filters it
+            enabled = self._levels[level] = log.is_enabled_for(level)
+        if not enabled:
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(json_line(fields, "warning" if warning else "info", datetime.now(UTC)))
+
+    def _flush(self) -> None:
+        lines, self._pending = self._pending, []
+        write_lines(lines)
