@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -55,6 +54,8 @@ LATENCY_MS = 20
 Sample = tuple[dict[str, float], dict[str, Any]]
 """A measurement's figures, and its raw record for the results file."""
 MODES: dict[AppendFsync, str] = {"everysec": "standard", "always": "strict"}
+RATIO = (("always", "everysec"),)
+RATIO_KEY = "always_over_everysec"
 FIGURES = [
     ("submit_rps", "POST /v1/jobs submits/s, 64 conns", "jobs/s"),
     ("submit_p50_ms", "POST /v1/jobs latency p50, 64 conns", "ms"),
@@ -136,28 +137,7 @@ def _drain(stack: Stack, fsync: AppendFsync, n: int, samples: int, work: Path, r
 
 
 def _aggregate(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
-    """Per mode: median, min, max. Ratios: of the medians, and the median of each
-    repetition's own ratio (the two modes measured back to back, so a slow patch of the
-    shared machine mostly cancels out of it)."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, _label, unit in FIGURES:
-        row: dict[str, Any] = {"unit": unit}
-        for fsync in MODES:
-            values = samples[fsync][key]
-            row[fsync] = {
-                "median": statistics.median(values),
-                "min": min(values),
-                "max": max(values),
-                "values": values,
-            }
-        row["ratio_always_over_everysec"] = row["always"]["median"] / row["everysec"]["median"]
-        paired = [
-            a / e for a, e in zip(samples["always"][key], samples["everysec"][key], strict=True)
-        ]
-        row["paired_ratios"] = paired
-        row["paired_ratio_median"] = statistics.median(paired)
-        out[key] = row
-    return out
+    return report.side_by_side(samples, list(FIGURES), RATIO)
 
 
 def _table(figures: dict[str, dict[str, Any]]) -> str:
@@ -173,7 +153,8 @@ def _table(figures: dict[str, dict[str, Any]]) -> str:
             m = f[fsync]
             spread = f"{report.fmt(m['min'], unit)} to {report.fmt(m['max'], unit)}"
             cells.append(f"{report.fmt(m['median'], unit)} {unit} ({spread})")
-        ratios = f"{f['ratio_always_over_everysec']:.2f} / {f['paired_ratio_median']:.2f}"
+        ratio = f[RATIO_KEY]
+        ratios = f"{ratio['of_medians']:.2f} / {ratio['paired_median']:.2f}"
         rows.append(f"| {label} | {cells[0]} | {cells[1]} | {ratios} |")
     return "\n".join(rows)
 
@@ -268,8 +249,8 @@ def main(**o: Any) -> None:
         "summary": {
             key: {m: figures[key][m]["median"] for m in MODES}
             | {
-                "ratio": figures[key]["ratio_always_over_everysec"],
-                "paired_ratio": figures[key]["paired_ratio_median"],
+                "ratio": figures[key][RATIO_KEY]["of_medians"],
+                "paired_ratio": figures[key][RATIO_KEY]["paired_median"],
             }
             for key, _l, _u in FIGURES
         },

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import subprocess
 import tempfile
 import time
@@ -142,29 +141,7 @@ def _measure(stack: Stack, kind: str, seconds: float, threads: int, work: Path) 
 
 
 def _aggregate(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
-    """Per configuration: median, min, max. Ratios: of the medians, and the median of each
-    repetition's own ratio (the configurations measured back to back, so a slow patch of the
-    shared machine mostly cancels out of it)."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, _label, unit in FIGURES:
-        row: dict[str, Any] = {"unit": unit}
-        for config in CONFIGS:
-            values = samples[config][key]
-            row[config] = {
-                "median": statistics.median(values),
-                "min": min(values),
-                "max": max(values),
-                "values": values,
-            }
-        for top, bottom in RATIOS:
-            paired = [t / b for t, b in zip(samples[top][key], samples[bottom][key], strict=True)]
-            row[f"{top}_over_{bottom}"] = {
-                "of_medians": row[top]["median"] / row[bottom]["median"],
-                "paired_median": statistics.median(paired),
-                "paired": paired,
-            }
-        out[key] = row
-    return out
+    return report.side_by_side(samples, list(FIGURES), RATIOS)
 
 
 def _table(figures: dict[str, dict[str, Any]]) -> str:

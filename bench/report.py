@@ -76,6 +76,37 @@ def aggregate(samples: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def side_by_side(
+    samples: dict[str, dict[str, list[float]]],
+    figures: list[tuple[str, str, str]],
+    ratios: tuple[tuple[str, str], ...],
+) -> dict[str, dict[str, Any]]:
+    """Configurations measured in one run, figure by figure: each one's median, min and max,
+    and each ratio ``top ÷ bottom`` both of the medians and as the median of every repetition's
+    own ratio (measured back to back, a slow patch of the shared machine mostly cancels out of
+    it). ``figures``: (key, label, unit); ``samples``: configuration → key → repetitions."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, _label, unit in figures:
+        row: dict[str, Any] = {"unit": unit}
+        for config, values_by_key in samples.items():
+            values = values_by_key[key]
+            row[config] = {
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+                "values": values,
+            }
+        for top, bottom in ratios:
+            paired = [t / b for t, b in zip(samples[top][key], samples[bottom][key], strict=True)]
+            row[f"{top}_over_{bottom}"] = {
+                "of_medians": row[top]["median"] / row[bottom]["median"],
+                "paired_median": statistics.median(paired),
+                "paired": paired,
+            }
+        out[key] = row
+    return out
+
+
 def summary(
     figures: dict[str, dict[str, Any]], peers: dict[str, dict[str, float]], machine: dict[str, Any]
 ) -> dict[str, Any]:
