@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import structlog
@@ -34,14 +33,12 @@ from anygate.broker.errors import (
     AnygateError,
     ModelNotFoundError,
     UpstreamError,
-    UpstreamTransientError,
 )
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.broker.routing import (
     Step,
     decode_plan,
     deployment_for,
-    deployment_key,
     step_from_wire,
 )
 from anygate.broker.script_calls.cancel import WorkerControl
@@ -49,22 +46,19 @@ from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
 from anygate.telemetry import (
     count_redis_error,
-    observe_first_token,
     observe_redis_roundtrip,
-    observe_upstream,
     tracing,
     worker_slots,
 )
-from anygate.telemetry.metrics import UpstreamOutcome
-from anygate.workers.adapters.base import CallOutcome, JobLostError, ProviderAdapter
+from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.deployment_guard import DeploymentGuard
 from anygate.workers.deployment_usage import DeploymentUsage
 from anygate.workers.disposition import JobDisposition
-from anygate.workers.metric_labels import upstream_outcome
 from anygate.workers.pricing import cost_usd
 from anygate.workers.rate_gate import RateGate
 from anygate.workers.tenant_view import TenantView
+from anygate.workers.upstream_call import AdapterFaultError, UpstreamCall
 
 log = structlog.get_logger(__name__)
 
@@ -85,11 +79,6 @@ class WorkerSettings:
     their leases lapse and another worker's reclaim redelivers them)."""
 
 
-class AdapterFaultError(UpstreamTransientError):
-    """An adapter raised something it should not have: our own fault, retried like a transient
-    failure but never counted against the deployment."""
-
-
 class Worker:
     def __init__(
         self,
@@ -104,6 +93,7 @@ class Worker:
         self._broker = broker
         self._subs = subscriptions
         self._adapter = adapter
+        self._upstream = UpstreamCall(adapter, config, settings.pool)
         self._running: dict[str, tuple[asyncio.Task[None], ClaimedJob]] = {}
         self._slots: set[str] = set()
         """Jobs holding a slot: running minus those whose upstream work is over and whose
@@ -315,7 +305,7 @@ class Worker:
         relay = ChunkRelay(self._broker, job)
         usage = self._usage.track(step)
         try:
-            outcome = await self._call(job, step, relay, client_key)
+            outcome = await self._upstream.call(job, step, relay, client_key)
             await relay.flush()
         except asyncio.CancelledError:
             relay.abandon()
@@ -361,64 +351,6 @@ class Worker:
             worker_id=self._s.worker_id,
             claimed_ns=time.time_ns(),
         )
-
-    def _call_upstream(
-        self, job: ClaimedJob, step: Step, relay: ChunkRelay, client_key: str | None
-    ) -> Awaitable[CallOutcome]:
-        """The adapter's call; with tracing on, inside its upstream span (no extra frame when
-        off: the adapter's own coroutine is returned)."""
-        call = self._adapter.call(job, step.deployment.model, relay, api_key=client_key)
-        return self._traced_call(job, step, call) if tracing.enabled else call
-
-    async def _traced_call(
-        self, job: ClaimedJob, step: Step, call: Awaitable[CallOutcome]
-    ) -> CallOutcome:
-        provider = self._config.providers[step.provider]
-        with tracing.spans.upstream(
-            provider=provider.kind.value,
-            operation="chat" if job.endpoint == "/v1/chat/completions" else "embeddings",
-            model=step.deployment.model,
-            server_address=provider.resolved_base_url(),
-            body=job.body,
-        ):
-            outcome = await call
-            tracing.spans.answered(outcome.result, outcome.usage)
-            return outcome
-
-    async def _call(
-        self, job: ClaimedJob, step: Step, relay: ChunkRelay, client_key: str | None
-    ) -> CallOutcome:
-        """The provider call, timed by outcome (docs/metrics.md); a cancelled or lost one is
-        not a provider's outcome and is not recorded."""
-        called = time.perf_counter()
-        try:
-            outcome = await self._call_upstream(job, step, relay, client_key)
-        except UpstreamError as exc:
-            self._observe_call(step, upstream_outcome(exc), called, relay)
-            raise
-        except (asyncio.CancelledError, JobLostError):
-            raise
-        except Exception as exc:
-            # A bug in an adapter must not wedge the job: retry it like a transient fault,
-            # so it fails for good once its attempts are used up; the deployment is not to
-            # blame, so its breaker does not hear of it.
-            log.exception("adapter raised unexpectedly", job_id=job.id)
-            self._observe_call(step, "error", called, relay)
-            raise AdapterFaultError(
-                f"internal error in the {self._s.pool} adapter ({type(exc).__name__})",
-                code="adapter_error",
-            ) from exc
-        self._observe_call(step, "ok", called, relay)
-        return outcome
-
-    def _observe_call(
-        self, step: Step, outcome: UpstreamOutcome, called: float, relay: ChunkRelay
-    ) -> None:
-        """A finished provider call's duration, and a stream's time to its first chunk."""
-        pool, seconds = self._s.pool, time.perf_counter() - called
-        observe_upstream(pool, deployment_key(step.deployment), step.alias, outcome, seconds)
-        if relay.first_chunk_at is not None:
-            observe_first_token(pool, step.alias, relay.first_chunk_at - called)
 
     async def _drain(self) -> None:
         if self._running:
