@@ -150,9 +150,7 @@ def _table(figures: dict[str, dict[str, Any]]) -> str:
         f = figures[key]
         cells = []
         for fsync in MODES:
-            m = f[fsync]
-            spread = f"{report.fmt(m['min'], unit)} to {report.fmt(m['max'], unit)}"
-            cells.append(f"{report.fmt(m['median'], unit)} {unit} ({spread})")
+            cells.append(report.median_cell(f[fsync], unit))
         ratio = f[RATIO_KEY]
         ratios = f"{ratio['of_medians']:.2f} / {ratio['paired_median']:.2f}"
         rows.append(f"| {label} | {cells[0]} | {cells[1]} | {ratios} |")

@@ -153,9 +153,7 @@ def _table(figures: dict[str, dict[str, Any]]) -> str:
         f = figures[key]
         cells = []
         for config in CONFIGS:
-            m = f[config]
-            spread = f"{report.fmt(m['min'], unit)} to {report.fmt(m['max'], unit)}"
-            cells.append(f"{report.fmt(m['median'], unit)} {unit} ({spread})")
+            cells.append(report.median_cell(f[config], unit))
         for top, bottom in RATIOS[:2]:
             r = f[f"{top}_over_{bottom}"]
             cells.append(f"{r['of_medians']:.3f} / {r['paired_median']:.3f}")

@@ -76,6 +76,13 @@ def aggregate(samples: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def median_cell(m: dict[str, Any], unit: str) -> str:
+    """``median unit (min to max)`` of one configuration's figure, as the side-by-side tables
+    print it."""
+    spread = f"{fmt(m['min'], unit)} to {fmt(m['max'], unit)}"
+    return f"{fmt(m['median'], unit)} {unit} ({spread})"
+
+
 def side_by_side(
     samples: dict[str, dict[str, list[float]]],
     figures: list[tuple[str, str, str]],
