@@ -72,20 +72,24 @@ class Subscriptions:
         message (it must not block): no queue, no extra task hop on the hot path.
         ``on_resubscribe`` runs when the channel is confirmed again after a lost connection
         (messages may have been missed meanwhile)."""
-        async with self._lock:
-            self._callbacks[channel] = callback
-            if on_resubscribe is not None:
-                self._resubscribed[channel] = on_resubscribe
-            confirmed = asyncio.get_running_loop().create_future()
-            self._confirmed[channel] = confirmed
-            await self._send_subscribe(channel)
-        await self._confirmation(channel, confirmed)
+        async with self._within_confirm_s():
+            async with self._lock:
+                self._callbacks[channel] = callback
+                if on_resubscribe is not None:
+                    self._resubscribed[channel] = on_resubscribe
+                confirmed = asyncio.get_running_loop().create_future()
+                self._confirmed[channel] = confirmed
+                await self._send_subscribe(channel)
+            await asyncio.shield(confirmed)
 
-    async def _confirmation(self, channel: str, confirmed: asyncio.Future[None]) -> None:
-        """Wait for Redis to confirm a subscription; a Redis timeout (a 503 at the API's edge,
-        an outage to a process's link) when it does not in time."""
+    @contextlib.asynccontextmanager
+    async def _within_confirm_s(self) -> AsyncIterator[None]:
+        """Setting up a subscription (the lock, the SUBSCRIBE, Redis's confirmation) takes at
+        most ``confirm_s``; past it, a Redis timeout (a 503 at the API's edge, an outage to a
+        process's link)."""
         try:
-            await asyncio.wait_for(asyncio.shield(confirmed), timeout=self._confirm_s)
+            async with asyncio.timeout(self._confirm_s):
+                yield
         except TimeoutError:
             raise RedisTimeoutError(
                 f"Redis did not confirm a subscription within {self._confirm_s:g} s"
@@ -100,13 +104,8 @@ class Subscriptions:
         leaves nothing behind."""
         queue: asyncio.Queue[str] = asyncio.Queue()
         try:
-            try:
-                async with asyncio.timeout(self._confirm_s):
-                    await self._add(channel, queue)
-            except TimeoutError:
-                raise RedisTimeoutError(
-                    f"Redis did not confirm a subscription within {self._confirm_s:g} s"
-                ) from None
+            async with self._within_confirm_s():
+                await self._add(channel, queue)
             yield queue
         finally:
             await self._remove(channel, queue)
