@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from anygate.api.routes_seen import route_template
 from anygate.telemetry import tracing
 
 
@@ -33,5 +34,4 @@ class TracingMiddleware:
             try:
                 await self.app(scope, receive, send_status)
             finally:
-                route = scope.get("route")  # set by the router on the scope it was given
-                span.done(status, getattr(route, "path", None))
+                span.done(status, route_template(scope))
