@@ -21,7 +21,7 @@ model is therefore always read as what lies between the names that cannot.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 NANO_USD = 1_000_000_000
@@ -70,18 +70,25 @@ class TokenCounts:
     """By (model, tenant)."""
 
 
-def decode_job_counts(raw: Mapping[str, str]) -> JobCounts:
-    """``metrics:jobs`` as HGETALL returns it; a field this version cannot read is left out."""
-    counts = JobCounts()
+def _fields(raw: Mapping[str, str]) -> Iterator[tuple[str, str, int]]:
+    """A counter hash's fields as (kind, the rest of the name, count); a value that is not an
+    integer (written by another version) is left out."""
     for name, value in raw.items():
         try:
             n = int(value)
         except ValueError:
             continue
         kind, _, rest = name.partition("|")
+        yield kind, rest, n
+
+
+def decode_job_counts(raw: Mapping[str, str]) -> JobCounts:
+    """``metrics:jobs`` as HGETALL returns it; a field this version cannot read is left out."""
+    counts = JobCounts()
+    for kind, rest, n in _fields(raw):
         if kind == JobCounter.SUBMITTED:
-            pool, _, rest = rest.partition("|")
-            cls, sep, model = rest.partition("|")
+            pool, _, tail = rest.partition("|")
+            cls, sep, model = tail.partition("|")
             if sep:
                 counts.submitted[(pool, cls, model)] = n
         elif kind == JobCounter.STARTED:
@@ -89,8 +96,8 @@ def decode_job_counts(raw: Mapping[str, str]) -> JobCounts:
             if sep:
                 counts.started[(pool, model)] = n
         elif kind == JobCounter.FINISHED:
-            pool, _, rest = rest.partition("|")
-            model, sep, outcome = rest.rpartition("|")
+            pool, _, tail = rest.partition("|")
+            model, sep, outcome = tail.rpartition("|")
             if sep:
                 counts.finished[(pool, model, outcome)] = n
         elif kind == JobCounter.REDELIVERED and rest:
@@ -101,12 +108,7 @@ def decode_job_counts(raw: Mapping[str, str]) -> JobCounts:
 def decode_token_counts(raw: Mapping[str, str]) -> TokenCounts:
     """``metrics:tokens`` as HGETALL returns it; a field this version cannot read is left out."""
     counts = TokenCounts()
-    for name, value in raw.items():
-        try:
-            n = int(value)
-        except ValueError:
-            continue
-        kind, _, rest = name.partition("|")
+    for kind, rest, n in _fields(raw):
         model, sep, tenant = rest.rpartition("|")
         if not sep:
             continue
