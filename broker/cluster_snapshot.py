@@ -25,6 +25,7 @@ from anygate.broker.cluster_counters import (
     decode_job_counts,
     decode_token_counts,
 )
+from anygate.broker.connection import awaited
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.quotas import UsagePeriods, usage_periods
 from anygate.broker.routing import deployment_key
@@ -185,8 +186,8 @@ async def snapshot(
     ]
     periods = usage_periods(datetime.now(UTC))
     k = keys
+    seconds, micros = await awaited(redis.time())  # a cluster pipeline refuses keyless TIME
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.time()
         pipe.hgetall(k.metrics_jobs)
         pipe.hgetall(k.metrics_tokens)
         for pool in pools:
@@ -200,9 +201,8 @@ async def snapshot(
             pipe.hmget(k.tenant_usage(tenant.id, periods.day), ["tokens", "cost_usd"])
             pipe.hmget(k.tenant_usage(tenant.id, periods.month), ["tokens", "cost_usd"])
         replies: list[Any] = await pipe.execute()
-    seconds, micros = replies[0]
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    at = 3
+    at = 2
     dead, depths, alive = {}, {}, {}
     alive_within_ms = int(3 * config.queue.heartbeat_interval_s * 1000)
     for pool in pools:
@@ -218,7 +218,7 @@ async def snapshot(
     batch_ids: list[str] = replies[at] or []
     at += 1
     usage = replies[at:]
-    jobs, tokens = replies[1], replies[2]
+    jobs, tokens = replies[0], replies[1]
     for shard in keys.shards[1:]:  # each shard counts what its scripts changed
         more = await _shard_counters(redis, keys.on(shard), budgeted, periods)
         jobs, tokens = sum_fields([jobs, more[0]]), sum_fields([tokens, more[1]])
@@ -268,6 +268,20 @@ def _add_pair(a: list[str | None], b: list[str | None]) -> list[str | None]:
     return out
 
 
+async def _with_shard_counts(
+    redis: Redis, keys: KeySpace, batch_id: str, row: list[str | None]
+) -> list[str | None]:
+    """A batch's ``n_done`` and ``n_succeeded`` with the counts its jobs left on other shards
+    (``batch_store.BatchStore.load`` adds them the same way)."""
+    done, succeeded = int(row[3] or 0), int(row[4] or 0)
+    for shard in keys.shards[1:]:
+        more = await awaited(
+            redis.hmget(keys.on(shard).batch_done(batch_id), ["n_done", "n_succeeded"])
+        )
+        done, succeeded = done + int(more[0] or 0), succeeded + int(more[1] or 0)
+    return [*row[:3], str(done), str(succeeded)]
+
+
 def _has_budget(q: TenantQuotas) -> bool:
     limits = (q.daily_tokens, q.daily_usd, q.monthly_tokens, q.monthly_usd)
     return any(v is not None for v in limits)
@@ -302,9 +316,12 @@ async def _lanes_and_batches(
         for _pool, _p, lane in waiting:
             pipe.xinfo_groups(lane)
         replies = await pipe.execute(raise_on_error=False)
-    batches: list[list[str | None]] = [
-        r for r in replies[: len(batch_ids)] if isinstance(r, list) and r[0] is not None
+    found_batches = [
+        (bid, r)
+        for bid, r in zip(batch_ids, replies[: len(batch_ids)], strict=True)
+        if isinstance(r, list) and r[0] is not None
     ]
+    batches = [await _with_shard_counts(redis, keys, bid, r) for bid, r in found_batches]
     groups = replies[len(batch_ids) :]
     heads: list[tuple[str, Priority, str, str]] = []
     for (pool, p, lane), found in zip(waiting, groups, strict=True):

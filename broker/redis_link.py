@@ -58,6 +58,8 @@ _PASSING_REPLIES = (
     "MASTERDOWN",
     "TRYAGAIN",
     "CLUSTERDOWN",
+    "MOVED",  # a cluster's slot moved: a plain client of one node (arq's) reconnects to the new
+    "ASK",
     "MISCONF",
     "NOREPLICAS",
     "BUSY ",

@@ -90,7 +90,7 @@ async def enqueue_webhook(
         event,
         f"dlv_{subject_id}",
         _queue_name=ctx["queue"],
-        _job_id=f"webhook:{subject_id}",
+        _job_id=arq_id(ctx["keys"], f"webhook:{subject_id}"),
     )
 
 
@@ -194,7 +194,12 @@ async def prepare(ctx: dict[str, Any]) -> None:
 
 
 def queue_name(keys: KeySpace) -> str:
-    return f"{keys.prefix}control"
+    return f"{keys.home_prefix}control"
+
+
+def arq_id(keys: KeySpace, name: str) -> str:
+    """An arq job id or cron name under the namespace's hash tag: ``{<namespace>}<name>``."""
+    return f"{{{keys.namespace}}}{name}"
 
 
 def worker_settings(keys: KeySpace, budget_check_s: int = 5) -> dict[str, Any]:
@@ -202,12 +207,14 @@ def worker_settings(keys: KeySpace, budget_check_s: int = 5) -> dict[str, Any]:
 
     Cron jobs are named after the namespace: arq derives a cron job's id (``<name>:<ms>``, its
     de-duplication key) from the name alone, so two namespaces sharing one Redis would
-    otherwise take each other's ticks."""
+    otherwise take each other's ticks. The name carries the namespace in braces, as every arq
+    id we make does (``arq_id``): arq's keys are ``arq:<kind>:<id>``, so on a Redis Cluster they
+    all hash to the home slot, with the queue (docs/scaling.md)."""
 
     def every_second(job: Callable[[dict[str, Any]], Awaitable[int]], **extra: Any) -> Any:
         return cron(
             _quiet_on_outage(job),
-            name=f"cron:{keys.namespace}:{job.__name__}",
+            name=arq_id(keys, f"cron:{job.__name__}"),
             second=set(range(60)),
             unique=True,
             timeout=60,
@@ -223,7 +230,7 @@ def worker_settings(keys: KeySpace, budget_check_s: int = 5) -> dict[str, Any]:
         "cron_jobs": [
             cron(
                 prune,
-                name=f"cron:{keys.namespace}:prune_job_indexes",
+                name=arq_id(keys, "cron:prune_job_indexes"),
                 second={0},
                 run_at_startup=True,
                 timeout=60,
@@ -233,7 +240,7 @@ def worker_settings(keys: KeySpace, budget_check_s: int = 5) -> dict[str, Any]:
             every_second(drive_batches, run_at_startup=True),
             cron(
                 _quiet_on_outage(check_budgets),
-                name=f"cron:{keys.namespace}:check_budgets",
+                name=arq_id(keys, "cron:check_budgets"),
                 second=set(range(0, 60, budget_check_s)),
                 unique=True,
                 timeout=60,

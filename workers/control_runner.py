@@ -25,6 +25,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+import arq.jobs as arq_jobs
+import arq.worker as arq_worker
 import structlog
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
@@ -33,6 +35,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from anygate.broker import ClusterCollector, KeySpace, create_redis, start_refresh
+from anygate.broker.cluster_connection import as_cluster
 from anygate.broker.connection import redis_options
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.config import AnygateConfig
@@ -105,7 +108,8 @@ class _Session:
         cls, config: AnygateConfig, redis: Redis, link: RedisLink, leftovers: _Leftovers
     ) -> _Session:
         keys = KeySpace.of(config)
-        pool = _arq_pool(config, keys)
+        _arq_abort_key_in_home_slot(keys)
+        pool = await _arq_pool(config, keys, redis)
         try:
             await pool.ping()
             if leftovers:
@@ -181,12 +185,33 @@ def _outage_grace_s(config: AnygateConfig) -> float:
     return 3 * config.redis.socket_timeout_s + 1.0
 
 
-def _arq_pool(config: AnygateConfig, keys: KeySpace) -> ArqRedis:
+def _arq_abort_key_in_home_slot(keys: KeySpace) -> None:
+    """arq keeps one set of its own outside any job's keys, ``arq:abort`` (jobs asked to stop,
+    removed from on every job's end): renamed under the namespace's hash tag, so that on a
+    Redis Cluster it shares the home slot with the queue and the job keys (a transaction over
+    two slots is refused). A control process serves one namespace, so one name per process."""
+    name = f"arq:{{{keys.namespace}}}:abort"
+    arq_worker.abort_jobs_ss = name  # type: ignore[attr-defined]
+    arq_jobs.abort_jobs_ss = name  # type: ignore[attr-defined]
+
+
+async def _arq_pool(config: AnygateConfig, keys: KeySpace, redis: Redis) -> ArqRedis:
     """arq's client, with our socket timeouts (arq sets none for commands: a paused Redis
-    would hang it) and bytes replies (arq decodes its own)."""
+    would hang it) and bytes replies (arq decodes its own).
+
+    arq does not speak Cluster; on one, every arq key hashes to the home slot (``control.arq_id``)
+    and arq talks to the node that serves it, found anew at each session's start: a session
+    ends on any Redis error, a slot that moved (MOVED) included."""
     options = redis_options(config.redis)
     options["decode_responses"] = False
-    pool = ConnectionPool.from_url(config.redis.url, **options)
+    cluster = as_cluster(redis)
+    if cluster is None:
+        pool = ConnectionPool.from_url(config.redis.url, **options)
+    else:
+        await cluster.initialize()
+        home = cluster.home().connection_pool.connection_kwargs
+        options.pop("connection_class", None)
+        pool = ConnectionPool(host=home["host"], port=home["port"], **options)
     return ArqRedis(pool, default_queue_name=queue_name(keys))
 
 

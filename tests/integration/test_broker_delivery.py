@@ -16,7 +16,7 @@ from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig, Priority
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import chat_body, claim_one, enqueue
-from tests.support.configs import build_config
+from tests.support.configs import build_config, standalone_only
 from tests.support.eventually import eventually
 
 
@@ -198,6 +198,7 @@ async def test_event_replay_resumes_after_the_given_id(broker: Broker) -> None:
     assert resumed == events[4:]
 
 
+@standalone_only
 @pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "sigkill-after-fsync"])
 async def test_queued_jobs_survive_a_redis_restart(tmp_path: Path, crash: bool) -> None:
     server = EmbeddedRedis(tmp_path / "redis", aof=True).start()

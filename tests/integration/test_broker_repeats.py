@@ -123,7 +123,7 @@ async def test_leases_get_a_grace_after_redis_was_away(short_lease: AnygateConfi
         job = await claim_one(broker, "alive")
         assert job is not None
         assert await broker.reclaim("openai") == 0  # stamps the pool's clock
-        clock = broker.keys.clock
+        clock = broker.keys.for_pool("openai").clock  # the clock of the pool's shard
         await redis.hset(clock, "tick", int(time.time() * 1000) - 10_000)  # 10 s unanswered
         # Fixed sleeps below are the point: the grace lasts one lease, counted from the gap.
         await asyncio.sleep(0.5)  # the lease has lapsed meanwhile

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+from typing import Any, cast
+
+import pytest
+import redis
 
 from anygate.config import AnygateConfig, parse_config
 
@@ -24,6 +27,22 @@ REDIS_MODE_ENV = "ANYGATE_TEST_REDIS_MODE"
 
 def redis_mode() -> str:
     return os.environ.get(REDIS_MODE_ENV, "standalone")
+
+
+def sync_redis(url: str, mode: str | None = None) -> redis.Redis:
+    """A test's own synchronous client of the test Redis: a cluster client for a cluster
+    (``mode``, default: this run's), typed as a plain one (the tests use commands both answer
+    alike)."""
+    if (mode or redis_mode()) == "cluster":
+        return cast("redis.Redis", redis.RedisCluster.from_url(url, decode_responses=True))
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+standalone_only = pytest.mark.skipif(
+    redis_mode() == "cluster",
+    reason="starts a single redis-server of its own (its subject is one server's restart)",
+)
+"""For a test that runs its own one-node Redis: the cluster run of its suite leaves it out."""
 FAILING_MODEL = "gpt-primary-down"
 
 

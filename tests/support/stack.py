@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 import yaml
 
+from anygate.broker import KeySpace
+from anygate.config import parse_config
 from anygate.ops.processes import wait_until
-from tests.support.configs import MOCK_KEY_ENV, TENANT_KEYS
+from tests.support.configs import MOCK_KEY_ENV, TENANT_KEYS, sync_redis
 from tests.support.process_logs import PROCESS_LOGS
 from tests.support.processes import ManagedProcess, free_port
 
@@ -43,8 +44,8 @@ class Stack:
         self.worker_pool: dict[int, str] = {}
         # every process ever started here, also those a test killed and took off the lists
         self.started: list[ManagedProcess] = []
-        self._redis = redis.Redis.from_url(tree["redis"]["url"], decode_responses=True)
-        self._prefix = f"ag:{{{tree['redis']['namespace']}}}:"
+        self._redis = sync_redis(tree["redis"]["url"], tree["redis"].get("mode"))
+        self._keys = KeySpace.of(parse_config(tree))
 
     def start_api(self) -> str:
         port = free_port()
@@ -97,7 +98,7 @@ class Stack:
         metrics = ["--metrics-port", str(metrics_port)] if metrics_port is not None else []
         proc = ManagedProcess.start([*ANYGATE, "control", *metrics], env=self.env)
         self.started.append(proc)
-        ticked = f"{self._prefix}control:ticked"
+        ticked = f"{self._keys.prefix}control:ticked"
         wait_until(
             lambda: None if self._redis.exists(ticked) else "no tick yet",
             what="control's first batch tick",
@@ -114,7 +115,7 @@ class Stack:
             self.workers.remove(proc)
 
     def registered_workers(self, pool: str = "openai") -> int:
-        return int(self._redis.hlen(f"{self._prefix}workers:{pool}"))
+        return int(self._redis.hlen(self._keys.workers(pool)))
 
     @property
     def url(self) -> str:
