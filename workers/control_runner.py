@@ -29,11 +29,11 @@ import structlog
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.worker import Worker as ArqWorker
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from anygate.broker import ClusterCollector, KeySpace, create_redis, start_refresh
-from anygate.broker.connection import redis_options
+from anygate.broker.connection import connection_pool, redis_options
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.config import AnygateConfig
 from anygate.telemetry import register_collector, unregister_collector
@@ -186,7 +186,7 @@ def _arq_pool(config: AnygateConfig, keys: KeySpace) -> ArqRedis:
     would hang it) and bytes replies (arq decodes its own)."""
     options = redis_options(config.redis)
     options["decode_responses"] = False
-    pool = ConnectionPool.from_url(config.redis.url, **options)
+    pool = connection_pool(config.redis, options, blocking=False)
     return ArqRedis(pool, default_queue_name=queue_name(keys))
 
 
