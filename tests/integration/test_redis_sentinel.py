@@ -10,6 +10,8 @@ load of submits; ``kill -9`` of the master mid-load.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,51 @@ async def test_failover_keeps_every_acknowledged_job(
                     f"{resumed_s:.1f} s after the kill; {len(accepted)} jobs acknowledged "
                     f"({before_kill} before the kill), answers {statuses}; all succeeded"
                 )
+        finally:
+            stack.stop()
+        stack.check_logs()
+
+
+async def test_a_replica_that_does_not_confirm_turns_the_202_into_a_503(
+    tmp_path: Path, mock: MockControl, namespace: str
+) -> None:
+    """Strict durability under Sentinel waits for ``min_replicas_acked`` (default 1): with the
+    only replica frozen, a submit is answered 503 after ``replicas_ack_timeout_s``, never 202;
+    once the replica answers again, 202. A synchronous call's result is held back the same way."""
+    with sentinel_set(tmp_path / "redis", replicas=1) as nodes:
+        tree = config_tree("redis://unused", namespace, mock_root=mock.url)
+        tree["redis"] = nodes.redis_section(
+            namespace, durability="strict", replicas_ack_timeout_s=0.5
+        )
+        stack = SentinelStack(tmp_path, tree, nodes)
+        replica = nodes.replica_nodes[0]
+        try:
+            stack.start_api()
+            stack.start_worker()
+            async with stack.client() as client:
+                ok = await client.post("/v1/jobs", json=chat_job("replicated"))
+                assert ok.status_code == 202, ok.text
+                os.kill(replica.process.pid, signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    held = await client.post("/v1/jobs", json=chat_job("not replicated"))
+                    waited = time.monotonic() - started
+                    assert held.status_code == 503, held.text
+                    assert held.json()["error"]["code"] == "service_unavailable"
+                    assert "replicas" in held.json()["error"]["message"]
+                    assert 0.5 <= waited < 3.0, waited
+                    chat = await client.post(
+                        "/v1/chat/completions",
+                        json={
+                            "model": "gpt-4o-mini",
+                            "messages": [{"role": "user", "content": "held"}],
+                        },
+                    )
+                    assert chat.status_code == 503, chat.text
+                finally:
+                    os.kill(replica.process.pid, signal.SIGCONT)
+                again = await client.post("/v1/jobs", json=chat_job("replicated again"))
+                assert again.status_code == 202, again.text
         finally:
             stack.stop()
         stack.check_logs()
