@@ -6,6 +6,9 @@ secret references (docs/high-availability.md)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
@@ -27,6 +30,7 @@ from redis.asyncio.sentinel import (
 )
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from anygate.config import RedisConfig, RedisTLSConfig
@@ -69,10 +73,73 @@ class CPackedSentinelSSLConnection(CPackedMixin, SentinelManagedSSLConnection):
     """The same over TLS."""
 
 
-class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
-    """redis-py's Sentinel pool, with the blocking pool's behaviour ``create_redis`` relies on
-    (wait for a free connection; connect outside the pool's lock): the two compose, the
+MASTER_CHECK_S = 1.0
+"""How often a Sentinel pool in use asks the sentinels which node is master."""
+
+
+class FollowingSentinelConnectionPool(SentinelConnectionPool):
+    """redis-py's Sentinel pool asks the sentinels only when a connection (re)connects, so a
+    connection to a master that was demoted while it stayed up (``SENTINEL FAILOVER``, a
+    partition that heals) keeps writing there until the old master answers ``READONLY``, and
+    every write it accepts meanwhile is discarded when it resyncs from the new master. This
+    pool also asks at most every ``MASTER_CHECK_S`` while it is used (in the background, never
+    delaying a command), and a connection handed out that still points at a former master is
+    reconnected first. Writes already on their way to the old master are not saved by this:
+    docs/high-availability.md says what a failover can lose."""
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        self._checked_at = 0.0
+        self._check: asyncio.Task[None] | None = None
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_master_soon()
+        connection = await super().get_connection(*args, **kwargs)
+        if is_stale(self, connection):
+            try:
+                await connection.disconnect()
+                await self.ensure_connection(connection)
+            except BaseException:
+                await self.release(connection)
+                raise
+        return connection
+
+    def _check_master_soon(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < MASTER_CHECK_S or (
+            self._check is not None and not self._check.done()
+        ):
+            return
+        self._checked_at = now
+        self._check = asyncio.get_running_loop().create_task(self._check_master())
+
+    async def _check_master(self) -> None:
+        # a failed look-up changes nothing: connections fail and reconnect on their own
+        with contextlib.suppress(RedisError, OSError):
+            await self.get_master_address()  # type: ignore[no-untyped-call]
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        check = self._check
+        if inuse_connections and check is not None and check is not asyncio.current_task():
+            check.cancel()
+        await super().disconnect(inuse_connections)
+
+
+class BlockingSentinelConnectionPool(FollowingSentinelConnectionPool, BlockingConnectionPool):
+    """The following Sentinel pool with the blocking pool's behaviour ``create_redis`` relies
+    on (wait for a free connection; connect outside the pool's lock): they compose, the
     Sentinel pool only choosing the address and dropping connections to a former master."""
+
+
+def is_stale(pool: ConnectionPool, connection: Any) -> bool:
+    """Whether ``connection`` is open to a node its Sentinel pool no longer knows as master
+    (always False for other pools). The pub/sub reader checks its connection with this too."""
+    master = getattr(pool, "master_address", None)
+    return (
+        master is not None
+        and bool(connection.is_connected)
+        and (connection.host, connection.port) != master
+    )
 
 
 def create_redis(
@@ -164,12 +231,8 @@ def _sentinel_pool(
     }
     if blocking:
         merged["timeout"] = merged["socket_timeout"]
-        return BlockingSentinelConnectionPool(  # type: ignore[no-untyped-call]
-            settings.master_name, sentinels, **merged
-        )
-    return SentinelConnectionPool(  # type: ignore[no-untyped-call]
-        settings.master_name, sentinels, **merged
-    )
+        return BlockingSentinelConnectionPool(settings.master_name, sentinels, **merged)
+    return FollowingSentinelConnectionPool(settings.master_name, sentinels, **merged)
 
 
 def _address(node: str) -> tuple[str, int]:
