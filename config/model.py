@@ -187,18 +187,18 @@ class RedisConfig(_Strict):
     def _mode_settings(self) -> RedisConfig:
         if self.mode == "sentinel":
             if self.sentinel is None:
-                raise ValueError("redis.sentinel: required with redis.mode sentinel")
+                raise ValueError("sentinel (the master name and the sentinels) is required with mode sentinel")
             if "url" in self.model_fields_set:
                 raise ValueError(
-                    "redis.url: not used with redis.mode sentinel (the sentinels name the "
-                    "master); remove it and set redis.sentinel.db for the database"
+                    "url is not used with mode sentinel (the sentinels name the master); "
+                    "remove it, and set sentinel.db for the database"
                 )
         elif self.sentinel is not None:
-            raise ValueError("redis.sentinel: set, but redis.mode is not sentinel")
+            raise ValueError("sentinel is set, but mode is not sentinel")
         if self.mode == "standalone" and self.tls is not None and self.url.startswith("redis://"):
-            raise ValueError("redis.tls: set, but redis.url is redis://; use rediss:// for TLS")
+            raise ValueError("tls is set, but url is redis://; use rediss:// for TLS")
         if self.sentinel is not None and self.sentinel.tls and self.tls is None:
-            raise ValueError("redis.sentinel.tls: needs redis.tls (the CA to trust)")
+            raise ValueError("sentinel.tls needs tls (the CA to trust, perhaps a client certificate)")
         return self
 
     def replicas_to_ack(self) -> int:
