@@ -170,7 +170,9 @@ class RedisConfig(_Strict):
     once the write is fsynced. Every process then checks at start, and ``/readyz`` on each
     call, that the server runs ``appendonly yes`` with ``appendfsync always`` (and
     ``no-appendfsync-on-rewrite no``, the default), and refuses to run otherwise; results
-    relayed from pub/sub wait for one extra round trip."""
+    relayed from pub/sub wait for one extra round trip. With ``min_replicas_acked`` (1 by
+    default under Sentinel) every acknowledgement also waits for that many replicas
+    (``WAIT``), or is a 503 (docs/high-availability.md)."""
     assume_appendfsync_always: bool = False
     """Strict mode on a server that refuses ``CONFIG GET`` (managed Redis): take the operator's
     word that it runs ``appendonly yes`` with ``appendfsync always``, and only log a warning
@@ -187,7 +189,9 @@ class RedisConfig(_Strict):
     def _mode_settings(self) -> RedisConfig:
         if self.mode == "sentinel":
             if self.sentinel is None:
-                raise ValueError("sentinel (the master name and the sentinels) is required with mode sentinel")
+                raise ValueError(
+                    "sentinel (the master name and the sentinels) is required with mode sentinel"
+                )
             if "url" in self.model_fields_set:
                 raise ValueError(
                     "url is not used with mode sentinel (the sentinels name the master); "
@@ -198,7 +202,9 @@ class RedisConfig(_Strict):
         if self.mode == "standalone" and self.tls is not None and self.url.startswith("redis://"):
             raise ValueError("tls is set, but url is redis://; use rediss:// for TLS")
         if self.sentinel is not None and self.sentinel.tls and self.tls is None:
-            raise ValueError("sentinel.tls needs tls (the CA to trust, perhaps a client certificate)")
+            raise ValueError(
+                "sentinel.tls needs tls (the CA to trust, perhaps a client certificate)"
+            )
         return self
 
     def replicas_to_ack(self) -> int:
