@@ -54,6 +54,19 @@ class CPackedMixin:
             packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]
             return packed
 
+    async def _send_packed_command(self, command: Any) -> None:
+        """Under uvloop, writing to a connection the server has just closed (a master killed
+        as the connection opened, a failover) raises ``RuntimeError`` ("the handler is
+        closed"), which redis-py passes through as it is, so no retry and no outage handling
+        sees it; as an ``OSError`` it becomes redis-py's ``ConnectionError`` like any other
+        broken connection (the connection is dropped and the call retried)."""
+        try:
+            await super()._send_packed_command(command)  # type: ignore[misc]
+        except RuntimeError as exc:
+            if "closed" not in str(exc):
+                raise
+            raise ConnectionResetError(f"the connection is closed ({exc})") from exc
+
 
 class CPackedConnection(CPackedMixin, Connection):
     """A plain TCP connection (``redis://``)."""

@@ -5,6 +5,7 @@ against the configured CA and present a client certificate when the server requi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -23,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from anygate.broker import create_redis
 from anygate.config import RedisConfig
 from anygate.ops.embedded_redis import find_redis_server
+from tests.support import redis_sentinel as sentinel_support
 from tests.support.configs import config_tree
 from tests.support.jobs import chat_job, submit
 from tests.support.mock import MockControl
@@ -140,7 +142,7 @@ async def test_the_broker_client_talks_tls_with_the_configured_ca_and_client_cer
     ("case", "error"),
     [
         # the server requires a client certificate: it resets the connection without one
-        ("no client certificate", r"reset by peer|closed|EOF"),
+        ("no client certificate", r"reset by peer|closed|EOF|CERTIFICATE_REQUIRED"),
         ("another CA", "CERTIFICATE_VERIFY_FAILED"),
         ("the system CAs", "CERTIFICATE_VERIFY_FAILED"),
     ],
@@ -219,3 +221,40 @@ async def test_a_job_runs_end_to_end_over_tls(
     finally:
         stack.stop()
     stack.check_logs()
+
+
+async def test_sentinel_over_tls_follows_a_failover(
+    tmp_path: Path, mock: MockControl, namespace: str
+) -> None:
+    """Data nodes, replication and sentinels all on TLS only, client certificates required:
+    the gateway (``redis.tls`` + ``redis.sentinel.tls``) runs a job, follows a ``kill -9`` of
+    the master and runs one more on the promoted replica."""
+    files = _tls_files(tmp_path, "127.0.0.1", "localhost")
+    node_tls = sentinel_support.TLSFiles(files.ca, files.server_cert, files.server_key)
+    with sentinel_support.sentinel_set(tmp_path / "redis", replicas=1, tls=node_tls) as nodes:
+        tree = config_tree("redis://unused", namespace, mock_root=mock.url)
+        tree["redis"] = nodes.redis_section(namespace, tls=files.section())
+        stack = sentinel_support.SentinelStack(tmp_path, tree, nodes)
+        try:
+            stack.start_api()
+            stack.start_worker()
+            async with stack.client() as client:
+                job = await submit(client, chat_job("before"))
+                done = await client.get(f"/v1/jobs/{job['id']}", params={"wait": 10})
+                assert done.json()["status"] == "succeeded", done.text
+                old = nodes.master
+                assert old is not None
+                old.kill()
+                await asyncio.to_thread(nodes.wait_for_new_master, old.port, 30.0)
+                deadline = time.monotonic() + 20
+                while (
+                    response := await client.post("/v1/jobs", json=chat_job("after"))
+                ).status_code != 202:
+                    assert response.status_code == 503, response.text
+                    assert time.monotonic() < deadline, "no submit accepted after the failover"
+                    await asyncio.sleep(0.2)
+                after = await client.get(f"/v1/jobs/{response.json()['id']}", params={"wait": 10})
+                assert after.json()["status"] == "succeeded", after.text
+        finally:
+            stack.stop()
+        stack.check_logs()

@@ -29,6 +29,16 @@ from tests.support.stack import Stack
 MASTER_NAME = "anygate-test"
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files: the CA every node and client trusts, and one certificate (with its key) that
+    the nodes serve and the clients present (trustme's certificates allow both uses)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
 class SentinelSetError(RuntimeError):
     pass
 
@@ -41,9 +51,13 @@ class Node:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    tls: dict[str, Any] = field(default_factory=dict)
+    """redis-py's ``ssl*`` options when the node listens on TLS only."""
 
     def client(self, **options: Any) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, **options)
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=2, **self.tls, **options
+        )
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -79,7 +93,10 @@ class SentinelSet:
     down_after_ms: int = 1000
     failover_timeout_ms: int = 4000
     extra_args: tuple[str, ...] = ()
-    """Added to every data node's command line (TLS settings, say)."""
+    """Added to every data node's command line."""
+    tls: TLSFiles | None = None
+    """Every node (data nodes and sentinels) on TLS only, replication too, client certificates
+    required."""
     binary: str = field(default_factory=find_redis_server)
     master: Node | None = None
     replica_nodes: list[Node] = field(default_factory=list)
@@ -95,12 +112,19 @@ class SentinelSet:
 
     def redis_section(self, namespace: str, **settings: Any) -> dict[str, Any]:
         """The ``redis`` section of a gateway's config that reaches this set through Sentinel."""
-        return {
+        section: dict[str, Any] = {
             "mode": "sentinel",
             "namespace": namespace,
             "sentinel": {"master_name": MASTER_NAME, "nodes": self.sentinel_addresses},
-            **settings,
         }
+        if self.tls is not None:
+            section["sentinel"]["tls"] = True
+            section["tls"] = {
+                "ca_file": str(self.tls.ca),
+                "cert_file": str(self.tls.cert),
+                "key_file": str(self.tls.key),
+            }
+        return {**section, **settings}
 
     def start(self, timeout: float = 30.0) -> SentinelSet:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -127,7 +151,32 @@ class SentinelSet:
         process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
         )
-        return Node(name, port, process, log_path)
+        return Node(name, port, process, log_path, self.client_tls())
+
+    def client_tls(self) -> dict[str, Any]:
+        """redis-py's options for a client of these nodes (empty without TLS)."""
+        if self.tls is None:
+            return {}
+        return {
+            "ssl": True,
+            "ssl_ca_certs": str(self.tls.ca),
+            "ssl_certfile": str(self.tls.cert),
+            "ssl_keyfile": str(self.tls.key),
+        }
+
+    def _tls_settings(self, port: int) -> list[tuple[str, str]]:
+        """(directive, value) pairs that put a node on TLS only, on ``port``."""
+        if self.tls is None:
+            return [("port", str(port))]
+        return [
+            ("port", "0"),
+            ("tls-port", str(port)),
+            ("tls-cert-file", str(self.tls.cert)),
+            ("tls-key-file", str(self.tls.key)),
+            ("tls-ca-cert-file", str(self.tls.ca)),
+            ("tls-replication", "yes"),
+            ("tls-auth-clients", "yes"),
+        ]
 
     def _data_node(self, name: str, port: int, extra: tuple[str, ...]) -> Node:
         data_dir = self.root / name
@@ -135,7 +184,7 @@ class SentinelSet:
         args = [
             self.binary,
             "--bind", "127.0.0.1",
-            "--port", str(port),
+            *(arg for name, value in self._tls_settings(port) for arg in (f"--{name}", value)),
             "--dir", str(data_dir),
             "--save", "",
             "--appendonly", "yes",
@@ -154,7 +203,7 @@ class SentinelSet:
             "\n".join(
                 [
                     "bind 127.0.0.1",
-                    f"port {port}",
+                    *(f"{name} {value}" for name, value in self._tls_settings(port)),
                     "daemonize no",
                     f"dir {self.root}",
                     f"logfile {self.root / f'{name}.log'}",
@@ -208,7 +257,7 @@ class SentinelSet:
 
     def master_address(self) -> tuple[str, int]:
         """What the sentinels say now."""
-        sentinel = Sentinel([("127.0.0.1", n.port) for n in self.sentinel_nodes], socket_timeout=1)
+        sentinel = self._sentinel_client()
         address = sentinel.discover_master(MASTER_NAME)
         for client in sentinel.sentinels:
             client.close()
@@ -216,11 +265,16 @@ class SentinelSet:
 
     def master_client(self) -> redis.Redis:
         """A client of whichever node is master when each connection opens."""
-        sentinel = Sentinel([("127.0.0.1", n.port) for n in self.sentinel_nodes], socket_timeout=1)
-        client: redis.Redis = sentinel.master_for(
-            MASTER_NAME, socket_timeout=2, decode_responses=True
+        client: redis.Redis = self._sentinel_client().master_for(
+            MASTER_NAME, socket_timeout=2, decode_responses=True, **self.client_tls()
         )
         return client
+
+    def _sentinel_client(self) -> Sentinel:
+        return Sentinel(
+            [("127.0.0.1", n.port) for n in self.sentinel_nodes],
+            sentinel_kwargs={"socket_timeout": 1, **self.client_tls()},
+        )
 
     def wait_for_new_master(self, old_port: int, timeout: float = 30.0) -> Node:
         """The replica the sentinels promoted once ``old_port``'s master went away."""
