@@ -253,7 +253,13 @@ async def test_sentinel_over_tls_follows_a_failover(
                     assert response.status_code == 503, response.text
                     assert time.monotonic() < deadline, "no submit accepted after the failover"
                     await asyncio.sleep(0.2)
-                after = await client.get(f"/v1/jobs/{response.json()['id']}", params={"wait": 10})
+                job_id = response.json()["id"]
+                while (
+                    after := await client.get(f"/v1/jobs/{job_id}", params={"wait": 5})
+                ).status_code != 200 or after.json()["status"] in {"queued", "running"}:
+                    assert after.status_code in {200, 503}, after.text
+                    assert time.monotonic() < deadline, f"the job did not end: {after.text}"
+                    await asyncio.sleep(0.2)
                 assert after.json()["status"] == "succeeded", after.text
         finally:
             stack.stop()
