@@ -180,11 +180,13 @@ def create_redis(
     a Redis that accepts connections but does not answer (paused) every caller queued behind the
     one connecting, each for a full timeout.
     """
-    if config.mode == "cluster":
-        raise NotImplementedError("redis.mode cluster is not supported by this build")
     options = redis_options(config, wait_s=wait_s)
     if max_connections is not None:
         options["max_connections"] = max_connections
+    if config.mode == "cluster":
+        from anygate.broker.cluster_connection import create_cluster  # noqa: PLC0415 - a cycle
+
+        return create_cluster(config.url, config.namespace, {**options, **_auth_options(config)})
     client: Redis = Redis.from_pool(connection_pool(config, options))
     return client
 
@@ -194,12 +196,12 @@ def connection_pool(
 ) -> ConnectionPool:
     """A pool for ``config``'s mode with ``options`` (``redis_options``, perhaps adjusted):
     ``standalone`` connects to ``redis.url``; ``sentinel`` asks the sentinels for the master
-    on every new connection (docs/high-availability.md). ``blocking``: wait for a free
+    on every new connection (docs/high-availability.md); ``cluster``: the node at ``redis.url``
+    alone (``create_redis`` builds the cluster client itself). ``blocking``: wait for a free
     connection (``create_redis``) rather than fail (arq's client, which never holds many)."""
     if config.mode == "sentinel":
         return _sentinel_pool(config, options, blocking=blocking)
-    if config.mode != "standalone":
-        raise NotImplementedError(f"redis.mode {config.mode} is not supported by this build")
+    # standalone; with a cluster, the node at ``url`` (arq's client keeps to that one node)
     url_options: dict[str, Any] = dict(parse_url(config.url))
     given = url_options.get("connection_class")
     if given is None:

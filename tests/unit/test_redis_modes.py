@@ -19,7 +19,6 @@ from anygate.broker.connection import (
     CPackedSSLConnection,
     FollowingSentinelConnectionPool,
     connection_pool,
-    create_redis,
     is_stale,
     redis_options,
 )
@@ -196,9 +195,14 @@ def test_sentinel_without_tls_uses_plain_connections() -> None:
         assert sentinel.connection_pool.connection_class.__name__ == "Connection"
 
 
-def test_cluster_mode_is_not_in_this_build() -> None:
-    with pytest.raises(NotImplementedError, match="cluster"):
-        create_redis(RedisConfig(mode="cluster"))
+def test_cluster_mode_refuses_a_tls_section_and_gives_arq_the_seed_node() -> None:
+    found = problems({"mode": "cluster", "url": "rediss://x:1/0", "tls": {}})
+    assert found[0][0] == "redis"
+    assert "tls is not supported with mode cluster" in found[0][1]
+    config = RedisConfig(mode="cluster", url="redis://seed:7000/0")
+    pool = connection_pool(config, redis_options(config), blocking=False)
+    assert type(pool) is ConnectionPool
+    assert (pool.connection_kwargs["host"], pool.connection_kwargs["port"]) == ("seed", 7000)
 
 
 class _Connection:
