@@ -144,9 +144,10 @@ class BlockingSentinelConnectionPool(FollowingSentinelConnectionPool, BlockingCo
     Sentinel pool only choosing the address and dropping connections to a former master."""
 
 
-def is_stale(pool: ConnectionPool, connection: Any) -> bool:
+def is_stale(pool: object, connection: Any) -> bool:
     """Whether ``connection`` is open to a node its Sentinel pool no longer knows as master
-    (always False for other pools). The pub/sub reader checks its connection with this too."""
+    (always False for other pools, and for None: a cluster client has no single pool). The
+    pub/sub reader checks its connection with this too."""
     master = getattr(pool, "master_address", None)
     return (
         master is not None

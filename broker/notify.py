@@ -184,7 +184,7 @@ class Subscriptions:
         # Exists: the reader waits for the first subscription (redis-py types it as None).
         conn = cast("Connection", self._pubsub.connection)
         try:
-            if is_stale(self._redis.connection_pool, conn):
+            if is_stale(getattr(self._redis, "connection_pool", None), conn):
                 await conn.disconnect()  # the master moved (Sentinel): subscribe on the new one
             if not conn.is_connected:
                 await conn.connect()  # type: ignore[no-untyped-call]

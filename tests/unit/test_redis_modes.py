@@ -220,3 +220,4 @@ def test_a_connection_to_a_former_master_is_stale() -> None:
     assert not is_stale(pool, _Connection("10.0.0.5", 6379, connected=False))
     plain = ConnectionPool()
     assert not is_stale(plain, _Connection("10.0.0.5", 6379))
+    assert not is_stale(None, _Connection("10.0.0.5", 6379)), "a cluster client has no pool"
