@@ -26,6 +26,7 @@ from anygate.api import (
 from anygate.api.errors import EXCEPTION_HANDLERS
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.redis_watch import RedisWatch
+from anygate.api.replication_wait import ReplicationWaitMiddleware
 from anygate.api.request_observer import RequestObserver
 from anygate.api.startup import start_up
 from anygate.api.tracing_middleware import TracingMiddleware
@@ -80,6 +81,8 @@ def create_app(config: AnygateConfig) -> Starlette:
         Middleware(RequestIdMiddleware),
         Middleware(limits.RequestLimitsMiddleware, server=config.server),
     ]
+    if config.redis.replicas_to_ack():  # strict durability with replicas: docs/high-availability.md
+        middleware.append(Middleware(ReplicationWaitMiddleware))
     if config.server.cors_origins:
         middleware.append(
             Middleware(

@@ -23,7 +23,7 @@ from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
 from anygate.broker.deployment_health import HealthView
-from anygate.broker.durability import DurabilityBarrier
+from anygate.broker.durability import barrier_for
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
 from anygate.core.planning import Planner
@@ -47,7 +47,7 @@ async def build_gateway(
     health = HealthView()
     await link.retry(lambda: subscriptions.listen(broker.keys.health_channel, health.apply))
     planner = Planner(config, redis, health)
-    barrier = DurabilityBarrier(redis, config.redis.durability)
+    barrier = barrier_for(redis, config.redis)
     return Gateway(
         config, redis, broker, subscriptions, auth, tenants, planner, replies, watch, barrier
     )

@@ -25,10 +25,11 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from anygate.broker.connection import awaited, create_redis
+from anygate.broker.keys import KeySpace
 from anygate.config import RedisConfig
 
 log = structlog.get_logger(__name__)
@@ -158,18 +159,42 @@ async def check_durability(redis: Redis, mode: Mode, *, assume_always: bool) -> 
     return judge(mode, await server_persistence(redis), assume_always=assume_always)
 
 
+class ReplicasBehindError(RedisError):
+    """Fewer replicas than ``redis.min_replicas_acked`` confirmed the writes an
+    acknowledgement depends on within ``redis.replicas_ack_timeout_s``: nothing is claimed
+    (a Redis error, so the API answers 503 as for any other)."""
+
+
 class DurabilityBarrier:
-    """``await barrier()`` before telling a client a terminal state read from pub/sub: in
-    strict mode it returns once Redis has fsynced every write made before the call (one round
-    trip, shared by every caller of the same loop turn); in standard mode at once.
+    """``await barrier()`` before telling a client something it may rely on: in strict mode it
+    returns once Redis has fsynced every write made before the call, and, with
+    ``replicas`` > 0, once that many replicas have received them (one round trip, shared by
+    every caller of the same loop turn); in standard mode at once. Terminal states read from
+    pub/sub always go through it; with replicas, every acknowledgement does
+    (``api/replication_wait.py``).
 
-    The round trip is an ``ECHO``: as cheap as a ``PING``, but a command of its own, so that
-    ``INFO commandstats`` counts barriers (``cmdstat_echo``) apart from redis-py's connection
-    health checks."""
+    Without replicas the round trip is an ``ECHO``: as cheap as a ``PING``, but a command of
+    its own, so that ``INFO commandstats`` counts barriers (``cmdstat_echo``) apart from
+    redis-py's connection health checks. With replicas it is a ``PUBLISH`` (a write that is
+    replicated, to a channel nobody listens on, leaving no key behind) followed by ``WAIT`` on
+    the same connection: ``WAIT`` waits for the replicas to reach that connection's own last
+    write, and the ``PUBLISH`` was read after every write the caller depends on, so its
+    replication offset covers them all."""
 
-    def __init__(self, redis: Redis, mode: Mode) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        mode: Mode,
+        *,
+        replicas: int = 0,
+        replicas_timeout_s: float = 1.0,
+        channel: str = "anygate:durable",
+    ) -> None:
         self._redis = redis
         self.strict = mode == "strict"
+        self.replicas = replicas if self.strict else 0
+        self._wait_ms = max(1, round(replicas_timeout_s * 1000))
+        self._channel = channel
         self._next: asyncio.Future[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -193,13 +218,38 @@ class DurabilityBarrier:
 
     async def _round_trip(self, pending: asyncio.Future[None]) -> None:
         try:
-            await awaited(self._redis.echo(BARRIER_ECHO))
+            if self.replicas:
+                await self._replicated()
+            else:
+                await awaited(self._redis.echo(BARRIER_ECHO))
         except Exception as exc:  # every waiter hears of it: nothing is confirmed durable
             if not pending.done():
                 pending.set_exception(exc)
         else:
             if not pending.done():
                 pending.set_result(None)
+
+    async def _replicated(self) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.publish(self._channel, BARRIER_ECHO)
+            pipe.execute_command("WAIT", self.replicas, self._wait_ms)
+            _, acked = await pipe.execute()
+        if int(acked) < self.replicas:
+            raise ReplicasBehindError(
+                f"{acked} of the {self.replicas} replica(s) required by "
+                f"redis.min_replicas_acked confirmed the write within {self._wait_ms} ms"
+            )
+
+
+def barrier_for(redis: Redis, config: RedisConfig) -> DurabilityBarrier:
+    """The barrier ``config`` asks for (strict or not, how many replicas, how long)."""
+    return DurabilityBarrier(
+        redis,
+        config.durability,
+        replicas=config.replicas_to_ack(),
+        replicas_timeout_s=config.replicas_ack_timeout_s,
+        channel=f"{KeySpace(config.namespace).prefix}durable",
+    )
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from anygate.broker.connection import is_stale
 from anygate.broker.redis_link import RedisLink
 
 RESYNC = "\x02"
@@ -183,6 +184,8 @@ class Subscriptions:
         # Exists: the reader waits for the first subscription (redis-py types it as None).
         conn = cast("Connection", self._pubsub.connection)
         try:
+            if is_stale(getattr(self._redis, "connection_pool", None), conn):
+                await conn.disconnect()  # the master moved (Sentinel): subscribe on the new one
             if not conn.is_connected:
                 await conn.connect()  # type: ignore[no-untyped-call]
             response: list[Any] | None = await conn.read_response(

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 
 from anygate.broker import ClusterCollector, KeySpace, create_redis, start_refresh
 from anygate.broker.cluster_connection import as_cluster
-from anygate.broker.connection import redis_options
+from anygate.broker.connection import connection_pool, redis_options
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.config import AnygateConfig
 from anygate.telemetry import register_collector, unregister_collector
@@ -206,7 +206,7 @@ async def _arq_pool(config: AnygateConfig, keys: KeySpace, redis: Redis) -> ArqR
     options["decode_responses"] = False
     cluster = as_cluster(redis)
     if cluster is None:
-        pool = ConnectionPool.from_url(config.redis.url, **options)
+        pool = connection_pool(config.redis, options, blocking=False)
     else:
         await cluster.initialize()
         home = cluster.home().connection_pool.connection_kwargs

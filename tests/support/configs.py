@@ -43,6 +43,7 @@ standalone_only = pytest.mark.skipif(
     reason="starts a single redis-server of its own (its subject is one server's restart)",
 )
 """For a test that runs its own one-node Redis: the cluster run of its suite leaves it out."""
+
 FAILING_MODEL = "gpt-primary-down"
 
 
