@@ -29,6 +29,7 @@ from anygate.config.model import (
     TenantConfig,
     TenantQuotas,
     TenantSettings,
+    TlsConfig,
 )
 from anygate.config.secrets import SecretRef, SecretResolutionError
 
@@ -62,6 +63,7 @@ __all__ = [
     "TenantConfig",
     "TenantQuotas",
     "TenantSettings",
+    "TlsConfig",
     "format_loc",
     "load_config",
     "parse_config",
