@@ -63,6 +63,10 @@ class TlsConfig(_Strict):
     (refused at the handshake without one), ``optional`` (one is checked when sent, none is
     fine) or ``none`` (never asked). Default: ``required`` with a ``client_ca_file``, else
     ``none``."""
+    reload_check_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
+    """How often, at most, a new connection makes the API look at the files again: when one
+    changed (a renewed certificate), new connections get the new files, while open ones go on
+    with the old. 0: never; a restart loads them."""
 
     @property
     def client_cert_mode(self) -> Literal["none", "optional", "required"]:

@@ -99,7 +99,7 @@ def api(host: str | None, port: int | None, **tls_flags: str | None) -> None:
     from anygate.api import create_app
     from anygate.api.http_protocol import CoalescingHttpToolsProtocol
     from anygate.api.metrics_endpoint import listener
-    from anygate.ops.tls import server_ssl_options, with_flags
+    from anygate.ops.tls import CertificateReloader, server_ssl_options, with_flags
 
     config = _config()
     configure_logging(config.log_level)
@@ -108,6 +108,7 @@ def api(host: str | None, port: int | None, **tls_flags: str | None) -> None:
         ssl_options = server_ssl_options(tls)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    reloader = CertificateReloader(tls) if tls is not None else None
     if tls is not None:
         structlog.get_logger(__name__).info(
             "serving https", cert_file=tls.cert_file, client_cert=tls.client_cert_mode
@@ -124,6 +125,7 @@ def api(host: str | None, port: int | None, **tls_flags: str | None) -> None:
             log_level="warning",
             timeout_graceful_shutdown=10,
             **ssl_options,
+            ssl_context_factory=reloader,
         )
 
 

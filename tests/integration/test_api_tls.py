@@ -5,7 +5,8 @@ provider behind them, called with the official ``openai`` SDK, the job client an
 One gateway (Redis namespace, worker) carries three API processes: ``https`` takes its TLS
 settings from the config file (an encrypted key whose password is an ``env:`` reference),
 ``mtls`` adds ``--tls-client-ca`` on the command line (client certificates then required), and
-``optional`` sets everything by flags with ``--tls-client-cert optional``.
+``optional`` sets everything by flags with ``--tls-client-cert optional``; the renewal test
+starts a fourth on certificate files of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from openai import APIConnectionError, OpenAI
 
@@ -134,6 +137,7 @@ def gateway(
                 "cert_file": str(certs.cert_file),
                 "key_file": str(certs.encrypted_key_file),
                 "key_password": f"env:{PASSWORD_ENV}",
+                "reload_check_s": 0.2,
             }
         },
     )
@@ -371,3 +375,54 @@ def test_bad_tls_settings_stop_the_api_at_start_naming_the_field(
     assert "Traceback" not in done.stderr
     for value in env.values():
         assert value not in done.stderr + done.stdout
+
+
+def served_serial(url: str, context: ssl.SSLContext) -> int:
+    """The serial number of the certificate the server at ``url`` presents now."""
+    host, port = url.removeprefix("https://").split(":")
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def serial_of(leaf: trustme.LeafCert) -> int:
+    return x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).serial_number
+
+
+def install(leaf: trustme.LeafCert, cert_file: Path, key_file: Path) -> None:
+    """Write a renewed pair as a renewal tool does: each file replaced whole, key first."""
+    for path, pem in ((key_file, leaf.private_key_pem), (cert_file, leaf.cert_chain_pems[0])):
+        staging = path.with_suffix(".new")
+        pem.write_to_path(str(staging))
+        staging.replace(path)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(
+    gateway: Gateway, certs: Certs, tmp_path: Path
+) -> None:
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    first = certs.ca.issue_cert("127.0.0.1")
+    install(first, cert_file, key_file)
+    trusting = client_context(certs)
+    url = start_tls_api(
+        gateway.stack, ["--tls-cert", str(cert_file), "--tls-key", str(key_file)], trusting
+    )
+    assert served_serial(url, trusting) == serial_of(first)
+    renewed = certs.ca.issue_cert("127.0.0.1")
+    install(renewed, cert_file, key_file)
+    wait_until(
+        lambda: None if served_serial(url, trusting) == serial_of(renewed) else "the old one",
+        what="the renewed certificate",
+        timeout=10,
+    )
+
+    # a renewal that does not load (here: no certificate at all) leaves the last good one
+    cert_file.write_text("not a certificate\n", encoding="utf-8")
+    time.sleep(0.5)  # more than reload_check_s: the next handshake looks at the files
+    assert served_serial(url, trusting) == serial_of(renewed)
+    api = gateway.stack.apis[-1][0]
+    assert "tls files changed but do not load" in api.log_tail(), api.log_tail()
