@@ -4,16 +4,18 @@ Certificates are made here by a throw-away CA (trustme)."""
 
 from __future__ import annotations
 
+import shutil
 import ssl
 from pathlib import Path
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
 from anygate.config import ConfigError, SecretRef, TlsConfig, load_config, parse_config
-from anygate.ops.tls import server_ssl_options, with_flags
+from anygate.ops.tls import CertificateReloader, server_ssl_options, with_flags
 
 PASSWORD_ENV = "ANYGATE_TEST_UNIT_TLS_PASSWORD"
 
@@ -283,3 +285,101 @@ def test_a_client_cert_flag_without_a_ca_is_named() -> None:
     [(field, message)] = caught.value.problems
     assert field == "server.tls"
     assert "client_ca_file is required" in message
+
+
+# --- renewed files ------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def copied_pair(pems: dict[str, str], folder: Path) -> TlsConfig:
+    for name in ("cert", "key"):
+        shutil.copy(pems[name], folder / f"{name}.pem")
+    return TlsConfig(
+        cert_file=str(folder / "cert.pem"), key_file=str(folder / "key.pem"), reload_check_s=5
+    )
+
+
+def started(reloader: CertificateReloader, tls: TlsConfig) -> tuple[ssl.SSLContext, list[int]]:
+    """The reloader as uvicorn calls it, with a factory that counts the contexts it builds."""
+    built: list[int] = []
+
+    def build() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+        built.append(len(built))
+        return context
+
+    return reloader(MagicMock(), build), built
+
+
+def hello(reloader: CertificateReloader, first: ssl.SSLContext) -> ssl.SSLContext:
+    """What a new connection ends up with after the server-name callback ran."""
+    connection = MagicMock()
+    connection.context = first
+    assert first.sni_callback is not None
+    first.sni_callback(connection, None, first)
+    context: ssl.SSLContext = connection.context
+    return context
+
+
+def renew(tls: TlsConfig, *, with_key: bool = True) -> None:
+    """A new certificate (and, unless told otherwise, its key) written over the old."""
+    other = trustme.CA().issue_cert("127.0.0.1")
+    if with_key:
+        other.private_key_pem.write_to_path(tls.key_file)
+    other.cert_chain_pems[0].write_to_path(tls.cert_file)
+
+
+def test_unchanged_files_keep_the_first_context(pems: dict[str, str], tmp_path: Path) -> None:
+    tls = copied_pair(pems, tmp_path)
+    reloader = CertificateReloader(tls, clock=FakeClock())
+    first, built = started(reloader, tls)
+    assert hello(reloader, first) is first
+    assert built == [0]
+
+
+def test_a_renewed_pair_reaches_new_connections_after_the_check_interval(
+    pems: dict[str, str], tmp_path: Path
+) -> None:
+    tls = copied_pair(pems, tmp_path)
+    clock = FakeClock()
+    reloader = CertificateReloader(tls, clock=clock)
+    first, built = started(reloader, tls)
+    assert hello(reloader, first) is first  # looked at the files now: unchanged
+    renew(tls)
+    clock.now += 4.9
+    assert hello(reloader, first) is first  # not looked at again within reload_check_s
+    clock.now += 0.2
+    fresh = hello(reloader, first)
+    assert fresh is not first
+    assert fresh is reloader.current
+    assert len(built) == 2
+    assert hello(reloader, first) is fresh
+
+
+def test_a_renewal_that_does_not_load_keeps_the_previous_pair(
+    pems: dict[str, str], tmp_path: Path
+) -> None:
+    tls = copied_pair(pems, tmp_path)
+    reloader = CertificateReloader(tls, clock=FakeClock())
+    first, built = started(reloader, tls)
+    renew(tls, with_key=False)  # the certificate changed, its key not yet
+    assert not reloader.check()
+    assert reloader.current is first
+    assert built == [0]
+    renew(tls)  # now both
+    assert reloader.check()
+    assert reloader.current is not first
+
+
+def test_a_zero_check_interval_never_looks_again(pems: dict[str, str], tmp_path: Path) -> None:
+    tls = copied_pair(pems, tmp_path).model_copy(update={"reload_check_s": 0.0})
+    first, _built = started(CertificateReloader(tls), tls)
+    assert first.sni_callback is None
