@@ -401,28 +401,59 @@ def install(leaf: trustme.LeafCert, cert_file: Path, key_file: Path) -> None:
         staging.replace(path)
 
 
-def test_a_renewed_certificate_is_served_without_a_restart(
+def answers(url: str, context: ssl.SSLContext) -> bool:
+    """Whether a client with ``context`` gets ``/healthz`` answered (TLS 1.3 refuses a client
+    certificate after the client's half of the handshake, so only a request tells)."""
+    try:
+        return httpx.get(f"{url}/healthz", verify=context, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_renewed_certificates_and_client_cas_are_served_without_a_restart(
     gateway: Gateway, certs: Certs, tmp_path: Path
 ) -> None:
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    client_ca_file = tmp_path / "clients-ca.pem"
     first = certs.ca.issue_cert("127.0.0.1")
     install(first, cert_file, key_file)
-    trusting = client_context(certs)
+    certs.ca.cert_pem.write_to_path(str(client_ca_file))
+    old_client = client_context(certs, certs.client)
     url = start_tls_api(
-        gateway.stack, ["--tls-cert", str(cert_file), "--tls-key", str(key_file)], trusting
+        gateway.stack,
+        [
+            *("--tls-cert", str(cert_file), "--tls-key", str(key_file)),
+            *("--tls-client-ca", str(client_ca_file)),
+        ],
+        old_client,
     )
-    assert served_serial(url, trusting) == serial_of(first)
+    assert served_serial(url, old_client) == serial_of(first)
+
     renewed = certs.ca.issue_cert("127.0.0.1")
     install(renewed, cert_file, key_file)
     wait_until(
-        lambda: None if served_serial(url, trusting) == serial_of(renewed) else "the old one",
+        lambda: None if served_serial(url, old_client) == serial_of(renewed) else "the old one",
         what="the renewed certificate",
         timeout=10,
     )
 
+    # the clients' CA replaced: certificates of the new one get in, those of the old no more
+    clients_ca = trustme.CA()
+    staging = client_ca_file.with_suffix(".new")
+    clients_ca.cert_pem.write_to_path(str(staging))
+    staging.replace(client_ca_file)
+    new_client = client_context(certs, clients_ca.issue_cert("new-client@example.com"))
+    wait_until(
+        lambda: None if answers(url, new_client) else "refused",
+        what="a client of the new CA answered",
+        timeout=10,
+    )
+    assert not answers(url, old_client)
+
     # a renewal that does not load (here: no certificate at all) leaves the last good one
     cert_file.write_text("not a certificate\n", encoding="utf-8")
     time.sleep(0.5)  # more than reload_check_s: the next handshake looks at the files
-    assert served_serial(url, trusting) == serial_of(renewed)
+    assert served_serial(url, new_client) == serial_of(renewed)
+    assert answers(url, new_client)
     api = gateway.stack.apis[-1][0]
     assert "tls files changed but do not load" in api.log_tail(), api.log_tail()
