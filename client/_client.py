@@ -4,6 +4,7 @@ httpx."""
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -69,13 +70,25 @@ class AnswerText:
 
 
 class AnygateClient:
-    """``async with AnygateClient("http://127.0.0.1:8080", "sk-…") as ag: await ag.submit(...)``."""
+    """``async with AnygateClient("http://127.0.0.1:8080", "sk-…") as ag: await ag.submit(...)``.
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 75.0) -> None:
+    Over HTTPS with a private CA or mutual TLS (docs/tls.md), pass ``verify``: an
+    ``ssl.SSLContext`` that trusts the gateway's CA and, for mutual TLS, holds the client's
+    certificate (``load_cert_chain``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 75.0,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"authorization": f"Bearer {api_key}"},
             timeout=timeout,
+            verify=verify,
         )
 
     async def __aenter__(self) -> Self:

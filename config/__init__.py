@@ -31,6 +31,7 @@ from anygate.config.model import (
     TenantConfig,
     TenantQuotas,
     TenantSettings,
+    TlsConfig,
 )
 from anygate.config.secrets import SecretRef, SecretResolutionError
 
@@ -66,6 +67,7 @@ __all__ = [
     "TenantConfig",
     "TenantQuotas",
     "TenantSettings",
+    "TlsConfig",
     "format_loc",
     "load_config",
     "parse_config",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -47,6 +48,67 @@ class ProviderKind(enum.StrEnum):
     OPENAI_COMPATIBLE = "openai_compatible"
 
 
+class TlsConfig(_Strict):
+    """HTTPS on the API's own port (docs/tls.md): a certificate and its key, and optionally the
+    CA whose client certificates are asked for (mutual TLS). Present means HTTPS; absent (the
+    default) means plain HTTP, for running behind a TLS-terminating ingress.
+
+    Only ``anygate api`` reads the files, so only it checks that they exist and hold what they
+    should (``file_problems`` and the start-up check in ``anygate.ops.tls``): workers and the
+    control plane share this file and need not carry the API's certificate."""
+
+    cert_file: Annotated[str, Field(min_length=1)]
+    """The server certificate, PEM, leaf first and any intermediates after it."""
+    key_file: Annotated[str, Field(min_length=1)]
+    """Its private key, PEM (encrypted or not)."""
+    key_password: SecretRef | None = None
+    """Where the password of an encrypted ``key_file`` lives (``env:NAME``, ``file:/path``)."""
+    client_ca_file: Annotated[str, Field(min_length=1)] | None = None
+    """The CA certificate(s), PEM, that client certificates must chain to. Given alone, every
+    client must present one (``client_cert`` defaults to ``required``)."""
+    client_cert: Literal["none", "optional", "required"] | None = None
+    """Whether a client must present a certificate signed by ``client_ca_file``: ``required``
+    (refused at the handshake without one), ``optional`` (one is checked when sent, none is
+    fine) or ``none`` (never asked). Default: ``required`` with a ``client_ca_file``, else
+    ``none``."""
+    reload_check_s: Annotated[float, Field(ge=0, le=3600)] = 10.0
+    """How often, at most, a new connection makes the API look at the files again: when one
+    changed (a renewed certificate), new connections get the new files, while open ones go on
+    with the old. 0: never; a restart loads them."""
+
+    @property
+    def client_cert_mode(self) -> Literal["none", "optional", "required"]:
+        if self.client_cert is not None:
+            return self.client_cert
+        return "required" if self.client_ca_file is not None else "none"
+
+    @model_validator(mode="after")
+    def _client_ca_given(self) -> TlsConfig:
+        if self.client_cert in ("optional", "required") and self.client_ca_file is None:
+            raise ValueError(
+                f"client_ca_file is required with client_cert: {self.client_cert} "
+                "(the CA that client certificates must chain to)"
+            )
+        return self
+
+    def file_problems(self) -> list[tuple[str, str]]:
+        """``(field, problem)`` for each file that is missing, not a file or unreadable; what the
+        files hold is checked by loading them (``anygate.ops.tls``)."""
+        files = [("cert_file", self.cert_file), ("key_file", self.key_file)]
+        if self.client_ca_file is not None and self.client_cert_mode != "none":
+            files.append(("client_ca_file", self.client_ca_file))
+        problems = []
+        for field, name in files:
+            path = Path(name)
+            if not path.exists():
+                problems.append((field, f"no such file: {path}"))
+            elif not path.is_file():
+                problems.append((field, f"not a regular file: {path}"))
+            elif not os.access(path, os.R_OK):
+                problems.append((field, f"not readable by this process: {path}"))
+        return problems
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -81,6 +143,8 @@ class ServerConfig(_Strict):
     """How long a request waits on Redis before it is answered 503 with ``Retry-After``: while
     Redis is away, requests fail fast instead of hanging (and at once once the outage is
     known)."""
+    tls: TlsConfig | None = None
+    """Serve HTTPS instead of HTTP (docs/tls.md); ``anygate api --tls-*`` flags override it."""
 
 
 def _host_port(raw: str) -> str:

@@ -60,16 +60,59 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Bind address (default: server.host).")
 @click.option("--port", type=int, default=None, help="Port (default: server.port).")
-def api(host: str | None, port: int | None) -> None:
-    """Serve the HTTP API."""
+@click.option(
+    "--tls-cert",
+    "cert_file",
+    default=None,
+    metavar="PATH",
+    help="Serve HTTPS with this PEM certificate (chain) (server.tls.cert_file; docs/tls.md).",
+)
+@click.option(
+    "--tls-key", "key_file", default=None, metavar="PATH", help="Its key (server.tls.key_file)."
+)
+@click.option(
+    "--tls-key-password",
+    "key_password",
+    default=None,
+    metavar="env:NAME|file:PATH",
+    help="Where the encrypted key's password is (server.tls.key_password).",
+)
+@click.option(
+    "--tls-client-ca",
+    "client_ca_file",
+    default=None,
+    metavar="PATH",
+    help="Ask clients for certificates signed by this CA (server.tls.client_ca_file).",
+)
+@click.option(
+    "--tls-client-cert",
+    "client_cert",
+    type=click.Choice(["none", "optional", "required"]),
+    default=None,
+    help="Must a client present a certificate (server.tls.client_cert; default with a "
+    "client CA: required).",
+)
+def api(host: str | None, port: int | None, **tls_flags: str | None) -> None:
+    """Serve the HTTP API (HTTPS with server.tls or --tls-cert/--tls-key)."""
     import uvicorn
 
     from anygate.api import create_app
     from anygate.api.http_protocol import CoalescingHttpToolsProtocol
     from anygate.api.metrics_endpoint import listener
+    from anygate.ops.tls import CertificateReloader, server_ssl_options, with_flags
 
     config = _config()
     configure_logging(config.log_level)
+    try:
+        tls = with_flags(config.server.tls, tls_flags)
+        ssl_options = server_ssl_options(tls)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    reloader = CertificateReloader(tls) if tls is not None else None
+    if tls is not None:
+        structlog.get_logger(__name__).info(
+            "serving https", cert_file=tls.cert_file, client_cert=tls.client_cert_mode
+        )
     _require_durability(config)
     with listener(config):  # metrics.api_access: port
         uvicorn.run(
@@ -81,6 +124,8 @@ def api(host: str | None, port: int | None) -> None:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=10,
+            **ssl_options,
+            ssl_context_factory=reloader,
         )
 
 
