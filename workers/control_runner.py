@@ -36,7 +36,9 @@ from anygate.broker import ClusterCollector, KeySpace, create_redis, start_refre
 from anygate.broker.connection import redis_options
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.config import AnygateConfig
-from anygate.telemetry import register_collector, unregister_collector
+from anygate.config.reload import ConfigState, ReloadPlan
+from anygate.config.reloader import ConfigReloader
+from anygate.telemetry import record_config, register_collector, unregister_collector
 from anygate.workers.control import prepare, queue_name, worker_settings
 
 log = structlog.get_logger(__name__)
@@ -131,6 +133,15 @@ class _Session:
         worker.holding = set()
         return cls(worker, pool)
 
+    async def reconfigure(self, config: AnygateConfig) -> None:
+        """A config reload: the session's start-up work again (new tenants seeded, a new
+        broker, budget watch and batch driver) into a copy of its context, then swapped in at
+        once. A job already running keeps the objects it started with; arq hands the next
+        ones the new (it copies the context per job)."""
+        fresh = {**self.worker.ctx, "config": config}
+        await prepare(fresh)
+        self.worker.ctx.update({key: fresh[key] for key in _DERIVED})
+
     async def serve(self) -> None:
         """arq's loop; returns only by raising (a Redis error) or being cancelled."""
         await self.worker.main()
@@ -170,6 +181,10 @@ class _Session:
             await self._pool.aclose(close_connection_pool=True)
 
 
+_DERIVED = ("config", "broker", "budget_watch", "batch_driver")
+"""What ``prepare`` derives from config, swapped by ``_Session.reconfigure``."""
+
+
 def _forget_outcome(task: asyncio.Task[Any]) -> None:
     """Mark a task's exception as retrieved: asyncio would log it as "never retrieved"."""
     if not task.cancelled():
@@ -190,18 +205,35 @@ def _arq_pool(config: AnygateConfig, keys: KeySpace) -> ArqRedis:
     return ArqRedis(pool, default_queue_name=queue_name(keys))
 
 
-async def run_control(config: AnygateConfig) -> None:
-    """Sessions one after another, until cancelled."""
+async def run_control(config: AnygateConfig, *, watch_config: bool = False) -> None:
+    """Sessions one after another, until cancelled. ``watch_config``: reload the config when
+    its file changes, besides on SIGHUP (docs/operations.md#reloading-configuration)."""
     link = RedisLink("control")
     redis = create_redis(config.redis)
     watch = asyncio.create_task(link.watch(redis), name="redis-watch")
     leftovers = _Leftovers()
     cluster = _cluster_series(config, redis)
+    state = ConfigState(config)
+    live: list[_Session] = []
+
+    async def apply_config(new: AnygateConfig, _plan: ReloadPlan) -> None:
+        """The live session's objects rebuilt and swapped; the next sessions start from
+        ``state.config``, which the reloader advances once this returns."""
+        if live:
+            await live[0].reconfigure(new)
+        if cluster is not None:
+            cluster[0].use_config(new)
+
+    reloader = ConfigReloader(
+        state, apply_config, process="control", observe=record_config, watch=watch_config
+    )
+    reloader.start()
     log.info("control plane starting", namespace=config.redis.namespace)
     try:
         while True:
-            session = await link.retry(lambda: _Session.start(config, redis, link, leftovers))
+            session = await link.retry(lambda: _Session.start(state.config, redis, link, leftovers))
             assert session is not None  # no `until`: retry returns only with a session
+            live[:] = [session]
             grace_s = CLOSE_GRACE_S  # stopping: be quick
             try:
                 await session.serve()
@@ -209,10 +241,12 @@ async def run_control(config: AnygateConfig) -> None:
                 if not is_outage(exc):
                     raise
                 link.lost(exc)
-                grace_s = _outage_grace_s(config)
+                grace_s = _outage_grace_s(state.config)
             finally:
+                live.clear()
                 await session.close(leftovers, grace_s=grace_s, redis_up=not link.down)
     finally:
+        await reloader.stop()
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
@@ -243,7 +277,7 @@ def _cluster_series(
     return collector, start_refresh(collector)
 
 
-async def main(config: AnygateConfig) -> None:
+async def main(config: AnygateConfig, *, watch_config: bool = False) -> None:
     """The ``anygate control`` process: ``run_control`` until SIGTERM or SIGINT."""
     # arq logs two lines per job at INFO: several a second from the cron ticks alone.
     logging.getLogger("arq").setLevel(max(logging.getLogger().level, logging.WARNING))
@@ -253,6 +287,6 @@ async def main(config: AnygateConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     try:
-        await run_control(config)
+        await run_control(config, watch_config=watch_config)
     except asyncio.CancelledError:
         log.info("control plane stopped")
