@@ -88,6 +88,9 @@ class ReloadPlan:
     changed: tuple[Path, ...]
     """Every leaf that differs (added, removed or changed), in order."""
     restart_required: tuple[Problem, ...]
+    summary: tuple[str, ...] = ()
+    """``changed`` for a log line: a whole entry added or removed (a model, a provider) is
+    one item, ``models.fast (added)``, not each of its fields."""
 
     @property
     def unchanged(self) -> bool:
@@ -99,9 +102,9 @@ class ReloadPlan:
         return tuple(dict.fromkeys(str(p[0]) for p in self.changed))
 
     def changed_fields(self, limit: int = 20) -> list[str]:
-        shown = [format_path(p) for p in self.changed[:limit]]
-        if len(self.changed) > limit:
-            shown.append(f"… {len(self.changed) - limit} more")
+        shown = list(self.summary[:limit])
+        if len(self.summary) > limit:
+            shown.append(f"… {len(self.summary) - limit} more")
         return shown
 
 
@@ -155,6 +158,33 @@ def changed_paths(old: AnygateConfig, new: AnygateConfig) -> tuple[Path, ...]:
     return tuple(p for p in ordered if before.get(p, _ABSENT) != after.get(p, _ABSENT))
 
 
+def summarise(old: AnygateConfig, new: AnygateConfig, changed: Iterable[Path]) -> tuple[str, ...]:
+    """Each changed leaf, or the entry it belongs to when that entry is new or gone."""
+    old_nodes = _nodes(old)
+    new_nodes = _nodes(new)
+    out: dict[str, None] = {}
+    for path in changed:
+        label = format_path(path)
+        for k in range(1, len(path)):
+            head = path[:k]
+            if head not in old_nodes:
+                label = f"{format_path(head)} (added)"
+                break
+            if head not in new_nodes:
+                label = f"{format_path(head)} (removed)"
+                break
+        out[label] = None
+    return tuple(out)
+
+
+def _nodes(config: AnygateConfig) -> set[Path]:
+    return {
+        path[:k]
+        for path, _v in leaves(config.model_dump(mode="json"))
+        for k in range(1, len(path) + 1)
+    }
+
+
 _ABSENT = object()
 
 
@@ -171,7 +201,7 @@ def plan_reload(
         rule = next((r for r in rules if r.matches(path)), None)
         if rule is not None:
             needs_restart.append(Problem(format_path(path), f"needs a restart: {rule.reason}"))
-    return ReloadPlan(changed, tuple(needs_restart))
+    return ReloadPlan(changed, tuple(needs_restart), summarise(old, new, changed))
 
 
 def worker_problems(new: AnygateConfig, pool: str) -> list[Problem]:

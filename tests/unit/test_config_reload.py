@@ -95,6 +95,12 @@ def test_added_and_removed_models_and_prices_are_live() -> None:
     assert "models.gpt-4o-mini.deployments[0].input_price_per_m" in changed
     assert "models.gemini-2.5-flash.deployments[0].model" in changed  # removed
     assert plan.restart_required == ()
+    # what the log line says: whole entries once, changed fields by their path
+    assert set(plan.changed_fields()) == {
+        "models.new-model (added)",
+        "models.gpt-4o-mini.deployments[0].input_price_per_m",
+        "models.gemini-2.5-flash (removed)",
+    }
 
 
 def test_pool_concurrency_and_provider_settings_are_live() -> None:
