@@ -82,8 +82,10 @@ class ConfigReloader:
 
     def start(self) -> None:
         """Install the SIGHUP handler (and the file watch) on the running loop."""
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self.request)
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request)
+        except (RuntimeError, ValueError):  # not the main thread: an app embedded in a test
+            log.warning("config reload on SIGHUP unavailable: not the main thread")
         self._tasks.append(asyncio.create_task(self._serve(), name="config-reload"))
         if self._watch:
             self._tasks.append(asyncio.create_task(self._watch_file(), name="config-watch"))

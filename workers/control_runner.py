@@ -219,8 +219,10 @@ async def run_control(config: AnygateConfig, *, watch_config: bool = False) -> N
     async def apply_config(new: AnygateConfig, _plan: ReloadPlan) -> None:
         """The live session's objects rebuilt and swapped; the next sessions start from
         ``state.config``, which the reloader advances once this returns."""
-        if live:
-            await live[0].reconfigure(new)
+        done = None
+        while live and live[0] is not done:  # a session that began meanwhile gets it too
+            done = live[0]
+            await done.reconfigure(new)
         if cluster is not None:
             cluster[0].use_config(new)
 

@@ -15,7 +15,8 @@ import structlog
 import yaml
 from prometheus_client import REGISTRY
 
-from anygate.config import AnygateConfig, SecretRef, parse_config
+from anygate.broker.models import ClaimedJob
+from anygate.config import AnygateConfig, Priority, SecretRef, parse_config
 from anygate.config.reload import (
     RESTART_ONLY,
     ConfigState,
@@ -29,6 +30,8 @@ from anygate.config.reload import (
 )
 from anygate.config.reloader import ConfigReloader, Outcome, ReloadRefusedError
 from anygate.telemetry import record_config
+from anygate.workers import worker_config
+from anygate.workers.worker_config import RouteMemory
 
 BASE: dict[str, Any] = {
     "redis": {"url": "redis://127.0.0.1:6379/0", "namespace": "main"},
@@ -330,3 +333,58 @@ def test_the_reload_series() -> None:
     assert sample("anygate_config_generation") == 2
     assert sample("anygate_config_info", {"hash": state.hash}) == 1
     assert REGISTRY.get_sample_value("anygate_config_info", {"hash": old_hash}) is None
+
+
+# --- a worker's routes across config generations ------------------------------------------------
+
+
+def claimed(model: str, plan: str = "", step: int = 0) -> ClaimedJob:
+    return ClaimedJob(
+        id="job_1",
+        attempt=1,
+        tenant="acme",
+        endpoint="/v1/chat/completions",
+        model=model,
+        body=b"{}",
+        priority=Priority.STANDARD,
+        stream=False,
+        plan=plan,
+        step=step,
+    )
+
+
+def test_a_job_queued_under_the_old_config_keeps_its_deployment() -> None:
+    """Moved to another upstream model: the old job still resolves, from the config the
+    worker ran before; the current config wins where both have the step."""
+    old = cfg()
+    models = copy.deepcopy(BASE["models"])
+    models["gpt-4o-mini"]["deployments"] = [{"provider": "openai", "model": "other"}]
+    models["fallback-alias"] = {"deployments": [{"provider": "openai", "model": "fb"}]}
+    new = cfg(models=models)
+    memory = RouteMemory()
+    queued_before = claimed("gpt-4o-mini", plan="gpt-4o-mini|openai|gpt-4o-mini")
+    assert memory.steps(queued_before, new, "openai") == [None]
+    memory.moved_on(old)
+    [step] = memory.steps(queued_before, new, "openai")
+    assert step is not None
+    assert step.deployment.model == "gpt-4o-mini"
+    [plain] = memory.steps(claimed("gpt-4o-mini"), new, "openai")  # no plan: the pool's
+    assert plain is not None
+    assert plain.deployment.model == "other"
+
+
+def test_an_unknown_step_waits_for_a_reload_for_a_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    memory = RouteMemory()
+    job = claimed("brand-new")
+    assert memory.steps(job, cfg(), "openai") == [None]
+    now = [1000.0]
+    monkeypatch.setattr(worker_config.time, "monotonic", lambda: now[0])
+    assert memory.within_grace(job)
+    now[0] += worker_config.CONFIG_SKEW_GRACE_S - 1
+    assert memory.within_grace(job)
+    now[0] += 2
+    assert not memory.within_grace(job)
+    memory.moved_on(cfg())  # a reload: a fresh grace
+    assert memory.within_grace(job)
