@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -307,3 +308,46 @@ async def file_change_alone(rs: ReloadStack, tree: dict[str, Any]) -> None:
         assert done["status"] == "succeeded", done
         assert served_by(done) == NEW_ALIAS_UPSTREAM
         assert rs.value("worker-openai", "anygate_worker_slots", pool="openai") == 6
+
+
+def test_anygate_dev_passes_sighup_on_to_every_process(tmp_path: Path) -> None:
+    """``anygate dev``: one SIGHUP to it, and the API, both workers and control reload; the new
+    alias is then served."""
+    port = free_port()
+    data_dir = tmp_path / ".anygate"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYGATE")}
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("GEMINI_API_KEY", None)
+    url = f"http://127.0.0.1:{port}"
+    argv = [*ANYGATE, "dev", "--port", str(port), "--data-dir", str(data_dir)]
+    with ManagedProcess.start(argv, env=env, ready_url=f"{url}/readyz", timeout=60) as dev:
+        config_path = data_dir / "config.yaml"
+        tree = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        tree["models"][NEW_ALIAS] = {
+            "deployments": [{"provider": "openai", "model": NEW_ALIAS_UPSTREAM}]
+        }
+        config_path.write_text(yaml.safe_dump(tree), encoding="utf-8")
+        dev.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: None if dev.log_path.read_text().count('"config reloaded"') == 4 else "not yet",
+            what="4 processes (api, 2 workers, control) reloaded",
+            watch=[dev.child],
+            timeout=20,
+        )
+        assert httpx.get(f"{url}/readyz").json()["config_generation"] == 2
+        key = next(
+            line.partition("=")[2]
+            for line in (data_dir / "dev.env").read_text().splitlines()
+            if line.startswith("export ANYGATE_KEY=")
+        )
+        headers = {"authorization": f"Bearer {key}"}
+        created = httpx.post(f"{url}/v1/jobs", headers=headers, json=job(NEW_ALIAS))
+        assert created.status_code == 202, created.text
+        done = httpx.get(
+            f"{url}/v1/jobs/{created.json()['id']}",
+            headers=headers,
+            params={"wait": 20},
+            timeout=30,
+        ).json()
+        assert done["status"] == "succeeded", done
+        dev.terminate(timeout=40)
