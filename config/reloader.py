@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,15 @@ Observe = Callable[[Outcome | None, ConfigState], None]
 """Told of each outcome (None: the state at start), to keep the process's metrics."""
 
 DEBOUNCE_MS = 400
+
+_EARLY_SIGHUP = threading.Event()
+
+
+def catch_early_sighup() -> None:
+    """Call first thing in a process that will reload: a SIGHUP that arrives before its
+    reloader runs (while it starts) is remembered and acted on once it does, instead of ending
+    the process, which is what SIGHUP does by default."""
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: _EARLY_SIGHUP.set())
 
 
 class ReloadRefusedError(Exception):
@@ -82,6 +92,9 @@ class ConfigReloader:
 
     def start(self) -> None:
         """Install the SIGHUP handler (and the file watch) on the running loop."""
+        if _EARLY_SIGHUP.is_set():
+            _EARLY_SIGHUP.clear()
+            self.request()
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.request)
         except (RuntimeError, ValueError):  # not the main thread: an app embedded in a test

@@ -14,6 +14,7 @@ import structlog
 
 from anygate.config import AnygateConfig, ConfigError, load_config
 from anygate.config.loader import CONFIG_PATH_ENV
+from anygate.config.reloader import catch_early_sighup
 from anygate.ops.logging import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,6 +88,7 @@ def api(host: str | None, port: int | None, watch_config: bool) -> None:
     from anygate.api.http_protocol import CoalescingHttpToolsProtocol
     from anygate.api.metrics_endpoint import listener
 
+    catch_early_sighup()
     _require_config_file(watch_config)
     config = _config()
     configure_logging(config.log_level)
@@ -159,6 +161,7 @@ def worker(  # click passes every option by name
     """Run a worker of one provider pool."""
     from anygate.workers import run_worker
 
+    catch_early_sighup()
     _require_config_file(watch_config)
     config = _config()
     configure_logging(config.log_level)
@@ -182,6 +185,7 @@ def control(metrics_port: int | None, metrics_host: str, watch_config: bool) -> 
     """Run the control plane (arq): batches, webhooks, housekeeping; rides out Redis outages."""
     from anygate.workers.control_runner import main as run_control
 
+    catch_early_sighup()
     _require_config_file(watch_config)
     config = _config()
     configure_logging(config.log_level)

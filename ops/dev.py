@@ -211,7 +211,9 @@ def run_dev(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     children: list[Child] = []
-    signal.signal(signal.SIGHUP, lambda _sig, _frame: _pass_on_reload(children))
+    # Ignored while the children start (they inherit it, until they catch it themselves:
+    # ``catch_early_sighup``), then passed on to them.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     fsync: AppendFsync = "always" if strict else "everysec"
     redis = EmbeddedRedis(root / "redis", aof=True, appendfsync=fsync).start()
@@ -234,6 +236,7 @@ def run_dev(
             mock_gemini=mock_gemini,
             watch_config=watch_config,
         )
+        signal.signal(signal.SIGHUP, lambda _sig, _frame: _pass_on_reload(children))
         wait_http(f"{url}/readyz", watch=children, what="the API")
         write_env_file(env_file, url, keys)
         print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import os
 import signal
 import sys
@@ -310,6 +311,16 @@ async def file_change_alone(rs: ReloadStack, tree: dict[str, Any]) -> None:
         assert rs.value("worker-openai", "anygate_worker_slots", pool="openai") == 6
 
 
+def runs(dev: ManagedProcess, event: str) -> dict[str, str]:
+    """process → the config hash of its last ``event`` line in ``anygate dev``'s log."""
+    out = {}
+    for line in dev.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if f'"{event}"' in line:
+            record = json.loads(line)
+            out[record["process"]] = record["hash"]
+    return out
+
+
 def test_anygate_dev_passes_sighup_on_to_every_process(tmp_path: Path) -> None:
     """``anygate dev``: one SIGHUP to it, and the API, both workers and control reload; the new
     alias is then served."""
@@ -321,6 +332,12 @@ def test_anygate_dev_passes_sighup_on_to_every_process(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     argv = [*ANYGATE, "dev", "--port", str(port), "--data-dir", str(data_dir)]
     with ManagedProcess.start(argv, env=env, ready_url=f"{url}/readyz", timeout=60) as dev:
+        wait_until(
+            lambda: None if len(runs(dev, "config loaded")) == 4 else "not yet",
+            what="4 processes (api, 2 workers, control) running",
+            watch=[dev.child],
+            timeout=30,
+        )
         config_path = data_dir / "config.yaml"
         tree = yaml.safe_load(config_path.read_text(encoding="utf-8"))
         tree["models"][NEW_ALIAS] = {
@@ -329,12 +346,14 @@ def test_anygate_dev_passes_sighup_on_to_every_process(tmp_path: Path) -> None:
         config_path.write_text(yaml.safe_dump(tree), encoding="utf-8")
         dev.send_signal(signal.SIGHUP)
         wait_until(
-            lambda: None if dev.log_path.read_text().count('"config reloaded"') == 4 else "not yet",
+            lambda: None if len(runs(dev, "config reloaded")) == 4 else "not yet",
             what="4 processes (api, 2 workers, control) reloaded",
             watch=[dev.child],
             timeout=20,
         )
-        assert httpx.get(f"{url}/readyz").json()["config_generation"] == 2
+        ready = httpx.get(f"{url}/readyz").json()
+        assert ready["config_generation"] == 2
+        assert set(runs(dev, "config reloaded").values()) == {ready["config_hash"]}
         key = next(
             line.partition("=")[2]
             for line in (data_dir / "dev.env").read_text().splitlines()

@@ -28,7 +28,12 @@ from anygate.config.reload import (
     secret_problems,
     worker_problems,
 )
-from anygate.config.reloader import ConfigReloader, Outcome, ReloadRefusedError
+from anygate.config.reloader import (
+    ConfigReloader,
+    Outcome,
+    ReloadRefusedError,
+    catch_early_sighup,
+)
 from anygate.telemetry import record_config
 from anygate.workers import worker_config
 from anygate.workers.worker_config import RouteMemory
@@ -388,3 +393,18 @@ def test_an_unknown_step_waits_for_a_reload_for_a_bounded_time(
     assert not memory.within_grace(job)
     memory.moved_on(cfg())  # a reload: a fresh grace
     assert memory.within_grace(job)
+
+
+async def test_a_sighup_while_the_process_starts_is_kept_for_the_reloader(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    catch_early_sighup()  # what `anygate api|worker|control` do first
+    h.write(tree(**{"pools/openai/concurrency": 7}))
+    os.kill(os.getpid(), signal.SIGHUP)  # not fatal, and not forgotten
+    h.reloader.start()
+    try:
+        async with asyncio.timeout(10):
+            while h.state.generation < 2:
+                await asyncio.sleep(0.02)
+    finally:
+        await h.reloader.stop()
+    assert h.state.config.pool("openai").concurrency == 7
