@@ -24,22 +24,31 @@ from anygate.api import (
     usage,
 )
 from anygate.api.errors import EXCEPTION_HANDLERS
+from anygate.api.gateway import Gateway
 from anygate.api.middleware import RequestIdMiddleware
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.replication_wait import ReplicationWaitMiddleware
 from anygate.api.request_observer import RequestObserver
-from anygate.api.startup import start_up
+from anygate.api.startup import rebuild_gateway, start_up
 from anygate.api.tracing_middleware import TracingMiddleware
 from anygate.broker import Subscriptions, create_redis
 from anygate.broker.redis_link import RedisLink
 from anygate.config import AnygateConfig
-from anygate.telemetry import tracing
+from anygate.config.reload import ConfigState, Problem, ReloadPlan
+from anygate.config.reloader import ConfigReloader, ReloadRefusedError
+from anygate.telemetry import record_config, tracing
 
 
-def create_app(config: AnygateConfig) -> Starlette:
+def create_app(config: AnygateConfig, *, watch_config: bool = False) -> Starlette:
+    """``watch_config``: reload the config when its file changes, besides on SIGHUP."""
     for tenant in config.tenants:  # resolve key references now: a bad one fails start-up
         for ref in tenant.api_keys:
             ref.resolve()
+    config_state = ConfigState(config)
+
+    async def apply_config(new: AnygateConfig, _plan: ReloadPlan) -> None:
+        """Build the new gateway, then swap it in: requests that started keep the old one."""
+        app.state.gateway = await rebuild_gateway(gateway_of_app(app), new)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -60,9 +69,15 @@ def create_app(config: AnygateConfig) -> Starlette:
                 start_up(app.state, config, redis, subscriptions, watch), name="start-up"
             ),
         ]
+        app.state.config_state = config_state
+        reloader = ConfigReloader(
+            config_state, apply_config, process="api", observe=record_config, watch=watch_config
+        )
+        reloader.start()
         try:
             yield
         finally:
+            await reloader.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -93,7 +108,7 @@ def create_app(config: AnygateConfig) -> Starlette:
                 expose_headers=["x-request-id", "x-anygate-job-id", "x-anygate-cache", "location"],
             )
         )
-    return Starlette(
+    app = Starlette(
         routes=[
             *health.ROUTES,
             *jobs.ROUTES,
@@ -110,3 +125,21 @@ def create_app(config: AnygateConfig) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    return app
+
+
+def gateway_of_app(app: Starlette) -> Gateway:
+    """The gateway to rebuild on a reload; a process still starting takes none (its start-up
+    builds from the config it started with)."""
+    gateway: Gateway | None = getattr(app.state, "gateway", None)
+    if gateway is None:
+        raise ReloadRefusedError(
+            [
+                Problem(
+                    "(process)",
+                    "still starting (waiting for Redis): send SIGHUP again once "
+                    "/readyz answers ready",
+                )
+            ]
+        )
+    return gateway

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from starlette.requests import Request
@@ -11,6 +11,7 @@ from anygate.api.auth import Authenticator
 from anygate.api.redis_watch import RedisWatch
 from anygate.api.replies import ReplyRouter
 from anygate.broker import Broker, Subscriptions
+from anygate.broker.deployment_health import HealthView
 from anygate.broker.durability import DurabilityBarrier
 from anygate.broker.errors import ServiceUnavailableError
 from anygate.broker.tenant_store import TenantStore
@@ -31,6 +32,8 @@ class Gateway:
     watch: RedisWatch
     barrier: DurabilityBarrier
     """Awaited before a client hears a terminal state read from pub/sub (strict mode)."""
+    health: HealthView = field(default_factory=HealthView)
+    """Deployment health as announced: kept across config reloads (``startup.rebuild_gateway``)."""
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -3,6 +3,8 @@ in strict durability mode, still runs ``appendonly yes`` with ``appendfsync alwa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +19,7 @@ async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def _not_ready(body: dict[str, str], retry_after_s: int = 1) -> Response:
+def _not_ready(body: Mapping[str, object], retry_after_s: int = 1) -> Response:
     return JSONResponse(body, status_code=503, headers={"retry-after": str(retry_after_s)})
 
 
@@ -39,7 +41,16 @@ async def readyz(request: Request) -> Response:
         )
     except (RedisError, OSError):
         return _not_ready(unreachable)
-    body = {"status": "ready", "redis": "ok", "config": "valid", "durability": verdict.summary}
+    body: dict[str, object] = {
+        "status": "ready",
+        "redis": "ok",
+        "config": "valid",
+        "durability": verdict.summary,
+    }
+    state = getattr(request.app.state, "config_state", None)
+    if state is not None:  # which config this process runs (docs/operations.md#reloading-…)
+        body["config_hash"] = state.hash
+        body["config_generation"] = state.generation
     if not verdict.ok:
         # The server was restarted or reconfigured under a running gateway: its answers would
         # no longer keep strict mode's promise, so take it out of rotation and say why.

@@ -12,6 +12,7 @@ wrong Redis password, a refused command) stops the process.
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 
 import structlog
 from redis.asyncio import Redis
@@ -26,6 +27,8 @@ from anygate.broker.deployment_health import HealthView
 from anygate.broker.durability import barrier_for
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
+from anygate.config.reload import Problem, secret_problems
+from anygate.config.reloader import ReloadRefusedError
 from anygate.core.planning import Planner
 
 log = structlog.get_logger(__name__)
@@ -49,8 +52,51 @@ async def build_gateway(
     planner = Planner(config, redis, health)
     barrier = barrier_for(redis, config.redis)
     return Gateway(
-        config, redis, broker, subscriptions, auth, tenants, planner, replies, watch, barrier
+        config,
+        redis,
+        broker,
+        subscriptions,
+        auth,
+        tenants,
+        planner,
+        replies,
+        watch,
+        barrier,
+        health,
     )
+
+
+def api_secret_problems(config: AnygateConfig) -> list[Problem]:
+    """The key references the API resolves: the config tenants' and the operators'."""
+    refs = [
+        (f"tenants[{i}].api_keys[{j}]", ref)
+        for i, tenant in enumerate(config.tenants)
+        for j, ref in enumerate(tenant.api_keys)
+    ]
+    refs += [(f"admin_api_keys[{j}]", ref) for j, ref in enumerate(config.admin_api_keys)]
+    return secret_problems(refs)
+
+
+async def rebuild_gateway(gw: Gateway, config: AnygateConfig) -> Gateway:
+    """A config reload's build step (docs/operations.md#reloading-configuration): everything the
+    gateway derives from config (broker, key lookup, planner with its routes and prices),
+    built anew; the process's own connections, subscriptions, reply router, Redis watch and
+    deployment health carry over. Nothing is swapped here: the caller swaps the returned
+    gateway in at once, so a request runs wholly with the old set or wholly with the new.
+
+    New config tenants and keys are seeded and the key-change channel handed to the new
+    lookup before that; both are idempotent, so a reload that fails part-way (Redis away)
+    leaves nothing to undo."""
+    problems = api_secret_problems(config)
+    if problems:
+        raise ReloadRefusedError(problems)
+    broker = Broker(gw.redis, config)
+    tenants = TenantStore(gw.redis, broker.keys)
+    auth = Authenticator(config, tenants, broker, gw.watch)
+    planner = Planner(config, gw.redis, gw.health)
+    await tenants.seed(config)
+    await gw.subscriptions.listen(broker.keys.auth_channel, auth.forget)
+    return replace(gw, config=config, broker=broker, tenants=tenants, auth=auth, planner=planner)
 
 
 async def start_up(

@@ -168,6 +168,10 @@ class ClusterCollector(Collector):
         self.last: ClusterSnapshot | None = None
         """The last snapshot read; None until the first refresh succeeds."""
 
+    def use_config(self, config: AnygateConfig) -> None:
+        """A config reload: the next refresh reads the new config's pools and deployments."""
+        self._config = config
+
     async def refresh(self) -> ClusterSnapshot:
         version = await self._store.version()
         if version != self._tenants_version:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -12,6 +13,8 @@ import click
 import structlog
 
 from anygate.config import AnygateConfig, ConfigError, load_config
+from anygate.config.loader import CONFIG_PATH_ENV
+from anygate.config.reloader import catch_early_sighup
 from anygate.ops.logging import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +44,22 @@ def _require_durability(config: AnygateConfig) -> None:
         raise click.ClickException(verdict.problem)
     if verdict.problem:
         structlog.get_logger(__name__).warning("durability unverified", problem=verdict.problem)
+
+
+def _watch_config_option(command: F) -> F:
+    """``--watch-config``: reload when the config file changes, besides on SIGHUP
+    (docs/operations.md#reloading-configuration)."""
+    return click.option(
+        "--watch-config",
+        is_flag=True,
+        default=False,
+        help="Reload the configuration when $ANYGATE_CONFIG changes (it always reloads on SIGHUP).",
+    )(command)
+
+
+def _require_config_file(watch_config: bool) -> None:
+    if watch_config and not os.environ.get(CONFIG_PATH_ENV):
+        raise click.ClickException(f"--watch-config needs a config file: set ${CONFIG_PATH_ENV}")
 
 
 def _run_async(main: object) -> None:
@@ -92,7 +111,8 @@ def main() -> None:
     help="Must a client present a certificate (server.tls.client_cert; default with a "
     "client CA: required).",
 )
-def api(host: str | None, port: int | None, **tls_flags: str | None) -> None:
+@_watch_config_option
+def api(host: str | None, port: int | None, watch_config: bool, **tls_flags: str | None) -> None:
     """Serve the HTTP API (HTTPS with server.tls or --tls-cert/--tls-key)."""
     import uvicorn
 
@@ -101,6 +121,8 @@ def api(host: str | None, port: int | None, **tls_flags: str | None) -> None:
     from anygate.api.metrics_endpoint import listener
     from anygate.ops.tls import CertificateReloader, server_ssl_options, with_flags
 
+    catch_early_sighup()
+    _require_config_file(watch_config)
     config = _config()
     configure_logging(config.log_level)
     try:
@@ -116,7 +138,7 @@ def api(host: str | None, port: int | None, **tls_flags: str | None) -> None:
     _require_durability(config)
     with listener(config):  # metrics.api_access: port
         uvicorn.run(
-            create_app(config),
+            create_app(config, watch_config=watch_config),
             host=host or config.server.host,
             port=config.server.port if port is None else port,
             loop="uvloop",
@@ -171,34 +193,50 @@ def _metrics_listener(host: str, port: int | None) -> Iterator[None]:
     help="Seconds running jobs may finish in after SIGTERM before they are handed back.",
 )
 @_metrics_options
-def worker(
+@_watch_config_option
+def worker(  # click passes every option by name
+    *,
     pool: str,
     concurrency: int | None,
     shutdown_grace: float,
     metrics_port: int | None,
     metrics_host: str,
+    watch_config: bool,
 ) -> None:
     """Run a worker of one provider pool."""
     from anygate.workers import run_worker
 
+    catch_early_sighup()
+    _require_config_file(watch_config)
     config = _config()
     configure_logging(config.log_level)
     _require_durability(config)
     with _metrics_listener(metrics_host, metrics_port):
-        _run_async(run_worker(config, pool, concurrency, shutdown_grace_s=shutdown_grace))
+        _run_async(
+            run_worker(
+                config,
+                pool,
+                concurrency,
+                shutdown_grace_s=shutdown_grace,
+                watch_config=watch_config,
+            )
+        )
 
 
 @main.command()
 @_metrics_options
-def control(metrics_port: int | None, metrics_host: str) -> None:
+@_watch_config_option
+def control(metrics_port: int | None, metrics_host: str, watch_config: bool) -> None:
     """Run the control plane (arq): batches, webhooks, housekeeping; rides out Redis outages."""
     from anygate.workers.control_runner import main as run_control
 
+    catch_early_sighup()
+    _require_config_file(watch_config)
     config = _config()
     configure_logging(config.log_level)
     _require_durability(config)
     with _metrics_listener(metrics_host, metrics_port):
-        _run_async(run_control(config))
+        _run_async(run_control(config, watch_config=watch_config))
 
 
 @main.command()
@@ -218,12 +256,16 @@ def control(metrics_port: int | None, metrics_host: str) -> None:
     help="strict: the embedded Redis fsyncs its AOF before every reply (appendfsync always) and "
     "every process runs with redis.durability: strict (docs/durability.md).",
 )
-def dev(port: int, host: str, data_dir: str, durability: str) -> None:
-    """Everything in one command: embedded Redis, API, workers, control, mock provider."""
+@_watch_config_option
+def dev(port: int, host: str, data_dir: str, durability: str, watch_config: bool) -> None:
+    """Everything in one command: embedded Redis, API, workers, control, mock provider.
+    SIGHUP reloads the configuration in every process (docs/operations.md)."""
     from anygate.ops.dev import run_dev
 
     strict = durability == "strict"
-    sys.exit(run_dev(host=host, port=port, data_dir=data_dir, strict=strict))
+    sys.exit(
+        run_dev(host=host, port=port, data_dir=data_dir, strict=strict, watch_config=watch_config)
+    )
 
 
 def _register_mock_provider() -> None:

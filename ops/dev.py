@@ -139,8 +139,18 @@ def dev_config(
     }
 
 
+RELOADABLE = ("api", "worker-openai", "worker-gemini", "control")
+"""The children a SIGHUP to ``anygate dev`` is passed on to: they reload their config (the
+mock provider and Redis have none)."""
+
+
 def _start_children(
-    children: list[Child], env: dict[str, str], *, mock_openai: bool, mock_gemini: bool
+    children: list[Child],
+    env: dict[str, str],
+    *,
+    mock_openai: bool,
+    mock_gemini: bool,
+    watch_config: bool = False,
 ) -> None:
     """Mock provider (when a pool has no key), API, one worker per pool, control plane; each is
     appended as soon as it started, so a failure part-way still stops what already runs."""
@@ -155,13 +165,23 @@ def _start_children(
             env["ANYGATE__PROVIDERS__GEMINI__BASE_URL"] = mock
         mock_argv = [*me, "mock-provider", "--port", str(mock_port)]
         children.append(start("mock-provider", mock_argv, env=env))
-    children.append(start("api", [*me, "api"], env=env))
+    watch = ["--watch-config"] if watch_config else []
+    children.append(start("api", [*me, "api", *watch], env=env))
     for pool in ("openai", "gemini"):
-        children.append(start(f"worker-{pool}", [*me, "worker", "--pool", pool], env=env))
-    children.append(start("control", [*me, "control"], env=env))
+        argv = [*me, "worker", "--pool", pool, *watch]
+        children.append(start(f"worker-{pool}", argv, env=env))
+    children.append(start("control", [*me, "control", *watch], env=env))
 
 
-def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int:
+def _pass_on_reload(children: list[Child]) -> None:
+    for child in children:
+        if child.name in RELOADABLE and child.running:
+            os.kill(child.pid, signal.SIGHUP)
+
+
+def run_dev(
+    *, host: str, port: int, data_dir: str, strict: bool = False, watch_config: bool = False
+) -> int:
     """``strict``: Redis fsyncs its AOF before every reply and every process runs with
     ``redis.durability: strict``, so nothing acknowledged is lost on a power loss; the default
     fsyncs once a second (docs/durability.md)."""
@@ -190,10 +210,13 @@ def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    children: list[Child] = []
+    # Ignored while the children start (they inherit it, until they catch it themselves:
+    # ``catch_early_sighup``), then passed on to them.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     fsync: AppendFsync = "always" if strict else "everysec"
     redis = EmbeddedRedis(root / "redis", aof=True, appendfsync=fsync).start()
-    children: list[Child] = []
     env = dict(os.environ)
     env.update(
         {
@@ -206,7 +229,14 @@ def run_dev(*, host: str, port: int, data_dir: str, strict: bool = False) -> int
     )
     url = f"http://{host}:{port}"
     try:
-        _start_children(children, env, mock_openai=mock_openai, mock_gemini=mock_gemini)
+        _start_children(
+            children,
+            env,
+            mock_openai=mock_openai,
+            mock_gemini=mock_gemini,
+            watch_config=watch_config,
+        )
+        signal.signal(signal.SIGHUP, lambda _sig, _frame: _pass_on_reload(children))
         wait_http(f"{url}/readyz", watch=children, what="the API")
         write_env_file(env_file, url, keys)
         print(

@@ -22,6 +22,8 @@ from typing import Literal
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.registry import Collector
 
+from anygate.config.reload import ConfigState
+
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 """No ``*_created`` gauge beside every counter and histogram: they would double the series a
 scrape carries, for a start time the text format's readers do not use (a restart shows as a
@@ -138,6 +140,24 @@ REDIS_ROUNDTRIP = Histogram(
     "Round trips of the process's liveness pings (and a worker's heartbeat) to Redis.",
     buckets=_REDIS_BUCKETS,
 )
+CONFIG_RELOADS = Counter(
+    "anygate_config_reloads",
+    "Configuration reloads (SIGHUP, a file change), by outcome: applied, or refused (invalid, "
+    "or a change that needs a restart; the previous config keeps serving).",
+    ("outcome",),
+)
+CONFIG_GENERATION = Gauge(
+    "anygate_config_generation",
+    "How many configs this process has run: 1 at start, one more per applied reload.",
+)
+CONFIG_INFO = Gauge(
+    "anygate_config_info",
+    "Always 1, labelled with the hash of the config this process runs: every process of a "
+    "deployment given the same file and environment shows the same hash.",
+    ("hash",),
+)
+for _outcome in ("applied", "refused"):  # both shown from the start, at 0
+    CONFIG_RELOADS.labels(_outcome)
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -271,6 +291,18 @@ def count_redis_error(exc: BaseException) -> None:
 
 def observe_redis_roundtrip(seconds: float) -> None:
     REDIS_ROUNDTRIP.observe(seconds)
+
+
+def record_config(
+    outcome: Literal["applied", "refused", "unchanged"] | None, state: ConfigState
+) -> None:
+    """A config reload's outcome (None: the config a process started with) and the config it
+    now runs; the previous hash's series goes, so each process shows exactly one."""
+    if outcome is not None and outcome != "unchanged":
+        CONFIG_RELOADS.labels(outcome).inc()
+    CONFIG_GENERATION.set(state.generation)
+    CONFIG_INFO.clear()
+    CONFIG_INFO.labels(state.hash).set(1)
 
 
 def register_collector(collector: Collector) -> None:

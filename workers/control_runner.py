@@ -39,7 +39,9 @@ from anygate.broker.cluster_connection import as_cluster
 from anygate.broker.connection import connection_pool, redis_options
 from anygate.broker.redis_link import RedisLink, is_outage
 from anygate.config import AnygateConfig
-from anygate.telemetry import register_collector, unregister_collector
+from anygate.config.reload import ConfigState, ReloadPlan
+from anygate.config.reloader import ConfigReloader
+from anygate.telemetry import record_config, register_collector, unregister_collector
 from anygate.workers.control import prepare, queue_name, worker_settings
 
 log = structlog.get_logger(__name__)
@@ -135,6 +137,15 @@ class _Session:
         worker.holding = set()
         return cls(worker, pool)
 
+    async def reconfigure(self, config: AnygateConfig) -> None:
+        """A config reload: the session's start-up work again (new tenants seeded, a new
+        broker, budget watch and batch driver) into a copy of its context, then swapped in at
+        once. A job already running keeps the objects it started with; arq hands the next
+        ones the new (it copies the context per job)."""
+        fresh = {**self.worker.ctx, "config": config}
+        await prepare(fresh)
+        self.worker.ctx.update({key: fresh[key] for key in _DERIVED})
+
     async def serve(self) -> None:
         """arq's loop; returns only by raising (a Redis error) or being cancelled."""
         await self.worker.main()
@@ -172,6 +183,10 @@ class _Session:
                         await leftovers.tidy(self._pool, worker.queue_name)
         finally:
             await self._pool.aclose(close_connection_pool=True)
+
+
+_DERIVED = ("config", "broker", "budget_watch", "batch_driver")
+"""What ``prepare`` derives from config, swapped by ``_Session.reconfigure``."""
 
 
 def _forget_outcome(task: asyncio.Task[Any]) -> None:
@@ -215,18 +230,37 @@ async def _arq_pool(config: AnygateConfig, keys: KeySpace, redis: Redis) -> ArqR
     return ArqRedis(pool, default_queue_name=queue_name(keys))
 
 
-async def run_control(config: AnygateConfig) -> None:
-    """Sessions one after another, until cancelled."""
+async def run_control(config: AnygateConfig, *, watch_config: bool = False) -> None:
+    """Sessions one after another, until cancelled. ``watch_config``: reload the config when
+    its file changes, besides on SIGHUP (docs/operations.md#reloading-configuration)."""
     link = RedisLink("control")
     redis = create_redis(config.redis)
     watch = asyncio.create_task(link.watch(redis), name="redis-watch")
     leftovers = _Leftovers()
     cluster = _cluster_series(config, redis)
+    state = ConfigState(config)
+    live: list[_Session] = []
+
+    async def apply_config(new: AnygateConfig, _plan: ReloadPlan) -> None:
+        """The live session's objects rebuilt and swapped; the next sessions start from
+        ``state.config``, which the reloader advances once this returns."""
+        done = None
+        while live and live[0] is not done:  # a session that began meanwhile gets it too
+            done = live[0]
+            await done.reconfigure(new)
+        if cluster is not None:
+            cluster[0].use_config(new)
+
+    reloader = ConfigReloader(
+        state, apply_config, process="control", observe=record_config, watch=watch_config
+    )
+    reloader.start()
     log.info("control plane starting", namespace=config.redis.namespace)
     try:
         while True:
-            session = await link.retry(lambda: _Session.start(config, redis, link, leftovers))
+            session = await link.retry(lambda: _Session.start(state.config, redis, link, leftovers))
             assert session is not None  # no `until`: retry returns only with a session
+            live[:] = [session]
             grace_s = CLOSE_GRACE_S  # stopping: be quick
             try:
                 await session.serve()
@@ -234,10 +268,12 @@ async def run_control(config: AnygateConfig) -> None:
                 if not is_outage(exc):
                     raise
                 link.lost(exc)
-                grace_s = _outage_grace_s(config)
+                grace_s = _outage_grace_s(state.config)
             finally:
+                live.clear()
                 await session.close(leftovers, grace_s=grace_s, redis_up=not link.down)
     finally:
+        await reloader.stop()
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
@@ -268,7 +304,7 @@ def _cluster_series(
     return collector, start_refresh(collector)
 
 
-async def main(config: AnygateConfig) -> None:
+async def main(config: AnygateConfig, *, watch_config: bool = False) -> None:
     """The ``anygate control`` process: ``run_control`` until SIGTERM or SIGINT."""
     # arq logs two lines per job at INFO: several a second from the cron ticks alone.
     logging.getLogger("arq").setLevel(max(logging.getLogger().level, logging.WARNING))
@@ -278,6 +314,6 @@ async def main(config: AnygateConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     try:
-        await run_control(config)
+        await run_control(config, watch_config=watch_config)
     except asyncio.CancelledError:
         log.info("control plane stopped")

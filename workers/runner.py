@@ -18,10 +18,13 @@ import structlog
 from anygate.broker import Broker, Subscriptions, create_redis, new_worker_id
 from anygate.broker.redis_link import RedisLink
 from anygate.broker.tenant_store import TenantStore
-from anygate.config import AnygateConfig
-from anygate.telemetry import tracing
+from anygate.config import AnygateConfig, SecretRef
+from anygate.config.reload import ConfigState, ReloadPlan, secret_problems, worker_problems
+from anygate.config.reloader import ConfigReloader, ReloadRefusedError
+from anygate.telemetry import record_config, tracing
 from anygate.workers.adapters import create_adapter
 from anygate.workers.worker import Worker, WorkerSettings
+from anygate.workers.worker_config import slots_of
 
 log = structlog.get_logger(__name__)
 
@@ -32,12 +35,15 @@ async def run_worker(
     concurrency: int | None = None,
     *,
     shutdown_grace_s: float = 30.0,
+    watch_config: bool = False,
 ) -> None:
+    """``concurrency``: slots for the process's whole life (else the pool's, reloaded live);
+    ``watch_config``: reload the config when its file changes, besides on SIGHUP."""
     if pool not in config.providers:
         raise SystemExit(
             f"--pool {pool!r}: no such provider; configured: {sorted(config.providers)}"
         )
-    slots = concurrency or config.pool(pool).concurrency
+    slots = slots_of(config, pool, concurrency)
     settings = WorkerSettings(
         pool=pool,
         worker_id=new_worker_id(pool),
@@ -54,6 +60,22 @@ async def run_worker(
     worker = Worker(config, settings, broker, subscriptions, adapter)
     stopping = asyncio.Event()
 
+    async def apply_config(new: AnygateConfig, _plan: ReloadPlan) -> None:
+        """Build the worker's new runtime from ``new``, then swap it in (``worker.py``)."""
+        problems = secret_problems(_pool_secrets(new, pool))
+        if problems:
+            raise ReloadRefusedError(problems)
+        worker.reconfigure(new, slots_of(new, pool, concurrency), Broker(redis, new, link=link))
+
+    reloader = ConfigReloader(
+        ConfigState(config),
+        apply_config,
+        process=f"worker {settings.worker_id}",
+        check=lambda new: worker_problems(new, pool),
+        observe=record_config,
+        watch=watch_config,
+    )
+
     def stop() -> None:
         stopping.set()
         worker.stop()
@@ -62,6 +84,7 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     watch = asyncio.create_task(link.watch(redis), name="redis-watch")
+    reloader.start()
     await subscriptions.start()
     log.info("worker started", pool=pool, worker_id=settings.worker_id, concurrency=slots)
     try:
@@ -71,12 +94,18 @@ async def run_worker(
         # with an outage error, and it is started again (nothing is claimed before that).
         await link.retry(worker.run, until=stopping)
     finally:
+        await reloader.stop()
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
         await subscriptions.close()
-        await adapter.aclose()
+        await worker.close_adapters()
         await redis.aclose()
         if tracing.enabled:
             tracing.spans.shutdown()  # export what is buffered
         log.info("worker stopped", worker_id=settings.worker_id)
+
+
+def _pool_secrets(config: AnygateConfig, pool: str) -> list[tuple[str, SecretRef]]:
+    ref = config.providers[pool].api_key if pool in config.providers else None
+    return [(f"providers.{pool}.api_key", ref)] if ref is not None else []

@@ -35,12 +35,6 @@ from anygate.broker.errors import (
     UpstreamError,
 )
 from anygate.broker.redis_link import RedisLink, is_outage
-from anygate.broker.routing import (
-    Step,
-    decode_plan,
-    deployment_for,
-    step_from_wire,
-)
 from anygate.broker.script_calls.cancel import WorkerControl
 from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
@@ -54,11 +48,15 @@ from anygate.workers.adapters.base import JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.deployment_guard import DeploymentGuard
 from anygate.workers.deployment_usage import DeploymentUsage
-from anygate.workers.disposition import JobDisposition
 from anygate.workers.pricing import cost_usd
-from anygate.workers.rate_gate import RateGate
 from anygate.workers.tenant_view import TenantView
-from anygate.workers.upstream_call import AdapterFaultError, UpstreamCall
+from anygate.workers.upstream_call import AdapterFaultError
+from anygate.workers.worker_config import (
+    RouteMemory,
+    WorkerRuntime,
+    adapter_unchanged,
+    build_runtime,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -88,12 +86,18 @@ class Worker:
         subscriptions: Subscriptions,
         adapter: ProviderAdapter,
     ) -> None:
-        self._config = config
         self._s = settings
-        self._broker = broker
         self._subs = subscriptions
-        self._adapter = adapter
-        self._upstream = UpstreamCall(adapter, config, settings.pool)
+        self._rt = build_runtime(
+            config, settings.pool, settings.concurrency, broker, HealthView(), adapter=adapter
+        )
+        """What this worker derives from its config; swapped whole by ``reconfigure``. A job
+        keeps the runtime it was claimed under (``_job_rt``) until it ends."""
+        self._job_rt: dict[str, WorkerRuntime] = {}
+        self._retired: list[WorkerRuntime] = []
+        """Runtimes swapped out whose adapter still serves running jobs: closed after them."""
+        self._closing: set[asyncio.Task[None]] = set()
+        self._routes = RouteMemory()
         self._running: dict[str, tuple[asyncio.Task[None], ClaimedJob]] = {}
         self._slots: set[str] = set()
         """Jobs holding a slot: running minus those whose upstream work is over and whose
@@ -105,18 +109,56 @@ class Worker:
         self._usage = DeploymentUsage()
         self._slots_gauge, self._busy_gauge = worker_slots(settings.pool)
         self._slots_gauge.set(settings.concurrency)
-        self._gate = RateGate(broker, config.queue, config.tenants)
-        self._tenants = TenantView(broker.tenants, broker, self._gate, settings.pool)
-        self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
-        self._disposition = JobDisposition(
-            broker, settings.pool, config.queue, self._guard, self._gate
+
+    @property
+    def _config(self) -> AnygateConfig:
+        return self._rt.config
+
+    @property
+    def _broker(self) -> Broker:
+        return self._rt.broker
+
+    @property
+    def _guard(self) -> DeploymentGuard:
+        return self._rt.guard
+
+    @property
+    def _tenants(self) -> TenantView:
+        return self._rt.tenants
+
+    @property
+    def concurrency(self) -> int:
+        return self._rt.concurrency
+
+    @property
+    def adapter(self) -> ProviderAdapter:
+        return self._rt.adapter
+
+    def reconfigure(self, config: AnygateConfig, concurrency: int, broker: Broker) -> None:
+        """A config reload (docs/operations.md#reloading-configuration): build the whole new
+        runtime first (a failure raises and changes nothing), then swap it in. Running jobs
+        finish with the runtime they started with; the next claim uses the new one, with as
+        many slots as ``concurrency`` says (fewer: no job is stopped, claims wait until
+        enough finish)."""
+        old = self._rt
+        keep = adapter_unchanged(old, config, self._s.pool, concurrency)
+        new = build_runtime(
+            config,
+            self._s.pool,
+            concurrency,
+            broker,
+            old.guard.view,
+            adapter=old.adapter if keep else None,
         )
-        self._pool_steps = [
-            Step(alias, dep)
-            for alias, route in config.models.items()
-            for dep in route.deployments
-            if dep.provider == settings.pool
-        ]
+        broker.in_flight_caps = old.broker.in_flight_caps  # until the tenant view refreshes
+        self._rt = new
+        self._routes.moved_on(old.config)
+        if not keep:
+            self._retired.append(old)
+            self._close_idle_adapters()
+        self._slots_gauge.set(concurrency)
+        self._slot_freed.set()  # more slots: claim now
+        self._wake.set()
 
     @property
     def in_flight(self) -> int:
@@ -133,7 +175,8 @@ class Worker:
         await self._subs.listen(k.wake_channel(self._s.pool), lambda _m: self._wake.set())
         await self._subs.listen(k.worker_channel(self._s.worker_id), self._obey)
         await self._subs.listen(k.health_channel, self._guard.view.apply)
-        await self._subs.listen(k.auth_channel, self._tenants.changed)
+        # through the worker: a reload swaps the tenant view and the health view stays
+        await self._subs.listen(k.auth_channel, self._tenants_changed)
         helpers = [
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
             asyncio.create_task(self._reclaim_forever(), name="reclaim"),
@@ -157,7 +200,7 @@ class Worker:
         backoff = 0.05
         token = secrets.token_hex(8)
         while not self._stopping.is_set():
-            free = self._s.concurrency - len(self._slots)
+            free = self._rt.concurrency - len(self._slots)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -180,8 +223,10 @@ class Worker:
             link.back()
             backoff = 0.05
             token = secrets.token_hex(8)
+            rt = self._rt
             for job in jobs:
-                task = asyncio.create_task(self._process(job), name=job.id)
+                task = asyncio.create_task(self._process(job, rt), name=job.id)
+                self._job_rt[job.id] = rt
                 self._running[job.id] = (task, job)
                 self._slots.add(job.id)
                 task.add_done_callback(self._release)
@@ -194,7 +239,29 @@ class Worker:
 
     def _release(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task.get_name(), None)
+        self._job_rt.pop(task.get_name(), None)
         self._free_slot(task.get_name())
+        if self._retired:
+            self._close_idle_adapters()
+
+    def _tenants_changed(self, message: str) -> None:
+        self._tenants.changed(message)
+
+    def _close_idle_adapters(self) -> None:
+        """Close the adapters of swapped-out runtimes that no running job uses any more."""
+        busy = {id(rt.adapter) for rt in self._job_rt.values()} | {id(self._rt.adapter)}
+        for rt in [rt for rt in self._retired if id(rt.adapter) not in busy]:
+            self._retired.remove(rt)
+            task = asyncio.create_task(rt.adapter.aclose(), name="close-adapter")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close_adapters(self) -> None:
+        """At the process's end: the current adapter and any still retired."""
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        for rt in [*self._retired, self._rt]:
+            await rt.adapter.aclose()
+        self._retired.clear()
 
     def _free_slot(self, job_id: str) -> None:
         if job_id in self._slots:
@@ -218,8 +285,9 @@ class Worker:
     # --- leases ---------------------------------------------------------------------------
 
     async def _heartbeat_once(self) -> None:
+        now_ms = int(time.time() * 1000)
         registry = RegistryValue(
-            int(time.time() * 1000), self._s.concurrency, len(self._running), self._usage.snapshot()
+            now_ms, self._rt.concurrency, len(self._running), self._usage.snapshot()
         )
         owned = [(jid, job.attempt) for jid, (_t, job) in self._running.items()]
         started = time.perf_counter()
@@ -227,7 +295,7 @@ class Worker:
         observe_redis_roundtrip(time.perf_counter() - started)
         for job_id in lost:
             self._abandon(job_id, reason="lease lost")
-        await self._guard.refresh(self._pool_steps)
+        await self._guard.refresh(list(self._rt.pool_steps))
         self._tenants.changed()  # the next claim reloads them: a missed announcement heals
 
     async def _heartbeat_forever(self) -> None:
@@ -257,20 +325,13 @@ class Worker:
 
     # --- running one job ------------------------------------------------------------------
 
-    def _steps(self, job: ClaimedJob) -> list[Step | None]:
-        """The job's route; a job queued without a plan is served by its pool's deployment."""
-        if job.plan:
-            return [step_from_wire(self._config, wire) for wire in decode_plan(job.plan)]
-        dep = deployment_for(self._config, job.model, self._s.pool)
-        return [Step(job.model, dep) if dep is not None else None]
-
-    async def _process(self, job: ClaimedJob) -> None:
+    async def _process(self, job: ClaimedJob, rt: WorkerRuntime) -> None:
         """Run one job; whatever happens, nothing escapes the task unlogged. A failure here that
         is not the provider's leaves the job to its lease: it is redelivered, not failed."""
         attempt = self._attempt_span(job) if tracing.enabled else tracing.NULL
         try:
             with attempt:
-                await self._run(job)
+                await self._run(job, rt)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -280,32 +341,39 @@ class Worker:
                 attempt=job.attempt,
             )
 
-    async def _run(self, job: ClaimedJob) -> None:
+    async def _run(self, job: ClaimedJob, rt: WorkerRuntime) -> None:
         pool = self._s.pool
-        steps = self._steps(job)
+        steps = self._routes.steps(job, rt.config, pool)
         step = steps[job.step] if job.step < len(steps) else None
         if step is None or step.provider != pool:
+            if self._routes.within_grace(job):
+                # Queued by a process that took a config this worker has not (yet): back to
+                # the queue, no attempt spent, until this worker reloads too.
+                await rt.broker.requeue(
+                    job, pool, delay_s=1.0, reason="config_pending", refund_attempt=True
+                )
+                return
             error = ModelNotFoundError(
                 f"model {job.model!r} has no deployment for step {job.step} in pool {pool!r} "
                 "(configuration changed?)"
             )
-            await self._broker.finish(job, pool, succeeded=False, error=error.to_job_error())
+            await rt.broker.finish(job, pool, succeeded=False, error=error.to_job_error())
             return
 
         try:
-            client_key = self._broker.client_key(job)
+            client_key = rt.broker.client_key(job)
         except ClientKeyError as exc:
             unreadable = AnygateError(str(exc), code="client_key_unreadable")
-            await self._broker.finish(job, pool, succeeded=False, error=unreadable.to_job_error())
+            await rt.broker.finish(job, pool, succeeded=False, error=unreadable.to_job_error())
             return
         with tracing.spans.rate_limit() if tracing.enabled else tracing.NULL:
-            granted = await self._disposition.clearance(job, steps, step)
+            granted = await rt.disposition.clearance(job, steps, step)
         if granted is None:
             return
-        relay = ChunkRelay(self._broker, job)
+        relay = ChunkRelay(rt.broker, job)
         usage = self._usage.track(step)
         try:
-            outcome = await self._upstream.call(job, step, relay, client_key)
+            outcome = await rt.upstream.call(job, step, relay, client_key)
             await relay.flush()
         except asyncio.CancelledError:
             relay.abandon()
@@ -325,11 +393,11 @@ class Worker:
             if relay.lost:
                 return
             ours = isinstance(exc, AdapterFaultError)
-            await self._disposition.after_failure(job, steps, step, exc, granted, ours=ours)
+            await rt.disposition.after_failure(job, steps, step, exc, granted, ours=ours)
             return
         usage.done(ok=True)
         self._free_slot(job.id)
-        await self._broker.finish(
+        await rt.broker.finish(
             job,
             pool,
             succeeded=True,
@@ -337,9 +405,9 @@ class Worker:
             usage=outcome.usage,
             cost_usd=cost_usd(outcome.usage, step.deployment),
         )
-        await self._gate.settle(job, step, outcome.usage)
+        await rt.gate.settle(job, step, outcome.usage)
         if not job.client_key:
-            await self._guard.succeeded(job, step, granted)
+            await rt.guard.succeeded(job, step, granted)
 
     def _attempt_span(self, job: ClaimedJob) -> contextlib.AbstractContextManager[None]:
         """This attempt's span, in the trace the job carries (docs/tracing.md)."""

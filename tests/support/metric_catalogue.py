@@ -146,6 +146,15 @@ CATALOGUE: tuple[Metric, ...] = (
         period=("day", "month"),
         threshold=("50", "80", "100"),
     ),
+    _m(
+        "anygate_config_reloads_total",
+        "counter",
+        "process",
+        ("outcome",),
+        outcome=("applied", "refused"),
+    ),
+    _m("anygate_config_generation", "gauge", "process"),
+    _m("anygate_config_info", "gauge", "process", hash=("5c377fa9964a",)),
     # cluster series: kept in Redis by the Lua scripts, exposed by every control process alike
     _m(
         "anygate_jobs_submitted_total",
@@ -214,6 +223,9 @@ EXPOSED_BY: dict[str, frozenset[Role]] = {
     "anygate_budget_warnings_total": frozenset({"control"}),
     "anygate_redis_errors_total": EVERY_PROCESS,
     "anygate_redis_roundtrip_seconds": EVERY_PROCESS,
+    "anygate_config_reloads_total": EVERY_PROCESS,
+    "anygate_config_generation": EVERY_PROCESS,
+    "anygate_config_info": EVERY_PROCESS,
 }
 """Process series not exposed by the workers alone."""
 
