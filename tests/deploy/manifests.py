@@ -18,8 +18,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "ops" / "k8s"
 TARGETS = ("base", "overlays/dev", "overlays/production")
-MIN_KUSTOMIZE = (4, 2)
-"""The kustomization files use ``labels`` and ``patches`` with targets by kind (kubectl 1.22+)."""
+MIN_KUSTOMIZE = (5, 0)
+"""The kustomization files use ``labels`` with ``includeTemplates`` and ``patches`` with targets
+by kind: kustomize 5, built into kubectl 1.27 and later."""
 
 Obj = dict[str, Any]
 
@@ -43,7 +44,7 @@ def kubectl_problem() -> str | None:
         return f"cannot tell kubectl's kustomize version: {answer.stdout!r} {answer.stderr!r}"
     found = re.match(r"v?(\d+)\.(\d+)", kustomize)
     if found is None or (int(found[1]), int(found[2])) < MIN_KUSTOMIZE:
-        return f"kubectl bundles kustomize {kustomize}; ops/k8s needs v4.2 or later"
+        return f"kubectl bundles kustomize {kustomize}; ops/k8s needs v5 (kubectl 1.27+)"
     return None
 
 
