@@ -1,0 +1,753 @@
+"""The inputs of docs/capacity.md: what one job costs Redis, an API process and a worker process.
+
+    python bench/capacity.py                      # ~3 min: 10,000 jobs per phase, 10 s per HTTP run
+    python bench/capacity.py --jobs 300 --seconds 1 --out /tmp/c.json   # a smoke-sized run
+
+Everything runs against processes this script starts on loopback: a private redis-server with
+AOF ``everysec`` (``anygate.ops.embedded_redis``), the mock provider, one API process and one
+worker process (``stack.Stack``), and the no-op worker of ``broker_bench``. Four parts:
+
+1. **Phases** (the ``Broker`` API, from this process): N enqueues alone, then their claims, then
+   their finishes; then N streamed jobs' claims (several per call), their chunk appends and
+   finishes. Around each phase, ``INFO commandstats`` (``cmdstat_evalsha``: the time Redis spent
+   inside the phase's script calls) and ``INFO cpu`` (Redis's main-thread CPU, which also pays
+   for reading requests and writing replies) are read before and after, so each script gets
+   its µs per call though ``INFO`` counts every script under one ``EVALSHA`` line.
+2. **Drain** (the whole life through a real ``Worker``, ``noop_worker.py``, concurrency 64): N
+   enqueues, then their drain, as one delta; checks the phases' sum against it.
+3. **Sync HTTP** (``/v1/chat/completions`` through ``anygate api`` and ``anygate worker`` with the
+   mock provider, wrk at 64 connections, non-streamed then streamed): CPU per request of Redis,
+   the API, the worker (and the mock, for the record), from ``INFO cpu`` and ``/proc``.
+4. **Attribution** (the same HTTP load, a short run with ``SLOWLOG`` logging every command):
+   every command Redis ran at top level, ``EVALSHA`` resolved to its script by SHA: calls per
+   request, µs per call, µs per request and share. ``SLOWLOG`` times a command exactly as
+   ``INFO commandstats`` does (and the run checks that they agree); it costs Redis extra CPU to
+   keep the log, which is why the CPU figures come from part 3, not from this run.
+
+Prints the tables and the sizing table of ``capacity_model`` and writes
+``bench/results/capacity-<day>[-HHMMSS].json``. On a 2-core machine the processes share two
+cores with wrk: CPU time per request stays meaningful, requests/s do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import capacity_model
+import click
+import report
+import scenarios
+import uvloop
+from broker_bench import BODY, CHUNK, enqueue_many, process_cpu_s
+from loadgen import wrk
+from redis.asyncio import Redis
+from run import _git_state, _keep_logs, _on_sigterm, _redis_version
+from scenarios import CHAT_PATH, PLAIN, STREAMED
+from stack import KEY, POOL, TENANT, Stack, config_tree, write_config
+
+from anygate.broker import Broker, ClaimedJob, NewJob, create_redis, new_job_id
+from anygate.broker.scripts import SCRIPT_NAMES, Scripts
+from anygate.config import Priority, parse_config
+from anygate.ops.embedded_redis import EmbeddedRedis
+from anygate.ops.logging import configure_logging
+from anygate.ops.processes import free_port
+
+HERE = Path(__file__).resolve().parent
+WORKER_ID = "capacity-bench"
+CLAIM_BATCH = 16
+"""Jobs per claim call in the streamed phase (a busy worker claims as many as it has free)."""
+STREAM_CHUNKS = 20
+"""Chunks per streamed job, one append call each: the mock's 20 (the relay may batch them)."""
+CHUNK_EVENT = (
+    '{"id":"chatcmpl-mock","object":"chat.completion.chunk","model":"mock-model",'
+    '"choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}'
+)
+RESULT = {
+    "id": "chatcmpl-mock",
+    "object": "chat.completion",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * 200}}],
+}
+USAGE = {"prompt_tokens": 40, "completion_tokens": 50, "total_tokens": 90}
+DRAIN_CONCURRENCY = 64
+HTTP_CONNS = 64
+IGNORED = frozenset(
+    {"info", "slowlog", "config", "client", "hello", "ping", "select", "multi", "exec"}
+)
+"""The bench's own reads of Redis and connection set-up, left out of the per-job figures."""
+SLOWLOG_MAX = 200_000
+SETTLE_S = 0.5
+"""Before and after a wrk run: the previous run's last requests, and those wrk cut off, finish."""
+
+
+# --- Redis's own accounting -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snap:
+    """``INFO commandstats`` and ``INFO cpu`` at one moment."""
+
+    t: float
+    cpu_s: float
+    """Main thread, user + system: the one a shard's throughput is bound by."""
+    process_cpu_s: float
+    """The whole process: main thread plus AOF fsync and other background threads."""
+    commands: dict[str, tuple[int, int]]
+    """command → (calls, usec)."""
+
+
+async def snap(redis: Redis) -> Snap:
+    stats = await redis.info("commandstats")
+    cpu = await redis.info("cpu")
+    commands = {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+        for name, v in stats.items()
+    }
+    return Snap(
+        t=time.perf_counter(),
+        cpu_s=float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"]),
+        process_cpu_s=float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+        commands=commands,
+    )
+
+
+@dataclass(frozen=True)
+class Delta:
+    seconds: float
+    cpu_us: float
+    process_cpu_us: float
+    commands: dict[str, tuple[int, int]]
+
+    def of(self, command: str) -> tuple[int, int]:
+        return self.commands.get(command, (0, 0))
+
+
+def delta(before: Snap, after: Snap, idle_cpu_us_per_s: float = 0.0) -> Delta:
+    """``after - before``; ``idle_cpu_us_per_s``: Redis's own background ticks (``serverCron``),
+    taken off the CPU so a slow phase is not charged for the clock."""
+    seconds = after.t - before.t
+    idle = idle_cpu_us_per_s * seconds
+    commands: dict[str, tuple[int, int]] = {}
+    for name, (calls, usec) in after.commands.items():
+        was = before.commands.get(name, (0, 0))
+        if name not in IGNORED and calls > was[0]:
+            commands[name] = (calls - was[0], usec - was[1])
+    return Delta(
+        seconds=seconds,
+        cpu_us=(after.cpu_s - before.cpu_s) * 1e6 - idle,
+        process_cpu_us=(after.process_cpu_s - before.process_cpu_s) * 1e6 - idle,
+        commands=commands,
+    )
+
+
+async def idle_rate(redis: Redis, seconds: float = 2.0) -> float:
+    """Redis's main-thread CPU µs per second with no client: its cron, the AOF's fsync."""
+    before = await snap(redis)
+    await asyncio.sleep(seconds)
+    after = await snap(redis)
+    return (after.cpu_s - before.cpu_s) * 1e6 / (after.t - before.t)
+
+
+# --- 1. Phases ------------------------------------------------------------------------------
+
+
+def new_job(stream: bool) -> NewJob:
+    return NewJob(
+        tenant=TENANT,
+        pool=POOL,
+        endpoint=CHAT_PATH,
+        model="bench-model",
+        body=BODY,
+        priority=Priority.STANDARD,
+        stream=stream,
+    )
+
+
+async def _claim_all(broker: Broker, n: int, per_call: int) -> list[ClaimedJob]:
+    """Claims of ``per_call`` jobs, 64 at a time (auto-pipelined), until ``n`` are claimed."""
+    claimed: list[ClaimedJob] = []
+    while len(claimed) < n:
+        calls = min(64, -(-(n - len(claimed)) // per_call))
+        replies = await asyncio.gather(
+            *(broker.claim(POOL, WORKER_ID, per_call) for _ in range(calls))
+        )
+        got = [job for reply in replies for job in reply]
+        if not got:
+            raise RuntimeError(f"claims stopped at {len(claimed)} of {n} jobs")
+        claimed += got
+    return claimed
+
+
+async def _in_chunks(items: list[Any], call: Callable[[Any], Awaitable[object]]) -> None:
+    for start in range(0, len(items), CHUNK):
+        await asyncio.gather(*(call(item) for item in items[start : start + CHUNK]))
+
+
+async def _enqueue(broker: Broker, n: int, stream: bool) -> None:
+    if not stream:
+        await enqueue_many(broker, n)
+        return
+    await _in_chunks(list(range(n)), lambda _: broker.enqueue(new_job(True), new_job_id()))
+
+
+async def _finish(broker: Broker, jobs: list[ClaimedJob]) -> None:
+    async def one(job: ClaimedJob) -> None:
+        if not await broker.finish(job, POOL, succeeded=True, result=RESULT, usage=USAGE):
+            raise RuntimeError(f"finish of {job.id} was refused")
+
+    await _in_chunks(jobs, one)
+
+
+async def _append(broker: Broker, jobs: list[ClaimedJob]) -> None:
+    """``STREAM_CHUNKS`` appends per job, one chunk each, every job's n-th chunk together."""
+    for seq in range(1, STREAM_CHUNKS + 1):
+
+        async def one(job: ClaimedJob, seq: int = seq) -> None:
+            if not await broker.append(job, "chunk", CHUNK_EVENT, first_seq=seq):
+                raise RuntimeError(f"append to {job.id} was refused")
+
+        await _in_chunks(jobs, one)
+
+
+def phase_figures(name: str, script: str, jobs: int, d: Delta) -> dict[str, Any]:
+    calls, usec = d.of("evalsha")
+    if calls == 0:
+        raise RuntimeError(f"phase {name}: no EVALSHA counted")
+    return {
+        "phase": name,
+        "script": script,
+        "jobs": jobs,
+        "calls": calls,
+        "calls_per_job": calls / jobs,
+        "command_us_per_call": usec / calls,
+        "command_us_per_job": usec / jobs,
+        "cpu_us_per_call": d.cpu_us / calls,
+        "cpu_us_per_job": d.cpu_us / jobs,
+        "process_cpu_us_per_job": d.process_cpu_us / jobs,
+        "seconds": d.seconds,
+        "inner_commands": {k: v[0] for k, v in d.commands.items() if k != "evalsha"},
+    }
+
+
+async def phases(redis_url: str, n: int) -> dict[str, Any]:
+    """Each hot-path script on its own, through the ``Broker`` a worker and an API hold."""
+    config = parse_config(config_tree(redis_url, "phases"))
+    redis = create_redis(config.redis)
+    broker = Broker(redis, config)
+    out: list[dict[str, Any]] = []
+    try:
+        await load_scripts(redis)
+        idle = await idle_rate(redis, 1.0)
+
+        async def measured(name: str, script: str, work: Awaitable[Any]) -> Any:
+            before = await snap(redis)
+            result = await work
+            out.append(phase_figures(name, script, n, delta(before, await snap(redis), idle)))
+            print(f"[capacity] phase {name}: {out[-1]['cpu_us_per_call']:.1f} µs/call", flush=True)
+            return result
+
+        await measured("enqueue", "enqueue", _enqueue(broker, n, stream=False))
+        plain = await measured("claim, 1 per call", "claim", _claim_all(broker, n, 1))
+        await measured("finish", "finish", _finish(broker, plain))
+        await measured("enqueue, streamed", "enqueue", _enqueue(broker, n, stream=True))
+        streamed = await measured(
+            f"claim, {CLAIM_BATCH} per call", "claim", _claim_all(broker, n, CLAIM_BATCH)
+        )
+        await measured(f"append, {STREAM_CHUNKS} chunks", "append", _append(broker, streamed))
+        await measured("finish, streamed", "finish", _finish(broker, streamed))
+    finally:
+        await redis.aclose()
+    return {"idle_cpu_us_per_s": idle, "jobs": n, "phases": out}
+
+
+def parts_per_job(rows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, float]:
+    chosen = [r for r in rows if r["phase"] in names]
+    return {
+        "command_us_per_job": sum(r["command_us_per_job"] for r in chosen),
+        "cpu_us_per_job": sum(r["cpu_us_per_job"] for r in chosen),
+    }
+
+
+# --- 2. The whole life through a real worker --------------------------------------------------
+
+
+async def _wait_drained(
+    broker: Broker, pool: str, proc: asyncio.subprocess.Process, n: int
+) -> None:
+    deadline = time.monotonic() + 60 + n / 500
+    while True:
+        stats = await broker.pool_stats(pool)
+        if int(stats.get("queued", 0)) == 0 and int(stats.get("inflight", 0)) == 0:
+            return
+        if proc.returncode is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"drain did not finish: {stats}, worker rc {proc.returncode}")
+        await asyncio.sleep(0.02)
+
+
+async def start_noop_worker(
+    config_path: Path, log: Path, concurrency: int = DRAIN_CONCURRENCY
+) -> asyncio.subprocess.Process:
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(HERE / "noop_worker.py"),
+            str(config_path),
+            str(concurrency),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await asyncio.wait_for(proc.wait(), 5)
+
+
+async def drain(redis_url: str, work: Path, n: int) -> dict[str, Any]:
+    """N enqueues and their drain by one no-op worker, as one delta: the whole life of a job."""
+    tree = config_tree(redis_url, "drain")
+    config = parse_config(tree)
+    cfg_path = write_config(work / "drain.yaml", tree)
+    redis = create_redis(config.redis)
+    broker = Broker(redis, config)
+    proc = None
+    try:
+        await load_scripts(redis)
+        idle = await idle_rate(redis, 1.0)
+        before = await snap(redis)
+        await enqueue_many(broker, n)
+        t0 = time.perf_counter()
+        proc = await start_noop_worker(cfg_path, work / "drain-noop.log")
+        await _wait_drained(broker, POOL, proc, n)
+        wall = time.perf_counter() - t0
+        d = delta(before, await snap(redis), idle)
+        worker_cpu_us = process_cpu_s(proc.pid) * 1e6
+    finally:
+        if proc is not None:
+            await stop_process(proc)
+        await redis.aclose()
+    calls, usec = d.of("evalsha")
+    return {
+        "jobs": n,
+        "concurrency": DRAIN_CONCURRENCY,
+        "jobs_per_s_incl_worker_start": n / wall,
+        "cpu_us_per_job": d.cpu_us / n,
+        "process_cpu_us_per_job": d.process_cpu_us / n,
+        "script_us_per_job": usec / n,
+        "script_calls_per_job": calls / n,
+        "command_us_per_job": sum(u for _, u in d.commands.values()) / n,
+        "worker_cpu_us_per_job": worker_cpu_us / n,
+        "commands": {k: {"calls": c, "usec": u} for k, (c, u) in sorted(d.commands.items())},
+    }
+
+
+# --- 3. and 4. Synchronous requests through the API -------------------------------------------
+
+
+def _cpu_us(pids: dict[str, int]) -> dict[str, float]:
+    return {name: process_cpu_s(pid) * 1e6 for name, pid in pids.items()}
+
+
+async def http_cpu(
+    stack: Stack, redis_url: str, pids: dict[str, int], seconds: float, work: Path
+) -> dict[str, Any]:
+    """wrk at 64 connections, non-streamed then streamed: CPU µs per request of each process."""
+    out: dict[str, Any] = {}
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        for kind, body in (("plain", PLAIN), ("stream", STREAMED)):
+            await asyncio.sleep(SETTLE_S)
+            before, procs_before = await snap(redis), _cpu_us(pids)
+            load = await asyncio.to_thread(
+                wrk,
+                stack.api_url + CHAT_PATH,
+                body,
+                KEY,
+                conns=HTTP_CONNS,
+                seconds=seconds,
+                threads=1,
+                work=work,
+            )
+            await asyncio.sleep(SETTLE_S)
+            after, procs_after = await snap(redis), _cpu_us(pids)
+            d = delta(before, after)
+            requests = load["requests"]
+            if requests == 0 or load["errors"]:
+                raise RuntimeError(f"HTTP {kind} run failed: {load}")
+            out[kind] = {
+                "requests": requests,
+                "rps": load["rps"],
+                "p50_ms": load["p50_ms"],
+                "redis_cpu_us_per_request": d.cpu_us / requests,
+                "redis_process_cpu_us_per_request": d.process_cpu_us / requests,
+                **{
+                    f"{name}_cpu_us_per_request": (procs_after[name] - procs_before[name])
+                    / requests
+                    for name in pids
+                },
+            }
+            shown = ", ".join(
+                f"{k.removesuffix('_cpu_us_per_request')} {v:,.1f}"
+                for k, v in out[kind].items()
+                if k.endswith("_cpu_us_per_request")
+            )
+            print(f"[capacity] http {kind}: {load['rps']:,.0f} req/s; µs/request: {shown}")
+    finally:
+        await redis.aclose()
+    return out
+
+
+async def load_scripts(redis: Redis) -> None:
+    """``SCRIPT LOAD`` every broker script first: a measured phase's first calls would otherwise
+    be answered NOSCRIPT and sent again, counting two calls (and two parses) per job."""
+    scripts = Scripts(redis)
+    for name in SCRIPT_NAMES:
+        await redis.script_load(getattr(scripts, name).spec.source)
+
+
+def script_names() -> dict[str, str]:
+    """SHA → script name, from the very sources the broker loads."""
+    scripts = Scripts(Redis())  # never connects: only the SHAs are read
+    return {getattr(scripts, name).spec.sha: name for name in SCRIPT_NAMES}
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+SCRIPT_CLIENT = "?:0"
+"""SLOWLOG's client address for the commands a script runs: already inside its EVALSHA's time."""
+
+
+def attribute(entries: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
+    """SLOWLOG entries → calls and µs per top-level command (a script by its name); the commands
+    scripts ran inside are counted apart (``inner``): their time is in their script's."""
+    calls: Counter[str] = Counter()
+    usec: Counter[str] = Counter()
+    inner: Counter[str] = Counter()
+    for entry in entries:
+        words = _text(entry["command"]).split(" ", 2)
+        command = words[0].lower()
+        if _text(entry.get("client_address", "")) == SCRIPT_CLIENT:
+            inner[command] += 1
+            continue
+        if command in IGNORED:
+            continue
+        if command in ("evalsha", "eval") and len(words) > 1:
+            sha = words[1] if command == "evalsha" else ""
+            command = f"script {names.get(sha, 'unknown')}"
+        calls[command] += 1
+        usec[command] += int(entry["duration"])
+    return {"calls": dict(calls), "usec": dict(usec), "inner": dict(inner)}
+
+
+def attribution_rows(found: dict[str, Any], requests: int) -> list[dict[str, Any]]:
+    total = sum(found["usec"].values())
+    rows = [
+        {
+            "command": command,
+            "calls_per_request": calls / requests,
+            "us_per_call": found["usec"][command] / calls,
+            "us_per_request": found["usec"][command] / requests,
+            "share": found["usec"][command] / total,
+        }
+        for command, calls in found["calls"].items()
+    ]
+    return sorted(rows, key=lambda r: -r["us_per_request"])
+
+
+def attribution(stack: Stack, redis_url: str, seconds: float, work: Path) -> dict[str, Any]:
+    """A short run of each kind with every command in SLOWLOG; checked against commandstats."""
+    names = script_names()
+    out: dict[str, Any] = {}
+
+    async def switch(redis: Redis, slower_than_us: int) -> Snap:
+        """Turn SLOWLOG's every-command mode on or off and read commandstats in one MULTI: no
+        command lands between the two, so SLOWLOG and commandstats cover the same calls."""
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.config_set("slowlog-log-slower-than", slower_than_us)
+            pipe.info("commandstats")
+            _, stats = await pipe.execute()
+        commands = {
+            name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+            for name, v in stats.items()
+        }
+        return Snap(t=time.perf_counter(), cpu_s=0.0, process_cpu_s=0.0, commands=commands)
+
+    async def run(kind: str, body: bytes) -> dict[str, Any]:
+        redis = Redis.from_url(redis_url, decode_responses=True)
+        try:
+            await redis.config_set("slowlog-max-len", SLOWLOG_MAX)
+            await asyncio.sleep(SETTLE_S)
+            await redis.slowlog_reset()
+            before = await switch(redis, 0)
+            load = await asyncio.to_thread(
+                wrk,
+                stack.api_url + CHAT_PATH,
+                body,
+                KEY,
+                conns=HTTP_CONNS,
+                seconds=seconds,
+                threads=1,
+                work=work,
+            )
+            await asyncio.sleep(SETTLE_S)
+            after = await switch(redis, 10_000)
+            entries = await redis.slowlog_get(SLOWLOG_MAX)
+            await redis.slowlog_reset()
+        finally:
+            await redis.aclose()
+        d = delta(before, after)
+        found = attribute(entries, names)
+        enqueues = found["calls"].get("script enqueue", 0)
+        if enqueues == 0:
+            raise RuntimeError(f"attribution {kind}: no enqueue in SLOWLOG ({load})")
+        logged = sum(c for k, c in found["calls"].items() if k.startswith("script "))
+        counted, counted_usec = d.of("evalsha")
+        logged_usec = sum(u for k, u in found["usec"].items() if k.startswith("script "))
+        rows = attribution_rows(found, enqueues)
+        return {
+            "requests": enqueues,
+            "wrk_requests": load["requests"],
+            "complete": logged == counted and len(entries) < SLOWLOG_MAX,
+            "evalsha_calls": {"slowlog": logged, "commandstats": counted},
+            "evalsha_usec": {"slowlog": logged_usec, "commandstats": counted_usec},
+            "command_us_per_request": sum(r["us_per_request"] for r in rows),
+            "rows": rows,
+            "inner_calls_per_request": {k: v / enqueues for k, v in sorted(found["inner"].items())},
+        }
+
+    for kind, body in (("plain", PLAIN), ("stream", STREAMED)):
+        out[kind] = uvloop.run(run(kind, body))
+        print(
+            f"[capacity] attribution {kind}: {out[kind]['command_us_per_request']:.1f} µs of "
+            f"commands per request over {out[kind]['requests']} requests",
+            flush=True,
+        )
+    return out
+
+
+# --- Tables -----------------------------------------------------------------------------------
+
+
+def phase_table(rows: list[dict[str, Any]]) -> str:
+    out = [
+        "| phase | script | calls/job | µs/call (commandstats) | µs/call (Redis CPU) "
+        "| µs/job (commandstats) | µs/job (Redis CPU) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cells = [
+            report.fmt(r[k], "ms")
+            for k in (
+                "command_us_per_call",
+                "cpu_us_per_call",
+                "command_us_per_job",
+                "cpu_us_per_job",
+            )
+        ]
+        out.append(
+            f"| {r['phase']} | {r['script']} | {r['calls_per_job']:.3g} | {' | '.join(cells)} |"
+        )
+    return "\n".join(out)
+
+
+def attribution_table(att: dict[str, Any], cpu_us: float) -> str:
+    out = [
+        "| script / command | calls per request | µs per call | µs per request | share |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in att["rows"]:
+        out.append(
+            f"| {r['command']} | {r['calls_per_request']:.3g} | {r['us_per_call']:.2f} "
+            f"| {r['us_per_request']:.2f} | {r['share'] * 100:.1f} % |"
+        )
+    out.append(
+        f"| **total, commands** | | | **{att['command_us_per_request']:.1f}** | 100 % |\n"
+        f"| **total, Redis main-thread CPU** (untraced run) | | | **{cpu_us:.1f}** | |"
+    )
+    return "\n".join(out)
+
+
+def model_inputs(
+    http: dict[str, Any], latency_s: float, utilisation: float
+) -> capacity_model.Inputs:
+    plain = http["plain"]
+    return capacity_model.Inputs(
+        redis_us=plain["redis_cpu_us_per_request"],
+        api_us=plain["api_cpu_us_per_request"],
+        worker_us=plain["worker_cpu_us_per_request"],
+        upstream_latency_s=latency_s,
+        utilisation=utilisation,
+    )
+
+
+def results_path() -> Path:
+    return report.results_path(HERE / "results", prefix="capacity-")
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--jobs",
+    type=click.IntRange(50),
+    default=10_000,
+    show_default=True,
+    help="Jobs per phase and drained.",
+)
+@click.option(
+    "--seconds", type=float, default=10.0, show_default=True, help="wrk run per kind, CPU figures."
+)
+@click.option(
+    "--attribution-seconds",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="wrk run per kind with SLOWLOG on.",
+)
+@click.option(
+    "--latency-s",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Upstream latency the model assumes.",
+)
+@click.option(
+    "--utilisation",
+    type=float,
+    default=0.6,
+    show_default=True,
+    help="Target busy share of each process.",
+)
+@click.option(
+    "--logs",
+    type=click.Path(path_type=Path),
+    help="Keep every process's log (and Redis's) in this directory.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Results file [bench/results/capacity-<day>.json]",
+)
+def main(**o: Any) -> None:
+    """docs/capacity.md's inputs: Redis, API and worker CPU per job; tables and a JSON file."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    configure_logging("warning")  # the phases' Broker would log a line per job it finishes
+    t_start = time.time()
+    n = o["jobs"]
+    document: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="anygate-capacity-") as tmp:
+        work = Path(tmp)
+        with EmbeddedRedis(work / "redis", aof=True) as server:
+            document["phases"] = uvloop.run(phases(server.url, n))
+            document["drain"] = uvloop.run(drain(server.url, work, n))
+            stack = Stack(server.url, "http", work)
+            try:
+                mock = stack.start_mock(free_port())
+                api = stack.start_api(free_port())
+                worker = stack.start_worker(POOL, HTTP_CONNS)
+                scenarios.smoke(stack)
+                scenarios.warm_up(stack, work)
+                pids = {"api": api.pid, "worker": worker.pid, "mock": mock.pid}
+                document["http"] = uvloop.run(http_cpu(stack, server.url, pids, o["seconds"], work))
+                document["attribution"] = attribution(
+                    stack, server.url, o["attribution_seconds"], work
+                )
+            except Exception:
+                for proc in stack.procs:
+                    print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
+                raise
+            finally:
+                stack.close()
+            redis_version = _redis_version(server.binary)
+        if o["logs"]:
+            _keep_logs(work, o["logs"])
+    rows = document["phases"]["phases"]
+    whole = document["drain"]
+    document["check"] = {
+        "drain_whole_life": {k: whole[k] for k in ("script_us_per_job", "cpu_us_per_job")}
+    }
+    for label, claim in (
+        ("claims_of_1", "claim, 1 per call"),
+        ("claims_of_16", f"claim, {CLAIM_BATCH} per call"),
+    ):
+        parts = parts_per_job(rows, ("enqueue", claim, "finish"))
+        document["check"][f"parts_{label}"] = {
+            **parts,
+            "over_whole_cpu": parts["cpu_us_per_job"] / whole["cpu_us_per_job"],
+            "over_whole_script_time": parts["command_us_per_job"] / whole["script_us_per_job"],
+        }
+    inputs = model_inputs(document["http"], o["latency_s"], o["utilisation"])
+    plans = capacity_model.plans(inputs)
+    document["model"] = {
+        "inputs": inputs.__dict__,
+        "plans": [p.as_dict() for p in plans],
+    }
+    document["meta"] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
+        "wall_s": round(time.time() - t_start, 1),
+        "commit": _git_state(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "redis": redis_version,
+        "platform": platform.platform(),
+        "aof": "everysec",
+        "jobs": n,
+        "seconds": o["seconds"],
+        "attribution_seconds": o["attribution_seconds"],
+        "http_connections": HTTP_CONNS,
+        "drain_concurrency": DRAIN_CONCURRENCY,
+    }
+    path = o["out"] or results_path()
+    report.write(path, document)
+    plain_cpu = document["http"]["plain"]["redis_cpu_us_per_request"]
+    stream_cpu = document["http"]["stream"]["redis_cpu_us_per_request"]
+    click.echo("\nPhases (Broker API, one script at a time):\n\n" + phase_table(rows))
+    for label in ("claims_of_1", "claims_of_16"):
+        part = document["check"][f"parts_{label}"]
+        click.echo(
+            f"\nParts (enqueue + claim + finish, {label.replace('_', ' ')}): "
+            f"{part['cpu_us_per_job']:.1f} µs CPU, {part['command_us_per_job']:.1f} µs in scripts"
+        )
+    click.echo(
+        f"Whole life through a no-op worker: {whole['cpu_us_per_job']:.1f} µs CPU, "
+        f"{whole['script_us_per_job']:.1f} µs in scripts per job"
+    )
+    click.echo("\nSync non-streamed request, every Redis command:\n")
+    click.echo(attribution_table(document["attribution"]["plain"], plain_cpu))
+    click.echo("\nSync streamed request (20 chunks), every Redis command:\n")
+    click.echo(attribution_table(document["attribution"]["stream"], stream_cpu))
+    click.echo("\nCPU µs per request (wrk, 64 connections):\n")
+    for kind, fig in document["http"].items():
+        shown = ", ".join(
+            f"{k.removesuffix('_cpu_us_per_request')} {v:,.1f}"
+            for k, v in fig.items()
+            if k.endswith("_cpu_us_per_request")
+        )
+        click.echo(f"- {kind}: {shown} ({fig['rps']:,.0f} req/s)")
+    click.echo(f"\nModel ({o['latency_s']} s upstream, {o['utilisation']:.0%} utilisation):\n")
+    click.echo(capacity_model.table(plans))
+    click.echo(f"\nwall {document['meta']['wall_s']} s; written to {path}")
+
+
+if __name__ == "__main__":
+    main()
