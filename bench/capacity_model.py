@@ -2,10 +2,10 @@
 
 Pure arithmetic, no I/O, so it is unit-tested (tests/unit/test_capacity_model.py) apart from the
 measurements that feed it (``capacity.py``). Every resource is a single-threaded process, a
-Redis shard's main thread included, so each one serves ``1e6 / µs-per-request × utilisation``
+Redis shard's main thread included, so each one serves ``1e6 / µs-per-request x utilisation``
 requests/s; ``utilisation`` (e.g. 0.6) keeps headroom for bursts, AOF rewrites, failover and
 the queueing delay that grows steeply as a single server nears 100 % busy. Worker slots
-(concurrent provider calls) follow Little's law: in flight = rate × upstream latency.
+(concurrent provider calls) follow Little's law: in flight = rate x upstream latency.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def processes_for(rate: float, us_per_request: float, utilisation: float) -> int
     """How many such processes ``rate`` needs; at least one."""
     if rate < 0:
         raise ValueError(f"rate must be >= 0, got {rate!r}")
-    # Round away float dust (1e6 / 250 × 0.6 × 3 is 7200.000000000001) before the ceiling.
+    # Round away float dust (1e6 / 250 x 0.6 x 3 is 7200.000000000001) before the ceiling.
     return max(1, math.ceil(round(rate / rate_per_process(us_per_request, utilisation), 9)))
 
 

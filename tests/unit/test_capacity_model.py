@@ -15,7 +15,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 def _load() -> ModuleType:
     """bench/ is not a package: its modules import each other as top-level modules."""
     spec = importlib.util.spec_from_file_location("capacity_model", BENCH / "capacity_model.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("capacity_model", module)
     spec.loader.exec_module(module)
@@ -35,20 +36,22 @@ def test_one_process_serves_1e6_over_cost_times_utilisation() -> None:
     [(0, 1), (1, 1), (2400, 1), (2401, 2), (4800, 2), (7200, 3), (7201, 4)],
 )
 def test_processes_round_up_exactly_at_the_boundary(rate: float, expected: int) -> None:
-    # 1e6 / 250 × 0.6 = 2,400 requests/s per process; 7,200 is exactly 3 (no float dust).
+    # 1e6 / 250 x 0.6 = 2,400 requests/s per process; 7,200 is exactly 3 (no float dust).
     assert model.processes_for(rate, 250, 0.6) == expected
 
 
 def test_plan_at_three_loads() -> None:
     inputs = model.Inputs(redis_us=50, api_us=500, worker_us=300, upstream_latency_s=1.0)
     small, medium, large = model.plans(inputs)
-    # Shard: 1e6/50 × 0.6 = 12,000/s; API: 1,200/s; worker CPU: 2,000/s; slots 1,000 each.
+    # Shard: 1e6/50 x 0.6 = 12,000/s; API: 1,200/s; worker CPU: 2,000/s; slots 1,000 each.
     assert (small.shards, small.api_processes, small.worker_processes) == (1, 1, 1)
-    assert small.in_flight == 1000 and small.slots_per_worker == 1000
+    assert small.in_flight == 1000
+    assert small.slots_per_worker == 1000
     assert (medium.shards, medium.api_processes, medium.worker_processes) == (1, 9, 10)
     assert medium.worker_bound == "slots"
     assert (large.shards, large.api_processes) == (9, 84)
-    assert large.worker_processes == 100 and large.worker_bound == "slots"
+    assert large.worker_processes == 100
+    assert large.worker_bound == "slots"
     assert large.slots_per_worker == 1000
     assert large.shard_rate == pytest.approx(12_000)
 
@@ -56,7 +59,8 @@ def test_plan_at_three_loads() -> None:
 def test_cpu_sets_the_workers_when_calls_are_short() -> None:
     inputs = model.Inputs(redis_us=50, api_us=500, worker_us=300, upstream_latency_s=0.05)
     p = model.plan(100_000, inputs)
-    assert p.worker_processes == 50 and p.worker_bound == "cpu"
+    assert p.worker_processes == 50
+    assert p.worker_bound == "cpu"
     assert p.in_flight == pytest.approx(5000)
     assert p.slots_per_worker == 100  # 5,000 calls over 50 processes
 
