@@ -35,13 +35,14 @@ import asyncio
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -544,6 +545,201 @@ def attribution(stack: Stack, redis_url: str, seconds: float, work: Path) -> dic
     return out
 
 
+# --- 5. Jobs/s per shard: 1 pool on 1 shard against 3 pools on 3 shards -----------------------
+
+SHARD_POOLS = ("p0", "p1", "p2")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine has been busy (``/proc/stat``), all processes."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def shard_names(namespace: str, masters: int) -> list[str]:
+    """One shard name per master of a ``LocalRedisCluster``: the first of ``s0``, ``s1`` … whose
+    hash tag lands in that master's slot range, so each pool's keys live on a master of its own."""
+    from redis.crc import key_slot  # noqa: PLC0415 - only this part needs it
+
+    from anygate.broker.keys import shard_prefix  # noqa: PLC0415
+    from anygate.ops.redis_cluster import slot_ranges  # noqa: PLC0415
+
+    found: dict[int, str] = {}
+    for i in range(100_000):
+        slot = key_slot(shard_prefix(namespace, f"s{i}").encode())
+        for master, (low, high) in enumerate(slot_ranges(masters)):
+            if low <= slot <= high:
+                found.setdefault(master, f"s{i}")
+        if len(found) == masters:
+            return [found[m] for m in range(masters)]
+    raise RuntimeError("no shard name for every master")
+
+
+def cluster_tree(url: str, namespace: str, shards: dict[str, str]) -> dict[str, Any]:
+    """``stack.config_tree`` in cluster mode, with one provider (so one pool) per entry of
+    ``shards`` (pool → shard)."""
+    tree = config_tree(url, namespace)
+    provider = tree["providers"][POOL]
+    tree["redis"]["mode"] = "cluster"
+    tree["providers"] = {pool: provider for pool in shards}
+    tree["models"] = {
+        f"model-{pool}": {"deployments": [{"provider": pool, "model": "mock-model"}]}
+        for pool in shards
+    }
+    tree["pools"] = {pool: {"shard": shard} for pool, shard in shards.items()}
+    return tree
+
+
+async def _enqueue_pool(broker: Broker, pool: str, shard: str, n: int) -> None:
+    job = replace(new_job(False), pool=pool, model=f"model-{pool}")
+    await _in_chunks(list(range(n)), lambda _: broker.enqueue(job, new_job_id(shard)))
+
+
+async def drain_shards(
+    url: str, nodes: dict[str, int], work: Path, shards: dict[str, str], n: int, label: str
+) -> dict[str, Any]:
+    """``n`` jobs queued in each pool, then one no-op worker per pool (concurrency 64), all at
+    once: each pool's drain from its first claim to its last finish, and each node's Redis CPU.
+
+    ``nodes``: shard → port of the master that holds it."""
+    tree = cluster_tree(url, label, shards)
+    config = parse_config(tree)
+    cfg_path = write_config(work / f"{label}.yaml", tree)
+    redis = create_redis(config.redis)
+    broker = Broker(redis, config)
+    node_clients = {shard: Redis(port=nodes[shard]) for shard in shards.values()}
+    workers: list[asyncio.subprocess.Process] = []
+    try:
+        for pool, shard in shards.items():
+            await _enqueue_pool(broker, pool, shard, n)
+        await asyncio.sleep(SETTLE_S)
+        before = {shard: await snap(c) for shard, c in node_clients.items()}
+        busy0, t0 = machine_busy_s(), time.perf_counter()
+        for pool in shards:
+            log = work / f"{label}-{pool}-noop.log"
+            with log.open("ab") as out:
+                workers.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        str(HERE / "noop_worker.py"),
+                        str(cfg_path),
+                        str(DRAIN_CONCURRENCY),
+                        pool,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
+        first: dict[str, float] = {}
+        done: dict[str, float] = {}
+        deadline = time.monotonic() + 60 + n / 200
+        while len(done) < len(shards):
+            for pool in shards:
+                if pool in done:
+                    continue
+                stats = await broker.pool_stats(pool)
+                queued, inflight = int(stats.get("queued", 0)), int(stats.get("inflight", 0))
+                now = time.perf_counter()
+                if pool not in first and queued < n:
+                    first[pool] = now
+                if queued == 0 and inflight == 0:
+                    first.setdefault(pool, now)
+                    done[pool] = now
+            if time.monotonic() > deadline or any(w.returncode is not None for w in workers):
+                raise RuntimeError(f"{label}: drain did not finish ({done} of {list(shards)})")
+            await asyncio.sleep(0.02)
+        wall, busy = time.perf_counter() - t0, machine_busy_s() - busy0
+        after = {shard: await snap(c) for shard, c in node_clients.items()}
+    finally:
+        for proc in workers:
+            await stop_process(proc)
+        for client in node_clients.values():
+            await client.aclose()
+        await redis.aclose()
+    per_pool = {}
+    for pool, shard in shards.items():
+        d = delta(before[shard], after[shard])
+        seconds = done[pool] - first[pool]
+        per_pool[pool] = {
+            "shard": shard,
+            "node_port": nodes[shard],
+            "jobs_per_s": n / seconds,
+            "redis_cpu_us_per_job": d.cpu_us / n,
+            "redis_busy_share": d.cpu_us / 1e6 / wall,
+        }
+    span = max(done.values()) - min(first.values())
+    return {
+        "pools": per_pool,
+        "jobs": n * len(shards),
+        "jobs_per_s": n * len(shards) / span,
+        "jobs_per_s_per_shard": n * len(shards) / span / len(shards),
+        "redis_cpu_us_per_job": statistics.mean(
+            p["redis_cpu_us_per_job"] for p in per_pool.values()
+        ),
+        "machine_busy_cores": busy / wall,
+        "cores": os.cpu_count(),
+    }
+
+
+SHARD_FIGURES = [
+    ("jobs_per_s_per_shard", "drain, jobs/s per shard", "jobs/s"),
+    ("jobs_per_s", "drain, jobs/s in all", "jobs/s"),
+    ("redis_cpu_us_per_job", "Redis CPU per job (on its shard)", "µs"),
+    ("machine_busy_cores", "machine busy (cores)", "cores"),
+]
+
+
+def shard_scaling(work: Path, n: int, reps: int) -> dict[str, Any]:
+    """One 3-master local cluster: 1 pool on one master, then 3 pools on 3 masters, ``reps``
+    times back to back; medians and the 3 ÷ 1 ratio (``report.side_by_side``)."""
+    from anygate.ops.redis_cluster import LocalRedisCluster  # noqa: PLC0415
+
+    samples: dict[str, dict[str, list[float]]] = {
+        "one": defaultdict(list),
+        "three": defaultdict(list),
+    }
+    runs: list[dict[str, Any]] = []
+    with LocalRedisCluster(work / "cluster", masters=3) as cluster:
+        for rep in range(reps):
+            order = (("one", 1), ("three", 3))
+            for config, count in order if rep % 2 == 0 else order[::-1]:
+                label = f"{config}{rep}"
+                names = shard_names(label, 3)
+                shards = dict(zip(SHARD_POOLS[:count], names[:count], strict=True))
+                nodes = {s: cluster.nodes[i].port for i, s in enumerate(names)}
+                result = uvloop.run(drain_shards(cluster.url, nodes, work, shards, n, label))
+                runs.append({"config": config, "rep": rep, **result})
+                for key, _label, _unit in SHARD_FIGURES:
+                    samples[config][key].append(result[key])
+                print(
+                    f"[capacity] {config} shard(s), rep {rep + 1}: "
+                    f"{result['jobs_per_s_per_shard']:,.0f} jobs/s per shard, "
+                    f"machine {result['machine_busy_cores']:.2f} cores busy",
+                    flush=True,
+                )
+    figures = report.side_by_side(
+        {k: dict(v) for k, v in samples.items()}, SHARD_FIGURES, (("three", "one"),)
+    )
+    return {"jobs_per_pool": n, "reps": reps, "figures": figures, "runs": runs}
+
+
+def shard_table(figures: dict[str, Any]) -> str:
+    out = [
+        "| figure | 1 pool, 1 shard | 3 pools, 3 shards | 3 ÷ 1 (paired) |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, label, unit in SHARD_FIGURES:
+        row = figures[key]
+        ratio = row["three_over_one"]
+        out.append(
+            f"| {label} | {report.median_cell(row['one'], unit)} "
+            f"| {report.median_cell(row['three'], unit)} "
+            f"| {ratio['of_medians']:.2f} ({ratio['paired_median']:.2f}) |"
+        )
+    return "\n".join(out)
+
+
 # --- Tables -----------------------------------------------------------------------------------
 
 
@@ -639,6 +835,13 @@ def results_path() -> Path:
     help="Target busy share of each process.",
 )
 @click.option(
+    "--shard-jobs",
+    type=click.IntRange(50),
+    help="Jobs per pool in the 1- and 3-shard drains [--jobs].",
+)
+@click.option("--shard-reps", type=click.IntRange(1, 10), default=2, show_default=True)
+@click.option("--no-shards", is_flag=True, help="Skip the 1- and 3-shard drains.")
+@click.option(
     "--logs",
     type=click.Path(path_type=Path),
     help="Keep every process's log (and Redis's) in this directory.",
@@ -679,6 +882,8 @@ def main(**o: Any) -> None:
             finally:
                 stack.close()
             redis_version = _redis_version(server.binary)
+        if not o["no_shards"]:
+            document["shards"] = shard_scaling(work, o["shard_jobs"] or n, o["shard_reps"])
         if o["logs"]:
             _keep_logs(work, o["logs"])
     rows = document["phases"]["phases"]
@@ -746,6 +951,12 @@ def main(**o: Any) -> None:
         click.echo(f"- {kind}: {shown} ({fig['rps']:,.0f} req/s)")
     click.echo(f"\nModel ({o['latency_s']} s upstream, {o['utilisation']:.0%} utilisation):\n")
     click.echo(capacity_model.table(plans))
+    if "shards" in document:
+        click.echo(
+            "\nNo-op drain on a 3-master local cluster, one worker process per pool "
+            f"({document['shards']['jobs_per_pool']:,} jobs per pool):\n"
+        )
+        click.echo(shard_table(document["shards"]["figures"]))
     click.echo(f"\nwall {document['meta']['wall_s']} s; written to {path}")
 
 

@@ -37,6 +37,7 @@ def test_capacity_bench_smoke(tmp_path: Path) -> None:
     out, logs = tmp_path / "capacity.json", tmp_path / "logs"
     argv = [sys.executable, str(ROOT / "bench" / "capacity.py"), "--jobs", "200"]
     argv += ["--seconds", "1", "--attribution-seconds", "1", "--out", str(out), "--logs", str(logs)]
+    argv += ["--no-shards"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=150, cwd=ROOT, check=False)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
