@@ -366,52 +366,85 @@ def _cpu_us(pids: dict[str, int]) -> dict[str, float]:
     return {name: process_cpu_s(pid) * 1e6 for name, pid in pids.items()}
 
 
-async def http_cpu(
-    stack: Stack, redis_url: str, pids: dict[str, int], seconds: float, work: Path
+def spread(values: list[float]) -> dict[str, Any]:
+    """Median, min and max, as ``report.median_cell`` prints them."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
+
+
+async def _http_once(
+    stack: Stack, redis: Redis, pids: dict[str, int], body: bytes, seconds: float, work: Path
 ) -> dict[str, Any]:
-    """wrk at 64 connections, non-streamed then streamed: CPU µs per request of each process."""
-    out: dict[str, Any] = {}
+    await asyncio.sleep(SETTLE_S)
+    before, procs_before = await snap(redis), _cpu_us(pids)
+    load = await asyncio.to_thread(
+        wrk,
+        stack.api_url + CHAT_PATH,
+        body,
+        KEY,
+        conns=HTTP_CONNS,
+        seconds=seconds,
+        threads=1,
+        work=work,
+    )
+    await asyncio.sleep(SETTLE_S)
+    after, procs_after = await snap(redis), _cpu_us(pids)
+    d = delta(before, after)
+    requests = load["requests"]
+    if requests == 0 or load["errors"]:
+        raise RuntimeError(f"HTTP run failed: {load}")
+    return {
+        "requests": requests,
+        "rps": load["rps"],
+        "p50_ms": load["p50_ms"],
+        "redis_cpu_us_per_request": d.cpu_us / requests,
+        "redis_process_cpu_us_per_request": d.process_cpu_us / requests,
+        **{
+            f"{name}_cpu_us_per_request": (procs_after[name] - procs_before[name]) / requests
+            for name in pids
+        },
+    }
+
+
+async def http_cpu(
+    stack: Stack, redis_url: str, pids: dict[str, int], seconds: float, reps: int, work: Path
+) -> dict[str, Any]:
+    """wrk at 64 connections, non-streamed and streamed in turn, ``reps`` times: CPU µs per
+    request of each process. Each figure is the median of the repetitions (``spread``: with
+    min and max; ``runs``: every one); the ``requests`` still in flight when wrk stops are
+    charged to the ones it counted, an overestimate of at most 64 ÷ requests."""
+    runs: dict[str, list[dict[str, Any]]] = {"plain": [], "stream": []}
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
-        for kind, body in (("plain", PLAIN), ("stream", STREAMED)):
-            await asyncio.sleep(SETTLE_S)
-            before, procs_before = await snap(redis), _cpu_us(pids)
-            load = await asyncio.to_thread(
-                wrk,
-                stack.api_url + CHAT_PATH,
-                body,
-                KEY,
-                conns=HTTP_CONNS,
-                seconds=seconds,
-                threads=1,
-                work=work,
-            )
-            await asyncio.sleep(SETTLE_S)
-            after, procs_after = await snap(redis), _cpu_us(pids)
-            d = delta(before, after)
-            requests = load["requests"]
-            if requests == 0 or load["errors"]:
-                raise RuntimeError(f"HTTP {kind} run failed: {load}")
-            out[kind] = {
-                "requests": requests,
-                "rps": load["rps"],
-                "p50_ms": load["p50_ms"],
-                "redis_cpu_us_per_request": d.cpu_us / requests,
-                "redis_process_cpu_us_per_request": d.process_cpu_us / requests,
-                **{
-                    f"{name}_cpu_us_per_request": (procs_after[name] - procs_before[name])
-                    / requests
-                    for name in pids
-                },
-            }
-            shown = ", ".join(
-                f"{k.removesuffix('_cpu_us_per_request')} {v:,.1f}"
-                for k, v in out[kind].items()
-                if k.endswith("_cpu_us_per_request")
-            )
-            print(f"[capacity] http {kind}: {load['rps']:,.0f} req/s; µs/request: {shown}")
+        for rep in range(reps):
+            for kind, body in (("plain", PLAIN), ("stream", STREAMED)):
+                fig = await _http_once(stack, redis, pids, body, seconds, work)
+                runs[kind].append(fig)
+                shown = ", ".join(
+                    f"{k.removesuffix('_cpu_us_per_request')} {v:,.1f}"
+                    for k, v in fig.items()
+                    if k.endswith("_cpu_us_per_request")
+                )
+                print(
+                    f"[capacity] http {kind} rep {rep + 1}: {fig['rps']:,.0f} req/s; "
+                    f"µs/request: {shown}",
+                    flush=True,
+                )
     finally:
         await redis.aclose()
+    out: dict[str, Any] = {}
+    for kind, figs in runs.items():
+        keys = [k for k in figs[0] if k != "requests"]
+        out[kind] = {
+            **{k: statistics.median(f[k] for f in figs) for k in keys},
+            "requests": sum(f["requests"] for f in figs),
+            "spread": {k: spread([f[k] for f in figs]) for k in keys},
+            "runs": figs,
+        }
     return out
 
 
@@ -782,6 +815,30 @@ def attribution_table(att: dict[str, Any], cpu_us: float) -> str:
     return "\n".join(out)
 
 
+HTTP_ROWS = (
+    ("redis", "Redis, main thread"),
+    ("redis_process", "Redis, whole process"),
+    ("api", "API process"),
+    ("worker", "worker process"),
+    ("mock", "mock provider (not sized)"),
+)
+
+
+def http_table(http: dict[str, Any]) -> str:
+    out = [
+        f"| CPU per request | non-streamed ({http['plain']['rps']:,.0f} req/s) "
+        f"| streamed, 20 chunks ({http['stream']['rps']:,.0f} resp/s) |",
+        "|---|---:|---:|",
+    ]
+    for key, label in HTTP_ROWS:
+        cells = [
+            report.median_cell(http[kind]["spread"][f"{key}_cpu_us_per_request"], "µs")
+            for kind in ("plain", "stream")
+        ]
+        out.append(f"| {label} | {' | '.join(cells)} |")
+    return "\n".join(out)
+
+
 def model_inputs(
     http: dict[str, Any], latency_s: float, utilisation: float
 ) -> capacity_model.Inputs:
@@ -812,6 +869,13 @@ def results_path() -> Path:
 )
 @click.option(
     "--seconds", type=float, default=10.0, show_default=True, help="wrk run per kind, CPU figures."
+)
+@click.option(
+    "--reps",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Repetitions of the HTTP runs; figures are medians.",
 )
 @click.option(
     "--attribution-seconds",
@@ -871,7 +935,9 @@ def main(**o: Any) -> None:
                 scenarios.smoke(stack)
                 scenarios.warm_up(stack, work)
                 pids = {"api": api.pid, "worker": worker.pid, "mock": mock.pid}
-                document["http"] = uvloop.run(http_cpu(stack, server.url, pids, o["seconds"], work))
+                document["http"] = uvloop.run(
+                    http_cpu(stack, server.url, pids, o["seconds"], o["reps"], work)
+                )
                 document["attribution"] = attribution(
                     stack, server.url, o["attribution_seconds"], work
                 )
@@ -941,14 +1007,8 @@ def main(**o: Any) -> None:
     click.echo(attribution_table(document["attribution"]["plain"], plain_cpu))
     click.echo("\nSync streamed request (20 chunks), every Redis command:\n")
     click.echo(attribution_table(document["attribution"]["stream"], stream_cpu))
-    click.echo("\nCPU µs per request (wrk, 64 connections):\n")
-    for kind, fig in document["http"].items():
-        shown = ", ".join(
-            f"{k.removesuffix('_cpu_us_per_request')} {v:,.1f}"
-            for k, v in fig.items()
-            if k.endswith("_cpu_us_per_request")
-        )
-        click.echo(f"- {kind}: {shown} ({fig['rps']:,.0f} req/s)")
+    click.echo("\nCPU per request (wrk, 64 connections; median, min to max):\n")
+    click.echo(http_table(document["http"]))
     click.echo(f"\nModel ({o['latency_s']} s upstream, {o['utilisation']:.0%} utilisation):\n")
     click.echo(capacity_model.table(plans))
     if "shards" in document:
