@@ -221,6 +221,34 @@ async def _append(broker: Broker, jobs: list[ClaimedJob]) -> None:
         await _in_chunks(jobs, one)
 
 
+RATE_WINDOW_MS = 60_000
+RATE_LIMIT = 10**9
+"""A limit no phase reaches: every take is admitted, as for a deployment under its rpm."""
+
+
+async def _rate_take(broker: Broker, jobs: list[ClaimedJob]) -> None:
+    """What a worker does per call with an ``rpm`` limit on the deployment: one take."""
+
+    async def one(job: ClaimedJob) -> None:
+        entry = f"{job.id}:{job.attempt}"
+        admission = await broker.take_rate("rpm:bench", RATE_WINDOW_MS, RATE_LIMIT, entry, 1)
+        if not admission.admitted:
+            raise RuntimeError(f"rate take of {entry} refused")
+
+    await _in_chunks(jobs, one)
+
+
+async def _rate_settle(broker: Broker, jobs: list[ClaimedJob]) -> None:
+    """A ``tpm`` limit's settle: the estimate replaced by the tokens the provider reported."""
+
+    async def one(job: ClaimedJob) -> None:
+        entry = f"{job.id}:{job.attempt}"
+        await broker.take_rate("tpm:bench", RATE_WINDOW_MS, RATE_LIMIT, entry, 100)
+        await broker.settle_rate("tpm:bench", RATE_WINDOW_MS, entry, USAGE["total_tokens"])
+
+    await _in_chunks(jobs, one)
+
+
 def phase_figures(name: str, script: str, jobs: int, d: Delta) -> dict[str, Any]:
     calls, usec = d.of("evalsha")
     if calls == 0:
@@ -260,6 +288,8 @@ async def phases(redis_url: str, n: int) -> dict[str, Any]:
 
         await measured("enqueue", "enqueue", _enqueue(broker, n, stream=False))
         plain = await measured("claim, 1 per call", "claim", _claim_all(broker, n, 1))
+        await measured("ratewindow take (rpm)", "ratewindow", _rate_take(broker, plain))
+        await measured("ratewindow take + settle (tpm)", "ratewindow", _rate_settle(broker, plain))
         await measured("finish", "finish", _finish(broker, plain))
         await measured("enqueue, streamed", "enqueue", _enqueue(broker, n, stream=True))
         streamed = await measured(

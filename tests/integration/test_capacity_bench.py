@@ -20,7 +20,7 @@ import pytest
 from tests.support.log_scan import describe, scan
 
 ROOT = Path(__file__).resolve().parents[2]
-HOT_SCRIPTS = {"enqueue", "claim", "append", "finish"}
+HOT_SCRIPTS = {"enqueue", "claim", "ratewindow", "append", "finish"}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="needs wrk (Debian package: wrk)"
