@@ -42,7 +42,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +224,9 @@ async def _append(broker: Broker, jobs: list[ClaimedJob]) -> None:
 RATE_WINDOW_MS = 60_000
 RATE_LIMIT = 10**9
 """A limit no phase reaches: every take is admitted, as for a deployment under its rpm."""
+TPM_WINDOW = 1000
+"""Jobs in the tpm phase: a settle reads the whole window's log, so its cost grows with the
+entries the window holds (the deployment's calls in the last minute); 1,000 is ~17 calls/s."""
 
 
 async def _rate_take(broker: Broker, jobs: list[ClaimedJob]) -> None:
@@ -279,17 +282,23 @@ async def phases(redis_url: str, n: int) -> dict[str, Any]:
         await load_scripts(redis)
         idle = await idle_rate(redis, 1.0)
 
-        async def measured(name: str, script: str, work: Awaitable[Any]) -> Any:
+        async def measured(name: str, script: str, work: Awaitable[Any], jobs: int = n) -> Any:
             before = await snap(redis)
             result = await work
-            out.append(phase_figures(name, script, n, delta(before, await snap(redis), idle)))
+            out.append(phase_figures(name, script, jobs, delta(before, await snap(redis), idle)))
             print(f"[capacity] phase {name}: {out[-1]['cpu_us_per_call']:.1f} µs/call", flush=True)
             return result
 
         await measured("enqueue", "enqueue", _enqueue(broker, n, stream=False))
         plain = await measured("claim, 1 per call", "claim", _claim_all(broker, n, 1))
         await measured("ratewindow take (rpm)", "ratewindow", _rate_take(broker, plain))
-        await measured("ratewindow take + settle (tpm)", "ratewindow", _rate_settle(broker, plain))
+        tpm = plain[:TPM_WINDOW]
+        await measured(
+            f"ratewindow take + settle (tpm), window of ≤ {len(tpm):,}",
+            "ratewindow",
+            _rate_settle(broker, tpm),
+            len(tpm),
+        )
         await measured("finish", "finish", _finish(broker, plain))
         await measured("enqueue, streamed", "enqueue", _enqueue(broker, n, stream=True))
         streamed = await measured(
@@ -870,13 +879,13 @@ def http_table(http: dict[str, Any]) -> str:
 
 
 def model_inputs(
-    http: dict[str, Any], latency_s: float, utilisation: float
+    figures: dict[str, Any], latency_s: float, utilisation: float
 ) -> capacity_model.Inputs:
-    plain = http["plain"]
+    """One kind's (``http["plain"]`` or ``http["stream"]``) medians as the model's inputs."""
     return capacity_model.Inputs(
-        redis_us=plain["redis_cpu_us_per_request"],
-        api_us=plain["api_cpu_us_per_request"],
-        worker_us=plain["worker_cpu_us_per_request"],
+        redis_us=figures["redis_cpu_us_per_request"],
+        api_us=figures["api_cpu_us_per_request"],
+        worker_us=figures["worker_cpu_us_per_request"],
         upstream_latency_s=latency_s,
         utilisation=utilisation,
     )
@@ -997,11 +1006,15 @@ def main(**o: Any) -> None:
             "over_whole_cpu": parts["cpu_us_per_job"] / whole["cpu_us_per_job"],
             "over_whole_script_time": parts["command_us_per_job"] / whole["script_us_per_job"],
         }
-    inputs = model_inputs(document["http"], o["latency_s"], o["utilisation"])
+    inputs = model_inputs(document["http"]["plain"], o["latency_s"], o["utilisation"])
     plans = capacity_model.plans(inputs)
+    streamed = model_inputs(document["http"]["stream"], o["latency_s"], o["utilisation"])
+    streamed_plans = capacity_model.plans(streamed)
     document["model"] = {
-        "inputs": inputs.__dict__,
+        "inputs": asdict(inputs),
         "plans": [p.as_dict() for p in plans],
+        "streamed_inputs": asdict(streamed),
+        "streamed_plans": [p.as_dict() for p in streamed_plans],
     }
     document["meta"] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
@@ -1041,6 +1054,8 @@ def main(**o: Any) -> None:
     click.echo(http_table(document["http"]))
     click.echo(f"\nModel ({o['latency_s']} s upstream, {o['utilisation']:.0%} utilisation):\n")
     click.echo(capacity_model.table(plans))
+    click.echo("\nThe same, every request streamed (20 chunks):\n")
+    click.echo(capacity_model.table(streamed_plans))
     if "shards" in document:
         click.echo(
             "\nNo-op drain on a 3-master local cluster, one worker process per pool "
