@@ -336,7 +336,7 @@ async def _wait_drained(
 
 
 async def start_noop_worker(
-    config_path: Path, log: Path, concurrency: int = DRAIN_CONCURRENCY
+    config_path: Path, log: Path, concurrency: int = DRAIN_CONCURRENCY, pool: str = POOL
 ) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
@@ -344,10 +344,17 @@ async def start_noop_worker(
             str(HERE / "noop_worker.py"),
             str(config_path),
             str(concurrency),
+            pool,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+def log_tails(work: Path, pattern: str) -> str:
+    return "\n".join(
+        f"--- {log.name} ---\n{log.read_text()[-1500:]}" for log in sorted(work.glob(pattern))
+    )
 
 
 async def stop_process(proc: asyncio.subprocess.Process) -> None:
@@ -668,6 +675,40 @@ async def _enqueue_pool(broker: Broker, pool: str, shard: str, n: int) -> None:
     await _in_chunks(list(range(n)), lambda _: broker.enqueue(job, new_job_id(shard)))
 
 
+async def _drains(
+    broker: Broker,
+    shards: dict[str, str],
+    n: int,
+    workers: list[asyncio.subprocess.Process],
+    work: Path,
+    label: str,
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Poll every pool until it is drained: when each one's first claim and last finish were
+    seen, and the machine's busy CPU seconds at the first claim of all."""
+    first: dict[str, float] = {}
+    done: dict[str, float] = {}
+    busy_first = 0.0
+    deadline = time.monotonic() + 60 + n / 200
+    while len(done) < len(shards):
+        for pool in shards:
+            if pool in done:
+                continue
+            stats = await broker.pool_stats(pool)
+            queued, inflight = int(stats.get("queued", 0)), int(stats.get("inflight", 0))
+            now = time.perf_counter()
+            if pool not in first and (queued < n or inflight):
+                if not first:  # the machine's CPU from the first claim of all
+                    busy_first = machine_busy_s()
+                first[pool] = now
+            if pool in first and queued == 0 and inflight == 0:
+                done[pool] = now
+        if time.monotonic() > deadline or any(w.returncode is not None for w in workers):
+            tails = log_tails(work, f"{label}-*-noop.log")
+            raise RuntimeError(f"{label}: drain did not finish ({done} of {list(shards)})\n{tails}")
+        await asyncio.sleep(0.02)
+    return first, done, busy_first
+
+
 async def drain_shards(
     url: str, nodes: dict[str, int], work: Path, shards: dict[str, str], n: int, label: str
 ) -> dict[str, Any]:
@@ -687,41 +728,12 @@ async def drain_shards(
             await _enqueue_pool(broker, pool, shard, n)
         await asyncio.sleep(SETTLE_S)
         before = {shard: await snap(c) for shard, c in node_clients.items()}
-        busy0, t0 = machine_busy_s(), time.perf_counter()
         for pool in shards:
             log = work / f"{label}-{pool}-noop.log"
-            with log.open("ab") as out:
-                workers.append(
-                    await asyncio.create_subprocess_exec(
-                        sys.executable,
-                        str(HERE / "noop_worker.py"),
-                        str(cfg_path),
-                        str(DRAIN_CONCURRENCY),
-                        pool,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
-        first: dict[str, float] = {}
-        done: dict[str, float] = {}
-        deadline = time.monotonic() + 60 + n / 200
-        while len(done) < len(shards):
-            for pool in shards:
-                if pool in done:
-                    continue
-                stats = await broker.pool_stats(pool)
-                queued, inflight = int(stats.get("queued", 0)), int(stats.get("inflight", 0))
-                now = time.perf_counter()
-                if pool not in first and queued < n:
-                    first[pool] = now
-                if queued == 0 and inflight == 0:
-                    first.setdefault(pool, now)
-                    done[pool] = now
-            if time.monotonic() > deadline or any(w.returncode is not None for w in workers):
-                raise RuntimeError(f"{label}: drain did not finish ({done} of {list(shards)})")
-            await asyncio.sleep(0.02)
-        wall, busy = time.perf_counter() - t0, machine_busy_s() - busy0
+            workers.append(await start_noop_worker(cfg_path, log, DRAIN_CONCURRENCY, pool))
+        first, done, busy_first = await _drains(broker, shards, n, workers, work, label)
+        busy = machine_busy_s() - busy_first
+        span = max(done.values()) - min(first.values())
         after = {shard: await snap(c) for shard, c in node_clients.items()}
     finally:
         for proc in workers:
@@ -738,9 +750,8 @@ async def drain_shards(
             "node_port": nodes[shard],
             "jobs_per_s": n / seconds,
             "redis_cpu_us_per_job": d.cpu_us / n,
-            "redis_busy_share": d.cpu_us / 1e6 / wall,
+            "redis_busy_share": d.cpu_us / 1e6 / seconds,
         }
-    span = max(done.values()) - min(first.values())
     return {
         "pools": per_pool,
         "jobs": n * len(shards),
@@ -749,7 +760,8 @@ async def drain_shards(
         "redis_cpu_us_per_job": statistics.mean(
             p["redis_cpu_us_per_job"] for p in per_pool.values()
         ),
-        "machine_busy_cores": busy / wall,
+        "redis_busy_pct": 100 * statistics.mean(p["redis_busy_share"] for p in per_pool.values()),
+        "machine_busy_cores": busy / span,
         "cores": os.cpu_count(),
     }
 
@@ -758,7 +770,8 @@ SHARD_FIGURES = [
     ("jobs_per_s_per_shard", "drain, jobs/s per shard", "jobs/s"),
     ("jobs_per_s", "drain, jobs/s in all", "jobs/s"),
     ("redis_cpu_us_per_job", "Redis CPU per job (on its shard)", "µs"),
-    ("machine_busy_cores", "machine busy (cores)", "cores"),
+    ("redis_busy_pct", "Redis main thread busy, each master", "%"),
+    ("machine_busy_cores", "machine busy", "cores"),
 ]
 
 

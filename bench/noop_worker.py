@@ -34,6 +34,7 @@ class NoopAdapter:
 async def main(config_path: str, concurrency: int, pool: str = "bench") -> None:
     config = load_config(config_path)
     redis = create_redis(config.redis)
+    await redis.ping()  # a cluster client learns its slot map from the first command
     subs = Subscriptions(redis)
     await subs.start()
     settings = WorkerSettings(pool, new_worker_id(pool), concurrency)

@@ -50,7 +50,7 @@ FIGURES = [
 ]
 SUMMARY_KEYS = [f.key for f in FIGURES if f.summary]
 PEER_KEYS = ["added_latency_p50_ms", "added_latency_p99_ms", "throughput_rps", "stream_rps"]
-DECIMALS = {"ms": 2, "s": 2, "MiB": 1}
+DECIMALS = {"ms": 2, "s": 2, "MiB": 1, "cores": 2}
 
 
 def fmt(value: float | None, unit: str) -> str:
