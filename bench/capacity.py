@@ -1,16 +1,19 @@
 """The inputs of docs/capacity.md: what one job costs Redis, an API process and a worker process.
 
-    python bench/capacity.py                      # ~3 min: 10,000 jobs per phase, 10 s per HTTP run
-    python bench/capacity.py --jobs 300 --seconds 1 --out /tmp/c.json   # a smoke-sized run
+    python bench/capacity.py                  # ~5 min: 10,000 jobs, 3 x 10 s per HTTP kind
+    python bench/capacity.py --no-shards      # without the local cluster (part 5)
+    python bench/capacity.py --jobs 300 --seconds 1 --reps 1 --out /tmp/c.json   # smoke-sized
 
 Everything runs against processes this script starts on loopback: a private redis-server with
 AOF ``everysec`` (``anygate.ops.embedded_redis``), the mock provider, one API process and one
-worker process (``stack.Stack``), and the no-op worker of ``broker_bench``. Four parts:
+worker process (``stack.Stack``), the no-op worker of ``broker_bench``, and for part 5 a local
+Redis Cluster of three masters (``anygate.ops.redis_cluster``). Five parts:
 
-1. **Phases** (the ``Broker`` API, from this process): N enqueues alone, then their claims, then
-   their finishes; then N streamed jobs' claims (several per call), their chunk appends and
-   finishes. Around each phase, ``INFO commandstats`` (``cmdstat_evalsha``: the time Redis spent
-   inside the phase's script calls) and ``INFO cpu`` (Redis's main-thread CPU, which also pays
+1. **Phases** (the ``Broker`` API, from this process): N enqueues alone, then their claims, the
+   rate-window takes and settles a deployment with ``rpm``/``tpm`` adds, then their finishes;
+   then N streamed jobs' claims (several per call), their chunk appends and finishes. Around
+   each phase, ``INFO commandstats`` (``cmdstat_evalsha``: the time Redis spent inside the
+   phase's script calls) and ``INFO cpu`` (Redis's main-thread CPU, which also pays
    for reading requests and writing replies) are read before and after, so each script gets
    its µs per call though ``INFO`` counts every script under one ``EVALSHA`` line.
 2. **Drain** (the whole life through a real ``Worker``, ``noop_worker.py``, concurrency 64): N
@@ -23,6 +26,9 @@ worker process (``stack.Stack``), and the no-op worker of ``broker_bench``. Four
    request, µs per call, µs per request and share. ``SLOWLOG`` times a command exactly as
    ``INFO commandstats`` does (and the run checks that they agree); it costs Redis extra CPU to
    keep the log, which is why the CPU figures come from part 3, not from this run.
+5. **Shards** (no-op drains on the local cluster): 1 pool on 1 master, then 3 pools each on a
+   master of its own (``pools.<name>.shard``), one no-op worker process per pool: jobs/s per
+   shard, the 3 ÷ 1 ratio, each master's CPU per job and busy share, the machine's busy cores.
 
 Prints the tables and the sizing table of ``capacity_model`` and writes
 ``bench/results/capacity-<day>[-HHMMSS].json``. On a 2-core machine the processes share two
