@@ -211,7 +211,7 @@ async def requeue_dead(request: Request) -> Response:
     ids = list(dict.fromkeys(spec.job_ids)) if spec.job_ids else await dead.newest_ids(pool)
     skipped: list[dict[str, str]] = []
     tenants: dict[str, TenantRecord | None] = {}
-    for job_id, tenant in (await dead.job_tenants(ids)).items():
+    for job_id, tenant in (await dead.job_tenants(pool, ids)).items():
         if tenant not in tenants:
             tenants[tenant] = await gw.tenants.get_tenant(tenant)
         reason = requeue_refusal(tenants[tenant])

@@ -99,7 +99,9 @@ async def submit_job(request: Request) -> Response:
         plan=encode_plan(steps, alias=model),
         trace=tracing.spans.carrier() if tracing.enabled else "",
     )
-    enqueued = await gw.broker.enqueue(job, new_job_id())  # 409 on a reused Idempotency-Key
+    enqueued = await gw.broker.enqueue(
+        job, new_job_id(gw.broker.keys.shard_of_pool(job.pool))
+    )  # 409 on a reused Idempotency-Key
     if enqueued.created:
         record = JobRecord.queued(enqueued.job_id, job, enqueued.created_ms)
     else:

@@ -84,7 +84,7 @@ class ResponseCache:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.config = gw.config.cache
-        self.keys = KeySpace(gw.config.redis.namespace)
+        self.keys = KeySpace.of(gw.config)
         self.wait_s = gw.config.server.sync_timeout_s
         self._lookup = gw.redis.register_script(_LOOKUP)
         self._store = gw.redis.register_script(_STORE)

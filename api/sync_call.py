@@ -71,7 +71,7 @@ class SyncCall:
     def __init__(self, gw: Gateway, request: Request, job: NewJob) -> None:
         self.gw = gw
         self.request = request
-        self.job_id = new_job_id()
+        self.job_id = new_job_id(gw.broker.keys.shard_of_pool(job.pool))
         self.job = dataclasses.replace(job, reply_to=gw.replies.instance)
         self.streamed = False
         self._queue: Mailbox | None = None

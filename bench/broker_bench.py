@@ -57,7 +57,8 @@ async def enqueue_many(broker: Broker, n: int) -> list[str]:
     """``n`` enqueues issued ``CHUNK`` at a time in one gather: the broker pipelines each chunk."""
     ids: list[str] = []
     for start in range(0, n, CHUNK):
-        batch = [new_job_id() for _ in range(min(CHUNK, n - start))]
+        shard = broker.keys.shard_of_pool(POOL)
+        batch = [new_job_id(shard) for _ in range(min(CHUNK, n - start))]
         await asyncio.gather(*(broker.enqueue(new_job(), j) for j in batch))
         ids += batch
     return ids
@@ -153,7 +154,7 @@ async def _round_trips(
     rtts: list[float] = []
     try:
         for i in range(samples + 10):
-            job_id = new_job_id()
+            job_id = new_job_id(broker.keys.shard_of_pool(POOL))
             async with subs.subscribe(broker.keys.job_channel(job_id)) as queue:
                 t = time.perf_counter()
                 await broker.enqueue(new_job(), job_id)

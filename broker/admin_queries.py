@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from anygate.broker.connection import awaited
 from anygate.broker.keys import CLASS_ORDER, KeySpace
+from anygate.broker.shard_sums import sum_fields
 from anygate.broker.worker_registry import decode_registry_value
 from anygate.config import Priority
 
@@ -187,12 +188,16 @@ class AdminQueries:
         rows: list[UsageRow] = []
         for i in range(0, len(wanted), PIPELINE_CHUNK):
             chunk = wanted[i : i + PIPELINE_CHUNK]
+            shards = self._k.shards
             async with self._redis.pipeline(transaction=False) as pipe:
                 for tenant, day in chunk:
-                    pipe.hgetall(self._k.tenant_usage(tenant, day.strftime("%Y%m%d")))
+                    for shard in shards:
+                        usage = self._k.on(shard).tenant_usage(tenant, day.strftime("%Y%m%d"))
+                        pipe.hgetall(usage)
                 hashes: list[dict[str, str]] = await pipe.execute()
-            for (tenant, day), fields in zip(chunk, hashes, strict=True):
-                rows.extend(usage_rows(tenant, day, fields))
+            for n, (tenant, day) in enumerate(chunk):
+                parts = hashes[n * len(shards) : (n + 1) * len(shards)]
+                rows.extend(usage_rows(tenant, day, sum_fields(parts)))
         return rows
 
     # --- queues ---------------------------------------------------------------------------
@@ -201,18 +206,17 @@ class AdminQueries:
         """Every lane with jobs waiting, and whether there were more lanes than ``MAX_LANES``."""
         names: dict[str, LaneName] = {}
         truncated = False
-        cursor = 0
-        match = _glob_escape(self._k.prefix) + "lane:*"
-        while True:
-            cursor, found = await self._redis.scan(cursor, match=match, count=SCAN_COUNT)
-            for key in found:
-                name = parse_lane_key(self._k.prefix, key)
+        for shard in self._k.shards:  # SCAN visits every node of a cluster
+            prefix = self._k.on(shard).prefix
+            match = _glob_escape(prefix) + "lane:*"
+            async for key in self._redis.scan_iter(match=match, count=SCAN_COUNT):
+                name = parse_lane_key(prefix, key)
                 if name is not None:
                     names[key] = name
-            if cursor == 0:
-                break
-            if len(names) >= MAX_LANES:
-                truncated = True
+                if len(names) >= MAX_LANES:
+                    truncated = True
+                    break
+            if truncated:
                 break
         keys = list(names)
         lanes: list[Lane] = []
@@ -302,7 +306,7 @@ class AdminQueries:
         """Lift the pause and wake the pool's idle workers (the ones that last claimed nothing
         sleep until a wake or their idle poll). Returns whether the pool was paused."""
         k = self._k
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=False) as pipe:  # the pool's shard
             pipe.delete(k.paused(pool))
             pipe.delete(k.idle(pool))
             pipe.publish(k.wake_channel(pool), "1")

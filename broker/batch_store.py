@@ -150,7 +150,18 @@ class BatchStore:
 
     async def load(self, batch_id: str) -> Batch | None:
         h = await awaited(self._redis.hgetall(self._k.batch(batch_id)))
-        return Batch(batch_id, h) if h else None
+        if not h:
+            return None
+        return Batch(batch_id, await self._with_shard_counts(batch_id, h))
+
+    async def _with_shard_counts(self, batch_id: str, h: dict[str, str]) -> dict[str, str]:
+        """Add the ended-line counts kept on the other shards (``batch_job_ended`` counts a job
+        on the shard it ended on; docs/scaling.md)."""
+        for shard in self._k.shards[1:]:
+            counts = await awaited(self._redis.hgetall(self._k.on(shard).batch_done(batch_id)))
+            for name, n in counts.items():
+                h[name] = str(int(h.get(name, "0")) + int(n))
+        return h
 
     async def get(self, tenant: str, batch_id: str) -> Batch:
         """The tenant's batch; another tenant's answers exactly as a missing one does."""
@@ -173,7 +184,11 @@ class BatchStore:
             for batch_id in ids[:limit]:
                 pipe.hgetall(self._k.batch(batch_id))
             hashes = await pipe.execute()
-        found = [Batch(i, h) for i, h in zip(ids, hashes, strict=False) if h]
+        found = [
+            Batch(i, await self._with_shard_counts(i, h))
+            for i, h in zip(ids, hashes, strict=False)
+            if h
+        ]
         return found, len(ids) > limit
 
     async def request_cancel(self, tenant: str, batch_id: str) -> Batch:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from anygate.broker.errors import IdempotencyConflictError
+from anygate.broker.handoff import HandOff
 from anygate.broker.health_store import DeploymentHealth
 from anygate.broker.job_queue import JobQueue
 from anygate.broker.keys import KeySpace
@@ -34,10 +35,11 @@ class Broker:
         self, redis: Redis, config: AnygateConfig, *, link: RedisLink | None = None
     ) -> None:
         self.link = link
-        self.keys = KeySpace(config.redis.namespace)
+        self.keys = KeySpace.of(config)
         scripts = Scripts(redis, link)
         self.queue = JobQueue(redis, scripts, self.keys, config)
-        self.leases = Leases(scripts, self.keys, config)
+        self.handoff = HandOff(redis, scripts, self.keys)
+        self.leases = Leases(scripts, self.keys, config, self.handoff)
         self.rates = RateWindows(scripts, self.keys)
         self.health = DeploymentHealth(scripts, self.keys, config.queue)
         self.registry = WorkerRegistry(redis, self.keys)

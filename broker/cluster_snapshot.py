@@ -26,9 +26,10 @@ from anygate.broker.cluster_counters import (
     decode_token_counts,
 )
 from anygate.broker.keys import CLASS_ORDER, KeySpace
-from anygate.broker.quotas import usage_periods
+from anygate.broker.quotas import UsagePeriods, usage_periods
 from anygate.broker.routing import deployment_key
 from anygate.broker.script_calls.health import BreakerState
+from anygate.broker.shard_sums import sum_fields
 from anygate.broker.tenants import TenantRecord
 from anygate.broker.worker_registry import decode_registry_value
 from anygate.config import AnygateConfig, Priority, TenantConfig, TenantQuotas
@@ -216,17 +217,22 @@ async def snapshot(
         at += 1
     batch_ids: list[str] = replies[at] or []
     at += 1
+    usage = replies[at:]
+    jobs, tokens = replies[1], replies[2]
+    for shard in keys.shards[1:]:  # each shard counts what its scripts changed
+        more = await _shard_counters(redis, keys.on(shard), budgeted, periods)
+        jobs, tokens = sum_fields([jobs, more[0]]), sum_fields([tokens, more[1]])
+        usage = [_add_pair(a, b) for a, b in zip(usage, more[2:], strict=True)]
     budgets = {}
-    for tenant in budgeted:
-        for period, ratio in budget_ratios(tenant.quotas, replies[at], replies[at + 1]).items():
+    for n, tenant in enumerate(budgeted):
+        for period, ratio in budget_ratios(tenant.quotas, usage[2 * n], usage[2 * n + 1]).items():
             budgets[(tenant.id, period)] = ratio
-        at += 2
     lanes, batches = await _lanes_and_batches(redis, keys, depths, batch_ids, now_ms)
     depth_of = {(pool, p): sum(depths[pool][p].values()) for pool in pools for p in CLASS_ORDER}
     return ClusterSnapshot(
         pools=pools,
-        jobs=decode_job_counts(replies[1]),
-        tokens=decode_token_counts(replies[2]),
+        jobs=decode_job_counts(jobs),
+        tokens=decode_token_counts(tokens),
         dead_letters=dead,
         queue_depth=depth_of,
         oldest_age_s={key: lanes.get(key, 0.0) for key in depth_of},
@@ -235,6 +241,31 @@ async def snapshot(
         budget_used=budgets,
         workers_alive=alive,
     )
+
+
+async def _shard_counters(
+    redis: Redis, k: KeySpace, budgeted: Sequence[_Tenant], periods: UsagePeriods
+) -> list[Any]:
+    """One shard's cluster counters and the budgeted tenants' usage (day, month) on it."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(k.metrics_jobs)
+        pipe.hgetall(k.metrics_tokens)
+        for tenant in budgeted:
+            pipe.hmget(k.tenant_usage(tenant.id, periods.day), ["tokens", "cost_usd"])
+            pipe.hmget(k.tenant_usage(tenant.id, periods.month), ["tokens", "cost_usd"])
+        replies: list[Any] = await pipe.execute()
+    return replies
+
+
+def _add_pair(a: list[str | None], b: list[str | None]) -> list[str | None]:
+    """(tokens, cost) read on two shards, added; None where neither has any."""
+    out: list[str | None] = []
+    for x, y in zip(a, b, strict=True):
+        if x is None and y is None:
+            out.append(None)
+        else:
+            out.append(sum_fields([{"v": x or "0"}, {"v": y or "0"}])["v"])
+    return out
 
 
 def _has_budget(q: TenantQuotas) -> bool:

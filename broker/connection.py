@@ -58,6 +58,10 @@ def create_redis(
     options = redis_options(config, wait_s=wait_s)
     if max_connections is not None:
         options["max_connections"] = max_connections
+    if config.mode == "cluster":
+        from anygate.broker.cluster_connection import create_cluster  # noqa: PLC0415 - a cycle
+
+        return create_cluster(config.url, config.namespace, options)
     pool = BlockingConnectionPool.from_url(config.url, timeout=options["socket_timeout"], **options)
     client: Redis = Redis.from_pool(pool)
     return client

@@ -78,9 +78,10 @@ class DeadLetters:
                 break
             start += len(ids)
             async with self._redis.pipeline(transaction=False) as pipe:
+                on = self._k.for_pool(pool)
                 for job_id in ids:
-                    pipe.hgetall(self._k.job(job_id))
-                    pipe.exists(self._k.body(job_id))
+                    pipe.hgetall(on.job(job_id))
+                    pipe.exists(on.body(job_id))
                 replies = await pipe.execute()
             gone = []
             for n, job_id in enumerate(ids):
@@ -102,11 +103,12 @@ class DeadLetters:
         ids: list[str] = await awaited(self._redis.lrange(self._k.dead(pool), 0, limit - 1))
         return list(dict.fromkeys(ids))
 
-    async def job_tenants(self, job_ids: Sequence[str]) -> dict[str, str]:
-        """Job id → tenant, for the jobs whose record still exists."""
+    async def job_tenants(self, pool: str, job_ids: Sequence[str]) -> dict[str, str]:
+        """Job id → tenant, for the pool's dead jobs whose record still exists."""
+        on = self._k.for_pool(pool)
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hget(self._k.job(job_id), "tenant")
+                pipe.hget(on.job(job_id), "tenant")
             tenants: list[str | None] = await pipe.execute()
         return {j: t for j, t in zip(job_ids, tenants, strict=True) if t is not None}
 
@@ -114,7 +116,7 @@ class DeadLetters:
         """Each job back in its lane, atomically per job (requeuedead-2.lua); all the calls go
         out together and share round trips."""
         ids = list(dict.fromkeys(job_ids))
-        k = self._k
+        k = self._k.for_pool(pool)
         replies = await asyncio.gather(
             *(
                 requeue_dead(

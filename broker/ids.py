@@ -7,10 +7,13 @@ import hashlib
 import secrets
 
 
-def new_job_id() -> str:
+def new_job_id(shard: str = "") -> str:
     """``job_`` + 128 random bits as 22 URL-safe base64 characters: the id is stored four times
-    per queued job (job and body keys, lane and index entries), so its length is memory."""
-    return f"job_{secrets.token_urlsafe(16)}"
+    per queued job (job and body keys, lane and index entries), so its length is memory. A job
+    on a shard other than the home one carries it after a ``.`` (``keys.job_shard``), so any
+    process finds the job in one hop (docs/scaling.md)."""
+    random_part = secrets.token_urlsafe(16)
+    return f"job_{random_part}.{shard}" if shard else f"job_{random_part}"
 
 
 def new_worker_id(pool: str) -> str:

@@ -16,7 +16,7 @@ from anygate.broker.client_keys import ClientKeyBox
 from anygate.broker.connection import awaited
 from anygate.broker.errors import IdempotencyConflictError
 from anygate.broker.ids import digest
-from anygate.broker.keys import KeySpace
+from anygate.broker.keys import MOVED, KeySpace, job_shard
 from anygate.broker.models import (
     LAST_STREAM_ID,
     Enqueued,
@@ -26,8 +26,9 @@ from anygate.broker.models import (
     NewJob,
     format_stream_id,
     parse_stream_id,
+    stream_id_key,
 )
-from anygate.broker.quotas import refusal, submit_limits
+from anygate.broker.quotas import refusal, submit_limits, usage_periods
 from anygate.broker.script_calls.cancel import DEFAULT_REASON, CancelArgs, CancelKeys, cancel
 from anygate.broker.script_calls.enqueue import (
     Accepted,
@@ -37,6 +38,7 @@ from anygate.broker.script_calls.enqueue import (
     enqueue,
 )
 from anygate.broker.scripts import Scripts
+from anygate.broker.shard_quotas import submit_elsewhere
 from anygate.config import AnygateConfig, TenantQuotas
 
 _UNLIMITED = TenantQuotas()
@@ -57,9 +59,14 @@ class JobQueue:
     async def enqueue(self, job: NewJob, job_id: str) -> Enqueued:
         """Queue the job, or raise ``QueueFullError`` / ``InsufficientQuotaError`` when one of
         the tenant's limits refuses it (then nothing at all was written)."""
-        k = self._k
+        k = self._k.for_pool(job.pool)
+        if job_shard(job_id) != k.shard:
+            raise ValueError(f"job id {job_id!r} does not name pool {job.pool!r}'s shard")
         quotas = job.quotas if job.quotas is not None else self._quotas.get(job.tenant, _UNLIMITED)
         now = datetime.now(UTC)
+        if quotas.limits_submit and len(k.shards) > 1:
+            held = await submit_elsewhere(self._redis, k, job.tenant, usage_periods(now))
+            quotas = held.lower(quotas)
         sealed = None
         if job.client_key is not None:
             sealed = self._client_keys.seal(job.client_key, job_id)
@@ -96,23 +103,41 @@ class JobQueue:
     async def idempotent_job(self, tenant: str, idempotency_key: str) -> str | None:
         """The job an idempotency key already named for the tenant (as ``enqueue`` keeps it),
         or None."""
-        key = self._k.idempotency(tenant, digest(idempotency_key))
-        found: str | None = await awaited(self._redis.get(key))
-        return found
+        for shard in self._k.shards:  # kept on the shard of the job's pool
+            key = self._k.on(shard).idempotency(tenant, digest(idempotency_key))
+            found: str | None = await awaited(self._redis.get(key))
+            if found is not None:
+                return found
+        return None
 
     async def get(self, tenant: str, job_id: str) -> JobRecord | None:
         """The job, or None when it does not exist or belongs to another tenant."""
-        h = await awaited(self._redis.hgetall(self._k.job(job_id)))
+        h = await self._record(job_id)
         if not h or h.get("tenant") != tenant:
             return None
         return JobRecord.from_hash(job_id, h)
 
+    async def locate(self, job_id: str) -> KeySpace:
+        """The space of the shard that holds the job now: the one its id names, or the one it
+        was handed off to (``handoff.py``; the named shard keeps a forwarding record)."""
+        k = self._k.for_job(job_id)
+        if len(self._k.shards) == 1:
+            return k
+        moved = await awaited(self._redis.hmget(k.job(job_id), ["status", "moved_to"]))
+        return self._k.on(moved[1]) if moved[0] == MOVED and moved[1] is not None else k
+
+    async def _record(self, job_id: str) -> dict[str, str]:
+        h: dict[str, str] = await awaited(self._redis.hgetall(self._k.for_job(job_id).job(job_id)))
+        if h.get("status") == MOVED and "moved_to" in h:
+            h = await awaited(self._redis.hgetall(self._k.on(h["moved_to"]).job(job_id)))
+        return h
+
     async def cancel(self, tenant: str, job_id: str, reason: str = DEFAULT_REASON) -> bool:
         """Cancel if still queued or running; False when the job is not the tenant's."""
-        pool = await awaited(self._redis.hget(self._k.job(job_id), "pool"))
+        k = await self.locate(job_id)
+        pool = await awaited(self._redis.hget(k.job(job_id), "pool"))
         if pool is None:
             return False
-        k = self._k
         done = await cancel(
             self._scripts,
             CancelKeys.of(k, job_id, pool),
@@ -123,11 +148,13 @@ class JobQueue:
     async def list_jobs(
         self, tenant: str, *, status: JobStatus | None, limit: int, after: str | None
     ) -> tuple[list[JobRecord], bool]:
-        """Newest first, OpenAI-style cursor pagination; ``has_more`` is exact."""
-        index = self._k.tenant_jobs(tenant)
+        """Newest first, OpenAI-style cursor pagination; ``has_more`` is exact. Each shard keeps
+        the index of the jobs queued on it; the pages are merged by creation order."""
         upper = "+"
         if after:
-            ix, owner = await awaited(self._redis.hmget(self._k.job(after), ["ix", "tenant"]))
+            ix, owner = await awaited(
+                self._redis.hmget(self._k.for_job(after).job(after), ["ix", "tenant"])
+            )
             if ix is None or owner != tenant:
                 return [], False
             upper = f"({ix}"
@@ -135,26 +162,53 @@ class JobQueue:
         page = max(limit * 2, 50)
         scanned = 0
         while len(found) <= limit and scanned < 5000:
-            entries = await self._redis.xrevrange(index, max=upper, min="-", count=page)
+            entries = await self._index_page(tenant, upper, page)
             if not entries:
                 break
             scanned += len(entries)
-            upper = f"({entries[-1][0]}"
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for _eid, fields in entries:
-                    pipe.hgetall(self._k.job(fields["j"]))
-                hashes: list[dict[str, str]] = await pipe.execute()
-            gone = []
-            for (eid, fields), h in zip(entries, hashes, strict=True):
-                if not h:
-                    gone.append(eid)  # the job's record expired: its index entry goes too
+            upper = f"({entries[-1][1]}"
+            records = await self._records([fields["j"] for _, _, fields in entries])
+            gone: dict[str, list[str]] = {}
+            for (shard, eid, fields), h in zip(entries, records, strict=True):
+                if not h:  # the job's record expired: its index entry goes too
+                    gone.setdefault(shard, []).append(eid)
                     continue
                 record = JobRecord.from_hash(fields["j"], h)
                 if status is None or record.status is status:
                     found.append(record)
-            if gone:
-                await self._redis.xdel(index, *gone)
+            for shard, ids in gone.items():
+                await self._redis.xdel(self._k.on(shard).tenant_jobs(tenant), *ids)
         return found[:limit], len(found) > limit
+
+    async def _index_page(
+        self, tenant: str, upper: str, page: int
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """The next entries below ``upper`` of every shard's index, newest first, as (shard,
+        entry id, fields). A shard that returned a full page bounds the merge: older entries of
+        the others wait for the next page, so none is skipped."""
+        merged: list[tuple[str, str, dict[str, str]]] = []
+        floor: tuple[int, int] | None = None
+        for shard in self._k.shards:
+            index = self._k.on(shard).tenant_jobs(tenant)
+            entries = await self._redis.xrevrange(index, max=upper, min="-", count=page)
+            merged.extend((shard, eid, fields) for eid, fields in entries)
+            if len(entries) == page:
+                last = stream_id_key(entries[-1][0])
+                floor = last if floor is None else max(floor, last)
+        merged.sort(key=lambda e: stream_id_key(e[1]), reverse=True)
+        if floor is not None:
+            merged = [e for e in merged if stream_id_key(e[1]) >= floor]
+        return merged
+
+    async def _records(self, job_ids: list[str]) -> list[dict[str, str]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self._k.for_job(job_id).job(job_id))
+            hashes: list[dict[str, str]] = await pipe.execute()
+        for i, h in enumerate(hashes):
+            if h.get("status") == MOVED:
+                hashes[i] = await self._record(job_ids[i])
+        return hashes
 
     async def events_after(self, job_id: str, after: str | None) -> list[JobEvent]:
         """Replay the log after ``after`` (exclusive); a queued job has only its implicit event.
@@ -168,7 +222,8 @@ class JobQueue:
             if key == LAST_STREAM_ID:
                 return []
             lo = f"({format_stream_id(key)}"
-        entries = await self._redis.xrange(self._k.events(job_id), min=lo)
+        k = await self.locate(job_id)
+        entries = await self._redis.xrange(k.events(job_id), min=lo)
         if not entries and after is None:
             return [
                 JobEvent("0-1", "queued", orjson.dumps({"id": job_id, "status": "queued"}).decode())

@@ -8,6 +8,7 @@ A claim records its jobs' queue wait, a finish the job's whole duration (docs/me
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ import orjson
 
 from anygate.broker import job_timing
 from anygate.broker.client_keys import ClientKeyBox
+from anygate.broker.handoff import HandOff, HandOffRequest
 from anygate.broker.job_log import JobLog
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import ClaimedJob, JobStatus
@@ -25,7 +27,7 @@ from anygate.broker.script_calls.claim import ClaimArgs, ClaimKeys, claim
 from anygate.broker.script_calls.finish import FinishArgs, FinishKeys, finish, usage_record
 from anygate.broker.script_calls.heartbeat import HeartbeatArgs, HeartbeatKeys, heartbeat
 from anygate.broker.script_calls.reclaim import ReclaimArgs, ReclaimKeys, reclaim
-from anygate.broker.script_calls.requeue import RequeueArgs, RequeueKeys, requeue
+from anygate.broker.script_calls.requeue import RequeueArgs, RequeueKeys, encode_model, requeue
 from anygate.broker.scripts import Scripts
 from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
@@ -37,7 +39,10 @@ def _json(value: Any) -> str:
 
 
 class Leases:
-    def __init__(self, scripts: Scripts, keys: KeySpace, config: AnygateConfig) -> None:
+    def __init__(
+        self, scripts: Scripts, keys: KeySpace, config: AnygateConfig, handoff: HandOff
+    ) -> None:
+        self._handoff = handoff
         self._scripts = scripts
         self._k = keys
         self._queue = config.queue
@@ -59,8 +64,9 @@ class Leases:
     ) -> list[ClaimedJob]:
         """Claim up to ``max_jobs``. ``token``: a claim whose reply was lost is repeated with
         the same token, and answers with the jobs the first call took (``claim-13.lua``)."""
+        k = self._k.for_pool(pool)
         args = ClaimArgs(
-            prefix=self._k.prefix,
+            prefix=k.prefix,
             pool=pool,
             worker_id=worker_id,
             lease_ms=self._lease_ms,
@@ -70,7 +76,9 @@ class Leases:
             in_flight_caps=self.in_flight_caps,
             token=token,
         )
-        jobs = await claim(self._scripts, ClaimKeys.of(self._k, pool), args)
+        jobs = await claim(self._scripts, ClaimKeys.of(k, pool), args)
+        if k.shard:
+            jobs = [dataclasses.replace(job, shard=k.shard) for job in jobs]
         self.log.started(jobs, pool, worker_id)
         job_timing.claimed(jobs, pool)
         return jobs
@@ -83,8 +91,9 @@ class Leases:
         """Append events, in order, in one call; False means this attempt no longer owns the
         job: stop working on it. ``first_seq``: the first event's number in this attempt (the
         attempt's first event is 1), which makes a repeated call append nothing twice."""
-        args = AppendArgs(self._k.prefix, job.id, job.attempt, etype, first_seq, data)
-        return await append(self._scripts, AppendKeys.of(self._k, job.id), args) is not None
+        k = self._k.on(job.shard)
+        args = AppendArgs(k.prefix, job.id, job.attempt, etype, first_seq, data)
+        return await append(self._scripts, AppendKeys.of(k, job.id), args) is not None
 
     async def finish(
         self,
@@ -100,8 +109,9 @@ class Leases:
     ) -> bool:
         """Record the outcome, and a success's usage in the tenant's day and month; False when
         another attempt (or a cancel) got there first."""
+        k = self._k.on(job.shard)
         args = FinishArgs(
-            prefix=self._k.prefix,
+            prefix=k.prefix,
             job_id=job.id,
             attempt=job.attempt,
             status=JobStatus.SUCCEEDED if succeeded else JobStatus.FAILED,
@@ -113,7 +123,7 @@ class Leases:
             history_json=_json(history_entry) if history_entry else "",
             usage_record=usage_record(job.model, usage, datetime.now(UTC)) if succeeded else "",
         )
-        recorded = await finish(self._scripts, FinishKeys.of(self._k, job.id, pool), args)
+        recorded = await finish(self._scripts, FinishKeys.of(k, job.id, pool), args)
         self.log.finished(
             job, pool, recorded=recorded, succeeded=succeeded, error=error, cost_usd=cost_usd
         )
@@ -135,8 +145,31 @@ class Leases:
     ) -> bool:
         """Back to a queue: this pool's, or ``to_pool`` when the route falls back elsewhere."""
         target = to_pool or pool
+        k = self._k.on(job.shard)
+        if self._k.shard_of_pool(target) != k.shard:  # a pool on another shard
+            request = HandOffRequest(
+                pool=pool,
+                target_pool=target,
+                target_step=job.step if to_step is None else to_step,
+                reason=reason,
+                refund_attempt=refund_attempt,
+                delay_ms=int(delay_s * 1000),
+                history_json=_json(history_entry) if history_entry else "",
+                next_model_json=encode_model(next_model),
+            )
+            recorded = await self._handoff.send(job, request)
+            self.log.requeued(
+                job,
+                pool,
+                recorded=recorded,
+                reason=reason,
+                refund_attempt=refund_attempt,
+                delay_s=delay_s,
+                to_step=to_step,
+            )
+            return recorded
         args = RequeueArgs(
-            prefix=self._k.prefix,
+            prefix=k.prefix,
             job_id=job.id,
             attempt=job.attempt,
             delay_ms=int(delay_s * 1000),
@@ -147,7 +180,7 @@ class Leases:
             history_json=_json(history_entry) if history_entry else "",
             next_model=next_model,
         )
-        keys = RequeueKeys.of(self._k, job.id, pool, target)
+        keys = RequeueKeys.of(k, job.id, pool, target)
         recorded = await requeue(self._scripts, keys, args)
         self.log.requeued(
             job,
@@ -169,8 +202,9 @@ class Leases:
     ) -> list[str]:
         """Extend leases and publish the worker's registry value; returns the ids this worker
         no longer owns."""
-        args = HeartbeatArgs(self._k.prefix, worker_id, self._lease_ms, registry, jobs)
-        return await heartbeat(self._scripts, HeartbeatKeys.of(self._k, pool), args)
+        k = self._k.for_pool(pool)
+        args = HeartbeatArgs(k.prefix, worker_id, self._lease_ms, registry, jobs)
+        return await heartbeat(self._scripts, HeartbeatKeys.of(k, pool), args)
 
     async def reclaim(self, pool: str, limit: int = 100) -> int:
         """Redeliver jobs whose lease lapsed; the count, or ``IN_GRACE`` (-1) while the grace
@@ -182,8 +216,9 @@ class Leases:
         # control plane: a gap much longer than that (and than a heartbeat's period) means
         # Redis, not the processes, was away.
         stall_ms = int(max(3 * q.reclaim_interval_s, 2 * q.heartbeat_interval_s, 3.0) * 1000)
+        k = self._k.for_pool(pool)
         args = ReclaimArgs(
-            prefix=self._k.prefix,
+            prefix=k.prefix,
             max_lost=q.max_attempts,
             limit=limit,
             ttl_s=self._ttl_s,
@@ -192,4 +227,7 @@ class Leases:
             stall_ms=stall_ms,
             lease_ms=lease_ms,
         )
-        return await reclaim(self._scripts, ReclaimKeys.of(self._k, pool), args)
+        count = await reclaim(self._scripts, ReclaimKeys.of(k, pool), args)
+        if len(k.shards) > 1:
+            await self._handoff.sweep(k.shard)
+        return count

@@ -150,6 +150,9 @@ class ClaimedJob:
     queued_ms: int = 0
     """When the job entered the lane it was claimed from (Redis's clock, ms); 0 for a job
     claimed from the redeliveries (a retry, a lost lease: it waited a chosen delay)."""
+    shard: str = ""
+    """The shard the job was claimed on (its pool's; docs/scaling.md), which holds its keys
+    whatever shard its id names (a job handed off from another shard)."""
 
     @property
     def synchronous(self) -> bool:

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from anygate.broker.cluster_connection import as_cluster
 from anygate.broker.connection import awaited
 
 MAX_BATCH = 512
@@ -69,8 +70,20 @@ class AutoPipeline:
         task.add_done_callback(self._inflight.discard)
 
     async def _send(self, batch: list[_Call]) -> None:
+        cluster = as_cluster(self._redis)
+        if cluster is not None:
+            await cluster.initialize()
+            groups: dict[int, tuple[Redis, list[_Call]]] = {}
+            for call in batch:
+                client = cluster.node_client(call.keys[0])
+                groups.setdefault(id(client), (client, []))[1].append(call)
+            await asyncio.gather(*(self._send_to(c, calls) for c, calls in groups.values()))
+        else:
+            await self._send_to(self._redis, batch)
+
+    async def _send_to(self, redis: Redis, batch: list[_Call]) -> None:
         try:
-            replies = await self._round_trip(batch)
+            replies = await self._round_trip(redis, batch)
         except BaseException as exc:  # the whole round trip failed: every caller hears of it
             for call in batch:
                 _settle(call.future, exc)
@@ -78,7 +91,8 @@ class AutoPipeline:
                 raise
             return
         for call, reply in zip(batch, replies, strict=True):
-            if isinstance(reply, NoScriptError):  # Redis restarted or flushed its scripts
+            if isinstance(reply, NoScriptError) or _redirected(reply):
+                # Redis restarted or flushed its scripts; or (a cluster) the slot moved
                 try:
                     _settle(call.future, await self._one(call))
                 except Exception as exc:
@@ -86,12 +100,12 @@ class AutoPipeline:
             else:
                 _settle(call.future, reply)
 
-    async def _round_trip(self, batch: list[_Call]) -> list[Any]:
+    async def _round_trip(self, redis: Redis, batch: list[_Call]) -> list[Any]:
         """One write and the replies, on a connection taken from the pool: what a redis-py
         pipeline does, without its per-command bookkeeping (a visible cost in py-spy profiles
         of the API and worker). Error replies come back in their slots; a connection that
         dropped before anything was sent is retried once on a fresh one."""
-        pool = self._redis.connection_pool
+        pool = redis.connection_pool
         commands = [("EVALSHA", call.sha, len(call.keys), *call.keys, *call.args) for call in batch]
         for attempt in (1, 2):
             conn = await pool.get_connection()
@@ -121,10 +135,17 @@ class AutoPipeline:
         raise AssertionError("unreachable")
 
     async def _one(self, call: _Call) -> Any:
-        """A call whose script Redis does not know (restarted, flushed): load it, call again."""
+        """A call whose script Redis does not know (restarted, flushed): load it, call again;
+        on a cluster, through the cluster client, which loads it on every node and follows a
+        moved slot."""
         await awaited(self._redis.script_load(call.source))
         command = ("EVALSHA", call.sha, len(call.keys), *call.keys, *call.args)
         return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+
+
+def _redirected(reply: Any) -> bool:
+    """A cluster's MOVED or ASK: the slot is served elsewhere now (the cluster grew)."""
+    return isinstance(reply, ResponseError) and str(reply).startswith(("MOVED ", "ASK "))
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:

@@ -11,7 +11,7 @@ and month by ``finish-6.lua``, in the periods named by ``usage_periods``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -66,10 +66,16 @@ def submit_limits(quotas: TenantQuotas, now: datetime) -> str:
     )
 
 
-def in_flight_caps(tenants: Iterable[TenantConfig | TenantRecord]) -> str:
-    """``claim-13.lua``'s ARGV 10: ``tenant=cap`` for each tenant with an in-flight cap."""
+def in_flight_caps(
+    tenants: Iterable[TenantConfig | TenantRecord], elsewhere: Mapping[str, int] | None = None
+) -> str:
+    """``claim-13.lua``'s ARGV 10: ``tenant=cap`` for each tenant with an in-flight cap, less
+    its running jobs on other shards (``elsewhere``; ``shard_quotas.py``)."""
+    held = elsewhere or {}
     return ",".join(
-        f"{t.id}={t.quotas.max_in_flight}" for t in tenants if t.quotas.max_in_flight is not None
+        f"{t.id}={max(0, t.quotas.max_in_flight - held.get(t.id, 0))}"
+        for t in tenants
+        if t.quotas.max_in_flight is not None
     )
 
 

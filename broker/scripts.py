@@ -108,6 +108,8 @@ SCRIPT_NAMES = (
     "ratewindow",
     "health",
     "requeuedead",
+    "handoff",
+    "adopt",
 )
 
 
@@ -137,3 +139,5 @@ class Scripts:
         self.ratewindow = bound["ratewindow"]
         self.health = bound["health"]
         self.requeuedead = bound["requeuedead"]
+        self.handoff = bound["handoff"]
+        self.adopt = bound["adopt"]

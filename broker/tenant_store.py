@@ -48,6 +48,10 @@ class TenantStore:
         self._redis = redis
         self._k = keys
 
+    @property
+    def redis(self) -> Redis:
+        return self._redis
+
     # --- tenants --------------------------------------------------------------------------
 
     async def get_tenant(self, tenant_id: str) -> TenantRecord | None:

@@ -76,8 +76,13 @@ class ServerConfig(_Strict):
 
 class RedisConfig(_Strict):
     url: str = "redis://127.0.0.1:6379/0"
+    """One server, or (``mode: cluster``) any node of the cluster: the client finds the rest."""
+    mode: Literal["standalone", "sentinel", "cluster"] = "standalone"
+    """``cluster``: a Redis Cluster, the broker sharded over it (docs/scaling.md): each pool's
+    queues and jobs live under the hash tag of the pool's shard (``pools.<name>.shard``, by
+    default the pool's own name), everything else under the namespace's own tag."""
     namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "main"
-    """Every key carries ``{namespace}`` as its hash tag: one namespace is one cluster slot."""
+    """Every key carries ``{namespace}`` (or ``{namespace:shard}``) as its hash tag."""
     socket_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     max_connections: Annotated[int, Field(gt=0)] = 256
     durability: Literal["standard", "strict"] = "standard"
@@ -271,6 +276,10 @@ class FilesConfig(_Strict):
 
 class PoolConfig(_Strict):
     concurrency: Annotated[int, Field(ge=1, le=10_000)] = 64
+    shard: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] | None = None
+    """The shard (a hash tag, so a cluster slot) that holds this pool's queues and jobs
+    (docs/scaling.md). Unset: the pool's own name on a cluster, the namespace's shard
+    otherwise. Pools may share a shard; a fallback between pools of two shards is a hand-off."""
 
 
 class TenantQuotas(_Strict):
@@ -470,6 +479,17 @@ class AnygateConfig(_Strict):
 
     def pool(self, name: str) -> PoolConfig:
         return self.pools.get(name, PoolConfig())
+
+    def shard_of(self, pool: str) -> str:
+        """The shard a pool's queues and jobs live on; ``""`` is the namespace's own (home)."""
+        explicit = self.pool(pool).shard
+        if explicit is not None:
+            return explicit
+        return pool.replace(".", "-") if self.redis.mode == "cluster" else ""
+
+    def pool_shards(self) -> dict[str, str]:
+        """Every provider's pool and its shard (a pool exists for each provider)."""
+        return {pool: self.shard_of(pool) for pool in self.providers}
 
     def provider_key(self, name: str) -> SecretStr | None:
         ref = self.providers[name].api_key

@@ -36,7 +36,7 @@ STATS_MAX_AGE_S = 1.0
 class Planner:
     def __init__(self, config: AnygateConfig, redis: Redis, health: HealthView) -> None:
         self._config = config
-        self._registry = WorkerRegistry(redis, KeySpace(config.redis.namespace))
+        self._registry = WorkerRegistry(redis, KeySpace.of(config))
         self._selector = RouteSelector()
         self._health = health
         self._stats: dict[str, DeploymentStats] = {}

@@ -62,6 +62,8 @@ class EmbeddedRedis:
     appendfsync: AppendFsync = "everysec"
     binary: str = field(default_factory=find_redis_server)
     env: Mapping[str, str] | None = None
+    extra_args: tuple[str, ...] = ()
+    """Further ``redis-server`` options (``--cluster-enabled yes`` for a cluster node)."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,6 +94,7 @@ class EmbeddedRedis:
             "yes",
             "--logfile",
             str(self.data_dir / "redis.log"),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             args,

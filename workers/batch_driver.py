@@ -36,6 +36,7 @@ from anygate.broker.batch_store import Batch, BatchStore
 from anygate.broker.connection import awaited
 from anygate.broker.errors import AnygateError
 from anygate.broker.file_store import FileStore, FileWriter
+from anygate.broker.keys import MOVED
 from anygate.broker.redis_link import is_outage
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
@@ -232,7 +233,9 @@ class BatchDriver:
 
     async def _enqueue(self, job: Any) -> Enqueued | Rejected:
         try:
-            return await self._broker.enqueue(job, new_job_id())
+            return await self._broker.enqueue(
+                job, new_job_id(self._broker.keys.shard_of_pool(job.pool))
+            )
         except AnygateError as exc:  # a spent budget: this line cannot run
             return Rejected(0, job.custom_id, exc.code or "refused", exc.message)
 
@@ -349,10 +352,22 @@ class BatchDriver:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids:
                     pipe.hmget(
-                        self._k.job(job_id), ["status", "result", "error", "custom_id", "usage"]
+                        self._k.for_job(job_id).job(job_id),
+                        ["status", "result", "error", "custom_id", "usage", "moved_to"],
                     )
                 rows = await pipe.execute()
-            for job_id, (status, result, error, custom_id, used) in zip(job_ids, rows, strict=True):
+            for n, row in enumerate(rows):
+                if row[0] == MOVED:  # handed off to another shard: read it there
+                    job_id = job_ids[n]
+                    rows[n] = await awaited(
+                        self._redis.hmget(
+                            self._k.on(row[5]).job(job_id),
+                            ["status", "result", "error", "custom_id", "usage", "moved_to"],
+                        )
+                    )
+            for job_id, (status, result, error, custom_id, used, _) in zip(
+                job_ids, rows, strict=True
+            ):
                 line, ok = _output_line(job_id, status, result, error, custom_id)
                 await (out if ok else err).write(orjson.dumps(line) + b"\n")
                 n_out, n_err = (n_out + 1, n_err) if ok else (n_out, n_err + 1)

@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from anygate.broker.connection import awaited
 from anygate.broker.keys import KeySpace
 from anygate.broker.quotas import usage_periods
+from anygate.broker.shard_sums import sum_fields
 from anygate.broker.tenant_store import TenantStore
 from anygate.broker.tenants import TenantRecord
 from anygate.config import BudgetWarningsConfig
@@ -72,11 +73,15 @@ class BudgetWatch:
             self._announced.clear()
             return []
         periods = usage_periods(now)
+        shards = [self._k.on(shard) for shard in self._k.shards]
         async with self._redis.pipeline(transaction=False) as pipe:
             for t in tenants:
-                pipe.hgetall(self._k.tenant_usage(t.id, periods.day))
-                pipe.hgetall(self._k.tenant_usage(t.id, periods.month))
-            hashes: list[dict[str, str]] = await pipe.execute()
+                for period in (periods.day, periods.month):
+                    for on in shards:  # each shard holds the usage of the jobs that ran on it
+                        pipe.hgetall(on.tenant_usage(t.id, period))
+            parts: list[dict[str, str]] = await pipe.execute()
+        n = len(shards)
+        hashes = [sum_fields(parts[i : i + n]) for i in range(0, len(parts), n)]
         current: list[tuple[TenantRecord, Crossing]] = []
         for i, tenant in enumerate(tenants):
             day, month = Usage.from_hash(hashes[2 * i]), Usage.from_hash(hashes[2 * i + 1])

@@ -41,22 +41,24 @@ PRUNE_BATCH = 500
 async def prune_job_indexes(ctx: dict[str, Any]) -> int:
     """Drop index entries whose job record has expired; bounded work per tenant per run."""
     config: AnygateConfig = ctx["config"]
-    keys = KeySpace(config.redis.namespace)
+    keys = KeySpace.of(config)
     redis = ctx["anygate_redis"]
     removed = 0
     # every tenant that ever was, deleted ones too: their jobs' records expire all the same
     for tenant_id in await TenantStore(redis, keys).all_ids():
-        index = keys.tenant_jobs(tenant_id)
-        oldest = await redis.xrange(index, count=PRUNE_BATCH)
-        if not oldest:
-            continue
-        async with redis.pipeline(transaction=False) as pipe:
-            for _eid, fields in oldest:
-                pipe.exists(keys.job(fields["j"]))
-            alive = await pipe.execute()
-        gone = [eid for (eid, _f), ok in zip(oldest, alive, strict=True) if not ok]
-        if gone:
-            removed += int(await redis.xdel(index, *gone))
+        for shard in keys.shards:  # each shard indexes the jobs queued on it
+            on = keys.on(shard)
+            index = on.tenant_jobs(tenant_id)
+            oldest = await redis.xrange(index, count=PRUNE_BATCH)
+            if not oldest:
+                continue
+            async with redis.pipeline(transaction=False) as pipe:
+                for _eid, fields in oldest:
+                    pipe.exists(keys.for_job(fields["j"]).job(fields["j"]))
+                alive = await pipe.execute()
+            gone = [eid for (eid, _f), ok in zip(oldest, alive, strict=True) if not ok]
+            if gone:
+                removed += int(await redis.xdel(index, *gone))
     if removed:
         log.info("pruned expired jobs from tenant indexes", removed=removed)
     return removed
@@ -97,19 +99,20 @@ async def hand_over_job_webhooks(ctx: dict[str, Any]) -> int:
     deliveries. Enqueued before they leave the list, and deduplicated by arq's job id, so a
     crash in between delivers twice at worst (the delivery id lets a receiver drop it)."""
     redis = ctx["anygate_redis"]
-    keys: KeySpace = ctx["keys"]
     handed = 0
-    while job_ids := await redis.lrange(keys.job_webhooks, 0, 99):
-        for job_id in job_ids:
-            h = await redis.hgetall(keys.job(job_id))
-            if h.get("webhook_url"):
-                record = JobRecord.from_hash(job_id, h)
-                event = f"job.{record.status.value}"
-                await enqueue_webhook(ctx, h["webhook_url"], event, job_id, record.to_api())
-                handed += 1
-            # each id leaves the list by itself: a trim by count would drop ids another run
-            # (an overlapping tick, a second control process) had not handed over yet
-            await redis.lrem(keys.job_webhooks, 1, job_id)
+    for shard in ctx["keys"].shards:  # a job is listed on the shard it ended on
+        keys: KeySpace = ctx["keys"].on(shard)
+        while job_ids := await redis.lrange(keys.job_webhooks, 0, 99):
+            for job_id in job_ids:
+                h = await redis.hgetall(keys.job(job_id))
+                if h.get("webhook_url"):
+                    record = JobRecord.from_hash(job_id, h)
+                    event = f"job.{record.status.value}"
+                    await enqueue_webhook(ctx, h["webhook_url"], event, job_id, record.to_api())
+                    handed += 1
+                # each id leaves the list by itself: a trim by count would drop ids another
+                # run (an overlapping tick, a second control process) had not handed over yet
+                await redis.lrem(keys.job_webhooks, 1, job_id)
     return handed
 
 

@@ -104,7 +104,7 @@ class _Session:
     async def start(
         cls, config: AnygateConfig, redis: Redis, link: RedisLink, leftovers: _Leftovers
     ) -> _Session:
-        keys = KeySpace(config.redis.namespace)
+        keys = KeySpace.of(config)
         pool = _arq_pool(config, keys)
         try:
             await pool.ping()
@@ -235,7 +235,7 @@ def _cluster_series(
         return None
     collector = ClusterCollector(
         redis,
-        KeySpace(config.redis.namespace),
+        KeySpace.of(config),
         config,
         tenant_label=config.metrics.tenant_label,
     )

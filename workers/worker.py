@@ -106,7 +106,7 @@ class Worker:
         self._slots_gauge, self._busy_gauge = worker_slots(settings.pool)
         self._slots_gauge.set(settings.concurrency)
         self._gate = RateGate(broker, config.queue, config.tenants)
-        self._tenants = TenantView(broker.tenants, broker, self._gate)
+        self._tenants = TenantView(broker.tenants, broker, self._gate, settings.pool)
         self._guard = DeploymentGuard(broker, HealthView(), config.queue.breaker)
         self._disposition = JobDisposition(
             broker, settings.pool, config.queue, self._guard, self._gate

@@ -42,6 +42,22 @@ local function count(hash, n, ...)
   redis.call('HINCRBY', hash, table.concat(parts, '|'), string.format('%d', n))
 end
 
+-- The namespace's own prefix, from any shard's ('ag:{ns:shard}:' → 'ag:{ns}:'): channels that
+-- one process listens to for every shard (its reply channel, a worker's control channel) carry it.
+local function home_of(prefix)
+  return 'ag:{' .. string.match(prefix, '^ag:{([^:}]*)') .. '}:'
+end
+
+-- A job's channel is named by the shard its id names ('job_<random>.<shard>'; no suffix: the
+-- namespace's own), wherever the job lives now: watchers follow a job handed off to another
+-- shard (handoff-5.lua) unawares. Channels are not keys: publishing one touches no slot.
+-- keys.py's KeySpace.job_channel is the Python twin.
+local function job_channel(prefix, job_id)
+  local shard = string.match(job_id, '%.([%w_%-]+)$')
+  local ns = string.match(prefix, '^ag:{([^:}]*)')
+  return 'ag:{' .. ns .. (shard and (':' .. shard) or '') .. '}:n:' .. job_id
+end
+
 -- Append one event to a job's log and announce it on the job's channel; returns the message as
 -- published. The message is the one codec of an event on the wire (read by
 -- ``JobEvent.from_message``): its stream id, type, attempt ('' when the event belongs to none) and
@@ -61,7 +77,7 @@ local function record(prefix, job_id, etype, data, attempt)
     id = redis.call('XADD', ev, '*', 't', etype, 'd', data)
   end
   local message = id .. '\n' .. etype .. '\n' .. (attempt or '') .. '\n' .. data
-  redis.call('PUBLISH', key_of(prefix, 'n', job_id), message)
+  redis.call('PUBLISH', job_channel(prefix, job_id), message)
   return message
 end
 
@@ -69,7 +85,8 @@ end
 -- message per call of a script, its events joined by ASCII 30, which JSON text never contains.
 local function reply(prefix, job_id, reply_to, messages)
   if reply_to then
-    redis.call('PUBLISH', key_of(prefix, 'reply', reply_to), job_id .. '\n' .. table.concat(messages, '\30'))
+    redis.call('PUBLISH', key_of(home_of(prefix), 'reply', reply_to),
+      job_id .. '\n' .. table.concat(messages, '\30'))
   end
 end
 
@@ -96,9 +113,16 @@ end
 -- count of ended lines reaches its total).
 local function batch_job_ended(prefix, batch_id, status)
   local bk = key_of(prefix, 'batch', batch_id)
-  if redis.call('EXISTS', bk) == 0 then return end
+  if prefix ~= home_of(prefix) then
+    -- a shard other than the batch's own (docs/scaling.md): counted here, summed by its readers
+    -- (batch_store.py); kept a while after the last count, as a batch keeps its jobs
+    bk = key_of(prefix, 'bdone', batch_id)
+  elseif redis.call('EXISTS', bk) == 0 then
+    return
+  end
   redis.call('HINCRBY', bk, 'n_' .. status, 1)
   redis.call('HINCRBY', bk, 'n_done', 1)
+  if prefix ~= home_of(prefix) then redis.call('EXPIRE', bk, 2592000) end
 end
 
 -- Make a terminal job's traces expire; queued and running jobs never expire (no silent loss).

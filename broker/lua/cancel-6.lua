@@ -32,7 +32,7 @@ else
   redis.call('ZREM', KEYS[2], job_id)
   redis.call('HINCRBY', KEYS[5], 'inflight', -1)
   redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[2], -1)
-  redis.call('PUBLISH', key_of(prefix, 'ctl', f[7]), CONTROL.CANCEL .. ' ' .. job_id)
+  redis.call('PUBLISH', key_of(home_of(prefix), 'ctl', f[7]), CONTROL.CANCEL .. ' ' .. job_id)
 end
 redis.call('HSET', KEYS[1], 'status', STATUS.CANCELLED, 'finished_ms', now, 'where', '',
   'error', cjson.encode({message = 'the job was cancelled', type = 'cancelled',

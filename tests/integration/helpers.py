@@ -37,7 +37,7 @@ async def enqueue(
         idempotency_key=idempotency_key,
         deadline_ms=deadline_ms,
     )
-    return await broker.enqueue(job, new_job_id())
+    return await broker.enqueue(job, new_job_id(broker.keys.shard_of_pool("openai")))
 
 
 async def claim_one(broker: Broker, worker: str = "w1") -> ClaimedJob | None:

@@ -261,7 +261,7 @@ async def test_non_streamed_chat_job_is_answered_by_one_upstream_call(
     config = parse_config(stack.tree)
     redis = create_redis(config.redis)
     try:
-        job_id = new_job_id()
+        job_id = new_job_id(config.shard_of("openai"))
         body = orjson.dumps(
             {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "plain"}]}
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 from anygate.config import AnygateConfig, parse_config
@@ -16,6 +17,13 @@ def hash_key(key: str) -> str:
 
 TENANT_KEYS = {"acme": "sk-test-acme-0123456789", "globex": "sk-test-globex-0123456789"}
 MOCK_KEY_ENV = "ANYGATE_TEST_MOCK_KEY"
+REDIS_MODE_ENV = "ANYGATE_TEST_REDIS_MODE"
+"""``cluster``: every test's Redis is a local 3-master Redis Cluster and every config says
+``redis.mode: cluster`` (tests/cluster runs the core suites so)."""
+
+
+def redis_mode() -> str:
+    return os.environ.get(REDIS_MODE_ENV, "standalone")
 FAILING_MODEL = "gpt-primary-down"
 
 
@@ -28,7 +36,7 @@ def config_tree(
     **sections: Any,
 ) -> dict[str, Any]:
     tree: dict[str, Any] = {
-        "redis": {"url": redis_url, "namespace": namespace},
+        "redis": {"url": redis_url, "namespace": namespace, "mode": redis_mode()},
         "providers": {
             "openai": {
                 "kind": "openai",

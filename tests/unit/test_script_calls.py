@@ -25,6 +25,7 @@ from anygate.broker.script_calls.enqueue import (
     decode_enqueue,
 )
 from anygate.broker.script_calls.finish import FinishArgs, FinishKeys, usage_record
+from anygate.broker.script_calls.handoff import AdoptKeys, HandOffKeys
 from anygate.broker.script_calls.health import (
     BreakerState,
     HealthKeys,
@@ -56,6 +57,8 @@ KEYS: dict[str, ScriptKeys] = {
     "ratewindow": RateWindowKeys.of(K, "openai:rpm"),
     "health": HealthKeys.of(K, "openai:gpt-4o-mini"),
     "requeuedead": RequeueDeadKeys.of(K, "openai", "j1"),
+    "handoff": HandOffKeys.of(K, "j1", "openai"),
+    "adopt": AdoptKeys.of(K, "j1", "openai"),
 }
 
 
