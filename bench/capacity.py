@@ -60,16 +60,19 @@ import uvloop
 from broker_bench import BODY, CHUNK, enqueue_many, process_cpu_s
 from loadgen import wrk
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from run import _git_state, _keep_logs, _on_sigterm, _redis_version
 from scenarios import CHAT_PATH, PLAIN, STREAMED
 from stack import KEY, POOL, TENANT, Stack, config_tree, write_config
 
 from anygate.broker import Broker, ClaimedJob, NewJob, create_redis, new_job_id
+from anygate.broker.keys import shard_prefix
 from anygate.broker.scripts import SCRIPT_NAMES, Scripts
 from anygate.config import Priority, parse_config
 from anygate.ops.embedded_redis import EmbeddedRedis
 from anygate.ops.logging import configure_logging
 from anygate.ops.processes import free_port
+from anygate.ops.redis_cluster import LocalRedisCluster, slot_ranges
 
 HERE = Path(__file__).resolve().parent
 WORKER_ID = "capacity-bench"
@@ -645,10 +648,6 @@ def machine_busy_s() -> float:
 def shard_names(namespace: str, masters: int) -> list[str]:
     """One shard name per master of a ``LocalRedisCluster``: the first of ``s0``, ``s1`` … whose
     hash tag lands in that master's slot range, so each pool's keys live on a master of its own."""
-    from redis.crc import key_slot  # noqa: PLC0415 - only this part needs it
-
-    from anygate.broker.keys import shard_prefix  # noqa: PLC0415
-    from anygate.ops.redis_cluster import slot_ranges  # noqa: PLC0415
 
     found: dict[int, str] = {}
     for i in range(100_000):
@@ -750,6 +749,8 @@ async def drain_shards(
     per_pool = {}
     for pool, shard in shards.items():
         d = delta(before[shard], after[shard])
+        if d.of("evalsha")[0] < n:  # a claim and a finish per job at the least
+            raise RuntimeError(f"{label}: pool {pool}'s scripts did not run on its master")
         seconds = done[pool] - first[pool]
         per_pool[pool] = {
             "shard": shard,
@@ -784,8 +785,6 @@ SHARD_FIGURES = [
 def shard_scaling(work: Path, n: int, reps: int) -> dict[str, Any]:
     """One 3-master local cluster: 1 pool on one master, then 3 pools on 3 masters, ``reps``
     times back to back; medians and the 3 ÷ 1 ratio (``report.side_by_side``)."""
-    from anygate.ops.redis_cluster import LocalRedisCluster  # noqa: PLC0415
-
     samples: dict[str, dict[str, list[float]]] = {
         "one": defaultdict(list),
         "three": defaultdict(list),
@@ -798,7 +797,9 @@ def shard_scaling(work: Path, n: int, reps: int) -> dict[str, Any]:
                 label = f"{config}{rep}"
                 names = shard_names(label, 3)
                 shards = dict(zip(SHARD_POOLS[:count], names[:count], strict=True))
-                nodes = {s: cluster.nodes[i].port for i, s in enumerate(names)}
+                nodes = {
+                    s: cluster.node_of_slot(key_slot(shard_prefix(label, s))).port for s in names
+                }
                 result = uvloop.run(drain_shards(cluster.url, nodes, work, shards, n, label))
                 runs.append({"config": config, "rep": rep, **result})
                 for key, _label, _unit in SHARD_FIGURES:

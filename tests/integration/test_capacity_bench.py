@@ -37,7 +37,7 @@ def test_capacity_bench_smoke(tmp_path: Path) -> None:
     out, logs = tmp_path / "capacity.json", tmp_path / "logs"
     argv = [sys.executable, str(ROOT / "bench" / "capacity.py"), "--jobs", "200"]
     argv += ["--seconds", "1", "--attribution-seconds", "1", "--out", str(out), "--logs", str(logs)]
-    argv += ["--no-shards"]
+    argv += ["--shard-jobs", "200", "--shard-reps", "1", "--reps", "1"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=150, cwd=ROOT, check=False)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
@@ -71,6 +71,15 @@ def test_capacity_bench_smoke(tmp_path: Path) -> None:
             _positive(row, f"attribution {kind} {row['command']}")
         assert sum(row["share"] for row in att["rows"]) == pytest.approx(1)
     assert "script append" in {row["command"] for row in doc["attribution"]["stream"]["rows"]}
+
+    shards = doc["shards"]["figures"]
+    for key in ("jobs_per_s_per_shard", "jobs_per_s", "redis_cpu_us_per_job", "redis_busy_pct"):
+        for config in ("one", "three"):
+            assert shards[key][config]["median"] > 0, (key, config, shards[key])
+        assert shards[key]["three_over_one"]["of_medians"] > 0
+    three = next(r for r in doc["shards"]["runs"] if r["config"] == "three")
+    ports = {pool["node_port"] for pool in three["pools"].values()}
+    assert len(ports) == 3, f"the three pools' shards are not on three masters: {three['pools']}"
 
     plans = doc["model"]["plans"]
     assert [p["rate"] for p in plans] == [1_000, 10_000, 100_000]
