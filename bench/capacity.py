@@ -798,7 +798,8 @@ def shard_scaling(work: Path, n: int, reps: int) -> dict[str, Any]:
                 names = shard_names(label, 3)
                 shards = dict(zip(SHARD_POOLS[:count], names[:count], strict=True))
                 nodes = {
-                    s: cluster.node_of_slot(key_slot(shard_prefix(label, s))).port for s in names
+                    s: cluster.node_of_slot(key_slot(shard_prefix(label, s).encode())).port
+                    for s in names
                 }
                 result = uvloop.run(drain_shards(cluster.url, nodes, work, shards, n, label))
                 runs.append({"config": config, "rep": rep, **result})
