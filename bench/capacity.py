@@ -687,12 +687,12 @@ async def _drains(
     workers: list[asyncio.subprocess.Process],
     work: Path,
     label: str,
-) -> tuple[dict[str, float], dict[str, float], float]:
+) -> tuple[dict[str, float], dict[str, float], float, float]:
     """Poll every pool until it is drained: when each one's first claim and last finish were
-    seen, and the machine's busy CPU seconds at the first claim of all."""
+    seen, and at the first claim of all the machine's busy CPU seconds and the workers'."""
     first: dict[str, float] = {}
     done: dict[str, float] = {}
-    busy_first = 0.0
+    busy_first = workers_first = 0.0
     deadline = time.monotonic() + 60 + n / 200
     while len(done) < len(shards):
         for pool in shards:
@@ -704,6 +704,7 @@ async def _drains(
             if pool not in first and (queued < n or inflight):
                 if not first:  # the machine's CPU from the first claim of all
                     busy_first = machine_busy_s()
+                    workers_first = sum(process_cpu_s(w.pid) for w in workers)
                 first[pool] = now
             if pool in first and queued == 0 and inflight == 0:
                 done[pool] = now
@@ -711,7 +712,7 @@ async def _drains(
             tails = log_tails(work, f"{label}-*-noop.log")
             raise RuntimeError(f"{label}: drain did not finish ({done} of {list(shards)})\n{tails}")
         await asyncio.sleep(0.02)
-    return first, done, busy_first
+    return first, done, busy_first, workers_first
 
 
 async def drain_shards(
@@ -736,8 +737,11 @@ async def drain_shards(
         for pool in shards:
             log = work / f"{label}-{pool}-noop.log"
             workers.append(await start_noop_worker(cfg_path, log, DRAIN_CONCURRENCY, pool))
-        first, done, busy_first = await _drains(broker, shards, n, workers, work, label)
+        first, done, busy_first, workers_first = await _drains(
+            broker, shards, n, workers, work, label
+        )
         busy = machine_busy_s() - busy_first
+        workers_busy = sum(process_cpu_s(w.pid) for w in workers) - workers_first
         span = max(done.values()) - min(first.values())
         after = {shard: await snap(c) for shard, c in node_clients.items()}
     finally:
@@ -769,6 +773,7 @@ async def drain_shards(
         ),
         "redis_busy_pct": 100 * statistics.mean(p["redis_busy_share"] for p in per_pool.values()),
         "machine_busy_cores": busy / span,
+        "worker_busy_pct": 100 * workers_busy / span / len(shards),
         "cores": os.cpu_count(),
     }
 
@@ -778,7 +783,8 @@ SHARD_FIGURES = [
     ("jobs_per_s", "drain, jobs/s in all", "jobs/s"),
     ("redis_cpu_us_per_job", "Redis CPU per job (on its shard)", "µs"),
     ("redis_busy_pct", "Redis main thread busy, each master", "%"),
-    ("machine_busy_cores", "machine busy", "cores"),
+    ("worker_busy_pct", "no-op worker process busy, each", "%"),
+    ("machine_busy_cores", "machine busy (all its processes)", "cores"),
 ]
 
 

@@ -73,7 +73,7 @@ def test_capacity_bench_smoke(tmp_path: Path) -> None:
     assert "script append" in {row["command"] for row in doc["attribution"]["stream"]["rows"]}
 
     shards = doc["shards"]["figures"]
-    for key in ("jobs_per_s_per_shard", "jobs_per_s", "redis_cpu_us_per_job", "redis_busy_pct"):
+    for key in ("jobs_per_s_per_shard", "jobs_per_s", "redis_cpu_us_per_job", "worker_busy_pct"):
         for config in ("one", "three"):
             assert shards[key][config]["median"] > 0, (key, config, shards[key])
         assert shards[key]["three_over_one"]["of_medians"] > 0
