@@ -30,7 +30,9 @@ Redis Cluster of three masters (``anygate.ops.redis_cluster``). Five parts:
    master of its own (``pools.<name>.shard``), one no-op worker process per pool: jobs/s per
    shard, the 3 ÷ 1 ratio, each master's CPU per job and busy share, the machine's busy cores.
 
-Prints the tables and the sizing table of ``capacity_model`` and writes
+Helpers live next to it: ``redis_accounting`` (INFO and SLOWLOG), ``noop_jobs`` (jobs and no-op
+worker processes), ``shard_drains`` (part 5), ``capacity_model`` (the arithmetic). Prints the
+tables and the sizing table of ``capacity_model`` and writes
 ``bench/results/capacity-<day>[-HHMMSS].json``. On a 2-core machine the processes share two
 cores with wrk: CPU time per request stays meaningful, requests/s do not.
 """
@@ -42,13 +44,10 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Awaitable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -56,23 +55,39 @@ import capacity_model
 import click
 import report
 import scenarios
+import shard_drains
 import uvloop
-from broker_bench import BODY, CHUNK, enqueue_many, process_cpu_s
+from broker_bench import enqueue_many, process_cpu_s
 from loadgen import wrk
+from noop_jobs import (
+    DRAIN_CONCURRENCY,
+    SETTLE_S,
+    in_chunks,
+    new_job,
+    start_noop_worker,
+    stop_process,
+)
 from redis.asyncio import Redis
-from redis.crc import key_slot
+from redis_accounting import (
+    Delta,
+    Snap,
+    attribute,
+    attribution_rows,
+    delta,
+    idle_rate,
+    load_scripts,
+    script_names,
+    snap,
+)
 from run import _git_state, _keep_logs, _on_sigterm, _redis_version
 from scenarios import CHAT_PATH, PLAIN, STREAMED
-from stack import KEY, POOL, TENANT, Stack, config_tree, write_config
+from stack import KEY, POOL, Stack, config_tree, write_config
 
-from anygate.broker import Broker, ClaimedJob, NewJob, create_redis, new_job_id
-from anygate.broker.keys import shard_prefix
-from anygate.broker.scripts import SCRIPT_NAMES, Scripts
-from anygate.config import Priority, parse_config
+from anygate.broker import Broker, ClaimedJob, create_redis, new_job_id
+from anygate.config import parse_config
 from anygate.ops.embedded_redis import EmbeddedRedis
 from anygate.ops.logging import configure_logging
 from anygate.ops.processes import free_port
-from anygate.ops.redis_cluster import LocalRedisCluster, slot_ranges
 
 HERE = Path(__file__).resolve().parent
 WORKER_ID = "capacity-bench"
@@ -90,98 +105,11 @@ RESULT = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * 200}}],
 }
 USAGE = {"prompt_tokens": 40, "completion_tokens": 50, "total_tokens": 90}
-DRAIN_CONCURRENCY = 64
 HTTP_CONNS = 64
-IGNORED = frozenset(
-    {"info", "slowlog", "config", "client", "hello", "ping", "select", "multi", "exec"}
-)
-"""The bench's own reads of Redis and connection set-up, left out of the per-job figures."""
 SLOWLOG_MAX = 200_000
-SETTLE_S = 0.5
-"""Before and after a wrk run: the previous run's last requests, and those wrk cut off, finish."""
-
-
-# --- Redis's own accounting -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Snap:
-    """``INFO commandstats`` and ``INFO cpu`` at one moment."""
-
-    t: float
-    cpu_s: float
-    """Main thread, user + system: the one a shard's throughput is bound by."""
-    process_cpu_s: float
-    """The whole process: main thread plus AOF fsync and other background threads."""
-    commands: dict[str, tuple[int, int]]
-    """command → (calls, usec)."""
-
-
-async def snap(redis: Redis) -> Snap:
-    stats = await redis.info("commandstats")
-    cpu = await redis.info("cpu")
-    commands = {
-        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
-        for name, v in stats.items()
-    }
-    return Snap(
-        t=time.perf_counter(),
-        cpu_s=float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"]),
-        process_cpu_s=float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
-        commands=commands,
-    )
-
-
-@dataclass(frozen=True)
-class Delta:
-    seconds: float
-    cpu_us: float
-    process_cpu_us: float
-    commands: dict[str, tuple[int, int]]
-
-    def of(self, command: str) -> tuple[int, int]:
-        return self.commands.get(command, (0, 0))
-
-
-def delta(before: Snap, after: Snap, idle_cpu_us_per_s: float = 0.0) -> Delta:
-    """``after - before``; ``idle_cpu_us_per_s``: Redis's own background ticks (``serverCron``),
-    taken off the CPU so a slow phase is not charged for the clock."""
-    seconds = after.t - before.t
-    idle = idle_cpu_us_per_s * seconds
-    commands: dict[str, tuple[int, int]] = {}
-    for name, (calls, usec) in after.commands.items():
-        was = before.commands.get(name, (0, 0))
-        if name not in IGNORED and calls > was[0]:
-            commands[name] = (calls - was[0], usec - was[1])
-    return Delta(
-        seconds=seconds,
-        cpu_us=(after.cpu_s - before.cpu_s) * 1e6 - idle,
-        process_cpu_us=(after.process_cpu_s - before.process_cpu_s) * 1e6 - idle,
-        commands=commands,
-    )
-
-
-async def idle_rate(redis: Redis, seconds: float = 2.0) -> float:
-    """Redis's main-thread CPU µs per second with no client: its cron, the AOF's fsync."""
-    before = await snap(redis)
-    await asyncio.sleep(seconds)
-    after = await snap(redis)
-    return (after.cpu_s - before.cpu_s) * 1e6 / (after.t - before.t)
 
 
 # --- 1. Phases ------------------------------------------------------------------------------
-
-
-def new_job(stream: bool) -> NewJob:
-    return NewJob(
-        tenant=TENANT,
-        pool=POOL,
-        endpoint=CHAT_PATH,
-        model="bench-model",
-        body=BODY,
-        priority=Priority.STANDARD,
-        stream=stream,
-    )
 
 
 async def _claim_all(broker: Broker, n: int, per_call: int) -> list[ClaimedJob]:
@@ -199,16 +127,11 @@ async def _claim_all(broker: Broker, n: int, per_call: int) -> list[ClaimedJob]:
     return claimed
 
 
-async def _in_chunks(items: list[Any], call: Callable[[Any], Awaitable[object]]) -> None:
-    for start in range(0, len(items), CHUNK):
-        await asyncio.gather(*(call(item) for item in items[start : start + CHUNK]))
-
-
 async def _enqueue(broker: Broker, n: int, stream: bool) -> None:
     if not stream:
         await enqueue_many(broker, n)
         return
-    await _in_chunks(list(range(n)), lambda _: broker.enqueue(new_job(True), new_job_id()))
+    await in_chunks(list(range(n)), lambda _: broker.enqueue(new_job(True), new_job_id()))
 
 
 async def _finish(broker: Broker, jobs: list[ClaimedJob]) -> None:
@@ -216,7 +139,7 @@ async def _finish(broker: Broker, jobs: list[ClaimedJob]) -> None:
         if not await broker.finish(job, POOL, succeeded=True, result=RESULT, usage=USAGE):
             raise RuntimeError(f"finish of {job.id} was refused")
 
-    await _in_chunks(jobs, one)
+    await in_chunks(jobs, one)
 
 
 async def _append(broker: Broker, jobs: list[ClaimedJob]) -> None:
@@ -227,7 +150,7 @@ async def _append(broker: Broker, jobs: list[ClaimedJob]) -> None:
             if not await broker.append(job, "chunk", CHUNK_EVENT, first_seq=seq):
                 raise RuntimeError(f"append to {job.id} was refused")
 
-        await _in_chunks(jobs, one)
+        await in_chunks(jobs, one)
 
 
 RATE_WINDOW_MS = 60_000
@@ -247,7 +170,7 @@ async def _rate_take(broker: Broker, jobs: list[ClaimedJob]) -> None:
         if not admission.admitted:
             raise RuntimeError(f"rate take of {entry} refused")
 
-    await _in_chunks(jobs, one)
+    await in_chunks(jobs, one)
 
 
 async def _rate_settle(broker: Broker, jobs: list[ClaimedJob]) -> None:
@@ -258,7 +181,7 @@ async def _rate_settle(broker: Broker, jobs: list[ClaimedJob]) -> None:
         await broker.take_rate("tpm:bench", RATE_WINDOW_MS, RATE_LIMIT, entry, 100)
         await broker.settle_rate("tpm:bench", RATE_WINDOW_MS, entry, USAGE["total_tokens"])
 
-    await _in_chunks(jobs, one)
+    await in_chunks(jobs, one)
 
 
 def phase_figures(name: str, script: str, jobs: int, d: Delta) -> dict[str, Any]:
@@ -342,38 +265,6 @@ async def _wait_drained(
         if proc.returncode is not None or time.monotonic() > deadline:
             raise RuntimeError(f"drain did not finish: {stats}, worker rc {proc.returncode}")
         await asyncio.sleep(0.02)
-
-
-async def start_noop_worker(
-    config_path: Path, log: Path, concurrency: int = DRAIN_CONCURRENCY, pool: str = POOL
-) -> asyncio.subprocess.Process:
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(HERE / "noop_worker.py"),
-            str(config_path),
-            str(concurrency),
-            pool,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-
-def log_tails(work: Path, pattern: str) -> str:
-    return "\n".join(
-        f"--- {log.name} ---\n{log.read_text()[-1500:]}" for log in sorted(work.glob(pattern))
-    )
-
-
-async def stop_process(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await asyncio.wait_for(proc.wait(), 5)
 
 
 async def drain(redis_url: str, work: Path, n: int) -> dict[str, Any]:
@@ -503,65 +394,6 @@ async def http_cpu(
     return out
 
 
-async def load_scripts(redis: Redis) -> None:
-    """``SCRIPT LOAD`` every broker script first: a measured phase's first calls would otherwise
-    be answered NOSCRIPT and sent again, counting two calls (and two parses) per job."""
-    scripts = Scripts(redis)
-    for name in SCRIPT_NAMES:
-        await redis.script_load(getattr(scripts, name).spec.source)
-
-
-def script_names() -> dict[str, str]:
-    """SHA → script name, from the very sources the broker loads."""
-    scripts = Scripts(Redis())  # never connects: only the SHAs are read
-    return {getattr(scripts, name).spec.sha: name for name in SCRIPT_NAMES}
-
-
-def _text(value: object) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-SCRIPT_CLIENT = "?:0"
-"""SLOWLOG's client address for the commands a script runs: already inside its EVALSHA's time."""
-
-
-def attribute(entries: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
-    """SLOWLOG entries → calls and µs per top-level command (a script by its name); the commands
-    scripts ran inside are counted apart (``inner``): their time is in their script's."""
-    calls: Counter[str] = Counter()
-    usec: Counter[str] = Counter()
-    inner: Counter[str] = Counter()
-    for entry in entries:
-        words = _text(entry["command"]).split(" ", 2)
-        command = words[0].lower()
-        if _text(entry.get("client_address", "")) == SCRIPT_CLIENT:
-            inner[command] += 1
-            continue
-        if command in IGNORED:
-            continue
-        if command in ("evalsha", "eval") and len(words) > 1:
-            sha = words[1] if command == "evalsha" else ""
-            command = f"script {names.get(sha, 'unknown')}"
-        calls[command] += 1
-        usec[command] += int(entry["duration"])
-    return {"calls": dict(calls), "usec": dict(usec), "inner": dict(inner)}
-
-
-def attribution_rows(found: dict[str, Any], requests: int) -> list[dict[str, Any]]:
-    total = sum(found["usec"].values())
-    rows = [
-        {
-            "command": command,
-            "calls_per_request": calls / requests,
-            "us_per_call": found["usec"][command] / calls,
-            "us_per_request": found["usec"][command] / requests,
-            "share": found["usec"][command] / total,
-        }
-        for command, calls in found["calls"].items()
-    ]
-    return sorted(rows, key=lambda r: -r["us_per_request"])
-
-
 def attribution(stack: Stack, redis_url: str, seconds: float, work: Path) -> dict[str, Any]:
     """A short run of each kind with every command in SLOWLOG; checked against commandstats."""
     names = script_names()
@@ -631,212 +463,6 @@ def attribution(stack: Stack, redis_url: str, seconds: float, work: Path) -> dic
             flush=True,
         )
     return out
-
-
-# --- 5. Jobs/s per shard: 1 pool on 1 shard against 3 pools on 3 shards -----------------------
-
-SHARD_POOLS = ("p0", "p1", "p2")
-
-
-def machine_busy_s() -> float:
-    """CPU seconds every core of the machine has been busy (``/proc/stat``), all processes."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def shard_names(namespace: str, masters: int) -> list[str]:
-    """One shard name per master of a ``LocalRedisCluster``: the first of ``s0``, ``s1`` … whose
-    hash tag lands in that master's slot range, so each pool's keys live on a master of its own."""
-
-    found: dict[int, str] = {}
-    for i in range(100_000):
-        slot = key_slot(shard_prefix(namespace, f"s{i}").encode())
-        for master, (low, high) in enumerate(slot_ranges(masters)):
-            if low <= slot <= high:
-                found.setdefault(master, f"s{i}")
-        if len(found) == masters:
-            return [found[m] for m in range(masters)]
-    raise RuntimeError("no shard name for every master")
-
-
-def cluster_tree(url: str, namespace: str, shards: dict[str, str]) -> dict[str, Any]:
-    """``stack.config_tree`` in cluster mode, with one provider (so one pool) per entry of
-    ``shards`` (pool → shard)."""
-    tree = config_tree(url, namespace)
-    provider = tree["providers"][POOL]
-    tree["redis"]["mode"] = "cluster"
-    tree["providers"] = {pool: provider for pool in shards}
-    tree["models"] = {
-        f"model-{pool}": {"deployments": [{"provider": pool, "model": "mock-model"}]}
-        for pool in shards
-    }
-    tree["pools"] = {pool: {"shard": shard} for pool, shard in shards.items()}
-    return tree
-
-
-async def _enqueue_pool(broker: Broker, pool: str, shard: str, n: int) -> None:
-    job = replace(new_job(False), pool=pool, model=f"model-{pool}")
-    await _in_chunks(list(range(n)), lambda _: broker.enqueue(job, new_job_id(shard)))
-
-
-async def _drains(
-    broker: Broker,
-    shards: dict[str, str],
-    n: int,
-    workers: list[asyncio.subprocess.Process],
-    work: Path,
-    label: str,
-) -> tuple[dict[str, float], dict[str, float], float, float]:
-    """Poll every pool until it is drained: when each one's first claim and last finish were
-    seen, and at the first claim of all the machine's busy CPU seconds and the workers'."""
-    first: dict[str, float] = {}
-    done: dict[str, float] = {}
-    busy_first = workers_first = 0.0
-    deadline = time.monotonic() + 60 + n / 200
-    while len(done) < len(shards):
-        for pool in shards:
-            if pool in done:
-                continue
-            stats = await broker.pool_stats(pool)
-            queued, inflight = int(stats.get("queued", 0)), int(stats.get("inflight", 0))
-            now = time.perf_counter()
-            if pool not in first and (queued < n or inflight):
-                if not first:  # the machine's CPU from the first claim of all
-                    busy_first = machine_busy_s()
-                    workers_first = sum(process_cpu_s(w.pid) for w in workers)
-                first[pool] = now
-            if pool in first and queued == 0 and inflight == 0:
-                done[pool] = now
-        if time.monotonic() > deadline or any(w.returncode is not None for w in workers):
-            tails = log_tails(work, f"{label}-*-noop.log")
-            raise RuntimeError(f"{label}: drain did not finish ({done} of {list(shards)})\n{tails}")
-        await asyncio.sleep(0.02)
-    return first, done, busy_first, workers_first
-
-
-async def drain_shards(
-    url: str, nodes: dict[str, int], work: Path, shards: dict[str, str], n: int, label: str
-) -> dict[str, Any]:
-    """``n`` jobs queued in each pool, then one no-op worker per pool (concurrency 64), all at
-    once: each pool's drain from its first claim to its last finish, and each node's Redis CPU.
-
-    ``nodes``: shard → port of the master that holds it."""
-    tree = cluster_tree(url, label, shards)
-    config = parse_config(tree)
-    cfg_path = write_config(work / f"{label}.yaml", tree)
-    redis = create_redis(config.redis)
-    broker = Broker(redis, config)
-    node_clients = {shard: Redis(port=nodes[shard]) for shard in shards.values()}
-    workers: list[asyncio.subprocess.Process] = []
-    try:
-        for pool, shard in shards.items():
-            await _enqueue_pool(broker, pool, shard, n)
-        await asyncio.sleep(SETTLE_S)
-        before = {shard: await snap(c) for shard, c in node_clients.items()}
-        for pool in shards:
-            log = work / f"{label}-{pool}-noop.log"
-            workers.append(await start_noop_worker(cfg_path, log, DRAIN_CONCURRENCY, pool))
-        first, done, busy_first, workers_first = await _drains(
-            broker, shards, n, workers, work, label
-        )
-        busy = machine_busy_s() - busy_first
-        workers_busy = sum(process_cpu_s(w.pid) for w in workers) - workers_first
-        span = max(done.values()) - min(first.values())
-        after = {shard: await snap(c) for shard, c in node_clients.items()}
-    finally:
-        for proc in workers:
-            await stop_process(proc)
-        for client in node_clients.values():
-            await client.aclose()
-        await redis.aclose()
-    per_pool = {}
-    for pool, shard in shards.items():
-        d = delta(before[shard], after[shard])
-        if d.of("evalsha")[0] < n:  # a claim and a finish per job at the least
-            raise RuntimeError(f"{label}: pool {pool}'s scripts did not run on its master")
-        seconds = done[pool] - first[pool]
-        per_pool[pool] = {
-            "shard": shard,
-            "node_port": nodes[shard],
-            "jobs_per_s": n / seconds,
-            "redis_cpu_us_per_job": d.cpu_us / n,
-            "redis_busy_share": d.cpu_us / 1e6 / seconds,
-        }
-    return {
-        "pools": per_pool,
-        "jobs": n * len(shards),
-        "jobs_per_s": n * len(shards) / span,
-        "jobs_per_s_per_shard": n * len(shards) / span / len(shards),
-        "redis_cpu_us_per_job": statistics.mean(
-            p["redis_cpu_us_per_job"] for p in per_pool.values()
-        ),
-        "redis_busy_pct": 100 * statistics.mean(p["redis_busy_share"] for p in per_pool.values()),
-        "machine_busy_cores": busy / span,
-        "worker_busy_pct": 100 * workers_busy / span / len(shards),
-        "cores": os.cpu_count(),
-    }
-
-
-SHARD_FIGURES = [
-    ("jobs_per_s_per_shard", "drain, jobs/s per shard", "jobs/s"),
-    ("jobs_per_s", "drain, jobs/s in all", "jobs/s"),
-    ("redis_cpu_us_per_job", "Redis CPU per job (on its shard)", "µs"),
-    ("redis_busy_pct", "Redis main thread busy, each master", "%"),
-    ("worker_busy_pct", "no-op worker process busy, each", "%"),
-    ("machine_busy_cores", "machine busy (all its processes)", "cores"),
-]
-
-
-def shard_scaling(work: Path, n: int, reps: int) -> dict[str, Any]:
-    """One 3-master local cluster: 1 pool on one master, then 3 pools on 3 masters, ``reps``
-    times back to back; medians and the 3 ÷ 1 ratio (``report.side_by_side``)."""
-    samples: dict[str, dict[str, list[float]]] = {
-        "one": defaultdict(list),
-        "three": defaultdict(list),
-    }
-    runs: list[dict[str, Any]] = []
-    with LocalRedisCluster(work / "cluster", masters=3) as cluster:
-        for rep in range(reps):
-            order = (("one", 1), ("three", 3))
-            for config, count in order if rep % 2 == 0 else order[::-1]:
-                label = f"{config}{rep}"
-                names = shard_names(label, 3)
-                shards = dict(zip(SHARD_POOLS[:count], names[:count], strict=True))
-                nodes = {
-                    s: cluster.node_of_slot(key_slot(shard_prefix(label, s).encode())).port
-                    for s in names
-                }
-                result = uvloop.run(drain_shards(cluster.url, nodes, work, shards, n, label))
-                runs.append({"config": config, "rep": rep, **result})
-                for key, _label, _unit in SHARD_FIGURES:
-                    samples[config][key].append(result[key])
-                print(
-                    f"[capacity] {config} shard(s), rep {rep + 1}: "
-                    f"{result['jobs_per_s_per_shard']:,.0f} jobs/s per shard, "
-                    f"machine {result['machine_busy_cores']:.2f} cores busy",
-                    flush=True,
-                )
-    figures = report.side_by_side(
-        {k: dict(v) for k, v in samples.items()}, SHARD_FIGURES, (("three", "one"),)
-    )
-    return {"jobs_per_pool": n, "reps": reps, "figures": figures, "runs": runs}
-
-
-def shard_table(figures: dict[str, Any]) -> str:
-    out = [
-        "| figure | 1 pool, 1 shard | 3 pools, 3 shards | 3 ÷ 1 (paired) |",
-        "|---|---:|---:|---:|",
-    ]
-    for key, label, unit in SHARD_FIGURES:
-        row = figures[key]
-        ratio = row["three_over_one"]
-        out.append(
-            f"| {label} | {report.median_cell(row['one'], unit)} "
-            f"| {report.median_cell(row['three'], unit)} "
-            f"| {ratio['of_medians']:.2f} ({ratio['paired_median']:.2f}) |"
-        )
-    return "\n".join(out)
 
 
 # --- Tables -----------------------------------------------------------------------------------
@@ -1015,7 +641,9 @@ def main(**o: Any) -> None:
                 stack.close()
             redis_version = _redis_version(server.binary)
         if not o["no_shards"]:
-            document["shards"] = shard_scaling(work, o["shard_jobs"] or n, o["shard_reps"])
+            document["shards"] = shard_drains.shard_scaling(
+                work, o["shard_jobs"] or n, o["shard_reps"]
+            )
         if o["logs"]:
             _keep_logs(work, o["logs"])
     rows = document["phases"]["phases"]
@@ -1091,7 +719,7 @@ def main(**o: Any) -> None:
             "\nNo-op drain on a 3-master local cluster, one worker process per pool "
             f"({document['shards']['jobs_per_pool']:,} jobs per pool):\n"
         )
-        click.echo(shard_table(document["shards"]["figures"]))
+        click.echo(shard_drains.shard_table(document["shards"]["figures"]))
     click.echo(f"\nwall {document['meta']['wall_s']} s; written to {path}")
 
 
