@@ -1,7 +1,8 @@
 """A real ``Worker`` whose provider call does nothing: measures the broker, not an upstream.
 
-Run as a process of its own (``python bench/noop_worker.py CONFIG CONCURRENCY``), as production
-workers are, so the figures include the worker loop, leases, heartbeats and every script call.
+Run as a process of its own (``python bench/noop_worker.py CONFIG CONCURRENCY [POOL]``, the pool
+``bench`` by default), as production workers are, so the figures include the worker loop,
+leases, heartbeats and every script call.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ class NoopAdapter:
         return None
 
 
-async def main(config_path: str, concurrency: int) -> None:
+async def main(config_path: str, concurrency: int, pool: str = "bench") -> None:
     config = load_config(config_path)
     redis = create_redis(config.redis)
+    await redis.ping()  # a cluster client learns its slot map from the first command
     subs = Subscriptions(redis)
     await subs.start()
-    settings = WorkerSettings("bench", new_worker_id("bench"), concurrency)
+    settings = WorkerSettings(pool, new_worker_id(pool), concurrency)
     worker = Worker(config, settings, Broker(redis, config), subs, NoopAdapter())
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.stop)
@@ -45,4 +47,4 @@ async def main(config_path: str, concurrency: int) -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main(sys.argv[1], int(sys.argv[2])))
+    uvloop.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4]))

@@ -50,7 +50,7 @@ FIGURES = [
 ]
 SUMMARY_KEYS = [f.key for f in FIGURES if f.summary]
 PEER_KEYS = ["added_latency_p50_ms", "added_latency_p99_ms", "throughput_rps", "stream_rps"]
-DECIMALS = {"ms": 2, "s": 2, "MiB": 1}
+DECIMALS = {"ms": 2, "s": 2, "MiB": 1, "cores": 2}
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -158,13 +158,14 @@ def peer_table(peers: dict[str, dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
-def results_path(directory: Path) -> Path:
-    """``<YYYY-MM-DD>.json`` (UTC); a second run the same day gets ``-HHMMSS``, never overwrites."""
+def results_path(directory: Path, prefix: str = "") -> Path:
+    """``<prefix><YYYY-MM-DD>.json`` (UTC); a second run the same day gets ``-HHMMSS``, never
+    overwrites."""
     directory.mkdir(parents=True, exist_ok=True)
     day = time.strftime("%Y-%m-%d", time.gmtime())
-    path = directory / f"{day}.json"
+    path = directory / f"{prefix}{day}.json"
     if path.exists():
-        path = directory / f"{day}-{time.strftime('%H%M%S', time.gmtime())}.json"
+        path = directory / f"{prefix}{day}-{time.strftime('%H%M%S', time.gmtime())}.json"
     return path
 
 
