@@ -48,6 +48,16 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # USER_HZ is 100 on Linux
 
 
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await asyncio.wait_for(proc.wait(), 5)
+
+
 async def redis_cpu_s(redis: Redis) -> float:
     info = await redis.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
@@ -135,13 +145,7 @@ async def drain_and_round_trip(
         out["redis_cpu_us_per_job"] = (await redis_cpu_s(redis) - redis_cpu) / n * 1e6
         out.update(await _round_trips(broker, redis, samples, DurabilityBarrier(redis, durability)))
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await asyncio.wait_for(proc.wait(), 5)
+        await stop_process(proc)
         await redis.aclose()
     return out
 

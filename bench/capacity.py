@@ -57,7 +57,7 @@ import report
 import scenarios
 import shard_drains
 import uvloop
-from broker_bench import enqueue_many, process_cpu_s
+from broker_bench import enqueue_many, process_cpu_s, stop_process
 from loadgen import wrk
 from noop_jobs import (
     DRAIN_CONCURRENCY,
@@ -65,7 +65,6 @@ from noop_jobs import (
     in_chunks,
     new_job,
     start_noop_worker,
-    stop_process,
 )
 from redis.asyncio import Redis
 from redis_accounting import (

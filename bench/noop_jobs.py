@@ -60,13 +60,3 @@ def log_tails(work: Path, pattern: str) -> str:
     return "\n".join(
         f"--- {log.name} ---\n{log.read_text()[-1500:]}" for log in sorted(work.glob(pattern))
     )
-
-
-async def stop_process(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await asyncio.wait_for(proc.wait(), 5)

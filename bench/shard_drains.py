@@ -20,7 +20,7 @@ from typing import Any
 
 import report
 import uvloop
-from broker_bench import process_cpu_s
+from broker_bench import process_cpu_s, stop_process
 from noop_jobs import (
     DRAIN_CONCURRENCY,
     SETTLE_S,
@@ -28,7 +28,6 @@ from noop_jobs import (
     log_tails,
     new_job,
     start_noop_worker,
-    stop_process,
 )
 from redis.asyncio import Redis
 from redis.crc import key_slot

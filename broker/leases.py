@@ -146,7 +146,7 @@ class Leases:
         """Back to a queue: this pool's, or ``to_pool`` when the route falls back elsewhere."""
         target = to_pool or pool
         k = self._k.on(job.shard)
-        if self._k.shard_of_pool(target) != k.shard:  # a pool on another shard
+        if self._k.shard_of_pool(target) != k.shard:  # a pool on another shard: hand it off
             request = HandOffRequest(
                 pool=pool,
                 target_pool=target,
@@ -158,30 +158,21 @@ class Leases:
                 next_model_json=encode_model(next_model),
             )
             recorded = await self._handoff.send(job, request)
-            self.log.requeued(
-                job,
-                pool,
-                recorded=recorded,
+        else:
+            args = RequeueArgs(
+                prefix=k.prefix,
+                job_id=job.id,
+                attempt=job.attempt,
+                delay_ms=int(delay_s * 1000),
                 reason=reason,
                 refund_attempt=refund_attempt,
-                delay_s=delay_s,
-                to_step=to_step,
+                target_pool=target,
+                target_step=job.step if to_step is None else to_step,
+                history_json=_json(history_entry) if history_entry else "",
+                next_model=next_model,
             )
-            return recorded
-        args = RequeueArgs(
-            prefix=k.prefix,
-            job_id=job.id,
-            attempt=job.attempt,
-            delay_ms=int(delay_s * 1000),
-            reason=reason,
-            refund_attempt=refund_attempt,
-            target_pool=target,
-            target_step=job.step if to_step is None else to_step,
-            history_json=_json(history_entry) if history_entry else "",
-            next_model=next_model,
-        )
-        keys = RequeueKeys.of(k, job.id, pool, target)
-        recorded = await requeue(self._scripts, keys, args)
+            keys = RequeueKeys.of(k, job.id, pool, target)
+            recorded = await requeue(self._scripts, keys, args)
         self.log.requeued(
             job,
             pool,
