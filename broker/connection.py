@@ -198,11 +198,13 @@ def connection_pool(
     """A pool for ``config``'s mode with ``options`` (``redis_options``, perhaps adjusted):
     ``standalone`` connects to ``redis.url``; ``sentinel`` asks the sentinels for the master
     on every new connection (docs/high-availability.md); ``cluster``: the node at ``redis.url``
-    alone (``create_redis`` builds the cluster client itself). ``blocking``: wait for a free
-    connection (``create_redis``) rather than fail (arq's client, which never holds many)."""
+    alone (``create_redis`` builds the cluster client itself, docs/scaling.md). ``blocking``:
+    wait for a free connection (``create_redis``) rather than fail (arq's client, which never
+    holds many)."""
     if config.mode == "sentinel":
         return _sentinel_pool(config, options, blocking=blocking)
-    # standalone; with a cluster, the node at ``url`` (arq's client keeps to that one node)
+    # standalone; with a cluster, the node at ``url`` (the control plane's arq client is given
+    # the home slot's node instead: workers/control_runner.py)
     url_options: dict[str, Any] = dict(parse_url(config.url))
     given = url_options.get("connection_class")
     if given is None:

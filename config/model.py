@@ -271,6 +271,12 @@ class RedisConfig(_Strict):
             raise ValueError(
                 "tls is not supported with mode cluster yet; a rediss:// url uses the system's CAs"
             )
+        if self.mode == "cluster" and self.durability == "strict":
+            raise ValueError(
+                "durability strict is not supported with mode cluster yet: a job's end reaches "
+                "its watchers from another node before its own node has fsynced it "
+                "(docs/scaling.md)"
+            )
         if self.mode == "standalone" and self.tls is not None and self.url.startswith("redis://"):
             raise ValueError("tls is set, but url is redis://; use rediss:// for TLS")
         if self.sentinel is not None and self.sentinel.tls and self.tls is None:

@@ -72,6 +72,7 @@ def test_url_alone_still_means_one_server() -> None:
         ),
         ({"mode": "replicated"}, "redis.mode", ""),
         ({"min_replicas_acked": -1}, "redis.min_replicas_acked", ""),
+        ({"mode": "cluster", "durability": "strict"}, "redis", "durability strict"),
     ],
 )
 def test_bad_settings_name_their_field(redis: dict[str, Any], path: str, words: str) -> None:
@@ -195,7 +196,7 @@ def test_sentinel_without_tls_uses_plain_connections() -> None:
         assert sentinel.connection_pool.connection_class.__name__ == "Connection"
 
 
-def test_cluster_mode_refuses_a_tls_section_and_gives_arq_the_seed_node() -> None:
+def test_cluster_mode_refuses_a_tls_section_and_a_pool_of_it_is_the_seed_node() -> None:
     found = problems({"mode": "cluster", "url": "rediss://x:1/0", "tls": {}})
     assert found[0][0] == "redis"
     assert "tls is not supported with mode cluster" in found[0][1]
