@@ -64,6 +64,10 @@ class JobQueue:
             raise ValueError(f"job id {job_id!r} does not name pool {job.pool!r}'s shard")
         quotas = job.quotas if job.quotas is not None else self._quotas.get(job.tenant, _UNLIMITED)
         now = datetime.now(UTC)
+        if job.idempotency_key and len(k.shards) > 1:
+            prior = await self._idempotent_elsewhere(k, job)
+            if prior is not None:
+                return prior
         if quotas.limits_submit and len(k.shards) > 1:
             held = await submit_elsewhere(self._redis, k, job.tenant, usage_periods(now))
             quotas = held.lower(quotas)
@@ -99,6 +103,29 @@ class JobQueue:
             mean_service_ms=reply.mean_service_ms,
             worker_slots=reply.worker_slots,
         )
+
+    async def _idempotent_elsewhere(self, k: KeySpace, job: NewJob) -> Enqueued | None:
+        """An idempotency key already used for a job on another shard (a route whose
+        deployments span pools on several shards may place the repeat elsewhere): that job, or
+        ``IdempotencyConflictError`` if its request differed. ``enqueue-6.lua`` checks the
+        job's own shard atomically; two first uses racing on two shards are not caught
+        (docs/scaling.md)."""
+        assert job.idempotency_key is not None
+        key_digest = digest(job.idempotency_key)
+        for shard in k.shards:
+            if shard == k.shard:
+                continue
+            on = k.on(shard)
+            prior: str | None = await awaited(
+                self._redis.get(on.idempotency(job.tenant, key_digest))
+            )
+            if prior is None:
+                continue
+            found = await awaited(self._redis.hget(self._k.for_job(prior).job(prior), "digest"))
+            if found is not None and found != digest(job.endpoint, job.body):
+                raise IdempotencyConflictError(prior)
+            return Enqueued(job_id=prior, created=False, place=0)
+        return None
 
     async def idempotent_job(self, tenant: str, idempotency_key: str) -> str | None:
         """The job an idempotency key already named for the tenant (as ``enqueue`` keeps it),

@@ -18,8 +18,15 @@ import redis
 from openai import OpenAI
 from redis.crc import key_slot
 
-from anygate.broker import KeySpace
-from anygate.config import parse_config
+from anygate.broker import (
+    Broker,
+    IdempotencyConflictError,
+    KeySpace,
+    NewJob,
+    create_redis,
+    new_job_id,
+)
+from anygate.config import Priority, parse_config
 from anygate.ops.redis_cluster import LocalRedisCluster, slot_ranges
 from tests.support.configs import FAILING_MODEL, TENANT_KEYS, config_tree
 from tests.support.eventually import eventually
@@ -27,6 +34,7 @@ from tests.support.mock import MockControl
 from tests.support.stack import Stack
 
 NAMESPACE = "cl"
+CHAT = "/v1/chat/completions"
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +239,40 @@ async def test_a_hand_off_cut_short_by_a_kill_ends_with_one_result(
 def _finished(url: str, headers: dict[str, str], job_id: str) -> dict[str, Any] | None:
     job: dict[str, Any] = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers).json()
     return job if job.get("status") in ("succeeded", "failed") else None
+
+
+async def test_an_idempotency_key_names_one_job_across_shards(
+    cluster: LocalRedisCluster, mock: MockControl
+) -> None:
+    """A route whose deployments span pools on two shards may place a repeat on the other
+    shard: the key still names the first job, and a different request under it is refused."""
+    config = parse_config(cluster_tree(cluster, mock.url, f"idem{os.getpid()}"))
+    client = create_redis(config.redis)
+    broker = Broker(client, config)
+    try:
+        body = b'{"model":"m","messages":[{"role":"user","content":"once"}]}'
+
+        def job(pool: str, payload: bytes = body) -> NewJob:
+            return NewJob(
+                "acme",
+                pool,
+                CHAT,
+                "gpt-4o-mini",
+                payload,
+                Priority.STANDARD,
+                idempotency_key="key-1",
+            )
+
+        first = await broker.enqueue(job("openai"), new_job_id(config.shard_of("openai")))
+        again = await broker.enqueue(job("gemini"), new_job_id(config.shard_of("gemini")))
+        assert again.job_id == first.job_id
+        assert not again.created
+        with pytest.raises(IdempotencyConflictError):
+            await broker.enqueue(
+                job("gemini", body.replace(b"once", b"twice")),
+                new_job_id(config.shard_of("gemini")),
+            )
+        stats = await broker.pool_stats("gemini")
+        assert int(stats.get("queued", 0)) == 0, "nothing queued on the second shard"
+    finally:
+        await client.aclose()
