@@ -26,6 +26,15 @@ from tests.support.processes import ManagedProcess, free_port
 ANYGATE = [sys.executable, "-m", "anygate.ops"]
 
 
+def layout_of(tree: dict[str, Any]) -> KeySpace:
+    """The key layout of a config tree: its namespace and, on a cluster, its pools' shards
+    (read without the rest of the ``redis`` section, which a subclass may rewrite)."""
+    redis_section = tree["redis"]
+    mode = "cluster" if redis_section.get("mode") == "cluster" else "standalone"
+    layout_tree = {**tree, "redis": {"namespace": redis_section["namespace"], "mode": mode}}
+    return KeySpace.of(parse_config(layout_tree))
+
+
 class Stack:
     def __init__(
         self, tmp_path: Path, tree: dict[str, Any], env: Mapping[str, str] | None = None
@@ -45,7 +54,7 @@ class Stack:
         # every process ever started here, also those a test killed and took off the lists
         self.started: list[ManagedProcess] = []
         self._redis = sync_redis(tree["redis"]["url"], tree["redis"].get("mode"))
-        self._keys = KeySpace.of(parse_config(tree))
+        self._keys = layout_of(tree)
 
     def start_api(self) -> str:
         port = free_port()
