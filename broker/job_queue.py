@@ -7,6 +7,7 @@ script (a job's record, its event log, the tenant's index).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -111,27 +112,28 @@ class JobQueue:
         job's own shard atomically; two first uses racing on two shards are not caught
         (docs/scaling.md)."""
         assert job.idempotency_key is not None
-        key_digest = digest(job.idempotency_key)
-        for shard in k.shards:
-            if shard == k.shard:
-                continue
-            on = k.on(shard)
-            prior: str | None = await awaited(
-                self._redis.get(on.idempotency(job.tenant, key_digest))
-            )
-            if prior is None:
-                continue
-            found = await awaited(self._redis.hget(self._k.for_job(prior).job(prior), "digest"))
-            if found is not None and found != digest(job.endpoint, job.body):
-                raise IdempotencyConflictError(prior)
-            return Enqueued(job_id=prior, created=False, place=0)
-        return None
+        others = [s for s in k.shards if s != k.shard]
+        prior = await self._idempotency_owner(job.tenant, job.idempotency_key, others)
+        if prior is None:
+            return None
+        found = await awaited(self._redis.hget(self._k.for_job(prior).job(prior), "digest"))
+        if found is not None and found != digest(job.endpoint, job.body):
+            raise IdempotencyConflictError(prior)
+        return Enqueued(job_id=prior, created=False, place=0)
 
     async def idempotent_job(self, tenant: str, idempotency_key: str) -> str | None:
         """The job an idempotency key already named for the tenant (as ``enqueue`` keeps it),
         or None."""
-        for shard in self._k.shards:  # kept on the shard of the job's pool
-            key = self._k.on(shard).idempotency(tenant, digest(idempotency_key))
+        return await self._idempotency_owner(tenant, idempotency_key, self._k.shards)
+
+    async def _idempotency_owner(
+        self, tenant: str, idempotency_key: str, shards: Sequence[str]
+    ) -> str | None:
+        """The job the key names on the first of ``shards`` that has it (a key is kept on the
+        shard of its job's pool)."""
+        key_digest = digest(idempotency_key)
+        for shard in shards:
+            key = self._k.on(shard).idempotency(tenant, key_digest)
             found: str | None = await awaited(self._redis.get(key))
             if found is not None:
                 return found
@@ -155,8 +157,15 @@ class JobQueue:
 
     async def _record(self, job_id: str) -> dict[str, str]:
         h: dict[str, str] = await awaited(self._redis.hgetall(self._k.for_job(job_id).job(job_id)))
+        return await self._followed(job_id, h)
+
+    async def _followed(self, job_id: str, h: dict[str, str]) -> dict[str, str]:
+        """``h``, or, when it is a forwarding record, the job's record on the shard it names."""
         if h.get("status") == MOVED and "moved_to" in h:
-            h = await awaited(self._redis.hgetall(self._k.on(h["moved_to"]).job(job_id)))
+            moved: dict[str, str] = await awaited(
+                self._redis.hgetall(self._k.on(h["moved_to"]).job(job_id))
+            )
+            return moved
         return h
 
     async def cancel(self, tenant: str, job_id: str, reason: str = DEFAULT_REASON) -> bool:
@@ -232,10 +241,7 @@ class JobQueue:
             for job_id in job_ids:
                 pipe.hgetall(self._k.for_job(job_id).job(job_id))
             hashes: list[dict[str, str]] = await pipe.execute()
-        for i, h in enumerate(hashes):
-            if h.get("status") == MOVED:
-                hashes[i] = await self._record(job_ids[i])
-        return hashes
+        return [await self._followed(job_id, h) for job_id, h in zip(job_ids, hashes, strict=True)]
 
     async def events_after(self, job_id: str, after: str | None) -> list[JobEvent]:
         """Replay the log after ``after`` (exclusive); a queued job has only its implicit event.

@@ -57,6 +57,14 @@ class KeySpace:
     """Pool → shard (``AnygateConfig.pool_shards``); a pool not named is on the home shard."""
     pinned: str | None = None
     """The shard this space is ``on``; ``None``: the home shard, job keys by their id."""
+    shards: tuple[str, ...] = ()
+    """Every shard in use, the home shard first: readers of shard keys visit each. Derived from
+    ``pool_shards`` once, and handed on by ``on``: the hot paths ask for it on every call."""
+
+    def __post_init__(self) -> None:
+        if not self.shards:
+            others = sorted({s for s in self.pool_shards.values() if s != HOME})
+            object.__setattr__(self, "shards", (HOME, *others))
 
     @classmethod
     def of(cls, config: AnygateConfig) -> KeySpace:
@@ -77,7 +85,7 @@ class KeySpace:
 
     def on(self, shard: str) -> KeySpace:
         """The same layout, seen from one shard (a worker's, or the one a job lives on)."""
-        return KeySpace(self.namespace, self.pool_shards, shard)
+        return KeySpace(self.namespace, self.pool_shards, shard, self.shards)
 
     def for_pool(self, pool: str) -> KeySpace:
         return self.on(self.shard_of_pool(pool))
@@ -87,12 +95,6 @@ class KeySpace:
 
     def shard_of_pool(self, pool: str) -> str:
         return self.pool_shards.get(pool, HOME)
-
-    @property
-    def shards(self) -> tuple[str, ...]:
-        """Every shard in use, the home shard first: readers of shard keys visit each."""
-        others = sorted({s for s in self.pool_shards.values() if s != HOME})
-        return (HOME, *others)
 
     def _job_prefix(self, job_id: str) -> str:
         return (
