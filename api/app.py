@@ -21,6 +21,7 @@ from anygate.api import (
     limits,
     metrics_endpoint,
     openai_compat,
+    openapi,
     usage,
 )
 from anygate.api.errors import EXCEPTION_HANDLERS
@@ -120,6 +121,7 @@ def create_app(config: AnygateConfig, *, watch_config: bool = False) -> Starlett
             *admin_ops.ROUTES,
             *usage.ROUTES,
             *metrics_endpoint.routes(config),
+            *openapi.routes(config),
         ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
