@@ -14,10 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 from starlette.routing import Route
 
 from anygate.api import create_app
@@ -30,6 +27,7 @@ from anygate.config import AnygateConfig, TenantSettings, parse_config
 from anygate.core.body import validate
 from anygate.core.schemas import BODY_MODELS, ChatCompletionBody, EmbeddingsBody, SubmitJob
 from anygate.core.translate import CHAT_FIELD_NAMES, gemini_request_to_chat
+from tests.support.openapi import pointer, validator_at
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "metrics-admin": {},
@@ -37,7 +35,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "metrics-port": {"metrics": {"api_access": "port", "api_port": 9464}},
     "metrics-off": {"metrics": {"enabled": False}},
 }
-DOC_URI = "urn:anygate:openapi"
 _CONVERTOR = re.compile(r"{([^}:]+):[^}]+}")
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -146,16 +143,6 @@ SERVER_CHECKS: dict[str, Callable[[Any], object]] = {
 """What each handler runs on its JSON body before anything is queued or stored."""
 
 
-def _pointer(*parts: str) -> str:
-    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def validator_at(doc: dict[str, Any], pointer: str) -> Draft202012Validator:
-    """A validator of the schema at ``pointer`` in the document, its ``$ref``s resolved."""
-    registry: Registry[Any] = Registry().with_resource(DOC_URI, DRAFT202012.create_resource(doc))
-    return Draft202012Validator({"$ref": f"{DOC_URI}#{pointer}"}, registry=registry)
-
-
 def json_bodies(doc: dict[str, Any]) -> dict[str, tuple[str, Any]]:
     """op id -> (pointer to its JSON body schema, its example)."""
     found = {}
@@ -163,10 +150,10 @@ def json_bodies(doc: dict[str, Any]) -> dict[str, tuple[str, Any]]:
         for method, op in item.items():
             content = op.get("requestBody", {}).get("content", {})
             if "application/json" in content:
-                pointer = _pointer(
+                at = pointer(
                     "paths", path, method, "requestBody", "content", "application/json", "schema"
                 )
-                found[op["operationId"]] = (pointer, content["application/json"].get("example"))
+                found[op["operationId"]] = (at, content["application/json"].get("example"))
     return found
 
 
