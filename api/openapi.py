@@ -2,7 +2,8 @@
 (docs/api.md#ops-endpoints).
 
 Built from the declarative rows of ``openapi_native``, ``openapi_admin`` and ``openapi_compat``
-with the components of ``openapi_components`` and ``openapi_schemas``; a unit test checks that
+with the components of ``openapi_components`` and the schemas of ``openapi_schemas`` (request
+models, native answers) and ``openapi_admin_schemas``; a unit test checks that
 its operations are exactly the app's routes (tests/unit/test_openapi.py). Like ``/healthz`` it
 needs no key: it says nothing a caller could not learn from docs/api.md. The document depends
 only on the code and on whether ``/metrics`` is routed here, so it is rendered once per process

@@ -10,13 +10,24 @@ against real answers by the live test (tests/integration/test_openapi_live.py).
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
 from anygate.api.admin import NewKey, NewTenant
 from anygate.api.admin_ops import RequeueDead
 from anygate.api.batches import CreateBatch
+from anygate.api.openapi_admin_schemas import ADMIN_SCHEMAS
+from anygate.api.openapi_jsonschema import (
+    BOOL,
+    INT,
+    NUM,
+    STR,
+    STR_MAP,
+    const,
+    deleted,
+    list_of,
+    nullable,
+    obj,
+)
 from anygate.api.openapi_table import JSON, schema_ref
 from anygate.broker import JobStatus
 from anygate.config import Priority, TenantSettings
@@ -55,41 +66,6 @@ def model_schemas() -> dict[str, JSON]:
             put(name, sub)
         put(model.__name__, schema)
     return found
-
-
-def nullable(schema: JSON) -> JSON:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def obj(properties: dict[str, JSON], *, optional: tuple[str, ...] = (), **extra: Any) -> JSON:
-    """An object whose every property is required unless named in ``optional``."""
-    required = [name for name in properties if name not in optional]
-    return {"type": "object", "properties": properties, "required": required, **extra}
-
-
-STR: JSON = {"type": "string"}
-INT: JSON = {"type": "integer"}
-NUM: JSON = {"type": "number"}
-BOOL: JSON = {"type": "boolean"}
-ANY: JSON = {}
-STR_MAP: JSON = {"type": "object", "additionalProperties": STR}
-
-
-def const(value: str) -> JSON:
-    return {"type": "string", "const": value}
-
-
-def list_of(item: JSON, **extra_properties: JSON) -> JSON:
-    """OpenAI's list shape (``api/paging.list_page``) holding ``item``s."""
-    properties: dict[str, JSON] = {
-        "object": const("list"),
-        "data": {"type": "array", "items": item},
-        "first_id": nullable(STR),
-        "last_id": nullable(STR),
-        "has_more": BOOL,
-        **extra_properties,
-    }
-    return obj(properties)
 
 
 SUBMIT_JOB_REQUEST: JSON = {
@@ -237,10 +213,6 @@ FILE: JSON = obj(
 )
 
 
-def deleted(kind: str) -> JSON:
-    return obj({"id": STR, "object": const(kind), "deleted": {"const": True}})
-
-
 USAGE_ROW: JSON = obj(
     {
         "object": const("usage"),
@@ -262,88 +234,6 @@ USAGE_TOTALS = obj(
         "completion_tokens": INT,
         "total_tokens": INT,
         "cost_usd": NUM,
-    }
-)
-
-TENANT: JSON = obj(
-    {
-        "object": const("tenant"),
-        "id": STR,
-        "weight": INT,
-        "disabled": BOOL,
-        "auth_mode": {"type": "string", "enum": ["gateway", "passthrough", "hybrid"]},
-        "quotas": schema_ref("TenantQuotas"),
-        "budget_webhook_url": nullable(STR),
-        "created_at": NUM,
-        "updated_at": NUM,
-        "source": {"type": "string", "enum": ["config", "admin"]},
-    }
-)
-
-API_KEY: JSON = obj(
-    {
-        "object": const("api_key"),
-        "id": STR,
-        "tenant": nullable(STR),
-        "name": STR,
-        "scopes": {"type": "array", "items": STR},
-        "redacted_value": STR,
-        "created_at": NUM,
-        "expires_at": nullable(NUM),
-        "rpm": nullable(INT),
-        "revoked_at": nullable(NUM),
-        "source": {"type": "string", "enum": ["config", "admin", "cli"]},
-    },
-    description="Never the key itself, except `key` in the answer that created it.",
-)
-
-LANE = obj({"class": STR, "tenant": STR, "depth": INT, "oldest_age_s": nullable(NUM)})
-
-QUEUE: JSON = obj(
-    {
-        "object": const("queue"),
-        "id": STR,
-        "paused": BOOL,
-        "paused_at": nullable(NUM),
-        "queued": INT,
-        "in_flight": INT,
-        "delayed": INT,
-        "redeliver": INT,
-        "dead_letters": INT,
-        "lanes": {"type": "array", "items": LANE},
-    },
-    description="One pool's queue; `id` is the pool.",
-)
-
-WORKER = obj(
-    {
-        "object": const("worker"),
-        "id": STR,
-        "concurrency": INT,
-        "in_flight": INT,
-        "last_heartbeat": NUM,
-        "alive": BOOL,
-    }
-)
-
-WORKER_POOL: JSON = obj(
-    {
-        "object": const("pool"),
-        "id": STR,
-        "workers": {"type": "array", "items": WORKER},
-        "alive": INT,
-        "concurrency": INT,
-    }
-)
-
-POOL_STATE = obj({"object": const("pool"), "id": STR, "paused": BOOL})
-
-REQUEUED: JSON = obj(
-    {
-        "object": const("dead_letters.requeue"),
-        "pool": STR,
-        "requeued": {"type": "array", "items": STR},
-        "skipped": {"type": "array", "items": obj({"id": STR, "reason": STR})},
     }
 )
 
@@ -390,18 +280,7 @@ RESPONSE_SCHEMAS: dict[str, JSON] = {
         **{"from": {"type": "string", "format": "date"}},
         to={"type": "string", "format": "date"},
     ),
-    "Tenant": TENANT,
-    "TenantList": list_of(schema_ref("Tenant")),
-    "TenantDeleted": deleted("tenant.deleted"),
-    "ApiKey": API_KEY,
-    "ApiKeyCreated": {"allOf": [schema_ref("ApiKey"), obj({"key": STR})]},
-    "ApiKeyList": list_of(schema_ref("ApiKey")),
-    "QueueList": list_of(schema_ref("Queue"), lanes_truncated=BOOL),
-    "Queue": QUEUE,
-    "WorkerPoolList": list_of(schema_ref("WorkerPool")),
-    "WorkerPool": WORKER_POOL,
-    "PoolState": POOL_STATE,
-    "RequeueResult": REQUEUED,
+    **ADMIN_SCHEMAS,
     "Model": OPENAI_MODEL,
     "ModelList": obj({"object": const("list"), "data": {"type": "array", "items": OPENAI_MODEL}}),
     "GeminiModel": GEMINI_MODEL,
