@@ -28,6 +28,7 @@ from anygate.api.openapi_components import HEADERS, PARAMETERS, SECURITY_SCHEMES
 from anygate.api.openapi_native import native_ops
 from anygate.api.openapi_schemas import all_schemas
 from anygate.api.openapi_table import JSON, Op, paths
+from anygate.api.openapi_webhooks import webhooks
 from anygate.config import AnygateConfig
 
 CACHE_CONTROL = "public, max-age=300"
@@ -49,6 +50,7 @@ TAGS = [
     {"name": "gemini", "description": "The Gemini-compatible surface."},
     {"name": "admin", "description": "Operators: tenants, keys, usage, queues, dead letters."},
     {"name": "ops", "description": "Probes, metrics and this document."},
+    {"name": "webhooks", "description": "What the gateway POSTs to your webhook URLs."},
 ]
 
 
@@ -81,6 +83,7 @@ def build_document(*, metrics: bool, access: str) -> JSON:
         },
         "tags": TAGS,
         "paths": paths(operations(metrics=metrics), access),
+        "webhooks": webhooks(),
         "components": {
             "schemas": all_schemas(),
             "parameters": PARAMETERS,

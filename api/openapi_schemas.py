@@ -29,6 +29,7 @@ from anygate.api.openapi_jsonschema import (
     obj,
 )
 from anygate.api.openapi_table import JSON, schema_ref
+from anygate.api.openapi_webhooks import WEBHOOK_SCHEMAS
 from anygate.broker import JobStatus
 from anygate.config import Priority, TenantSettings
 from anygate.core.schemas import ChatCompletionBody, EmbeddingsBody, SubmitJob
@@ -281,6 +282,7 @@ RESPONSE_SCHEMAS: dict[str, JSON] = {
         to={"type": "string", "format": "date"},
     ),
     **ADMIN_SCHEMAS,
+    **WEBHOOK_SCHEMAS,
     "Model": OPENAI_MODEL,
     "ModelList": obj({"object": const("list"), "data": {"type": "array", "items": OPENAI_MODEL}}),
     "GeminiModel": GEMINI_MODEL,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,11 +23,14 @@ from anygate.api.admin import NewKey, NewTenant, key_scopes
 from anygate.api.admin_ops import RequeueDead
 from anygate.api.batches import CreateBatch
 from anygate.api.openapi import document
+from anygate.broker import JobRecord, JobStatus
+from anygate.broker.batch_store import Batch
 from anygate.broker.errors import InvalidRequestError
-from anygate.config import AnygateConfig, TenantSettings, parse_config
+from anygate.config import AnygateConfig, Priority, TenantSettings, parse_config
 from anygate.core.body import validate
 from anygate.core.schemas import BODY_MODELS, ChatCompletionBody, EmbeddingsBody, SubmitJob
 from anygate.core.translate import CHAT_FIELD_NAMES, gemini_request_to_chat
+from anygate.workers.budget_policy import Crossing
 from tests.support.openapi import pointer, validator_at
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -243,3 +247,69 @@ async def test_served_without_a_key_cacheable_and_equal_to_the_document() -> Non
     assert again.status_code == 304
     assert again.content == b""
     assert head.status_code == 200
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+def _webhook_body(name: str) -> str:
+    return pointer("webhooks", name, "post", "requestBody", "content", "application/json", "schema")
+
+
+def test_job_and_batch_webhook_bodies_match_their_schemas() -> None:
+    """The envelope ``workers/control.py`` sends: ``{"type", "data"}`` with the ended job's or
+    batch's API object."""
+    job = JobRecord(
+        id="job_1",
+        tenant="acme",
+        status=JobStatus.FAILED,
+        priority=Priority.STANDARD,
+        endpoint="/v1/chat/completions",
+        model="gpt-4o-mini",
+        pool="openai",
+        created_ms=1_700_000_000_000,
+        started_ms=1_700_000_000_100,
+        finished_ms=1_700_000_000_900,
+        attempts=2,
+        result=None,
+        error={"message": "upstream timed out", "type": "upstream_error", "code": "t"},
+        usage=None,
+        cost_usd=None,
+        metadata={"ticket": "T-1"},
+        deadline_ms=0,
+    )
+    sent = {"type": f"job.{job.status.value}", "data": job.to_api()}
+    assert validator_at(DOC, _webhook_body("jobEnded")).is_valid(sent)
+    batch = Batch(
+        "batch_1",
+        {
+            "tenant": "acme",
+            "endpoint": "/v1/embeddings",
+            "input_file_id": "file-1",
+            "completion_window": "24h",
+            "status": "completed",
+            "total": "2",
+            "n_done": "2",
+            "n_succeeded": "1",
+            "created_at": "1700000000",
+            "completed_at": "1700000100",
+            "output_file_id": "file-2",
+        },
+    )
+    errors = list(
+        validator_at(DOC, _webhook_body("batchEnded")).iter_errors(
+            {"type": "batch.completed", "data": batch.to_api()}
+        )
+    )
+    assert not errors, [e.message for e in errors]
+    refused = {"type": "job.started", "data": job.to_api()}
+    assert not validator_at(DOC, _webhook_body("jobEnded")).is_valid(refused)
+
+
+def test_the_budget_warning_webhook_body_matches_its_schema() -> None:
+    crossing = Crossing(
+        "acme", "day", "20261203", "usd", 80, 8.12, 10.0, datetime(2026, 12, 4, tzinfo=UTC)
+    )
+    sent = {"type": "budget.threshold_crossed", "data": crossing.to_api()}
+    errors = list(validator_at(DOC, _webhook_body("budgetThresholdCrossed")).iter_errors(sent))
+    assert not errors, [e.message for e in errors]
