@@ -140,7 +140,12 @@ def _action(prefix: str, op_id: str) -> Op:
                 "JSON array written piece by piece.",
                 headers=SYNC_HEADERS,
                 content={
-                    "application/json": schema_ref("Upstream"),
+                    "application/json": {
+                        "anyOf": [
+                            schema_ref("Upstream"),
+                            {"type": "array", "items": schema_ref("Upstream")},
+                        ]
+                    },
                     "text/event-stream": {"type": "string"},
                 },
             ),

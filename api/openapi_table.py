@@ -99,7 +99,8 @@ def auth_errors(auth: Auth, metrics_access: str) -> tuple[int, ...]:
 
 
 def error_response_name(status: int, shape: Shape) -> str:
-    return f"{'Google' if shape == 'google' else ''}Error{status}"
+    """``Error404``, ``GoogleError404``; status 0 is the ``default`` answer: ``ErrorOther``."""
+    return f"{'Google' if shape == 'google' else ''}Error{status or 'Other'}"
 
 
 def path_params(path: str) -> list[str]:

@@ -182,6 +182,17 @@ async def _compatible(api: Caller, tenant: httpx.AsyncClient, google: httpx.Asyn
         body = api.example("POST", template)
         answer = await api.call(google, "POST", template, action, json=body)
         assert answer.status_code == 200, answer.text
+    chat = {**api.example("POST", "/v1/chat/completions"), "stream": True}
+    streamed = await api.call(tenant, "POST", "/v1/chat/completions", json=chat)
+    assert streamed.text.rstrip().endswith("data: [DONE]")
+    stream = {"target": f"{MODEL}:streamGenerateContent"}
+    body = api.example("POST", "/v1beta/models/{target}")
+    pieces = await api.call(google, "POST", "/v1beta/models/{target}", stream, json=body)
+    assert isinstance(pieces.json(), list)
+    sse = await api.call(
+        google, "POST", "/v1beta/models/{target}", stream, json=body, params={"alt": "sse"}
+    )
+    assert sse.text.startswith("data: ")
 
 
 async def _admin(api: Caller, admin: httpx.AsyncClient, nobody: httpx.AsyncClient) -> None:
