@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -297,14 +298,16 @@ def _start_stack(plan: _Plan, redis: EmbeddedRedis, children: list[Child]) -> No
 
 def _supervise(plan: _Plan) -> int:
     """Start, announce once ready, then watch until a signal or a child's exit; everything
-    started is stopped on the way out, whichever way that is."""
-    ready = False
+    started is stopped on the way out, whichever way that is. A signal while starting cuts the
+    start short; once stopping, further signals change nothing (the children die with us
+    anyway)."""
+    starting = True
     stopping = False
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
-        if not ready:
+        if starting:
             raise _InterruptedError
 
     children: list[Child] = []
@@ -316,26 +319,32 @@ def _supervise(plan: _Plan) -> int:
     fsync: AppendFsync = "always" if plan.strict else "everysec"
     redis = EmbeddedRedis(plan.root / "redis", aof=True, appendfsync=fsync, die_with_parent=True)
     try:
-        try:
-            _start_stack(plan, redis, children)
-        except (ProcessStartError, EmbeddedRedisError, redis_py.RedisError) as exc:
-            print(f"anygate dev did not start: {exc}\nstopping everything", file=sys.stderr)
-            return 1
-        except _InterruptedError:
-            print("interrupted before the stack was ready; stopping everything", file=sys.stderr)
-            return 1
-        ready = True
+        _start_stack(plan, redis, children)
+        starting = False
         dev_env = DevEnv(plan.url, plan.keys, redis.url, plan.config_path)
         write_env_file(plan.env_file, dev_env)
         print(_banner(dev_env, plan), flush=True)
-        while not stopping:
-            dead = first_exit(children)
-            if dead:
-                code = dead.popen.wait()
-                print(f"{dead.name} exited with code {code}; stopping", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        return 0
+        code = _watch(children, lambda: stopping)
+    except (ProcessStartError, EmbeddedRedisError, redis_py.RedisError) as exc:
+        print(f"anygate dev did not start: {exc}\nstopping everything", file=sys.stderr)
+        code = 1
+    except _InterruptedError:
+        print("interrupted before the stack was ready; stopping everything", file=sys.stderr)
+        code = 1
     finally:
+        starting = False
         stop_all(children, timeout=35.0)
         redis.stop()
+    return code
+
+
+def _watch(children: list[Child], stopping: Callable[[], bool]) -> int:
+    """Until ``stopping()``: 0; or 1 as soon as a child exits."""
+    while not stopping():
+        dead = first_exit(children)
+        if dead:
+            code = dead.popen.wait()
+            print(f"{dead.name} exited with code {code}; stopping", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    return 0
