@@ -240,7 +240,7 @@ def control(metrics_port: int | None, metrics_host: str, watch_config: bool) -> 
 
 
 @main.command()
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
     "--data-dir",

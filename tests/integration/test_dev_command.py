@@ -78,11 +78,11 @@ def _dev(data_dir: Path, port: int, *options: str, **env: str) -> ManagedProcess
     return dev
 
 
-def _refused(data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+def _refused(data_dir: Path, port: int, **env: str) -> subprocess.CompletedProcess[str]:
     """An ``anygate dev`` expected to stop at once: its exit and everything it printed."""
     return subprocess.run(
         _argv(data_dir, port),
-        env=_clean_env(),
+        env=_clean_env(**env),
         capture_output=True,
         text=True,
         timeout=30,
@@ -211,6 +211,18 @@ def test_a_port_held_by_another_program_is_refused_before_anything_starts(tmp_pa
     assert not (data_dir / "redis").exists(), "no Redis started"
     assert not (data_dir / "dev.env").exists()
     assert time.monotonic() - started < 20
+
+
+def test_a_config_that_does_not_load_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    config = tmp_path / "own.yaml"
+    config.write_text(yaml.safe_dump({"queue": {"heartbeat_interval_s": "often"}}))
+    data_dir = tmp_path / ".anygate"
+    refused = _refused(data_dir, free_port(), ANYGATE_CONFIG=str(config))
+    assert refused.returncode != 0
+    assert refused.stderr.startswith("Error: ")
+    assert "queue.heartbeat_interval_s" in refused.stderr
+    assert not (data_dir / "redis").exists(), "no Redis started"
+    assert not (data_dir / "dev.env").exists()
 
 
 def test_a_killed_dev_leaves_nothing_running_and_does_not_block_the_next(tmp_path: Path) -> None:
