@@ -290,7 +290,6 @@ def _start_stack(plan: _Plan, redis: EmbeddedRedis, children: list[Child]) -> No
             workers={pool: by_name[f"worker-{pool}"] for pool in POOLS},
             control=by_name["control"],
             mock_url=plan.mock_url,
-            redis_url=redis.url,
             keys=plan.space,
         )
         wait_ready(parts, client, since_ms, children)

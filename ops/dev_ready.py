@@ -44,7 +44,6 @@ class StackParts:
     """By pool."""
     control: Child
     mock_url: str | None
-    redis_url: str
     keys: KeySpace
 
 
