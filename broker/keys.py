@@ -162,6 +162,11 @@ class KeySpace:
     def workers(self, pool: str) -> str:
         return f"{self._pool_prefix(pool)}workers:{pool}"
 
+    @property
+    def control_ticked(self) -> str:
+        """Set by every batch tick of the control plane: the sign that it runs."""
+        return f"{self.home_prefix}control:ticked"
+
     def tenant_jobs(self, tenant: str) -> str:
         return f"{self.prefix}tjobs:{tenant}"
 

@@ -240,7 +240,7 @@ def control(metrics_port: int | None, metrics_host: str, watch_config: bool) -> 
 
 
 @main.command()
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
     "--data-dir",
@@ -259,13 +259,20 @@ def control(metrics_port: int | None, metrics_host: str, watch_config: bool) -> 
 @_watch_config_option
 def dev(port: int, host: str, data_dir: str, durability: str, watch_config: bool) -> None:
     """Everything in one command: embedded Redis, API, workers, control, mock provider.
-    SIGHUP reloads the configuration in every process (docs/operations.md)."""
+    One per data folder; the banner and dev.env come once every part is ready. SIGHUP reloads
+    the configuration in every process (docs/operations.md)."""
     from anygate.ops.dev import run_dev
+    from anygate.ops.dev_lock import DataDirLockedError
+    from anygate.ops.port_check import PortUnavailableError
 
     strict = durability == "strict"
-    sys.exit(
-        run_dev(host=host, port=port, data_dir=data_dir, strict=strict, watch_config=watch_config)
-    )
+    try:
+        code = run_dev(
+            host=host, port=port, data_dir=data_dir, strict=strict, watch_config=watch_config
+        )
+    except (DataDirLockedError, PortUnavailableError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 def _register_mock_provider() -> None:

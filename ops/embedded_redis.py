@@ -20,7 +20,7 @@ from typing import Literal
 
 import redis
 
-from anygate.ops.processes import free_port
+from anygate.ops.processes import free_port, parent_death_signal
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -64,6 +64,9 @@ class EmbeddedRedis:
     env: Mapping[str, str] | None = None
     extra_args: tuple[str, ...] = ()
     """Further ``redis-server`` options (``--cluster-enabled yes`` for a cluster node)."""
+    die_with_parent: bool = False
+    """SIGTERM the server when we die (``processes.parent_death_signal``): ``anygate dev``'s
+    Redis never outlives it, so the next one does not find its AOF still in use."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,6 +105,7 @@ class EmbeddedRedis:
             stderr=subprocess.PIPE,
             start_new_session=True,
             env={**os.environ, **self.env} if self.env else None,
+            preexec_fn=parent_death_signal() if self.die_with_parent else None,  # noqa: PLW1509
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)

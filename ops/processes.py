@@ -6,15 +6,21 @@ stopping it signals that group (the child and anything it spawned) and nothing e
 only signalled while its leader is unreaped, so the id cannot have been handed to an unrelated
 process meanwhile. Waiting for a child to come up polls a probe against a deadline and fails
 fast, with the tail of the child's log, when it died first or never answered.
+
+A supervisor that may be killed outright (``anygate dev``) starts its children with
+``die_with_parent``: on Linux the kernel sends each one SIGTERM when the supervisor dies, so a
+SIGKILLed supervisor leaves no orphans holding its port and its Redis files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +29,8 @@ from pathlib import Path
 import httpx
 
 POLL_INTERVAL_S = 0.05
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ProcessStartError(RuntimeError):
@@ -112,6 +120,25 @@ class Child:
         return f"{self.name} (pid {self.pid}: {' '.join(self.args)})"
 
 
+def parent_death_signal(signum: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the child ``signum`` when we die (Linux's
+    ``PR_SET_PDEATHSIG``; ``None`` elsewhere). It is armed in the child before it runs its
+    program; a parent that died before that is caught by comparing the parent's pid. Only for
+    a process that starts its children from its main thread and runs no others: the signal
+    follows the *thread* that forked, and ``preexec_fn`` is unsafe beside threads."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not after the fork
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signum)
+
+    return arm
+
+
 def start(
     name: str,
     argv: Sequence[str],
@@ -119,12 +146,19 @@ def start(
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    die_with_parent: bool = False,
 ) -> Child:
     """Start ``argv`` in a session of its own; its output is appended to ``log_path`` (or goes
-    to our stdout when there is none). ``env`` is the child's whole environment (``None``: ours)."""
+    to our stdout when there is none). ``env`` is the child's whole environment (``None``: ours).
+    ``die_with_parent``: SIGTERM it when we die (``parent_death_signal``)."""
+    preexec = parent_death_signal() if die_with_parent else None
     if log_path is None:
         popen = subprocess.Popen(  # noqa: S603 - our own commands, never a shell
-            list(argv), env=env, cwd=cwd, start_new_session=True
+            list(argv),
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=preexec,  # noqa: PLW1509 - see parent_death_signal
         )
         return Child(name, popen)
     with log_path.open("ab") as log:
@@ -137,6 +171,7 @@ def start(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=preexec,  # noqa: PLW1509 - see parent_death_signal
         )
     return Child(name, popen, log_path)
 

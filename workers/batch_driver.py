@@ -96,7 +96,7 @@ class BatchDriver:
 
     async def tick(self) -> int:
         """Drive every active batch this process can lock; how many it drove."""
-        await awaited(self._redis.set(f"{self._k.prefix}control:ticked", "1", ex=60))
+        await awaited(self._redis.set(self._k.control_ticked, "1", ex=60))
         driven = 0
         for batch_id in await self._batches.active_ids():
             lock = self._k.batch_lock(batch_id)

@@ -104,3 +104,40 @@ def test_stop_all_stops_every_child_and_reaps_it(tmp_path: Path) -> None:
     stop_all(children, timeout=5)
     assert [c.popen.returncode for c in children] == [-signal.SIGTERM] * 3
     assert not any(c.running for c in children)
+
+
+def _supervisor(pid_file: Path, *, die_with_parent: bool) -> list[str]:
+    """A process that starts a sleeper through ``start`` and writes the sleeper's pid."""
+    return _python(f"""
+        import sys, time
+        from anygate.ops.processes import start
+        child = start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
+                      die_with_parent={die_with_parent})
+        open({str(pid_file)!r}, "w").write(str(child.pid))
+        time.sleep(60)
+    """)
+
+
+@pytest.mark.parametrize("die_with_parent", [True, False])
+def test_a_child_started_to_die_with_its_parent_ends_when_the_parent_is_killed(
+    tmp_path: Path, die_with_parent: bool
+) -> None:
+    """``die_with_parent``: a SIGKILLed supervisor leaves no orphan (the kernel SIGTERMs it);
+    without it the child, in a session of its own, lives on."""
+    pid_file = tmp_path / "sleeper.pid"
+    parent = start(
+        "supervisor",
+        _supervisor(pid_file, die_with_parent=die_with_parent),
+        log_path=tmp_path / "s.log",
+    )
+    wait_until(lambda: None if pid_file.exists() else "no pid yet", what="the sleeper")
+    sleeper = int(pid_file.read_text())
+    parent.kill()
+    try:
+        deadline = time.monotonic() + (5 if die_with_parent else 1)
+        while _alive(sleeper) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _alive(sleeper) is not die_with_parent
+    finally:
+        if _alive(sleeper):
+            os.kill(sleeper, signal.SIGKILL)
