@@ -3,8 +3,8 @@
 A block is named by an HTML comment on the line before it (blank lines may sit between):
 ``<!-- example: try-it -->``, which GitHub does not render. The README test
 (``tests/integration/test_readme_examples.py``) runs or checks every block by that name, so a
-block nobody runs is an error here, not a silent gap. Pure text work, no I/O beyond what the
-caller hands in, so the rules themselves have fast unit tests (``tests/unit/test_readme_blocks.py``).
+block nobody runs is an error here, not a silent gap. Pure text work, no I/O, so the rules have
+fast unit tests (``tests/unit/test_readme_blocks.py``).
 """
 
 from __future__ import annotations
@@ -96,7 +96,10 @@ def coverage_problems(blocks: Sequence[Block], known: Collection[str]) -> list[s
         for b in blocks
         if b.name is not None and b.name not in known
     ]
-    problems += [f"{name!r} is in the README test but names no block" for name in sorted(set(known) - set(names))]
+    problems += [
+        f"{name!r} is in the README test but names no block"
+        for name in sorted(set(known) - set(names))
+    ]
     return problems
 
 
