@@ -43,6 +43,7 @@ from tests.support.readme_runs import (
     ReaderFolder,
     clean_environment,
     contains_all,
+    node_missing,
     start_reader_folder,
     venv_root,
 )
@@ -93,7 +94,16 @@ EXAMPLES: dict[str, Run | Check] = {
         ("Mock reply to: Tell a story", "completed: 6/6 done", "q0 ok Mock reply to: Hi 0"),
         "client",
     ),
-    "cli": Run(("Mock reply to: Hello", "Mock reply to: Tell a story", "ag-"), "cli"),
+    "cli": Run(
+        (
+            "anygate, version",
+            "Mock reply to: Hello",
+            "Mock reply to: Tell a story",
+            "created tenant globex",
+            "ag-",
+        ),
+        "cli",
+    ),
     "javascript-sse": Run(("Mock reply to: Hello from Node\ncompleted: job_",)),
     "production": Check(
         "long-running processes: started against the test Redis with a generated config, "
@@ -172,6 +182,8 @@ def test_block_runs_and_prints_what_it_should(reader: ReaderFolder, name: str) -
     missing = _missing(example.needs)
     if missing:
         pytest.skip(f"needs: {example.needs} ({missing})")
+    if _block(name).lang == "javascript" and (no_node := node_missing()):
+        pytest.skip(no_node)
     outcome = reader.run(_block(name))
     shown = f"{' '.join(outcome.command)} (README line {_block(name).line}):\n{outcome.output}"
     assert outcome.returncode == 0, f"exited {outcome.returncode}: {shown}"

@@ -12,9 +12,10 @@ the README tells the reader to do first.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,29 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def block_environment(block: Block, dev_env: Mapping[str, str]) -> dict[str, str]:
+    """A block that sources ``.anygate/dev.env`` itself gets no ``ANYGATE_*`` variable (the
+    file must work); any other runs where it was sourced, as the README asks."""
+    env = clean_environment()
+    if SOURCES_DEV_ENV not in block.text:
+        env.update(dev_env)
+    return env
+
+
+def node_missing() -> str | None:
+    """Why the JavaScript example cannot run here (it needs Node's global ``fetch``: 18+)."""
+    node = shutil.which("node")
+    if node is None:
+        return "no `node` on PATH (apt: nodejs)"
+    version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout.strip()
+    major = version.removeprefix("v").split(".", 1)[0]
+    if not major.isdigit() or int(major) < 18:
+        return f"node {version or '(no version)'} is older than 18"
+    return None
+
+
 def venv_root() -> Path:
     """The virtualenv running the tests: the README's ``.venv``."""
     if sys.prefix == sys.base_prefix:
@@ -75,12 +99,6 @@ class ReaderFolder:
     def dev_env(self) -> dict[str, str]:
         return read_env_file(self.path / ".anygate" / "dev.env")
 
-    def environment(self, block: Block) -> dict[str, str]:
-        env = clean_environment()
-        if SOURCES_DEV_ENV not in block.text:
-            env.update(self.dev_env)
-        return env
-
     def run(self, block: Block) -> Outcome:
         """Run ``block`` by its language; a block's file is written into the folder first."""
         if block.lang == "bash":
@@ -98,7 +116,7 @@ class ReaderFolder:
         done = subprocess.run(
             command,
             cwd=self.path,
-            env=self.environment(block),
+            env=block_environment(block, self.dev_env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

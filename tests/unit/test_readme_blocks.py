@@ -14,6 +14,7 @@ from tests.support.readme_blocks import (
     parse_blocks,
     shell_commands,
 )
+from tests.support.readme_runs import block_environment, contains_all, read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,3 +104,25 @@ def test_the_readme_parses_and_every_block_is_named() -> None:
     blocks = parse_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
     assert blocks
     assert [b.line for b in blocks if b.name is None] == []
+
+
+def test_a_block_that_sources_dev_env_starts_without_the_stack_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's two shells (tests/support/readme_runs.py): one block must make
+    ``source .anygate/dev.env`` work by itself; the others run where it was sourced."""
+    env_file = tmp_path / "dev.env"
+    env_file.write_text(
+        "export ANYGATE_URL=http://127.0.0.1:1\nexport ANYGATE_KEY=ag-k\n\n", encoding="utf-8"
+    )
+    dev_env = read_env_file(env_file)
+    assert dev_env == {"ANYGATE_URL": "http://127.0.0.1:1", "ANYGATE_KEY": "ag-k"}
+    monkeypatch.setenv("ANYGATE_URL", "http://elsewhere")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    sourcing = Block("a", "bash", "source .anygate/dev.env\ncurl $ANYGATE_URL\n", 1)
+    assert "ANYGATE_URL" not in block_environment(sourcing, dev_env)
+    assert "OPENAI_API_KEY" not in block_environment(sourcing, dev_env)
+    env = block_environment(Block("b", "python", "import os\n", 5), dev_env)
+    assert (env["ANYGATE_URL"], env["ANYGATE_KEY"]) == ("http://127.0.0.1:1", "ag-k")
+    assert "OPENAI_API_KEY" not in env
+    assert contains_all("a b c", ["a", "d", "c"]) == ["d"]
