@@ -18,7 +18,7 @@ __all__ = ["Block", "ReadmeError", "coverage_problems", "parse_blocks", "shell_c
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^<!--\s*example:\s*(?P<name>[A-Za-z0-9][\w.-]*)\s*-->\s*$")
-_ANY_MARKER = re.compile(r"<!--\s*example\b")
+_ANY_MARKER = re.compile(r"^<!--\s*example\b")
 
 
 class ReadmeError(ValueError):
@@ -52,7 +52,7 @@ def parse_blocks(markdown: str) -> list[Block]:
             if pending is not None:
                 raise ReadmeError(f"line {pending[1]}: marker {pending[0]!r} names no block")
             pending = (marker.group("name"), number)
-        elif _ANY_MARKER.search(line):
+        elif _ANY_MARKER.match(line.strip()):
             raise ReadmeError(f"line {number}: malformed marker (<!-- example: name -->)")
         elif opening:
             fence = opening.group("fence")

@@ -25,7 +25,7 @@ DOC = """# title
 echo one
 ```
 
-text
+text naming `<!-- example: name -->` in passing
 
 <!-- example: second -->
 
