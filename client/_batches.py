@@ -18,12 +18,14 @@ from anygate.client._protocol import Close, Emit, NextLine, Op, Opened, Sleep, r
 from anygate.client._retry import RetryPolicy
 
 Progress = Callable[[Batch], None]
+_ID_PARAM = {"files": "file_id", "batches": "batch_id"}
 
 
-def _path(kind: str, object_id: str, suffix: str = "") -> str:
+def _path(collection: str, object_id: str, suffix: str = "") -> str:
+    """``/v1/files/<id>`` or ``/v1/batches/<id>``, the id escaped."""
     if not object_id:
-        raise ValueError(f"{kind}_id: must not be empty")
-    return f"/v1/{kind}s/{quote(object_id, safe='')}{suffix}"
+        raise ValueError(f"{_ID_PARAM[collection]}: must not be empty")
+    return f"/v1/{collection}/{quote(object_id, safe='')}{suffix}"
 
 
 def upload_file(
@@ -39,7 +41,7 @@ def upload_file(
 
 def file_content(file_id: str, policy: RetryPolicy) -> Op[bytes]:
     response: httpx.Response = yield from send(
-        Call("GET", _path("file", file_id, "/content")), policy
+        Call("GET", _path("files", file_id, "/content")), policy
     )
     return response.content
 
@@ -73,11 +75,11 @@ def submit_batch(
 
 
 def get_batch(batch_id: str, policy: RetryPolicy) -> Op[Batch]:
-    return Batch.from_api((yield from request(Call("GET", _path("batch", batch_id)), policy)))
+    return Batch.from_api((yield from request(Call("GET", _path("batches", batch_id)), policy)))
 
 
 def cancel_batch(batch_id: str, policy: RetryPolicy) -> Op[Batch]:
-    call = Call("POST", _path("batch", batch_id, "/cancel"), idempotent_write=True)
+    call = Call("POST", _path("batches", batch_id, "/cancel"), idempotent_write=True)
     return Batch.from_api((yield from request(call, policy)))
 
 
@@ -117,7 +119,7 @@ def batch_results(batch: Batch | str, policy: RetryPolicy) -> Op[None]:
 
 
 def _file_results(file_id: str, policy: RetryPolicy) -> Op[None]:
-    call = Call("GET", _path("file", file_id, "/content"))
+    call = Call("GET", _path("files", file_id, "/content"))
     opened: Opened = yield from send(call, policy, stream=True)
     number = 0
     try:
