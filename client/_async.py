@@ -34,6 +34,9 @@ from anygate.client._stream import stream_events
 
 T = TypeVar("T")
 
+_pause = asyncio.sleep
+"""How a ``Sleep`` effect waits (a test may record the pauses instead)."""
+
 
 class AsyncClient:
     """``async with AsyncClient("http://127.0.0.1:8080", "ag-…") as ag: ...``
@@ -89,7 +92,7 @@ class AsyncClient:
             opened.append(Opened(response))
             return opened[-1]
         if isinstance(effect, Sleep):
-            await asyncio.sleep(effect.seconds)
+            await _pause(effect.seconds)
             return None
         if isinstance(effect, NextSSE):
             if effect.stream.reader is None:
