@@ -253,6 +253,17 @@ class AsyncClient:
     async def file_content(self, file_id: str) -> bytes:
         return await self._run(batches.file_content(file_id, self._policy))
 
+    async def delete_file(self, file_id: str) -> bool:
+        return await self._run(batches.delete_file(file_id, self._policy))
+
+    async def list_files(
+        self, *, purpose: str | None = None, page_size: int = 100, limit: int | None = None
+    ) -> AsyncIterator[FileObject]:
+        """The tenant's files, newest first, page after page."""
+        op = batches.list_files(self._policy, purpose=purpose, page_size=page_size, limit=limit)
+        async for file in self._iterate(op):
+            yield file
+
     async def create_batch(
         self,
         input_file_id: str,
@@ -301,6 +312,14 @@ class AsyncClient:
 
     async def cancel_batch(self, batch_id: str) -> Batch:
         return await self._run(batches.cancel_batch(batch_id, self._policy))
+
+    async def list_batches(
+        self, *, page_size: int = 20, limit: int | None = None
+    ) -> AsyncIterator[Batch]:
+        """The tenant's batches, newest first, page after page."""
+        op = batches.list_batches(self._policy, page_size=page_size, limit=limit)
+        async for batch in self._iterate(op):
+            yield batch
 
     async def wait_batch(
         self,

@@ -236,6 +236,16 @@ class Client:
     def file_content(self, file_id: str) -> bytes:
         return self._run(batches.file_content(file_id, self._policy))
 
+    def delete_file(self, file_id: str) -> bool:
+        return self._run(batches.delete_file(file_id, self._policy))
+
+    def list_files(
+        self, *, purpose: str | None = None, page_size: int = 100, limit: int | None = None
+    ) -> Iterator[FileObject]:
+        """The tenant's files, newest first, page after page."""
+        op = batches.list_files(self._policy, purpose=purpose, page_size=page_size, limit=limit)
+        yield from self._iterate(op)
+
     def create_batch(
         self,
         input_file_id: str,
@@ -284,6 +294,11 @@ class Client:
 
     def cancel_batch(self, batch_id: str) -> Batch:
         return self._run(batches.cancel_batch(batch_id, self._policy))
+
+    def list_batches(self, *, page_size: int = 20, limit: int | None = None) -> Iterator[Batch]:
+        """The tenant's batches, newest first, page after page."""
+        op = batches.list_batches(self._policy, page_size=page_size, limit=limit)
+        yield from self._iterate(op)
 
     def wait_batch(
         self,

@@ -307,6 +307,10 @@ async def test_a_batch_from_an_iterable_runs_with_progress_and_results(ag: Any) 
     assert ok_result.body["choices"][0]["message"]["content"]
     by_id = [r async for r in ag.batch_results(done.id)]
     assert len(by_id) == len(results)
+    listed = [b async for b in ag.list_batches(limit=50)]
+    assert done.id in [b.id for b in listed]
+    outputs = [f async for f in ag.list_files(purpose="batch_output")]
+    assert done.output_file_id in [f.id for f in outputs]
 
 
 async def test_files_from_a_path_and_bytes_and_a_cancelled_batch(ag: Any, tmp_path: Path) -> None:
@@ -321,6 +325,11 @@ async def test_files_from_a_path_and_bytes_and_a_cancelled_batch(ag: Any, tmp_pa
     from_bytes = await ag.upload_file(content, filename="b.jsonl")
     assert from_bytes.filename == "b.jsonl"
     assert await ag.file_content(from_bytes.id) == content
+    listed = [f.id async for f in ag.list_files(purpose="batch", page_size=1)]
+    assert listed.index(from_bytes.id) < listed.index(from_path.id), "newest first, paged"
+    assert await ag.delete_file(from_bytes.id) is True
+    with pytest.raises(NotFoundError):
+        await ag.file_content(from_bytes.id)
     batch = await ag.create_batch(from_path.id, metadata={"k": "v"})
     assert (await ag.get_batch(batch.id)).id == batch.id
     await eventually(

@@ -35,7 +35,7 @@ def test_both_clients_have_the_same_methods_and_parameters() -> None:
 
 
 def test_the_iterating_methods_are_iterators_in_both() -> None:
-    for name in ("list", "stream", "stream_text", "batch_results"):
+    for name in ("list", "stream", "stream_text", "list_files", "list_batches", "batch_results"):
         assert inspect.isgeneratorfunction(getattr(Client, name)), name
         assert inspect.isasyncgenfunction(getattr(AsyncClient, name)), name
 
