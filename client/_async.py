@@ -108,9 +108,17 @@ class AsyncClient:
             return await effect.stream.response.aread()
         if isinstance(effect, Close):
             opened.remove(effect.stream)
-            await effect.stream.response.aclose()
+            await self._release(effect.stream)
             return None
         raise TypeError(f"not an effect: {effect!r}")
+
+    @staticmethod
+    async def _release(stream: Opened) -> None:
+        """Close the reader (an async generator over the body), then the response."""
+        reader, stream.reader = stream.reader, None
+        if reader is not None:
+            await reader.aclose()
+        await stream.response.aclose()
 
     async def _drive(self, stepper: Stepper[Any]) -> AsyncIterator[Any]:
         opened: list[Opened] = []
@@ -130,7 +138,7 @@ class AsyncClient:
         finally:
             stepper.op.close()
             for stream in opened:
-                await stream.response.aclose()
+                await self._release(stream)
 
     async def _run(self, op: Op[T]) -> T:
         stepper = Stepper(op)

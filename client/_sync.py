@@ -108,9 +108,17 @@ class Client:
             return effect.stream.response.read()
         if isinstance(effect, Close):
             opened.remove(effect.stream)
-            effect.stream.response.close()
+            self._release(effect.stream)
             return None
         raise TypeError(f"not an effect: {effect!r}")
+
+    @staticmethod
+    def _release(stream: Opened) -> None:
+        """Close the reader (a generator over the body), then the response."""
+        reader, stream.reader = stream.reader, None
+        if reader is not None:
+            reader.close()
+        stream.response.close()
 
     def _drive(self, stepper: Stepper[Any]) -> Iterator[Any]:
         opened: list[Opened] = []
@@ -130,7 +138,7 @@ class Client:
         finally:
             stepper.op.close()
             for stream in opened:
-                stream.response.close()
+                self._release(stream)
 
     def _run(self, op: Op[T]) -> T:
         stepper = Stepper(op)
