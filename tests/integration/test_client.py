@@ -250,7 +250,8 @@ async def test_a_queue_cap_429_is_retried_after_retry_after(
         assert retry_after >= 1
 
         async def free_the_slot() -> None:
-            await asyncio.sleep(0.3)
+            """Well after the patient client's first try (refused), before its retry."""
+            await asyncio.sleep(0.5)
             await impatient.cancel(holder.id)
 
         started = time.monotonic()
