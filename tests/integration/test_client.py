@@ -354,5 +354,19 @@ async def test_files_from_a_path_and_bytes_and_a_cancelled_batch(ag: Any, tmp_pa
     assert bad_purpose.value.param == "purpose"
 
 
+async def test_list_batches_pages_through_batches_of_one_second(ag: Any) -> None:
+    """Batches made in the same second share their list score: paging must not skip them."""
+    uploaded = await ag.upload_file([batch_line(0, model=STUCK_MODEL)])
+    made = [await ag.create_batch(uploaded.id, metadata={"n": str(n)}) for n in range(4)]
+    try:
+        paged = [b.id async for b in ag.list_batches(page_size=1)]
+        whole = [b.id async for b in ag.list_batches(page_size=100)]
+        assert paged == whole, "the same batches, in the same order, page by page"
+        assert {b.id for b in made} <= set(paged)
+    finally:
+        for batch in made:
+            await ag.cancel_batch(batch.id)
+
+
 async def _status_in(ag: Any, batch_id: str, statuses: set[str]) -> bool:
     return (await ag.get_batch(batch_id)).status in statuses
