@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -120,7 +121,7 @@ class AsyncClient:
             await reader.aclose()
         await stream.response.aclose()
 
-    async def _drive(self, stepper: Stepper[Any]) -> AsyncIterator[Any]:
+    async def _drive(self, stepper: Stepper[Any]) -> AsyncGenerator[Any, None]:
         opened: list[Opened] = []
         try:
             effect = stepper.advance()
@@ -142,13 +143,15 @@ class AsyncClient:
 
     async def _run(self, op: Op[T]) -> T:
         stepper = Stepper(op)
-        async for item in self._drive(stepper):
-            raise TypeError(f"this operation hands on no items, got {item!r}")
+        async with contextlib.aclosing(self._drive(stepper)) as items:
+            async for item in items:
+                raise TypeError(f"this operation hands on no items, got {item!r}")
         return cast("T", stepper.result)
 
-    async def _iterate(self, op: Op[None]) -> AsyncIterator[Any]:
-        async for item in self._drive(Stepper(op)):
-            yield item
+    def _iterate(self, op: Op[None]) -> contextlib.aclosing[AsyncGenerator[Any, None]]:
+        """The items ``op`` hands on; leaving the ``async with`` early closes what it opened
+        at once (not whenever the event loop finalises a forgotten generator)."""
+        return contextlib.aclosing(self._drive(Stepper(op)))
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -196,32 +199,35 @@ class AsyncClient:
 
     async def list(
         self, *, status: str | None = None, page_size: int = 20, limit: int | None = None
-    ) -> AsyncIterator[Job]:
+    ) -> AsyncGenerator[Job, None]:
         """The tenant's jobs, newest first, page after page; at most ``limit``."""
         op = jobs.list_jobs(self._policy, status=status, page_size=page_size, limit=limit)
-        async for job in self._iterate(op):
-            yield job
+        async with self._iterate(op) as items:
+            async for job in items:
+                yield job
 
     async def stream(
         self, job_id: str, *, last_event_id: str | None = None
-    ) -> AsyncIterator[JobEvent]:
+    ) -> AsyncGenerator[JobEvent, None]:
         """The job's events until a terminal one, each once and in order, across dropped
         connections (resumed with ``Last-Event-ID``)."""
-        async for event in self._iterate(
+        async with self._iterate(
             stream_events(job_id, self._policy, last_event_id=last_event_id)
-        ):
-            yield event
+        ) as items:
+            async for event in items:
+                yield event
 
     async def stream_text(
         self, job_id: str, *, last_event_id: str | None = None
-    ) -> AsyncIterator[TextDelta]:
+    ) -> AsyncGenerator[TextDelta, None]:
         """A chat job's answer as it streams; a delta with ``restart`` set means: discard the
         text so far (a new attempt began)."""
         answer = AnswerText()
-        async for event in self.stream(job_id, last_event_id=last_event_id):
-            delta = answer.feed(event)
-            if delta is not None:
-                yield delta
+        async with contextlib.aclosing(self.stream(job_id, last_event_id=last_event_id)) as events:
+            async for event in events:
+                delta = answer.feed(event)
+                if delta is not None:
+                    yield delta
 
     async def chat(
         self,
@@ -266,11 +272,12 @@ class AsyncClient:
 
     async def list_files(
         self, *, purpose: str | None = None, page_size: int = 100, limit: int | None = None
-    ) -> AsyncIterator[FileObject]:
+    ) -> AsyncGenerator[FileObject, None]:
         """The tenant's files, newest first, page after page."""
         op = batches.list_files(self._policy, purpose=purpose, page_size=page_size, limit=limit)
-        async for file in self._iterate(op):
-            yield file
+        async with self._iterate(op) as items:
+            async for file in items:
+                yield file
 
     async def create_batch(
         self,
@@ -323,11 +330,12 @@ class AsyncClient:
 
     async def list_batches(
         self, *, page_size: int = 20, limit: int | None = None
-    ) -> AsyncIterator[Batch]:
+    ) -> AsyncGenerator[Batch, None]:
         """The tenant's batches, newest first, page after page."""
         op = batches.list_batches(self._policy, page_size=page_size, limit=limit)
-        async for batch in self._iterate(op):
-            yield batch
+        async with self._iterate(op) as items:
+            async for batch in items:
+                yield batch
 
     async def wait_batch(
         self,
@@ -344,7 +352,8 @@ class AsyncClient:
             )
         )
 
-    async def batch_results(self, batch: Batch | str) -> AsyncIterator[BatchResult]:
+    async def batch_results(self, batch: Batch | str) -> AsyncGenerator[BatchResult, None]:
         """The output file's lines, then the error file's, parsed."""
-        async for result in self._iterate(batches.batch_results(batch, self._policy)):
-            yield result
+        async with self._iterate(batches.batch_results(batch, self._policy)) as items:
+            async for result in items:
+                yield result

@@ -206,3 +206,43 @@ async def test_stream_text_restarts_on_a_retry_across_a_break(
         TextDelta("Hello", restart=True),
         TextDelta(" world"),
     ]
+
+
+class _Tracked(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """An endless event stream that records being closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        n = 0
+        while True:
+            n += 1
+            yield _sse([(f"{n}-0", "chunk", _chunk("x"))])
+
+    async def __aiter__(self) -> Any:
+        for piece in self:
+            yield piece
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_leaving_a_stream_early_closes_its_connection(kind: str) -> None:
+    body = _Tracked()
+
+    def handle(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=body, headers={"content-type": "text/event-stream"})
+
+    async with open_client(kind, "http://gw", "k", transport=httpx.MockTransport(handle)) as ag:
+        events = ag.stream("job_1")
+        async for event in events:
+            assert event.id == "1-0"
+            break
+        assert not body.closed, "still open while the iterator lives"
+        await events.aclose()
+        assert body.closed, "closing the iterator closes its connection"
