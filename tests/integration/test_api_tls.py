@@ -28,7 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from openai import APIConnectionError, OpenAI
 
-from anygate.client import AnygateClient
+from anygate.client import AsyncClient
 from anygate.ops.embedded_redis import EmbeddedRedis
 from anygate.ops.processes import wait_until
 from tests.support.configs import TENANT_KEYS, config_tree
@@ -298,13 +298,13 @@ def test_with_a_client_certificate_mutual_tls_serves(gateway: Gateway, certs: Ce
 
 async def test_the_job_client_works_over_mutual_tls(gateway: Gateway, certs: Certs) -> None:
     context = client_context(certs, certs.client)
-    async with AnygateClient(gateway.mtls, TENANT_KEYS["acme"], verify=context) as ag:
+    async with AsyncClient(gateway.mtls, TENANT_KEYS["acme"], verify=context) as ag:
         job = await ag.submit(
             "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES}
         )
-        done = await ag.wait(job["id"], max_wait=20, poll=5)
-    assert done["status"] == "succeeded"
-    assert done["result"]["choices"][0]["message"]["content"]
+        done = await ag.wait(job.id, timeout=20, poll_s=5)
+    assert done.status == "succeeded"
+    assert done.text
 
 
 def test_an_optional_client_certificate_is_checked_only_when_sent(

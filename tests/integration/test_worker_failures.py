@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from anygate.client import AnygateClient
+from anygate.client import AsyncClient
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.configs import TENANT_KEYS, config_tree
 from tests.support.jobs import chat_job, read_sse, submit
@@ -79,7 +79,7 @@ async def test_kill_9_mid_job_is_redelivered_and_recorded_once(
     assert chunk_attempts(events[:retry_at]) == {1}
     assert chunk_attempts(events[retry_at:]) == {2}
     # and the client library, which discards what a retry voids, shows the answer once
-    async with AnygateClient(bare.url, TENANT_KEYS["acme"]) as ag:
+    async with AsyncClient(bare.url, TENANT_KEYS["acme"]) as ag:
         deltas = [d async for d in ag.stream_text(job["id"])]
     assert any(d.restart for d in deltas), "the new attempt said: discard what you have"
     text = ""
