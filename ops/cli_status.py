@@ -17,10 +17,8 @@ from rich.live import Live
 
 from anygate.ops.admin_client import AdminClient
 from anygate.ops.cli_context import Sources, connection, connection_options
+from anygate.ops.cli_output import console as make_console
 from anygate.ops.status_view import Snapshot, render, render_error
-
-PLAIN_WIDTH = 160
-"""Columns of a frame printed to a file or pipe (rich would assume 80 and squeeze the tables)."""
 
 
 def fetch(admin: AdminClient) -> Snapshot:
@@ -34,13 +32,6 @@ def fetch(admin: AdminClient) -> Snapshot:
         deployments=deployments["data"],
         breaker_enabled=bool(deployments.get("breaker_enabled", True)),
     )
-
-
-def _console() -> Console:
-    console = Console()
-    if not console.is_terminal and console.width == 80:  # rich's guess when nothing says
-        console = Console(width=PLAIN_WIDTH)
-    return console
 
 
 def watch(admin: AdminClient, console: Console, interval: float) -> None:
@@ -76,7 +67,7 @@ def watch(admin: AdminClient, console: Console, interval: float) -> None:
 def status(sources: Sources, live: bool | None, interval: float) -> None:
     """Pools and lanes (depth, oldest age), in flight, workers (heartbeat, busy/concurrency)
     and each deployment's breaker and cool-down, from the admin API."""
-    console = _console()
+    console = make_console()
     if live is None:
         live = console.is_terminal and sys.stdout.isatty()
     with AdminClient(connection(sources, admin=True)) as admin:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pyte
+
 from tests.support.stack import ANYGATE
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>78]|\r")
@@ -61,16 +63,24 @@ def plain(text: str) -> str:
 
 class PtyRun:
     """A CLI process whose stdin, stdout and stderr are a pseudo-terminal's slave end; the
-    test reads the master end (``screen`` holds everything read so far)."""
+    test reads the master end. ``screen`` is everything ever written, without escapes;
+    ``display`` what a terminal shows now (a pyte emulator fed the same bytes)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], master: int) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], master: int, columns: int, rows: int) -> None:
         self.proc = proc
         self.master = master
         self.raw = b""
+        self._terminal = pyte.Screen(columns, rows)
+        self._feed = pyte.ByteStream(self._terminal)
 
     @property
     def screen(self) -> str:
         return plain(self.raw.decode("utf-8", errors="replace"))
+
+    @property
+    def display(self) -> list[str]:
+        """The terminal's lines as shown now, trailing blanks trimmed."""
+        return [line.rstrip() for line in self._terminal.display]
 
     def read_for(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -84,6 +94,7 @@ class PtyRun:
                 if not chunk:
                     return
                 self.raw += chunk
+                self._feed.feed(chunk)
 
     def read_until(self, *needles: str, timeout: float = 20) -> str:
         """Read until every needle is on the screen; the screen."""
@@ -127,7 +138,7 @@ def under_pty(
         start_new_session=True,
     )
     os.close(slave)
-    run = PtyRun(proc, master)
+    run = PtyRun(proc, master, columns, rows)
     try:
         yield run
     finally:
