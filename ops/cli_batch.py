@@ -62,6 +62,7 @@ def progress_bar(console: Console) -> Progress:
         TaskProgressColumn(),
         CountsColumn(),
         RateColumn(),
+        TextColumn("elapsed"),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
