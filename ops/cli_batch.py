@@ -25,7 +25,13 @@ from rich.progress import (
 from rich.text import Text
 
 from anygate.client import Batch
-from anygate.ops.cli_client import JOB_FAILED_EXIT, client_errors, open_client, parse_metadata
+from anygate.ops.cli_client import (
+    JOB_FAILED_EXIT,
+    client_errors,
+    leave_on_interrupt,
+    open_client,
+    parse_metadata,
+)
 from anygate.ops.cli_context import Sources, connection_options
 from anygate.ops.cli_output import console
 from anygate.ops.job_view import to_json
@@ -139,7 +145,8 @@ def submit_batch(  # click passes every option by name
             return
         click.echo(f"batch {created.id} created from {file.name}", err=True)
         started = time.monotonic()
-        with progress_bar(console(stderr=True)) as bar:
+        follow_up = f"anygate batch get {created.id}"
+        with leave_on_interrupt(created.id, follow_up), progress_bar(console(stderr=True)) as bar:
             task = bar.add_task(created.status, total=None, ok=0, failed=0)
 
             def show(state: Batch) -> None:

@@ -19,6 +19,8 @@ from anygate.ops.cli_context import Sources, connection
 
 JOB_FAILED_EXIT = 1
 """The exit status of a command whose job or batch ended without its answer."""
+INTERRUPTED_EXIT = 130
+"""Ctrl-C, as a shell reports a command that SIGINT ended."""
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -44,6 +46,17 @@ def client_errors() -> Iterator[None]:
         raise click.ClickException(f"{exc}{where}") from None
     except (AnygateError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@contextlib.contextmanager
+def leave_on_interrupt(what: str, follow_up: str) -> Iterator[None]:
+    """Ctrl-C while following a job or batch stops following, not the work: say so, and how
+    to look again (exit status 130, no traceback)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped following {what}; it goes on: {follow_up}", err=True)
+        raise SystemExit(INTERRUPTED_EXIT) from None
 
 
 def parse_metadata(pairs: tuple[str, ...]) -> dict[str, str] | None:

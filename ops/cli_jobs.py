@@ -19,6 +19,7 @@ from anygate.client import Client, Job, JobEvent
 from anygate.ops.cli_client import (
     JOB_FAILED_EXIT,
     client_errors,
+    leave_on_interrupt,
     open_client,
     parse_deadline,
     parse_metadata,
@@ -174,13 +175,15 @@ def submit(  # click passes every option by name
             webhook_url=webhook_url,
             idempotency_key=idempotency_key,
         )
-        if stream_:
-            click.echo(f"job {job.id}", err=True)
-            stream(client, job.id, states=False, as_json=as_json)
-        elif wait:
-            finish(client.wait(job.id, timeout=timeout), as_json=as_json)
-        else:
+        if not (stream_ or wait):
             click.echo(to_json(job.raw) if as_json else job.id)
+            return
+        with leave_on_interrupt(job.id, f"anygate jobs get {job.id}"):
+            if stream_:
+                click.echo(f"job {job.id}", err=True)
+                stream(client, job.id, states=False, as_json=as_json)
+            else:
+                finish(client.wait(job.id, timeout=timeout), as_json=as_json)
 
 
 @click.group()
@@ -200,7 +203,11 @@ def jobs() -> None:
 @connection_options(key=True)
 def get_job(sources: Sources, job_id: str, wait: float | None, as_json: bool) -> None:
     """Show a job: its state, timing and error, and the answer when it succeeded."""
-    with open_client(sources) as client, client_errors():
+    with (
+        open_client(sources) as client,
+        client_errors(),
+        leave_on_interrupt(job_id, f"anygate jobs get {job_id}"),
+    ):
         job = client.get(job_id, wait=wait)
     if as_json:
         click.echo(to_json(job.raw))
@@ -247,5 +254,9 @@ def cancel_job(sources: Sources, job_id: str, as_json: bool) -> None:
 def watch_job(sources: Sources, job_id: str, as_json: bool) -> None:
     """Follow a job's events live: its state changes and its answer's tokens, until it ends
     (a finished job's log is replayed)."""
-    with open_client(sources) as client, client_errors():
+    with (
+        open_client(sources) as client,
+        client_errors(),
+        leave_on_interrupt(job_id, f"anygate jobs get {job_id}"),
+    ):
         stream(client, job_id, states=True, as_json=as_json)

@@ -177,3 +177,25 @@ def test_bad_batches_are_clear_errors(batch_stack: Stack, tmp_path: Path) -> Non
         assert done.returncode == code, (args, done.stderr)
         assert words in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_stops_following_not_the_batch(
+    batch_stack: Stack, mock: MockControl, tmp_path: Path
+) -> None:
+    mock.settings(latency_ms=300)
+    env = user_env(batch_stack)
+    path = requests_file(tmp_path, good=40)
+    with under_pty("batch", "submit", str(path), "--wait", env=env, cwd=tmp_path) as run:
+        run.read_until("/ 40", "lines/s", timeout=60)
+        assert run.interrupt() == 130
+    found = re.search(
+        r"stopped following (batch_\S+); it goes on: anygate batch get \1", run.screen
+    )
+    assert found, run.screen[-2000:]
+    assert "Traceback" not in run.screen
+    done = run_cli(
+        "batch", "submit", str(path), "--wait", env=env, cwd=tmp_path, timeout=120
+    )  # the stack is still serving; and the first batch ends on its own
+    assert "completed" in done.stdout
+    shown = run_cli("batch", "get", found.group(1), env=env, cwd=tmp_path).stdout
+    assert shown.splitlines()[0] == f"batch {found.group(1)}: completed"

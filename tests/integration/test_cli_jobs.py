@@ -257,3 +257,20 @@ def test_jobs_watch_follows_state_and_tokens(
         if e["event"] == "chunk" and e["data"]["choices"]
     )
     assert text == ANSWER
+
+
+def test_ctrl_c_stops_watching_not_the_job(stack: Stack, mock: MockControl, tmp_path: Path) -> None:
+    mock.settings(chunk_count=20, chunk_delay_ms=200)
+    env = user_env(stack)
+    job_id = run_cli(
+        "submit", "-m", "gpt-4o-mini", "hello there", env=env, cwd=tmp_path
+    ).stdout.strip()
+    with under_pty("jobs", "watch", job_id, env=env, cwd=tmp_path) as run:
+        run.read_until("started: attempt 1")
+        assert run.interrupt() == 130
+    assert f"stopped following {job_id}; it goes on: anygate jobs get {job_id}" in run.screen
+    assert "Traceback" not in run.screen
+    got = json.loads(
+        run_cli("jobs", "get", job_id, "--wait", "30", "--json", env=env, cwd=tmp_path).stdout
+    )
+    assert got["status"] == "succeeded"
