@@ -171,15 +171,18 @@ class BatchStore:
         return batch
 
     async def page(self, tenant: str, *, after: str | None, limit: int) -> tuple[list[Batch], bool]:
-        """Newest first, as OpenAI lists batches; ``after`` is the last id of the page before."""
+        """Newest first, as OpenAI lists batches; ``after`` is the last id of the page before.
+
+        A page starts at the rank after ``after``'s, not below its score: batches made in the
+        same second share a score, and a score bound would skip the others at a page's end."""
         key = self._k.tenant_batches(tenant)
-        top = "+inf"
+        start = 0
         if after:
-            score = await awaited(self._redis.zscore(key, after))
-            if score is None:
+            rank = await awaited(self._redis.zrevrank(key, after))
+            if rank is None:
                 return [], False
-            top = f"({int(score)}"
-        ids = await awaited(self._redis.zrevrangebyscore(key, top, "-inf", start=0, num=limit + 1))
+            start = rank + 1
+        ids = await awaited(self._redis.zrevrange(key, start, start + limit))
         async with self._redis.pipeline(transaction=False) as pipe:
             for batch_id in ids[:limit]:
                 pipe.hgetall(self._k.batch(batch_id))

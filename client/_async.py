@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -33,6 +34,9 @@ from anygate.client._settings import Settings
 from anygate.client._stream import stream_events
 
 T = TypeVar("T")
+
+_pause = asyncio.sleep
+"""How a ``Sleep`` effect waits (a test may record the pauses instead)."""
 
 
 class AsyncClient:
@@ -89,7 +93,7 @@ class AsyncClient:
             opened.append(Opened(response))
             return opened[-1]
         if isinstance(effect, Sleep):
-            await asyncio.sleep(effect.seconds)
+            await _pause(effect.seconds)
             return None
         if isinstance(effect, NextSSE):
             if effect.stream.reader is None:
@@ -105,11 +109,19 @@ class AsyncClient:
             return await effect.stream.response.aread()
         if isinstance(effect, Close):
             opened.remove(effect.stream)
-            await effect.stream.response.aclose()
+            await self._release(effect.stream)
             return None
         raise TypeError(f"not an effect: {effect!r}")
 
-    async def _drive(self, stepper: Stepper[Any]) -> AsyncIterator[Any]:
+    @staticmethod
+    async def _release(stream: Opened) -> None:
+        """Close the reader (an async generator over the body), then the response."""
+        reader, stream.reader = stream.reader, None
+        if reader is not None:
+            await reader.aclose()
+        await stream.response.aclose()
+
+    async def _drive(self, stepper: Stepper[Any]) -> AsyncGenerator[Any, None]:
         opened: list[Opened] = []
         try:
             effect = stepper.advance()
@@ -127,17 +139,19 @@ class AsyncClient:
         finally:
             stepper.op.close()
             for stream in opened:
-                await stream.response.aclose()
+                await self._release(stream)
 
     async def _run(self, op: Op[T]) -> T:
         stepper = Stepper(op)
-        async for item in self._drive(stepper):
-            raise TypeError(f"this operation hands on no items, got {item!r}")
+        async with contextlib.aclosing(self._drive(stepper)) as items:
+            async for item in items:
+                raise TypeError(f"this operation hands on no items, got {item!r}")
         return cast("T", stepper.result)
 
-    async def _iterate(self, op: Op[None]) -> AsyncIterator[Any]:
-        async for item in self._drive(Stepper(op)):
-            yield item
+    def _iterate(self, op: Op[None]) -> contextlib.aclosing[AsyncGenerator[Any, None]]:
+        """The items ``op`` hands on; leaving the ``async with`` early closes what it opened
+        at once (not whenever the event loop finalises a forgotten generator)."""
+        return contextlib.aclosing(self._drive(Stepper(op)))
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -185,32 +199,35 @@ class AsyncClient:
 
     async def list(
         self, *, status: str | None = None, page_size: int = 20, limit: int | None = None
-    ) -> AsyncIterator[Job]:
+    ) -> AsyncGenerator[Job, None]:
         """The tenant's jobs, newest first, page after page; at most ``limit``."""
         op = jobs.list_jobs(self._policy, status=status, page_size=page_size, limit=limit)
-        async for job in self._iterate(op):
-            yield job
+        async with self._iterate(op) as items:
+            async for job in items:
+                yield job
 
     async def stream(
         self, job_id: str, *, last_event_id: str | None = None
-    ) -> AsyncIterator[JobEvent]:
+    ) -> AsyncGenerator[JobEvent, None]:
         """The job's events until a terminal one, each once and in order, across dropped
         connections (resumed with ``Last-Event-ID``)."""
-        async for event in self._iterate(
+        async with self._iterate(
             stream_events(job_id, self._policy, last_event_id=last_event_id)
-        ):
-            yield event
+        ) as items:
+            async for event in items:
+                yield event
 
     async def stream_text(
         self, job_id: str, *, last_event_id: str | None = None
-    ) -> AsyncIterator[TextDelta]:
+    ) -> AsyncGenerator[TextDelta, None]:
         """A chat job's answer as it streams; a delta with ``restart`` set means: discard the
         text so far (a new attempt began)."""
         answer = AnswerText()
-        async for event in self.stream(job_id, last_event_id=last_event_id):
-            delta = answer.feed(event)
-            if delta is not None:
-                yield delta
+        async with contextlib.aclosing(self.stream(job_id, last_event_id=last_event_id)) as events:
+            async for event in events:
+                delta = answer.feed(event)
+                if delta is not None:
+                    yield delta
 
     async def chat(
         self,
@@ -249,6 +266,18 @@ class AsyncClient:
 
     async def file_content(self, file_id: str) -> bytes:
         return await self._run(batches.file_content(file_id, self._policy))
+
+    async def delete_file(self, file_id: str) -> bool:
+        return await self._run(batches.delete_file(file_id, self._policy))
+
+    async def list_files(
+        self, *, purpose: str | None = None, page_size: int = 100, limit: int | None = None
+    ) -> AsyncGenerator[FileObject, None]:
+        """The tenant's files, newest first, page after page."""
+        op = batches.list_files(self._policy, purpose=purpose, page_size=page_size, limit=limit)
+        async with self._iterate(op) as items:
+            async for file in items:
+                yield file
 
     async def create_batch(
         self,
@@ -299,6 +328,15 @@ class AsyncClient:
     async def cancel_batch(self, batch_id: str) -> Batch:
         return await self._run(batches.cancel_batch(batch_id, self._policy))
 
+    async def list_batches(
+        self, *, page_size: int = 20, limit: int | None = None
+    ) -> AsyncGenerator[Batch, None]:
+        """The tenant's batches, newest first, page after page."""
+        op = batches.list_batches(self._policy, page_size=page_size, limit=limit)
+        async with self._iterate(op) as items:
+            async for batch in items:
+                yield batch
+
     async def wait_batch(
         self,
         batch_id: str,
@@ -314,7 +352,8 @@ class AsyncClient:
             )
         )
 
-    async def batch_results(self, batch: Batch | str) -> AsyncIterator[BatchResult]:
+    async def batch_results(self, batch: Batch | str) -> AsyncGenerator[BatchResult, None]:
         """The output file's lines, then the error file's, parsed."""
-        async for result in self._iterate(batches.batch_results(batch, self._policy)):
-            yield result
+        async with self._iterate(batches.batch_results(batch, self._policy)) as items:
+            async for result in items:
+                yield result

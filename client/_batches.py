@@ -14,11 +14,14 @@ import httpx
 from anygate.client._calls import Call, UploadSource, upload_of
 from anygate.client._errors import APIConnectionError, UnexpectedResponseError, WaitTimeoutError
 from anygate.client._models import Batch, BatchResult, FileObject
+from anygate.client._paging import paginate
 from anygate.client._protocol import Close, Emit, NextLine, Op, Opened, Sleep, request, send
 from anygate.client._retry import RetryPolicy
 
 Progress = Callable[[Batch], None]
 _ID_PARAM = {"files": "file_id", "batches": "batch_id"}
+MAX_FILES_PAGE = 10_000
+"""The files list pages up to 10,000 (OpenAI's bound), the others up to 100."""
 
 
 def _path(collection: str, object_id: str, suffix: str = "") -> str:
@@ -72,6 +75,32 @@ def submit_batch(
 ) -> Op[Batch]:
     uploaded = yield from upload_file(source, policy, purpose="batch", filename=filename)
     return (yield from create_batch(uploaded.id, policy, **create))
+
+
+def delete_file(file_id: str, policy: RetryPolicy) -> Op[bool]:
+    answer = yield from request(Call("DELETE", _path("files", file_id)), policy)
+    return bool(answer.get("deleted"))
+
+
+def list_files(
+    policy: RetryPolicy, *, purpose: str | None, page_size: int, limit: int | None
+) -> Op[None]:
+    """The tenant's files, newest first."""
+    params = {"order": "desc", **({"purpose": purpose} if purpose else {})}
+    yield from paginate(
+        "/v1/files",
+        policy,
+        FileObject.from_api,
+        params=params,
+        page_size=page_size,
+        limit=limit,
+        maximum=MAX_FILES_PAGE,
+    )
+
+
+def list_batches(policy: RetryPolicy, *, page_size: int, limit: int | None) -> Op[None]:
+    """The tenant's batches, newest first."""
+    yield from paginate("/v1/batches", policy, Batch.from_api, page_size=page_size, limit=limit)
 
 
 def get_batch(batch_id: str, policy: RetryPolicy) -> Op[Batch]:

@@ -134,9 +134,6 @@ class _Unclosed(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def read(self, size: int = -1) -> bytes:
-        return self._inner.read(size)
-
     def seekable(self) -> bool:
         return True
 

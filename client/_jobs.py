@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from anygate.client._calls import Call
 from anygate.client._errors import WaitTimeoutError
 from anygate.client._models import Job
-from anygate.client._protocol import Emit, Op, request
+from anygate.client._paging import paginate
+from anygate.client._protocol import Op, request
 from anygate.client._retry import RetryPolicy
 
-T = TypeVar("T")
 Messages = str | Sequence[Mapping[str, Any]]
 """A chat's messages; a str is one user message."""
 
 MAX_POLL_S = 60.0
 """The gateway's default ``server.long_poll_max_s``: the longest one ``?wait=`` may ask."""
-MAX_PAGE = 100
 POLL_MARGIN_S = 15.0
 """Read timeout beyond a long-poll's own length: the answer comes at its end."""
 
@@ -99,39 +98,6 @@ def wait(job_id: str, policy: RetryPolicy, *, timeout: float | None, poll_s: flo
 def cancel(job_id: str, policy: RetryPolicy) -> Op[Job]:
     call = Call("POST", job_path(job_id, "/cancel"), idempotent_write=True)
     return Job.from_api((yield from request(call, policy)))
-
-
-def paginate(
-    path: str,
-    policy: RetryPolicy,
-    parse: Callable[[dict[str, Any]], T],
-    *,
-    params: Mapping[str, str] | None = None,
-    page_size: int,
-    limit: int | None,
-) -> Op[None]:
-    """Every item of an OpenAI-shaped list, page after page (``after`` = the last id) while
-    ``has_more``; at most ``limit`` items."""
-    if not 1 <= page_size <= MAX_PAGE:
-        raise ValueError(f"page_size: must be between 1 and {MAX_PAGE}")
-    if limit is not None and limit < 0:
-        raise ValueError("limit: must be 0 or more")
-    given = 0
-    after: str | None = None
-    while limit is None or given < limit:
-        size = page_size if limit is None else min(page_size, limit - given)
-        query: dict[str, str | int | float] = {**(params or {}), "limit": size}
-        if after is not None:
-            query["after"] = after
-        page = yield from request(Call("GET", path, params=query), policy)
-        data = [item for item in page.get("data") or [] if isinstance(item, dict)]
-        for item in data:
-            yield Emit(parse(item))
-        given += len(data)
-        last = page.get("last_id") or (data[-1].get("id") if data else None)
-        if not page.get("has_more") or not data or not isinstance(last, str):
-            return
-        after = last
 
 
 def list_jobs(

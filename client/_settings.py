@@ -29,7 +29,7 @@ class Settings:
     base_url: str
     api_key: str
     timeout: httpx.Timeout
-    verify: ssl.SSLContext | str | bool
+    verify: ssl.SSLContext | bool
     policy: RetryPolicy
 
     @classmethod
@@ -58,7 +58,7 @@ class Settings:
             base_url=url.rstrip("/"),
             api_key=key,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            verify=verify,
+            verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
             policy=RetryPolicy(max_retries=max_retries),
         )
 

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -33,6 +34,9 @@ from anygate.client._settings import Settings
 from anygate.client._stream import stream_events
 
 T = TypeVar("T")
+
+_pause = time.sleep
+"""How a ``Sleep`` effect waits (a test may record the pauses instead)."""
 
 
 class Client:
@@ -89,7 +93,7 @@ class Client:
             opened.append(Opened(response))
             return opened[-1]
         if isinstance(effect, Sleep):
-            time.sleep(effect.seconds)
+            _pause(effect.seconds)
             return None
         if isinstance(effect, NextSSE):
             if effect.stream.reader is None:
@@ -105,11 +109,19 @@ class Client:
             return effect.stream.response.read()
         if isinstance(effect, Close):
             opened.remove(effect.stream)
-            effect.stream.response.close()
+            self._release(effect.stream)
             return None
         raise TypeError(f"not an effect: {effect!r}")
 
-    def _drive(self, stepper: Stepper[Any]) -> Iterator[Any]:
+    @staticmethod
+    def _release(stream: Opened) -> None:
+        """Close the reader (a generator over the body), then the response."""
+        reader, stream.reader = stream.reader, None
+        if reader is not None:
+            reader.close()
+        stream.response.close()
+
+    def _drive(self, stepper: Stepper[Any]) -> Generator[Any, None, None]:
         opened: list[Opened] = []
         try:
             effect = stepper.advance()
@@ -127,16 +139,18 @@ class Client:
         finally:
             stepper.op.close()
             for stream in opened:
-                stream.response.close()
+                self._release(stream)
 
     def _run(self, op: Op[T]) -> T:
         stepper = Stepper(op)
-        for item in self._drive(stepper):
-            raise TypeError(f"this operation hands on no items, got {item!r}")
+        with contextlib.closing(self._drive(stepper)) as items:
+            for item in items:
+                raise TypeError(f"this operation hands on no items, got {item!r}")
         return cast("T", stepper.result)
 
-    def _iterate(self, op: Op[None]) -> Iterator[Any]:
-        yield from self._drive(Stepper(op))
+    def _iterate(self, op: Op[None]) -> Generator[Any, None, None]:
+        """The items ``op`` hands on (``yield from`` it: closing the caller closes it)."""
+        return self._drive(Stepper(op))
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -178,24 +192,29 @@ class Client:
 
     def list(
         self, *, status: str | None = None, page_size: int = 20, limit: int | None = None
-    ) -> Iterator[Job]:
+    ) -> Generator[Job, None, None]:
         """The tenant's jobs, newest first, page after page; at most ``limit``."""
         op = jobs.list_jobs(self._policy, status=status, page_size=page_size, limit=limit)
         yield from self._iterate(op)
 
-    def stream(self, job_id: str, *, last_event_id: str | None = None) -> Iterator[JobEvent]:
+    def stream(
+        self, job_id: str, *, last_event_id: str | None = None
+    ) -> Generator[JobEvent, None, None]:
         """The job's events until a terminal one, each once and in order, across dropped
         connections (resumed with ``Last-Event-ID``)."""
         yield from self._iterate(stream_events(job_id, self._policy, last_event_id=last_event_id))
 
-    def stream_text(self, job_id: str, *, last_event_id: str | None = None) -> Iterator[TextDelta]:
+    def stream_text(
+        self, job_id: str, *, last_event_id: str | None = None
+    ) -> Generator[TextDelta, None, None]:
         """A chat job's answer as it streams; a delta with ``restart`` set means: discard the
         text so far (a new attempt began)."""
         answer = AnswerText()
-        for event in self.stream(job_id, last_event_id=last_event_id):
-            delta = answer.feed(event)
-            if delta is not None:
-                yield delta
+        with contextlib.closing(self.stream(job_id, last_event_id=last_event_id)) as events:
+            for event in events:
+                delta = answer.feed(event)
+                if delta is not None:
+                    yield delta
 
     def chat(
         self,
@@ -232,6 +251,16 @@ class Client:
 
     def file_content(self, file_id: str) -> bytes:
         return self._run(batches.file_content(file_id, self._policy))
+
+    def delete_file(self, file_id: str) -> bool:
+        return self._run(batches.delete_file(file_id, self._policy))
+
+    def list_files(
+        self, *, purpose: str | None = None, page_size: int = 100, limit: int | None = None
+    ) -> Generator[FileObject, None, None]:
+        """The tenant's files, newest first, page after page."""
+        op = batches.list_files(self._policy, purpose=purpose, page_size=page_size, limit=limit)
+        yield from self._iterate(op)
 
     def create_batch(
         self,
@@ -282,6 +311,13 @@ class Client:
     def cancel_batch(self, batch_id: str) -> Batch:
         return self._run(batches.cancel_batch(batch_id, self._policy))
 
+    def list_batches(
+        self, *, page_size: int = 20, limit: int | None = None
+    ) -> Generator[Batch, None, None]:
+        """The tenant's batches, newest first, page after page."""
+        op = batches.list_batches(self._policy, page_size=page_size, limit=limit)
+        yield from self._iterate(op)
+
     def wait_batch(
         self,
         batch_id: str,
@@ -297,6 +333,6 @@ class Client:
             )
         )
 
-    def batch_results(self, batch: Batch | str) -> Iterator[BatchResult]:
+    def batch_results(self, batch: Batch | str) -> Generator[BatchResult, None, None]:
         """The output file's lines, then the error file's, parsed."""
         yield from self._iterate(batches.batch_results(batch, self._policy))

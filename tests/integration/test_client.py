@@ -250,7 +250,8 @@ async def test_a_queue_cap_429_is_retried_after_retry_after(
         assert retry_after >= 1
 
         async def free_the_slot() -> None:
-            await asyncio.sleep(0.3)
+            """Well after the patient client's first try (refused), before its retry."""
+            await asyncio.sleep(0.5)
             await impatient.cancel(holder.id)
 
         started = time.monotonic()
@@ -307,6 +308,10 @@ async def test_a_batch_from_an_iterable_runs_with_progress_and_results(ag: Any) 
     assert ok_result.body["choices"][0]["message"]["content"]
     by_id = [r async for r in ag.batch_results(done.id)]
     assert len(by_id) == len(results)
+    listed = [b async for b in ag.list_batches(limit=50)]
+    assert done.id in [b.id for b in listed]
+    outputs = [f async for f in ag.list_files(purpose="batch_output")]
+    assert done.output_file_id in [f.id for f in outputs]
 
 
 async def test_files_from_a_path_and_bytes_and_a_cancelled_batch(ag: Any, tmp_path: Path) -> None:
@@ -321,6 +326,11 @@ async def test_files_from_a_path_and_bytes_and_a_cancelled_batch(ag: Any, tmp_pa
     from_bytes = await ag.upload_file(content, filename="b.jsonl")
     assert from_bytes.filename == "b.jsonl"
     assert await ag.file_content(from_bytes.id) == content
+    listed = [f.id async for f in ag.list_files(purpose="batch", page_size=1)]
+    assert listed.index(from_bytes.id) < listed.index(from_path.id), "newest first, paged"
+    assert await ag.delete_file(from_bytes.id) is True
+    with pytest.raises(NotFoundError):
+        await ag.file_content(from_bytes.id)
     batch = await ag.create_batch(from_path.id, metadata={"k": "v"})
     assert (await ag.get_batch(batch.id)).id == batch.id
     await eventually(
@@ -342,6 +352,20 @@ async def test_files_from_a_path_and_bytes_and_a_cancelled_batch(ag: Any, tmp_pa
     with pytest.raises(BadRequestError) as bad_purpose:
         await ag.upload_file(content, purpose="assistants")
     assert bad_purpose.value.param == "purpose"
+
+
+async def test_list_batches_pages_through_batches_of_one_second(ag: Any) -> None:
+    """Batches made in the same second share their list score: paging must not skip them."""
+    uploaded = await ag.upload_file([batch_line(0, model=STUCK_MODEL)])
+    made = [await ag.create_batch(uploaded.id, metadata={"n": str(n)}) for n in range(4)]
+    try:
+        paged = [b.id async for b in ag.list_batches(page_size=1)]
+        whole = [b.id async for b in ag.list_batches(page_size=100)]
+        assert paged == whole, "the same batches, in the same order, page by page"
+        assert {b.id for b in made} <= set(paged)
+    finally:
+        for batch in made:
+            await ag.cancel_batch(batch.id)
 
 
 async def _status_in(ag: Any, batch_id: str, statuses: set[str]) -> bool:

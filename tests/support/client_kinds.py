@@ -10,7 +10,9 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from anygate.client import AsyncClient, Client
+import pytest
+
+from anygate.client import AsyncClient, Client, _async, _sync
 
 KINDS = ("async", "sync")
 _END = object()
@@ -56,3 +58,15 @@ async def open_client(kind: str, base_url: str, api_key: str, **options: Any) ->
         yield ThreadedClient(sync)
     finally:
         await asyncio.to_thread(sync.close)
+
+
+def record_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses either client takes between tries, recorded instead of slept."""
+    pauses: list[float] = []
+
+    async def async_pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(_async, "_pause", async_pause)
+    monkeypatch.setattr(_sync, "_pause", pauses.append)
+    return pauses
