@@ -107,7 +107,7 @@ def test_submit_wait_completes_and_prints_its_summary(batch_stack: Stack, tmp_pa
 def test_the_progress_bar_under_a_terminal(
     batch_stack: Stack, mock: MockControl, tmp_path: Path
 ) -> None:
-    mock.settings(latency_ms=150)
+    mock.settings(latency_ms=200)
     env = user_env(batch_stack)
     path = requests_file(tmp_path, good=60)
     with under_pty(

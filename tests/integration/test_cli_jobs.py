@@ -124,6 +124,11 @@ def test_bad_input_is_refused_naming_the_field(stack: Stack, tmp_path: Path) -> 
         (("submit", "-m", "no-such-model", "hi"), "model", 1),
         (("submit", "--body", "-"), "--body", 2),
         (("jobs", "get", "job_nothing"), "404", 1),
+        (  # sent, and refused: this stack has no webhook secret to sign with
+            ("submit", "-m", "gpt-4o-mini", "hi", "--webhook-url", "http://127.0.0.1:9/hook"),
+            "webhook_url",
+            1,
+        ),
     ):
         done = run_cli(*args, env=env, cwd=tmp_path, ok=False, stdin="[1, 2]")
         assert done.returncode == code, (args, done.stderr)
