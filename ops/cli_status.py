@@ -35,7 +35,8 @@ def fetch(admin: AdminClient) -> Snapshot:
 
 
 def watch(admin: AdminClient, console: Console, interval: float) -> None:
-    """Redraw until Ctrl-C; a failed refresh shows why and the view keeps trying."""
+    """Redraw until Ctrl-C (on a terminal in place, elsewhere frame after frame); a failed
+    refresh shows why and the view keeps trying."""
 
     def frame() -> RenderableType:
         try:
@@ -43,6 +44,11 @@ def watch(admin: AdminClient, console: Console, interval: float) -> None:
         except click.ClickException as exc:
             return render_error(admin.url, exc.message, interval)
 
+    if not console.is_terminal:  # a pipe or a log: one frame after another
+        while True:
+            console.print(frame())
+            console.file.flush()
+            time.sleep(interval)
     with Live(frame(), console=console, auto_refresh=False, transient=False) as live:
         while True:
             time.sleep(interval)

@@ -4,6 +4,8 @@ cooling down after a 429, as the workers record them in Redis (docs/cli.md#statu
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,10 +15,10 @@ from anygate.broker import Broker, create_redis
 from anygate.config import parse_config
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.admin import ADMIN_KEY, JOB, admin_tree, as_admin, keyed
-from tests.support.cli import run_cli, under_pty
+from tests.support.cli import clean_env, run_cli, under_pty
 from tests.support.configs import TENANT_KEYS
 from tests.support.mock import MockControl
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import ANYGATE, Stack, running_stack
 
 OPEN_DEP = "gemini:gemini-2.5-flash"
 COOLING_DEP = "openai:text-embedding-3-small"
@@ -149,3 +151,29 @@ def test_status_interrupt_is_clean_even_while_the_gateway_is_down(tmp_path: Path
     with under_pty("status", "--watch", "--interval", "0.3", env=env, cwd=tmp_path) as run:
         run.read_until("cannot refresh", "cannot reach the gateway")
         assert run.interrupt() == 0
+
+
+def test_watch_into_a_pipe_prints_frame_after_frame(status_stack: Stack, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*ANYGATE, "status", "--watch", "--interval", "0.3"],
+        env=clean_env(admin_env(status_stack)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        headers = 0
+        while headers < 3:
+            line = proc.stdout.readline()
+            assert line, "the output ended"
+            headers += line.startswith("anygate http")
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
