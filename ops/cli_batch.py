@@ -54,10 +54,13 @@ class CountsColumn(ProgressColumn):
 
 
 class RateColumn(ProgressColumn):
-    """Lines finished per second, over rich's recent samples."""
+    """Lines finished per second: over rich's recent samples, else (a batch that went from
+    none to all between two polls) over the whole wait."""
 
     def render(self, task: Task) -> Text:
         speed = task.speed
+        if speed is None and task.completed and task.elapsed:
+            speed = task.completed / task.elapsed
         return Text("-- lines/s" if speed is None else f"{speed:.1f} lines/s", style="cyan")
 
 
@@ -208,7 +211,13 @@ def batch_results(sources: Sources, batch_id: str, errors: bool, out: Path | Non
     file's), each as the gateway wrote it."""
     written = 0
     with open_client(sources) as client, client_errors():
-        lines = (to_json(r.raw) for r in client.batch_results(batch_id) if r.ok != errors)
+        found = client.get_batch(batch_id)
+        if not found.done:
+            raise click.ClickException(
+                f"batch {batch_id} is {found.status}: its results are written when it ends "
+                f"(follow it with: anygate batch get {batch_id})"
+            )
+        lines = (to_json(r.raw) for r in client.batch_results(found) if r.ok != errors)
         if out is None:
             for line in lines:
                 click.echo(line)

@@ -108,8 +108,16 @@ def create_key(  # click passes options by name
 @backend_options
 def list_keys(backend: LazyBackend, tenant: str | None) -> None:
     """List keys (never the keys themselves: their id, scopes and state)."""
-    for record in backend().list_keys(tenant):
+    records = backend().list_keys(tenant)
+    for record in records:
         click.echo(summary(record))
+    if not records:
+        whose = (
+            f"tenant {tenant}"
+            if tenant
+            else "the operator (keys in the config file are not listed)"
+        )
+        click.echo(f"no keys for {whose}", err=True)
 
 
 @keys.command("revoke")

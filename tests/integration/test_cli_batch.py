@@ -134,6 +134,9 @@ def test_submit_prints_the_id_and_a_cancelled_batch_exits_non_zero(
     path = requests_file(tmp_path, good=80)
     batch_id = run_cli("batch", "submit", str(path), env=env, cwd=tmp_path).stdout.strip()
     assert BATCH_ID.match(batch_id), batch_id
+    early = run_cli("batch", "results", batch_id, env=env, cwd=tmp_path, ok=False)
+    assert early.returncode == 1
+    assert re.search(rf"batch {batch_id} is (validating|in_progress): its results", early.stderr)
     waiting = subprocess.Popen(
         [*ANYGATE, "batch", "submit", str(path), "--wait", "--poll", "0.3"],
         env=clean_env(env),

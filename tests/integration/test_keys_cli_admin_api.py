@@ -48,6 +48,9 @@ def in_folder(
 async def test_tenants_and_keys_through_the_admin_api(api_stack: Stack, tmp_path: Path) -> None:
     env = admin_env(api_stack)
     here = tmp_path / "work"
+    none_yet = in_folder(here, "keys", "list", env=env)
+    assert none_yet.stdout == ""
+    assert "no keys for the operator" in none_yet.stderr
     in_folder(here, "tenants", "create", "newco", "--weight", "3", env=env)
     listed = in_folder(here, "tenants", "list", env=env).stdout
     assert re.search(r"^newco\s+weight=3\s+active\s+auth_mode=gateway$", listed, re.M), listed
