@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from anygate.api import (
     admin,
+    admin_deployments,
     admin_ops,
     batches,
     files,
@@ -119,6 +120,7 @@ def create_app(config: AnygateConfig, *, watch_config: bool = False) -> Starlett
             *gemini_compat.ROUTES,
             *admin.ROUTES,
             *admin_ops.ROUTES,
+            *admin_deployments.ROUTES,
             *usage.ROUTES,
             *metrics_endpoint.routes(config),
             *openapi.routes(config),

@@ -72,6 +72,7 @@ def _run_async(main: object) -> None:
 
 
 @click.group()
+@click.version_option(package_name="anygate", prog_name="anygate")
 def main() -> None:
     """anygate: a queue-based LLM gateway (configuration: $ANYGATE_CONFIG + ANYGATE__* env)."""
 
@@ -292,3 +293,20 @@ def _register_admin_commands() -> None:
 
 
 _register_admin_commands()
+
+
+def _register_user_commands() -> None:
+    """The commands users and operators run against a gateway (docs/cli.md)."""
+    from anygate.ops.cli_batch import batch
+    from anygate.ops.cli_config import config_group
+    from anygate.ops.cli_jobs import jobs, submit
+    from anygate.ops.cli_status import status
+
+    main.add_command(submit)
+    main.add_command(jobs)
+    main.add_command(batch)
+    main.add_command(status)
+    main.add_command(config_group)
+
+
+_register_user_commands()

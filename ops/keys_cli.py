@@ -1,67 +1,64 @@
-"""``anygate keys …`` and ``anygate tenants …``: the operator's way in before any admin key exists.
+"""``anygate keys …`` and ``anygate tenants …``: API keys and tenants for the operator.
 
-They talk to Redis directly through ``TenantStore`` with the loaded configuration, so they work
-on a fresh install, with no API process running, and every change is announced to running API
-processes exactly as the admin API's are. A new key is printed once, alone on stdout (so
-``KEY=$(anygate keys create …)`` captures just the key); everything else goes to stderr.
+Against a running gateway they go through its admin API (a URL and an admin key, as every
+user-facing command finds them: docs/cli.md#connection); on a fresh install, before any admin
+key exists, ``--redis-url`` or ``$ANYGATE_CONFIG`` makes them write to Redis directly, with
+every change announced to running API processes as the admin API's are (``keys_backends``).
+A new key is printed once, alone on stdout (so ``KEY=$(anygate keys create …)`` captures just
+the key); everything else goes to stderr.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from anygate.broker import KeySpace, create_redis
-from anygate.broker.errors import AnygateError
-from anygate.broker.tenant_store import TenantStore
-from anygate.broker.tenants import ADMIN, TENANT_SCOPES, ApiKeyRecord
-from anygate.config import (
-    TENANT_ID_PATTERN,
-    AnygateConfig,
-    ConfigError,
-    TenantSettings,
-    load_config,
-)
-
-T = TypeVar("T")
+from anygate.broker.tenants import TENANT_SCOPES
+from anygate.config import TENANT_ID_PATTERN
+from anygate.ops.cli_context import Sources, connection_options
+from anygate.ops.keys_backends import Backend, backend_for
 
 
-def _with_store(action: Callable[[TenantStore], Awaitable[T]]) -> T:
-    """Run ``action`` against the configured Redis; typed errors become one-line messages."""
-    try:
-        config: AnygateConfig = load_config()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+def backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The connection options plus ``--redis-url``; the callback gets a ``backend`` instead,
+    chosen only once the command's own arguments were checked (a usage error reads nothing)."""
 
-    async def run() -> T:
-        redis = create_redis(config.redis)
-        try:
-            return await action(TenantStore(redis, KeySpace.of(config)))
-        finally:
-            await redis.aclose()
+    @functools.wraps(command)
+    def with_backend(*args: Any, sources: Sources, redis_url: str | None, **kwargs: Any) -> Any:
+        return command(*args, backend=lambda: backend_for(redis_url, sources), **kwargs)
 
-    try:
-        return asyncio.run(run())
-    except AnygateError as exc:
-        raise click.ClickException(exc.message) from None
+    with_redis = click.option(
+        "--redis-url",
+        default=None,
+        metavar="URL",
+        help="Write to this Redis directly instead of using the admin API (with "
+        "$ANYGATE_CONFIG's namespace, if set).",
+    )(with_backend)
+    return connection_options(admin_key=True)(with_redis)
 
 
-def _summary(record: ApiKeyRecord) -> str:
+def summary(record: dict[str, Any]) -> str:
+    """One line for a key (the admin API's object): never the key itself."""
+    expires_at = record.get("expires_at")
     expires = (
-        time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(record.expires_at))
-        if record.expires_at is not None
+        time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(expires_at))
+        if expires_at is not None
         else "never"
     )
-    state = "revoked" if record.revoked_at is not None else "active"
+    state = "revoked" if record.get("revoked_at") is not None else "active"
     return (
-        f"{record.id}  tenant={record.tenant or '(operator)'}  scopes={','.join(record.scopes)}  "
-        f"rpm={record.rpm or '-'}  expires={expires}  {state}  {record.name}"
+        f"{record['id']}  tenant={record.get('tenant') or '(operator)'}  "
+        f"scopes={','.join(record['scopes'])}  rpm={record.get('rpm') or '-'}  "
+        f"expires={expires}  {state}  {record.get('name') or ''}"
     ).rstrip()
+
+
+LazyBackend = Callable[[], Backend]
 
 
 @click.group()
@@ -82,8 +79,10 @@ def keys() -> None:
 )
 @click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute this key may make.")
 @click.option("--expires-in-days", type=click.FloatRange(min=0, min_open=True))
+@backend_options
 def create_key(  # click passes options by name
     *,
+    backend: LazyBackend,
     tenant: str | None,
     operator: bool,
     name: str,
@@ -97,34 +96,36 @@ def create_key(  # click passes options by name
     if operator and scopes:
         raise click.UsageError("an operator key has the admin scope only; drop --scope")
     expires_at = time.time() + expires_in_days * 86_400 if expires_in_days else None
-    record, key = _with_store(
-        lambda store: store.create_key(
-            tenant,
-            name=name,
-            scopes=(ADMIN,) if operator else (scopes or TENANT_SCOPES),
-            expires_at=expires_at,
-            rpm=rpm,
-            source="cli",
-        )
+    record, key = backend().create_key(
+        tenant, name=name, scopes=scopes or None, expires_at=expires_at, rpm=rpm
     )
     click.echo(key)
-    click.echo(f"created {_summary(record)}", err=True)
+    click.echo(f"created {summary(record)}", err=True)
 
 
 @keys.command("list")
 @click.option("--tenant", help="Whose keys (default: the operator keys).")
-def list_keys(tenant: str | None) -> None:
+@backend_options
+def list_keys(backend: LazyBackend, tenant: str | None) -> None:
     """List keys (never the keys themselves: their id, scopes and state)."""
-    for record in _with_store(lambda store: store.list_keys(tenant)):
-        click.echo(_summary(record))
+    records = backend().list_keys(tenant)
+    for record in records:
+        click.echo(summary(record))
+    if not records:
+        whose = (
+            f"tenant {tenant}"
+            if tenant
+            else "the operator (keys in the config file are not listed)"
+        )
+        click.echo(f"no keys for {whose}", err=True)
 
 
 @keys.command("revoke")
 @click.argument("key_id")
-def revoke_key(key_id: str) -> None:
+@backend_options
+def revoke_key(backend: LazyBackend, key_id: str) -> None:
     """Revoke a key: it stops working on every API process at once."""
-    record = _with_store(lambda store: store.revoke_key(key_id))
-    click.echo(f"revoked {_summary(record)}", err=True)
+    click.echo(f"revoked {summary(backend().revoke_key(key_id))}", err=True)
 
 
 @keys.command("new-encryption-key")
@@ -144,19 +145,21 @@ def tenants() -> None:
 @tenants.command("create")
 @click.argument("tenant_id")
 @click.option("--weight", type=click.IntRange(1, 100), default=1, show_default=True)
-def create_tenant(tenant_id: str, weight: int) -> None:
+@backend_options
+def create_tenant(backend: LazyBackend, tenant_id: str, weight: int) -> None:
     """Create a tenant; ids are never reused, not even a deleted tenant's."""
     if not re.match(TENANT_ID_PATTERN, tenant_id):
         raise click.BadParameter("letters, digits, '_' and '-', at most 64", param_hint="ID")
-    record = _with_store(
-        lambda store: store.create_tenant(tenant_id, TenantSettings(weight=weight))
-    )
-    click.echo(f"created tenant {record.id} (weight {record.weight})", err=True)
+    record = backend().create_tenant(tenant_id, weight)
+    click.echo(f"created tenant {record['id']} (weight {record['weight']})", err=True)
 
 
 @tenants.command("list")
-def list_tenants() -> None:
+@backend_options
+def list_tenants(backend: LazyBackend) -> None:
     """Live tenants, one a line: id, weight, state."""
-    for record in _with_store(lambda store: store.all_tenants()):
-        state = "disabled" if record.disabled else "active"
-        click.echo(f"{record.id}  weight={record.weight}  {state}  auth_mode={record.auth_mode}")
+    for record in backend().list_tenants():
+        state = "disabled" if record["disabled"] else "active"
+        click.echo(
+            f"{record['id']}  weight={record['weight']}  {state}  auth_mode={record['auth_mode']}"
+        )

@@ -1,11 +1,12 @@
 """``anygate keys …`` and ``anygate tenants …`` as an operator runs them: straight to Redis with the
-config file, while an API process serves the keys they make."""
+config file (``$ANYGATE_CONFIG``), while an API process serves the keys they make. Through the
+admin API, with no Redis named anywhere: test_keys_cli_admin_api.py."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import pytest
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.admin import JOB, admin_tree, as_admin, keyed
+from tests.support.cli import run_cli
 from tests.support.mock import MockControl
-from tests.support.stack import ANYGATE, Stack, running_stack
+from tests.support.stack import Stack, running_stack
 
 
 @pytest.fixture
@@ -26,18 +28,10 @@ def cli_stack(
 
 
 def anygate(stack: Stack | None, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the CLI with the stack's config (none: the environment as it is)."""
-    done = subprocess.run(
-        [*ANYGATE, *args],
-        env={**os.environ, **(stack.env if stack else {})},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if ok:
-        assert done.returncode == 0, done.stderr
-    return done
+    """Run the CLI with the stack's config (none: no ``ANYGATE*`` variable at all), in a folder
+    with no ``.anygate/dev.env``."""
+    cwd = stack.config_path.parent if stack else Path(tempfile.gettempdir())
+    return run_cli(*args, env=stack.env if stack else None, cwd=cwd, ok=ok)
 
 
 def key_id(stderr: str) -> str:
