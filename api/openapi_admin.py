@@ -174,6 +174,15 @@ OPERATIONS = [
         (Answer(200, "One entry per pool.", schema_ref("WorkerPoolList")),),
     ),
     Op(
+        "GET",
+        "/admin/deployments",
+        "adminDeployments",
+        "admin",
+        "Each configured deployment's health: state, circuit breaker, 429 cool-down",
+        "admin",
+        (Answer(200, "One entry per deployment, in id order.", schema_ref("DeploymentList")),),
+    ),
+    Op(
         "POST",
         "/admin/pools/{pool}/pause",
         "pausePool",

@@ -87,6 +87,24 @@ WORKER_POOL: JSON = obj(
     }
 )
 
+DEPLOYMENT: JSON = obj(
+    {
+        "object": const("deployment"),
+        "id": STR,
+        "provider": STR,
+        "pool": STR,
+        "model": STR,
+        "aliases": {"type": "array", "items": STR},
+        "state": {"enum": ["ok", "recovering", "cooling_down", "open", "half_open"]},
+        "breaker": {"enum": ["closed", "open", "half_open"]},
+        "breaker_open_for_s": nullable(NUM),
+        "cooling_down_for_s": nullable(NUM),
+        "recent_failures": INT,
+        "recovering": BOOL,
+    },
+    description="One deployment's health as the workers share it (`id`: `<provider>:<model>`).",
+)
+
 POOL_STATE = obj({"object": const("pool"), "id": STR, "paused": BOOL})
 
 REQUEUED: JSON = obj(
@@ -110,6 +128,8 @@ ADMIN_SCHEMAS: dict[str, JSON] = {
     "Queue": QUEUE,
     "WorkerPoolList": list_of(schema_ref("WorkerPool")),
     "WorkerPool": WORKER_POOL,
+    "DeploymentList": list_of(schema_ref("Deployment"), breaker_enabled=BOOL),
+    "Deployment": DEPLOYMENT,
     "PoolState": POOL_STATE,
     "RequeueResult": REQUEUED,
 }

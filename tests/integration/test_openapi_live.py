@@ -220,7 +220,7 @@ async def _admin(api: Caller, admin: httpx.AsyncClient, nobody: httpx.AsyncClien
     assert (await api.call(admin, "GET", "/admin/usage")).status_code == 200
     csv = await api.call(admin, "GET", "/admin/usage", params={"format": "csv"})
     assert csv.text.startswith("tenant,model,date")
-    for path in ("/admin/queues", "/admin/workers"):
+    for path in ("/admin/queues", "/admin/workers", "/admin/deployments"):
         assert (await api.call(admin, "GET", path)).status_code == 200
     pool = {"pool": "openai"}
     for path in ("/admin/pools/{pool}/pause", "/admin/pools/{pool}/resume"):
