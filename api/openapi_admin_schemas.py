@@ -99,7 +99,7 @@ DEPLOYMENT: JSON = obj(
         "breaker": {"enum": ["closed", "open", "half_open"]},
         "breaker_open_for_s": nullable(NUM),
         "cooling_down_for_s": nullable(NUM),
-        "recent_failures": INT,
+        "recent_failures": BOOL,
         "recovering": BOOL,
     },
     description="One deployment's health as the workers share it (`id`: `<provider>:<model>`).",
