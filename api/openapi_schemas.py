@@ -31,6 +31,7 @@ from anygate.api.openapi_jsonschema import (
 from anygate.api.openapi_table import JSON, schema_ref
 from anygate.api.openapi_webhooks import WEBHOOK_SCHEMAS
 from anygate.broker import JobStatus
+from anygate.broker.batch_store import BATCH_TIMES
 from anygate.config import Priority, TenantSettings
 from anygate.core.schemas import ChatCompletionBody, EmbeddingsBody, SubmitJob
 
@@ -152,17 +153,6 @@ DEAD_LETTER: JSON = {
     ]
 }
 
-TIMES = (
-    "created_at",
-    "in_progress_at",
-    "expires_at",
-    "finalizing_at",
-    "completed_at",
-    "failed_at",
-    "expired_at",
-    "cancelling_at",
-    "cancelled_at",
-)
 BATCH_STATUSES = [
     "validating",
     "in_progress",
@@ -191,7 +181,7 @@ BATCH: JSON = obj(
         "error_file_id": nullable(STR),
         "request_counts": obj({"total": INT, "completed": INT, "failed": INT}),
         "metadata": nullable(STR_MAP),
-        **{name: nullable(INT) for name in TIMES},
+        **{name: nullable(INT) for name in BATCH_TIMES},
         "usage": {"type": "object"},
     },
     optional=("usage",),

@@ -27,7 +27,7 @@ from anygate.broker.errors import NotFoundError
 from anygate.broker.keys import KeySpace
 
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
-_TIMES = (
+BATCH_TIMES = (
     "created_at",
     "in_progress_at",
     "expires_at",
@@ -38,6 +38,7 @@ _TIMES = (
     "cancelling_at",
     "cancelled_at",
 )
+"""A batch's timestamps, as OpenAI's Batch object names them (each null until reached)."""
 
 
 def new_batch_id() -> str:
@@ -98,7 +99,7 @@ class Batch:
             },
             "metadata": orjson.loads(h["metadata"]) if h.get("metadata") else None,
         }
-        for name in _TIMES:
+        for name in BATCH_TIMES:
             body[name] = int(h[name]) if h.get(name) else None
         if h.get("usage"):
             body["usage"] = orjson.loads(h["usage"])
@@ -218,7 +219,7 @@ class BatchStore:
     async def transition(self, batch_id: str, status: str) -> None:
         """A new status, stamped with its time as OpenAI's ``<status>_at`` field."""
         fields: dict[str, str | int] = {"status": status}
-        if f"{status}_at" in _TIMES:
+        if f"{status}_at" in BATCH_TIMES:
             fields[f"{status}_at"] = int(time.time())
         await self.set(batch_id, **fields)
         if status in ENDED:
