@@ -332,12 +332,14 @@ def test_anygate_dev_passes_sighup_on_to_every_process(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     argv = [*ANYGATE, "dev", "--port", str(port), "--data-dir", str(data_dir)]
     with ManagedProcess.start(argv, env=env, ready_url=f"{url}/readyz", timeout=60) as dev:
+        # dev.env is written with the banner, once the API, both workers and control are ready
         wait_until(
-            lambda: None if len(runs(dev, "config loaded")) == 4 else "not yet",
-            what="4 processes (api, 2 workers, control) running",
+            lambda: None if (data_dir / "dev.env").exists() else "no banner yet",
+            what="anygate dev ready (API, 2 workers, control)",
             watch=[dev.child],
-            timeout=30,
+            timeout=60,
         )
+        assert len(runs(dev, "config loaded")) == 4
         config_path = data_dir / "config.yaml"
         tree = yaml.safe_load(config_path.read_text(encoding="utf-8"))
         tree["models"][NEW_ALIAS] = {
