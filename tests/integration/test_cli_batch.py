@@ -129,7 +129,7 @@ def test_the_progress_bar_under_a_terminal(
 def test_submit_prints_the_id_and_a_cancelled_batch_exits_non_zero(
     batch_stack: Stack, mock: MockControl, tmp_path: Path
 ) -> None:
-    mock.settings(latency_ms=400)
+    mock.settings(latency_ms=10_000)  # 100 s a batch: however loaded the machine, cancelled mid-way
     env = user_env(batch_stack)
     path = requests_file(tmp_path, good=80)
     batch_id = run_cli("batch", "submit", str(path), env=env, cwd=tmp_path).stdout.strip()
@@ -137,28 +137,28 @@ def test_submit_prints_the_id_and_a_cancelled_batch_exits_non_zero(
     early = run_cli("batch", "results", batch_id, env=env, cwd=tmp_path, ok=False)
     assert early.returncode == 1
     assert re.search(rf"batch {batch_id} is (validating|in_progress): its results", early.stderr)
-    waiting = subprocess.Popen(
+    with subprocess.Popen(
         [*ANYGATE, "batch", "submit", str(path), "--wait", "--poll", "0.3"],
         env=clean_env(env),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        waited_id = None
-        assert waiting.stderr is not None
-        first = waiting.stderr.readline()
-        waited_id = re.search(r"batch (batch_\S+) created", first)
-        assert waited_id, first
-        for target in (batch_id, waited_id.group(1)):
-            cancelled = run_cli("batch", "cancel", target, env=env, cwd=tmp_path).stdout
-            assert re.fullmatch(rf"{target} (cancelling|cancelled)\n", cancelled), cancelled
-        out, _err = waiting.communicate(timeout=90)
-    finally:
-        if waiting.poll() is None:
-            waiting.kill()
-            waiting.wait()
+    ) as waiting:
+        try:
+            waited_id = None
+            assert waiting.stderr is not None
+            first = waiting.stderr.readline()
+            waited_id = re.search(r"batch (batch_\S+) created", first)
+            assert waited_id, first
+            for target in (batch_id, waited_id.group(1)):
+                cancelled = run_cli("batch", "cancel", target, env=env, cwd=tmp_path).stdout
+                assert re.fullmatch(rf"{target} (cancelling|cancelled)\n", cancelled), cancelled
+            out, _err = waiting.communicate(timeout=90)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait()
     assert waiting.returncode == 1
     assert re.search(rf"^batch {waited_id.group(1)}: cancelled$", out, re.M), out
     counts = re.search(r"requests: 80 total, (\d+) completed, (\d+) failed", out)
@@ -185,12 +185,13 @@ def test_bad_batches_are_clear_errors(batch_stack: Stack, tmp_path: Path) -> Non
 def test_ctrl_c_stops_following_not_the_batch(
     batch_stack: Stack, mock: MockControl, tmp_path: Path
 ) -> None:
-    mock.settings(latency_ms=300)
+    mock.settings(latency_ms=5000)  # 25 s a batch: however loaded the machine, interrupted mid-way
     env = user_env(batch_stack)
     path = requests_file(tmp_path, good=40)
     with under_pty("batch", "submit", str(path), "--wait", env=env, cwd=tmp_path) as run:
         run.read_until("/ 40", "lines/s", timeout=60)
         assert run.interrupt() == 130
+    mock.settings(latency_ms=0)
     found = re.search(
         r"stopped following (batch_\S+); it goes on: anygate batch get \1", run.screen
     )

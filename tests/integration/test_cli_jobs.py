@@ -265,7 +265,7 @@ def test_jobs_watch_follows_state_and_tokens(
 
 
 def test_ctrl_c_stops_watching_not_the_job(stack: Stack, mock: MockControl, tmp_path: Path) -> None:
-    mock.settings(chunk_count=20, chunk_delay_ms=200)
+    mock.settings(chunk_count=20, chunk_delay_ms=500)  # ~10 s: interrupted mid-way, however slow
     env = user_env(stack)
     job_id = run_cli(
         "submit", "-m", "gpt-4o-mini", "hello there", env=env, cwd=tmp_path

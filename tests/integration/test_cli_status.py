@@ -15,7 +15,7 @@ from anygate.broker import Broker, create_redis
 from anygate.config import parse_config
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.admin import ADMIN_KEY, JOB, admin_tree, as_admin, keyed
-from tests.support.cli import clean_env, run_cli, under_pty
+from tests.support.cli import clean_env, ctrl_c_as_at_a_terminal, run_cli, under_pty
 from tests.support.configs import TENANT_KEYS
 from tests.support.mock import MockControl
 from tests.support.stack import ANYGATE, Stack, running_stack
@@ -154,26 +154,27 @@ def test_status_interrupt_is_clean_even_while_the_gateway_is_down(tmp_path: Path
 
 
 def test_watch_into_a_pipe_prints_frame_after_frame(status_stack: Stack, tmp_path: Path) -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [*ANYGATE, "status", "--watch", "--interval", "0.3"],
         env=clean_env(admin_env(status_stack)),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        headers = 0
-        while headers < 3:
-            line = proc.stdout.readline()
-            assert line, "the output ended"
-            headers += line.startswith("anygate http")
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        preexec_fn=ctrl_c_as_at_a_terminal,  # noqa: PLW1509 - a signal disposition, no locks
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            headers = 0
+            while headers < 3:
+                line = proc.stdout.readline()
+                assert line, "the output ended"
+                headers += line.startswith("anygate http")
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 0, err
     assert "Traceback" not in err

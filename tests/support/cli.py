@@ -56,6 +56,16 @@ def run_cli(
     return done
 
 
+def ctrl_c_as_at_a_terminal() -> None:
+    """``preexec_fn`` of a CLI process a test will Ctrl-C: SIGINT back to its default action.
+
+    A shell starts a background job with SIGINT ignored (a CI runner's ``cmd &`` does), the
+    tests inherit that, and Python installs no KeyboardInterrupt handler in a process that
+    starts with SIGINT ignored: the test's Ctrl-C would do nothing, where a user's at a
+    terminal always arrives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def plain(text: str) -> str:
     """Terminal output without its escape sequences (colours, cursor moves)."""
     return ANSI.sub("", text)
@@ -136,6 +146,7 @@ def under_pty(
         stdout=slave,
         stderr=slave,
         start_new_session=True,
+        preexec_fn=ctrl_c_as_at_a_terminal,  # noqa: PLW1509 - a signal disposition, no locks
     )
     os.close(slave)
     run = PtyRun(proc, master, columns, rows)
