@@ -4,7 +4,8 @@ no-op provider call also stamps the harness's marker (``queuebench_protocol.Mark
     QB_N=20000 QB_DONE_FILE=/tmp/done.json python bench/queuebench_worker.py CONFIG CONCURRENCY
 
 The marker is stamped inside the provider call, where every other queue of the comparison runs
-its job body: the job's outcome is recorded after it, as theirs is.
+its job body: the job's outcome is recorded after it, as theirs is. Logging is at WARNING, JSON,
+as the harness sets every queue's worker: the two INFO lines a job logs would measure the logger.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from noop_worker import RESULT, main
 from queuebench_protocol import Marker
 
 from anygate.broker import ClaimedJob
+from anygate.ops.logging import configure_logging
 from anygate.workers.adapters.base import CallOutcome, ChunkSink
 
 
@@ -34,4 +36,5 @@ class MarkingAdapter:
 
 
 if __name__ == "__main__":
+    configure_logging("warning", json=True)
     uvloop.run(main(sys.argv[1], int(sys.argv[2]), adapter=MarkingAdapter(Marker.from_env())))
