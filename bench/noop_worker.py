@@ -15,7 +15,7 @@ import uvloop
 
 from anygate.broker import Broker, ClaimedJob, Subscriptions, create_redis, new_worker_id
 from anygate.config import load_config
-from anygate.workers.adapters.base import CallOutcome, ChunkSink
+from anygate.workers.adapters.base import CallOutcome, ChunkSink, ProviderAdapter
 from anygate.workers.worker import Worker, WorkerSettings
 
 RESULT = CallOutcome({"object": "noop"}, None)
@@ -31,14 +31,20 @@ class NoopAdapter:
         return None
 
 
-async def main(config_path: str, concurrency: int, pool: str = "bench") -> None:
+async def main(
+    config_path: str,
+    concurrency: int,
+    pool: str = "bench",
+    adapter: ProviderAdapter | None = None,
+) -> None:
+    """Serve ``pool`` until SIGTERM; ``adapter``: another no-op one (e.g. one that counts)."""
     config = load_config(config_path)
     redis = create_redis(config.redis)
     await redis.ping()  # a cluster client learns its slot map from the first command
     subs = Subscriptions(redis)
     await subs.start()
     settings = WorkerSettings(pool, new_worker_id(pool), concurrency)
-    worker = Worker(config, settings, Broker(redis, config), subs, NoopAdapter())
+    worker = Worker(config, settings, Broker(redis, config), subs, adapter or NoopAdapter())
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.stop)
     await worker.run()
@@ -47,4 +53,4 @@ async def main(config_path: str, concurrency: int, pool: str = "bench") -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4]))
+    uvloop.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "bench"))

@@ -6,7 +6,18 @@
     python bench/run.py --peers      # then peerbench, anygate as one of its targets (+~12 min)
     python bench/run.py --peers --peer-quick   # peerbench --quick (+1.5 min)
 
-``--peers`` needs the peers that ``/work/shared/peerbench/setup.sh`` installs into /tmp/peers.
+    python bench/run.py --queue-peers   # then queuebench: anygate's broker beside raw redis-py
+                                        # streams, BullMQ c32, arq and SAQ (+~15 min)
+    python bench/run.py --scenarios '' --queue-peers --queue-n 5000 --queue-repeats 1
+
+``--peers`` needs the peers that ``/work/shared/peerbench/setup.sh`` installs into /tmp/peers;
+``--queue-peers`` those that ``/work/shared/queuebench/setup.sh`` installs into /tmp/qpeers (it
+stops at once, naming what is missing, when they are not there). queuebench starts its own two
+Redis servers (AOF off and AOF everysec) and runs ``queuebench_driver.py`` (anygate's ``Broker``
+and a real no-op ``Worker`` process) interleaved with the other queues; ``queue_peers.py`` reads
+its ``raw.json`` and writes ``drain_vs_bullmq`` (target >= 3) and ``round_trip_vs_bullmq``
+(target <= 0.5), both with AOF everysec, into ``summary``, and every queue's figures under
+``summary.queue_peers`` (docs/performance.md#same-run-queue-comparison).
 
 Everything runs on loopback against processes this script starts on free ports (each in its
 own session, stopped by its process-group id): a private redis-server with AOF everysec, the
@@ -38,6 +49,7 @@ from typing import Any
 import broker_bench
 import click
 import peers as peerbench
+import queue_peers
 import report
 import scenarios
 import uvloop
@@ -192,6 +204,31 @@ def _keep_logs(work: Path, to: Path) -> Path:
     return to
 
 
+def _queue_options(o: dict[str, Any]) -> queue_peers.QueueOptions | None:
+    """``--queue-peers``' settings, or None without it; its peers must be installed."""
+    if not o["with_queue_peers"]:
+        return None
+    opts = queue_peers.QueueOptions(
+        o["queue_targets"], o["queue_n"], o["queue_samples"], o["queue_repeats"], o["queue_timeout"]
+    )
+    if missing := queue_peers.missing_peers(opts.targets):
+        raise click.UsageError(
+            f"queuebench's peers are not installed (run {queue_peers.SETUP} once): "
+            + "; ".join(missing)
+        )
+    return opts
+
+
+def _run_queue_peers(
+    opts: queue_peers.QueueOptions | None,
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """queuebench with anygate's driver: the ``summary`` ratio keys and ``queue_peers`` block."""
+    if opts is None:
+        return {}, {}
+    results = HERE / "results" / "queuebench" / time.strftime("%Y%m%d-%H%M%S")
+    return queue_peers.queue_summary(queue_peers.run_queuebench(opts, results))
+
+
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through every ``finally``: our processes stop
 
@@ -239,6 +276,12 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 )
 @click.option("--peer-mock-port", type=int, default=18000, show_default=True)
 @click.option("--peer-timeout", type=float, default=3600, show_default=True)
+@click.option("--queue-peers", "with_queue_peers", is_flag=True, help="Also run queuebench.")
+@click.option("--queue-targets", default=queue_peers.DEFAULT_TARGETS, show_default=True)
+@click.option("--queue-n", type=click.IntRange(100), default=20_000, show_default=True)
+@click.option("--queue-samples", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--queue-repeats", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--queue-timeout", type=float, default=3600, show_default=True)
 def main(**o: Any) -> None:
     """anygate's docs/performance.md benchmark: table on stdout, JSON in bench/results/ (see
     run.py)."""
@@ -259,6 +302,7 @@ def main(**o: Any) -> None:
         raise click.BadParameter(
             "letters a to h only ('' with --peers: peers alone)", param_hint="--scenarios"
         )
+    queue_opts = _queue_options(o)  # before anything runs: missing peers stop it at once
     c = Collector()
     t_start = time.time()
     peers: dict[str, dict[str, float]] = {}
@@ -303,10 +347,12 @@ def main(**o: Any) -> None:
             raw = peerbench.run_peerbench(peer_opts, out_dir, work)
             peers, detail = peerbench.peer_summary(raw)
             c.runs["peers"].append({"raw_json": str(out_dir / "raw.json"), **detail})
+    queue_keys, queue_block = _run_queue_peers(queue_opts)
     figures = report.aggregate(c.samples)
     machine = {"cores": os.cpu_count(), "python": platform.python_version(), "redis": redis_version}
     document = {
-        "summary": report.summary(figures, peers, machine),
+        "summary": report.summary(figures, peers, machine)
+        | ({**queue_keys, "queue_peers": queue_block} if queue_block else {}),
         "figures": figures,
         "errors": dict(c.errors),
         "meta": {
@@ -334,6 +380,9 @@ def main(**o: Any) -> None:
     if peers:
         click.echo("\npeerbench (same run; stream resp/s at --peer-stream-conns):\n")
         click.echo(report.peer_table(peers))
+    if queue_block:
+        click.echo("\nqueuebench (same run; medians, min to max):\n")
+        click.echo(queue_peers.queue_table(queue_block))
     click.echo(f"\nwall {document['meta']['wall_s']} s; written to {path}")
 
 
