@@ -5,6 +5,7 @@
     python bench/run.py --quick      # shorter measurements, same scenarios (~1.7 min)
     python bench/run.py --peers      # then peerbench, anygate as one of its targets (+~12 min)
     python bench/run.py --peers --peer-quick   # peerbench --quick (+1.5 min)
+    python bench/run.py --redis-cost # then redis_cost.py: Redis CPU per job, per script (+~3 min)
 
 ``--peers`` needs the peers that ``/work/shared/peerbench/setup.sh`` installs into /tmp/peers.
 
@@ -38,6 +39,7 @@ from typing import Any
 import broker_bench
 import click
 import peers as peerbench
+import redis_cost
 import report
 import scenarios
 import uvloop
@@ -239,6 +241,12 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 )
 @click.option("--peer-mock-port", type=int, default=18000, show_default=True)
 @click.option("--peer-timeout", type=float, default=3600, show_default=True)
+@click.option(
+    "--redis-cost",
+    "with_redis_cost",
+    is_flag=True,
+    help="Also redis_cost.py (Redis CPU per job beside raw streams' floor; its own Redis).",
+)
 def main(**o: Any) -> None:
     """anygate's docs/performance.md benchmark: table on stdout, JSON in bench/results/ (see
     run.py)."""
@@ -303,10 +311,18 @@ def main(**o: Any) -> None:
             raw = peerbench.run_peerbench(peer_opts, out_dir, work)
             peers, detail = peerbench.peer_summary(raw)
             c.runs["peers"].append({"raw_json": str(out_dir / "raw.json"), **detail})
+    cost: dict[str, Any] | None = None
+    if o["with_redis_cost"]:
+        plan = redis_cost.Plan(
+            jobs=3000 if quick else 20_000, attribution_jobs=500 if quick else 2000, reps=reps
+        )
+        cost = redis_cost.run_all(plan, logs / "redis-cost")
+        c.runs["redis_cost"].append(cost)
     figures = report.aggregate(c.samples)
     machine = {"cores": os.cpu_count(), "python": platform.python_version(), "redis": redis_version}
     document = {
-        "summary": report.summary(figures, peers, machine),
+        "summary": report.summary(figures, peers, machine)
+        | ({"redis_cpu_us_per_job": cost["summary"]["redis_cpu_us_per_job"]} if cost else {}),
         "figures": figures,
         "errors": dict(c.errors),
         "meta": {
@@ -331,6 +347,8 @@ def main(**o: Any) -> None:
     path = o["out"] or report.results_path(HERE / "results")
     report.write(path, document)
     click.echo("\n" + report.table(figures, c.errors))
+    if cost:
+        click.echo("\nRedis CPU per job (redis_cost.py, same run):\n\n" + redis_cost.tables(cost))
     if peers:
         click.echo("\npeerbench (same run; stream resp/s at --peer-stream-conns):\n")
         click.echo(report.peer_table(peers))
