@@ -63,13 +63,10 @@ end
 -- ``JobEvent.from_message``): its stream id, type, attempt ('' when the event belongs to none) and
 -- data, one per line (JSON data holds no raw newline). ATTEMPT is also kept in the log entry
 -- (field `a`), so a replay knows which attempt each chunk came from. The implicit `queued` event
--- is only materialised (as id 0-1) when a second event arrives: a job that is merely queued costs
--- no stream at all, which keeps per-job memory near the payload size.
+-- (id 0-1) is never stored: the reader of the log adds it (job_queue.py's events_after), so a
+-- merely queued job costs no stream at all and a started one no second entry.
 local function record(prefix, job_id, etype, data, attempt)
   local ev = key_of(prefix, 'ev', job_id)
-  if redis.call('EXISTS', ev) == 0 then
-    redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = STATUS.QUEUED}))
-  end
   local id
   if attempt then
     id = redis.call('XADD', ev, '*', 't', etype, 'd', data, 'a', attempt)
