@@ -118,12 +118,14 @@ local function start(job_id, class, tenant, entry, body)
     redis.call('ZADD', KEYS[9], now + 200, job_id)
     return false
   end
-  local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
+  -- one write of the record: the attempts counter was read with the rest (f[16])
+  local attempt = tonumber(f[16] or '0') + 1
   if attempt == 1 then
     redis.call('HSET', jk, 'status', STATUS.RUNNING, 'worker', worker, 'where', 'lease',
-      'started_ms', now)
+      'attempts', attempt, 'started_ms', now)
   else
-    redis.call('HSET', jk, 'status', STATUS.RUNNING, 'worker', worker, 'where', 'lease')
+    redis.call('HSET', jk, 'status', STATUS.RUNNING, 'worker', worker, 'where', 'lease',
+      'attempts', attempt)
   end
   leases[#leases + 1] = now + lease_ms
   leases[#leases + 1] = job_id
