@@ -140,6 +140,14 @@ local function start(job_id, class, tenant, entry, body)
   return true
 end
 
+-- Each class ring's length, read once per claim: only this script changes a ring while it
+-- runs, and it forgets the length of a ring it pops (rotating one keeps its length).
+local ring_len = {}
+local function ring_length(c)
+  if ring_len[c] == nil then ring_len[c] = redis.call('LLEN', KEYS[c]) end
+  return ring_len[c]
+end
+
 -- Take one job from the class's head tenant; rotate the ring as credits run out. Returns
 -- false, true when every tenant of the class with work is at its in-flight cap.
 local function take_from_class(c)
@@ -150,7 +158,7 @@ local function take_from_class(c)
     if not tenant then return false end
     while at_cap(tenant) do
       passed_over = passed_over + 1
-      if passed_over >= redis.call('LLEN', ring) then return false, true end
+      if passed_over >= ring_length(c) then return false, true end
       redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
       tenant = redis.call('LINDEX', ring, 0)
     end
@@ -160,6 +168,7 @@ local function take_from_class(c)
     if not res then
       -- The lane is drained (cancellations may have emptied it): the tenant leaves the ring.
       redis.call('LPOP', ring)
+      ring_len[c] = nil
       redis.call('HDEL', credits, tenant)
       redis.call('HDEL', KEYS[11], qfield)
       if redis.call('XLEN', lane) == 0 then redis.call('DEL', lane) end
@@ -169,6 +178,7 @@ local function take_from_class(c)
       local left = redis.call('HINCRBY', KEYS[11], qfield, -1)
       if left <= 0 then
         redis.call('LPOP', ring)
+        ring_len[c] = nil
         redis.call('HDEL', credits, tenant)
         redis.call('HDEL', KEYS[11], qfield)
       else
@@ -202,7 +212,7 @@ while #claimed < max_jobs and budget > 0 do
     -- that a class which was empty does not arrive with a burst of saved-up credit.
     local eligible, total, best = {}, 0, nil
     for c = 1, 3 do
-      eligible[c] = not blocked[c] and redis.call('LLEN', KEYS[c]) > 0
+      eligible[c] = not blocked[c] and ring_length(c) > 0
       if eligible[c] then
         total = total + weights[c]
         if best == nil or cur[c] + weights[c] > cur[best] + weights[best] then best = c end
