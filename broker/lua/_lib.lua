@@ -127,9 +127,11 @@ end
 -- A dead letter (DEAD: failed for good) keeps its request as long as its record, so that the
 -- admin API can requeue it (requeuedead-2.lua); any other finished job needs it no more. A
 -- batch's job is kept at least as long as its batch may still need it for its output file.
-local function retain(prefix, job_id, ttl_s, dead)
-  local jb = redis.call('HMGET', key_of(prefix, 'job', job_id), 'batch', 'status', 'keep_s',
-    'webhook_url')
+-- JB: the record's RETAIN_FIELDS, when the caller read them already (after its last write of
+-- the status), else nil.
+local RETAIN_FIELDS = {'batch', 'status', 'keep_s', 'webhook_url', 'pk'}
+local function retain(prefix, job_id, ttl_s, dead, jb)
+  jb = jb or redis.call('HMGET', key_of(prefix, 'job', job_id), unpack(RETAIN_FIELDS))
   if jb[3] and tonumber(jb[3]) > ttl_s then ttl_s = tonumber(jb[3]) end
   if jb[1] then batch_job_ended(prefix, jb[1], jb[2]) end
   if jb[4] and jb[4] ~= '' then redis.call('RPUSH', key_of(prefix, 'jobhooks'), job_id) end
@@ -140,7 +142,7 @@ local function retain(prefix, job_id, ttl_s, dead)
   else
     redis.call('DEL', key_of(prefix, 'body', job_id))
   end
-  redis.call('HDEL', key_of(prefix, 'job', job_id), 'pk')  -- nor the client's provider key
+  if jb[5] then redis.call('HDEL', key_of(prefix, 'job', job_id), 'pk') end  -- nor the client's key
 end
 
 -- Append one entry to the job's attempt history (a JSON array kept as a string): failures only,

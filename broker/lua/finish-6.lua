@@ -12,8 +12,9 @@
 --          additions, and a nano-dollar is fine enough for the cheapest call)
 -- Returns 1 if recorded, 0 if stale.
 local prefix, job_id = ARGV[1], ARGV[2]
+-- One read of the record for the whole script: 9 reply_to, then what retain needs (10-14)
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
-  'started_ms', 'model')
+  'started_ms', 'model', 'reply_to', unpack(RETAIN_FIELDS))
 if f[1] ~= STATUS.RUNNING or f[2] ~= ARGV[3] then return 0 end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_ms', now, 'where', '',
@@ -64,7 +65,7 @@ local function json_or_null(s) if s == '' then return 'null' end return s end
 local data = '{"id":"' .. job_id .. '","status":"' .. ARGV[4] .. '","result":' ..
   json_or_null(ARGV[5]) .. ',"error":' .. json_or_null(ARGV[6]) .. ',"usage":' ..
   json_or_null(ARGV[7]) .. '}'
-emit(prefix, job_id, ARGV[4] == STATUS.SUCCEEDED and 'completed' or 'failed', data, nil,
+emit(prefix, job_id, ARGV[4] == STATUS.SUCCEEDED and 'completed' or 'failed', data, f[9],
   tonumber(ARGV[3]))
-retain(prefix, job_id, tonumber(ARGV[9]), dead)
+retain(prefix, job_id, tonumber(ARGV[9]), dead, {f[10], ARGV[4], f[12], f[13], f[14]})
 return 1
