@@ -25,7 +25,8 @@ redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[5], -1)
 count(KEYS[5], 1, COUNTER.FINISHED, f[3], f[8], ARGV[4])
 -- Work still queued while a worker went idle: jobs of a tenant at its in-flight cap, one of
 -- which may now start.
-if tonumber(redis.call('HGET', KEYS[3], 'queued') or '0') > 0 then wake(prefix, f[3]) end
+local st = redis.call('HMGET', KEYS[3], 'queued', 'ewma_ms')
+if tonumber(st[1] or '0') > 0 then wake(prefix, f[3]) end
 if ARGV[11] and ARGV[11] ~= '' then
   local day, month, pt, ct, model = string.match(ARGV[11], '^([^|]*)|([^|]*)|(%d*)|(%d*)|(.*)$')
   pt, ct = tonumber(pt) or 0, tonumber(ct) or 0
@@ -52,7 +53,7 @@ if ARGV[11] and ARGV[11] ~= '' then
 end
 if f[7] then
   local took = now - tonumber(f[7])
-  local avg = tonumber(redis.call('HGET', KEYS[3], 'ewma_ms') or took)
+  local avg = tonumber(st[2] or took)
   redis.call('HSET', KEYS[3], 'ewma_ms', math.floor(avg * 0.9 + took * 0.1))
 end
 local dead = ARGV[4] == STATUS.FAILED
