@@ -56,4 +56,6 @@ async def main(config_path: str, concurrency: int, pool: str = "bench", chunks: 
 
 if __name__ == "__main__":
     pool = sys.argv[3] if len(sys.argv) > 3 else "bench"
-    uvloop.run(main(sys.argv[1], int(sys.argv[2]), pool, int(sys.argv[4]) if len(sys.argv) > 4 else 0))
+    uvloop.run(
+        main(sys.argv[1], int(sys.argv[2]), pool, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+    )

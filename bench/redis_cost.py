@@ -15,7 +15,8 @@ drain with ``SLOWLOG`` logging every command gives calls and µs per call (``EVA
 to its script by SHA, ``redis_accounting.attribute``; on Redis 7 the commands a script runs are
 logged too, inside their script's time, and counted apart). ``--against REF`` (repeatable): the
 same measurements of ``git archive REF`` run interleaved with the current tree's, so a change to
-a script is measured against its baseline on the same machine in the same minutes.
+a script is measured against its baseline on the same machine in the same minutes (streamed jobs
+and the per-script drain: the first ref only, the baseline; later refs are the steps between).
 
 Prints a table per kind and writes ``bench/results/redis-cost-<day>.json``, whose
 ``redis_cpu_us_per_job`` is the median Redis CPU µs of a non-streamed job.
@@ -35,7 +36,7 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import redis
@@ -81,7 +82,7 @@ def _flush(url: str) -> None:
     try:
         client.flushall()
         for _ in range(400):
-            info = client.info("persistence")
+            info = cast(dict[str, Any], client.info("persistence"))
             if not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]):
                 break
             time.sleep(0.05)
@@ -94,8 +95,10 @@ def _idle_us_per_s(url: str, seconds: float = 2.0) -> float:
     try:
 
         def cpu() -> float:
-            info = client.info("cpu")
-            return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
+            info = cast(dict[str, Any], client.info("cpu"))
+            return float(info["used_cpu_user_main_thread"]) + float(
+                info["used_cpu_sys_main_thread"]
+            )
 
         c0, t0 = cpu(), time.perf_counter()
         time.sleep(seconds)
@@ -135,7 +138,12 @@ def measure(run: Run, jobs: int, attribute: int) -> dict[str, Any]:
 
 
 def spread(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
 
 
 def saving(samples: dict[str, list[dict[str, Any]]], ref: str) -> dict[str, Any]:
@@ -143,6 +151,8 @@ def saving(samples: dict[str, list[dict[str, Any]]], ref: str) -> dict[str, Any]
     of the medians and as the median of each repetition's own difference (back to back)."""
     out: dict[str, Any] = {}
     for kind in ("plain", "stream"):
+        if f"{kind} @{ref}" not in samples:
+            continue
         base = [f["cpu_us_per_job"] for f in samples[f"{kind} @{ref}"]]
         now = [f["cpu_us_per_job"] for f in samples[kind]]
         out[kind] = {
@@ -167,20 +177,21 @@ def script_table(attribution: dict[str, Any], cpu_us: float) -> str:
             f"| {row['command']} | {row['calls_per_job']:.3f} | {row['us_per_call']:.1f} | "
             f"{row['us_per_job']:.1f} | {row['share']:.1%} | {row['share'] * cpu_us:.1f} |"
         )
-    lines.append(
-        f"| **inside commands** | | | {attribution['command_us_per_job']:.1f} | 100% | |"
-    )
+    lines.append(f"| **inside commands** | | | {attribution['command_us_per_job']:.1f} | 100% | |")
     return "\n".join(lines)
 
 
 def summary_table(cells: dict[str, dict[str, Any]]) -> str:
-    lines = ["| kind | Redis CPU µs/job, median (min to max) | ÷ floor | jobs/s |", "|---|---:|---:|---:|"]
+    lines = [
+        "| kind | Redis CPU µs/job, median (min to max) | ÷ floor | jobs/s |",
+        "|---|---:|---:|---:|",
+    ]
     floor = cells["floor"]["cpu"]["median"]
     for name, cell in cells.items():
         cpu = cell["cpu"]
         lines.append(
             f"| {name} | {cpu['median']:.1f} ({cpu['min']:.1f} to {cpu['max']:.1f}) | "
-            f"{cpu['median'] / floor:.1f}× | {cell['jobs_per_s']['median']:,.0f} |"
+            f"{cpu['median'] / floor:.1f}x | {cell['jobs_per_s']['median']:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -209,12 +220,13 @@ def run_all(plan: Plan, logs_to: Path) -> dict[str, Any]:
             for rep in range(plan.reps):
                 for kind in KINDS:
                     for n, (label, site) in enumerate(trees.items()):
-                        if kind == "floor" and site is not None:
-                            continue  # the floor is no tree's code
+                        if (kind == "floor" and n > 0) or (kind == "stream" and n > 1):
+                            continue  # the floor is no tree's code; streams: the first ref's
                         _flush(server.url)
                         name = f"{kind}{label}"
                         run = Run(kind, server.url, f"{kind}{rep}t{n}", work, idle, site)
-                        fig = measure(run, plan.jobs, plan.attribution_jobs if rep == 0 else 0)
+                        attribute = plan.attribution_jobs if rep == 0 and n <= 1 else 0
+                        fig = measure(run, plan.jobs, attribute)
                         samples[name].append(fig)
                         print(
                             f"[redis-cost] rep {rep + 1} {name}: "
@@ -247,7 +259,9 @@ def run_all(plan: Plan, logs_to: Path) -> dict[str, Any]:
 
 def cell(figs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("cpu_us_per_job", "process_cpu_us_per_job", "evalsha_us_per_job", "jobs_per_s")
-    out: dict[str, Any] = {key.removesuffix("_us_per_job"): spread([f[key] for f in figs]) for key in keys}
+    out: dict[str, Any] = {
+        key.removesuffix("_us_per_job"): spread([f[key] for f in figs]) for key in keys
+    }
     out["attribution"] = figs[0].get("attribution")
     return out
 
@@ -257,7 +271,9 @@ def tables(document: dict[str, Any]) -> str:
     parts = [summary_table(cells)]
     for name, c in cells.items():
         if c["attribution"]:
-            parts.append(f"{name} (per script, SLOWLOG drain of {c['attribution']['jobs']:,} jobs):")
+            parts.append(
+                f"{name} (per script, SLOWLOG drain of {c['attribution']['jobs']:,} jobs):"
+            )
             parts.append(script_table(c["attribution"], c["cpu"]["median"]))
     return "\n\n".join(parts)
 
@@ -273,7 +289,9 @@ def tables(document: dict[str, Any]) -> str:
     multiple=True,
     help="Also measure this git ref's tree, interleaved (a baseline); repeatable.",
 )
-@click.option("--out", type=click.Path(path_type=Path), help="[bench/results/redis-cost-<day>.json]")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="[bench/results/redis-cost-<day>.json]"
+)
 @click.option("--logs", type=click.Path(path_type=Path), help="Where the process logs are kept.")
 def main(**o: Any) -> None:
     """Redis CPU per job, per script, beside raw streams' floor (see redis_cost.py)."""

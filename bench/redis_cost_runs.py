@@ -25,7 +25,15 @@ import uvloop
 from broker_bench import enqueue_many, stop_process
 from noop_jobs import DRAIN_CONCURRENCY, in_chunks, new_job, start_noop_worker
 from redis.asyncio import Redis
-from redis_accounting import Delta, attribute, attribution_rows, delta, load_scripts, script_names, snap
+from redis_accounting import (
+    Delta,
+    attribute,
+    attribution_rows,
+    delta,
+    load_scripts,
+    script_names,
+    snap,
+)
 from stack import POOL, config_tree, write_config
 
 from anygate.broker import Broker, create_redis, new_job_id

@@ -39,7 +39,6 @@ from typing import Any
 import broker_bench
 import click
 import peers as peerbench
-import redis_cost
 import report
 import scenarios
 import uvloop
@@ -164,6 +163,29 @@ def _rss_phase(stack: Stack, reps: int, mock_latency_ms: float, c: Collector) ->
         if not rss["reached"]:
             c.errors["worker_rss_mib_1000_inflight"] += 1  # RSS read with fewer in flight
         c.add("g_worker_rss", rep, rss, worker_rss_mib_1000_inflight=rss["rss_mib"])
+
+
+def _redis_cost(
+    wanted: bool, quick: bool, reps: int, logs: Path, c: Collector
+) -> dict[str, Any] | None:
+    """``--redis-cost``: redis_cost.py's measurement on a Redis of its own, in this run."""
+    if not wanted:
+        return None
+    import redis_cost  # noqa: PLC0415 - it imports this module's helpers: not at the top
+
+    plan = redis_cost.Plan(
+        jobs=3000 if quick else 20_000, attribution_jobs=500 if quick else 2000, reps=reps
+    )
+    cost = redis_cost.run_all(plan, logs / "redis-cost")
+    c.runs["redis_cost"].append(cost)
+    return cost
+
+
+def _print_cost(cost: dict[str, Any] | None) -> None:
+    if cost is not None:
+        import redis_cost  # noqa: PLC0415 - as in _redis_cost
+
+        click.echo("\nRedis CPU per job (redis_cost.py, same run):\n\n" + redis_cost.tables(cost))
 
 
 def _git_state() -> str:
@@ -311,13 +333,7 @@ def main(**o: Any) -> None:
             raw = peerbench.run_peerbench(peer_opts, out_dir, work)
             peers, detail = peerbench.peer_summary(raw)
             c.runs["peers"].append({"raw_json": str(out_dir / "raw.json"), **detail})
-    cost: dict[str, Any] | None = None
-    if o["with_redis_cost"]:
-        plan = redis_cost.Plan(
-            jobs=3000 if quick else 20_000, attribution_jobs=500 if quick else 2000, reps=reps
-        )
-        cost = redis_cost.run_all(plan, logs / "redis-cost")
-        c.runs["redis_cost"].append(cost)
+    cost = _redis_cost(o["with_redis_cost"], quick, reps, logs, c)
     figures = report.aggregate(c.samples)
     machine = {"cores": os.cpu_count(), "python": platform.python_version(), "redis": redis_version}
     document = {
@@ -347,8 +363,7 @@ def main(**o: Any) -> None:
     path = o["out"] or report.results_path(HERE / "results")
     report.write(path, document)
     click.echo("\n" + report.table(figures, c.errors))
-    if cost:
-        click.echo("\nRedis CPU per job (redis_cost.py, same run):\n\n" + redis_cost.tables(cost))
+    _print_cost(cost)
     if peers:
         click.echo("\npeerbench (same run; stream resp/s at --peer-stream-conns):\n")
         click.echo(report.peer_table(peers))

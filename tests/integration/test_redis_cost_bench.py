@@ -47,4 +47,6 @@ def test_redis_cost_bench_smoke(tmp_path: Path) -> None:
         assert 0 < rows["script claim"]["calls_per_job"] <= 1
     streamed = {r["command"] for r in doc["cells"]["stream"]["attribution"]["rows"]}
     assert "script append" in streamed
-    assert "script append" not in {r["command"] for r in doc["cells"]["plain"]["attribution"]["rows"]}
+    assert "script append" not in {
+        r["command"] for r in doc["cells"]["plain"]["attribution"]["rows"]
+    }
