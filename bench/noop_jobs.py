@@ -41,8 +41,13 @@ async def in_chunks(items: list[Any], call: Callable[[Any], Awaitable[object]]) 
 
 
 async def start_noop_worker(
-    config_path: Path, log: Path, concurrency: int = DRAIN_CONCURRENCY, pool: str = POOL
+    config_path: Path,
+    log: Path,
+    concurrency: int = DRAIN_CONCURRENCY,
+    pool: str = POOL,
+    chunks: int = 0,
 ) -> asyncio.subprocess.Process:
+    """``chunks``: each streamed job's chunks (``noop_worker.py``)."""
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
             sys.executable,
@@ -50,6 +55,7 @@ async def start_noop_worker(
             str(config_path),
             str(concurrency),
             pool,
+            str(chunks),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -5,6 +5,7 @@
     python bench/run.py --quick      # shorter measurements, same scenarios (~1.7 min)
     python bench/run.py --peers      # then peerbench, anygate as one of its targets (+~12 min)
     python bench/run.py --peers --peer-quick   # peerbench --quick (+1.5 min)
+    python bench/run.py --redis-cost # then redis_cost.py: Redis CPU per job, per script (+~3 min)
 
     python bench/run.py --queue-peers   # then queuebench: anygate's broker beside raw redis-py
                                         # streams, BullMQ c32, arq and SAQ (+~15 min)
@@ -176,6 +177,29 @@ def _rss_phase(stack: Stack, reps: int, mock_latency_ms: float, c: Collector) ->
         c.add("g_worker_rss", rep, rss, worker_rss_mib_1000_inflight=rss["rss_mib"])
 
 
+def _redis_cost(
+    wanted: bool, quick: bool, reps: int, logs: Path, c: Collector
+) -> dict[str, Any] | None:
+    """``--redis-cost``: redis_cost.py's measurement on a Redis of its own, in this run."""
+    if not wanted:
+        return None
+    import redis_cost  # noqa: PLC0415 - it imports this module's helpers: not at the top
+
+    plan = redis_cost.Plan(
+        jobs=3000 if quick else 20_000, attribution_jobs=500 if quick else 2000, reps=reps
+    )
+    cost = redis_cost.run_all(plan, logs / "redis-cost")
+    c.runs["redis_cost"].append(cost)
+    return cost
+
+
+def _print_cost(cost: dict[str, Any] | None) -> None:
+    if cost is not None:
+        import redis_cost  # noqa: PLC0415 - as in _redis_cost
+
+        click.echo("\nRedis CPU per job (redis_cost.py, same run):\n\n" + redis_cost.tables(cost))
+
+
 def _git_state() -> str:
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -282,6 +306,12 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 @click.option("--queue-samples", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--queue-repeats", type=click.IntRange(1, 20), default=3, show_default=True)
 @click.option("--queue-timeout", type=float, default=3600, show_default=True)
+@click.option(
+    "--redis-cost",
+    "with_redis_cost",
+    is_flag=True,
+    help="Also redis_cost.py (Redis CPU per job beside raw streams' floor; its own Redis).",
+)
 def main(**o: Any) -> None:
     """anygate's docs/performance.md benchmark: table on stdout, JSON in bench/results/ (see
     run.py)."""
@@ -348,11 +378,13 @@ def main(**o: Any) -> None:
             peers, detail = peerbench.peer_summary(raw)
             c.runs["peers"].append({"raw_json": str(out_dir / "raw.json"), **detail})
     queue_keys, queue_block = _run_queue_peers(queue_opts)
+    cost = _redis_cost(o["with_redis_cost"], quick, reps, logs, c)
     figures = report.aggregate(c.samples)
     machine = {"cores": os.cpu_count(), "python": platform.python_version(), "redis": redis_version}
     document = {
         "summary": report.summary(figures, peers, machine)
-        | ({**queue_keys, "queue_peers": queue_block} if queue_block else {}),
+        | ({**queue_keys, "queue_peers": queue_block} if queue_block else {})
+        | ({"redis_cpu_us_per_job": cost["summary"]["redis_cpu_us_per_job"]} if cost else {}),
         "figures": figures,
         "errors": dict(c.errors),
         "meta": {
@@ -377,6 +409,7 @@ def main(**o: Any) -> None:
     path = o["out"] or report.results_path(HERE / "results")
     report.write(path, document)
     click.echo("\n" + report.table(figures, c.errors))
+    _print_cost(cost)
     if peers:
         click.echo("\npeerbench (same run; stream resp/s at --peer-stream-conns):\n")
         click.echo(report.peer_table(peers))

@@ -43,6 +43,9 @@ from anygate.broker.shard_quotas import submit_elsewhere
 from anygate.config import AnygateConfig, TenantQuotas
 
 _UNLIMITED = TenantQuotas()
+QUEUED_EVENT_ID = (0, 1)
+"""Every job's log begins with its ``queued`` event, at this id, read but never stored."""
+QUEUED_EVENT_ID_TEXT = format_stream_id(QUEUED_EVENT_ID)
 
 
 class JobQueue:
@@ -244,12 +247,13 @@ class JobQueue:
         return [await self._followed(job_id, h) for job_id, h in zip(job_ids, hashes, strict=True)]
 
     async def events_after(self, job_id: str, after: str | None) -> list[JobEvent]:
-        """Replay the log after ``after`` (exclusive); a queued job has only its implicit event.
+        """Replay the log after ``after`` (exclusive), from the implicit ``queued`` event (id
+        ``0-1``, which the log never stores: writing it cost every job two commands).
 
         ``after`` is checked in full (``parse_stream_id`` raises ``ValueError``) and sent to
         Redis in its canonical spelling; nothing follows the largest id, which Redis would
         refuse as an exclusive start."""
-        lo = "-"
+        lo, key = "-", (0, 0)
         if after:
             key = parse_stream_id(after)
             if key == LAST_STREAM_ID:
@@ -257,11 +261,13 @@ class JobQueue:
             lo = f"({format_stream_id(key)}"
         k = await self.locate(job_id)
         entries = await self._redis.xrange(k.events(job_id), min=lo)
-        if not entries and after is None:
-            return [
-                JobEvent("0-1", "queued", orjson.dumps({"id": job_id, "status": "queued"}).decode())
-            ]
-        return [JobEvent.from_entry(eid, f) for eid, f in entries]
+        events = [JobEvent.from_entry(eid, f) for eid, f in entries]
+        if key < QUEUED_EVENT_ID and not (events and events[0].id == QUEUED_EVENT_ID_TEXT):
+            # The scripts never write the implicit first event (``record`` in _lib.lua); a log
+            # from before they stopped may still hold it, and then it is not added twice.
+            queued = orjson.dumps({"id": job_id, "status": "queued"}).decode()
+            events.insert(0, JobEvent(QUEUED_EVENT_ID_TEXT, "queued", queued))
+        return events
 
     async def pool_stats(self, pool: str) -> dict[str, str]:
         stats: dict[str, str] = await awaited(self._redis.hgetall(self._k.stats(pool)))

@@ -63,13 +63,10 @@ end
 -- ``JobEvent.from_message``): its stream id, type, attempt ('' when the event belongs to none) and
 -- data, one per line (JSON data holds no raw newline). ATTEMPT is also kept in the log entry
 -- (field `a`), so a replay knows which attempt each chunk came from. The implicit `queued` event
--- is only materialised (as id 0-1) when a second event arrives: a job that is merely queued costs
--- no stream at all, which keeps per-job memory near the payload size.
+-- (id 0-1) is never stored: the reader of the log adds it (job_queue.py's events_after), so a
+-- merely queued job costs no stream at all and a started one no second entry.
 local function record(prefix, job_id, etype, data, attempt)
   local ev = key_of(prefix, 'ev', job_id)
-  if redis.call('EXISTS', ev) == 0 then
-    redis.call('XADD', ev, '0-1', 't', 'queued', 'd', cjson.encode({id = job_id, status = STATUS.QUEUED}))
-  end
   local id
   if attempt then
     id = redis.call('XADD', ev, '*', 't', etype, 'd', data, 'a', attempt)
@@ -130,9 +127,11 @@ end
 -- A dead letter (DEAD: failed for good) keeps its request as long as its record, so that the
 -- admin API can requeue it (requeuedead-2.lua); any other finished job needs it no more. A
 -- batch's job is kept at least as long as its batch may still need it for its output file.
-local function retain(prefix, job_id, ttl_s, dead)
-  local jb = redis.call('HMGET', key_of(prefix, 'job', job_id), 'batch', 'status', 'keep_s',
-    'webhook_url')
+-- JB: the record's RETAIN_FIELDS, when the caller read them already (after its last write of
+-- the status), else nil.
+local RETAIN_FIELDS = {'batch', 'status', 'keep_s', 'webhook_url', 'pk'}
+local function retain(prefix, job_id, ttl_s, dead, jb)
+  jb = jb or redis.call('HMGET', key_of(prefix, 'job', job_id), unpack(RETAIN_FIELDS))
   if jb[3] and tonumber(jb[3]) > ttl_s then ttl_s = tonumber(jb[3]) end
   if jb[1] then batch_job_ended(prefix, jb[1], jb[2]) end
   if jb[4] and jb[4] ~= '' then redis.call('RPUSH', key_of(prefix, 'jobhooks'), job_id) end
@@ -143,7 +142,7 @@ local function retain(prefix, job_id, ttl_s, dead)
   else
     redis.call('DEL', key_of(prefix, 'body', job_id))
   end
-  redis.call('HDEL', key_of(prefix, 'job', job_id), 'pk')  -- nor the client's provider key
+  if jb[5] then redis.call('HDEL', key_of(prefix, 'job', job_id), 'pk') end  -- nor the client's key
 end
 
 -- Append one entry to the job's attempt history (a JSON array kept as a string): failures only,

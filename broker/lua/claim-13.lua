@@ -118,12 +118,14 @@ local function start(job_id, class, tenant, entry, body)
     redis.call('ZADD', KEYS[9], now + 200, job_id)
     return false
   end
-  local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
+  -- one write of the record: the attempts counter was read with the rest (f[16])
+  local attempt = tonumber(f[16] or '0') + 1
   if attempt == 1 then
     redis.call('HSET', jk, 'status', STATUS.RUNNING, 'worker', worker, 'where', 'lease',
-      'started_ms', now)
+      'attempts', attempt, 'started_ms', now)
   else
-    redis.call('HSET', jk, 'status', STATUS.RUNNING, 'worker', worker, 'where', 'lease')
+    redis.call('HSET', jk, 'status', STATUS.RUNNING, 'worker', worker, 'where', 'lease',
+      'attempts', attempt)
   end
   leases[#leases + 1] = now + lease_ms
   leases[#leases + 1] = job_id
@@ -138,43 +140,103 @@ local function start(job_id, class, tenant, entry, body)
   return true
 end
 
+-- Each class ring's length and head, read once per claim: only this script changes a ring while
+-- it runs, and it forgets what it knew of a ring it pops or rotates (a rotation keeps the length;
+-- rotating a ring of one tenant changes nothing, so it is not done).
+local ring_len, ring_head = {}, {}
+local function ring_length(c)
+  if ring_len[c] == nil then ring_len[c] = redis.call('LLEN', KEYS[c]) end
+  return ring_len[c]
+end
+local function head(c)
+  if ring_head[c] == nil then ring_head[c] = redis.call('LINDEX', KEYS[c], 0) end
+  return ring_head[c]
+end
+local function rotate(c)
+  if ring_length(c) > 1 then
+    redis.call('LMOVE', KEYS[c], KEYS[c], 'LEFT', 'RIGHT')
+    ring_head[c] = nil
+  end
+end
+local function pop(c)
+  redis.call('LPOP', KEYS[c])
+  ring_len[c], ring_head[c] = nil, nil
+end
+
+-- The tenants' queued counts (stats fields q:<class>:<tenant>) and class credits this call
+-- counts down: read once, written once at its end (flush_counts), not one HINCRBY per job. A
+-- field that goes is deleted at once (drop_entry reads whether a credit exists), and forgotten.
+local counts = {}  -- hash key -> field -> value
+local weights_of = {}
+local function counted(key, field)
+  counts[key] = counts[key] or {}
+  local v = counts[key][field]
+  if v == nil then
+    v = tonumber(redis.call('HGET', key, field) or '0')
+    counts[key][field] = v
+  end
+  return v
+end
+local function forget(key, field)
+  if counts[key] then counts[key][field] = nil end
+  redis.call('HDEL', key, field)
+end
+local function flush_counts()
+  for key, fields in pairs(counts) do
+    local args = {}
+    for field, v in pairs(fields) do
+      args[#args + 1] = field
+      args[#args + 1] = v
+    end
+    if #args > 0 then redis.call('HSET', key, unpack(args)) end
+  end
+end
+local function weight_of(tenant)
+  if weights_of[tenant] == nil then
+    weights_of[tenant] = tonumber(redis.call('HGET', KEYS[12], tenant) or '1') or 1
+  end
+  return weights_of[tenant]
+end
+
 -- Take one job from the class's head tenant; rotate the ring as credits run out. Returns
 -- false, true when every tenant of the class with work is at its in-flight cap.
 local function take_from_class(c)
-  local ring, credits = KEYS[c], KEYS[3 + c]
+  local credits = KEYS[3 + c]
   local passed_over = 0
   for _ = 1, 64 do
-    local tenant = redis.call('LINDEX', ring, 0)
+    local tenant = head(c)
     if not tenant then return false end
     while at_cap(tenant) do
       passed_over = passed_over + 1
-      if passed_over >= redis.call('LLEN', ring) then return false, true end
-      redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
-      tenant = redis.call('LINDEX', ring, 0)
+      if passed_over >= ring_length(c) then return false, true end
+      rotate(c)
+      tenant = head(c)
     end
     local lane = key_of(prefix, 'lane', pool, CLASSES[c], tenant)
     local qfield = 'q:' .. CLASSES[c] .. ':' .. tenant
     local res = redis.call('XREADGROUP', 'GROUP', 'g', worker, 'COUNT', 1, 'STREAMS', lane, '>')
     if not res then
       -- The lane is drained (cancellations may have emptied it): the tenant leaves the ring.
-      redis.call('LPOP', ring)
-      redis.call('HDEL', credits, tenant)
-      redis.call('HDEL', KEYS[11], qfield)
+      pop(c)
+      forget(credits, tenant)
+      forget(KEYS[11], qfield)
       if redis.call('XLEN', lane) == 0 then redis.call('DEL', lane) end
     else
       local entry = res[1][2][1]
       local job_id, body = entry[2][2], entry[2][4]
-      local left = redis.call('HINCRBY', KEYS[11], qfield, -1)
+      local left = counted(KEYS[11], qfield) - 1
       if left <= 0 then
-        redis.call('LPOP', ring)
-        redis.call('HDEL', credits, tenant)
-        redis.call('HDEL', KEYS[11], qfield)
+        pop(c)
+        forget(credits, tenant)
+        forget(KEYS[11], qfield)
       else
-        local credit = redis.call('HINCRBY', credits, tenant, -1)
+        counts[KEYS[11]][qfield] = left
+        local credit = counted(credits, tenant) - 1
         if credit <= 0 then
-          redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
-          redis.call('HSET', credits, tenant, redis.call('HGET', KEYS[12], tenant) or '1')
+          rotate(c)
+          credit = weight_of(tenant)
         end
+        counts[credits][tenant] = credit
       end
       if start(job_id, CLASSES[c], tenant, entry[1], body) then return true end
     end
@@ -200,7 +262,7 @@ while #claimed < max_jobs and budget > 0 do
     -- that a class which was empty does not arrive with a burst of saved-up credit.
     local eligible, total, best = {}, 0, nil
     for c = 1, 3 do
-      eligible[c] = not blocked[c] and redis.call('LLEN', KEYS[c]) > 0
+      eligible[c] = not blocked[c] and ring_length(c) > 0
       if eligible[c] then
         total = total + weights[c]
         if best == nil or cur[c] + weights[c] > cur[best] + weights[best] then best = c end
@@ -220,6 +282,7 @@ while #claimed < max_jobs and budget > 0 do
     end
   end
 end
+flush_counts()
 if cur[1] ~= was[1] or cur[2] ~= was[2] or cur[3] ~= was[3] then
   redis.call('HSET', KEYS[7], 'interactive', cur[1], 'standard', cur[2], 'batch', cur[3])
 end

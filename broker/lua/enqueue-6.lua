@@ -77,7 +77,10 @@ if redis.call('HEXISTS', KEYS[4], tenant) == 0 then
   redis.call('HSET', KEYS[4], tenant, weight)
   pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], 'g', '0', 'MKSTREAM')
 end
-redis.call('HSET', key_of(prefix, 'tweight', pool), tenant, weight)
+-- The tenant's weight as its latest job says (a config reload may change it): written only when
+-- it changed, a read being cheaper than a write (no AOF record, no keyspace change).
+local tweights = key_of(prefix, 'tweight', pool)
+if redis.call('HGET', tweights, tenant) ~= weight then redis.call('HSET', tweights, tenant, weight) end
 local entry = redis.call('XADD', KEYS[2], '*', 'j', job_id, 'b', ARGV[10])
 
 local fields, model = {}, nil

@@ -12,8 +12,9 @@
 --          additions, and a nano-dollar is fine enough for the cheapest call)
 -- Returns 1 if recorded, 0 if stale.
 local prefix, job_id = ARGV[1], ARGV[2]
+-- One read of the record for the whole script: 9 reply_to, then what retain needs (10-14)
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
-  'started_ms', 'model')
+  'started_ms', 'model', 'reply_to', unpack(RETAIN_FIELDS))
 if f[1] ~= STATUS.RUNNING or f[2] ~= ARGV[3] then return 0 end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'finished_ms', now, 'where', '',
@@ -24,7 +25,8 @@ redis.call('HINCRBY', key_of(prefix, 'tinflight'), f[5], -1)
 count(KEYS[5], 1, COUNTER.FINISHED, f[3], f[8], ARGV[4])
 -- Work still queued while a worker went idle: jobs of a tenant at its in-flight cap, one of
 -- which may now start.
-if tonumber(redis.call('HGET', KEYS[3], 'queued') or '0') > 0 then wake(prefix, f[3]) end
+local st = redis.call('HMGET', KEYS[3], 'queued', 'ewma_ms')
+if tonumber(st[1] or '0') > 0 then wake(prefix, f[3]) end
 if ARGV[11] and ARGV[11] ~= '' then
   local day, month, pt, ct, model = string.match(ARGV[11], '^([^|]*)|([^|]*)|(%d*)|(%d*)|(.*)$')
   pt, ct = tonumber(pt) or 0, tonumber(ct) or 0
@@ -51,7 +53,7 @@ if ARGV[11] and ARGV[11] ~= '' then
 end
 if f[7] then
   local took = now - tonumber(f[7])
-  local avg = tonumber(redis.call('HGET', KEYS[3], 'ewma_ms') or took)
+  local avg = tonumber(st[2] or took)
   redis.call('HSET', KEYS[3], 'ewma_ms', math.floor(avg * 0.9 + took * 0.1))
 end
 local dead = ARGV[4] == STATUS.FAILED
@@ -64,7 +66,7 @@ local function json_or_null(s) if s == '' then return 'null' end return s end
 local data = '{"id":"' .. job_id .. '","status":"' .. ARGV[4] .. '","result":' ..
   json_or_null(ARGV[5]) .. ',"error":' .. json_or_null(ARGV[6]) .. ',"usage":' ..
   json_or_null(ARGV[7]) .. '}'
-emit(prefix, job_id, ARGV[4] == STATUS.SUCCEEDED and 'completed' or 'failed', data, nil,
+emit(prefix, job_id, ARGV[4] == STATUS.SUCCEEDED and 'completed' or 'failed', data, f[9],
   tonumber(ARGV[3]))
-retain(prefix, job_id, tonumber(ARGV[9]), dead)
+retain(prefix, job_id, tonumber(ARGV[9]), dead, {f[10], ARGV[4], f[12], f[13], f[14]})
 return 1

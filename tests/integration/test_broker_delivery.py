@@ -198,6 +198,29 @@ async def test_event_replay_resumes_after_the_given_id(broker: Broker) -> None:
     assert resumed == events[4:]
 
 
+async def test_a_replay_begins_with_the_queued_event_the_log_never_stores(
+    broker: Broker, redis: Redis
+) -> None:
+    """The scripts store no ``queued`` event (0-1); a replay from the start adds it, once, also
+    to a log written before they stopped storing it, and a resume after it does not."""
+    await enqueue(broker)
+    job = await claim_one(broker)
+    assert job is not None
+    await broker.finish(job, "openai", succeeded=True, result={})
+    stored = [eid for eid, _f in await redis.xrange(broker.keys.events(job.id))]
+    assert "0-1" not in stored
+    events = await broker.events_after(job.id, None)
+    assert [(e.id, e.type) for e in events[:2]] == [("0-1", "queued"), (stored[0], "started")]
+    assert await broker.events_after(job.id, "0-0") == events
+    assert await broker.events_after(job.id, "0-1") == events[1:]
+
+    old = await enqueue(broker)  # a log from before: its queued event stored at 0-1
+    queued = orjson.dumps({"id": old.job_id, "status": "queued"}).decode()
+    await redis.xadd(broker.keys.events(old.job_id), {"t": "queued", "d": queued}, id="0-1")
+    replayed = await broker.events_after(old.job_id, None)
+    assert [(e.id, e.type) for e in replayed] == [("0-1", "queued")]  # not added twice
+
+
 @standalone_only
 @pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "sigkill-after-fsync"])
 async def test_queued_jobs_survive_a_redis_restart(tmp_path: Path, crash: bool) -> None:
