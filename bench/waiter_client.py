@@ -15,6 +15,7 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 
@@ -50,10 +51,13 @@ class Waiter(asyncio.Protocol):
         self._buf = bytearray()
         self.transport: asyncio.Transport | None = None
 
+    def seen(self) -> str:
+        """What arrived so far (for an error message)."""
+        return f"{self.answer.kind} {self.answer.job_id}: {bytes(self._buf[:300])!r}"
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's is no subclass of it
+        self.transport.write(self.request)
         if self.answer.kind == "poll":
             self.ready.set_result(None)  # the API answers nothing before the job's end
 
