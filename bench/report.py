@@ -47,6 +47,9 @@ FIGURES = [
     Figure(
         "worker_rss_mib_1000_inflight", "(g) worker RSS, 1,000 in flight", "MiB", "<=", MIB_150MB
     ),
+    Figure(
+        "waiter_wake_p99_ms", "(w) job end → answer p99, 1,000 polls + 1,000 SSE", "ms", "<=", 50
+    ),
 ]
 SUMMARY_KEYS = [f.key for f in FIGURES if f.summary]
 PEER_KEYS = ["added_latency_p50_ms", "added_latency_p99_ms", "throughput_rps", "stream_rps"]

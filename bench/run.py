@@ -23,10 +23,12 @@ its ``raw.json`` and writes ``drain_vs_bullmq`` (target >= 3) and ``round_trip_v
 Everything runs on loopback against processes this script starts on free ports (each in its
 own session, stopped by its process-group id): a private redis-server with AOF everysec, the
 mock provider (no added latency, 20 chunks per stream), the API and one worker process; wrk and
-a raw-socket client generate the load. Scenarios (a) to (g) are those of ``report.FIGURES``; the
+a raw-socket client generate the load. Scenarios (a) to (h) are those of ``report.FIGURES``; the
 HTTP ones (a to d) run as one repetition after another, then the broker-only ones (e, f and the
 Redis memory part of g), then the worker RSS part of g. A second run on the same UTC day
-writes ``<day>-<HHMMSS>.json`` next to the first instead of overwriting it.
+writes ``<day>-<HHMMSS>.json`` next to the first instead of overwriting it. Scenario (w),
+not run by default (``--scenarios w`` or ``--waiters``), is ``waiters.py``: 1,000 long-polls and
+1,000 SSE watchers on an API process and a gate worker of their own while their jobs end.
 
 The modules next to this file are imported as top-level modules: running ``python bench/run.py``
 puts this directory first on ``sys.path``.
@@ -54,6 +56,7 @@ import queue_peers
 import report
 import scenarios
 import uvloop
+import waiters
 from scenarios import Durations
 from stack import POOL, Stack
 
@@ -200,6 +203,14 @@ def _print_cost(cost: dict[str, Any] | None) -> None:
         click.echo("\nRedis CPU per job (redis_cost.py, same run):\n\n" + redis_cost.tables(cost))
 
 
+def _waiters_phase(redis_url: str, work: Path, reps: int, rate: float, c: Collector) -> None:
+    """(w) on processes of its own (``waiters.py``), on the same Redis."""
+    found = waiters.measure(redis_url, work, 1000, 1000, rate, reps, "")
+    for rep, run in enumerate(found["runs"]):
+        c.errors["waiter_wake_p99_ms"] += run["errors"]
+        c.add("w_waiters", rep, run, waiter_wake_p99_ms=run["wake_p99_ms"])
+
+
 def _git_state() -> str:
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -278,6 +289,10 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     type=float,
     help="Upstream latency that keeps 1,000 jobs in flight for the RSS reading [5000; 3000]",
 )
+@click.option("--waiters", "with_waiters", is_flag=True, help="Also run (w): 2,000 waiters.")
+@click.option(
+    "--waiter-rate", type=float, default=1000, show_default=True, help="(w) jobs ended per second"
+)
 @click.option("--wrk-threads", type=int, default=1, show_default=True)
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Results file [bench/results/<day>.json]"
@@ -327,10 +342,10 @@ def main(**o: Any) -> None:
     drain_jobs = o["drain_jobs"] or (5000 if quick else 20_000)
     memory_jobs = o["memory_jobs"] or (2000 if quick else 10_000)
     mock_latency_ms = o["mock_latency_ms"] or (3000 if quick else 5000)
-    which, reps = set(o["which"]), o["reps"]
-    if not which <= set("abcdefgh"):
+    which, reps = set(o["which"]) | ({"w"} if o["with_waiters"] else set()), o["reps"]
+    if not which <= set("abcdefghw"):
         raise click.BadParameter(
-            "letters a to h only ('' with --peers: peers alone)", param_hint="--scenarios"
+            "letters a to h, and w, only ('' with --peers: peers alone)", param_hint="--scenarios"
         )
     queue_opts = _queue_options(o)  # before anything runs: missing peers stop it at once
     c = Collector()
@@ -354,6 +369,8 @@ def main(**o: Any) -> None:
                     _broker_phase(redis_server.url, work, which, reps, jobs, c)
                 if "g" in which:
                     _rss_phase(stack, reps, mock_latency_ms, c)
+                if "w" in which:
+                    _waiters_phase(redis_server.url, work, reps, o["waiter_rate"], c)
             except Exception:
                 for proc in stack.procs:
                     print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
