@@ -211,6 +211,48 @@ def _waiters_phase(redis_url: str, work: Path, reps: int, rate: float, c: Collec
         c.add("w_waiters", rep, run, waiter_wake_p99_ms=run["wake_p99_ms"])
 
 
+def _local_phases(
+    stack: Stack,
+    redis_url: str,
+    work: Path,
+    which: set[str],
+    reps: int,
+    o: dict[str, Any],
+    c: Collector,
+) -> None:
+    """The scenarios in ``which`` that run on this script's own Redis and processes."""
+    quick = o["quick"]
+    d = _durations(o)
+    if which & set("abcdgh"):
+        stack.start_mock(free_port(), "--request-log-size", "100")
+        stack.start_api(free_port())
+    if which & set("abcd"):
+        _http_phase(stack, d, which, reps, work, c)
+    if "h" in which:
+        _batch_phase(stack, reps, c)
+    if which & set("efg"):
+        drain_jobs = o["drain_jobs"] or (5000 if quick else 20_000)
+        memory_jobs = o["memory_jobs"] or (2000 if quick else 10_000)
+        _broker_phase(
+            redis_url, work, which, reps, (drain_jobs, o["drain_concurrency"], memory_jobs), c
+        )
+    if "g" in which:
+        _rss_phase(stack, reps, o["mock_latency_ms"] or (3000 if quick else 5000), c)
+    if "w" in which:
+        _waiters_phase(redis_url, work, reps, o["waiter_rate"], c)
+
+
+def _durations(o: dict[str, Any]) -> Durations:
+    quick = o["quick"]
+    return Durations(
+        latency_s=o["latency_seconds"] or (2 if quick else 8),
+        throughput_s=o["throughput_seconds"] or (2 if quick else 10),
+        submit_s=o["throughput_seconds"] or (2 if quick else 10),
+        sse_samples=o["sse_samples"] or (100 if quick else 300),
+        wrk_threads=o["wrk_threads"],
+    )
+
+
 def _git_state() -> str:
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -332,13 +374,7 @@ def main(**o: Any) -> None:
     run.py)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     quick = o["quick"]
-    d = Durations(
-        latency_s=o["latency_seconds"] or (2 if quick else 8),
-        throughput_s=o["throughput_seconds"] or (2 if quick else 10),
-        submit_s=o["throughput_seconds"] or (2 if quick else 10),
-        sse_samples=o["sse_samples"] or (100 if quick else 300),
-        wrk_threads=o["wrk_threads"],
-    )
+    d = _durations(o)
     drain_jobs = o["drain_jobs"] or (5000 if quick else 20_000)
     memory_jobs = o["memory_jobs"] or (2000 if quick else 10_000)
     mock_latency_ms = o["mock_latency_ms"] or (3000 if quick else 5000)
@@ -357,20 +393,7 @@ def main(**o: Any) -> None:
             redis_version = _redis_version(redis_server.binary)
             stack = Stack(redis_server.url, "http", work)
             try:
-                if which & set("abcdgh"):
-                    stack.start_mock(free_port(), "--request-log-size", "100")
-                    stack.start_api(free_port())
-                if which & set("abcd"):
-                    _http_phase(stack, d, which, reps, work, c)
-                if "h" in which:
-                    _batch_phase(stack, reps, c)
-                if which & set("efg"):
-                    jobs = (drain_jobs, o["drain_concurrency"], memory_jobs)
-                    _broker_phase(redis_server.url, work, which, reps, jobs, c)
-                if "g" in which:
-                    _rss_phase(stack, reps, mock_latency_ms, c)
-                if "w" in which:
-                    _waiters_phase(redis_server.url, work, reps, o["waiter_rate"], c)
+                _local_phases(stack, redis_server.url, work, which, reps, o, c)
             except Exception:
                 for proc in stack.procs:
                     print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
