@@ -281,7 +281,7 @@ def _settle_aof(r: redis.Redis, timeout_s: float = 300) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("an AOF rewrite did not finish")
         time.sleep(0.1)
-    r.execute_command("BGREWRITEAOF")
+    r.bgrewriteaof()  # type: ignore[no-untyped-call]  # untyped in redis-py
     time.sleep(0.1)
     while rewriting():
         if time.monotonic() > deadline:
