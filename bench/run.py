@@ -55,6 +55,7 @@ import peers as peerbench
 import queue_peers
 import report
 import scenarios
+import soak
 import uvloop
 import waiters
 from scenarios import Durations
@@ -306,6 +307,51 @@ def _run_queue_peers(
     return queue_peers.queue_summary(queue_peers.run_queuebench(opts, results))
 
 
+def _soak(minutes: float, sample_s: float, out: Path | None) -> None:
+    """``--soak``: the mixed load of ``soak.py`` for ``minutes``, charts on stdout, JSON in
+    ``bench/results/soak-<day>.json`` (or ``out``, the process logs beside it)."""
+    t_start = time.time()
+    with tempfile.TemporaryDirectory(prefix="anygate-soak-") as tmp:
+        work = Path(tmp)
+        with EmbeddedRedis(work / "redis", aof=True) as redis_server:
+            if redis_server.process is None:
+                raise RuntimeError("redis-server did not start")
+            stack = Stack(redis_server.url, "soak", work)
+            try:
+                soak.start_stack(stack)
+                result = uvloop.run(
+                    soak.drive(stack, redis_server.url, redis_server.process.pid, minutes, sample_s)
+                )
+            except Exception:
+                for proc in stack.procs:
+                    print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
+                raise
+            finally:
+                stack.close()
+            redis_version = _redis_version(redis_server.binary)
+        logs_dir = (
+            out.with_name(f"{out.stem}-logs")
+            if out
+            else HERE / "results" / "logs" / time.strftime("soak-%Y%m%d-%H%M%S")
+        )
+        logs = _keep_logs(work, logs_dir)
+    meta = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
+        "wall_s": round(time.time() - t_start, 1),
+        "minutes": minutes,
+        "sample_s": sample_s,
+        "commit": _git_state(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "redis": redis_version,
+        "logs": str(logs),
+    }
+    path = out or report.results_path(HERE / "results", prefix="soak-")
+    soak.write(path, soak.document(result, meta))
+    click.echo("\n" + soak.render(result))
+    click.echo(f"\nwall {meta['wall_s']} s; written to {path}")
+
+
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through every ``finally``: our processes stop
 
@@ -369,10 +415,26 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     is_flag=True,
     help="Also redis_cost.py (Redis CPU per job beside raw streams' floor; its own Redis).",
 )
+@click.option(
+    "--soak",
+    "soak_minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Run only the soak (bench/soak.py) for this many minutes.",
+)
+@click.option(
+    "--soak-sample-s",
+    type=click.FloatRange(min=1),
+    default=60,
+    show_default=True,
+    help="Seconds between two soak samples.",
+)
 def main(**o: Any) -> None:
     """anygate's docs/performance.md benchmark: table on stdout, JSON in bench/results/ (see
     run.py)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if o["soak_minutes"]:
+        _soak(o["soak_minutes"], o["soak_sample_s"], o["out"])
+        return
     quick = o["quick"]
     d = _durations(o)
     drain_jobs = o["drain_jobs"] or (5000 if quick else 20_000)

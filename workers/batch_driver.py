@@ -14,8 +14,13 @@ moves it on as far as a time budget allows:
   reaches ``total``): write the output and error files in OpenAI's format, roll usage up, set
   the final status, and hand a webhook to the delivery queue.
 
-The lock (``block:<id>``, a few seconds, renewed per chunk) lets several control processes run
-without driving one batch twice; a dead one's lock lapses and another takes over.
+The lock (``block:<id>``, a few seconds, renewed per chunk and per page of a wind-down or of the
+result files, and only while it is still ours) lets several control processes and overlapping
+ticks run without driving one batch twice; a dead one's lock lapses and another takes over. The
+wind-down keeps a cursor (``wound``: jobs cancelled so far) and stops at the tick's time budget
+like the expansion, so a large batch's wind-down is spread over ticks instead of outliving its
+lock: ticks start every second, and each one that found the lock lapsed used to start the whole
+wind-down (and the finalisation after it) again beside the first.
 """
 
 from __future__ import annotations
@@ -129,21 +134,35 @@ class BatchDriver:
         if not ending:
             while batch.h.get("expanded_all") != "1" and time.monotonic() < deadline:
                 await self._expand_chunk(batch)
-                await self._renew(batch_id)
+                await self._hold(batch_id)
                 reloaded = await self._batches.load(batch_id)
                 if reloaded is None:
                     return
                 batch = reloaded
                 if batch.status == "cancelling":
                     break  # the next tick winds it down
-        elif batch.h.get("wound_down") != "1":
-            await self._wind_down(batch, ending)
+        elif batch.h.get("wound_down") != "1" and not await self._wind_down(
+            batch, ending, deadline
+        ):
+            return  # the time budget ran out: the next tick goes on from the cursor
         batch = await self._batches.load(batch_id) or batch
         if batch.h.get("expanded_all") == "1" and batch.done >= batch.total:
             await self._finalize(batch)
 
-    async def _renew(self, batch_id: str) -> None:
-        await awaited(self._redis.expire(self._k.batch_lock(batch_id), LOCK_S))
+    async def _hold(self, batch_id: str) -> None:
+        """Extend the batch's lock if it is still ours; else ``LockLostError``. A blind EXPIRE
+        would extend another process's lock, and let this one go on as if it held it."""
+        lock = self._k.batch_lock(batch_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(lock)
+            if await pipe.get(lock) != self._owner:
+                raise LockLostError(batch_id)
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.expire(lock, LOCK_S)
+            try:
+                await pipe.execute()
+            except WatchError:
+                raise LockLostError(batch_id) from None
 
     # --- expansion ------------------------------------------------------------------------
 
@@ -246,16 +265,26 @@ class BatchDriver:
 
     # --- winding down ---------------------------------------------------------------------
 
-    async def _wind_down(self, batch: Batch, ending: str) -> None:
-        """Cancel what runs or waits; account what was never expanded."""
+    async def _wind_down(self, batch: Batch, ending: str, deadline: float) -> bool:
+        """Cancel what runs or waits, a page at a time from the cursor ``wound``; account what
+        was never expanded. False when the time budget ran out first (the next tick resumes;
+        a page cancelled twice after a crash is harmless: a cancel of an ended job is a no-op).
+        """
         reason = f"batch_{ending}"
-        for job_ids in await self._pages(batch.id):
+        key, done = self._k.batch_jobs(batch.id), batch.number("wound")
+        while job_ids := await awaited(self._redis.lrange(key, done, done + PAGE - 1)):
             await asyncio.gather(
                 *(self._broker.cancel(batch.tenant, j, reason=reason) for j in job_ids)
             )
+            done += len(job_ids)
+            await self._hold(batch.id)
+            await self._batches.set(batch.id, wound=done)
+            if time.monotonic() >= deadline:
+                return False
         if batch.h.get("expanded_all") != "1":
             await self._account_unexpanded(batch, ending, reason)
         await self._batches.set(batch.id, wound_down=1)
+        return True
 
     async def _account_unexpanded(self, batch: Batch, ending: str, reason: str) -> None:
         file_id = batch.h["input_file_id"]
@@ -349,6 +378,7 @@ class BatchDriver:
         usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
         n_out = n_err = 0
         for job_ids in await self._pages(batch.id):
+            await self._hold(batch.id)  # a 50,000-line file takes longer than the lock lasts
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids:
                     pipe.hmget(

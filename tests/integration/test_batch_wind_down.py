@@ -1,13 +1,21 @@
-"""A batch cancelled after a crash cut an expansion short (issue 7): the lines of the unfinished
+"""The wind-down of a cancelled batch, the driver running in-process against a real Redis
+without workers, so every job stays queued and the wind-down is what ends them.
+
+A batch cancelled after a crash cut an expansion short (issue 7): the lines of the unfinished
 chunk that already became jobs are found through their idempotency keys and cancelled with the
-batch; the rest are accounted as never sent. The driver runs in-process against a real Redis,
-without workers, so every job stays queued and the wind-down is what ends them."""
+batch; the rest are accounted as never sent. A large batch's wind-down goes a page at a time
+from a cursor, within a tick's time budget, and only while its tick holds the batch's lock (the
+50,000-line benchmark batch's wind-down outlived its lock, and every later tick started it again
+beside the first, on into the next repetition)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from anygate.broker import Broker
@@ -18,6 +26,7 @@ from anygate.broker.models import NewJob
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig, TenantQuotas
 from anygate.core.planning import Planner
+from anygate.workers import batch_driver
 from anygate.workers.batch_driver import BatchDriver
 from anygate.workers.batch_lines_to_jobs import BatchContext, line_to_job
 
@@ -79,3 +88,93 @@ async def test_cancel_after_a_cut_short_chunk_cancels_its_jobs_and_accounts_the_
     rejects = [orjson.loads(r) for r in stored]
     assert sorted(r["custom_id"] for r in rejects) == ["c2", "c3", "c4", "c5"]
     assert {r["error"]["code"] for r in rejects} == {"batch_cancelled"}
+
+
+async def _expanded_batch(
+    redis: Redis, config: AnygateConfig, broker: Broker, lines: int
+) -> tuple[BatchStore, BatchDriver, str]:
+    """A batch of ``lines`` queued jobs (one tick expanded it; no worker runs), cancel asked."""
+    await TenantStore(redis, broker.keys).seed(config)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}]}
+    raw = b"".join(
+        orjson.dumps(
+            {"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+        )
+        + b"\n"
+        for i in range(lines)
+    )
+    file = await FileStore(redis, broker.keys, config.files).put(
+        "acme", "batch", "in.jsonl", _bytes(raw)
+    )
+    batches = BatchStore(redis, broker.keys)
+    batch = await batches.create(
+        "acme",
+        input_file_id=file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        window_s=3600,
+        total=lines,
+        metadata=None,
+        webhook_url=None,
+    )
+    driver = BatchDriver(config, redis, broker, Planner(config, redis, HealthView()))
+    await driver.tick()
+    expanded = await batches.load(batch.id)
+    assert expanded is not None
+    assert expanded.h.get("expanded_all") == "1"
+    await batches.request_cancel("acme", batch.id)
+    return batches, driver, batch.id
+
+
+async def _statuses(redis: Redis, broker: Broker, batch_id: str) -> Counter[str]:
+    ids = await redis.lrange(broker.keys.batch_jobs(batch_id), 0, -1)
+    records = [await broker.get("acme", j) for j in ids]
+    return Counter(r.status.value for r in records if r is not None)
+
+
+async def test_a_wind_down_is_spread_over_ticks_from_its_cursor(
+    redis: Redis, config: AnygateConfig, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches, driver, batch_id = await _expanded_batch(redis, config, broker, 30)
+    # a page per tick: the time budget is spent as soon as one page is cancelled
+    monkeypatch.setattr(batch_driver, "PAGE", 10)
+    monkeypatch.setattr(batch_driver, "TICK_BUDGET_S", 0.0)
+    await driver.tick()
+    half = await batches.load(batch_id)
+    assert half is not None
+    assert half.status == "cancelling"
+    assert half.number("wound") == 10
+    assert await _statuses(redis, broker, batch_id) == {"cancelled": 10, "queued": 20}
+    ticks = 1
+    while (await batches.load(batch_id) or half).status != "cancelled" and ticks < 10:
+        await driver.tick()
+        ticks += 1
+    ended = await batches.load(batch_id)
+    assert ended is not None
+    assert ended.status == "cancelled"
+    assert ticks == 4, "three pages, then the finalisation"
+    assert (ended.done, ended.number("n_cancelled"), ended.number("wound")) == (30, 30, 30)
+    assert await _statuses(redis, broker, batch_id) == {"cancelled": 30}
+
+
+async def test_a_wind_down_that_lost_its_lock_stops_and_leaves_the_batch_to_the_new_holder(
+    redis: Redis, config: AnygateConfig, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches, driver, batch_id = await _expanded_batch(redis, config, broker, 30)
+    monkeypatch.setattr(batch_driver, "PAGE", 10)
+    lock = broker.keys.batch_lock(batch_id)
+    cancel = broker.cancel
+
+    async def cancel_then_lose_the_lock(*args: Any, **kwargs: Any) -> Any:
+        # the first page outlived the lock, and another control process took the batch
+        await redis.set(lock, "another-process", ex=30)
+        return await cancel(*args, **kwargs)
+
+    monkeypatch.setattr(broker, "cancel", cancel_then_lose_the_lock)
+    await driver.tick()
+    after = await batches.load(batch_id)
+    assert after is not None
+    assert after.status == "cancelling", "not finalised by a tick that lost the batch"
+    assert after.number("wound") == 0, "its cursor is the new holder's to move"
+    assert await redis.get(lock) == "another-process", "the other's lock is neither taken nor freed"
+    assert 0 < await redis.ttl(lock) <= 30, "nor extended"
