@@ -619,7 +619,7 @@ def main(**o: Any) -> None:
             document["phases"] = uvloop.run(phases(server.url, n))
             document["drain"] = uvloop.run(drain(server.url, work, n))
             stack = Stack(server.url, "http", work)
-            try:
+            with stack.running():
                 mock = stack.start_mock(free_port())
                 api = stack.start_api(free_port())
                 worker = stack.start_worker(POOL, HTTP_CONNS)
@@ -632,12 +632,6 @@ def main(**o: Any) -> None:
                 document["attribution"] = attribution(
                     stack, server.url, o["attribution_seconds"], work
                 )
-            except Exception:
-                for proc in stack.procs:
-                    print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
-                raise
-            finally:
-                stack.close()
             redis_version = _redis_version(server.binary)
         if not o["no_shards"]:
             document["shards"] = shard_drains.shard_scaling(

@@ -317,17 +317,11 @@ def _soak(minutes: float, sample_s: float, out: Path | None) -> None:
             if redis_server.process is None:
                 raise RuntimeError("redis-server did not start")
             stack = Stack(redis_server.url, "soak", work)
-            try:
+            with stack.running():
                 soak.start_stack(stack)
                 result = uvloop.run(
                     soak.drive(stack, redis_server.url, redis_server.process.pid, minutes, sample_s)
                 )
-            except Exception:
-                for proc in stack.procs:
-                    print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
-                raise
-            finally:
-                stack.close()
             redis_version = _redis_version(redis_server.binary)
         logs_dir = (
             out.with_name(f"{out.stem}-logs")
@@ -454,14 +448,8 @@ def main(**o: Any) -> None:
         with EmbeddedRedis(work / "redis", aof=True) as redis_server:
             redis_version = _redis_version(redis_server.binary)
             stack = Stack(redis_server.url, "http", work)
-            try:
+            with stack.running():
                 _local_phases(stack, redis_server.url, work, which, reps, o, c)
-            except Exception:
-                for proc in stack.procs:
-                    print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
-                raise
-            finally:
-                stack.close()
         logs = _keep_logs(work, HERE / "results" / "logs" / time.strftime("%Y%m%d-%H%M%S"))
         if o["with_peers"]:
             peer_opts = peerbench.PeerOptions(

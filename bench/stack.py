@@ -8,9 +8,10 @@ flood the table nor cost terminal I/O inside a measurement.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,19 @@ class Stack:
     def close(self) -> None:
         while self.procs:
             self.procs.pop().stop(timeout=15.0)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Stack]:
+        """Every process stopped at the end; on a failure each one's log tail printed first,
+        since the processes and their logs go with the run's temporary folder."""
+        try:
+            yield self
+        except Exception:
+            for proc in self.procs:
+                print(f"--- {proc.name} log (tail) ---\n{proc.log_tail()}", flush=True)
+            raise
+        finally:
+            self.close()
 
     @property
     def _suffix(self) -> str:

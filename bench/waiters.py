@@ -45,6 +45,7 @@ from stack import KEY, POOL, Stack, child_env, start, wait_registered
 from waiter_client import Answer, open_waiters
 
 from anygate.broker import Broker, create_redis, new_job_id
+from anygate.broker.connection import awaited
 from anygate.config import load_config
 from anygate.ops.embedded_redis import EmbeddedRedis
 from anygate.ops.processes import free_port
@@ -135,7 +136,7 @@ async def _release(redis: Redis, key: str, ids: list[str], rate: float) -> None:
     while sent < len(ids):
         due = min(len(ids), int((time.monotonic() - t0) * rate) + 1)
         if due > sent:
-            await redis.rpush(key, " ".join(ids[sent:due]))
+            await awaited(redis.rpush(key, " ".join(ids[sent:due])))
             sent = due
         await asyncio.sleep(0.005)
 
