@@ -65,5 +65,7 @@ async def main(
 if __name__ == "__main__":
     pool = sys.argv[3] if len(sys.argv) > 3 else "bench"
     uvloop.run(
-        main(sys.argv[1], int(sys.argv[2]), pool, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+        main(
+            sys.argv[1], int(sys.argv[2]), pool, chunks=int(sys.argv[4]) if len(sys.argv) > 4 else 0
+        )
     )

@@ -315,9 +315,13 @@ def runs(dev: ManagedProcess, event: str) -> dict[str, str]:
     """process → the config hash of its last ``event`` line in ``anygate dev``'s log."""
     out = {}
     for line in dev.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if f'"{event}"' in line:
+        if f'"{event}"' not in line:
+            continue
+        try:
             record = json.loads(line)
-            out[record["process"]] = record["hash"]
+        except json.JSONDecodeError:  # two children's lines interleaved in dev's one log
+            continue
+        out[record["process"]] = record["hash"]
     return out
 
 
