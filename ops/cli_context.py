@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import os
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+
+from anygate.ops.env_file import parse_env_file
 
 URL_ENV = "ANYGATE_URL"
 KEY_ENV = "ANYGATE_KEY"
@@ -32,27 +33,6 @@ DEV_ENV_FILE = Path(".anygate") / "dev.env"
 
 class ContextError(click.ClickException):
     """A value the command needs is nowhere to be found, or a file cannot be read."""
-
-
-def parse_env_file(text: str) -> dict[str, str]:
-    """``export NAME=value`` (``export`` optional, values may be shell-quoted; blank lines and
-    ``#`` comments skipped). A line that is not an assignment is ignored, as a shell would
-    run it rather than assign."""
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.removeprefix("export ").partition("=")
-        name = name.strip()
-        if not sep or not name.isidentifier():
-            continue
-        try:
-            words = shlex.split(value, comments=True)
-        except ValueError:  # an unbalanced quote: take the text as written
-            words = [value.strip()]
-        values[name] = words[0] if words else ""
-    return values
 
 
 @dataclass(frozen=True)

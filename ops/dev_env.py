@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anygate.broker.tenants import mint_key
+from anygate.ops.env_file import parse_env_file
 
 URL = "ANYGATE_URL"
 KEY = "ANYGATE_KEY"
@@ -54,22 +55,6 @@ def render_env_file(env: DevEnv) -> str:
     """``export NAME=value`` lines; a value is shell-quoted only when it needs it (a path with
     a space), so the usual file is plain ``NAME=value``."""
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.lines())
-
-
-def parse_env_file(text: str) -> dict[str, str]:
-    """The names and values of ``export NAME=value`` lines (``export`` optional, values
-    shell-quoted or not); other lines are ignored."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        name, sep, raw = line.strip().removeprefix("export ").partition("=")
-        if not sep or not name.strip().isidentifier():
-            continue
-        try:
-            words = shlex.split(raw)
-        except ValueError:  # an unbalanced quote: take the text as it is
-            words = [raw.strip().strip("'\"")]
-        values[name.strip()] = words[0] if words else ""
-    return values
 
 
 def read_env_file(env_file: Path) -> dict[str, str]:

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from anygate.ops.dev_env import read_env_file
 from anygate.ops.processes import wait_until
 from tests.support.processes import ManagedProcess, free_port
 from tests.support.readme_blocks import Block
@@ -45,16 +46,6 @@ def clean_environment() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith("ANYGATE") and name not in PROVIDER_KEYS
     }
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``export NAME=value`` lines, as ``anygate dev`` writes them."""
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        name, sep, value = line.removeprefix("export ").partition("=")
-        if sep:
-            values[name.strip()] = value.strip()
-    return values
 
 
 def block_environment(block: Block, dev_env: Mapping[str, str]) -> dict[str, str]:

@@ -16,8 +16,8 @@ from anygate.ops.cli_context import (
     admin_connection,
     connection,
     lookup,
-    parse_env_file,
 )
+from anygate.ops.env_file import parse_env_file
 from anygate.ops.keys_backends import choose
 
 DEV_ENV = """\

@@ -12,11 +12,11 @@ from anygate.ops.dev_env import (
     DevEnv,
     DevKeys,
     load_or_create_keys,
-    parse_env_file,
     read_env_file,
     render_env_file,
     write_env_file,
 )
+from anygate.ops.env_file import parse_env_file
 
 KEYS = DevKeys("ag-tenant_key-1", "ag-admin_key-2")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from anygate.ops.dev_env import read_env_file
 from tests.support.readme_blocks import (
     Block,
     ReadmeError,
@@ -14,7 +15,7 @@ from tests.support.readme_blocks import (
     parse_blocks,
     shell_commands,
 )
-from tests.support.readme_runs import block_environment, contains_all, read_env_file
+from tests.support.readme_runs import block_environment, contains_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
