@@ -84,6 +84,10 @@ class Row:
     headline: Headline
     value: float | None
     basis: str  # the absolute figures the value is made of, or why there is none
+    errors: int = 0  # measurements that failed: a figure of the survivors meets no target
+
+    def met(self) -> bool | None:
+        return False if self.errors else self.headline.met(self.value)
 
 
 def _fmt(value: float | None, decimals: int = 2) -> str:
@@ -131,12 +135,15 @@ def queue_rows(block: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def waiter_row(figure: dict[str, Any] | None) -> Row:
-    """Scenario (w)'s p99 (median of repetitions) from ``report.aggregate``'s figures."""
+def waiter_row(figure: dict[str, Any] | None, errors: int = 0) -> Row:
+    """Scenario (w)'s p99 (median of repetitions) from ``report.aggregate``'s figures;
+    ``errors``: waiters answered 503 or whose stream ended early, over every repetition."""
     if not figure or not figure.get("n"):
         return Row(WAITERS, None, "not run (--waiters)")
     basis = f"{_fmt(figure['min'], 1)} to {_fmt(figure['max'], 1)} ms over {figure['n']} reps"
-    return Row(WAITERS, figure["median"], basis)
+    if errors:
+        basis += f"; {errors:,} waiters failed"
+    return Row(WAITERS, figure["median"], basis, errors)
 
 
 def redis_cpu_row(cost: dict[str, Any] | None) -> Row:
@@ -154,8 +161,14 @@ def rows(
     queue_block: dict[str, Any],
     waiters: dict[str, Any] | None,
     cost: dict[str, Any] | None,
+    waiter_errors: int = 0,
 ) -> list[Row]:
-    return [*peer_rows(peers), *queue_rows(queue_block), waiter_row(waiters), redis_cpu_row(cost)]
+    return [
+        *peer_rows(peers),
+        *queue_rows(queue_block),
+        waiter_row(waiters, waiter_errors),
+        redis_cpu_row(cost),
+    ]
 
 
 def summary(found: list[Row]) -> dict[str, float | None]:
@@ -172,7 +185,7 @@ def table(found: list[Row]) -> str:
         h = row.headline
         decimals = 1 if h.unit in ("ms", "µs") else 2
         value = "n/a" if row.value is None else f"{row.value:,.{decimals}f} {h.unit}"
-        verdict = {True: "met", False: "MISSED", None: ""}[h.met(row.value)]
+        verdict = {True: "met", False: "MISSED", None: ""}[row.met()]
         target = f"{h.op} {h.target:g} {h.unit}"
         lines.append(f"| {h.label} | `{h.key}` | {value} | {row.basis} | {target} | {verdict} |")
     return "\n".join(lines)

@@ -477,7 +477,9 @@ def main(**o: Any) -> None:
     queue_keys, queue_block = _run_queue_peers(queue_opts)
     cost = _redis_cost(o["with_redis_cost"] or every_ratio, quick, reps, logs, c)
     figures = report.aggregate(c.samples)
-    headlines = headline.rows(peers, queue_block, figures["waiter_wake_p99_ms"], cost)
+    headlines = headline.rows(
+        peers, queue_block, figures["waiter_wake_p99_ms"], cost, c.errors["waiter_wake_p99_ms"]
+    )
     machine = {"cores": os.cpu_count(), "python": platform.python_version(), "redis": redis_version}
     document = {
         "summary": report.summary(figures, peers, machine)

@@ -130,6 +130,14 @@ def test_a_part_not_run_is_named_not_zero(
     assert f"not run ({missing})" in headline.table(rows)
 
 
+def test_failed_waiters_miss_the_target_whatever_the_survivors_p99() -> None:
+    row = headline.rows(PEERS, QUEUE, WAITERS, COST, waiter_errors=1185)[6]
+    assert row.value == 42.0
+    assert row.met() is False
+    assert "1,185 waiters failed" in row.basis
+    assert headline.rows(PEERS, QUEUE, WAITERS, COST)[6].met() is True
+
+
 def test_a_peer_without_a_figure_is_no_ratio() -> None:
     peers = {"anygate": PEERS["anygate"], "portkey": {"throughput_rps": 0.0}}
     rows = headline.peer_rows(peers)
