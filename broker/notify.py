@@ -80,7 +80,7 @@ class Subscriptions:
         self._confirm_s = confirm_s
         """How long a subscription waits for Redis to confirm it before raising (the API's
         ``server.redis_wait_s``: a long-poll or an event stream then answers 503 in time)."""
-        self._conn: AbstractConnection = redis.pubsub().connection_pool.make_connection()
+        self._conn: AbstractConnection = redis.pubsub().connection_pool.make_connection()  # type: ignore[no-untyped-call]
         self._channels: dict[str, _Channel] = {}
         self._book = SubscriptionBook()
         self._ready = False
