@@ -26,6 +26,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -145,8 +146,29 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _profiler(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of the API process into ``out`` (collapsed stacks), when asked."""
+    if out is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    argv = [spy, "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o", str(out)]
+    return subprocess.Popen([*argv, "--nonblocking"], stdout=subprocess.DEVNULL)
+
+
+def _stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        proc.wait(30)
+
+
 async def one_run(
-    stack: Stack, api_pid: int, release_key: str, polls: int, watchers: int, rate: float
+    stack: Stack,
+    api_pid: int,
+    release_key: str,
+    polls: int,
+    watchers: int,
+    rate: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """One repetition on one stack (its API and gate worker up): the figures of ``FIGURES``."""
     config = load_config(stack.config_path)
@@ -169,11 +191,15 @@ async def one_run(
         # Read now, not during the release: psutil's socket scan would stall this loop.
         conns, subscriptions = await api_subscriptions(redis, api_pid)
         order = random.sample(ids, len(ids))
+        spy = _profiler(api_pid, profile)
+        if spy is not None:
+            await asyncio.sleep(1.0)  # attached before the release begins
         api_cpu, client_cpu, t0 = process_cpu_s(api_pid), time.process_time(), time.monotonic()
         await _release(redis, release_key, order, rate)
         answers: list[Answer] = await asyncio.wait_for(
             asyncio.gather(*(w.done for w in waiters)), 90
         )
+        _stop_profiler(spy)
         wall = time.monotonic() - t0
         client_cpu_pct = (time.process_time() - client_cpu) / wall * 100
         api_cpu_s = process_cpu_s(api_pid) - api_cpu
@@ -226,7 +252,14 @@ class Side:
 
 
 def measure(
-    redis_url: str, work: Path, polls: int, watchers: int, rate: float, reps: int, baseline: str
+    redis_url: str,
+    work: Path,
+    polls: int,
+    watchers: int,
+    rate: float,
+    reps: int,
+    baseline: str,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Every repetition on every side, alternating which side goes first; per side and figure
     the repetitions' values, and the raw runs."""
@@ -241,8 +274,9 @@ def measure(
         runs: list[dict[str, Any]] = []
         for rep in range(reps):
             for side in sides if rep % 2 == 0 else sides[::-1]:
+                spy = profile and profile / f"api-{side.name}-{rep + 1}.txt"
                 out = uvloop.run(
-                    one_run(side.stack, side.api.pid, side.release_key, polls, watchers, rate)
+                    one_run(side.stack, side.api.pid, side.release_key, polls, watchers, rate, spy)
                 )
                 runs.append({"side": side.name, "rep": rep, **out})
                 for key, _label, _unit in FIGURES:
@@ -293,6 +327,11 @@ def table(found: dict[str, Any]) -> str:
 @click.option("--baseline", default="", help="Also measure this git ref's code, interleaved.")
 @click.option("--out", type=click.Path(path_type=Path), help="[bench/results/waiters-<day>.json]")
 @click.option("--logs", type=click.Path(path_type=Path), help="Keep the processes' logs here.")
+@click.option(
+    "--profile",
+    type=click.Path(path_type=Path),
+    help="py-spy each API process during each release into this folder (collapsed stacks).",
+)
 def main(
     polls: int,
     watchers: int,
@@ -301,6 +340,7 @@ def main(
     baseline: str,
     out: Path | None,
     logs: Path | None,
+    profile: Path | None,
 ) -> None:
     """1,000 long-polls and 1,000 SSE watchers on one API process while their jobs end."""
     if polls + watchers == 0:
@@ -310,7 +350,11 @@ def main(
         work = Path(tmp)
         with EmbeddedRedis(work / "redis", aof=True) as redis_server:
             try:
-                found = measure(redis_server.url, work, polls, watchers, rate, reps, baseline)
+                if profile is not None:
+                    profile.mkdir(parents=True, exist_ok=True)
+                found = measure(
+                    redis_server.url, work, polls, watchers, rate, reps, baseline, profile
+                )
             finally:
                 if logs is not None:
                     logs.mkdir(parents=True, exist_ok=True)

@@ -88,6 +88,7 @@ class Subscriptions:
         self._dirty = asyncio.Event()
         self._has_channels = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
 
     async def start(self) -> None:
         self._tasks = [
@@ -96,11 +97,16 @@ class Subscriptions:
         ]
 
     async def close(self) -> None:
+        """Stop both tasks and disconnect. Each loop also stops on ``_closed``: Python 3.11's
+        ``wait_for`` (inside redis-py's writes) can swallow a cancellation that lands as the
+        write completes."""
+        self._closed = True
+        self._dirty.set()
+        self._has_channels.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks)
         self._ready = False
         await self._conn.disconnect()
 
@@ -176,6 +182,8 @@ class Subscriptions:
             await self._dirty.wait()
             self._dirty.clear()
             await asyncio.sleep(0)  # the rest of this turn's joins and leaves
+            if self._closed:
+                return
             subscribe, unsubscribe = self._book.plan(self._channels.__contains__)
             if subscribe:
                 self._has_channels.set()
@@ -207,8 +215,10 @@ class Subscriptions:
             raise RedisConnectionError(f"the pub/sub connection is closed: {exc}") from exc
 
     async def _read_forever(self) -> None:
-        while True:
+        while not self._closed:
             await self._has_channels.wait()
+            if self._closed:
+                return
             try:
                 await self._connected()
                 response: list[Any] | None = await self._conn.read_response(
