@@ -215,7 +215,7 @@ class Subscriptions:
             raise RedisConnectionError(f"the pub/sub connection is closed: {exc}") from exc
 
     async def _read_forever(self) -> None:
-        while not self._closed:
+        while True:
             await self._has_channels.wait()
             if self._closed:
                 return
