@@ -68,6 +68,8 @@ FIGURES = [
     ("api_subscriptions", "API process: subscribed channels, all waiting", ""),
     ("api_cpu_s", "API CPU during the release", "s"),
     ("client_cpu_pct", "client CPU ÷ wall during the release", "%"),
+    ("worker_cpu_s", "gate worker CPU during the release (it ends the jobs)", "s"),
+    ("load_1m", "machine load average (1 min) as the release began", ""),
 ]
 
 
@@ -169,6 +171,7 @@ async def one_run(
     watchers: int,
     rate: float,
     profile: Path | None = None,
+    worker_pid: int = 0,
 ) -> dict[str, Any]:
     """One repetition on one stack (its API and gate worker up): the figures of ``FIGURES``."""
     config = load_config(stack.config_path)
@@ -194,6 +197,8 @@ async def one_run(
         spy = _profiler(api_pid, profile)
         if spy is not None:
             await asyncio.sleep(1.0)  # attached before the release begins
+        load_1m = os.getloadavg()[0]
+        worker_cpu = process_cpu_s(worker_pid) if worker_pid else 0.0
         api_cpu, client_cpu, t0 = process_cpu_s(api_pid), time.process_time(), time.monotonic()
         await _release(redis, release_key, order, rate)
         answers: list[Answer] = await asyncio.wait_for(
@@ -203,6 +208,7 @@ async def one_run(
         wall = time.monotonic() - t0
         client_cpu_pct = (time.process_time() - client_cpu) / wall * 100
         api_cpu_s = process_cpu_s(api_pid) - api_cpu
+        worker_cpu_s = process_cpu_s(worker_pid) - worker_cpu if worker_pid else 0.0
     finally:
         await redis.aclose()
     ok = [a for a in answers if not a.error]
@@ -223,6 +229,8 @@ async def one_run(
         "api_subscriptions": float(subscriptions),
         "api_cpu_s": api_cpu_s,
         "client_cpu_pct": client_cpu_pct,
+        "worker_cpu_s": worker_cpu_s,
+        "load_1m": load_1m,
         "release_wall_s": wall,
         "errors": len(errors),
         "first_errors": errors[:5],
@@ -276,7 +284,16 @@ def measure(
             for side in sides if rep % 2 == 0 else sides[::-1]:
                 spy = profile and profile / f"api-{side.name}-{rep + 1}.txt"
                 out = uvloop.run(
-                    one_run(side.stack, side.api.pid, side.release_key, polls, watchers, rate, spy)
+                    one_run(
+                        side.stack,
+                        side.api.pid,
+                        side.release_key,
+                        polls,
+                        watchers,
+                        rate,
+                        spy,
+                        side.worker.pid,
+                    )
                 )
                 runs.append({"side": side.name, "rep": rep, **out})
                 for key, _label, _unit in FIGURES:
