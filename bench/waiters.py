@@ -22,6 +22,7 @@ first on their ``PYTHONPATH``), each repetition on both, in alternating order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import resource
@@ -67,6 +68,7 @@ FIGURES = [
     ("api_redis_conns", "API process: Redis connections, all waiting", ""),
     ("api_subscriptions", "API process: subscribed channels, all waiting", ""),
     ("api_cpu_s", "API CPU during the release", "s"),
+    ("api_runqueue_s", "API runnable but waiting for a core during the release", "s"),
     ("client_cpu_pct", "client CPU ÷ wall during the release", "%"),
     ("worker_cpu_s", "gate worker CPU during the release (it ends the jobs)", "s"),
     ("load_1m", "machine load average (1 min) as the release began", ""),
@@ -144,6 +146,16 @@ async def _release(redis: Redis, key: str, ids: list[str], rate: float) -> None:
         await asyncio.sleep(0.005)
 
 
+def runqueue_wait_s(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a core (``schedstat``'s
+    second field, summed over its threads): CPU the process wanted and was not given."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
@@ -199,6 +211,7 @@ async def one_run(
             await asyncio.sleep(1.0)  # attached before the release begins
         load_1m = os.getloadavg()[0]
         worker_cpu = process_cpu_s(worker_pid) if worker_pid else 0.0
+        api_waited = runqueue_wait_s(api_pid)
         api_cpu, client_cpu, t0 = process_cpu_s(api_pid), time.process_time(), time.monotonic()
         await _release(redis, release_key, order, rate)
         answers: list[Answer] = await asyncio.wait_for(
@@ -208,6 +221,7 @@ async def one_run(
         wall = time.monotonic() - t0
         client_cpu_pct = (time.process_time() - client_cpu) / wall * 100
         api_cpu_s = process_cpu_s(api_pid) - api_cpu
+        api_waited_s = runqueue_wait_s(api_pid) - api_waited
         worker_cpu_s = process_cpu_s(worker_pid) - worker_cpu if worker_pid else 0.0
     finally:
         await redis.aclose()
@@ -230,6 +244,7 @@ async def one_run(
         "api_cpu_s": api_cpu_s,
         "client_cpu_pct": client_cpu_pct,
         "worker_cpu_s": worker_cpu_s,
+        "api_runqueue_s": api_waited_s,
         "load_1m": load_1m,
         "release_wall_s": wall,
         "errors": len(errors),
