@@ -194,10 +194,10 @@ class Subscriptions:
             try:
                 async with asyncio.timeout(self._confirm_s):
                     await self._write(commands)
-            except (*_LINK_ERRORS, TimeoutError) as exc:
+            except Exception as exc:  # any: a dead sender would leave every waiter unconfirmed
                 self._link.lost(exc)
                 self._ready = False
-                await self._conn.disconnect()  # the reader connects again and resubscribes
+                await self._conn.disconnect(nowait=True)  # the reader reconnects, resubscribes
 
     async def _write(self, commands: list[tuple[str, ...]]) -> None:
         """Write commands whose replies the reader reads, a closed connection raising as a
