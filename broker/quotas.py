@@ -5,7 +5,7 @@ Limits that refuse work (max queued jobs, daily and monthly budgets) are checked
 ``enqueue-6.lua`` in the same step that would queue the job, so two API processes cannot both
 admit the last slot. Limits that make work wait (max in flight) are checked by ``claim-13.lua``.
 Both receive the limits from config as short strings built here; usage is counted per UTC day
-and month by ``finish-6.lua``, in the periods named by ``usage_periods``.
+and month by ``finish-5.lua``, in the periods named by ``usage_periods``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 --       8 idem ttl s, 9 body digest, 10 body, 11 the tenant's submit limits or '' (see below),
 --       12.. field/value pairs of the job record
 -- Submit limits: 'max_queued|daily_tokens|monthly_tokens|daily_usd|monthly_usd|day|month', an
--- empty part meaning no limit; usage is read from the hashes finish-6.lua adds to.
+-- empty part meaning no limit; usage is read from the hashes finish-5.lua adds to.
 -- Returns {job id, 'new'|'existing'|'conflict', place in lane, created ms, jobs queued in the pool,
 --          mean service ms ('' when unknown), live worker slots}: all a 202 needs, in one trip;
 --         or {'', 'queue_full', mean service ms, queued} / {'', 'insufficient_quota', 'day'|'month',

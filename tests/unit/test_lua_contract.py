@@ -173,7 +173,7 @@ class TestCounters:
         [
             ("enqueue-6.lua", {"metrics:jobs"}),
             ("claim-13.lua", {"metrics:jobs"}),
-            ("finish-6.lua", {"metrics:jobs", "metrics:tokens"}),
+            ("finish-5.lua", {"metrics:jobs", "metrics:tokens"}),
             ("cancel-6.lua", {"metrics:jobs"}),
             ("reclaim-6.lua", {"metrics:jobs"}),
         ],
@@ -188,3 +188,12 @@ class TestCounters:
         assert set(re.findall(r"metrics:\w+", header.group(1))) == hashes
         assert hashes <= keyspace_families()
         assert "count(KEYS[" in code(script)
+
+
+def test_finish_reads_as_many_arguments_per_job_as_python_sends() -> None:
+    """finish-5.lua walks its ARGV in steps of PER_JOB; FinishArgs.job_argv sends FINISH_ARGS."""
+    from anygate.broker.script_calls.finish import FINISH_ARGS
+
+    found = re.search(r"local PER_JOB = (\d+)", code("finish-5.lua"))
+    assert found is not None
+    assert int(found.group(1)) == FINISH_ARGS

@@ -24,7 +24,7 @@ from anygate.broker.script_calls.enqueue import (
     QuotaSpent,
     decode_enqueue,
 )
-from anygate.broker.script_calls.finish import FinishArgs, FinishKeys, usage_record
+from anygate.broker.script_calls.finish import FINISH_ARGS, FinishArgs, FinishKeys, usage_record
 from anygate.broker.script_calls.handoff import AdoptKeys, HandOffKeys
 from anygate.broker.script_calls.health import (
     BreakerState,
@@ -49,7 +49,7 @@ KEYS: dict[str, ScriptKeys] = {
     "enqueue": EnqueueKeys.of(K, "j1", "openai", Priority.BATCH, "acme"),
     "claim": ClaimKeys.of(K, "openai"),
     "append": AppendKeys.of(K, "j1"),
-    "finish": FinishKeys.of(K, "j1", "openai"),
+    "finish": FinishKeys.of(K, "openai"),
     "requeue": RequeueKeys.of(K, "j1", "openai", "gemini"),
     "heartbeat": HeartbeatKeys.of(K, "openai"),
     "reclaim": ReclaimKeys.of(K, "openai"),
@@ -110,8 +110,10 @@ class TestArgs:
 
     def test_finish_sends_the_status_by_its_value(self) -> None:
         args = FinishArgs(K.prefix, "j1", 2, JobStatus.FAILED, "", "{}", "", "", 60, "", "")
-        assert args.argv()[3] == "failed"
-        assert len(args.argv()) == 11
+        assert args.argv()[:2] == [K.prefix, 60], "the call's part: prefix and ttl"
+        assert args.job_argv()[2] == "failed"
+        assert len(args.job_argv()) == FINISH_ARGS
+        assert args.argv()[2:] == args.job_argv()
 
     def test_heartbeat_encodes_the_registry_value_and_pairs_the_jobs(self) -> None:
         args = HeartbeatArgs(K.prefix, "w1", 30000, RegistryValue(5, 8, 1), [("j1", 1), ("j2", 3)])
