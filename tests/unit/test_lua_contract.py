@@ -16,6 +16,7 @@ from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import JobStatus
 from anygate.broker.script_calls.cancel import CancelStatus, WorkerControl
 from anygate.broker.script_calls.enqueue import EnqueueOutcome, QuotaMeasure, QuotaPeriod
+from anygate.broker.script_calls.finish import FINISH_ARGS
 from anygate.broker.script_calls.health import BreakerState, HealthEvent, HealthOp, ProbeVerdict
 from anygate.broker.script_calls.ratewindow import RateOp
 from anygate.broker.script_calls.requeue import RequeueReason
@@ -192,8 +193,6 @@ class TestCounters:
 
 def test_finish_reads_as_many_arguments_per_job_as_python_sends() -> None:
     """finish-5.lua walks its ARGV in steps of PER_JOB; FinishArgs.job_argv sends FINISH_ARGS."""
-    from anygate.broker.script_calls.finish import FINISH_ARGS
-
     found = re.search(r"local PER_JOB = (\d+)", code("finish-5.lua"))
     assert found is not None
     assert int(found.group(1)) == FINISH_ARGS
