@@ -6,7 +6,7 @@ resets (docs/metrics.md). Each field names what it counts, its parts joined by `
 first:
 
 - ``metrics:jobs`` (``KeySpace.metrics_jobs``): ``submitted|<pool>|<class>|<model>``
-  (``enqueue-6.lua``), ``started|<pool>|<model>`` (each attempt's claim, ``claim-13.lua``),
+  (``enqueue-2.lua``), ``started|<pool>|<model>`` (each attempt's claim, ``claim-13.lua``),
   ``finished|<pool>|<model>|<outcome>`` (a terminal status: ``finish-5.lua``, ``cancel-6.lua``,
   ``claim-13.lua`` for ``expired``, ``reclaim-6.lua`` for a poison job), and
   ``redelivered|<pool>`` (a lease that lapsed with its worker, ``reclaim-6.lua``).

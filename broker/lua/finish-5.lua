@@ -10,7 +10,7 @@
 --       history entry json or '' (empty JSON means null),
 --       usage to record for the tenant or '': 'day|month|prompt tokens|completion tokens|model'
 --          (cost is the job's cost), added to usage:<tenant>:<day> (per model and in total) and
---          usage:<tenant>:<month> (in total), which enqueue-6.lua checks budgets against, and to
+--          usage:<tenant>:<month> (in total), which enqueue-2.lua checks budgets against, and to
 --          the cluster's token counters (metrics:tokens; the cost in whole nano-USD: integers
 --          add up exactly and in any order, where summed floats drift with the order of the
 --          additions, and a nano-dollar is fine enough for the cheapest call)

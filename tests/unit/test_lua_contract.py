@@ -51,9 +51,9 @@ TWINS: list[tuple[str, str, type[enum.StrEnum]]] = [
     (PRELUDE, "STATUS", JobStatus),
     (PRELUDE, "COUNTER", JobCounter),
     (PRELUDE, "TOKENS", TokenKind),
-    ("enqueue-6.lua", "OUTCOME", EnqueueOutcome),
-    ("enqueue-6.lua", "PERIOD", QuotaPeriod),
-    ("enqueue-6.lua", "MEASURE", QuotaMeasure),
+    ("enqueue-2.lua", "OUTCOME", EnqueueOutcome),
+    ("enqueue-2.lua", "PERIOD", QuotaPeriod),
+    ("enqueue-2.lua", "MEASURE", QuotaMeasure),
     ("cancel-6.lua", "CANCEL", CancelStatus),
     ("cancel-6.lua", "CONTROL", WorkerControl),
     ("requeue-6.lua", "REASON", RequeueReason),
@@ -172,7 +172,7 @@ class TestCounters:
     @pytest.mark.parametrize(
         ("script", "hashes"),
         [
-            ("enqueue-6.lua", {"metrics:jobs"}),
+            ("enqueue-2.lua", {"metrics:jobs"}),
             ("claim-13.lua", {"metrics:jobs"}),
             ("finish-5.lua", {"metrics:jobs", "metrics:tokens"}),
             ("cancel-6.lua", {"metrics:jobs"}),

@@ -16,6 +16,7 @@ from anygate.broker.script_calls.cancel import CancelKeys, CancelStatus, decode_
 from anygate.broker.script_calls.claim import CLAIM_FIELDS, ClaimArgs, ClaimKeys, decode_claims
 from anygate.broker.script_calls.enqueue import (
     Accepted,
+    EnqueueArgs,
     EnqueueKeys,
     EnqueueOutcome,
     QueueFull,
@@ -46,7 +47,7 @@ from anygate.config import Priority
 
 K = KeySpace("t")
 KEYS: dict[str, ScriptKeys] = {
-    "enqueue": EnqueueKeys.of(K, "j1", "openai", Priority.BATCH, "acme"),
+    "enqueue": EnqueueKeys.of(K, "openai"),
     "claim": ClaimKeys.of(K, "openai"),
     "append": AppendKeys.of(K, "j1"),
     "finish": FinishKeys.of(K, "openai"),
@@ -240,3 +241,25 @@ def test_usage_record_falls_back_on_the_total() -> None:
         usage_record("m", {"prompt_tokens": 5, "total_tokens": 12}, now) == "20260131|202601|5|7|m"
     )
     assert usage_record("m", None, now) == ""
+
+
+def test_enqueue_args_count_their_own_part() -> None:
+    """enqueue-2.lua walks its ARGV job by job: each part starts with its length."""
+    args = EnqueueArgs(
+        K.prefix,
+        "j1",
+        "openai",
+        Priority.BATCH,
+        "acme",
+        2,
+        "",
+        60,
+        "d",
+        "{}",
+        "",
+        ["model", "m", "tenant", "acme"],
+    )
+    part = args.job_argv()
+    assert part[0] == len(part) - 1 == 9 + 4
+    assert part[1:4] == ["j1", "batch", "acme"]
+    assert args.argv() == [K.prefix, "openai", *part]
