@@ -23,7 +23,7 @@ R = TypeVar("R")
 
 Send = Callable[[K, Sequence[I]], Awaitable[Sequence[R | BaseException]]]
 
-MAX_ITEMS = 256
+MAX_ITEMS = 64
 """A group's call is sent at once when it holds this many items: bounded script run time."""
 
 
