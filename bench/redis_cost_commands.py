@@ -9,9 +9,10 @@ would call it: enqueued 64 at a time (one event-loop turn each, as an API proces
 claimed 32 at a time, finished 32 at a time (a claim's jobs ending together). Around each phase,
 ``INFO commandstats``: ``evalsha`` is the scripts' whole time, the commands they ran are also
 counted on their own (inside that time); what ``evalsha`` spends beyond its commands is the Lua
-interpreter, the conversions between Lua and Redis values, and writing the AOF and replication
-stream. No SLOWLOG, no worker process: the figures are the scripts' own, not the drain's (that is
-``redis_cost.py``'s ``Redis CPU per job``, which also holds Redis's event loop and sockets).
+interpreter and the conversions between Lua and Redis values of each ``redis.call`` (feeding the
+AOF comes after a command's measured time, in neither figure). No SLOWLOG, no worker process:
+the figures are the scripts' own, not the drain's (that is ``redis_cost.py``'s ``Redis CPU per
+job``, which also holds Redis's event loop, sockets and the AOF).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _table(name: str, before: Stats, after: Stats, jobs: int) -> None:
     script = sum(u for u, cmd, _ in rows if cmd == "evalsha")
     print(
         f"\n{name}: scripts {script / jobs:.1f} µs/job, of which their commands "
-        f"{inner / jobs:.1f} and the rest (Lua, conversions, AOF) {(script - inner) / jobs:.1f}"
+        f"{inner / jobs:.1f} and the rest (Lua, conversions) {(script - inner) / jobs:.1f}"
     )
     print("| command | calls/job | µs/job | µs/call |\n|---|---:|---:|---:|")
     for usec, cmd, calls in rows:
