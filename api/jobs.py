@@ -153,10 +153,15 @@ def _wait_seconds(request: Request, cap: float) -> float:
 
 
 async def _wait_terminal(gw: Gateway, tenant: str, record: JobRecord, wait: float) -> JobRecord:
-    """Subscribe, then re-read: a completion between the first read and the subscription is seen."""
+    """Subscribe, then re-read: a completion between the first read and the subscription is seen.
+
+    Waking costs Redis nothing of the waiter's own (its channel's subscription is shared, see
+    ``broker/notify.py``); the record it answers with is read with the other waiters woken in
+    the same loop turn, in one pipeline."""
     channel = gw.broker.keys.job_channel(record.id)
+    read = gw.broker.queue.get_woken
     async with gw.subscriptions.subscribe(channel) as queue:
-        fresh = await gw.broker.get(tenant, record.id)
+        fresh = await read(tenant, record.id)
         if fresh is None or fresh.status.terminal:
             return fresh or record
         deadline = asyncio.get_running_loop().time() + wait
@@ -169,13 +174,13 @@ async def _wait_terminal(gw: Gateway, tenant: str, record: JobRecord, wait: floa
             except TimeoutError:
                 break
             if message == RESYNC:  # the channel was lost a while: the job may have ended
-                fresh = await gw.broker.get(tenant, record.id)
+                fresh = await read(tenant, record.id)
                 if fresh is None or fresh.status.terminal:
                     break
                 continue
             if JobEvent.from_message(message).terminal:
                 break
-    return await gw.broker.get(tenant, record.id) or record
+    return await read(tenant, record.id) or record
 
 
 async def job_events(request: Request) -> Response:

@@ -5,9 +5,10 @@ admitted job.
     python bench/rate_wait.py                 # 500 jobs, 60 rpm over a 6 s minute (~50 s)
     python bench/rate_wait.py --jobs 200 --minute-s 3
 
-A job refused for lack of room is put back in the delayed set until the moment the oldest entry
-of the window expires; everything that waits on the limit then wakes at once, one gets in and
-the others are refused and delayed again. This script counts that: every script call by name
+A job refused for lack of room joins the limit's waiting line and is delayed until its own turn
+(one room per waiter, ``rate_window.py``); before that line, every waiter was delayed until the
+oldest entry of the window expired, all woke at once, one got in and the others were refused and
+delayed again. This script counts what an admission costs: every script call by name
 (``SLOWLOG`` at 0 µs, drained every 0.2 s; the commands scripts run inside are not counted
 twice, see redis_accounting.attribute) and ``INFO cpu`` around the run. Time is compressed
 (``queue.rate_limit_minute_s``) as in tests/integration/test_provider_limits_held.py; the

@@ -11,6 +11,10 @@
                                         # streams, BullMQ c32, arq and SAQ (+~15 min)
     python bench/run.py --scenarios '' --queue-peers --queue-n 5000 --queue-repeats 1
 
+    python bench/run.py --peers --queue-peers   # everything: both peer runs, (w) and the
+                                                # Redis cost too, then one table of every
+                                                # same-run target (headline.py)
+
 ``--peers`` needs the peers that ``/work/shared/peerbench/setup.sh`` installs into /tmp/peers;
 ``--queue-peers`` those that ``/work/shared/queuebench/setup.sh`` installs into /tmp/qpeers (it
 stops at once, naming what is missing, when they are not there). queuebench starts its own two
@@ -51,6 +55,7 @@ from typing import Any
 
 import broker_bench
 import click
+import headline
 import peers as peerbench
 import queue_peers
 import report
@@ -434,7 +439,9 @@ def main(**o: Any) -> None:
     drain_jobs = o["drain_jobs"] or (5000 if quick else 20_000)
     memory_jobs = o["memory_jobs"] or (2000 if quick else 10_000)
     mock_latency_ms = o["mock_latency_ms"] or (3000 if quick else 5000)
-    which, reps = set(o["which"]) | ({"w"} if o["with_waiters"] else set()), o["reps"]
+    every_ratio = o["with_peers"] and o["with_queue_peers"]  # the headline table: (w) and cost too
+    wants_w = o["with_waiters"] or every_ratio
+    which, reps = set(o["which"]) | ({"w"} if wants_w else set()), o["reps"]
     if not which <= set("abcdefghw"):
         raise click.BadParameter(
             "letters a to h, and w, only ('' with --peers: peers alone)", param_hint="--scenarios"
@@ -468,13 +475,17 @@ def main(**o: Any) -> None:
             peers, detail = peerbench.peer_summary(raw)
             c.runs["peers"].append({"raw_json": str(out_dir / "raw.json"), **detail})
     queue_keys, queue_block = _run_queue_peers(queue_opts)
-    cost = _redis_cost(o["with_redis_cost"], quick, reps, logs, c)
+    cost = _redis_cost(o["with_redis_cost"] or every_ratio, quick, reps, logs, c)
     figures = report.aggregate(c.samples)
+    headlines = headline.rows(
+        peers, queue_block, figures["waiter_wake_p99_ms"], cost, c.errors["waiter_wake_p99_ms"]
+    )
     machine = {"cores": os.cpu_count(), "python": platform.python_version(), "redis": redis_version}
     document = {
         "summary": report.summary(figures, peers, machine)
         | ({**queue_keys, "queue_peers": queue_block} if queue_block else {})
-        | ({"redis_cpu_us_per_job": cost["summary"]["redis_cpu_us_per_job"]} if cost else {}),
+        | ({"redis_cpu_us_per_job": cost["summary"]["redis_cpu_us_per_job"]} if cost else {})
+        | headline.summary(headlines),
         "figures": figures,
         "errors": dict(c.errors),
         "meta": {
@@ -506,6 +517,9 @@ def main(**o: Any) -> None:
     if queue_block:
         click.echo("\nqueuebench (same run; medians, min to max):\n")
         click.echo(queue_peers.queue_table(queue_block))
+    if peers or queue_block:
+        click.echo("\nEvery same-run target (docs/performance.md):\n")
+        click.echo(headline.table(headlines))
     click.echo(f"\nwall {document['meta']['wall_s']} s; written to {path}")
 
 

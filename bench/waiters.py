@@ -22,10 +22,12 @@ first on their ``PYTHONPATH``), each repetition on both, in alternating order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -66,7 +68,10 @@ FIGURES = [
     ("api_redis_conns", "API process: Redis connections, all waiting", ""),
     ("api_subscriptions", "API process: subscribed channels, all waiting", ""),
     ("api_cpu_s", "API CPU during the release", "s"),
+    ("api_runqueue_s", "API runnable but waiting for a core during the release", "s"),
     ("client_cpu_pct", "client CPU ÷ wall during the release", "%"),
+    ("worker_cpu_s", "gate worker CPU during the release (it ends the jobs)", "s"),
+    ("load_1m", "machine load average (1 min) as the release began", ""),
 ]
 
 
@@ -141,12 +146,44 @@ async def _release(redis: Redis, key: str, ids: list[str], rate: float) -> None:
         await asyncio.sleep(0.005)
 
 
+def runqueue_wait_s(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a core (``schedstat``'s
+    second field, summed over its threads): CPU the process wanted and was not given."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _profiler(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of the API process into ``out`` (collapsed stacks), when asked."""
+    if out is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    argv = [spy, "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o", str(out)]
+    return subprocess.Popen([*argv, "--nonblocking"], stdout=subprocess.DEVNULL)
+
+
+def _stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        proc.wait(30)
+
+
 async def one_run(
-    stack: Stack, api_pid: int, release_key: str, polls: int, watchers: int, rate: float
+    stack: Stack,
+    api_pid: int,
+    release_key: str,
+    polls: int,
+    watchers: int,
+    rate: float,
+    profile: Path | None = None,
+    worker_pid: int = 0,
 ) -> dict[str, Any]:
     """One repetition on one stack (its API and gate worker up): the figures of ``FIGURES``."""
     config = load_config(stack.config_path)
@@ -169,14 +206,23 @@ async def one_run(
         # Read now, not during the release: psutil's socket scan would stall this loop.
         conns, subscriptions = await api_subscriptions(redis, api_pid)
         order = random.sample(ids, len(ids))
+        spy = _profiler(api_pid, profile)
+        if spy is not None:
+            await asyncio.sleep(1.0)  # attached before the release begins
+        load_1m = os.getloadavg()[0]
+        worker_cpu = process_cpu_s(worker_pid) if worker_pid else 0.0
+        api_waited = runqueue_wait_s(api_pid)
         api_cpu, client_cpu, t0 = process_cpu_s(api_pid), time.process_time(), time.monotonic()
         await _release(redis, release_key, order, rate)
         answers: list[Answer] = await asyncio.wait_for(
             asyncio.gather(*(w.done for w in waiters)), 90
         )
+        _stop_profiler(spy)
         wall = time.monotonic() - t0
         client_cpu_pct = (time.process_time() - client_cpu) / wall * 100
         api_cpu_s = process_cpu_s(api_pid) - api_cpu
+        api_waited_s = runqueue_wait_s(api_pid) - api_waited
+        worker_cpu_s = process_cpu_s(worker_pid) - worker_cpu if worker_pid else 0.0
     finally:
         await redis.aclose()
     ok = [a for a in answers if not a.error]
@@ -197,6 +243,9 @@ async def one_run(
         "api_subscriptions": float(subscriptions),
         "api_cpu_s": api_cpu_s,
         "client_cpu_pct": client_cpu_pct,
+        "worker_cpu_s": worker_cpu_s,
+        "api_runqueue_s": api_waited_s,
+        "load_1m": load_1m,
         "release_wall_s": wall,
         "errors": len(errors),
         "first_errors": errors[:5],
@@ -226,7 +275,14 @@ class Side:
 
 
 def measure(
-    redis_url: str, work: Path, polls: int, watchers: int, rate: float, reps: int, baseline: str
+    redis_url: str,
+    work: Path,
+    polls: int,
+    watchers: int,
+    rate: float,
+    reps: int,
+    baseline: str,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Every repetition on every side, alternating which side goes first; per side and figure
     the repetitions' values, and the raw runs."""
@@ -241,8 +297,18 @@ def measure(
         runs: list[dict[str, Any]] = []
         for rep in range(reps):
             for side in sides if rep % 2 == 0 else sides[::-1]:
+                spy = profile and profile / f"api-{side.name}-{rep + 1}.txt"
                 out = uvloop.run(
-                    one_run(side.stack, side.api.pid, side.release_key, polls, watchers, rate)
+                    one_run(
+                        side.stack,
+                        side.api.pid,
+                        side.release_key,
+                        polls,
+                        watchers,
+                        rate,
+                        spy,
+                        side.worker.pid,
+                    )
                 )
                 runs.append({"side": side.name, "rep": rep, **out})
                 for key, _label, _unit in FIGURES:
@@ -293,6 +359,11 @@ def table(found: dict[str, Any]) -> str:
 @click.option("--baseline", default="", help="Also measure this git ref's code, interleaved.")
 @click.option("--out", type=click.Path(path_type=Path), help="[bench/results/waiters-<day>.json]")
 @click.option("--logs", type=click.Path(path_type=Path), help="Keep the processes' logs here.")
+@click.option(
+    "--profile",
+    type=click.Path(path_type=Path),
+    help="py-spy each API process during each release into this folder (collapsed stacks).",
+)
 def main(
     polls: int,
     watchers: int,
@@ -301,6 +372,7 @@ def main(
     baseline: str,
     out: Path | None,
     logs: Path | None,
+    profile: Path | None,
 ) -> None:
     """1,000 long-polls and 1,000 SSE watchers on one API process while their jobs end."""
     if polls + watchers == 0:
@@ -310,7 +382,11 @@ def main(
         work = Path(tmp)
         with EmbeddedRedis(work / "redis", aof=True) as redis_server:
             try:
-                found = measure(redis_server.url, work, polls, watchers, rate, reps, baseline)
+                if profile is not None:
+                    profile.mkdir(parents=True, exist_ok=True)
+                found = measure(
+                    redis_server.url, work, polls, watchers, rate, reps, baseline, profile
+                )
             finally:
                 if logs is not None:
                     logs.mkdir(parents=True, exist_ok=True)

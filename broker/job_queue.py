@@ -31,6 +31,7 @@ from anygate.broker.models import (
     stream_id_key,
 )
 from anygate.broker.quotas import refusal, submit_limits, usage_periods
+from anygate.broker.record_batch import BatchedReads
 from anygate.broker.script_calls.cancel import DEFAULT_REASON, CancelArgs, CancelKeys, cancel
 from anygate.broker.script_calls.enqueue import (
     Accepted,
@@ -62,6 +63,7 @@ class JobQueue:
         self._idem_ttl_s = config.retention.idempotency_ttl_s
         self._quotas = {t.id: t.quotas for t in config.tenants}
         self._client_keys = ClientKeyBox.from_config(config.security)
+        self._batched = BatchedReads(self._records)
         self._enqueues: Coalescer[EnqueueGroup, EnqueueArgs, Outcome] = Coalescer(
             self._enqueue_many
         )
@@ -157,6 +159,14 @@ class JobQueue:
     async def get(self, tenant: str, job_id: str) -> JobRecord | None:
         """The job, or None when it does not exist or belongs to another tenant."""
         h = await self._record(job_id)
+        if not h or h.get("tenant") != tenant:
+            return None
+        return JobRecord.from_hash(job_id, h)
+
+    async def get_woken(self, tenant: str, job_id: str) -> JobRecord | None:
+        """``get`` for a waiter a job's event just woke: read with every other read of the same
+        loop turn in one pipeline (``record_batch.py``)."""
+        h = await self._batched.record(job_id)
         if not h or h.get("tenant") != tenant:
             return None
         return JobRecord.from_hash(job_id, h)

@@ -176,6 +176,10 @@ class KeySpace:
     def rate_sum(self, limit: str) -> str:
         return f"{self.home_prefix}rsum:{limit}"
 
+    def rate_line(self, limit: str) -> str:
+        """Who waits for room in a rate window, and when it comes (``ratewindow-3.lua``)."""
+        return f"{self.home_prefix}rwait:{limit}"
+
     def deployment_health(self, deployment: str) -> str:
         return f"{self.home_prefix}dh:{deployment}"
 

@@ -1,5 +1,5 @@
 """Sliding-window rate limits shared by every worker and API process (docs/architecture.md; the
-pure model and its reasons: ``rate_window.py``; the script: ``ratewindow-2.lua``)."""
+pure model and its reasons: ``rate_window.py``; the script: ``ratewindow-3.lua``)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,22 @@ class RateWindows:
         must be unique within a window (a job id and its attempt). ``now_ms`` is for tests;
         otherwise Redis's clock decides, the same for every worker."""
         args = RateWindowArgs(RateOp.TAKE, window_ms, limit, entry_id, cost, now_ms)
+        return await take(self._scripts, RateWindowKeys.of(self._k, limit_name), args)
+
+    async def wait(
+        self,
+        limit_name: str,
+        window_ms: int,
+        limit: int,
+        entry_id: str,
+        cost: int,
+        *,
+        now_ms: int | None = None,
+    ) -> Admission:
+        """``take``, or join the limit's line: a refusal's ``retry_after_ms`` is this entry's
+        turn, and coming back then with the same entry id keeps its place (``rate_window.py``).
+        For requests that come back (a worker's jobs), not for ones answered 429."""
+        args = RateWindowArgs(RateOp.WAIT, window_ms, limit, entry_id, cost, now_ms)
         return await take(self._scripts, RateWindowKeys.of(self._k, limit_name), args)
 
     async def settle(

@@ -52,6 +52,7 @@ from anygate.workers.batch_lines_to_jobs import (
     idempotency_key,
     line_to_job,
 )
+from anygate.workers.batch_retention import release_lines
 
 log = structlog.get_logger(__name__)
 
@@ -361,6 +362,9 @@ class BatchDriver:
             ]
             await self._batches.set(batch.id, errors=orjson.dumps(errs).decode())
         await self._batches.transition(batch.id, final)
+        await release_lines(
+            self._redis, self._k, await self._pages(batch.id), self._config.retention.result_ttl_s
+        )
         log.info(
             "batch finalised",
             batch_id=batch.id,

@@ -2,10 +2,13 @@
 (docs/queue-semantics.md#provider-rate-limits: the upstream never sees more than its ``rpm``/``tpm``
 in any window).
 
-The windows live in Redis (``Broker.take_rate``), shared by every worker process and machine. A
-job that does not fit goes back to the queue, delayed until it would (it waits in Redis, not in
-a worker slot) and without using up an attempt; a request too large to ever fit fails at once.
-Token estimates are settled to the provider's reported usage after the call.
+The windows live in Redis (``RateWindows.wait``), shared by every worker process and machine. A
+job that does not fit joins the limit's line and goes back to the queue, delayed until its turn
+(it waits in Redis, not in a worker slot) and without using up an attempt; it comes back with
+the same entry id (its attempt is refunded), which keeps its place. Waiters come back one room
+at a time, not all at once, so an admission costs the same however many wait
+(``rate_window.py``). A request too large to ever fit fails at once. Token estimates are settled
+to the provider's reported usage after the call.
 """
 
 from __future__ import annotations
@@ -122,7 +125,7 @@ class RateGate:
             cost = estimate_tokens(job.endpoint, body)
         taken: list[_Limit] = []
         for limit in limits:
-            admission = await self._broker.take_rate(
+            admission = await self._broker.rates.wait(
                 limit.name, self._window_ms, limit.per_window, entry, cost if limit.tokens else 1
             )
             if admission.admitted:

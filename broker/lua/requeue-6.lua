@@ -10,7 +10,8 @@
 -- Shared with Python: script_calls/requeue.py.
 local REASON = {UPSTREAM_RATE_LIMITED = 'upstream_rate_limited'}
 local prefix, job_id = ARGV[1], ARGV[2]
-local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry')
+local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
+  'deadline_ms')
 if f[1] ~= STATUS.RUNNING or f[2] ~= ARGV[3] then return 0 end
 local delay, pool = tonumber(ARGV[4]), ARGV[7]
 local attempt = tonumber(f[2])
@@ -34,8 +35,12 @@ redis.call('HSET', KEYS[1], 'status', STATUS.QUEUED, 'worker', '', 'entry', '', 
   'step', ARGV[8])
 redis.call('HDEL', KEYS[1], 'cs')  -- a refunded attempt's number comes back: its chunks restart
 if delay > 0 then
+  -- due at its deadline at the latest: a job waiting (for a rate limit's turn, a Retry-After)
+  -- past it is expired by the next claim then, not when the wait ends
+  local due, deadline = now_ms() + delay, tonumber(f[7] or '') or 0
+  if deadline > 0 and due > deadline + 1 then due = deadline + 1 end
   redis.call('HSET', KEYS[1], 'where', 'delayed')
-  redis.call('ZADD', KEYS[5], now_ms() + delay, job_id)
+  redis.call('ZADD', KEYS[5], due, job_id)
 else
   redis.call('HSET', KEYS[1], 'where', 'redeliver')
   redis.call('LPUSH', KEYS[4], job_id)

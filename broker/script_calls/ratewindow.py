@@ -1,4 +1,4 @@
-"""``ratewindow-2.lua``: a sliding window shared by every worker (the model: rate_window.py)."""
+"""``ratewindow-3.lua``: a sliding window shared by every worker (the model: rate_window.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ class RateOp(enum.StrEnum):
     """The script's ``OP`` table."""
 
     TAKE = "take"
+    WAIT = "wait"
+    """Take, or join the limit's line (rate_window.py): what workers do."""
     SETTLE = "settle"
 
 
@@ -22,13 +24,14 @@ class RateOp(enum.StrEnum):
 class RateWindowKeys:
     log: str
     sum: str
+    line: str
 
     @classmethod
     def of(cls, k: KeySpace, limit_name: str) -> RateWindowKeys:
-        return cls(k.rate_log(limit_name), k.rate_sum(limit_name))
+        return cls(k.rate_log(limit_name), k.rate_sum(limit_name), k.rate_line(limit_name))
 
     def keys(self) -> list[str]:
-        return [self.log, self.sum]
+        return [self.log, self.sum, self.line]
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ PERSISTENT = frozenset(
         "dh",
         "rlog",
         "rsum",
+        "rwait",
         "idle",
         "arq",
     }

@@ -178,3 +178,24 @@ async def test_a_wind_down_that_lost_its_lock_stops_and_leaves_the_batch_to_the_
     assert after.number("wound") == 0, "its cursor is the new holder's to move"
     assert await redis.get(lock) == "another-process", "the other's lock is neither taken nor freed"
     assert 0 < await redis.ttl(lock) <= 30, "nor extended"
+
+
+async def test_a_finalised_batch_lets_its_lines_expire_as_plain_jobs_do(
+    redis: Redis, config: AnygateConfig, broker: Broker
+) -> None:
+    """A line's record is kept past its end only until the output is written (its ``keep_s`` is
+    the window plus the retention): a steady soak grew Redis by 2 keys per batch line for a day."""
+    batches, driver, batch_id = await _expanded_batch(redis, config, broker, 12)
+    ids = await redis.lrange(broker.keys.batch_jobs(batch_id), 0, -1)
+    kept = await redis.hget(broker.keys.for_job(ids[0]).job(ids[0]), "keep_s")
+    assert int(kept) > config.retention.result_ttl_s, "a running batch keeps its lines longer"
+    for _ in range(5):
+        await driver.tick()
+    ended = await batches.load(batch_id)
+    assert ended is not None
+    assert ended.status == "cancelled"
+    ttl = config.retention.result_ttl_s
+    for job_id in ids:
+        keys = broker.keys.for_job(job_id)
+        assert 0 < await redis.ttl(keys.job(job_id)) <= ttl, job_id
+        assert 0 < await redis.ttl(keys.events(job_id)) <= ttl, job_id

@@ -1,4 +1,4 @@
-"""The Redis sliding window (ratewindow-2.lua) answers exactly as the pure model does, on random
+"""The Redis sliding window (ratewindow-3.lua) answers exactly as the pure model does, on random
 sequences of takes and settlements, and one window is shared by every client of the namespace."""
 
 from __future__ import annotations
@@ -32,6 +32,35 @@ async def test_lua_matches_the_model_on_random_sequences(broker: Broker) -> None
             assert got == expected, (trial, step, now, cost)
             if got.admitted:
                 admitted_ids.append(entry)
+
+
+async def test_lua_waiting_line_matches_the_model(broker: Broker) -> None:
+    """``wait``: refused entries join the line and come back, on time, late or never."""
+    rng = random.Random(11)
+    for trial in range(20):
+        limit = rng.randint(1, 40)
+        model = SlidingWindow(WINDOW, limit)
+        name = f"line{trial}"
+        now, waiting, admitted_ids = 1_000_000, [], []
+        for step in range(150):
+            now += rng.choice([0, 0, 1, 5, 50, 200, 700])
+            roll = rng.random()
+            if admitted_ids and roll < 0.1:
+                entry, actual = rng.choice(admitted_ids), rng.randint(1, 30)
+                model.settle(entry, actual)
+                await broker.settle_rate(name, WINDOW, entry, actual, now_ms=now)
+                continue
+            if waiting and roll < 0.6:
+                entry, cost = waiting.pop(rng.randrange(len(waiting)))
+            else:
+                entry, cost = f"job{step}:1", rng.choice([1, 1, rng.randint(1, 45)])
+            expected = model.wait(now, entry, cost)
+            got = await broker.rates.wait(name, WINDOW, limit, entry, cost, now_ms=now)
+            assert got == expected, (trial, step, now, cost)
+            if got.admitted:
+                admitted_ids.append(entry)
+            elif got.retry_after_ms > 0:
+                waiting.append((entry, cost))
 
 
 async def test_concurrent_takers_share_one_window(broker: Broker) -> None:

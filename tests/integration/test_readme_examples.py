@@ -337,6 +337,7 @@ def test_bench_commands_exist() -> None:
     assert [c[1] for c in commands] == [
         "bench/run.py",
         "bench/run.py",
+        "bench/run.py",
         "bench/durability.py",
         "bench/observability.py",
     ]

@@ -28,10 +28,7 @@ CONFIRM_S = 1.0
 
 
 def _close_transport(subs: Subscriptions) -> None:
-    pubsub = subs._pubsub
-    assert pubsub is not None
-    assert pubsub.connection is not None
-    writer = pubsub.connection._writer
+    writer = subs._conn._writer  # type: ignore[attr-defined]
     assert writer is not None
     writer.transport.abort()
 
@@ -77,7 +74,7 @@ def test_a_subscription_on_a_paused_redis_fails_in_time_and_leaves_nothing(
                         raise AssertionError("a paused Redis confirmed a subscription")
                 took = time.monotonic() - began
             assert took < CONFIRM_S + 1.0, f"the failed subscription took {took:.1f}s"
-            assert "during" not in subs._listeners
+            assert "during" not in subs._channels
             assert await _receives(subs, own_redis, "after") == "hello"
             assert await _numsub(own_redis, "during") == 0
             assert await _numsub(own_redis, "before") == 0
@@ -110,7 +107,7 @@ def test_leaving_a_subscription_after_redis_died_raises_nothing_and_it_comes_bac
                     await asyncio.sleep(leave_after_s)
                 else:
                     _close_transport(subs)
-            assert "doomed" not in subs._listeners
+            assert "doomed" not in subs._channels
             server = EmbeddedRedis(tmp_path / "redis", port=port).start()
             deadline = time.monotonic() + 10
             while True:

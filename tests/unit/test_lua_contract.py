@@ -58,7 +58,7 @@ TWINS: list[tuple[str, str, type[enum.StrEnum]]] = [
     ("cancel-6.lua", "CONTROL", WorkerControl),
     ("requeue-6.lua", "REASON", RequeueReason),
     ("requeuedead-2.lua", "OUTCOME", RequeueDeadOutcome),
-    ("ratewindow-2.lua", "OP", RateOp),
+    ("ratewindow-3.lua", "OP", RateOp),
     ("health-1.lua", "OP", HealthOp),
     ("health-1.lua", "VERDICT", ProbeVerdict),
     ("health-1.lua", "STATE", BreakerState),
