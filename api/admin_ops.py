@@ -72,7 +72,7 @@ def usage_range(request: Request, today: date) -> list[date]:
 
 
 async def usage(request: Request) -> Response:
-    """Rows per tenant, model and UTC day: requests, tokens, cost (what finish-6.lua counted);
+    """Rows per tenant, model and UTC day: requests, tokens, cost (what finish-5.lua counted);
     as JSON, or with ``format=csv`` as CSV with the same fields."""
     gw = gateway_of(request)
     await gw.auth.admin(request)

@@ -1,7 +1,7 @@
 """Usage as a tenant sees it, and usage as CSV (docs/api.md#usage).
 
 ``GET /v1/usage``: the calling tenant's own usage and cost per model and UTC day, read from the
-same hashes the admin API reads (``finish-6.lua`` counts them); the tenant comes from the key,
+same hashes the admin API reads (``finish-5.lua`` counts them); the tenant comes from the key,
 never from a parameter, so a key sees its own tenant's usage only. It takes the ``jobs`` scope,
 the native API's: usage is an account matter, not an inference call.
 

@@ -61,7 +61,7 @@ _MODEL_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd")
 
 
 def usage_rows(tenant: str, day: date, fields: dict[str, str]) -> list[UsageRow]:
-    """The per-model rows of one ``usage:<tenant>:<YYYYMMDD>`` hash (finish-6.lua writes
+    """The per-model rows of one ``usage:<tenant>:<YYYYMMDD>`` hash (finish-5.lua writes
     ``<model>:requests``, ``:prompt_tokens``, ``:completion_tokens``, ``:cost_usd`` next to the
     day's totals, which have no colon). A model alias may itself contain colons."""
     per_model: dict[str, dict[str, str]] = {}

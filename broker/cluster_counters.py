@@ -6,8 +6,8 @@ resets (docs/metrics.md). Each field names what it counts, its parts joined by `
 first:
 
 - ``metrics:jobs`` (``KeySpace.metrics_jobs``): ``submitted|<pool>|<class>|<model>``
-  (``enqueue-6.lua``), ``started|<pool>|<model>`` (each attempt's claim, ``claim-13.lua``),
-  ``finished|<pool>|<model>|<outcome>`` (a terminal status: ``finish-6.lua``, ``cancel-6.lua``,
+  (``enqueue-2.lua``), ``started|<pool>|<model>`` (each attempt's claim, ``claim-13.lua``),
+  ``finished|<pool>|<model>|<outcome>`` (a terminal status: ``finish-5.lua``, ``cancel-6.lua``,
   ``claim-13.lua`` for ``expired``, ``reclaim-6.lua`` for a poison job), and
   ``redelivered|<pool>`` (a lease that lapsed with its worker, ``reclaim-6.lua``).
 - ``metrics:tokens`` (``KeySpace.metrics_tokens``): ``prompt|<model>|<tenant>``,

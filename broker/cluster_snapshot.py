@@ -126,7 +126,7 @@ def budget_ratios(
     quotas: TenantQuotas, day: Sequence[str | None], month: Sequence[str | None]
 ) -> dict[str, float]:
     """A tenant's spent share of each budget it has, from its usage hashes' ``tokens`` and
-    ``cost_usd`` in the day and the month (``finish-6.lua``)."""
+    ``cost_usd`` in the day and the month (``finish-5.lua``)."""
     found = {}
     for period, used, tokens_limit, usd_limit in (
         ("day", day, quotas.daily_tokens, quotas.daily_usd),

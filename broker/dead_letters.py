@@ -1,7 +1,7 @@
 """Dead letters (docs/api.md#admin-api): the jobs that failed for good, listed and put back in their
 lanes.
 
-``finish-6.lua`` and ``reclaim-6.lua`` push a failed job's id on ``dead:<pool>`` (newest first,
+``finish-5.lua`` and ``reclaim-6.lua`` push a failed job's id on ``dead:<pool>`` (newest first,
 capped); its record expires with the result TTL like any finished job's. A requeue moves one
 job per script call (``requeuedead-2.lua``), so each job moves atomically and a job that cannot
 move (no longer dead, expired, its request not kept) is reported without affecting the others.
@@ -30,7 +30,7 @@ from anygate.broker.tenants import TenantRecord
 REQUEUE_MAX = 1_000
 """Dead letters one requeue call moves: each is a script call, and the call answers at once."""
 DEAD_LIST_CAP = 10_000
-"""As finish-6.lua trims it."""
+"""As finish-5.lua trims it."""
 
 
 def requeue_refusal(tenant: TenantRecord | None) -> str | None:

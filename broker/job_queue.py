@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 
 from anygate.broker.client_keys import ClientKeyBox
+from anygate.broker.coalescer import Coalescer
 from anygate.broker.connection import awaited
 from anygate.broker.errors import IdempotencyConflictError
 from anygate.broker.ids import digest
@@ -35,9 +36,11 @@ from anygate.broker.script_calls.cancel import DEFAULT_REASON, CancelArgs, Cance
 from anygate.broker.script_calls.enqueue import (
     Accepted,
     EnqueueArgs,
+    EnqueueGroup,
     EnqueueKeys,
     EnqueueOutcome,
-    enqueue,
+    Outcome,
+    enqueue_many,
 )
 from anygate.broker.scripts import Scripts
 from anygate.broker.shard_quotas import submit_elsewhere
@@ -61,6 +64,15 @@ class JobQueue:
         self._quotas = {t.id: t.quotas for t in config.tenants}
         self._client_keys = ClientKeyBox.from_config(config.security)
         self._batched = BatchedReads(self._records)
+        self._enqueues: Coalescer[EnqueueGroup, EnqueueArgs, Outcome] = Coalescer(
+            self._enqueue_many
+        )
+        """The submits of one event-loop turn, one script call per pool (``enqueue-2.lua``)."""
+
+    async def _enqueue_many(
+        self, group: EnqueueGroup, jobs: Sequence[EnqueueArgs]
+    ) -> list[Outcome | BaseException]:
+        return await enqueue_many(self._scripts, group, jobs)
 
     async def enqueue(self, job: NewJob, job_id: str) -> Enqueued:
         """Queue the job, or raise ``QueueFullError`` / ``InsufficientQuotaError`` when one of
@@ -94,8 +106,8 @@ class JobQueue:
             submit_limits=submit_limits(quotas, now),
             fields=job.record_fields(sealed),
         )
-        keys = EnqueueKeys.of(k, job_id, job.pool, job.priority, job.tenant)
-        reply = await enqueue(self._scripts, keys, args)
+        group = EnqueueGroup(EnqueueKeys.of(k, job.pool), k.prefix, job.pool)
+        reply = await self._enqueues.submit(group, args)
         if not isinstance(reply, Accepted):
             raise refusal(reply, job.tenant, now)
         if reply.outcome is EnqueueOutcome.CONFLICT:
@@ -113,7 +125,7 @@ class JobQueue:
     async def _idempotent_elsewhere(self, k: KeySpace, job: NewJob) -> Enqueued | None:
         """An idempotency key already used for a job on another shard (a route whose
         deployments span pools on several shards may place the repeat elsewhere): that job, or
-        ``IdempotencyConflictError`` if its request differed. ``enqueue-6.lua`` checks the
+        ``IdempotencyConflictError`` if its request differed. ``enqueue-2.lua`` checks the
         job's own shard atomically; two first uses racing on two shards are not caught
         (docs/scaling.md)."""
         assert job.idempotency_key is not None

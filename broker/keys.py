@@ -211,7 +211,7 @@ class KeySpace:
 
     @property
     def metrics_tokens(self) -> str:
-        """The cluster's token and cost counters per model and tenant (``finish-6.lua``)."""
+        """The cluster's token and cost counters per model and tenant (``finish-5.lua``)."""
         return f"{self.prefix}metrics:tokens"
 
     def tenant(self, tenant: str) -> str:

@@ -17,6 +17,7 @@ import orjson
 
 from anygate.broker import job_timing
 from anygate.broker.client_keys import ClientKeyBox
+from anygate.broker.coalescer import Coalescer
 from anygate.broker.handoff import HandOff, HandOffRequest
 from anygate.broker.job_log import JobLog
 from anygate.broker.keys import CLASS_ORDER, KeySpace
@@ -24,7 +25,13 @@ from anygate.broker.models import ClaimedJob, JobStatus
 from anygate.broker.quotas import in_flight_caps
 from anygate.broker.script_calls.append import AppendArgs, AppendKeys, append
 from anygate.broker.script_calls.claim import ClaimArgs, ClaimKeys, claim
-from anygate.broker.script_calls.finish import FinishArgs, FinishKeys, finish, usage_record
+from anygate.broker.script_calls.finish import (
+    FinishArgs,
+    FinishGroup,
+    FinishKeys,
+    finish_many,
+    usage_record,
+)
 from anygate.broker.script_calls.heartbeat import HeartbeatArgs, HeartbeatKeys, heartbeat
 from anygate.broker.script_calls.reclaim import ReclaimArgs, ReclaimKeys, reclaim
 from anygate.broker.script_calls.requeue import RequeueArgs, RequeueKeys, encode_model, requeue
@@ -54,6 +61,13 @@ class Leases:
         """One line per state change this process makes (``job_log.py``)."""
         self.in_flight_caps = in_flight_caps(config.tenants)
         """What ``claim`` enforces; a worker keeps it current from the tenant store."""
+        self._finishes: Coalescer[FinishGroup, FinishArgs, bool] = Coalescer(self._finish_many)
+        """The finishes of one event-loop turn, one script call per pool (``finish-5.lua``)."""
+
+    async def _finish_many(
+        self, group: FinishGroup, jobs: Sequence[FinishArgs]
+    ) -> list[bool | BaseException]:
+        return await finish_many(self._scripts, group, jobs)
 
     @property
     def _lease_ms(self) -> int:
@@ -123,7 +137,8 @@ class Leases:
             history_json=_json(history_entry) if history_entry else "",
             usage_record=usage_record(job.model, usage, datetime.now(UTC)) if succeeded else "",
         )
-        recorded = await finish(self._scripts, FinishKeys.of(k, job.id, pool), args)
+        group = FinishGroup(FinishKeys.of(k, pool), k.prefix, self._ttl_s)
+        recorded = await self._finishes.submit(group, args)
         self.log.finished(
             job, pool, recorded=recorded, succeeded=succeeded, error=error, cost_usd=cost_usd
         )

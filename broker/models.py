@@ -73,7 +73,7 @@ class NewJob:
     read back by ``claim-13.lua`` for the worker's spans (docs/tracing.md); '' untraced."""
 
     def record_fields(self, sealed_client_key: str | None) -> list[str | int]:
-        """The job record's fields as ``enqueue-6.lua`` writes them (field/value pairs; it adds
+        """The job record's fields as ``enqueue-2.lua`` writes them (field/value pairs; it adds
         ``status``, ``attempts``, ``ix`` and ``entry``); ``JobRecord.from_hash`` reads them back,
         and the scripts read the ones they route by. Optional fields are left out when unset:
         a smaller hash."""

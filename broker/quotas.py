@@ -2,10 +2,10 @@
 are counted in.
 
 Limits that refuse work (max queued jobs, daily and monthly budgets) are checked by
-``enqueue-6.lua`` in the same step that would queue the job, so two API processes cannot both
+``enqueue-2.lua`` in the same step that would queue the job, so two API processes cannot both
 admit the last slot. Limits that make work wait (max in flight) are checked by ``claim-13.lua``.
 Both receive the limits from config as short strings built here; usage is counted per UTC day
-and month by ``finish-6.lua``, in the periods named by ``usage_periods``.
+and month by ``finish-5.lua``, in the periods named by ``usage_periods``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def seconds_until_reset(period: str, now: datetime) -> float:
 
 
 def submit_limits(quotas: TenantQuotas, now: datetime) -> str:
-    """``enqueue-6.lua``'s ARGV 11: empty when nothing can refuse the tenant's jobs."""
+    """``enqueue-2.lua``'s submit limits (a job's 9th argument): empty when nothing can refuse
+    the tenant's jobs."""
     if not quotas.limits_submit:
         return ""
     periods = usage_periods(now)
@@ -80,7 +81,7 @@ def in_flight_caps(
 
 
 def refusal(refused: QueueFull | QuotaSpent, tenant: str, now: datetime) -> Exception:
-    """The error for an ``enqueue-6.lua`` refusal: ``queue_full`` or ``insufficient_quota``."""
+    """The error for an ``enqueue-2.lua`` refusal: ``queue_full`` or ``insufficient_quota``."""
     if isinstance(refused, QueueFull):
         mean_ms = refused.mean_service_ms or 1000.0
         return QueueFullError(

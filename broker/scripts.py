@@ -14,7 +14,7 @@ claim token instead (``claim-13.lua``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from anygate.broker.pipelining import AutoPipeline
-from anygate.broker.redis_link import RedisLink
+from anygate.broker.redis_link import RedisLink, is_outage
 
 _LUA = resources.files("anygate.broker") / "lua"
 
@@ -68,16 +68,36 @@ class BoundScript:
         self._pipeline = pipeline
         self._link = link
 
-    async def __call__(self, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """The reply's shape is documented in the script's .lua header."""
+    async def __call__(
+        self,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        check: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """The reply's shape is documented in the script's .lua header. ``check``: the reply as
+        the caller reads it, or an error it finds inside (one job's error of a call carrying
+        several), which counts as the call's own: an outage is waited out like the call's.
+
+        With a link, the first try goes straight to Redis: ``RedisLink.retry`` (tenacity) costs
+        a worker a visible share of its CPU per call, and is only needed once a call failed."""
         if len(keys) != self.spec.key_count:
             raise ValueError(f"{self.spec.name} takes {self.spec.key_count} keys, got {len(keys)}")
-        if self._link is None:
-            return await self._pipeline.evalsha(self.spec.sha, self.spec.source, keys, args)
 
         async def once() -> Any:
-            return await self._pipeline.evalsha(self.spec.sha, self.spec.source, keys, args)
+            reply = await self._pipeline.evalsha(self.spec.sha, self.spec.source, keys, args)
+            return reply if check is None else check(reply)
 
+        if self._link is None:
+            return await once()
+        try:
+            reply = await once()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._link.lost(exc)  # counted and logged as retry() reports one
+        else:
+            self._link.back()
+            return reply
         return await self._link.retry(once)
 
     async def call(self, keys: ScriptKeys, args: ScriptArgs) -> Any:

@@ -1,7 +1,7 @@
 """A tenant's limits on a sharded broker: exact on the shard a script runs on, and across shards
 to within one read (docs/scaling.md#quotas).
 
-``enqueue-6.lua`` refuses a job when the tenant's queued jobs or usage reach a limit, and
+``enqueue-2.lua`` refuses a job when the tenant's queued jobs or usage reach a limit, and
 ``claim-13.lua`` passes over a tenant at its in-flight cap, each atomically, but each sees only
 the counters of its own shard. So before the script runs the limit is lowered by what the other
 shards hold: the script still decides atomically on its own shard, and a race with a job on

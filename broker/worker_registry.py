@@ -4,7 +4,7 @@ Each pool's registry hash (``KeySpace.workers``) maps a worker id to
 ``<heartbeat ms> <concurrency> <in flight> <deployment figures json>``. The worker writes it
 (``heartbeat-2.lua`` stores it as given); the admin API lists workers from it, and the API's
 planner sums the deployment figures for the ``least_busy`` and ``lowest_latency`` strategies.
-Two scripts read its head too: ``enqueue-6.lua`` sums the concurrencies (``'^%d+ (%d+)'``) and
+Two scripts read its head too: ``enqueue-2.lua`` sums the concurrencies (``'^%d+ (%d+)'``) and
 ``reclaim-6.lua`` forgets workers by their heartbeat (``'^(%d+)'``); so the order of the first
 three fields is fixed, and the JSON, which holds no space, comes last.
 """

@@ -1,7 +1,7 @@
 """Which budget thresholds a tenant has crossed (docs/operations.md#budget-warnings): pure.
 
 A tenant's daily and monthly budgets (``TenantQuotas.daily_tokens`` … ``monthly_usd``) are
-compared with what ``finish-6.lua`` counted in its usage hashes for the current UTC day and
+compared with what ``finish-5.lua`` counted in its usage hashes for the current UTC day and
 month. Each threshold of each budget is one ``Crossing``, named by its period (``20261203`` or
 ``202612``): the name is what makes it announced once per period (``budget_warnings.py`` sets
 one Redis key per name with SET NX), and a new day or month is a new name, so it fires again.

@@ -157,7 +157,7 @@ local function append_history(job_key, entry)
   end
 end
 
--- A job leaving its lane unfinished keeps its body in a key of its own (see enqueue-6.lua).
+-- A job leaving its lane unfinished keeps its body in a key of its own (see enqueue-2.lua).
 local function keep_body(prefix, job_id, lane, entry)
   if not entry or entry == '' then return end  -- not in a lane: its body key exists already
   local found = redis.call('XRANGE', lane, entry, entry)
@@ -171,7 +171,7 @@ end
 
 -- Forget a lane entry that is done with (delivered or abandoned). A lane it leaves empty, whose
 -- tenant is out of the class ring, goes too: the tenant's next job in the class re-creates it,
--- with its group (enqueue-6.lua), so drained lanes and their consumer lists do not linger.
+-- with its group (enqueue-2.lua), so drained lanes and their consumer lists do not linger.
 local function drop_entry(prefix, pool, class, tenant, entry)
   if not (pool and class and tenant and entry and entry ~= '') then return end
   local lane = key_of(prefix, 'lane', pool, class, tenant)

@@ -198,6 +198,35 @@ local function weight_of(tenant)
   return weights_of[tenant]
 end
 
+local budget = 4 * max_jobs + 16  -- passes of the main loop below
+
+-- Entries of one lane read ahead by one XREADGROUP, taken in order before that lane is read
+-- again. Only when every entry read will be taken by this very call: the class is the only one
+-- with work, its ring holds that one tenant and the tenant has no in-flight cap, so every later
+-- pass picks the same lane; and no more are read than the call still wants, the lane holds
+-- (its queued count) or the passes left could take.
+local ahead, ahead_at, ahead_lane = {}, 1, nil
+local function read_count(c, tenant, qfield)
+  if ring_length(c) ~= 1 or caps[tenant] then return 1 end
+  for o = 1, 3 do
+    if o ~= c and ring_length(o) > 0 then return 1 end
+  end
+  local n = math.min(max_jobs - #claimed, counted(KEYS[11], qfield), budget + 1, 64)
+  if n < 1 then return 1 end
+  return n
+end
+local function next_entry(c, tenant, lane, qfield)
+  if ahead_lane == lane and ahead_at <= #ahead then
+    ahead_at = ahead_at + 1
+    return ahead[ahead_at - 1]
+  end
+  local res = redis.call('XREADGROUP', 'GROUP', 'g', worker, 'COUNT',
+    read_count(c, tenant, qfield), 'STREAMS', lane, '>')
+  if not res then return nil end
+  ahead, ahead_at, ahead_lane = res[1][2], 2, lane
+  return ahead[1]
+end
+
 -- Take one job from the class's head tenant; rotate the ring as credits run out. Returns
 -- false, true when every tenant of the class with work is at its in-flight cap.
 local function take_from_class(c)
@@ -214,15 +243,14 @@ local function take_from_class(c)
     end
     local lane = key_of(prefix, 'lane', pool, CLASSES[c], tenant)
     local qfield = 'q:' .. CLASSES[c] .. ':' .. tenant
-    local res = redis.call('XREADGROUP', 'GROUP', 'g', worker, 'COUNT', 1, 'STREAMS', lane, '>')
-    if not res then
+    local entry = next_entry(c, tenant, lane, qfield)
+    if not entry then
       -- The lane is drained (cancellations may have emptied it): the tenant leaves the ring.
       pop(c)
       forget(credits, tenant)
       forget(KEYS[11], qfield)
       if redis.call('XLEN', lane) == 0 then redis.call('DEL', lane) end
     else
-      local entry = res[1][2][1]
       local job_id, body = entry[2][2], entry[2][4]
       local left = counted(KEYS[11], qfield) - 1
       if left <= 0 then
@@ -244,7 +272,6 @@ local function take_from_class(c)
   return false
 end
 
-local budget = 4 * max_jobs + 16
 local redeliveries = true
 local blocked = {}
 -- Smooth weighted round-robin state, read once and written once.

@@ -3,7 +3,7 @@
 -- history is kept, so the record still says why it died before. One job per call: each one is
 -- moved atomically, and one that cannot be moved leaves the others unaffected.
 -- KEYS: 1 the pool's dead-letter list, 2 job hash
---       (derived from PREFIX, as enqueue-6.lua writes them: the target pool's lane, class ring,
+--       (derived from PREFIX, as enqueue-2.lua writes them: the target pool's lane, class ring,
 --        class credits, stats and tenant weights; the job's body, events; tqueued)
 -- ARGV: 1 prefix, 2 job id
 -- Returns 'requeued', or why not: 'expired' (the record is gone; the id leaves the list),
@@ -41,7 +41,7 @@ local ring = key_of(prefix, 'ring', pool, class)
 local credits = key_of(prefix, 'credit', pool, class)
 local stats = key_of(prefix, 'stats', pool)
 
--- Back in the class ring, exactly as enqueue-6.lua does it, so that claim dispatches it.
+-- Back in the class ring, exactly as enqueue-2.lua does it, so that claim dispatches it.
 if redis.call('HEXISTS', credits, tenant) == 0 then
   redis.call('RPUSH', ring, tenant)
   redis.call('HSET', credits, tenant, redis.call('HGET', key_of(prefix, 'tweight', pool), tenant) or '1')

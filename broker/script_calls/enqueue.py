@@ -1,4 +1,5 @@
-"""``enqueue-6.lua``: queue one job, or say why not; the reply decoded."""
+"""``enqueue-2.lua``: queue jobs (many of one pool in one call), or say why not; the replies
+decoded."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import ResponseError
 
 from anygate.broker.keys import KeySpace
 from anygate.broker.scripts import Arg, Scripts
@@ -40,28 +43,18 @@ class QuotaMeasure(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class EnqueueKeys:
-    job: str
-    lane: str
-    ring: str
-    credits: str
+    """The pool's keys: one call queues any number of its jobs (each job's hash, lane, class
+    ring and credits are derived from the prefix, in the same slot)."""
+
     stats: str
     metrics: str
 
     @classmethod
-    def of(
-        cls, k: KeySpace, job_id: str, pool: str, priority: Priority, tenant: str
-    ) -> EnqueueKeys:
-        return cls(
-            k.job(job_id),
-            k.lane(pool, priority, tenant),
-            k.ring(pool, priority),
-            k.credits(pool, priority),
-            k.stats(pool),
-            k.metrics_jobs,
-        )
+    def of(cls, k: KeySpace, pool: str) -> EnqueueKeys:
+        return cls(k.stats(pool), k.metrics_jobs)
 
     def keys(self) -> list[str]:
-        return [self.job, self.lane, self.ring, self.credits, self.stats, self.metrics]
+        return [self.stats, self.metrics]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +76,13 @@ class EnqueueArgs:
     """Field/value pairs of the job record (``models.NewJob``)."""
 
     def argv(self) -> list[Arg]:
-        return [
-            self.prefix,
+        """A call that queues this job alone."""
+        return [self.prefix, self.pool, *self.job_argv()]
+
+    def job_argv(self) -> list[Arg]:
+        """This job's part of a call: the count of its arguments, then the arguments."""
+        part: list[Arg] = [
             self.job_id,
-            self.pool,
             self.priority.value,
             self.tenant,
             self.tenant_weight,
@@ -97,6 +93,7 @@ class EnqueueArgs:
             self.submit_limits,
             *self.fields,
         ]
+        return [len(part), *part]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +143,47 @@ def decode_enqueue(reply: list[Any]) -> Accepted | QueueFull | QuotaSpent:
     )
 
 
-async def enqueue(
-    scripts: Scripts, keys: EnqueueKeys, args: EnqueueArgs
-) -> Accepted | QueueFull | QuotaSpent:
-    """Besides its keys, the script touches, under the prefix: ``idem:<tenant>:<digest>``,
-    ``tjobs:<tenant>``, ``tweight:<pool>``, ``tqueued``, ``usage:<tenant>:<period>`` (read),
-    ``workers:<pool>`` (read) and ``idle:<pool>`` / ``wake:<pool>``."""
-    return decode_enqueue(await scripts.enqueue.call(keys, args))
+@dataclass(frozen=True, slots=True)
+class EnqueueGroup:
+    """What the jobs of one call share: their pool's keys, the prefix, the pool."""
+
+    keys: EnqueueKeys
+    prefix: str
+    pool: str
+
+
+class EnqueueError(ResponseError):
+    """The script's error for one job of a call (the other jobs' outcomes stand)."""
+
+
+Outcome = Accepted | QueueFull | QuotaSpent
+
+
+async def enqueue_many(
+    scripts: Scripts, group: EnqueueGroup, jobs: Sequence[EnqueueArgs]
+) -> list[Outcome | BaseException]:
+    """Per job, in order: its outcome, or an ``EnqueueError``. Besides its keys, the script
+    touches, under the prefix: each job's hash, lane, class ring and credits,
+    ``idem:<tenant>:<digest>``, ``tjobs:<tenant>``, ``tweight:<pool>``, ``tqueued``,
+    ``usage:<tenant>:<period>`` (read), ``workers:<pool>`` (read) and ``idle:<pool>`` /
+    ``wake:<pool>``."""
+    argv: list[Arg] = [group.prefix, group.pool]
+    for job in jobs:
+        argv.extend(job.job_argv())
+    replies = await scripts.enqueue(group.keys.keys(), argv)
+    return [_outcome(reply) for reply in replies]
+
+
+def _outcome(reply: Any) -> Outcome | BaseException:
+    if isinstance(reply, bytes | str):
+        return EnqueueError(reply.decode() if isinstance(reply, bytes) else reply)
+    return decode_enqueue(reply)
+
+
+async def enqueue(scripts: Scripts, keys: EnqueueKeys, args: EnqueueArgs) -> Outcome:
+    """One job alone (``enqueue_many`` of one)."""
+    group = EnqueueGroup(keys, args.prefix, args.pool)
+    outcome = (await enqueue_many(scripts, group, [args]))[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -1,20 +1,27 @@
-"""``finish-6.lua``: record a running job's outcome, once; and the usage record it adds up."""
+"""``finish-5.lua``: record running jobs' outcomes, once each, many of one pool in one call;
+and the usage record each adds up."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from anygate.broker.keys import KeySpace
 from anygate.broker.models import JobStatus
 from anygate.broker.quotas import usage_periods
+from anygate.broker.redis_link import is_outage
 from anygate.broker.scripts import Arg, Scripts
 
 
 @dataclass(frozen=True, slots=True)
 class FinishKeys:
-    job: str
+    """The pool's keys: one call finishes any number of its jobs (each job's hash is derived
+    from the prefix, in the same slot)."""
+
     leases: str
     stats: str
     dead: str
@@ -22,25 +29,11 @@ class FinishKeys:
     metrics_tokens: str
 
     @classmethod
-    def of(cls, k: KeySpace, job_id: str, pool: str) -> FinishKeys:
-        return cls(
-            k.job(job_id),
-            k.leases(pool),
-            k.stats(pool),
-            k.dead(pool),
-            k.metrics_jobs,
-            k.metrics_tokens,
-        )
+    def of(cls, k: KeySpace, pool: str) -> FinishKeys:
+        return cls(k.leases(pool), k.stats(pool), k.dead(pool), k.metrics_jobs, k.metrics_tokens)
 
     def keys(self) -> list[str]:
-        return [
-            self.job,
-            self.leases,
-            self.stats,
-            self.dead,
-            self.metrics_jobs,
-            self.metrics_tokens,
-        ]
+        return [self.leases, self.stats, self.dead, self.metrics_jobs, self.metrics_tokens]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +55,12 @@ class FinishArgs:
     """``usage_record``: what to add to the tenant's usage, or ''."""
 
     def argv(self) -> list[Arg]:
+        """A call that finishes this job alone."""
+        return [self.prefix, self.ttl_s, *self.job_argv()]
+
+    def job_argv(self) -> list[Arg]:
+        """This job's part of a call (``FINISH_ARGS`` of them per job)."""
         return [
-            self.prefix,
             self.job_id,
             self.attempt,
             self.status.value,
@@ -71,7 +68,6 @@ class FinishArgs:
             self.error_json,
             self.usage_json,
             self.cost,
-            self.ttl_s,
             self.history_json,
             self.usage_record,
         ]
@@ -94,8 +90,61 @@ def usage_record(model: str, usage: dict[str, Any] | None, now: datetime) -> str
     return f"{periods.day}|{periods.month}|{prompt}|{completion}|{model}"
 
 
+FINISH_ARGS = 9
+"""ARGV per job of ``finish-5.lua``, after the prefix and the ttl."""
+
+
+@dataclass(frozen=True, slots=True)
+class FinishGroup:
+    """What the jobs of one call share: their pool's keys, the prefix, the retention."""
+
+    keys: FinishKeys
+    prefix: str
+    ttl_s: int
+
+    @classmethod
+    def of(cls, keys: FinishKeys, args: FinishArgs) -> FinishGroup:
+        return cls(keys, args.prefix, args.ttl_s)
+
+
+class FinishError(ResponseError):
+    """The script's error for one job of a call (the other jobs' outcomes stand)."""
+
+
+async def finish_many(
+    scripts: Scripts, group: FinishGroup, jobs: Sequence[FinishArgs]
+) -> list[bool | BaseException]:
+    """Per job: False when the attempt no longer owns the job, a ``FinishError`` when its
+    finish failed. Besides its keys, the script touches, under the prefix: each job's hash,
+    ``tinflight``, ``usage:<tenant>:<period>``, the job's lane, ``body:``, ``ev:``, ``n:`` and
+    ``reply:``, ``batch:``, ``jobhooks``, ``idle:`` / ``wake:<pool>``."""
+    argv: list[Arg] = [group.prefix, group.ttl_s]
+    for job in jobs:
+        argv.extend(job.job_argv())
+    outcomes: list[bool | BaseException] = await scripts.finish(group.keys.keys(), argv, _outcomes)
+    return outcomes
+
+
+def _outcomes(replies: list[Any]) -> list[bool | BaseException]:
+    """One outcome per job; a job's error that is an outage (Redis refusing writes: READONLY,
+    MISCONF) is raised as the call's, to be waited out: such an error refuses the call's first
+    write, so no job of the call was recorded and the call runs again whole."""
+    outcomes = [_outcome(reply) for reply in replies]
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and is_outage(outcome):
+            raise outcome
+    return outcomes
+
+
+def _outcome(reply: Any) -> bool | BaseException:
+    if isinstance(reply, bytes | str):
+        return FinishError(reply.decode() if isinstance(reply, bytes) else reply)
+    return bool(reply == 1)
+
+
 async def finish(scripts: Scripts, keys: FinishKeys, args: FinishArgs) -> bool:
-    """False when the attempt no longer owns the job. Besides its keys, the script touches,
-    under the prefix: ``tinflight``, ``usage:<tenant>:<period>``, the job's lane, ``body:``,
-    ``ev:``, ``n:`` and ``reply:``, ``batch:``, ``jobhooks``, ``idle:`` / ``wake:<pool>``."""
-    return bool(await scripts.finish.call(keys, args) == 1)
+    """One job alone (``finish_many`` of one): False when the attempt no longer owns it."""
+    outcome = (await finish_many(scripts, FinishGroup.of(keys, args), [args]))[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -46,7 +46,7 @@ class RequeueDeadArgs:
 async def requeue_dead(
     scripts: Scripts, keys: RequeueDeadKeys, args: RequeueDeadArgs
 ) -> RequeueDeadOutcome:
-    """Besides its keys, the script touches, under the prefix, as ``enqueue-6.lua`` writes them:
+    """Besides its keys, the script touches, under the prefix, as ``enqueue-2.lua`` writes them:
     the target pool's lane, class ring and credits, ``stats:``, ``tweight:``; the job's
     ``body:``, ``ev:`` and ``n:``; ``tqueued``; ``idle:`` / ``wake:<pool>``."""
     return RequeueDeadOutcome(await scripts.requeuedead.call(keys, args))

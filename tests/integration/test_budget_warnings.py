@@ -69,7 +69,7 @@ def stack(
 
 
 def _spend(stack: Stack, tenant: str, period: str, **totals: float) -> None:
-    """Set a usage hash's totals, as finish-6.lua leaves them (a budget takes a while to spend
+    """Set a usage hash's totals, as finish-5.lua leaves them (a budget takes a while to spend
     through real calls)."""
     tree = stack.tree["redis"]
     r = redis.Redis.from_url(tree["url"], decode_responses=True)

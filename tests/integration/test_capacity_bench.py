@@ -56,7 +56,9 @@ def test_capacity_bench_smoke(tmp_path: Path) -> None:
         _positive(row, f"phase {row['phase']}")
         assert row["calls"] >= row["jobs"] * row["calls_per_job"] * 0.999
     enqueue = next(r for r in phases if r["phase"] == "enqueue")
-    assert enqueue["calls_per_job"] == 1  # scripts were loaded first: no NOSCRIPT round
+    # coalesced: a call carries many jobs; never more calls than jobs (scripts were loaded
+    # first: no NOSCRIPT round)
+    assert 0 < enqueue["calls_per_job"] <= 1
 
     _positive(doc["drain"], "drain")
     for kind in ("plain", "stream"):

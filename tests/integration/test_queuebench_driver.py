@@ -67,10 +67,10 @@ def test_driver_speaks_the_harness_protocol(redis_server: EmbeddedRedis, tmp_pat
     stamp = json.loads((tmp_path / "done.json").read_text())
     assert stamp["count"] == N
     assert result["drain_s"] == pytest.approx(stamp["t_last"] - stamp["t_first"])
-    # the drain's Redis figures are per drained job: about one script call each (a finish
-    # carries the freed slot's next claim), never none
+    # the drain's Redis figures are per drained job: fewer script calls than jobs (a claim
+    # takes many jobs, a call finishes many: broker/coalescer.py), never none
     evalsha = result["redis_commands_per_job"]["evalsha"]["calls"]
-    assert 0.9 <= evalsha < 3, result["redis_commands_per_job"]
+    assert 0 < evalsha < 1, result["redis_commands_per_job"]
     assert result["worker"] == "1 proc, anygate Worker, concurrency=64"
 
 

@@ -42,8 +42,10 @@ def test_redis_cost_bench_smoke(tmp_path: Path) -> None:
     for kind in ("plain", "stream"):
         rows = {r["command"]: r for r in doc["cells"][kind]["attribution"]["rows"]}
         assert {"script enqueue", "script claim", "script finish"} <= set(rows), sorted(rows)
-        assert rows["script enqueue"]["calls_per_job"] == 1  # scripts loaded first: no NOSCRIPT
-        assert rows["script finish"]["calls_per_job"] == 1
+        # coalesced: a call carries many jobs; never more calls than jobs (scripts loaded
+        # first: no NOSCRIPT repeat)
+        assert 0 < rows["script enqueue"]["calls_per_job"] <= 1
+        assert 0 < rows["script finish"]["calls_per_job"] <= 1
         assert 0 < rows["script claim"]["calls_per_job"] <= 1
     streamed = {r["command"] for r in doc["cells"]["stream"]["attribution"]["rows"]}
     assert "script append" in streamed

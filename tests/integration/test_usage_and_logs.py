@@ -119,7 +119,7 @@ async def test_the_api_logs_one_line_per_request_and_workers_each_job_state(
 
 
 def _write_usage(stack: Stack, tenant: str, day: str, model: str, tokens: int) -> None:
-    """What finish-6.lua adds for one call, written directly: a day the test cannot wait for."""
+    """What finish-5.lua adds for one call, written directly: a day the test cannot wait for."""
     tree = stack.tree["redis"]
     r = redis.Redis.from_url(tree["url"], decode_responses=True)
     key = f"ag:{{{tree['namespace']}}}:usage:{tenant}:{day}"

@@ -1,4 +1,4 @@
-"""The job record's hash: what ``NewJob.record_fields`` writes (through enqueue-6.lua) and
+"""The job record's hash: what ``NewJob.record_fields`` writes (through enqueue-2.lua) and
 ``JobRecord.from_hash`` reads back (broker/models.py)."""
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import JobStatus
 from anygate.broker.script_calls.cancel import CancelStatus, WorkerControl
 from anygate.broker.script_calls.enqueue import EnqueueOutcome, QuotaMeasure, QuotaPeriod
+from anygate.broker.script_calls.finish import FINISH_ARGS
 from anygate.broker.script_calls.health import BreakerState, HealthEvent, HealthOp, ProbeVerdict
 from anygate.broker.script_calls.ratewindow import RateOp
 from anygate.broker.script_calls.requeue import RequeueReason
@@ -50,9 +51,9 @@ TWINS: list[tuple[str, str, type[enum.StrEnum]]] = [
     (PRELUDE, "STATUS", JobStatus),
     (PRELUDE, "COUNTER", JobCounter),
     (PRELUDE, "TOKENS", TokenKind),
-    ("enqueue-6.lua", "OUTCOME", EnqueueOutcome),
-    ("enqueue-6.lua", "PERIOD", QuotaPeriod),
-    ("enqueue-6.lua", "MEASURE", QuotaMeasure),
+    ("enqueue-2.lua", "OUTCOME", EnqueueOutcome),
+    ("enqueue-2.lua", "PERIOD", QuotaPeriod),
+    ("enqueue-2.lua", "MEASURE", QuotaMeasure),
     ("cancel-6.lua", "CANCEL", CancelStatus),
     ("cancel-6.lua", "CONTROL", WorkerControl),
     ("requeue-6.lua", "REASON", RequeueReason),
@@ -171,9 +172,9 @@ class TestCounters:
     @pytest.mark.parametrize(
         ("script", "hashes"),
         [
-            ("enqueue-6.lua", {"metrics:jobs"}),
+            ("enqueue-2.lua", {"metrics:jobs"}),
             ("claim-13.lua", {"metrics:jobs"}),
-            ("finish-6.lua", {"metrics:jobs", "metrics:tokens"}),
+            ("finish-5.lua", {"metrics:jobs", "metrics:tokens"}),
             ("cancel-6.lua", {"metrics:jobs"}),
             ("reclaim-6.lua", {"metrics:jobs"}),
         ],
@@ -188,3 +189,10 @@ class TestCounters:
         assert set(re.findall(r"metrics:\w+", header.group(1))) == hashes
         assert hashes <= keyspace_families()
         assert "count(KEYS[" in code(script)
+
+
+def test_finish_reads_as_many_arguments_per_job_as_python_sends() -> None:
+    """finish-5.lua walks its ARGV in steps of PER_JOB; FinishArgs.job_argv sends FINISH_ARGS."""
+    found = re.search(r"local PER_JOB = (\d+)", code("finish-5.lua"))
+    assert found is not None
+    assert int(found.group(1)) == FINISH_ARGS

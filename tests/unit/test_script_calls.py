@@ -16,6 +16,7 @@ from anygate.broker.script_calls.cancel import CancelKeys, CancelStatus, decode_
 from anygate.broker.script_calls.claim import CLAIM_FIELDS, ClaimArgs, ClaimKeys, decode_claims
 from anygate.broker.script_calls.enqueue import (
     Accepted,
+    EnqueueArgs,
     EnqueueKeys,
     EnqueueOutcome,
     QueueFull,
@@ -24,7 +25,7 @@ from anygate.broker.script_calls.enqueue import (
     QuotaSpent,
     decode_enqueue,
 )
-from anygate.broker.script_calls.finish import FinishArgs, FinishKeys, usage_record
+from anygate.broker.script_calls.finish import FINISH_ARGS, FinishArgs, FinishKeys, usage_record
 from anygate.broker.script_calls.handoff import AdoptKeys, HandOffKeys
 from anygate.broker.script_calls.health import (
     BreakerState,
@@ -46,10 +47,10 @@ from anygate.config import Priority
 
 K = KeySpace("t")
 KEYS: dict[str, ScriptKeys] = {
-    "enqueue": EnqueueKeys.of(K, "j1", "openai", Priority.BATCH, "acme"),
+    "enqueue": EnqueueKeys.of(K, "openai"),
     "claim": ClaimKeys.of(K, "openai"),
     "append": AppendKeys.of(K, "j1"),
-    "finish": FinishKeys.of(K, "j1", "openai"),
+    "finish": FinishKeys.of(K, "openai"),
     "requeue": RequeueKeys.of(K, "j1", "openai", "gemini"),
     "heartbeat": HeartbeatKeys.of(K, "openai"),
     "reclaim": ReclaimKeys.of(K, "openai"),
@@ -110,8 +111,10 @@ class TestArgs:
 
     def test_finish_sends_the_status_by_its_value(self) -> None:
         args = FinishArgs(K.prefix, "j1", 2, JobStatus.FAILED, "", "{}", "", "", 60, "", "")
-        assert args.argv()[3] == "failed"
-        assert len(args.argv()) == 11
+        assert args.argv()[:2] == [K.prefix, 60], "the call's part: prefix and ttl"
+        assert args.job_argv()[2] == "failed"
+        assert len(args.job_argv()) == FINISH_ARGS
+        assert args.argv()[2:] == args.job_argv()
 
     def test_heartbeat_encodes_the_registry_value_and_pairs_the_jobs(self) -> None:
         args = HeartbeatArgs(K.prefix, "w1", 30000, RegistryValue(5, 8, 1), [("j1", 1), ("j2", 3)])
@@ -238,3 +241,25 @@ def test_usage_record_falls_back_on_the_total() -> None:
         usage_record("m", {"prompt_tokens": 5, "total_tokens": 12}, now) == "20260131|202601|5|7|m"
     )
     assert usage_record("m", None, now) == ""
+
+
+def test_enqueue_args_count_their_own_part() -> None:
+    """enqueue-2.lua walks its ARGV job by job: each part starts with its length."""
+    args = EnqueueArgs(
+        K.prefix,
+        "j1",
+        "openai",
+        Priority.BATCH,
+        "acme",
+        2,
+        "",
+        60,
+        "d",
+        "{}",
+        "",
+        ["model", "m", "tenant", "acme"],
+    )
+    part = args.job_argv()
+    assert part[0] == len(part) - 1 == 9 + 4
+    assert part[1:4] == ["j1", "batch", "acme"]
+    assert args.argv() == [K.prefix, "openai", *part]

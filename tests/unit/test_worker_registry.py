@@ -26,7 +26,7 @@ class TestRegistryValue:
         assert decode_registry_value(encode_registry_value(VALUE)) == VALUE
 
     def test_the_layout_the_scripts_read(self) -> None:
-        """enqueue-6.lua reads the concurrency and reclaim-6.lua the heartbeat from the head of
+        """enqueue-2.lua reads the concurrency and reclaim-6.lua the heartbeat from the head of
         the value; the JSON holds no space, so it is one field."""
         text = encode_registry_value(VALUE)
         assert text == (
