@@ -112,10 +112,11 @@ async def test_an_admission_costs_the_same_whether_50_or_300_jobs_wait(
     at_once = await _run(limited, redis_server.url, mock, 0) / LIMIT  # a window's worth: no wait
     few = (await _run(limited, redis_server.url, mock, 50) - LIMIT * at_once) / 50
     many = (await _run(limited, redis_server.url, mock, 300) - LIMIT * at_once) / 300
-    # a job admitted at once: enqueue, claim, ratewindow, finish (and the workers' polls and
-    # heartbeats meanwhile); a waiter: one more ratewindow, requeue and claim, and now and then
-    # a second round when the waiter ahead of it came late
-    assert many <= 2.5 * at_once, (at_once, few, many)
+    # a job admitted at once: enqueue, claim, ratewindow, finish (enqueues and finishes of one
+    # loop turn share a call, so fewer than 4; and the workers' polls and heartbeats meanwhile);
+    # a waiter: one more ratewindow, requeue and claim, and now and then a second round when the
+    # waiter ahead of it came late (measured: 3.6 at once, 8.1 with 50 waiting, 8.4 with 300)
+    assert many <= at_once + 6, (at_once, few, many)
     assert many <= few * 1.15 + 0.5, f"cost grows with the number waiting: {few} -> {many}"
 
 
