@@ -13,6 +13,7 @@ and the stored hash is compared in constant time once more.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import math
 import secrets
@@ -77,10 +78,18 @@ class Authenticator:
             + list(config.admin_api_key_sha256)
         )
         self._cache: dict[str, _Found] = {}
+        self._fetching: dict[str, asyncio.Task[_Found | None]] = {}
+        """One lookup in flight per key: when a key's entry lapses under load, every request
+        then arriving waits on the same two reads instead of making its own."""
+        self._epoch = 0
 
     def forget(self, _message: str = "") -> None:
-        """An ``auth`` announcement: some key or tenant changed; look everything up again."""
+        """An ``auth`` announcement: some key or tenant changed; look everything up again.
+        A lookup already in flight may have read the old state: later requests do not join
+        it, and what it found is not cached."""
         self._cache.clear()
+        self._fetching.clear()
+        self._epoch += 1
 
     async def tenant(self, request: Request, scope: str) -> Tenant:
         """The tenant a request acts for: 401 without a valid key, 403 when the key lacks
@@ -147,10 +156,17 @@ class Authenticator:
 
     async def _lookup(self, key: str) -> _Found | None:
         digest = hash_key(key)
-        now = time.monotonic()
         hit = self._cache.get(digest)
-        if hit is not None and now - hit.at < CACHE_TTL_S:
-            return hit if hit.key.usable(time.time()) else None
+        if hit is None or time.monotonic() - hit.at >= CACHE_TTL_S:
+            fetching = self._fetching.get(digest)
+            if fetching is None:
+                fetching = asyncio.create_task(self._fetch(digest, self._epoch))
+                self._fetching[digest] = fetching
+                fetching.add_done_callback(lambda task: self._fetched(digest, task))
+            hit = await asyncio.shield(fetching)  # a caller leaving does not cancel the others
+        return hit if hit is not None and hit.key.usable(time.time()) else None
+
+    async def _fetch(self, digest: str, epoch: int) -> _Found | None:
         record = await self._store.find_key(digest)
         if record is None or not same_digest(record.digest, digest):
             self._cache.pop(digest, None)
@@ -158,11 +174,18 @@ class Authenticator:
         tenant = await self._store.get_tenant(record.tenant) if record.tenant else None
         if record.tenant is not None and tenant is None:
             return None  # the tenant was deleted
-        found = _Found(record, tenant, now)
-        if len(self._cache) >= CACHE_MAX_ENTRIES:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[digest] = found
-        return found if record.usable(time.time()) else None
+        found = _Found(record, tenant, time.monotonic())
+        if epoch == self._epoch:
+            if len(self._cache) >= CACHE_MAX_ENTRIES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[digest] = found
+        return found
+
+    def _fetched(self, digest: str, task: asyncio.Task[_Found | None]) -> None:
+        if self._fetching.get(digest) is task:
+            del self._fetching[digest]
+        if not task.cancelled():
+            task.exception()  # its callers have it; nobody left waiting is no error of ours
 
 
 def note_caller(request: Request, tenant_id: str | None, key_id: str) -> None:

@@ -6,8 +6,10 @@ end-to-end tests run the same paths on a real Redis across processes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
+from typing import Any
 
 import fakeredis
 import pytest
@@ -25,6 +27,12 @@ from anygate.config import AnygateConfig, TenantSettings, parse_config
 from anygate.core.redaction import MASK, redact_event, scrub
 
 SERVER_KEY = b"s" * 32
+
+
+async def _turns(n: int = 5) -> None:
+    """Let the tasks just started (and the lookups they start) run up to their first wait."""
+    for _ in range(n):
+        await asyncio.sleep(0)
 
 
 def _request(headers: dict[str, str]) -> Request:
@@ -84,6 +92,74 @@ async def test_a_replica_that_missed_the_announcement_is_stale_for_at_most_the_t
     clock[0] += auth_module.CACHE_TTL_S
     with pytest.raises(AuthenticationError):
         await auth.tenant(request, "jobs")
+
+
+async def test_requests_arriving_together_share_one_lookup_and_a_revocation_starts_anew(
+    setup: tuple[Authenticator, TenantStore, AnygateConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lapsed entry under load: one lookup serves every request then arriving. One that
+    started before a revocation's announcement serves nobody after it, and is not cached."""
+    auth, store, _config = setup
+    await store.create_tenant("acme", TenantSettings())
+    record, key = await store.create_key("acme")
+    reads = 0
+    release = asyncio.Event()
+    find_key = store.find_key
+
+    async def slow_find_key(digest: str) -> Any:
+        nonlocal reads
+        reads += 1
+        await release.wait()
+        return await find_key(digest)
+
+    monkeypatch.setattr(store, "find_key", slow_find_key)
+    request = _request({"authorization": f"Bearer {key}"})
+    together = [asyncio.create_task(auth.tenant(request, "jobs")) for _ in range(20)]
+    await _turns()
+    assert reads == 1
+    release.set()
+    assert {t.id for t in await asyncio.gather(*together)} == {"acme"}
+    assert reads == 1
+
+    auth.forget()  # an entry lapses; a lookup starts, then the key is revoked and announced
+    release.clear()
+    before = asyncio.create_task(auth.tenant(request, "jobs"))
+    await _turns()
+    await store.revoke_key(record.id)
+    auth.forget("key " + record.id)
+    after = asyncio.create_task(auth.tenant(request, "jobs"))
+    await _turns()
+    assert reads == 3, "the request after the announcement did not join the older lookup"
+    release.set()
+    await asyncio.gather(before, return_exceptions=True)
+    with pytest.raises(AuthenticationError):
+        await after
+    with pytest.raises(AuthenticationError):
+        await auth.tenant(request, "jobs")  # nothing stale was cached by the older lookup
+
+
+async def test_a_caller_leaving_does_not_cancel_the_lookup_of_the_others(
+    setup: tuple[Authenticator, TenantStore, AnygateConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth, store, _config = setup
+    await store.create_tenant("acme", TenantSettings())
+    _record, key = await store.create_key("acme")
+    release = asyncio.Event()
+    find_key = store.find_key
+
+    async def slow_find_key(digest: str) -> Any:
+        await release.wait()
+        return await find_key(digest)
+
+    monkeypatch.setattr(store, "find_key", slow_find_key)
+    request = _request({"authorization": f"Bearer {key}"})
+    leaving = asyncio.create_task(auth.tenant(request, "jobs"))
+    staying = asyncio.create_task(auth.tenant(request, "jobs"))
+    await _turns()
+    leaving.cancel()
+    release.set()
+    assert (await staying).id == "acme"
+    assert leaving.cancelled()
 
 
 async def test_disabled_and_deleted_tenants_and_operator_keys(
