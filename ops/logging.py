@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
+import orjson
 import structlog
 
 from anygate.core.redaction import RedactingFilter, redact_event
@@ -20,8 +24,19 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     # hot path, repeating what our own events already record.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    # JSON lines through orjson, written as bytes: a worker writes two lines per job at info,
+    # and the stdlib encoder was a third of each line's cost.
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(
+            serializer=functools.partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS)
+        )
+        if as_json
+        else structlog.dev.ConsoleRenderer()
+    )
+    factory: Callable[..., Any] = (
+        structlog.BytesLoggerFactory(sys.stderr.buffer)
+        if as_json
+        else structlog.PrintLoggerFactory(sys.stderr)
     )
     structlog.configure(
         processors=[
@@ -33,6 +48,6 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
