@@ -64,12 +64,12 @@ class Coalescer(Generic[K, I, R]):
             outcomes = _matched(await self._send(key, [item for item, _ in entries]), entries)
         except BaseException as exc:  # the whole call failed: every caller of it hears of it
             for _, future in entries:
-                _settle(future, exc)
+                settle(future, exc)
             if not isinstance(exc, Exception):
                 raise
             return
         for (_, future), outcome in zip(entries, outcomes, strict=True):
-            _settle(future, outcome)
+            settle(future, outcome)
 
 
 def _matched(
@@ -81,7 +81,7 @@ def _matched(
     return outcomes
 
 
-def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
+def settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
     """A caller that was cancelled meanwhile no longer wants its outcome."""
     if future.done():
         return

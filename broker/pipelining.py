@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from anygate.broker.cluster_connection import as_cluster
+from anygate.broker.coalescer import settle
 from anygate.broker.connection import awaited
 
 MAX_BATCH = 512
@@ -86,7 +87,7 @@ class AutoPipeline:
             replies = await self._round_trip(redis, batch)
         except BaseException as exc:  # the whole round trip failed: every caller hears of it
             for call in batch:
-                _settle(call.future, exc)
+                settle(call.future, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -94,11 +95,11 @@ class AutoPipeline:
             if isinstance(reply, NoScriptError) or _redirected(reply):
                 # Redis restarted or flushed its scripts; or (a cluster) the slot moved
                 try:
-                    _settle(call.future, await self._one(call))
+                    settle(call.future, await self._one(call))
                 except Exception as exc:
-                    _settle(call.future, exc)
+                    settle(call.future, exc)
             else:
-                _settle(call.future, reply)
+                settle(call.future, reply)
 
     async def _round_trip(self, redis: Redis, batch: list[_Call]) -> list[Any]:
         """One write and the replies, on a connection taken from the pool: what a redis-py
@@ -146,13 +147,3 @@ class AutoPipeline:
 def _redirected(reply: Any) -> bool:
     """A cluster's MOVED or ASK: the slot is served elsewhere now (the cluster grew)."""
     return isinstance(reply, ResponseError) and str(reply).startswith(("MOVED ", "ASK "))
-
-
-def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
-    """Deliver a reply or error; a caller that was cancelled meanwhile no longer wants it."""
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
