@@ -178,12 +178,3 @@ def _outcome(reply: Any) -> Outcome | BaseException:
     if isinstance(reply, bytes | str):
         return EnqueueError(reply.decode() if isinstance(reply, bytes) else reply)
     return decode_enqueue(reply)
-
-
-async def enqueue(scripts: Scripts, keys: EnqueueKeys, args: EnqueueArgs) -> Outcome:
-    """One job alone (``enqueue_many`` of one)."""
-    group = EnqueueGroup(keys, args.prefix, args.pool)
-    outcome = (await enqueue_many(scripts, group, [args]))[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome

@@ -102,10 +102,6 @@ class FinishGroup:
     prefix: str
     ttl_s: int
 
-    @classmethod
-    def of(cls, keys: FinishKeys, args: FinishArgs) -> FinishGroup:
-        return cls(keys, args.prefix, args.ttl_s)
-
 
 class FinishError(ResponseError):
     """The script's error for one job of a call (the other jobs' outcomes stand)."""
@@ -140,11 +136,3 @@ def _outcome(reply: Any) -> bool | BaseException:
     if isinstance(reply, bytes | str):
         return FinishError(reply.decode() if isinstance(reply, bytes) else reply)
     return bool(reply == 1)
-
-
-async def finish(scripts: Scripts, keys: FinishKeys, args: FinishArgs) -> bool:
-    """One job alone (``finish_many`` of one): False when the attempt no longer owns it."""
-    outcome = (await finish_many(scripts, FinishGroup.of(keys, args), [args]))[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
