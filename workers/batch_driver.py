@@ -330,8 +330,9 @@ class BatchDriver:
         await self._batches.transition(batch.id, "finalizing")
         out = self._files.writer(batch.tenant, "batch_output")
         err = self._files.writer(batch.tenant, "batch_output")
+        pages = await self._pages(batch.id)  # every line has ended: the list no longer changes
         try:
-            usage, n_out, n_err = await self._write_results(batch, out, err)
+            usage, n_out, n_err = await self._write_results(batch, pages, out, err)
             rejected = await awaited(self._redis.lrange(self._k.batch_rejects(batch.id), 0, -1))
             for r in rejected:
                 await err.write((r if isinstance(r, bytes) else r.encode()) + b"\n")
@@ -349,7 +350,7 @@ class BatchDriver:
             await asyncio.shield(asyncio.gather(out.abort(), err.abort()))
             raise
         await self._batches.set(batch.id, **fields)
-        final = batch.h.get("ending") or ("completed" if await self._ran_any(batch) else "failed")
+        final = batch.h.get("ending") or ("completed" if pages else "failed")
         if final == "failed" and rejected:
             errs = [
                 {
@@ -362,9 +363,7 @@ class BatchDriver:
             ]
             await self._batches.set(batch.id, errors=orjson.dumps(errs).decode())
         await self._batches.transition(batch.id, final)
-        await release_lines(
-            self._redis, self._k, await self._pages(batch.id), self._config.retention.result_ttl_s
-        )
+        await release_lines(self._redis, self._k, pages, self._config.retention.result_ttl_s)
         log.info(
             "batch finalised",
             batch_id=batch.id,
@@ -377,11 +376,11 @@ class BatchDriver:
             await self._on_webhook(await self._batches.load(batch.id) or batch)
 
     async def _write_results(
-        self, batch: Batch, out: FileWriter, err: FileWriter
+        self, batch: Batch, pages: list[list[str]], out: FileWriter, err: FileWriter
     ) -> tuple[dict[str, int], int, int]:
         usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
         n_out = n_err = 0
-        for job_ids in await self._pages(batch.id):
+        for job_ids in pages:
             await self._hold(batch.id)  # a 50,000-line file takes longer than the lock lasts
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids:
@@ -411,9 +410,6 @@ class BatchDriver:
                     usage["output_tokens"] += int(u.get("completion_tokens") or 0)
                     usage["total_tokens"] += int(u.get("total_tokens") or 0)
         return usage, n_out, n_err
-
-    async def _ran_any(self, batch: Batch) -> bool:
-        return bool(await awaited(self._redis.llen(self._k.batch_jobs(batch.id))))
 
 
 def _custom_id(raw: bytes) -> str | None:
