@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from queue_peers import ANYGATE, BULLMQ, RATIO_MODE
+from report import VERDICT, meets, number
 
 PORTKEY = "portkey"
 
@@ -29,9 +30,7 @@ class Headline:
     unit: str = "x"
 
     def met(self, value: float | None) -> bool | None:
-        if value is None:
-            return None
-        return value >= self.target if self.op == ">=" else value <= self.target
+        return meets(value, self.op, self.target)
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,6 @@ class Row:
         return False if self.errors else self.headline.met(self.value)
 
 
-def _fmt(value: float | None, decimals: int = 2) -> str:
-    return "n/a" if value is None else f"{value:,.{decimals}f}"
-
-
 def peer_rows(peers: dict[str, dict[str, float]]) -> list[Row]:
     """The four Portkey ratios from ``summary.peers`` (medians of each target's repetitions)."""
     rows: list[Row] = []
@@ -105,7 +100,7 @@ def peer_rows(peers: dict[str, dict[str, float]]) -> list[Row]:
             rows.append(Row(ratio.headline, None, why))
             continue
         decimals = 2 if ratio.unit == "ms" else 0
-        basis = f"{_fmt(mine, decimals)} vs {_fmt(theirs, decimals)} {ratio.unit}"
+        basis = f"{number(mine, decimals)} vs {number(theirs, decimals)} {ratio.unit}"
         rows.append(Row(ratio.headline, mine / theirs, basis))
     return rows
 
@@ -128,8 +123,8 @@ def queue_rows(block: dict[str, Any]) -> list[Row]:
         mine = figures.get(ANYGATE, {}).get(field, {}).get("median")
         theirs = figures.get(BULLMQ, {}).get(field, {}).get("median")
         basis = (
-            f"{_fmt(mine, decimals)} vs {_fmt(theirs, decimals)} {unit}; per-rep median "
-            f"{_fmt(found.get('paired_median'))}"
+            f"{number(mine, decimals)} vs {number(theirs, decimals)} {unit}; per-rep median "
+            f"{number(found.get('paired_median'), 2)}"
         )
         rows.append(Row(headline, found.get("of_medians"), basis))
     return rows
@@ -140,7 +135,7 @@ def waiter_row(figure: dict[str, Any] | None, errors: int = 0) -> Row:
     ``errors``: waiters answered 503 or whose stream ended early, over every repetition."""
     if not figure or not figure.get("n"):
         return Row(WAITERS, None, "not run (--waiters)")
-    basis = f"{_fmt(figure['min'], 1)} to {_fmt(figure['max'], 1)} ms over {figure['n']} reps"
+    basis = f"{number(figure['min'], 1)} to {number(figure['max'], 1)} ms over {figure['n']} reps"
     if errors:
         basis += f"; {errors:,} waiters failed"
     return Row(WAITERS, figure["median"], basis, errors)
@@ -151,7 +146,7 @@ def redis_cpu_row(cost: dict[str, Any] | None) -> Row:
     if not cost:
         return Row(REDIS_CPU, None, "not run (--redis-cost)")
     s = cost["summary"]
-    floor = _fmt(s["floor_cpu_us_per_job"], 1)
+    floor = number(s["floor_cpu_us_per_job"], 1)
     basis = f"raw streams' floor {floor} µs ({s['ratio_vs_floor']:.1f}x it)"
     return Row(REDIS_CPU, s["redis_cpu_us_per_job"], basis)
 
@@ -185,7 +180,7 @@ def table(found: list[Row]) -> str:
         h = row.headline
         decimals = 1 if h.unit in ("ms", "µs") else 2
         value = "n/a" if row.value is None else f"{row.value:,.{decimals}f} {h.unit}"
-        verdict = {True: "met", False: "MISSED", None: ""}[row.met()]
+        verdict = VERDICT[row.met()]
         target = f"{h.op} {h.target:g} {h.unit}"
         lines.append(f"| {h.label} | `{h.key}` | {value} | {row.basis} | {target} | {verdict} |")
     return "\n".join(lines)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from report import VERDICT, meets, number
+
 HERE = Path(__file__).resolve().parent
 QUEUEBENCH = Path("/work/shared/queuebench/bench.py")
 QPEERS = Path(os.environ.get("QPEERS_DIR", "/tmp/qpeers"))  # noqa: S108  (queuebench's default)
@@ -52,9 +54,7 @@ class Ratio:
     target: float
 
     def met(self, value: float | None) -> bool | None:
-        if value is None:
-            return None
-        return value >= self.target if self.op == ">=" else value <= self.target
+        return meets(value, self.op, self.target)
 
 
 RATIOS = (
@@ -233,15 +233,11 @@ def queue_summary(raw: dict[str, Any]) -> tuple[dict[str, float | None], dict[st
     return keys, block
 
 
-def _fmt(value: float | None, decimals: int) -> str:
-    return "n/a" if value is None else f"{value:,.{decimals}f}"
-
-
 def _cell(spread: dict[str, Any], decimals: int) -> str:
     if spread["median"] is None:
         return "n/a"
-    lo, hi = _fmt(spread["min"], decimals), _fmt(spread["max"], decimals)
-    return f"{_fmt(spread['median'], decimals)} ({lo} to {hi})"
+    lo, hi = number(spread["min"], decimals), number(spread["max"], decimals)
+    return f"{number(spread['median'], decimals)} ({lo} to {hi})"
 
 
 def queue_table(block: dict[str, Any]) -> str:
@@ -263,7 +259,7 @@ def queue_table(block: dict[str, Any]) -> str:
         mine = queues.get(ANYGATE)
         if mine:
             costs = ", ".join(
-                f"{k} {_fmt(mine[k]['median'], 2 if k == 'startup_s' else 0)}"
+                f"{k} {number(mine[k]['median'], 2 if k == 'startup_s' else 0)}"
                 for k in ANYGATE_COSTS
             )
             lines += ["", f"anygate drain costs (medians): {costs}"]
@@ -277,9 +273,9 @@ def queue_table(block: dict[str, Any]) -> str:
             r = block["ratios"].get(mode, {}).get(ratio.key)
             if r is None:
                 continue
-            verdict = {True: "met", False: "MISSED", None: ""}[r["met"]]
+            verdict = VERDICT[r["met"]]
             lines.append(
-                f"| {ratio.key}: {ratio.label} | {MODES[mode]} | {_fmt(r['of_medians'], 2)} | "
-                f"{_fmt(r['paired_median'], 2)} | {r['target']} | {verdict} |"
+                f"| {ratio.key}: {ratio.label} | {MODES[mode]} | {number(r['of_medians'], 2)} | "
+                f"{number(r['paired_median'], 2)} | {r['target']} | {verdict} |"
             )
     return "\n".join(lines)

@@ -25,9 +25,19 @@ class Figure:
     summary: bool = True  # one of the exact keys of the results file's `summary`
 
     def met(self, value: float | None) -> bool | None:
-        if value is None or self.op is None or self.target is None:
-            return None
-        return value <= self.target if self.op == "<=" else value >= self.target
+        return meets(value, self.op, self.target)
+
+
+def meets(value: float | None, op: str | None, target: float | None) -> bool | None:
+    """Whether ``value`` meets ``op target`` ("<=" or ">="); None when there is nothing to
+    judge. Every table of bench/ judges its figures by this."""
+    if value is None or op is None or target is None:
+        return None
+    return value <= target if op == "<=" else value >= target
+
+
+VERDICT = {True: "met", False: "MISSED", None: ""}
+"""A table's last column, from ``meets``."""
 
 
 MIB_150MB = 150e6 / 2**20  # docs/performance.md says 150 MB; the figure is in MiB
@@ -56,8 +66,13 @@ PEER_KEYS = ["added_latency_p50_ms", "added_latency_p99_ms", "throughput_rps", "
 DECIMALS = {"ms": 2, "s": 2, "MiB": 1, "cores": 2}
 
 
+def number(value: float | None, decimals: int) -> str:
+    """A figure as the tables print it: thousands separated, "n/a" when absent."""
+    return "n/a" if value is None else f"{value:,.{decimals}f}"
+
+
 def fmt(value: float | None, unit: str) -> str:
-    return "n/a" if value is None else f"{value:,.{DECIMALS.get(unit, 0)}f}"
+    return number(value, DECIMALS.get(unit, 0))
 
 
 def aggregate(samples: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
@@ -139,7 +154,7 @@ def table(figures: dict[str, dict[str, Any]], errors: dict[str, int]) -> str:
             continue  # scenario not run (--scenarios)
         unit = fig.unit
         target = "" if fig.op is None else f"{fig.op} {fmt(fig.target, unit)} {unit}"
-        verdict = {True: "met", False: "MISSED", None: ""}[f["met"]]
+        verdict = VERDICT[f["met"]]
         if errors.get(fig.key):
             verdict += f" ({errors[fig.key]} errors)"
         spread = f"{fmt(f['min'], unit)} to {fmt(f['max'], unit)}"

@@ -25,6 +25,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
+_load("report")  # queue_peers imports it as a top-level module
 _load("queue_peers")
 headline = _load("headline")
 

@@ -27,6 +27,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
+_load("report")  # queue_peers imports it as a top-level module
 qp = _load("queue_peers")
 protocol = _load("queuebench_protocol")
 
