@@ -6,7 +6,9 @@ the caller waits, a watcher listens for its disconnect: a caller that leaves bef
 streamed to it cancels its job (``server.cancel_on_disconnect``), so abandoned requests never
 reach the provider. Events arrive through pub/sub as the worker appends them; each streamed
 chunk is relayed the moment it arrives. If the reply channel was lost for a while (Redis
-restarted), the call reads what it missed from the job's log and goes on, each event once. In
+restarted), the call reads what it missed from the job's log and goes on, each event once; while
+that read fails (Redis confirms subscriptions before it has loaded its data, and may go away
+again), it is tried again and the live events meanwhile are dropped, the log holding them too. In
 strict durability mode a terminal event waits for the gateway's durability barrier before the
 caller hears of it (``broker/durability.py``).
 
@@ -64,6 +66,9 @@ carries, while the job goes on and its result can be fetched later."""
 
 _SENTINELS = frozenset({GONE, TIMED_OUT, KEEPALIVE, RESYNC})
 
+RESYNC_RETRY_S = 0.25
+"""How soon a resync whose read of the job's log failed is tried again."""
+
 
 class SyncCall:
     """``async with SyncCall(gw, request, job) as call: async for event in call.events(): …``"""
@@ -86,6 +91,8 @@ class SyncCall:
         self._cursor: tuple[int, int] | None = None
         """After a resync: the id of the last event handed on (later duplicates are dropped)."""
         self._last_id: str | None = None
+        self._resync_retry: asyncio.TimerHandle | None = None
+        """Set while a resync is due: its read failed, and is tried again when this fires."""
 
     async def __aenter__(self) -> SyncCall:
         # Registered before the job exists, so not even its first event can be missed.
@@ -132,6 +139,8 @@ class SyncCall:
             self._deadline.cancel()
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._resync_retry is not None:
+            self._resync_retry.cancel()
         self.gw.replies.unregister(self.job_id)
 
     def stop_watching(self) -> None:
@@ -173,7 +182,10 @@ class SyncCall:
         return None
 
     def _accept(self, message: str) -> JobEvent | None:
-        """The event, or None when a resync already handed it on."""
+        """The event, or None when a resync already handed it on or is still due (the log
+        holds every event published, so the resync's read brings this one in its turn)."""
+        if self._resync_retry is not None:
+            return None
         event = JobEvent.from_message(message)
         if self._cursor is not None:
             key = stream_id_key(event.id)
@@ -204,14 +216,25 @@ class SyncCall:
 
     async def _resync(self) -> None:
         """The reply channel came back after a lost connection: what the job's log holds past
-        the last event handed on goes first; anything that also arrives live is dropped."""
+        the last event handed on goes first; anything that also arrives live is dropped.
+
+        The read can fail although the channel is back: Redis confirms a subscription while it
+        still loads its data (reads answer ``LOADING``), or goes away again. Giving up then
+        would leave a hole in the answer (a chunk published while the channel was down, never
+        relayed), so the read is tried again every ``RESYNC_RETRY_S``; live events are dropped
+        meanwhile, and keep-alives, the sync timeout and a caller's leaving still come through."""
         assert self._queue is not None
+        if self._resync_retry is not None:  # a reconnect's resync came before the retry's
+            self._resync_retry.cancel()
+            self._resync_retry = None
         try:
             missed = await self.gw.broker.events_after(self.job_id, self._last_id)
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            return  # Redis is away again: the next reconnect brings another resync
+            loop = asyncio.get_running_loop()
+            self._resync_retry = loop.call_later(RESYNC_RETRY_S, self._queue.put_nowait, RESYNC)
+            return
         if self._cursor is None:
             self._cursor = stream_id_key(self._last_id) if self._last_id else (-1, -1)
         for event in reversed([e for e in missed if e.type != "queued"]):
