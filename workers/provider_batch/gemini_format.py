@@ -67,7 +67,7 @@ def _line_result(job_id: str, item: dict[str, Any], model: str, created: int) ->
 
 
 def read_responses(
-    items: Iterable[dict[str, Any]], job_ids: list[str], *, model: str, created: int
+    items: Iterable[Any], job_ids: list[str], *, model: str, created: int
 ) -> ReadBack:
     """One result per job of the batch from inlined responses or a results file's lines (each
     decoded to a dict; anything else counts as a stray)."""
