@@ -139,6 +139,12 @@ JOB: JSON = obj(
         "cost_usd": nullable(NUM),
         "metadata": STR_MAP,
         "attempt_history": {"type": "array", "items": {"type": "object"}},
+        "execution": {
+            "type": "string",
+            "enum": ["live", "provider_batch"],
+            "description": "The path to the provider: a live call, or a line of the "
+            "provider's own Batch API at its discounted price.",
+        },
         "queue_position": INT,
         "estimated_start_at": nullable(NUM),
     },

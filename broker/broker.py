@@ -17,6 +17,7 @@ from anygate.broker.health_store import DeploymentHealth
 from anygate.broker.job_queue import JobQueue
 from anygate.broker.keys import KeySpace
 from anygate.broker.leases import Leases
+from anygate.broker.provider_batches import ProviderBatchStore
 from anygate.broker.rate_windows import RateWindows
 from anygate.broker.redis_link import RedisLink
 from anygate.broker.registry_store import WorkerRegistry
@@ -44,6 +45,9 @@ class Broker:
         self.health = DeploymentHealth(scripts, self.keys, config.queue)
         self.registry = WorkerRegistry(redis, self.keys)
         self.tenants = TenantStore(redis, self.keys)
+        self.provider_batches = ProviderBatchStore(
+            redis, self.keys, scripts, ttl_s=config.retention.result_ttl_s
+        )
 
         # The API's side of the queue.
         self.enqueue = self.queue.enqueue

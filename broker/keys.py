@@ -156,6 +156,24 @@ class KeySpace:
     def tenant_weights(self, pool: str) -> str:
         return f"{self._pool_prefix(pool)}tweight:{pool}"
 
+    def parked(self, pool: str, queue: str) -> str:
+        """Jobs parked for a provider batch (``script_calls.provider_batch.parked_queue``: one
+        endpoint of one deployment), scored by the time each must go live."""
+        return f"{self._pool_prefix(pool)}pbq:{pool}:{queue}"
+
+    def provider_batch(self, pool: str, batch_id: str) -> str:
+        """A provider batch the control plane follows (hash): its deployment, the provider's
+        id for it, its state, cutoff and line count."""
+        return f"{self._pool_prefix(pool)}pb:{batch_id}"
+
+    def provider_batch_jobs(self, pool: str, batch_id: str) -> str:
+        """A provider batch's jobs: job id → the attempt the batch holds (the finish's fence)."""
+        return f"{self._pool_prefix(pool)}pbjobs:{batch_id}"
+
+    def provider_batches(self, pool: str) -> str:
+        """The pool's provider batches not yet finished with (zset by cutoff)."""
+        return f"{self._pool_prefix(pool)}pbactive:{pool}"
+
     def dead(self, pool: str) -> str:
         return f"{self._pool_prefix(pool)}dead:{pool}"
 

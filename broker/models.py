@@ -71,6 +71,11 @@ class NewJob:
     trace: str = ""
     """The trace this job belongs to, as ``telemetry/tracing.py`` encodes it (field ``tp``),
     read back by ``claim-13.lua`` for the worker's spans (docs/tracing.md); '' untraced."""
+    parked_for: str = ""
+    """The parked queue (``script_calls.provider_batch.parked_queue``) where the job waits for a
+    provider batch (``core/execution.py`` chose it); '' for a live job."""
+    cutoff_ms: int = 0
+    """A parked job's live cutoff: if no provider batch has answered by then, it goes live."""
 
     def record_fields(self, sealed_client_key: str | None) -> list[str | int]:
         """The job record's fields as ``enqueue-2.lua`` writes them (field/value pairs; it adds
@@ -109,6 +114,9 @@ class NewJob:
             fields += ["pk", sealed_client_key]
         if self.trace:
             fields += ["tp", self.trace]
+        if self.parked_for:
+            fields += ["execution", "provider_batch", "pbq", self.parked_for]
+            fields += ["cutoff_ms", self.cutoff_ms]
         return fields
 
 
@@ -189,6 +197,9 @@ class JobRecord:
     metadata: dict[str, str]
     deadline_ms: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    execution: str = "live"
+    """``live`` or ``provider_batch`` (docs/api.md#native-job-api): the path the job takes, or
+    took, to its provider."""
 
     @classmethod
     def queued(cls, job_id: str, job: NewJob, created_ms: int) -> JobRecord:
@@ -211,6 +222,7 @@ class JobRecord:
             cost_usd=None,
             metadata=job.metadata,
             deadline_ms=job.deadline_ms,
+            execution="provider_batch" if job.parked_for else "live",
         )
 
     @classmethod
@@ -239,6 +251,7 @@ class JobRecord:
             metadata=_loads(h.get("metadata")) or {},
             deadline_ms=int(h.get("deadline_ms") or 0),
             history=_loads(h.get("history")) or [],
+            execution=h.get("execution") or "live",
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -267,6 +280,7 @@ class JobRecord:
             "cost_usd": self.cost_usd,
             "metadata": self.metadata,
             "attempt_history": self.history,
+            "execution": self.execution,
         }
 
 

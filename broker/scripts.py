@@ -130,10 +130,12 @@ SCRIPT_NAMES = (
     "requeuedead",
     "handoff",
     "adopt",
+    "pbtake",
+    "pbrelease",
 )
 
 
-REPEATABLE = frozenset(SCRIPT_NAMES) - {"claim", "enqueue", "requeuedead"}
+REPEATABLE = frozenset(SCRIPT_NAMES) - {"claim", "enqueue", "requeuedead", "pbtake"}
 """Scripts whose second run, after a first whose reply was lost, changes nothing more: each is
 fenced by the job's attempt (or a sequence number, or an entry id), or only reads."""
 
@@ -161,3 +163,5 @@ class Scripts:
         self.requeuedead = bound["requeuedead"]
         self.handoff = bound["handoff"]
         self.adopt = bound["adopt"]
+        self.pbtake = bound["pbtake"]
+        self.pbrelease = bound["pbrelease"]

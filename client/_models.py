@@ -57,6 +57,8 @@ class Job:
     queue_position: int | None = None
     """Only on the answer to the submit that created the job: its place in its lane."""
     estimated_start_at: float | None = None
+    execution: str = "live"
+    """``live``, or ``provider_batch``: sent to the provider's own Batch API at its discount."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -81,6 +83,7 @@ class Job:
             metadata={str(k): str(v) for k, v in metadata.items()},
             queue_position=_int(data.get("queue_position")),
             estimated_start_at=_float(data.get("estimated_start_at")),
+            execution=_str(data.get("execution")) or "live",
             raw=data,
         )
 

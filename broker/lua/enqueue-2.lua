@@ -19,6 +19,9 @@
 --       10..N field/value pairs of the job record (script_calls/enqueue.py's EnqueueArgs)
 -- Submit limits: 'max_queued|daily_tokens|monthly_tokens|daily_usd|monthly_usd|day|month', an
 -- empty part meaning no limit; usage is read from the hashes finish-5.lua adds to.
+-- A job whose record names a provider-batch queue (field `pbq`: its deployment's key, with
+-- `cutoff_ms`) is parked there instead of a lane: its body in its own key, its id in
+-- pbq:<pool>:<deployment> scored by the time it must go live (script_calls/provider_batch.py).
 -- Returns one reply per job, in order:
 --   {job id, 'new'|'existing'|'conflict', place in lane, created ms, jobs queued in the pool,
 --    mean service ms ('' when unknown), live worker slots}: all a 202 needs, in one trip;
@@ -104,49 +107,66 @@ local function enqueue_one(a, n)
   local ix = redis.call('XADD', key_of(prefix, 'tjobs', tenant), '*', 'j', job_id)
   local now = tonumber(string.match(ix, '^(%d+)'))
 
-  local lane = key_of(prefix, 'lane', pool, class, tenant)
-  local credits = key_of(prefix, 'credit', pool, class)
-  in_ring[credits] = in_ring[credits] or {}
-  if not in_ring[credits][tenant] then
-    if redis.call('HEXISTS', credits, tenant) == 0 then
-      redis.call('RPUSH', key_of(prefix, 'ring', pool, class), tenant)
-      redis.call('HSET', credits, tenant, weight)
-      pcall(redis.call, 'XGROUP', 'CREATE', lane, 'g', '0', 'MKSTREAM')
-    end
-    in_ring[credits][tenant] = true
-  end
-  -- The tenant's weight as its latest job says (a config reload may change it): written only
-  -- when it changed, a read being cheaper than a write (no AOF record, no keyspace change).
-  if weights[tenant] == nil then weights[tenant] = redis.call('HGET', tweights, tenant) end
-  if weights[tenant] ~= weight then
-    redis.call('HSET', tweights, tenant, weight)
-    weights[tenant] = weight
-  end
-  local entry = redis.call('XADD', lane, '*', 'j', job_id, 'b', body)
-
-  local fields, model = {}, nil
+  local fields, model, parked, cutoff = {}, nil, nil, nil
   for i = a + 9, a + n - 1 do
     fields[#fields + 1] = ARGV[i]
-    if (i - a - 9) % 2 == 1 and ARGV[i - 1] == 'model' then model = ARGV[i] end
+    if (i - a - 9) % 2 == 1 then
+      local name = ARGV[i - 1]
+      if name == 'model' then model = ARGV[i]
+      elseif name == 'pbq' then parked = ARGV[i]
+      elseif name == 'cutoff_ms' then cutoff = ARGV[i] end
+    end
   end
   if idem ~= '' then fields[#fields + 1] = 'digest' ; fields[#fields + 1] = digest end
-  -- No 'where' field yet: absent means "in its lane", the common case (a smaller hash).
+
+  local entry = ''
+  if parked then
+    redis.call('SET', key_of(prefix, 'body', job_id), body)
+    redis.call('ZADD', key_of(prefix, 'pbq', pool, parked), cutoff, job_id)
+    fields[#fields + 1] = 'where' ; fields[#fields + 1] = 'pbq'
+  else
+    local lane = key_of(prefix, 'lane', pool, class, tenant)
+    local credits = key_of(prefix, 'credit', pool, class)
+    in_ring[credits] = in_ring[credits] or {}
+    if not in_ring[credits][tenant] then
+      if redis.call('HEXISTS', credits, tenant) == 0 then
+        redis.call('RPUSH', key_of(prefix, 'ring', pool, class), tenant)
+        redis.call('HSET', credits, tenant, weight)
+        pcall(redis.call, 'XGROUP', 'CREATE', lane, 'g', '0', 'MKSTREAM')
+      end
+      in_ring[credits][tenant] = true
+    end
+    -- The tenant's weight as its latest job says (a config reload may change it): written only
+    -- when it changed, a read being cheaper than a write (no AOF record, no keyspace change).
+    if weights[tenant] == nil then weights[tenant] = redis.call('HGET', tweights, tenant) end
+    if weights[tenant] ~= weight then
+      redis.call('HSET', tweights, tenant, weight)
+      weights[tenant] = weight
+    end
+    entry = redis.call('XADD', lane, '*', 'j', job_id, 'b', body)
+  end
+  -- No 'where' field for a job in its lane: absent means "in its lane", the common case (a
+  -- smaller hash).
   redis.call('HSET', key_of(prefix, 'job', job_id), 'status', STATUS.QUEUED, 'attempts', 0,
     'ix', ix, 'entry', entry, unpack(fields))
 
   -- Counted last: a job whose writes failed part-way is not counted (as alone, where the
-  -- counts came after the writes too).
-  if places[qfield] == nil then
-    places[qfield] = tonumber(redis.call('HGET', KEYS[1], qfield) or '0') or 0
+  -- counts came after the writes too). A parked job has no place in a lane.
+  local place = 0
+  if not parked then
+    if places[qfield] == nil then
+      places[qfield] = tonumber(redis.call('HGET', KEYS[1], qfield) or '0') or 0
+    end
+    place_added[qfield] = (place_added[qfield] or 0) + 1
+    place = places[qfield] + place_added[qfield]
   end
-  place_added[qfield] = (place_added[qfield] or 0) + 1
   tenant_queued(tenant)
   tq_added[tenant] = (tq_added[tenant] or 0) + 1
   added = added + 1
   local sk = class .. '|' .. (model or '')
   if not submitted[sk] then submitted[sk] = {class, model, 0} end
   submitted[sk][3] = submitted[sk][3] + 1
-  return {job_id, OUTCOME.NEW, places[qfield] + place_added[qfield], now, queued + added, ewma, 0}
+  return {job_id, OUTCOME.NEW, place, now, queued + added, ewma, 0}
 end
 
 local out, new = {}, {}

@@ -4,6 +4,9 @@
 -- (broker/coalescer.py): what they share (the pool's lease set, in-flight counts, counters, the
 -- service-time average, the wake check, a lane's tidy-up) is written once per call, not per job.
 -- Each job is finished on its own (pcall): one job's error reaches that job's caller only.
+-- A job held by a provider batch (`where` = 'pbatch', finished by the control plane) has no
+-- lease, worker slot or in-flight count to give back, and its hours at the provider are not a
+-- service time.
 -- KEYS: 1 leases zset, 2 pool stats, 3 dead-letter list, 4 metrics:jobs, 5 metrics:tokens
 -- ARGV: 1 prefix, 2 ttl s, then 9 per job (FINISH_ARGS in broker/script_calls/finish.py):
 --       job id, attempt, status (succeeded|failed), result json, error json, usage json, cost,
@@ -22,6 +25,7 @@ local st = redis.call('HMGET', KEYS[2], 'queued', 'ewma_ms')
 local ewma = tonumber(st[2] or '')
 -- Rolled up over the call, written once at its end.
 local done, pools, tenants, counted, lanes = {}, {}, {}, {}, {}
+local finished = 0
 
 local function json_or_null(s) if s == '' then return 'null' end return s end
 
@@ -30,15 +34,19 @@ local function finish_one(a)
   local result, err, usage, cost_s = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local history, usage_rec = ARGV[a + 7], ARGV[a + 8]
   local jk = key_of(prefix, 'job', job_id)
-  -- One read of the record per job: 9 reply_to, then what retain needs (10-14)
+  -- One read of the record per job: 9 reply_to, 10 where, then what retain needs (11-15)
   local f = redis.call('HMGET', jk, 'status', 'attempts', 'pool', 'priority', 'tenant', 'entry',
-    'started_ms', 'model', 'reply_to', unpack(RETAIN_FIELDS))
+    'started_ms', 'model', 'reply_to', 'where', unpack(RETAIN_FIELDS))
   if f[1] ~= STATUS.RUNNING or f[2] ~= attempt then return 0 end
+  local held = f[10] == 'pbatch'
   redis.call('HSET', jk, 'status', status, 'finished_ms', now, 'where', '',
     'result', result, 'error', err, 'usage', usage, 'cost', cost_s)
-  done[#done + 1] = job_id
+  finished = finished + 1
   pools[f[3] or ''] = true
-  tenants[f[5] or ''] = (tenants[f[5] or ''] or 0) + 1
+  if not held then
+    done[#done + 1] = job_id
+    tenants[f[5] or ''] = (tenants[f[5] or ''] or 0) + 1
+  end
   local ck = (f[3] or '') .. '|' .. (f[8] or '') .. '|' .. status
   if not counted[ck] then counted[ck] = {f[3], f[8], status, 0} end
   counted[ck][4] = counted[ck][4] + 1
@@ -66,7 +74,7 @@ local function finish_one(a)
     redis.call('EXPIRE', dkey, 100 * 86400)
     redis.call('EXPIRE', mkey, 400 * 86400)
   end
-  if f[7] then
+  if f[7] and not held then
     local took = now - tonumber(f[7])
     ewma = math.floor((ewma or took) * 0.9 + took * 0.1)
   end
@@ -87,7 +95,7 @@ local function finish_one(a)
     json_or_null(usage) .. '}'
   emit(prefix, job_id, status == STATUS.SUCCEEDED and 'completed' or 'failed', data, f[9],
     tonumber(attempt))
-  retain(prefix, job_id, ttl_s, dead, {f[10], status, f[12], f[13], f[14]})
+  retain(prefix, job_id, ttl_s, dead, {f[11], status, f[13], f[14], f[15]})
   return 1
 end
 
@@ -101,9 +109,11 @@ for a = 3, #ARGV, PER_JOB do
   end
 end
 
-if #done > 0 then
-  redis.call('ZREM', KEYS[1], unpack(done))
-  redis.call('HINCRBY', KEYS[2], 'inflight', -#done)
+if finished > 0 then
+  if #done > 0 then
+    redis.call('ZREM', KEYS[1], unpack(done))
+    redis.call('HINCRBY', KEYS[2], 'inflight', -#done)
+  end
   for tenant, n in pairs(tenants) do
     redis.call('HINCRBY', key_of(prefix, 'tinflight'), tenant, -n)
   end
