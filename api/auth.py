@@ -49,6 +49,8 @@ class Tenant:
     auth_mode: AuthMode
     key_id: str
     key_rpm: int | None = None
+    provider_batches: bool = False
+    """Patient jobs may go to a provider's Batch API (``TenantSettings.provider_batches``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,9 @@ class Authenticator:
         if found.key.rpm is not None:
             await self._count_request(found.key)
         note_caller(request, t.id, found.key.id)
-        return Tenant(t.id, t.weight, t.quotas, t.auth_mode, found.key.id, found.key.rpm)
+        return Tenant(
+            t.id, t.weight, t.quotas, t.auth_mode, found.key.id, found.key.rpm, t.provider_batches
+        )
 
     async def _count_request(self, key: ApiKeyRecord) -> None:
         """The key's own ``rpm``: every request counts, over a sliding minute shared by all

@@ -38,8 +38,9 @@ from anygate.broker.redis_link import is_outage
 from anygate.broker.routing import encode_plan
 from anygate.broker.scheduling import estimated_start_ms
 from anygate.core.body import parse_json_object, validate
+from anygate.core.parking import parking
 from anygate.core.schemas import BODY_MODELS, SubmitJob
-from anygate.telemetry import tracing
+from anygate.telemetry import count_execution, tracing
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +82,16 @@ async def submit_job(request: Request) -> Response:
             param="Idempotency-Key",
         )
     is_chat = spec.endpoint == "/v1/chat/completions"
+    place = parking(
+        gw.config,
+        steps[0],
+        spec.endpoint,
+        deadline_ms=deadline_ms,
+        opted_in=tenant.provider_batches,
+        client_key=client_key is not None,
+        now_ms=int(time.time() * 1000),
+    )
+    count_execution(place.choice.execution, place.choice.because)
     job = NewJob(
         tenant=tenant.id,
         pool=steps[0].provider,
@@ -98,6 +109,8 @@ async def submit_job(request: Request) -> Response:
         idempotency_key=idem,
         plan=encode_plan(steps, alias=model),
         trace=tracing.spans.carrier() if tracing.enabled else "",
+        parked_for=place.queue,
+        cutoff_ms=place.cutoff_ms,
     )
     enqueued = await gw.broker.enqueue(
         job, new_job_id(gw.broker.keys.shard_of_pool(job.pool))
@@ -110,7 +123,7 @@ async def submit_job(request: Request) -> Response:
             raise _not_found(enqueued.job_id)
         record = found
     body = record.to_api()
-    if record.status is JobStatus.QUEUED and enqueued.created:
+    if record.status is JobStatus.QUEUED and enqueued.created and not place.parked:
         eta = estimated_start_ms(
             enqueued.place,
             enqueued.queued_in_pool,

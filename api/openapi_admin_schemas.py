@@ -25,6 +25,7 @@ TENANT: JSON = obj(
         "auth_mode": {"type": "string", "enum": ["gateway", "passthrough", "hybrid"]},
         "quotas": schema_ref("TenantQuotas"),
         "budget_webhook_url": nullable(STR),
+        "provider_batches": BOOL,
         "created_at": NUM,
         "updated_at": NUM,
         "source": {"type": "string", "enum": ["config", "admin"]},

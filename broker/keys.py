@@ -161,6 +161,15 @@ class KeySpace:
         endpoint of one deployment), scored by the time each must go live."""
         return f"{self._pool_prefix(pool)}pbq:{pool}:{queue}"
 
+    def provider_batch_queues(self, pool: str) -> str:
+        """The names of the pool's parked queues that ever held a job (set): the control
+        plane finds them here, including a queue whose deployment left the configuration."""
+        return f"{self._pool_prefix(pool)}pbqueues:{pool}"
+
+    def provider_batch_lock(self, pool: str, name: str) -> str:
+        """One control process at a time collects a queue or follows a batch."""
+        return f"{self._pool_prefix(pool)}pblock:{name}"
+
     def provider_batch(self, pool: str, batch_id: str) -> str:
         """A provider batch the control plane follows (hash): its deployment, the provider's
         id for it, its state, cutoff and line count."""

@@ -10,6 +10,7 @@ whose attempt fence makes each job end once however its batch ends.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,13 +73,44 @@ class ProviderBatchStore:
     def _on(self, pool: str) -> KeySpace:
         return self._k.on(self._k.shard_of_pool(pool))
 
+    async def queues(self, pool: str) -> set[str]:
+        """The pool's parked queues that ever held a job."""
+        names = await awaited(self._redis.smembers(self._k.provider_batch_queues(pool)))
+        return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
+
+    async def lock(self, pool: str, name: str, ttl_ms: int) -> str | None:
+        """A token when this process now holds ``name`` for ``ttl_ms``, else None."""
+        token = secrets.token_hex(8)
+        key = self._k.provider_batch_lock(pool, name)
+        got = await awaited(self._redis.set(key, token, nx=True, px=ttl_ms))
+        return token if got else None
+
+    async def unlock(self, pool: str, name: str, token: str) -> None:
+        """Only our own lock: one that lapsed and was taken by another stays theirs."""
+        key = self._k.provider_batch_lock(pool, name)
+        held = await awaited(self._redis.get(key))
+        if held is not None and (held.decode() if isinstance(held, bytes) else held) == token:
+            await awaited(self._redis.delete(key))
+
+    async def models(self, pool: str, job_ids: Sequence[str]) -> dict[str, str]:
+        """Each job's model (the alias its usage is counted under)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self._k.job(job_id), "model")
+            found = await pipe.execute()
+        return {
+            job_id: (m.decode() if isinstance(m, bytes) else str(m))
+            for job_id, m in zip(job_ids, found, strict=True)
+            if m is not None
+        }
+
     async def parked(self, pool: str, queue: str) -> int:
         return int(await awaited(self._redis.zcard(self._k.parked(pool, queue))))
 
-    async def overdue(self, pool: str, queue: str, now_ms: int, limit: int) -> list[str]:
-        """Parked jobs whose cutoff came before a batch took them."""
+    async def overdue(self, pool: str, queue: str, before_ms: float, limit: int) -> list[str]:
+        """Parked jobs whose cutoff comes before ``before_ms`` (too late for a batch)."""
         ids = await awaited(
-            self._redis.zrangebyscore(self._k.parked(pool, queue), "-inf", now_ms, 0, limit)
+            self._redis.zrangebyscore(self._k.parked(pool, queue), "-inf", before_ms, 0, limit)
         )
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 

@@ -75,6 +75,7 @@ class TenantRecord(TenantSettings):
             "auth_mode": self.auth_mode,
             "quotas": self.quotas.model_dump(exclude_none=True),
             "budget_webhook_url": self.budget_webhook_url,
+            "provider_batches": self.provider_batches,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "source": self.source,

@@ -319,6 +319,11 @@ class Deployment(_Strict):
     tpm: Annotated[int, Field(gt=0)] | None = None
     input_price_per_m: Annotated[float, Field(ge=0)] = 0.0
     output_price_per_m: Annotated[float, Field(ge=0)] = 0.0
+    batch_api: bool = False
+    """Patient jobs of tenants that opt in may go to this deployment's provider Batch API
+    (docs/provider-batches.md): OpenAI's ``/v1/batches``, Gemini's batch mode."""
+    batch_price_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """The share of the list prices a provider batch is charged (both providers: half)."""
 
 
 class ModelKind(enum.StrEnum):
@@ -523,6 +528,10 @@ class TenantSettings(_Strict):
     budget_webhook_url: Annotated[str, Field(pattern=r"^https?://", max_length=2048)] | None = None
     """Where this tenant's budget warnings go (docs/operations.md#budget-warnings); None: the
     operator's ``budget_warnings.webhook_url``."""
+    provider_batches: bool = False
+    """The tenant's patient jobs (a deadline, or a batch's completion window, that leaves room)
+    may go to a provider's own Batch API at its discount, answering later within the deadline
+    (docs/provider-batches.md)."""
 
 
 class TenantConfig(TenantSettings):
@@ -541,6 +550,7 @@ class TenantConfig(TenantSettings):
             quotas=self.quotas,
             auth_mode=self.auth_mode,
             budget_webhook_url=self.budget_webhook_url,
+            provider_batches=self.provider_batches,
         )
 
 
@@ -602,6 +612,40 @@ class MetricsConfig(_Strict):
         return self
 
 
+class ProviderBatchConfig(_Strict):
+    """The deadline-aware path (docs/provider-batches.md): when a job waits for a provider
+    batch, how long jobs are collected, how often a batch is followed, and when it is given up
+    for live calls."""
+
+    min_room_s: Annotated[float, Field(gt=0)] = 3_600.0
+    """A job is sent to a provider batch only when its deadline is at least this far away."""
+    live_reserve_s: Annotated[float, Field(ge=0)] = 900.0
+    """Kept before a job's deadline to finish it with a live call: a provider batch that has
+    not answered by then is cancelled, and what it did not run goes live."""
+    collect_s: Annotated[float, Field(gt=0, le=3_600)] = 30.0
+    """How long parked jobs wait for others before their batch is sent (sooner when
+    ``max_lines`` are waiting)."""
+    max_lines: Annotated[int, Field(ge=1, le=50_000)] = 50_000
+    """Jobs per provider batch (OpenAI's limit is 50,000)."""
+    poll_s: Annotated[float, Field(gt=0, le=3_600)] = 30.0
+    """How often a provider batch's state is read."""
+    cancel_wait_s: Annotated[float, Field(gt=0)] = 600.0
+    """After cancelling a batch at its cutoff, how long to wait for the provider to confirm
+    before its unanswered jobs go live anyway (a line it still ran is then paid twice)."""
+    submit_wait_s: Annotated[float, Field(gt=0)] = 120.0
+    """A batch whose jobs were taken but which no provider accepted within this long (its
+    control process died in between) sends its jobs live."""
+
+    @model_validator(mode="after")
+    def _room_beyond_reserve(self) -> ProviderBatchConfig:
+        if self.min_room_s <= self.live_reserve_s:
+            raise ValueError(
+                "provider_batches.min_room_s: must exceed live_reserve_s "
+                f"({self.live_reserve_s:g}), or no job would have time for a batch"
+            )
+        return self
+
+
 class AnygateConfig(_Strict):
     server: ServerConfig = ServerConfig()
     redis: RedisConfig = RedisConfig()
@@ -612,6 +656,7 @@ class AnygateConfig(_Strict):
     cache: CacheConfig = CacheConfig()
     files: FilesConfig = FilesConfig()
     batches: BatchesConfig = BatchesConfig()
+    provider_batches: ProviderBatchConfig = ProviderBatchConfig()
     pools: dict[str, PoolConfig] = Field(default_factory=dict)
     tenants: tuple[TenantConfig, ...] = ()
     admin_api_keys: tuple[SecretRef, ...] = ()

@@ -38,6 +38,8 @@ class LiveBecause(enum.StrEnum):
     """The route's first deployment does not allow batches (``batch_api``)."""
     TENANT = "tenant"
     """The tenant has not opted in."""
+    CLIENT_KEY = "client_key"
+    """The client pays with its own provider key; a provider batch goes with the gateway's."""
 
 
 BATCHABLE_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/embeddings"})

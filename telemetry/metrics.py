@@ -39,6 +39,8 @@ _WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 
 _REDIS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 CacheResult = Literal["hit", "miss", "bypass"]
+ProviderBatchOutcome = Literal["completed", "expired", "failed", "cut_off", "not_started"]
+ProviderBatchJobOutcome = Literal["answered", "failed", "live"]
 UpstreamOutcome = Literal["ok", "rate_limited", "error", "timeout"]
 RateLimit = Literal["rpm", "tpm", "tenant"]
 WebhookKind = Literal["job", "batch", "budget"]
@@ -126,6 +128,29 @@ BUDGET_WARNINGS = Counter(
     "anygate_budget_warnings",
     "Budget warnings sent, by period and threshold (percent).",
     ("period", "threshold"),
+)
+PROVIDER_BATCHES = Counter(
+    "anygate_provider_batches",
+    "Provider batches finished with, by how they ended.",
+    ("pool", "outcome"),
+)
+PROVIDER_BATCH_JOBS = Counter(
+    "anygate_provider_batch_jobs",
+    "Jobs of provider batches, by what became of each: answered, failed, or sent live.",
+    ("pool", "outcome"),
+)
+PROVIDER_BATCH_SAVED = Counter(
+    "anygate_provider_batch_saved_usd",
+    "List price less the discounted price of the jobs provider batches answered (USD).",
+    ("pool",),
+)
+
+# --- API and control ----------------------------------------------------------------------------
+
+EXECUTION_CHOICES = Counter(
+    "anygate_execution_choices",
+    "New jobs by the path chosen to their provider, and why not a provider batch.",
+    ("execution", "because"),
 )
 
 # --- every process ------------------------------------------------------------------------------
@@ -273,6 +298,28 @@ def _webhook_child(kind: WebhookKind, outcome: WebhookOutcome) -> Counter:
 
 def count_webhook(kind: WebhookKind, outcome: WebhookOutcome) -> None:
     _webhook_child(kind, outcome).inc()
+
+
+def count_provider_batch(
+    pool: str, outcome: ProviderBatchOutcome, jobs: dict[ProviderBatchJobOutcome, int], saved: float
+) -> None:
+    """One provider batch finished with: how it ended, its jobs' fates, the money it saved."""
+    PROVIDER_BATCHES.labels(pool, outcome).inc()
+    for fate, n in jobs.items():
+        if n:
+            PROVIDER_BATCH_JOBS.labels(pool, fate).inc(n)
+    if saved > 0:
+        PROVIDER_BATCH_SAVED.labels(pool).inc(saved)
+
+
+@functools.cache
+def _execution_child(execution: str, because: str) -> Counter:
+    return EXECUTION_CHOICES.labels(execution, because)
+
+
+def count_execution(execution: str, because: str | None) -> None:
+    """``because``: ``core.execution.LiveBecause`` for a live job; ``room`` for a parked one."""
+    _execution_child(execution, because or "room").inc()
 
 
 def count_budget_warning(period: Literal["day", "month"], threshold: int) -> None:

@@ -43,9 +43,12 @@ from anygate.broker.errors import AnygateError
 from anygate.broker.file_store import FileStore, FileWriter
 from anygate.broker.keys import MOVED
 from anygate.broker.redis_link import is_outage
+from anygate.broker.routing import Step
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig
+from anygate.core.parking import Parking, parking
 from anygate.core.planning import Planner
+from anygate.telemetry import count_execution
 from anygate.workers.batch_lines_to_jobs import (
     BatchContext,
     Rejected,
@@ -180,7 +183,28 @@ class BatchDriver:
             quotas=tenant.quotas.model_copy(update={"max_queued": None}),
             endpoint=batch.h["endpoint"],
             keep_s=window_s + self._config.retention.result_ttl_s,
+            window_end_ms=int(batch.number("expires_at") * 1000),
+            provider_batches=tenant.provider_batches,
         )
+
+    def _chooser(self, ctx: BatchContext) -> Callable[[Step], Parking]:
+        """Whether a line waits for a provider batch: the batch's window is its deadline."""
+        now_ms = int(time.time() * 1000)
+
+        def choose(first: Step) -> Parking:
+            place = parking(
+                self._config,
+                first,
+                ctx.endpoint,
+                deadline_ms=ctx.window_end_ms,
+                opted_in=ctx.provider_batches,
+                client_key=False,
+                now_ms=now_ms,
+            )
+            count_execution(place.choice.execution, place.choice.because)
+            return place
+
+        return choose
 
     async def _expand_chunk(self, batch: Batch) -> None:
         file_id = batch.h["input_file_id"]
@@ -192,7 +216,10 @@ class BatchDriver:
             return
         bad = {b.line: b.reason for b in await self._files.bad_lines(file_id)}
         lines = split_lines(chunk, line_base)
-        outcomes = [await line_to_job(ctx, n, raw, self._planner, bad) for n, raw in lines]
+        choose = self._chooser(ctx)
+        outcomes = [
+            await line_to_job(ctx, n, raw, self._planner, bad, choose=choose) for n, raw in lines
+        ]
         enqueued = await asyncio.gather(
             *(self._enqueue(o) for o in outcomes if not isinstance(o, Rejected)),
             return_exceptions=False,

@@ -7,6 +7,7 @@ here too, so a batch line fails the same way a direct call would, with its custo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +15,10 @@ import orjson
 
 from anygate.broker import NewJob
 from anygate.broker.errors import AnygateError
-from anygate.broker.routing import encode_plan
+from anygate.broker.routing import Step, encode_plan
 from anygate.config import Priority, TenantQuotas
 from anygate.core.body import validate
+from anygate.core.parking import Parking
 from anygate.core.planning import Planner
 from anygate.core.schemas import BODY_MODELS
 
@@ -46,6 +48,10 @@ class BatchContext:
     quotas: TenantQuotas
     endpoint: str
     keep_s: int
+    window_end_ms: int = 0
+    """The completion window's end: a line's deadline when it may wait for a provider batch."""
+    provider_batches: bool = False
+    """The tenant opted in to provider batches (``TenantSettings.provider_batches``)."""
 
 
 def idempotency_key(batch_id: str, line: int) -> str:
@@ -54,8 +60,16 @@ def idempotency_key(batch_id: str, line: int) -> str:
 
 
 async def line_to_job(
-    ctx: BatchContext, line: int, raw: bytes, planner: Planner, known_bad: dict[int, str]
+    ctx: BatchContext,
+    line: int,
+    raw: bytes,
+    planner: Planner,
+    known_bad: dict[int, str],
+    *,
+    choose: Callable[[Step], Parking] | None = None,
 ) -> NewJob | Rejected:
+    """``choose``: whether the line's job waits for a provider batch, given its route's first
+    step (``core/parking.py``); None: every line goes live."""
     try:
         item = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -79,6 +93,8 @@ async def line_to_job(
     except AnygateError as exc:
         return Rejected(line, custom_id, exc.code or "invalid_request", exc.message)
     model = str(body["model"])
+    place = choose(steps[0]) if choose is not None else None
+    parked = place is not None and place.parked
     return NewJob(
         tenant=ctx.tenant,
         pool=steps[0].provider,
@@ -94,4 +110,6 @@ async def line_to_job(
         batch_id=ctx.batch_id,
         custom_id=custom_id,
         keep_s=ctx.keep_s,
+        parked_for=place.queue if parked and place else "",
+        cutoff_ms=place.cutoff_ms if parked and place else 0,
     )

@@ -4,7 +4,8 @@ arq is kept behind this module and ``control_runner.py`` (upstream has it in mai
 mode): the data plane never touches it, and replacing it means rewriting only these two. This
 one holds the control plane's jobs and builds one arq worker from them: it prunes each
 tenant's job index of jobs whose records expired, drives batches (expansion, cancellation,
-expiry, finalisation with usage roll-up: ``batch_driver.py``) and delivers their webhooks.
+expiry, finalisation with usage roll-up: ``batch_driver.py``), sends patient jobs to providers'
+own Batch APIs (``provider_batch/collector.py``) and delivers webhooks.
 ``control_runner.py`` keeps arq workers running, one after another, across Redis outages.
 """
 
@@ -31,6 +32,7 @@ from anygate.telemetry import count_webhook
 from anygate.workers.batch_driver import BatchDriver
 from anygate.workers.budget_warnings import BudgetWatch
 from anygate.workers.metric_labels import webhook_kind
+from anygate.workers.provider_batch.collector import Collector
 from anygate.workers.webhooks import MAX_TRIES, TIMEOUT_S, post_webhook
 
 log = structlog.get_logger(__name__)
@@ -68,6 +70,13 @@ async def drive_batches(ctx: dict[str, Any]) -> int:
     """Every second: expand, wind down and finalise batches (``batch_driver.py``)."""
     driver: BatchDriver = ctx["batch_driver"]
     return await driver.tick()
+
+
+async def collect_provider_batches(ctx: dict[str, Any]) -> int:
+    """Every second: parked jobs into provider batches, and batches followed to their end
+    (``provider_batch/collector.py``)."""
+    collector: Collector = ctx["provider_batches"]
+    return await collector.tick()
 
 
 async def check_budgets(ctx: dict[str, Any]) -> int:
@@ -191,6 +200,7 @@ async def prepare(ctx: dict[str, Any]) -> None:
     ctx["batch_driver"] = BatchDriver(
         config, redis, broker, Planner(config, redis, HealthView()), on_webhook
     )
+    ctx["provider_batches"] = Collector(config, broker)
 
 
 def queue_name(keys: KeySpace) -> str:
@@ -238,6 +248,7 @@ def worker_settings(keys: KeySpace, budget_check_s: int = 5) -> dict[str, Any]:
             every_second(hand_over_job_webhooks),
             every_second(reclaim_leases),
             every_second(drive_batches, run_at_startup=True),
+            every_second(collect_provider_batches),
             cron(
                 _quiet_on_outage(check_budgets),
                 name=arq_id(keys, "cron:check_budgets"),

@@ -21,7 +21,8 @@
 -- empty part meaning no limit; usage is read from the hashes finish-5.lua adds to.
 -- A job whose record names a provider-batch queue (field `pbq`: its deployment's key, with
 -- `cutoff_ms`) is parked there instead of a lane: its body in its own key, its id in
--- pbq:<pool>:<deployment> scored by the time it must go live (script_calls/provider_batch.py).
+-- pbq:<pool>:<queue> scored by the time it must go live, the queue named in pbqueues:<pool>
+-- (script_calls/provider_batch.py).
 -- Returns one reply per job, in order:
 --   {job id, 'new'|'existing'|'conflict', place in lane, created ms, jobs queued in the pool,
 --    mean service ms ('' when unknown), live worker slots}: all a 202 needs, in one trip;
@@ -123,6 +124,7 @@ local function enqueue_one(a, n)
   if parked then
     redis.call('SET', key_of(prefix, 'body', job_id), body)
     redis.call('ZADD', key_of(prefix, 'pbq', pool, parked), cutoff, job_id)
+    redis.call('SADD', key_of(prefix, 'pbqueues', pool), parked)
     fields[#fields + 1] = 'where' ; fields[#fields + 1] = 'pbq'
   else
     local lane = key_of(prefix, 'lane', pool, class, tenant)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from anygate.broker.errors import UpstreamError
 from anygate.workers.adapters.gemini import api_root, model_path
 from anygate.workers.adapters.http import error_for_status, json_object
 from anygate.workers.adapters.upstream import transport_error
@@ -73,6 +74,14 @@ class GeminiBatchClient:
         self._host = f"{parts.scheme}://{parts.netloc}"
         self._version = parts.path.rstrip("/").rsplit("/", 1)[-1]
         self._headers = {"content-type": "application/json", **headers}
+
+    def unfit(self, request: BatchRequest) -> UpstreamError | None:
+        """A request Gemini cannot carry (a fallback may bring one the API did not check)."""
+        try:
+            inlined_request(request)
+        except UpstreamError as exc:
+            return exc
+        return None
 
     async def _call(self, method: str, url: str, body: Any = None) -> httpx.Response:
         content = None if body is None else orjson.dumps(body)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from anygate.broker.errors import UpstreamError
 from anygate.workers.provider_batch.lines import BatchRequest, ReadBack
 
 
@@ -52,6 +53,11 @@ class RemoteBatch:
 
 class BatchClient(Protocol):
     """One provider's batch API: each client maps its provider's states and formats."""
+
+    def unfit(self, request: BatchRequest) -> UpstreamError | None:
+        """Why this job cannot be a line of the provider's batch (a request its format cannot
+        carry), or None: such a job goes live, where it fails as a live call would."""
+        ...
 
     async def submit(
         self, upstream_model: str, endpoint: str, requests: Sequence[BatchRequest], label: str
