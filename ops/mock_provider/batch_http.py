@@ -233,7 +233,9 @@ def _gemini_answer(
         return gemini_files.error(
             incoming, code, f"Method not found: {incoming.method} {incoming.path}"
         )
-    failure = gemini_http.auth_failure(incoming, settings)
+    # The resumable session URL is itself the credential: google-genai sends no key with it.
+    session = route.endpoint == "gfiles_upload" and incoming.query("upload_id") is not None
+    failure = None if session else gemini_http.auth_failure(incoming, settings)
     if failure is not None:
         return failure
     try:

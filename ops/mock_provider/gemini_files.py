@@ -102,12 +102,15 @@ def start_upload(incoming: Incoming, book: BatchBook, version: str) -> Exchange:
     meta = body.get("file") if isinstance(body, dict) else None
     meta = meta if isinstance(meta, dict) else {}
     declared_type = incoming.header(b"x-goog-upload-header-content-type")
-    mime = meta.get("mimeType") or (declared_type.decode("latin-1") if declared_type else None)
+    # google-genai sends the File's fields in snake_case; proto JSON accepts both spellings.
+    mime = meta.get("mimeType") or meta.get("mime_type")
+    if mime is None and declared_type:
+        mime = declared_type.decode("latin-1")
     if not isinstance(mime, str) or not mime:
         raise BadRequestError("* file.mime_type: a MIME type is required.")
     length = incoming.header(b"x-goog-upload-header-content-length")
     size = int(length) if length is not None and length.isdigit() else None
-    display = meta.get("displayName")
+    display = meta.get("displayName") or meta.get("display_name")
     upload_id = new_id("", 16)
     with book.lock:
         book.uploads[upload_id] = PendingUpload(
