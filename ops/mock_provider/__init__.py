@@ -6,7 +6,8 @@ Provider endpoints: OpenAI `POST /v1/chat/completions`, `POST /v1/embeddings`, `
 `:countTokens`, `GET models` and `GET models/{model}`.
 
 Batch mode (`batch_http`): OpenAI `/v1/files` and `/v1/batches`; Gemini
-`models/{model}:batchGenerateContent`, `batches`, `files` and the resumable `/upload/.../files`.
+`models/{model}:batchGenerateContent` and `:asyncBatchEmbedContent`, `batches`, `files` and the
+resumable `/upload/.../files`.
 
 Control endpoints under `/_mock/`: `faults` (GET, POST rules, DELETE), `batch_faults` (the same
 for provider batches), `settings` (GET, POST a partial update), `requests` (GET `?limit=N`,

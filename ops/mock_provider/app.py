@@ -163,6 +163,7 @@ class MockApp:
 
     def __init__(self, settings: MockSettings) -> None:
         self.state = MockState(settings)
+        self._desk = batch_http.BatchDesk(self.state.batches, self.state.log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -202,8 +203,7 @@ class MockApp:
     ) -> tuple[Exchange, FaultRule | None]:
         """Answer, apply the rate limits and pick the fault; the record learns all of it."""
         now = record.arrived_at = time.time()
-        desk = batch_http.BatchDesk(self.state.batches, self.state.log)
-        incoming, provider, exchange = _answer(scope, settings, raw, record, desk)
+        incoming, provider, exchange = _answer(scope, settings, raw, record, self._desk)
         if not exchange.plannable:
             return exchange, None
         limiter, limiter_key = self.state.limiter, None

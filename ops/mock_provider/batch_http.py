@@ -28,6 +28,10 @@ from anygate.ops.mock_provider.settings import MockSettings
 
 _OPENAI_COLLECTIONS = {"files", "batches"}
 _GEMINI_VERSIONS = ("v1beta", "v1")
+_GEMINI_BATCH_ACTIONS = {
+    "batchGenerateContent": "batch_generate",
+    "asyncBatchEmbedContent": "batch_embed_async",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,13 @@ class BatchDesk:
 
 
 def resolve(method: str, path: str, *, gemini_credentials: bool) -> BatchRoute | None:
-    """The batch endpoint for a request, or None when it is not a batch-mode path."""
+    """The batch endpoint for a request, or None when it is not a batch-mode path.
+
+    Every live request passes through here first, so the common case leaves at one substring
+    test: no batch-mode path lacks both "atch" and "files".
+    """
+    if "atch" not in path and "files" not in path:
+        return None
     parts = path.strip("/").split("/")
     if parts[0] in ("upload", "download") and len(parts) >= 3 and parts[2] == "files":
         return _gemini_transfer(method, parts)
@@ -64,9 +74,11 @@ def resolve(method: str, path: str, *, gemini_credentials: bool) -> BatchRoute |
     version = parts[0]
     if version == "v1" and parts[1] in _OPENAI_COLLECTIONS and not gemini_credentials:
         return _openai(method, parts[1:])
-    if parts[1] == "models" and len(parts) == 3 and parts[2].endswith(":batchGenerateContent"):
-        model = parts[2].partition(":")[0]
-        return BatchRoute("gemini", _only(method, "POST", "batch_generate"), model, None, version)
+    if parts[1] == "models" and len(parts) == 3:
+        model, _, action = parts[2].partition(":")
+        endpoint = _GEMINI_BATCH_ACTIONS.get(action)
+        if endpoint is not None:
+            return BatchRoute("gemini", _only(method, "POST", endpoint), model, None, version)
     if parts[1] == "batches":
         return _gemini_batches(method, parts[2:], version)
     if parts[1] == "files":
@@ -271,8 +283,10 @@ def _gemini_dispatch(
             return gemini_files.delete(incoming, book, resource)
         if endpoint == "gfiles_download":
             return gemini_files.download(incoming, book, resource)
-        if endpoint == "batch_generate":
-            return gemini_batches.create(incoming, book, settings, route.model or "", version)
+        if endpoint in ("batch_generate", "batch_embed_async"):
+            embed = endpoint == "batch_embed_async"
+            model = route.model or ""
+            return gemini_batches.create(incoming, book, settings, model, version, embed=embed)
         now = time.time()
         if endpoint == "gbatches_list":
             return gemini_files.ok(incoming, _gemini_page(incoming, settings, desk, now))

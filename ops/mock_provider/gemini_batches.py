@@ -5,7 +5,9 @@ Every answer is a long-running Operation whose `metadata` is the `GenerateConten
 are the REST API's `BATCH_STATE_*`, which the SDK maps to `JobState.JOB_STATE_*`. Inline input
 comes back in `output.inlinedResponses.inlinedResponses[]` in input order, each a `response` or
 an `error` with its `metadata`; file input (JSONL of `{"key", "request"}`) comes back as a
-`responsesFile` of `{"key", "response"|"error"}` lines.
+`responsesFile` of `{"key", "response"|"error"}` lines. `:asyncBatchEmbedContent` takes the
+same envelope with EmbedContentRequests; its inline responses carry `embedding`, which
+google-genai files under `inlined_embed_content_responses`.
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ def run_line(
     return LineResult(200, body, response_id, plan.prompt_tokens, plan.candidates_tokens)
 
 
+def run_embed_line(
+    line: LineRequest, index: int, faults: BatchFaults, settings: MockSettings
+) -> LineResult:
+    """Answer one request of an embeddings batch as live embedContent would."""
+    response_id = base64.urlsafe_b64encode(os.urandom(15)).decode()
+    status = faults.line_error(index)
+    if status is not None:
+        return LineResult(status, gemini_wire.fault_error(status, None), response_id)
+    try:
+        body = gemini_wire.embed_content_response(line.body, settings)
+    except BadRequestError as exc:
+        return LineResult(400, gemini_wire.error_body(400, exc.message), response_id)
+    return LineResult(200, body, response_id, gemini_wire.embed_token_count([line.body], settings))
+
+
 def _field(mapping: Mapping[str, Any], camel: str, snake: str) -> Any:
     """Proto JSON accepts both spellings; google-genai sends camelCase."""
     value = mapping.get(camel)
@@ -104,8 +121,15 @@ def _file_lines(book: BatchBook, file_name: Any, model: str) -> list[LineRequest
 
 
 def create(
-    incoming: Incoming, book: BatchBook, settings: MockSettings, model: str, version: str
+    incoming: Incoming,
+    book: BatchBook,
+    settings: MockSettings,
+    model: str,
+    version: str,
+    *,
+    embed: bool = False,
 ) -> Exchange:
+    """`:batchGenerateContent`, or with `embed` `:asyncBatchEmbedContent` (same envelope)."""
     body = incoming.json()
     batch = body.get("batch") if isinstance(body, Mapping) else None
     if not isinstance(batch, Mapping):
@@ -117,7 +141,7 @@ def create(
     file_name = _field(config, "fileName", "file_name")
     if (requests is None) == (file_name is None):
         raise BadRequestError("* batch.input_config: exactly one of requests or file_name")
-    path = f"/{version}/models/{model}:generateContent"
+    path = f"/{version}/models/{model}:{'embedContent' if embed else 'generateContent'}"
     if requests is not None:
         inner = requests.get("requests") if isinstance(requests, Mapping) else None
         lines = _inline_lines(inner, model)
@@ -131,7 +155,7 @@ def create(
         provider="gemini",
         timeline=Timeline(now, settings.batch_delay_s, len(lines), book.faults.take("gemini")),
         lines=lines,
-        runner=run_line,
+        runner=run_embed_line if embed else run_line,
         details={
             "model": f"models/{model}",
             "display_name": display if isinstance(display, str) else "",

@@ -41,7 +41,7 @@ _UNRUN = {
 }
 
 
-def _line_errors(raw: bytes, endpoint: str) -> tuple[list[LineRequest], list[dict[str, Any]]]:
+def _parse_lines(raw: bytes, endpoint: str) -> tuple[list[LineRequest], list[dict[str, Any]]]:
     """The file's requests, and the validation errors OpenAI would report for it."""
     lines: list[LineRequest] = []
     errors: list[dict[str, Any]] = []
@@ -161,7 +161,7 @@ def create(incoming: Incoming, book: BatchBook, settings: MockSettings) -> Excha
     if source.purpose != "batch":
         message = f"File {file_id} has purpose '{source.purpose}'; a batch needs 'batch'."
         raise BadRequestError(message, param="input_file_id")
-    lines, errors = _line_errors(source.data, str(endpoint))
+    lines, errors = _parse_lines(source.data, str(endpoint))
     now = time.time()
     faults = book.faults.take("openai")
     job = Job(

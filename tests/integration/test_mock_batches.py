@@ -332,3 +332,24 @@ def test_gemini_expired_batch_maps_to_job_state_expired(
     first, second = final.dest.inlined_responses
     assert first.response is not None
     assert second.error is not None
+
+
+@pytest.mark.filterwarnings("ignore:batches.create_embeddings")
+def test_gemini_embeddings_batch_returns_the_live_vectors(gemini: genai.Client) -> None:
+    source = types.EmbeddingsBatchJobSource(
+        inlined_requests=types.EmbedContentBatch(contents=["alpha", "beta"])
+    )
+    job = gemini.batches.create_embeddings(model="gemini-embedding-001", src=source)
+
+    final = poll(lambda: gemini.batches.get(name=job.name or ""), gemini_done)[-1]
+    live = gemini.models.embed_content(model="gemini-embedding-001", contents="beta")
+
+    assert final.state == types.JobState.JOB_STATE_SUCCEEDED
+    assert final.dest is not None
+    answers = final.dest.inlined_embed_content_responses
+    assert answers is not None
+    assert len(answers) == 2
+    assert live.embeddings is not None
+    assert answers[1].response is not None
+    assert answers[1].response.embedding is not None
+    assert answers[1].response.embedding.values == live.embeddings[0].values
