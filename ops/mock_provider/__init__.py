@@ -5,9 +5,14 @@ Provider endpoints: OpenAI `POST /v1/chat/completions`, `POST /v1/embeddings`, `
 `:streamGenerateContent` (`?alt=sse` for SSE), `:embedContent`, `:batchEmbedContents`,
 `:countTokens`, `GET models` and `GET models/{model}`.
 
-Control endpoints under `/_mock/`: `faults` (GET, POST rules, DELETE), `settings` (GET, POST a
-partial update), `requests` (GET `?limit=N`, DELETE), `reset` (POST: start settings, no faults,
-empty log, rate limits uncharged) and `health`.
+Batch mode (`batch_http`): OpenAI `/v1/files` and `/v1/batches`; Gemini
+`models/{model}:batchGenerateContent` and `:asyncBatchEmbedContent`, `batches`, `files` and the
+resumable `/upload/.../files`.
+
+Control endpoints under `/_mock/`: `faults` (GET, POST rules, DELETE), `batch_faults` (the same
+for provider batches), `settings` (GET, POST a partial update), `requests` (GET `?limit=N`,
+DELETE), `reset` (POST: start settings, no faults, empty log, no batches, rate limits uncharged)
+and `health`.
 
 Rate limits (`rate_limit_rpm`, `rate_limit_tpm` over `rate_limit_window_s`) are enforced per API
 key and provider with an exact sliding window; refusals are 429s in each provider's own shape.

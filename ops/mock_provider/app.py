@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from anygate.ops.mock_provider import control, gemini_http, openai_http
+from anygate.ops.mock_provider import batch_http, control, gemini_http, openai_http
 from anygate.ops.mock_provider.control import MockState
 from anygate.ops.mock_provider.exchange import Exchange, Incoming
 from anygate.ops.mock_provider.faults import FaultRule
@@ -163,6 +163,7 @@ class MockApp:
 
     def __init__(self, settings: MockSettings) -> None:
         self.state = MockState(settings)
+        self._desk = batch_http.BatchDesk(self.state.batches, self.state.log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -202,7 +203,7 @@ class MockApp:
     ) -> tuple[Exchange, FaultRule | None]:
         """Answer, apply the rate limits and pick the fault; the record learns all of it."""
         now = record.arrived_at = time.time()
-        incoming, provider, exchange = _answer(scope, settings, raw, record)
+        incoming, provider, exchange = _answer(scope, settings, raw, record, self._desk)
         if not exchange.plannable:
             return exchange, None
         limiter, limiter_key = self.state.limiter, None
@@ -236,7 +237,11 @@ class MockApp:
 
 
 def _answer(
-    scope: Scope, settings: MockSettings, raw: bytes, record: RequestRecord
+    scope: Scope,
+    settings: MockSettings,
+    raw: bytes,
+    record: RequestRecord,
+    desk: batch_http.BatchDesk,
 ) -> tuple[Incoming, _Provider, Exchange]:
     """Route and plan the provider's answer; the record learns provider, model, key and body."""
     path = record.path
@@ -254,13 +259,22 @@ def _answer(
         goog_api_key=goog_api_key,
         raw_body=raw,
         request_id=record.id,
+        headers=scope["headers"],
     )
     gemini_credentials = goog_api_key is not None or (
         path.startswith("/v1/models") and incoming.query("key") is not None
     )
-    route = resolve(record.method, path, gemini_credentials=gemini_credentials)
-    provider = _PROVIDERS[route.provider]
-    exchange = provider.handle(route, incoming, settings)
+    batch_route = batch_http.resolve(
+        record.method, path, gemini_credentials=goog_api_key is not None
+    )
+    if batch_route is not None:
+        route = batch_route.route
+        provider = _PROVIDERS[route.provider]
+        exchange = batch_http.handle(batch_route, incoming, settings, desk)
+    else:
+        route = resolve(record.method, path, gemini_credentials=gemini_credentials)
+        provider = _PROVIDERS[route.provider]
+        exchange = provider.handle(route, incoming, settings)
     record.provider = route.provider
     record.model, record.stream = provider.facts(route, incoming)
     record.body = body_for_log(incoming.parsed_or_none(), raw)

@@ -90,6 +90,13 @@ def _help(name: str) -> str:
     help=_help("rate_limit_per_model"),
 )
 @click.option(
+    "--batch-delay-s",
+    type=float,
+    default=_default("batch_delay_s"),
+    show_default=True,
+    help=_help("batch_delay_s"),
+)
+@click.option(
     "--request-log-size",
     type=int,
     default=_default("request_log_size"),

@@ -12,6 +12,8 @@ from urllib.parse import parse_qs
 import orjson
 from pydantic import ValidationError
 
+from anygate.ops.mock_provider.batch_jobs import parse_batch_rules
+from anygate.ops.mock_provider.batch_store import BatchBook
 from anygate.ops.mock_provider.faults import FaultBook, parse_rules
 from anygate.ops.mock_provider.rate_limits import RateLimiter
 from anygate.ops.mock_provider.request_log import RequestLog
@@ -29,6 +31,7 @@ class MockState:
 
     settings: MockSettings
     faults: FaultBook = field(default_factory=FaultBook)
+    batches: BatchBook = field(default_factory=BatchBook)
     log: RequestLog = field(init=False)
     limiter: RateLimiter = field(init=False)
     initial: MockSettings = field(init=False)
@@ -47,6 +50,7 @@ class MockState:
         """Back to the start: initial settings, no faults, no history, nothing charged."""
         self.apply(self.initial)
         self.faults.clear()
+        self.batches.clear()
         self.log.clear()
         self.limiter.clear()
 
@@ -74,6 +78,8 @@ def handle(state: MockState, method: str, path: str, query: bytes, raw: bytes) -
             return _reply(200, {"status": "ok"}) if method == "GET" else _not_allowed(method, path)
         if resource == "faults":
             return _faults(state, method, path, raw)
+        if resource == "batch_faults":
+            return _batch_faults(state, method, path, raw)
         if resource == "settings":
             return _settings(state, method, path, raw)
         if resource == "requests":
@@ -101,6 +107,18 @@ def _faults(state: MockState, method: str, path: str, raw: bytes) -> tuple[int, 
         return _not_allowed(method, path)
     rules = [rule.model_dump() for rule in state.faults.rules()]
     return _reply(200, {"data": rules})
+
+
+def _batch_faults(state: MockState, method: str, path: str, raw: bytes) -> tuple[int, bytes]:
+    """Rules that shape provider batches created after them (see `batch_jobs.BatchFaultRule`)."""
+    book = state.batches.faults
+    if method == "POST":
+        book.add(parse_batch_rules(_load(raw)))
+    elif method == "DELETE":
+        book.clear()
+    elif method != "GET":
+        return _not_allowed(method, path)
+    return _reply(200, {"data": [rule.model_dump() for rule in book.rules()]})
 
 
 def _settings(state: MockState, method: str, path: str, raw: bytes) -> tuple[int, bytes]:

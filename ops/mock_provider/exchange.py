@@ -30,6 +30,8 @@ class Incoming:
     goog_api_key: bytes | None
     raw_body: bytes
     request_id: str
+    headers: Headers | None = None
+    """All request headers, for the few endpoints that read more than the credentials."""
     _parsed: Any = None
     _parsed_done: bool = False
     _query: dict[str, list[str]] | None = None
@@ -49,6 +51,14 @@ class Incoming:
             return self.json()
         except InvalidJsonError:
             return None
+
+    def header(self, name: bytes) -> bytes | None:
+        """A header's value by lower-case name (the last one if repeated)."""
+        found = None
+        for key, value in self.headers or ():
+            if key == name:
+                found = value
+        return found
 
     def query(self, name: str) -> str | None:
         if self._query is None:

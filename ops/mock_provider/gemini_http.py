@@ -47,7 +47,7 @@ def api_key(incoming: Incoming) -> str | None:
     return incoming.query("key") or None
 
 
-def _auth_failure(incoming: Incoming, settings: MockSettings) -> Exchange | None:
+def auth_failure(incoming: Incoming, settings: MockSettings) -> Exchange | None:
     key = api_key(incoming)
     if key is None:
         return _error(incoming, gemini_wire.missing_key_error())
@@ -64,7 +64,7 @@ def handle(route: Route, incoming: Incoming, settings: MockSettings) -> Exchange
     if route.endpoint == "method_not_allowed":
         message = f"Method not allowed: {incoming.method} {incoming.path}"
         return _error(incoming, gemini_wire.error_body(405, message))
-    failure = _auth_failure(incoming, settings)
+    failure = auth_failure(incoming, settings)
     if failure is not None:
         return failure
     model = route.model

@@ -50,7 +50,7 @@ def api_key(incoming: Incoming) -> str | None:
     return key if scheme.lower() == "bearer" and key else None
 
 
-def _auth_failure(incoming: Incoming, settings: MockSettings) -> Exchange | None:
+def auth_failure(incoming: Incoming, settings: MockSettings) -> Exchange | None:
     key = api_key(incoming)
     if key is None:
         message = (
@@ -72,7 +72,7 @@ def handle(route: Route, incoming: Incoming, settings: MockSettings) -> Exchange
     if route.endpoint == "method_not_allowed":
         message = f"Invalid method for URL ({incoming.method} {incoming.path})"
         return _error(incoming, 405, openai_wire.error_body(message))
-    failure = _auth_failure(incoming, settings)
+    failure = auth_failure(incoming, settings)
     if failure is not None:
         return failure
     if route.endpoint == "models":

@@ -39,6 +39,9 @@ class RequestRecord:
     was refused, answered with an error or fault, or is not metered (model lists, countTokens)."""
     rate_limited: str | None = None
     """Which limit refused it: `requests`, `tokens` or `too_large`."""
+    batch: str | None = None
+    """The provider batch this line ran in; None for live requests. Batch lines are metered
+    when they run (when a poll finds them due), not when the batch is created."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

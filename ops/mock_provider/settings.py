@@ -29,6 +29,7 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "rate_limit_tpm",
         "rate_limit_window_s",
         "rate_limit_per_model",
+        "batch_delay_s",
     }
 )
 
@@ -71,6 +72,12 @@ class MockSettings(BaseModel):
     rate_limit_per_model: bool = Field(
         default=False,
         description="give each model its own rate limits, as real providers do (default: per key)",
+    )
+    batch_delay_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=86_400,
+        description="seconds a provider batch takes from creation to completed (before faults)",
     )
     request_log_size: int = Field(
         default=10_000, ge=0, description="requests kept for GET /_mock/requests"
