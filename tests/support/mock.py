@@ -48,6 +48,10 @@ class MockControl:
         """End every fault rule now (the end of a storm)."""
         self._http.delete("/_mock/faults").raise_for_status()
 
+    def batch_fault(self, **rule: Any) -> None:
+        """A fault for the provider batches created from now on (``/_mock/batch_faults``)."""
+        self._http.post("/_mock/batch_faults", json=[rule]).raise_for_status()
+
     def requests(self) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = self._http.get("/_mock/requests").json()["data"]
         return data
