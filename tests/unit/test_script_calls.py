@@ -37,6 +37,7 @@ from anygate.broker.script_calls.health import (
     decode_probe,
 )
 from anygate.broker.script_calls.heartbeat import HeartbeatArgs, HeartbeatKeys
+from anygate.broker.script_calls.provider_batch import ReleaseKeys, TakeKeys
 from anygate.broker.script_calls.ratewindow import RateWindowKeys, decode_take
 from anygate.broker.script_calls.reclaim import ReclaimKeys
 from anygate.broker.script_calls.requeue import RequeueArgs, RequeueKeys, encode_model
@@ -60,6 +61,8 @@ KEYS: dict[str, ScriptKeys] = {
     "requeuedead": RequeueDeadKeys.of(K, "openai", "j1"),
     "handoff": HandOffKeys.of(K, "j1", "openai"),
     "adopt": AdoptKeys.of(K, "j1", "openai"),
+    "pbtake": TakeKeys.of(K, "openai", "chat:openai:gpt-4o-mini", "pb1"),
+    "pbrelease": ReleaseKeys.of(K, "openai", "chat:openai:gpt-4o-mini"),
 }
 
 
