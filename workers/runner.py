@@ -107,5 +107,4 @@ async def run_worker(
 
 
 def _pool_secrets(config: AnygateConfig, pool: str) -> list[tuple[str, SecretRef]]:
-    ref = config.providers[pool].api_key if pool in config.providers else None
-    return [(f"providers.{pool}.api_key", ref)] if ref is not None else []
+    return config.secret_refs(pool)
