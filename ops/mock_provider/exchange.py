@@ -30,6 +30,8 @@ class Incoming:
     goog_api_key: bytes | None
     raw_body: bytes
     request_id: str
+    azure_api_key: bytes | None = None
+    """Azure OpenAI's ``api-key`` header."""
     _parsed: Any = None
     _parsed_done: bool = False
     _query: dict[str, list[str]] | None = None
