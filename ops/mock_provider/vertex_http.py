@@ -29,7 +29,7 @@ from anygate.ops.mock_provider.settings import MockSettings
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_LIFETIME_S = 3599
 _SECRET = os.urandom(32)
-_TOKEN_PREFIX = "ya29.mock."
+_TOKEN_PREFIX = "ya29.mock."  # noqa: S105 - a prefix, not a token
 _JSON = b"application/json; charset=utf-8"
 
 
