@@ -34,7 +34,7 @@ class Route:
 
 def resolve(method: str, path: str, *, gemini_credentials: bool) -> Route:
     """The endpoint for a request; `not_found` and `method_not_allowed` are endpoints too."""
-    if path.startswith("/openai/"):
+    if _azure_prefix(path) is not None:
         return _azure(method, path)
     if path.startswith("/v1/projects/"):
         return _vertex(method, path)
@@ -81,12 +81,24 @@ def _gemini(method: str, rest: str) -> Route:
 _AZURE_POSTS = {"/chat/completions": "chat", "/embeddings": "embeddings"}
 
 
+def _azure_prefix(path: str) -> str | None:
+    """Azure paths start ``/openai/``; the mock also takes one segment before it
+    (``/res-a/openai/...``), so that one mock can stand for several Azure resources."""
+    at = path.find("/openai/")
+    if at < 0:
+        return None
+    prefix = path[:at]
+    return prefix if prefix == "" or (prefix.count("/") == 1 and len(prefix) > 1) else None
+
+
 def _azure(method: str, path: str) -> Route:
     """``/openai/deployments/{deployment}/chat/completions`` and ``.../embeddings``."""
-    rest = path.removeprefix("/openai/deployments/")
+    rest = path[len(_azure_prefix(path) or "") :].removeprefix("/openai/deployments/")
     deployment, slash, tail = rest.partition("/")
     endpoint = _AZURE_POSTS.get(f"/{tail}") if slash and deployment else None
-    if endpoint is None or rest == path:
+    if endpoint is None or not path.removeprefix(_azure_prefix(path) or "").startswith(
+        "/openai/deployments/"
+    ):
         return Route("azure", "not_found")
     return Route("azure", endpoint if method == "POST" else "method_not_allowed", deployment)
 
