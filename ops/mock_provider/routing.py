@@ -36,7 +36,7 @@ def resolve(method: str, path: str, *, gemini_credentials: bool) -> Route:
     """The endpoint for a request; `not_found` and `method_not_allowed` are endpoints too."""
     if _azure_prefix(path) is not None:
         return _azure(method, path)
-    if path.startswith("/v1/projects/"):
+    if path.startswith(("/v1/projects/", "/v1beta1/projects/")):
         return _vertex(method, path)
     if path == "/token":
         return Route("vertex", "token" if method == "POST" else "method_not_allowed")
@@ -104,7 +104,8 @@ def _azure(method: str, path: str) -> Route:
 
 
 def _vertex(method: str, path: str) -> Route:
-    """``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{action}``."""
+    """``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{action}`` (or
+    ``/v1beta1/...``, which google-genai uses)."""
     parts = path.split("/")
     # ['', 'v1', 'projects', p, 'locations', l, 'publishers', 'google', 'models', 'm:action']
     if (

@@ -62,10 +62,13 @@ class ServiceAccountError(ValueError):
     """The configured service-account key cannot be read or is not one."""
 
 
-def _transport() -> Any:
+def _refresh_blocking(source: TokenSource) -> None:
+    """google-auth's refresh over a session of its own, closed after (refreshes are hourly)."""
+    import requests  # noqa: PLC0415
     from google.auth.transport.requests import Request  # noqa: PLC0415
 
-    return Request()
+    with requests.Session() as session:
+        source.refresh(Request(session))
 
 
 class ServiceAccountToken:
@@ -104,7 +107,7 @@ class ServiceAccountToken:
         from google.auth import exceptions  # noqa: PLC0415
 
         try:
-            await asyncio.to_thread(self._source.refresh, _transport())
+            await asyncio.to_thread(_refresh_blocking, self._source)
         except exceptions.GoogleAuthError as exc:
             # google-auth's messages quote the token endpoint's answer, never the key
             raise UpstreamTransientError(
