@@ -9,6 +9,7 @@ from anygate.workers.adapters.base import (
     ProviderAdapter,
 )
 from anygate.workers.adapters.gemini import GeminiAdapter
+from anygate.workers.adapters.google_token import ServiceAccountError
 from anygate.workers.adapters.openai import OpenAIAdapter
 from anygate.workers.adapters.targets import gemini_targets, openai_targets
 from anygate.workers.adapters.upstream import UpstreamClient
@@ -21,14 +22,17 @@ class UnsupportedProviderError(Exception):
 def create_adapter(config: AnygateConfig, pool: str, concurrency: int) -> ProviderAdapter:
     provider = config.providers[pool]
     client = UpstreamClient.for_provider(provider, concurrency)
-    if provider.kind.speaks_gemini:
-        return GeminiAdapter(gemini_targets(provider), client)
-    if provider.kind in {
-        ProviderKind.OPENAI,
-        ProviderKind.OPENAI_COMPATIBLE,
-        ProviderKind.AZURE_OPENAI,
-    }:
-        return OpenAIAdapter(openai_targets(provider), client)
+    try:
+        if provider.kind.speaks_gemini:
+            return GeminiAdapter(gemini_targets(provider), client)
+        if provider.kind in {
+            ProviderKind.OPENAI,
+            ProviderKind.OPENAI_COMPATIBLE,
+            ProviderKind.AZURE_OPENAI,
+        }:
+            return OpenAIAdapter(openai_targets(provider), client)
+    except ServiceAccountError as exc:
+        raise ServiceAccountError(f"providers.{pool}.{exc}") from None
     raise UnsupportedProviderError(
         f"providers.{pool}.kind: {provider.kind.value} has no adapter yet"
     )
