@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from starlette.requests import Request
 
+from anygate.api.auth import Tenant
+from anygate.api.provider_keys import client_provider_key
 from anygate.broker import ClaimedJob
 from anygate.broker.errors import UpstreamTransientError
 from anygate.broker.job_log import deployment_of
@@ -30,6 +33,7 @@ from anygate.config import (
     Deployment,
     Priority,
     ProviderKind,
+    TenantQuotas,
     parse_config,
 )
 from anygate.config.secrets import SecretRef
@@ -435,3 +439,46 @@ class TestServiceAccountToken:
 def test_static_key_header_without_a_key_sends_nothing() -> None:
     assert _run(KeyHeader("api-key", None).headers()) == {}
     assert _run(KeyHeader("api-key", SecretStr("k")).headers()) == {"api-key": "k"}
+
+
+class TestClientKeysOnAzureAndVertex:
+    """BYOK: an OpenAI key is no Azure key and a Gemini API key no Vertex token, so a native
+    header's key never reaches those kinds; an explicit provider key does."""
+
+    @staticmethod
+    def _request(headers: dict[str, str]) -> Any:
+
+        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+        return Request(
+            {"type": "http", "method": "POST", "path": "/", "headers": raw, "query_string": b""}
+        )
+
+    @staticmethod
+    def _steps() -> tuple[AnygateConfig, list[Any]]:
+        config = parse_config(
+            {
+                "providers": {"azure": dict(AZURE), "openai": {"kind": "openai"}},
+                "models": {
+                    "m": {
+                        "deployments": [
+                            {"provider": "azure", "model": "gpt-4o"},
+                            {"provider": "openai", "model": "gpt-4o"},
+                        ]
+                    }
+                },
+            }
+        )
+        return config, plan(config, CHAT, "m", RouteSelector(), {})
+
+    def test_an_explicit_key_keeps_the_azure_steps_only(self) -> None:
+        config, steps = self._steps()
+        tenant = Tenant("t", 1, TenantQuotas(), "hybrid", "k")
+        request = self._request({"x-anygate-provider-key": "azure-client-key-1"})
+        key, usable = client_provider_key(request, tenant, steps, config)
+        assert key is not None
+        assert [s.provider for s in usable] == ["azure"]
+        native = self._request(
+            {"x-anygate-api-key": "gw", "authorization": "Bearer sk-openai-client-key"}
+        )
+        key, usable = client_provider_key(native, tenant, steps, config)
+        assert [s.provider for s in usable] == ["openai"], "an OpenAI key never goes to Azure"
