@@ -17,7 +17,7 @@ from starlette.requests import Request
 from anygate.api.auth import Tenant
 from anygate.api.provider_keys import client_provider_key
 from anygate.broker import ClaimedJob
-from anygate.broker.errors import UpstreamTransientError
+from anygate.broker.errors import UpstreamRateLimitedError, UpstreamTransientError
 from anygate.broker.job_log import deployment_of
 from anygate.broker.routing import (
     RouteSelector,
@@ -40,6 +40,7 @@ from anygate.config.secrets import SecretRef
 from anygate.workers.adapters import Account
 from anygate.workers.adapters.auth import KeyHeader, RotatingBearer, json_headers
 from anygate.workers.adapters.google_token import REFRESH_MARGIN_S, ServiceAccountToken
+from anygate.workers.adapters.http import error_for_status
 from anygate.workers.adapters.targets import gemini_targets, openai_targets, vertex_root
 
 CHAT = "/v1/chat/completions"
@@ -482,3 +483,12 @@ class TestClientKeysOnAzureAndVertex:
         )
         key, usable = client_provider_key(native, tenant, steps, config)
         assert [s.provider for s in usable] == ["openai"], "an OpenAI key never goes to Azure"
+
+
+def test_azures_retry_after_ms_is_honoured() -> None:
+    error = error_for_status(429, b"{}", {"retry-after-ms": "2500", "retry-after": "1"})
+    assert isinstance(error, UpstreamRateLimitedError)
+    assert error.retry_after == 2.5, "the longer of the two waits"
+    unreadable = error_for_status(429, b"{}", {"retry-after-ms": "soon"})
+    assert isinstance(unreadable, UpstreamRateLimitedError)
+    assert unreadable.retry_after is None
