@@ -38,6 +38,8 @@ class ConfiguredDeployment:
     """The name its health is kept under (``routing.deployment_key``)."""
     provider: str
     model: str
+    account: str | None
+    """Which of the provider's accounts (docs/operations.md#accounts); None: the provider's."""
     aliases: tuple[str, ...]
 
 
@@ -50,7 +52,7 @@ def configured_deployments(config: AnygateConfig) -> list[ConfiguredDeployment]:
             if alias not in aliases:
                 aliases.append(alias)
     return [
-        ConfiguredDeployment(key, dep.provider, dep.model, tuple(sorted(aliases)))
+        ConfiguredDeployment(key, dep.provider, dep.model, dep.account, tuple(sorted(aliases)))
         for key, (dep, aliases) in sorted(found.items())
     ]
 
@@ -74,6 +76,7 @@ def deployment_to_api(dep: ConfiguredDeployment, peek: HealthPeek) -> dict[str, 
         "provider": dep.provider,
         "pool": dep.provider,  # a pool per provider
         "model": dep.model,
+        "account": dep.account,
         "aliases": list(dep.aliases),
         "state": summary_state(peek),
         "breaker": BREAKER_NAMES[peek.state],

@@ -95,6 +95,7 @@ DEPLOYMENT: JSON = obj(
         "provider": STR,
         "pool": STR,
         "model": STR,
+        "account": nullable(STR),
         "aliases": {"type": "array", "items": STR},
         "state": {"enum": ["ok", "recovering", "cooling_down", "open", "half_open"]},
         "breaker": {"enum": ["closed", "open", "half_open"]},

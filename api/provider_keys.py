@@ -30,6 +30,10 @@ _PRINTABLE = re.compile(r"^[\x21-\x7e]{8,512}$")
 
 
 def _family(kind: ProviderKind) -> str:
+    """Which keys a kind takes: an OpenAI key is no Azure key and a Gemini API key no Vertex
+    token, so those two kinds take only keys sent for them (``x-anygate-provider-key``)."""
+    if kind in {ProviderKind.AZURE_OPENAI, ProviderKind.VERTEX}:
+        return kind.value
     return "gemini" if kind is ProviderKind.GEMINI else "openai"
 
 

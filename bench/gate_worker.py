@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from anygate.broker import Broker, ClaimedJob, Subscriptions, create_redis, new_worker_id
 from anygate.config import load_config
-from anygate.workers.adapters.base import CallOutcome, ChunkSink
+from anygate.workers.adapters.base import Account, CallOutcome, ChunkSink
 from anygate.workers.worker import Worker, WorkerSettings
 
 RESULT = CallOutcome({"object": "gated"}, None)
@@ -36,7 +36,13 @@ class GateAdapter:
         self._gates.setdefault(job_id, asyncio.Event()).set()
 
     async def call(
-        self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink, api_key: str | None = None
+        self,
+        job: ClaimedJob,
+        upstream_model: str,
+        on_chunk: ChunkSink,
+        api_key: str | None = None,
+        *,
+        account: Account | None = None,
     ) -> CallOutcome:
         gate = self._gates.setdefault(job.id, asyncio.Event())
         await gate.wait()

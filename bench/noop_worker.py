@@ -16,7 +16,7 @@ import uvloop
 
 from anygate.broker import Broker, ClaimedJob, Subscriptions, create_redis, new_worker_id
 from anygate.config import load_config
-from anygate.workers.adapters.base import CallOutcome, ChunkSink, ProviderAdapter
+from anygate.workers.adapters.base import Account, CallOutcome, ChunkSink, ProviderAdapter
 from anygate.workers.worker import Worker, WorkerSettings
 
 RESULT = CallOutcome({"object": "noop"}, None)
@@ -28,7 +28,13 @@ class NoopAdapter:
         self._chunks = chunks
 
     async def call(
-        self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink, api_key: str | None = None
+        self,
+        job: ClaimedJob,
+        upstream_model: str,
+        on_chunk: ChunkSink,
+        api_key: str | None = None,
+        *,
+        account: Account | None = None,
     ) -> CallOutcome:
         if job.stream:
             for _ in range(self._chunks):

@@ -18,7 +18,7 @@ from queuebench_protocol import Marker
 
 from anygate.broker import ClaimedJob
 from anygate.ops.logging import configure_logging
-from anygate.workers.adapters.base import CallOutcome, ChunkSink
+from anygate.workers.adapters.base import Account, CallOutcome, ChunkSink
 
 
 class MarkingAdapter:
@@ -26,7 +26,13 @@ class MarkingAdapter:
         self._marker = marker
 
     async def call(
-        self, job: ClaimedJob, upstream_model: str, on_chunk: ChunkSink, api_key: str | None = None
+        self,
+        job: ClaimedJob,
+        upstream_model: str,
+        on_chunk: ChunkSink,
+        api_key: str | None = None,
+        *,
+        account: Account | None = None,
     ) -> CallOutcome:
         self._marker.mark()
         return RESULT

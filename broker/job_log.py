@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from anygate.broker.models import ClaimedJob
-from anygate.broker.routing import decode_plan, deployment_for
+from anygate.broker.routing import decode_plan, deployment_for, deployment_key
 from anygate.config import AnygateConfig
 
 log = structlog.get_logger("anygate.jobs")
@@ -38,11 +38,12 @@ def deployment_of(
     at = job.step if step is None else step
     if job.plan:
         parts = decode_plan(job.plan)
-        if 0 <= at < len(parts) and len(parts[at]) == 3:
-            return f"{parts[at][1]}:{parts[at][2]}"
+        if 0 <= at < len(parts) and len(parts[at]) in (3, 4):
+            key = f"{parts[at][1]}:{parts[at][2]}"
+            return key if len(parts[at]) == 3 else f"{key}@{parts[at][3]}"
         return pool
     dep = deployment_for(config, job.model, pool)
-    return f"{dep.provider}:{dep.model}" if dep is not None else pool
+    return deployment_key(dep) if dep is not None else pool
 
 
 class JobLog:

@@ -17,6 +17,7 @@ Strategies:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -30,7 +31,10 @@ ENDPOINT_KINDS: dict[str, ModelKind] = {
 
 
 def deployment_key(dep: Deployment) -> str:
-    return f"{dep.provider}:{dep.model}"
+    """The name a deployment's health, limits and usage are kept under: ``provider:model``,
+    and ``provider:model@account`` for one of several accounts (docs/operations.md#accounts)."""
+    key = f"{dep.provider}:{dep.model}"
+    return key if dep.account is None else f"{key}@{dep.account}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,11 @@ class Step:
         return self.deployment.provider
 
     def to_wire(self) -> list[str]:
-        return [self.alias, self.deployment.provider, self.deployment.model]
+        """``[alias, provider, model]``, and the account as a fourth element when it has one
+        (so plans stored before accounts existed still read the same)."""
+        dep = self.deployment
+        wire = [self.alias, dep.provider, dep.model]
+        return wire if dep.account is None else [*wire, dep.account]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,18 +153,20 @@ def plan(
 
 def step_from_wire(config: AnygateConfig, wire: list[str]) -> Step | None:
     """The step a job's stored plan names, or None if config no longer has that deployment."""
-    alias, provider, model = wire
+    alias, provider, model = wire[:3]
+    account = wire[3] if len(wire) > 3 else None
     route = config.models.get(alias)
     if route is None:
         return None
     for dep in route.deployments:
-        if dep.provider == provider and dep.model == model:
+        if dep.provider == provider and dep.model == model and dep.account == account:
             return Step(alias, dep)
     return None
 
 
 def encode_plan(steps: list[Step], *, alias: str) -> str:
-    """``alias|provider|model`` per step, ``;``-separated: short enough that a one- or two-step
+    """``alias|provider|model`` per step (``alias|provider|model|account`` for an account's
+    deployment), ``;``-separated: short enough that a one- or two-step
     plan keeps the job hash listpack-encoded (a JSON array would not). The common plan, the
     alias's own single deployment, is stored as nothing at all: the worker derives it again
     with ``deployment_for`` (a one-step plan means a one-deployment route without fallbacks)."""
@@ -166,7 +176,22 @@ def encode_plan(steps: list[Step], *, alias: str) -> str:
 
 
 def decode_plan(raw: str) -> list[list[str]]:
-    return [part.split("|", 2) for part in raw.split(";") if part]
+    """Each step's wire list: three elements, or four with an account. The model is the third
+    element whatever it holds; a fourth ``|`` part is an account only if it looks like one
+    (account names never contain ``|``), so a plan written before accounts reads as before."""
+    return [_step_parts(part) for part in raw.split(";") if part]
+
+
+def _step_parts(part: str) -> list[str]:
+    parts = part.split("|", 2)
+    if len(parts) == 3 and "|" in parts[2]:
+        model, account = parts[2].rsplit("|", 1)
+        if _ACCOUNT.match(account):
+            return [parts[0], parts[1], model, account]
+    return parts
+
+
+_ACCOUNT = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 def deployment_for(config: AnygateConfig, model: str, pool: str) -> Deployment | None:

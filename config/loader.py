@@ -9,6 +9,7 @@ upper-case letters (model aliases) are reached through the file instead.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,19 @@ def load_config(
     return parse_config(tree, source)
 
 
+_FIELD_FIRST = re.compile(r"^([a-z_]+): (.+)$", re.DOTALL)
+
+
+def _named_field(path: str, msg: str) -> tuple[str, str]:
+    """A model's own check names the field it is about first (``api_version: required ...``):
+    that field joins the path, so every problem names the exact setting
+    (``providers.azure.api_version``)."""
+    match = _FIELD_FIRST.match(msg)
+    if match is None or path == "(root)":
+        return path, msg
+    return f"{path}.{match.group(1)}", match.group(2)
+
+
 def parse_config(tree: Mapping[str, Any], source: str = "(inline)") -> AnygateConfig:
     try:
         return AnygateConfig.model_validate(tree)
@@ -94,5 +108,5 @@ def parse_config(tree: Mapping[str, Any], source: str = "(inline)") -> AnygateCo
         problems = []
         for err in exc.errors(include_url=False, include_input=False):
             msg = str(err["msg"]).removeprefix("Value error, ")
-            problems.append((format_loc(tuple(err["loc"])), msg))
+            problems.append(_named_field(format_loc(tuple(err["loc"])), msg))
         raise ConfigError(problems, source) from None

@@ -46,6 +46,13 @@ class ProviderKind(enum.StrEnum):
     OPENAI = "openai"
     GEMINI = "gemini"
     OPENAI_COMPATIBLE = "openai_compatible"
+    AZURE_OPENAI = "azure_openai"
+    VERTEX = "vertex"
+
+    @property
+    def speaks_gemini(self) -> bool:
+        """Gemini's request and response shapes (AI Studio's API or Vertex AI's)."""
+        return self in {ProviderKind.GEMINI, ProviderKind.VERTEX}
 
 
 class TlsConfig(_Strict):
@@ -294,26 +301,106 @@ class RedisConfig(_Strict):
         return 1 if self.mode == "sentinel" else 0
 
 
+_HTTP_URL = r"^https?://[^\s/?#]+[^\s?#]*$"
+_API_VERSION = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$"
+
+
 class ProviderConfig(_Strict):
     kind: ProviderKind
-    base_url: str | None = None
-    """Defaults per kind; point it at any compatible server (vLLM, Ollama, the mock)."""
+    base_url: Annotated[str, Field(pattern=_HTTP_URL)] | None = None
+    """Defaults per kind; point it at any compatible server (vLLM, Ollama, the mock). For
+    ``azure_openai``: the resource endpoint, ``https://<resource>.openai.azure.com`` (required).
+    For ``vertex``: overrides the regional host (tests, private endpoints)."""
     api_key: SecretRef | None = None
+    """For ``azure_openai``: sent as the ``api-key`` header (or use ``azure_ad_token``)."""
     timeout_s: Annotated[float, Field(gt=0)] = 600.0
     connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    api_version: Annotated[str, Field(pattern=_API_VERSION)] | None = None
+    """``azure_openai`` only, required: the ``api-version`` query parameter (``2024-10-21``)."""
+    azure_ad_token: SecretRef | None = None
+    """``azure_openai`` only: a Microsoft Entra ID access token, sent as ``Authorization:
+    Bearer``, instead of ``api_key``. A ``file:`` token is read again whenever the file changes,
+    so whatever renews the token (a sidecar, workload identity) only has to rewrite it."""
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$")] | None = None
+    """``vertex`` only, required: the Google Cloud project id."""
+    location: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")] | None = None
+    """``vertex`` only, required: the region (``us-central1``) or ``global``."""
+    credentials_file: Annotated[str, Field(min_length=1)] | None = None
+    """``vertex`` only: path of a service-account JSON key file."""
+    credentials: SecretRef | None = None
+    """``vertex`` only: a secret holding the service-account JSON itself (``env:NAME``,
+    ``file:/path``), instead of ``credentials_file``."""
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> ProviderConfig:
+        azure = ("api_version", "azure_ad_token")
+        vertex = ("project", "location", "credentials_file", "credentials")
+        own = {ProviderKind.AZURE_OPENAI: azure, ProviderKind.VERTEX: vertex}.get(self.kind, ())
+        for name in (*azure, *vertex):
+            if name not in own and getattr(self, name) is not None:
+                raise ValueError(f"{name}: not a setting of kind {self.kind.value}")
+        if self.kind is ProviderKind.AZURE_OPENAI:
+            self._check_azure()
+        elif self.kind is ProviderKind.VERTEX:
+            self._check_vertex()
+        return self
+
+    def _check_azure(self) -> None:
+        if self.base_url is None:
+            raise ValueError(
+                "base_url: required with kind azure_openai (the resource endpoint, "
+                "https://<resource>.openai.azure.com)"
+            )
+        if self.api_version is None:
+            raise ValueError("api_version: required with kind azure_openai (e.g. 2024-10-21)")
+        if (self.api_key is None) == (self.azure_ad_token is None):
+            raise ValueError(
+                "api_key, azure_ad_token: kind azure_openai takes exactly one of the two "
+                "(an api-key, or an Entra ID bearer token)"
+            )
+
+    def _check_vertex(self) -> None:
+        if self.project is None:
+            raise ValueError("project: required with kind vertex (the Google Cloud project id)")
+        if self.location is None:
+            raise ValueError("location: required with kind vertex (us-central1, global, ...)")
+        if (self.credentials_file is None) == (self.credentials is None):
+            raise ValueError(
+                "credentials_file, credentials: kind vertex takes exactly one of the two "
+                "(the service account's JSON key, as a path or as a secret)"
+            )
+        if self.api_key is not None:
+            raise ValueError(
+                "api_key: kind vertex authenticates with a service account "
+                "(credentials_file or credentials), not an API key"
+            )
 
     def resolved_base_url(self) -> str:
         if self.base_url:
             return self.base_url.rstrip("/")
         if self.kind is ProviderKind.GEMINI:
             return "https://generativelanguage.googleapis.com"
+        if self.kind is ProviderKind.VERTEX:
+            prefix = "" if self.location == "global" else f"{self.location}-"
+            return f"https://{prefix}aiplatform.googleapis.com"
         return "https://api.openai.com/v1"
 
 
 class Deployment(_Strict):
     provider: str
     model: str
-    """The upstream's own model name."""
+    """The upstream's own model name (for ``azure_openai``: the Azure deployment's name)."""
+    account: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] | None = None
+    """Which of the provider's accounts serves this deployment: a short label, required with
+    ``api_key`` or ``base_url``. It keeps two deployments of one upstream model on two
+    accounts apart: each has its own rate windows, cool-downs and breaker, kept under
+    ``provider:model@account`` (docs/operations.md#accounts)."""
+    api_key: SecretRef | None = None
+    """This account's key, instead of the provider's (sent the way the provider's kind sends
+    keys). Not for ``vertex``, whose credentials are the provider's service account."""
+    base_url: Annotated[str, Field(pattern=_HTTP_URL)] | None = None
+    """This account's base URL (for ``azure_openai``: its resource endpoint), instead of the
+    provider's."""
     weight: Annotated[int, Field(ge=1)] = 1
     rpm: Annotated[int, Field(gt=0)] | None = None
     tpm: Annotated[int, Field(gt=0)] | None = None
@@ -324,6 +411,15 @@ class Deployment(_Strict):
     (docs/provider-batches.md): OpenAI's ``/v1/batches``, Gemini's batch mode."""
     batch_price_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
     """The share of the list prices a provider batch is charged (both providers: half)."""
+
+    @model_validator(mode="after")
+    def _account_named(self) -> Deployment:
+        if self.account is None and (self.api_key is not None or self.base_url is not None):
+            raise ValueError(
+                "account: required with a deployment's own api_key or base_url (a short "
+                "label that keeps this account's limits and health apart)"
+            )
+        return self
 
 
 class ModelKind(enum.StrEnum):
@@ -680,6 +776,7 @@ class AnygateConfig(_Strict):
                         f"{dep.provider!r}; configured: {sorted(self.providers)}"
                     )
                 self._check_rate_limits(f"models.{alias}.deployments[{i}]", dep)
+                self._check_account(f"models.{alias}.deployments[{i}]", dep, route.kind)
             for fb in route.fallbacks:
                 if fb not in self.models:
                     raise ValueError(f"models.{alias}.fallbacks: unknown model {fb!r}")
@@ -688,11 +785,50 @@ class AnygateConfig(_Strict):
                         f"models.{alias}.fallbacks: {fb!r} is a {self.models[fb].kind.value} "
                         f"model, {alias!r} a {route.kind.value} model"
                     )
+        self._check_accounts_unique()
         for pool in self.pools:
             if pool not in self.providers:
                 raise ValueError(f"pools.{pool}: no provider of that name")
         self._check_tenants()
         return self
+
+    def _check_account(self, where: str, dep: Deployment, kind: ModelKind) -> None:
+        provider = self.providers[dep.provider].kind
+        if provider is ProviderKind.VERTEX and dep.api_key is not None:
+            raise ValueError(
+                f"{where}.api_key: a vertex deployment uses its provider's service account; "
+                "declare another vertex provider for another account's credentials"
+            )
+        if provider is ProviderKind.VERTEX and kind is ModelKind.EMBEDDING:
+            raise ValueError(
+                f"{where}.provider: {dep.provider!r} is a vertex provider, which serves chat "
+                "only (Vertex AI's embeddings are a different API, :predict); route embeddings "
+                "to a gemini or openai provider"
+            )
+
+    def _check_accounts_unique(self) -> None:
+        """Two deployments of one provider and upstream model are one deployment (one health,
+        one set of limits) unless their accounts differ; the same account must mean the same
+        key and base URL wherever it is listed."""
+        seen: dict[tuple[str, str, str | None], tuple[str, int, Deployment]] = {}
+        for alias, route in self.models.items():
+            for i, dep in enumerate(route.deployments):
+                if dep.account is None:
+                    continue
+                first_alias, j, first = seen.setdefault(
+                    (dep.provider, dep.model, dep.account), (alias, i, dep)
+                )
+                if (first_alias, j) == (alias, i):
+                    continue
+                if first_alias == alias or (first.api_key, first.base_url) != (
+                    dep.api_key,
+                    dep.base_url,
+                ):
+                    raise ValueError(
+                        f"models.{alias}.deployments[{i}].account: {dep.account!r} is already "
+                        f"models.{first_alias}.deployments[{j}]'s account for "
+                        f"{dep.provider}:{dep.model}; give each account its own name"
+                    )
 
     def _check_tenants(self) -> None:
         for i, tenant in enumerate(self.tenants):
@@ -729,6 +865,22 @@ class AnygateConfig(_Strict):
     def pool_shards(self) -> dict[str, str]:
         """Every provider's pool and its shard (a pool exists for each provider)."""
         return {pool: self.shard_of(pool) for pool in self.providers}
+
+    def secret_refs(self, pool: str) -> list[tuple[str, SecretRef]]:
+        """Every secret a worker of ``pool`` resolves, with the setting that names it."""
+        provider = self.providers.get(pool)
+        if provider is None:
+            return []
+        refs = [
+            (f"providers.{pool}.{name}", ref)
+            for name in ("api_key", "azure_ad_token", "credentials")
+            if (ref := getattr(provider, name)) is not None
+        ]
+        for alias, route in self.models.items():
+            for i, dep in enumerate(route.deployments):
+                if dep.provider == pool and dep.api_key is not None:
+                    refs.append((f"models.{alias}.deployments[{i}].api_key", dep.api_key))
+        return refs
 
     def provider_key(self, name: str) -> SecretStr | None:
         ref = self.providers[name].api_key

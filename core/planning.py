@@ -26,7 +26,7 @@ from anygate.broker.routing import (
     route_for,
 )
 from anygate.broker.worker_registry import summed_stats
-from anygate.config import AnygateConfig, ProviderKind
+from anygate.config import AnygateConfig
 from anygate.core.translate import chat_request_to_gemini, embeddings_request_to_gemini
 
 LIVE_STRATEGIES = frozenset({"least_busy", "lowest_latency"})
@@ -56,7 +56,7 @@ class Planner:
         self, endpoint: str, body: Mapping[str, Any], steps: list[Step]
     ) -> None:
         for step in steps:
-            if self._config.providers[step.provider].kind is not ProviderKind.GEMINI:
+            if not self._config.providers[step.provider].kind.speaks_gemini:
                 continue
             if endpoint == "/v1/chat/completions":
                 chat_request_to_gemini(body)

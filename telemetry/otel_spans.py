@@ -38,7 +38,13 @@ W3C = TraceContextTextMapPropagator()
 """The job's carrier is W3C trace context whatever ``OTEL_PROPAGATORS`` says: it is our own
 format across Redis, not a header."""
 
-PROVIDER_NAMES = {"openai": "openai", "openai_compatible": "openai", "gemini": "gcp.gemini"}
+PROVIDER_NAMES = {
+    "openai": "openai",
+    "openai_compatible": "openai",
+    "azure_openai": "azure.ai.openai",
+    "gemini": "gcp.gemini",
+    "vertex": "gcp.vertex_ai",
+}
 """``gen_ai.provider.name`` per provider kind (config); an OpenAI-compatible server speaks
 OpenAI's flavour, and ``server.address`` tells which one it is."""
 

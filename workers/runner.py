@@ -19,10 +19,17 @@ from anygate.broker import Broker, Subscriptions, create_redis, new_worker_id
 from anygate.broker.redis_link import RedisLink
 from anygate.broker.tenant_store import TenantStore
 from anygate.config import AnygateConfig, SecretRef
-from anygate.config.reload import ConfigState, ReloadPlan, secret_problems, worker_problems
+from anygate.config.reload import (
+    ConfigState,
+    Problem,
+    ReloadPlan,
+    secret_problems,
+    worker_problems,
+)
 from anygate.config.reloader import ConfigReloader, ReloadRefusedError
 from anygate.telemetry import record_config, tracing
 from anygate.workers.adapters import create_adapter
+from anygate.workers.adapters.google_token import ServiceAccountError
 from anygate.workers.worker import Worker, WorkerSettings
 from anygate.workers.worker_config import slots_of
 
@@ -65,7 +72,11 @@ async def run_worker(
         problems = secret_problems(_pool_secrets(new, pool))
         if problems:
             raise ReloadRefusedError(problems)
-        worker.reconfigure(new, slots_of(new, pool, concurrency), Broker(redis, new, link=link))
+        try:
+            worker.reconfigure(new, slots_of(new, pool, concurrency), Broker(redis, new, link=link))
+        except ServiceAccountError as exc:  # a vertex key file that is not one: keep the old
+            where, _, why = str(exc).partition(": ")
+            raise ReloadRefusedError([Problem(where, why)]) from None
 
     reloader = ConfigReloader(
         ConfigState(config),
@@ -107,5 +118,4 @@ async def run_worker(
 
 
 def _pool_secrets(config: AnygateConfig, pool: str) -> list[tuple[str, SecretRef]]:
-    ref = config.providers[pool].api_key if pool in config.providers else None
-    return [(f"providers.{pool}.api_key", ref)] if ref is not None else []
+    return config.secret_refs(pool)

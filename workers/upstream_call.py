@@ -16,7 +16,7 @@ from anygate.broker.routing import Step, deployment_key
 from anygate.config import AnygateConfig
 from anygate.telemetry import observe_first_token, observe_upstream, tracing
 from anygate.telemetry.metrics import UpstreamOutcome
-from anygate.workers.adapters.base import CallOutcome, JobLostError, ProviderAdapter
+from anygate.workers.adapters.base import Account, CallOutcome, JobLostError, ProviderAdapter
 from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.metric_labels import upstream_outcome
 
@@ -39,7 +39,11 @@ class UpstreamCall:
     ) -> Awaitable[CallOutcome]:
         """The adapter's call; with tracing on, inside its upstream span (no extra frame when
         off: the adapter's own coroutine is returned)."""
-        call = self._adapter.call(job, step.deployment.model, relay, api_key=client_key)
+        dep, account = step.deployment, Account.of(step.deployment)
+        if account is None:  # adapters written before accounts need not know them
+            call = self._adapter.call(job, dep.model, relay, api_key=client_key)
+        else:
+            call = self._adapter.call(job, dep.model, relay, api_key=client_key, account=account)
         return self._traced(job, step, call) if tracing.enabled else call
 
     async def _traced(

@@ -13,12 +13,24 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from anygate.ops.mock_provider import batch_http, control, gemini_http, openai_http
+from anygate.ops.mock_provider import (
+    azure_http,
+    batch_http,
+    control,
+    gemini_http,
+    openai_http,
+    vertex_http,
+)
 from anygate.ops.mock_provider.control import MockState
 from anygate.ops.mock_provider.exchange import Exchange, Incoming
 from anygate.ops.mock_provider.faults import FaultRule
 from anygate.ops.mock_provider.rate_limits import Decision
-from anygate.ops.mock_provider.request_log import RequestRecord, body_for_log, key_fingerprint
+from anygate.ops.mock_provider.request_log import (
+    RequestRecord,
+    body_for_log,
+    key_fingerprint,
+    query_for_log,
+)
 from anygate.ops.mock_provider.routing import Route, resolve
 from anygate.ops.mock_provider.settings import MockSettings
 
@@ -61,6 +73,22 @@ _PROVIDERS: dict[str, _Provider] = {
         gemini_http.request_facts,
         gemini_http.fault,
         gemini_http.api_key,
+        gemini_http.rate_limited,
+        gemini_http.rate_headers,
+    ),
+    "azure": _Provider(
+        azure_http.handle,
+        azure_http.request_facts,
+        openai_http.fault,
+        azure_http.api_key,
+        openai_http.rate_limited,
+        openai_http.rate_headers,
+    ),
+    "vertex": _Provider(
+        vertex_http.handle,
+        gemini_http.request_facts,
+        gemini_http.fault,
+        vertex_http.api_key,
         gemini_http.rate_limited,
         gemini_http.rate_headers,
     ),
@@ -245,12 +273,14 @@ def _answer(
 ) -> tuple[Incoming, _Provider, Exchange]:
     """Route and plan the provider's answer; the record learns provider, model, key and body."""
     path = record.path
-    authorization = goog_api_key = None
+    authorization = goog_api_key = azure_api_key = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value
         elif name == b"x-goog-api-key":
             goog_api_key = value
+        elif name == b"api-key":
+            azure_api_key = value
     incoming = Incoming(
         method=record.method,
         path=path,
@@ -260,6 +290,7 @@ def _answer(
         raw_body=raw,
         request_id=record.id,
         headers=scope["headers"],
+        azure_api_key=azure_api_key,
     )
     gemini_credentials = goog_api_key is not None or (
         path.startswith("/v1/models") and incoming.query("key") is not None
@@ -279,7 +310,20 @@ def _answer(
     record.model, record.stream = provider.facts(route, incoming)
     record.body = body_for_log(incoming.parsed_or_none(), raw)
     record.key_fingerprint = key_fingerprint(provider.api_key(incoming))
+    record.query = query_for_log(incoming.query_string)
+    record.auth = _presented(incoming)
     return incoming, provider, exchange
+
+
+def _presented(incoming: Incoming) -> str | None:
+    """Which kind of credential came, for the log (never the credential)."""
+    if incoming.azure_api_key is not None:
+        return "api-key"
+    if incoming.authorization is not None:
+        return "bearer"
+    if incoming.goog_api_key is not None:
+        return "x-goog-api-key"
+    return "key" if incoming.query("key") is not None else None
 
 
 def _limiter_key(record: RequestRecord, settings: MockSettings) -> str:

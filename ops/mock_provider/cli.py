@@ -61,6 +61,12 @@ def _help(name: str) -> str:
     help="key clients must send (env ANYGATE_MOCK_API_KEY); default: any non-empty key",
 )
 @click.option(
+    "--bearer-token",
+    default=None,
+    envvar="ANYGATE_MOCK_BEARER_TOKEN",
+    help="bearer token Azure OpenAI paths require (env ANYGATE_MOCK_BEARER_TOKEN); default: any",
+)
+@click.option(
     "--fault-rate",
     type=float,
     default=_default("fault_rate"),

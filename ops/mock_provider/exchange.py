@@ -32,6 +32,8 @@ class Incoming:
     request_id: str
     headers: Headers | None = None
     """All request headers, for the few endpoints that read more than the credentials."""
+    azure_api_key: bytes | None = None
+    """Azure OpenAI's ``api-key`` header."""
     _parsed: Any = None
     _parsed_done: bool = False
     _query: dict[str, list[str]] | None = None

@@ -67,19 +67,23 @@ def handle(route: Route, incoming: Incoming, settings: MockSettings) -> Exchange
     failure = auth_failure(incoming, settings)
     if failure is not None:
         return failure
-    model = route.model
     if route.endpoint == "models":
         size = incoming.query("pageSize")
         page_size = int(size) if size and size.isdigit() else None
         page = gemini_wire.models_response(page_size, incoming.query("pageToken"))
         return _ok(incoming, page)
     if route.endpoint == "model":
-        return _ok(incoming, gemini_wire.model_object(model or ""))
+        return _ok(incoming, gemini_wire.model_object(route.model or ""))
     try:
         body = incoming.json()
     except InvalidJsonError:
         message = "Invalid JSON payload received. Unexpected token."
         return _error(incoming, gemini_wire.error_body(400, message))
+    return answer(route, incoming, body, settings)
+
+
+def answer(route: Route, incoming: Incoming, body: Any, settings: MockSettings) -> Exchange:
+    """The answer to an authenticated request with a JSON body (Vertex AI's too)."""
     try:
         if route.endpoint == "embed":
             response = gemini_wire.embed_content_response(body, settings)

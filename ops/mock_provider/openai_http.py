@@ -84,8 +84,13 @@ def handle(route: Route, incoming: Incoming, settings: MockSettings) -> Exchange
         body = incoming.json()
     except InvalidJsonError:
         return _error(incoming, 400, openai_wire.error_body(_BAD_JSON))
+    return answer(route.endpoint, incoming, body, settings)
+
+
+def answer(endpoint: str, incoming: Incoming, body: Any, settings: MockSettings) -> Exchange:
+    """A chat or embeddings answer to an authenticated request (Azure OpenAI's too)."""
     try:
-        if route.endpoint == "embeddings":
+        if endpoint == "embeddings":
             plan = openai_embeddings.plan_embeddings(body, settings)
             response = openai_embeddings.embeddings_response(plan)
             return _ok(incoming, response, cost=plan.prompt_tokens)

@@ -12,6 +12,7 @@ import itertools
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 _PREVIEW_CHARS = 2_000
 
@@ -33,6 +34,11 @@ class RequestRecord:
     aborted_at: float | None = None
     arrived_at: float | None = None
     """When the whole request had arrived: the time the rate limits counted it at."""
+    query: str = ""
+    """The query string, without a ``key`` parameter (a Gemini API key)."""
+    auth: str | None = None
+    """Which credential was presented: ``bearer``, ``api-key``, ``x-goog-api-key`` or ``key``
+    (the query parameter); never the credential (``key_fingerprint`` tells keys apart)."""
     key_fingerprint: str | None = None
     tokens: int = 0
     """What the request counts against a token limit: the usage its answer reports; 0 when it
@@ -50,6 +56,12 @@ class RequestRecord:
 def key_fingerprint(key: str | None) -> str | None:
     """Eight hex digits of the key's SHA-256: enough to tell test keys apart, useless to a thief."""
     return None if key is None else hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def query_for_log(query_string: bytes) -> str:
+    """The query as sent, less any ``key`` parameter."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return urlencode([(name, value) for name, value in pairs if name != "key"])
 
 
 def body_for_log(parsed: Any, raw: bytes) -> Any:

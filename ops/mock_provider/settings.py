@@ -30,6 +30,7 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
         "rate_limit_window_s",
         "rate_limit_per_model",
         "batch_delay_s",
+        "bearer_token",
     }
 )
 
@@ -51,6 +52,12 @@ class MockSettings(BaseModel):
     embedding_dim: int = Field(default=8, ge=1, le=65_536, description="embedding vector length")
     api_key: str | None = Field(
         default=None, min_length=1, description="required key (unset: any non-empty key)"
+    )
+    bearer_token: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the bearer token Azure OpenAI paths require (unset: any); changeable at "
+        "run time, since such tokens rotate",
     )
     fault_rate: float = Field(
         default=0.0, ge=0, le=1, description="probability of injecting `fault` into a request"
@@ -92,8 +99,9 @@ class MockSettings(BaseModel):
 
     def public_view(self) -> dict[str, Any]:
         """The settings as the control API shows them: whether a key is required, never the key."""
-        view = self.model_dump(exclude={"api_key"})
+        view = self.model_dump(exclude={"api_key", "bearer_token"})
         view["api_key_required"] = self.api_key is not None
+        view["bearer_token_required"] = self.bearer_token is not None
         return view
 
     @property

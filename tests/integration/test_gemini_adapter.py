@@ -20,6 +20,8 @@ from anygate.broker.errors import (
 )
 from anygate.config import Priority
 from anygate.workers.adapters import GeminiAdapter, JobLostError, UpstreamClient
+from anygate.workers.adapters.auth import KeyHeader
+from anygate.workers.adapters.targets import GeminiTarget, Targets, gemini_api_root
 from tests.support.mock import MockControl
 from tests.support.processes import free_port
 
@@ -39,6 +41,11 @@ WEATHER_TOOL = {
         },
     },
 }
+
+
+def _targets(base_url: str) -> Targets[GeminiTarget]:
+    target = GeminiTarget(gemini_api_root(base_url), KeyHeader("x-goog-api-key", SecretStr(KEY)))
+    return Targets(target, lambda _account: target)
 
 
 def job(body: dict[str, Any], *, stream: bool = False, endpoint: str = CHAT) -> ClaimedJob:
@@ -71,7 +78,7 @@ class Sink:
 @pytest.fixture
 async def adapter(mock: MockControl) -> AsyncIterator[GeminiAdapter]:
     client = UpstreamClient(timeout_s=10, connect_timeout_s=2, max_connections=8)
-    gemini = GeminiAdapter(mock.url, SecretStr(KEY), client)
+    gemini = GeminiAdapter(_targets(mock.url), client)
     yield gemini
     await gemini.aclose()
 
@@ -316,7 +323,7 @@ class TestFaults:
     async def test_hang_times_out_as_transient(self, mock: MockControl) -> None:
         mock.fault(fault="hang", times=1)
         client = UpstreamClient(timeout_s=0.5, connect_timeout_s=1, max_connections=8)
-        gemini = GeminiAdapter(mock.url, SecretStr(KEY), client)
+        gemini = GeminiAdapter(_targets(mock.url), client)
         try:
             err = await failure(gemini, job(chat(), stream=True))
         finally:
@@ -326,7 +333,7 @@ class TestFaults:
 
     async def test_unreachable_server_is_transient_and_keyless(self) -> None:
         client = UpstreamClient(timeout_s=2, connect_timeout_s=1, max_connections=8)
-        gemini = GeminiAdapter(f"http://127.0.0.1:{free_port()}", SecretStr(KEY), client)
+        gemini = GeminiAdapter(_targets(f"http://127.0.0.1:{free_port()}"), client)
         try:
             err = await failure(gemini, job(chat()))
         finally:

@@ -17,13 +17,10 @@ from anygate.broker.errors import (
 )
 from anygate.core.translate import UntranslatableFieldError
 from anygate.core.translate.schema import convert
-from anygate.workers.adapters.gemini import (
-    _stream_error,
-    _with_tool_call_extras,
-    api_root,
-    model_path,
-)
+from anygate.workers.adapters.gemini import _stream_error, _with_tool_call_extras
 from anygate.workers.adapters.http import error_for_status, parse_duration
+from anygate.workers.adapters.targets import gemini_api_root as api_root
+from anygate.workers.adapters.targets import gemini_model_path as model_path
 from anygate.workers.assemble import assemble_chat_completion
 
 

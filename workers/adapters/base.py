@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from anygate.broker import ClaimedJob
+from anygate.config import Deployment
+from anygate.config.secrets import SecretRef
 
 ChunkSink = Callable[[bytes], Awaitable[None]]
 """Receives each streamed chunk (an OpenAI ``chat.completion.chunk`` as JSON) as it arrives."""
@@ -31,6 +33,22 @@ class CallOutcome:
     usage: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One of a provider's accounts (docs/operations.md#accounts): its own base URL and key,
+    each falling back to the provider's when unset."""
+
+    name: str
+    base_url: str | None = None
+    api_key: SecretRef | None = None
+
+    @classmethod
+    def of(cls, dep: Deployment) -> Account | None:
+        if dep.account is None:
+            return None
+        return cls(dep.account, dep.base_url, dep.api_key)
+
+
 class ProviderAdapter(Protocol):
     async def call(
         self,
@@ -38,9 +56,12 @@ class ProviderAdapter(Protocol):
         upstream_model: str,
         on_chunk: ChunkSink,
         api_key: str | None = None,
+        *,
+        account: Account | None = None,
     ) -> CallOutcome:
         """Run the job's request upstream; stream chunks to ``on_chunk`` when the job streams.
-        ``api_key``: the client's own provider key (BYOK) instead of the gateway's."""
+        ``api_key``: the client's own provider key (BYOK) instead of the gateway's;
+        ``account``: the deployment's account, whose base URL and key replace the provider's."""
         ...
 
     async def aclose(self) -> None: ...

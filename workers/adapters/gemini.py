@@ -2,8 +2,9 @@
 
 Jobs are OpenAI-format whatever the provider, so this adapter translates each request to
 Gemini's format and each response (or streamed event) back, with ``anygate.core.translate``.
-The key travels only in the ``x-goog-api-key`` header: never in the URL (where it would end up
-in access logs and in client error messages) and never in an error.
+Vertex AI speaks the same format at other URLs with an OAuth token: those are the target's
+(``targets.GeminiTarget``). The key travels only in a header (``x-goog-api-key``): never in
+the URL (where it would end up in access logs and in client error messages) nor in an error.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
 
 import orjson
-from pydantic import SecretStr
 
 from anygate.broker import ClaimedJob
 from anygate.broker.errors import (
@@ -31,28 +30,15 @@ from anygate.core.translate import (
     gemini_embeddings_to_openai,
     gemini_response_to_chat,
 )
-from anygate.workers.adapters.base import CallOutcome, ChunkSink
+from anygate.workers.adapters.auth import json_headers
+from anygate.workers.adapters.base import Account, CallOutcome, ChunkSink
 from anygate.workers.adapters.http import error_for_status, json_object
+from anygate.workers.adapters.targets import GeminiTarget, Targets
 from anygate.workers.adapters.upstream import UpstreamClient
 from anygate.workers.assemble import assemble_chat_completion
 
-API_VERSION = "v1beta"
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
-
-
-def api_root(base_url: str) -> str:
-    """The configured base may be the host (the default) or already end in an API version."""
-    base = base_url.rstrip("/")
-    if base.rsplit("/", 1)[-1] in {"v1", "v1beta", "v1alpha"}:
-        return base
-    return f"{base}/{API_VERSION}"
-
-
-def model_path(upstream_model: str) -> str:
-    """``gemini-2.5-flash`` → ``models/gemini-2.5-flash``; ``tunedModels/x`` stays as it is."""
-    name = upstream_model if "/" in upstream_model else f"models/{upstream_model}"
-    return quote(name, safe="/-._~")
 
 
 @contextmanager
@@ -99,18 +85,12 @@ def _with_tool_call_extras(result: dict[str, Any], chunks: list[dict[str, Any]])
 
 
 class GeminiAdapter:
-    def __init__(self, base_url: str, api_key: SecretStr | None, client: UpstreamClient) -> None:
-        self._root = api_root(base_url)
+    def __init__(self, targets: Targets[GeminiTarget], client: UpstreamClient) -> None:
+        self._targets = targets
         self._client = client
-        self._headers = {"content-type": "application/json"}
-        if api_key is not None:
-            self._headers["x-goog-api-key"] = api_key.get_secret_value()
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    def _url(self, upstream_model: str, method: str) -> str:
-        return f"{self._root}/{model_path(upstream_model)}:{method}"
 
     async def call(
         self,
@@ -118,28 +98,34 @@ class GeminiAdapter:
         upstream_model: str,
         on_chunk: ChunkSink,
         api_key: str | None = None,
+        *,
+        account: Account | None = None,
     ) -> CallOutcome:
         body: dict[str, Any] = orjson.loads(job.body)
-        headers = self._headers if api_key is None else {**self._headers, "x-goog-api-key": api_key}
+        target = self._targets.of(account)
+        headers = await json_headers(target.auth, api_key)
         if job.endpoint == EMBEDDINGS:
-            return await self._embed(body, upstream_model, headers)
+            return await self._embed(body, upstream_model, target, headers)
         if job.endpoint != CHAT:
             raise UpstreamRejectedError(f"{job.endpoint} is not served by Gemini")
         with _translating():
             request = chat_request_to_gemini(body)
         response_id = "chatcmpl-" + job.id.removeprefix("job_")
         if job.stream:
-            return await self._stream_chat(request, upstream_model, response_id, on_chunk, headers)
-        return await self._chat(request, upstream_model, response_id, headers)
+            return await self._stream_chat(
+                request, upstream_model, response_id, on_chunk, target=target, headers=headers
+            )
+        return await self._chat(request, upstream_model, response_id, target, headers)
 
     async def _chat(
         self,
         request: dict[str, Any],
         upstream_model: str,
         response_id: str,
+        target: GeminiTarget,
         headers: Mapping[str, str],
     ) -> CallOutcome:
-        url = self._url(upstream_model, "generateContent")
+        url = target.url(upstream_model, "generateContent")
         answer = await self._client.post_json(url, request, headers)
         result = gemini_response_to_chat(
             answer, model=upstream_model, response_id=response_id, created=int(time.time())
@@ -156,9 +142,11 @@ class GeminiAdapter:
         upstream_model: str,
         response_id: str,
         on_chunk: ChunkSink,
+        *,
+        target: GeminiTarget,
         headers: Mapping[str, str],
     ) -> CallOutcome:
-        url = self._url(upstream_model, "streamGenerateContent") + "?alt=sse"
+        url = target.url(upstream_model, "streamGenerateContent") + "?alt=sse"
         translator = GeminiStreamToChat(
             model=upstream_model, response_id=response_id, created=int(time.time())
         )
@@ -188,11 +176,15 @@ class GeminiAdapter:
         return CallOutcome(result, result.get("usage"))
 
     async def _embed(
-        self, body: dict[str, Any], upstream_model: str, headers: Mapping[str, str]
+        self,
+        body: dict[str, Any],
+        upstream_model: str,
+        target: GeminiTarget,
+        headers: Mapping[str, str],
     ) -> CallOutcome:
         with _translating():
             method, request = embeddings_request_to_gemini(body, upstream_model)
-        answer = await self._client.post_json(self._url(upstream_model, method), request, headers)
+        answer = await self._client.post_json(target.url(upstream_model, method), request, headers)
         expected = len(request.get("requests") or [request])
         if len(answer.get("embeddings") or [answer.get("embedding")]) != expected:
             raise UpstreamTransientError(

@@ -106,6 +106,14 @@ def parse_provider_error(body: bytes) -> ProviderError:
     )
 
 
+def _retry_after_ms(value: str | None) -> float | None:
+    """Azure OpenAI's ``retry-after-ms``: the wait in milliseconds, finer than Retry-After."""
+    try:
+        return max(0.0, float(value)) / 1000 if value else None
+    except ValueError:
+        return None
+
+
 def _later(*delays: float | None) -> float | None:
     """When header and body both say how long to wait, the longer wait is the safe one."""
     known = [delay for delay in delays if delay is not None]
@@ -121,7 +129,11 @@ def error_for_status(status: int, body: bytes, headers: Mapping[str, str]) -> Up
         # learn anything about the gateway's credentials, so the message is ours.
         text = f"the provider refused the credentials it was called with (HTTP {status})"
     if status == 429:
-        retry_after = _later(parse_retry_after(headers.get("retry-after")), parsed.retry_after)
+        retry_after = _later(
+            parse_retry_after(headers.get("retry-after")),
+            _retry_after_ms(headers.get("retry-after-ms")),
+            parsed.retry_after,
+        )
         return UpstreamRateLimitedError(
             text, upstream_status=status, retry_after=retry_after, code=code
         )

@@ -1,4 +1,6 @@
-"""OpenAI and OpenAI-compatible servers: chat completions (streamed or not) and embeddings."""
+"""OpenAI, OpenAI-compatible servers and Azure OpenAI: chat completions (streamed or not) and
+embeddings. Azure's bodies, streams and errors are OpenAI's; only its URLs and its ``api-key``
+header differ, and those are the target's (``targets.OpenAITarget``)."""
 
 from __future__ import annotations
 
@@ -6,23 +8,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from pydantic import SecretStr
 
 from anygate.broker import ClaimedJob
 from anygate.broker.errors import UpstreamTransientError
-from anygate.workers.adapters.base import CallOutcome, ChunkSink
+from anygate.workers.adapters.auth import json_headers
+from anygate.workers.adapters.base import Account, CallOutcome, ChunkSink
 from anygate.workers.adapters.http import json_object
+from anygate.workers.adapters.targets import OpenAITarget, Targets
 from anygate.workers.adapters.upstream import UpstreamClient
 from anygate.workers.assemble import assemble_chat_completion
 
 
 class OpenAIAdapter:
-    def __init__(self, base_url: str, api_key: SecretStr | None, client: UpstreamClient) -> None:
-        self._base_url = base_url.rstrip("/")
+    def __init__(self, targets: Targets[OpenAITarget], client: UpstreamClient) -> None:
+        self._targets = targets
         self._client = client
-        self._headers = {"content-type": "application/json"}
-        if api_key is not None:
-            self._headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -33,13 +33,14 @@ class OpenAIAdapter:
         upstream_model: str,
         on_chunk: ChunkSink,
         api_key: str | None = None,
+        *,
+        account: Account | None = None,
     ) -> CallOutcome:
         body: dict[str, Any] = orjson.loads(job.body)
         body["model"] = upstream_model
-        url = self._base_url + job.endpoint.removeprefix("/v1")
-        headers = self._headers
-        if api_key is not None:
-            headers = {**headers, "authorization": f"Bearer {api_key}"}
+        target = self._targets.of(account)
+        url = target.url(job.endpoint, upstream_model)
+        headers = await json_headers(target.auth, api_key)
         if job.endpoint == "/v1/chat/completions" and job.stream:
             return await self._stream_chat(url, body, on_chunk, headers)
         return await self._post(url, body, headers)

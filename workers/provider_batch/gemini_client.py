@@ -19,8 +19,9 @@ import httpx
 import orjson
 
 from anygate.broker.errors import UpstreamError
-from anygate.workers.adapters.gemini import api_root, model_path
+from anygate.workers.adapters.auth import Auth, json_headers
 from anygate.workers.adapters.http import error_for_status, json_object
+from anygate.workers.adapters.targets import gemini_model_path
 from anygate.workers.adapters.upstream import transport_error
 from anygate.workers.provider_batch.gemini_format import CHAT, inlined_request, read_responses
 from anygate.workers.provider_batch.lines import BatchRequest, ReadBack
@@ -65,15 +66,15 @@ def remote_batch(operation: Mapping[str, Any]) -> RemoteBatch:
 
 
 class GeminiBatchClient:
-    def __init__(self, http: httpx.AsyncClient, base_url: str, headers: Mapping[str, str]) -> None:
-        """``base_url``: the provider's (host, or already ending in an API version);
-        ``headers``: the account's auth (``x-goog-api-key``)."""
+    def __init__(self, http: httpx.AsyncClient, root: str, auth: Auth) -> None:
+        """``root``: the API's, with its version (``https://…/v1beta``: ``GeminiTarget.root``);
+        ``auth``: the account's credentials (``adapters/targets.py``)."""
         self._http = http
-        self._root = api_root(base_url)
+        self._root = root.rstrip("/")
         parts = urlsplit(self._root)
         self._host = f"{parts.scheme}://{parts.netloc}"
         self._version = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        self._headers = {"content-type": "application/json", **headers}
+        self._auth = auth
 
     def unfit(self, request: BatchRequest) -> UpstreamError | None:
         """A request Gemini cannot carry (a fallback may bring one the API did not check)."""
@@ -85,8 +86,9 @@ class GeminiBatchClient:
 
     async def _call(self, method: str, url: str, body: Any = None) -> httpx.Response:
         content = None if body is None else orjson.dumps(body)
+        headers = await json_headers(self._auth, None)
         try:
-            response = await self._http.request(method, url, headers=self._headers, content=content)
+            response = await self._http.request(method, url, headers=headers, content=content)
         except httpx.HTTPError as exc:
             raise transport_error(exc) from None
         if response.status_code != 200:
@@ -111,7 +113,7 @@ class GeminiBatchClient:
                 "inputConfig": {"requests": {"requests": lines}},
             }
         }
-        url = f"{self._root}/{model_path(upstream_model)}:batchGenerateContent"
+        url = f"{self._root}/{gemini_model_path(upstream_model)}:batchGenerateContent"
         return remote_batch(await self._json("POST", url, body))
 
     async def _operation(self, name: str) -> dict[str, Any]:

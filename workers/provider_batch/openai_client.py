@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from anygate.broker.errors import UpstreamError
+from anygate.workers.adapters.auth import Auth
 from anygate.workers.adapters.http import error_for_status, json_object
 from anygate.workers.adapters.upstream import transport_error
 from anygate.workers.provider_batch.lines import BatchRequest, ReadBack
@@ -57,21 +58,22 @@ def remote_batch(batch: Mapping[str, Any]) -> RemoteBatch:
 
 
 class OpenAIBatchClient:
-    def __init__(self, http: httpx.AsyncClient, base_url: str, headers: Mapping[str, str]) -> None:
-        """``base_url``: the API root (``https://api.openai.com/v1``); ``headers``: the
-        account's auth."""
+    def __init__(self, http: httpx.AsyncClient, base_url: str, auth: Auth) -> None:
+        """``base_url``: the API root (``https://api.openai.com/v1``); ``auth``: the
+        account's credentials (``adapters/targets.py``)."""
         self._http = http
         self._base = base_url.rstrip("/")
-        self._headers = dict(headers)
+        self._auth = auth
 
     def unfit(self, request: BatchRequest) -> UpstreamError | None:
         """Every job the API accepted is a valid line: the body goes as it is."""
         return None
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = await self._auth.headers()
         try:
             response = await self._http.request(
-                method, self._base + path, headers=self._headers, **kwargs
+                method, self._base + path, headers=headers, **kwargs
             )
         except httpx.HTTPError as exc:
             raise transport_error(exc) from None

@@ -14,6 +14,8 @@ from anygate.broker.routing import Step, deployment_key
 from anygate.broker.script_calls.provider_batch import parked_queue
 from anygate.config import AnygateConfig, ModelKind, ProviderKind
 from anygate.core.parking import serves
+from anygate.workers.adapters.base import Account
+from anygate.workers.adapters.targets import gemini_targets, openai_targets
 from anygate.workers.provider_batch.gemini_client import GeminiBatchClient
 from anygate.workers.provider_batch.openai_client import OpenAIBatchClient
 from anygate.workers.provider_batch.remote import BatchClient
@@ -52,12 +54,12 @@ def batch_queues(config: AnygateConfig, registered: Mapping[str, set[str]]) -> l
 
 
 def client_for(config: AnygateConfig, step: Step, http: httpx.AsyncClient) -> BatchClient:
-    """The batch API of the step's provider, with the gateway's key for it."""
+    """The batch API of the step's provider, called with the step's account's base URL and
+    credentials (the provider's when the deployment has no account of its own)."""
     provider = config.providers[step.provider]
-    key = config.provider_key(step.provider)
-    secret = key.get_secret_value() if key is not None else None
+    account = Account.of(step.deployment)
     if provider.kind is ProviderKind.GEMINI:
-        headers = {"x-goog-api-key": secret} if secret else {}
-        return GeminiBatchClient(http, provider.resolved_base_url(), headers)
-    headers = {"authorization": f"Bearer {secret}"} if secret else {}
-    return OpenAIBatchClient(http, provider.resolved_base_url(), headers)
+        gemini = gemini_targets(provider).of(account)
+        return GeminiBatchClient(http, gemini.root, gemini.auth)
+    openai = openai_targets(provider).of(account)
+    return OpenAIBatchClient(http, openai.base_url, openai.auth)
