@@ -9,11 +9,16 @@ import orjson
 from pydantic import SecretStr
 
 from anygate.broker import ClaimedJob
-from anygate.broker.errors import UpstreamTransientError
+from anygate.broker.errors import UpstreamRejectedError, UpstreamTransientError
 from anygate.workers.adapters.base import CallOutcome, ChunkSink
 from anygate.workers.adapters.http import json_object
 from anygate.workers.adapters.upstream import UpstreamClient
 from anygate.workers.assemble import assemble_chat_completion
+
+SERVED = frozenset({"/v1/chat/completions", "/v1/embeddings"})
+"""The job endpoints an OpenAI API has. Gemini's ``:countTokens`` is not one: the planner never
+routes it here, and a job that still arrives (its plan's provider changed kind in a reload)
+fails as rejected rather than reaching a URL that does not exist."""
 
 
 class OpenAIAdapter:
@@ -34,6 +39,10 @@ class OpenAIAdapter:
         on_chunk: ChunkSink,
         api_key: str | None = None,
     ) -> CallOutcome:
+        if job.endpoint not in SERVED:
+            raise UpstreamRejectedError(
+                f"{job.endpoint} is not served by OpenAI", code="endpoint_not_served"
+            )
         body: dict[str, Any] = orjson.loads(job.body)
         body["model"] = upstream_model
         url = self._base_url + job.endpoint.removeprefix("/v1")
