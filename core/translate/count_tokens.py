@@ -56,25 +56,31 @@ def _model_name(raw: str) -> str:
     return raw.removeprefix("models/")
 
 
+def _check_model(fields: Fields, alias: str) -> None:
+    """A ``model`` in the body, when sent, must name the URL's (as in ``batchEmbedContents``)."""
+    model = fields.string("model")
+    if model is not None and _model_name(model) != alias:
+        raise invalid(
+            fields.path("model"),
+            f"must be the model in the URL, models/{alias} (or be left out)",
+        )
+
+
 def _check_generate_request(inner: Fields, alias: str) -> None:
     contents = inner.array(CONTENTS)
     if contents is None:
         raise invalid(inner.path(CONTENTS), "is required in a generateContentRequest")
     _check_contents(contents, inner.path(CONTENTS))
-    model = inner.string("model")
-    if model is not None and _model_name(model) != alias:
-        raise invalid(
-            inner.path("model"),
-            f"must be the model in the URL, models/{alias} (or be left out)",
-        )
+    _check_model(inner, alias)
 
 
 def count_tokens_job_body(body: Mapping[str, Any], alias: str) -> dict[str, Any]:
     """The job body of a ``:countTokens`` call: the request's fields under their canonical
     names, and the alias in ``model`` (every job names its model there)."""
     fields = Fields(body, "", gemini=True)
+    _check_model(fields, alias)  # the path's field, which some clients repeat: not forwarded
     for key in fields.present():
-        if key in _REQUEST_FIELDS:
+        if key in _REQUEST_FIELDS or key == "model":
             continue
         hint = (
             f"; send it inside {GENERATE_CONTENT_REQUEST} to count its tokens"

@@ -8,6 +8,7 @@ any other alias is a 400 that says why, and nothing reaches a provider.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,7 @@ from google.genai import errors, types
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from anygate.ops.mock_provider.request_log import key_fingerprint
-from tests.support.configs import TENANT_KEYS, config_tree
+from tests.support.configs import TENANT_KEYS, config_tree, hash_key
 from tests.support.mock import MockControl
 from tests.support.stack import Stack, running_stack
 
@@ -33,6 +34,8 @@ OPENAI_FIRST = "openai-first"
 FLAKY = "flaky-gemini"
 """A Gemini deployment the mock fails, an OpenAI one, then a Gemini fallback alias."""
 BROKEN_UPSTREAM = "gemini-broken"
+HYBRID_KEY = "sk-test-hybrid-0123456789"
+CLIENT_GEMINI_KEY = "gk-client-own-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +43,12 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis, mock_server: str
 ) -> Iterator[Stack]:
     tree = config_tree(redis_server.url, f"t{secrets.token_hex(5)}", mock_root=mock_server)
+    tree["tenants"].append(
+        {"id": "hy", "api_key_sha256": [hash_key(HYBRID_KEY)], "auth_mode": "hybrid"}
+    )
+    key_file = tmp_path_factory.mktemp("secrets") / "encryption.key"
+    key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    tree["security"] = {"encryption_key": f"file:{key_file}"}
     tree["models"].update(
         {
             PRO_ALIAS: {
@@ -159,6 +168,21 @@ def test_a_generate_content_request_reaches_gemini_with_its_own_model_name(
     assert call["body"]["generateContentRequest"]["systemInstruction"] == {
         "parts": [{"text": "four five"}]
     }
+
+
+def test_a_clients_own_gemini_key_pays_for_the_count(stack: Stack, mock: MockControl) -> None:
+    """BYOK as for any call: the SDK's api_key is the client's Gemini key, the gateway key
+    travels in x-anygate-api-key."""
+    byok = genai.Client(
+        api_key=CLIENT_GEMINI_KEY,
+        http_options=types.HttpOptions(
+            base_url=stack.url, headers={"x-anygate-api-key": HYBRID_KEY}
+        ),
+    )
+    response = byok.models.count_tokens(model="gemini-2.5-flash", contents="my own key")
+    assert response.total_tokens == 3
+    [call] = count_calls(mock)
+    assert call["key_fingerprint"] == key_fingerprint(CLIENT_GEMINI_KEY)
 
 
 def test_an_embedding_alias_served_by_gemini_counts_too(
