@@ -4,8 +4,10 @@ own typed errors.
 
 A Gemini request is translated to the canonical OpenAI request, queued as an interactive job
 like any other (so any model can answer it, whichever provider serves it), and the OpenAI result
-or chunks are translated back. ``GET /v1/models`` is shared with the OpenAI surface: a request
-that authenticates the Gemini way (``x-goog-api-key`` or ``?key=``) gets Google's shape.
+or chunks are translated back. ``:countTokens`` is the exception: only Gemini can count, so it is
+queued in Gemini's own shape for the route's Gemini deployments, and other aliases refuse it.
+``GET /v1/models`` is shared with the OpenAI surface: a request that authenticates the Gemini
+way (``x-goog-api-key`` or ``?key=``) gets Google's shape.
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.request_body import read_body
 from anygate.api.responses import JSONResponse
 from anygate.api.sync_call import INTERRUPTED, Render
-from anygate.broker import JobEvent
+from anygate.broker import COUNT_TOKENS, JobEvent
 from anygate.broker.errors import AnygateError, InvalidRequestError, ModelNotFoundError
-from anygate.config import ModelKind
 from anygate.core.body import parse_json_object, validate
+from anygate.core.capabilities import capabilities, token_counting_refused
 from anygate.core.schemas import BODY_MODELS
 from anygate.core.translate import (
     CHAT_FIELD_NAMES,
     ChatStreamToGemini,
     chat_response_to_gemini,
+    count_tokens_job_body,
     embed_field_names,
     gemini_embed_request_to_openai,
     gemini_request_to_chat,
@@ -89,12 +92,9 @@ def _model_name(raw: str) -> str:
 
 
 def _gemini_model(gw: Gateway, alias: str) -> dict[str, Any]:
-    kind = gw.config.models[alias].kind
-    methods = (
-        ["embedContent", "batchEmbedContents"]
-        if kind is ModelKind.EMBEDDING
-        else ["generateContent", "streamGenerateContent"]
-    )
+    """Gemini's ``Model``: ``supportedGenerationMethods`` lists exactly what anygate serves for
+    the alias; no token limits, which the config does not know."""
+    methods = capabilities(gw.config.models[alias], gw.config.providers).gemini_methods()
     return {
         "name": f"models/{alias}",
         "baseModelId": alias,
@@ -158,6 +158,8 @@ async def model_action(request: Request) -> Response:
         return await _stream_generate(request, alias, body)
     if method in {"embedContent", "batchEmbedContents"}:
         return await _embed(request, alias, body, batch=method == "batchEmbedContents")
+    if method == "countTokens":
+        return await _count_tokens(request, alias, body)
     raise InvalidRequestError(f"method {method!r} is not supported by this gateway")
 
 
@@ -246,6 +248,23 @@ async def _embed(request: Request, alias: str, body: dict[str, Any], *, batch: b
     )
     result, headers = await openai_compat.answer(request, openai_compat.EMBEDDINGS, openai_body)
     return JSONResponse(openai_embeddings_to_gemini(result, batch=batch), headers=headers)
+
+
+async def _count_tokens(request: Request, alias: str, body: dict[str, Any]) -> Response:
+    """Gemini's own count, asked of a Gemini deployment through the queue like any upstream
+    call (docs/api.md#counttokens); an alias that Gemini does not serve is a 400 saying why,
+    never an estimate. Not cached: the answer is the provider's, each time."""
+    gw = gateway_of(request)
+    route = gw.config.models.get(alias)
+    if route is None:
+        raise ModelNotFoundError(f"models/{alias} is not found.")
+    if (refused := token_counting_refused(alias, route, gw.config.providers)) is not None:
+        raise refused
+    job_body = count_tokens_job_body(body, alias)
+    call = await openai_compat.sync_job(request, COUNT_TOKENS, job_body, stream=False)
+    async with call:
+        result = await openai_compat.wait_result(call)
+    return JSONResponse(result, headers=openai_compat.job_headers(call))
 
 
 ROUTES = [

@@ -35,6 +35,7 @@ from anygate.broker.errors import (
 from anygate.broker.routing import encode_plan
 from anygate.config import Priority
 from anygate.core.body import parse_json_object, validate
+from anygate.core.capabilities import capabilities
 from anygate.core.schemas import BODY_MODELS
 from anygate.telemetry import tracing
 
@@ -265,12 +266,15 @@ async def embeddings(request: Request) -> Response:
 
 
 def _model_object(gw: Gateway, alias: str) -> dict[str, Any]:
+    """OpenAI's model object, and in ``anygate`` what the alias can do through the gateway
+    (docs/api.md#model-capabilities): clients that know only OpenAI's fields ignore it."""
     route = gw.config.models[alias]
     return {
         "id": alias,
         "object": "model",
         "created": 0,
         "owned_by": route.deployments[0].provider,
+        "anygate": capabilities(route, gw.config.providers).to_api(),
     }
 
 

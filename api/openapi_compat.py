@@ -22,8 +22,9 @@ GEMINI_REQUEST: JSON = {
     "type": "object",
     "description": "The Gemini request of the method in `target`: `generateContent`'s and "
     "`streamGenerateContent`'s `GenerateContentRequest`, `embedContent`'s "
-    "`EmbedContentRequest`, `batchEmbedContents`' `BatchEmbedContentsRequest`. A field with "
-    "no OpenAI counterpart is a 400 `untranslatable_field` (docs/translation.md).",
+    "`EmbedContentRequest`, `batchEmbedContents`' `BatchEmbedContentsRequest`, "
+    "`countTokens`' `CountTokensRequest`. A field with no OpenAI counterpart is a 400 "
+    "`untranslatable_field` (docs/translation.md).",
 }
 
 
@@ -131,7 +132,7 @@ def _action(prefix: str, op_id: str) -> Op:
         op_id,
         "gemini",
         "Gemini `generateContent`, `streamGenerateContent`, `embedContent`, "
-        "`batchEmbedContents`: `target` is `<model>:<method>`",
+        "`batchEmbedContents`, `countTokens`: `target` is `<model>:<method>`",
         "inference",
         (
             Answer(
@@ -151,7 +152,8 @@ def _action(prefix: str, op_id: str) -> Op:
             ),
         ),
         description="Translated to OpenAI's format and run as an `interactive` job, so any "
-        "model alias answers. Another method is a 400 naming it.",
+        "model alias answers. `countTokens` is Gemini's own count, for aliases served by "
+        "Gemini only (docs/api.md#counttokens). Another method is a 400 naming it.",
         params=("Alt", "CacheMode", "ProviderKey"),
         body=Body(GEMINI_REQUEST, GEMINI_EXAMPLE),
         errors=(400, 404, 413, 502, 504),

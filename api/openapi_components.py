@@ -75,7 +75,7 @@ PARAMETERS: dict[str, JSON] = {
         "path",
         "GET: a model alias (optionally `models/<alias>`). POST (Gemini): "
         "`<model>:<method>`, the method one of `generateContent`, `streamGenerateContent`, "
-        "`embedContent`, `batchEmbedContents`.",
+        "`embedContent`, `batchEmbedContents`, `countTokens`.",
         STR,
     ),
     "Limit": _param(

@@ -30,9 +30,9 @@ from anygate.api.openapi_jsonschema import (
 )
 from anygate.api.openapi_table import JSON, schema_ref
 from anygate.api.openapi_webhooks import WEBHOOK_SCHEMAS
-from anygate.broker import JobStatus
+from anygate.broker import COUNT_TOKENS, JobStatus
 from anygate.broker.batch_store import BATCH_TIMES
-from anygate.config import Priority, TenantSettings
+from anygate.config import ModelKind, Priority, ProviderKind, TenantSettings
 from anygate.core.schemas import ChatCompletionBody, EmbeddingsBody, SubmitJob
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -125,7 +125,12 @@ JOB: JSON = obj(
         "object": const("job"),
         "status": {"type": "string", "enum": [s.value for s in JobStatus]},
         "priority": {"type": "string", "enum": [p.value for p in Priority]},
-        "endpoint": {"type": "string", "enum": ENDPOINTS},
+        "endpoint": {
+            "type": "string",
+            "enum": [*ENDPOINTS, COUNT_TOKENS],
+            "description": f"`{COUNT_TOKENS}`: a Gemini `:countTokens` call's job (not one "
+            "`POST /v1/jobs` accepts).",
+        },
         "model": STR,
         "provider": STR,
         "created_at": NUM,
@@ -234,7 +239,31 @@ USAGE_TOTALS = obj(
     }
 )
 
-OPENAI_MODEL = obj({"id": STR, "object": const("model"), "created": INT, "owned_by": STR})
+MODEL_CAPABILITIES = obj(
+    {
+        "kind": {"type": "string", "enum": [k.value for k in ModelKind]},
+        "streaming": BOOL,
+        "providers": {
+            "type": "array",
+            "items": {"type": "string", "enum": [k.value for k in ProviderKind]},
+        },
+        "fallbacks": {"type": "array", "items": STR},
+        "count_tokens": BOOL,
+        "cache": BOOL,
+        "batch_api": BOOL,
+    },
+    description="What the alias can do through anygate (docs/api.md#model-capabilities).",
+)
+
+OPENAI_MODEL = obj(
+    {
+        "id": STR,
+        "object": const("model"),
+        "created": INT,
+        "owned_by": STR,
+        "anygate": MODEL_CAPABILITIES,
+    }
+)
 
 GEMINI_MODEL = obj(
     {

@@ -8,6 +8,7 @@ from anygate.broker.errors import IdempotencyConflictError
 from anygate.broker.ids import digest, new_job_id, new_worker_id
 from anygate.broker.keys import CLASS_ORDER, KeySpace
 from anygate.broker.models import (
+    COUNT_TOKENS,
     TERMINAL_EVENTS,
     ClaimedJob,
     Enqueued,
@@ -23,6 +24,7 @@ from anygate.broker.notify import Subscriptions
 
 __all__ = [
     "CLASS_ORDER",
+    "COUNT_TOKENS",
     "TERMINAL_EVENTS",
     "Broker",
     "ClaimedJob",

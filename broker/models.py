@@ -32,9 +32,20 @@ class JobStatus(enum.StrEnum):
 
 TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled", "expired"})
 
+COUNT_TOKENS = "gemini:countTokens"
+"""The internal endpoint of a Gemini ``:countTokens`` call (docs/api.md#gemini-compatible-surface):
+only the Gemini surface queues it, and only Gemini deployments serve it. Not a public endpoint:
+``POST /v1/jobs`` and batches do not accept it. Its body is Gemini's ``CountTokensRequest`` plus
+the alias in ``model``, and its result is Gemini's ``CountTokensResponse`` as the provider sent it
+(no OpenAI format exists for it)."""
+
 # Endpoints are stored as short codes: every byte of a queued job's hash counts
 # (docs/performance.md).
-ENDPOINT_CODES = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
+ENDPOINT_CODES = {
+    "/v1/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    COUNT_TOKENS: "count_tokens",
+}
 ENDPOINTS_BY_CODE = {code: path for path, code in ENDPOINT_CODES.items()}
 
 

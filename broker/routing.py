@@ -22,12 +22,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from anygate.broker.errors import InvalidRequestError, ModelNotFoundError
+from anygate.broker.models import COUNT_TOKENS
 from anygate.config import AnygateConfig, Deployment, ModelKind, ModelRoute
 
-ENDPOINT_KINDS: dict[str, ModelKind] = {
+ENDPOINT_KINDS: dict[str, ModelKind | None] = {
     "/v1/chat/completions": ModelKind.CHAT,
     "/v1/embeddings": ModelKind.EMBEDDING,
+    COUNT_TOKENS: None,  # any kind: Gemini counts the tokens of embedding models' input too
 }
+"""Each endpoint a job can have, and the kind of model it needs (None: any)."""
 
 
 def deployment_key(dep: Deployment) -> str:
@@ -104,8 +107,7 @@ def _latency(stats: DeploymentStats) -> float:
 
 def route_for(config: AnygateConfig, endpoint: str, model: str) -> ModelRoute:
     """The model's route; errors name the field at fault."""
-    kind = ENDPOINT_KINDS.get(endpoint)
-    if kind is None:
+    if endpoint not in ENDPOINT_KINDS:
         raise InvalidRequestError(
             f"unsupported endpoint {endpoint!r}; expected one of {sorted(ENDPOINT_KINDS)}",
             param="endpoint",
@@ -115,7 +117,8 @@ def route_for(config: AnygateConfig, endpoint: str, model: str) -> ModelRoute:
         raise ModelNotFoundError(
             f"The model `{model}` does not exist or you do not have access to it.", param="model"
         )
-    if route.kind is not kind:
+    kind = ENDPOINT_KINDS[endpoint]
+    if kind is not None and route.kind is not kind:
         raise InvalidRequestError(
             f"model {model!r} is a {route.kind.value} model and cannot serve {endpoint}",
             param="model",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from anygate.broker.routing import Step, deployment_key
 from anygate.broker.script_calls.provider_batch import parked_queue
-from anygate.config import AnygateConfig, ProviderKind
+from anygate.config import AnygateConfig, Deployment, ProviderKind
 from anygate.core.execution import (
     BatchPolicy,
     Choice,
@@ -50,10 +50,14 @@ def policy_of(config: AnygateConfig) -> BatchPolicy:
     return BatchPolicy(min_room_s=pb.min_room_s, live_reserve_s=pb.live_reserve_s)
 
 
+def takes_batches(kind: ProviderKind, deployment: Deployment, endpoint: str) -> bool:
+    """A deployment of this provider kind takes provider batches for this endpoint."""
+    return deployment.batch_api and endpoint in _BATCH_ENDPOINTS.get(kind, frozenset())
+
+
 def serves(config: AnygateConfig, step: Step, endpoint: str) -> bool:
     """The step's deployment takes provider batches for this endpoint."""
-    kind = config.providers[step.provider].kind
-    return step.deployment.batch_api and endpoint in _BATCH_ENDPOINTS.get(kind, frozenset())
+    return takes_batches(config.providers[step.provider].kind, step.deployment, endpoint)
 
 
 def parking(

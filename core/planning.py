@@ -4,7 +4,8 @@
 Everything a plan needs besides config is the live deployment figures the workers publish with
 their heartbeats (for ``least_busy`` / ``lowest_latency``); they are read at most once a second
 per process, and only when some route uses such a strategy. A request that a Gemini step of
-its plan could not carry is rejected here with a 400 naming the field, before it is queued.
+its plan could not carry is rejected here with a 400 naming the field, before it is queued. A
+Gemini ``:countTokens`` call is planned over the route's Gemini deployments only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from anygate.broker import KeySpace
+from anygate.broker import COUNT_TOKENS, KeySpace
 from anygate.broker.deployment_health import HealthView
 from anygate.broker.registry_store import WorkerRegistry
 from anygate.broker.routing import (
@@ -26,7 +27,8 @@ from anygate.broker.routing import (
     route_for,
 )
 from anygate.broker.worker_registry import summed_stats
-from anygate.config import AnygateConfig
+from anygate.config import AnygateConfig, ProviderKind
+from anygate.core.capabilities import token_counting_refused
 from anygate.core.translate import chat_request_to_gemini, embeddings_request_to_gemini
 
 LIVE_STRATEGIES = frozenset({"least_busy", "lowest_latency"})
@@ -45,12 +47,25 @@ class Planner:
 
     async def plan(self, endpoint: str, body: Mapping[str, Any]) -> list[Step]:
         model = str(body["model"])
-        route_for(self._config, endpoint, model)
+        route = route_for(self._config, endpoint, model)
+        if endpoint == COUNT_TOKENS and (
+            refused := token_counting_refused(model, route, self._config.providers)
+        ):
+            raise refused
         stats = await self._live_stats() if self._live else {}
         healthy = self._health.healthy
         steps = plan(self._config, endpoint, model, self._selector, stats, healthy=healthy)
+        if endpoint == COUNT_TOKENS:
+            return self._gemini_steps(steps)
         self._check_translatable(endpoint, body, steps)
         return steps
+
+    def _gemini_steps(self, steps: list[Step]) -> list[Step]:
+        """A token count is asked of Gemini deployments only, in the plan's order: another
+        provider has no endpoint for it (and a count is never estimated). The route's first
+        deployment is Gemini's, so at least one step is left."""
+        providers = self._config.providers
+        return [s for s in steps if providers[s.provider].kind is ProviderKind.GEMINI]
 
     def _check_translatable(
         self, endpoint: str, body: Mapping[str, Any], steps: list[Step]

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from anygate.broker import Broker, ClaimedJob
+from anygate.broker import COUNT_TOKENS, Broker, ClaimedJob
 from anygate.broker.deployment_health import Gate
 from anygate.broker.errors import (
     InvalidRequestError,
@@ -205,12 +205,17 @@ class JobDisposition:
     ) -> None:
         """``ours``: the failure was a fault of our own code, not the provider's (an adapter
         that raised unexpectedly): it spends the job's attempt like a transient failure, but
-        never counts against the deployment."""
+        never counts against the deployment. A 429 to a ``:countTokens`` call makes that job
+        wait but pauses no one else: Gemini meters token counting apart from generation."""
         pool = self._pool
         decision = decide(exc, job, len(steps), self._queue)
         if job.client_key or ours:
             pass  # the client's account (BYOK) or our own bug: the deployment is not in question
-        elif isinstance(exc, UpstreamRateLimitedError) and exc.code != OUT_OF_CREDIT:
+        elif (
+            isinstance(exc, UpstreamRateLimitedError)
+            and exc.code != OUT_OF_CREDIT
+            and job.endpoint != COUNT_TOKENS  # its own quota ran out, not the deployment's
+        ):
             with contextlib.suppress(RedisError, OSError):  # every worker pauses it
                 pause = exc.retry_after if exc.retry_after is not None else decision.delay_s
                 await self._guard.rate_limited(step, pause or DEFAULT_RATE_LIMIT_DELAY_S)

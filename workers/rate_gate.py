@@ -8,7 +8,8 @@ job that does not fit joins the limit's line and goes back to the queue, delayed
 the same entry id (its attempt is refunded), which keeps its place. Waiters come back one room
 at a time, not all at once, so an admission costs the same however many wait
 (``rate_window.py``). A request too large to ever fit fails at once. Token estimates are settled
-to the provider's reported usage after the call.
+to the provider's reported usage after the call. A Gemini ``:countTokens`` call counts against
+the tenant's rpm only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from anygate.broker import Broker, ClaimedJob
+from anygate.broker import COUNT_TOKENS, Broker, ClaimedJob
 from anygate.broker.rate_window import NEVER
 from anygate.broker.routing import Step, deployment_key
 from anygate.broker.tenants import TenantRecord
@@ -107,6 +108,11 @@ class RateGate:
     def _limits_of(self, job: ClaimedJob, step: Step) -> list[_Limit]:
         dep = step.deployment
         limits = list(self._tenant_limits.get(job.tenant, ()))
+        if job.endpoint == COUNT_TOKENS:
+            # Counting tokens uses none: it is one request of the tenant's (its rpm), and
+            # Gemini meters it apart from generation, so the deployment's rpm/tpm (the
+            # generation quota) are not spent on it (docs/api.md#counttokens).
+            return [limit for limit in limits if not limit.tokens]
         if job.client_key:
             return limits  # the client's own account (BYOK): the deployment's limits are ours
         if dep.rpm is not None or dep.tpm is not None:

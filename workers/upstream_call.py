@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 
 import structlog
 
-from anygate.broker import ClaimedJob
+from anygate.broker import COUNT_TOKENS, ClaimedJob
 from anygate.broker.errors import UpstreamError, UpstreamTransientError
 from anygate.broker.routing import Step, deployment_key
 from anygate.config import AnygateConfig
@@ -21,6 +21,9 @@ from anygate.workers.chunk_relay import ChunkRelay
 from anygate.workers.metric_labels import upstream_outcome
 
 log = structlog.get_logger(__name__)
+
+OPERATIONS = {"/v1/chat/completions": "chat", COUNT_TOKENS: "count_tokens"}
+"""``gen_ai.operation.name`` of an upstream span, by job endpoint; embeddings otherwise."""
 
 
 class AdapterFaultError(UpstreamTransientError):
@@ -52,7 +55,7 @@ class UpstreamCall:
         provider = self._config.providers[step.provider]
         with tracing.spans.upstream(
             provider=provider.kind.value,
-            operation="chat" if job.endpoint == "/v1/chat/completions" else "embeddings",
+            operation=OPERATIONS.get(job.endpoint, "embeddings"),
             model=step.deployment.model,
             server_address=provider.resolved_base_url(),
             body=job.body,

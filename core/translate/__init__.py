@@ -10,6 +10,11 @@ from anygate.core.translate.chat_to_gemini_response import (
     ChatStreamToGemini,
     chat_response_to_gemini,
 )
+from anygate.core.translate.count_tokens import (
+    count_is_valid,
+    count_tokens_job_body,
+    count_tokens_request,
+)
 from anygate.core.translate.embeddings import (
     embed_field_names,
     embeddings_request_to_gemini,
@@ -31,6 +36,9 @@ __all__ = [
     "UntranslatableFieldError",
     "chat_request_to_gemini",
     "chat_response_to_gemini",
+    "count_is_valid",
+    "count_tokens_job_body",
+    "count_tokens_request",
     "embed_field_names",
     "embeddings_request_to_gemini",
     "gemini_embed_request_to_openai",

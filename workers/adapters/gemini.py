@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from anygate.broker import ClaimedJob
+from anygate.broker import COUNT_TOKENS, ClaimedJob
 from anygate.broker.errors import (
     InvalidRequestError,
     UpstreamError,
@@ -26,6 +26,8 @@ from anygate.broker.errors import (
 from anygate.core.translate import (
     GeminiStreamToChat,
     chat_request_to_gemini,
+    count_is_valid,
+    count_tokens_request,
     embeddings_request_to_gemini,
     gemini_embeddings_to_openai,
     gemini_response_to_chat,
@@ -106,6 +108,8 @@ class GeminiAdapter:
         headers = await json_headers(target.auth, api_key)
         if job.endpoint == EMBEDDINGS:
             return await self._embed(body, upstream_model, target, headers)
+        if job.endpoint == COUNT_TOKENS:
+            return await self._count_tokens(body, upstream_model, target, headers)
         if job.endpoint != CHAT:
             raise UpstreamRejectedError(f"{job.endpoint} is not served by Gemini")
         with _translating():
@@ -198,3 +202,23 @@ class GeminiAdapter:
             encoding_format=encoding if isinstance(encoding, str) else None,
         )
         return CallOutcome(result, result["usage"])
+
+    async def _count_tokens(
+        self,
+        body: dict[str, Any],
+        upstream_model: str,
+        target: GeminiTarget,
+        headers: Mapping[str, str],
+    ) -> CallOutcome:
+        """``:countTokens`` (docs/api.md#counttokens), the one job that is not OpenAI-format:
+        its body is Gemini's own request, and Gemini's ``CountTokensResponse`` is passed on as
+        it came. No usage and no cost: counting generates nothing."""
+        request = count_tokens_request(body, upstream_model)
+        url = target.url(upstream_model, "countTokens")
+        answer = await self._client.post_json(url, request, headers)
+        if not count_is_valid(answer):
+            raise UpstreamTransientError(
+                "upstream answered countTokens without a valid totalTokens",
+                code="malformed_response",
+            )
+        return CallOutcome(answer, None)

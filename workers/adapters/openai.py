@@ -10,13 +10,18 @@ from typing import Any
 import orjson
 
 from anygate.broker import ClaimedJob
-from anygate.broker.errors import UpstreamTransientError
+from anygate.broker.errors import UpstreamRejectedError, UpstreamTransientError
 from anygate.workers.adapters.auth import json_headers
 from anygate.workers.adapters.base import Account, CallOutcome, ChunkSink
 from anygate.workers.adapters.http import json_object
 from anygate.workers.adapters.targets import OpenAITarget, Targets
 from anygate.workers.adapters.upstream import UpstreamClient
 from anygate.workers.assemble import assemble_chat_completion
+
+SERVED = frozenset({"/v1/chat/completions", "/v1/embeddings"})
+"""The job endpoints an OpenAI API has. Gemini's ``:countTokens`` is not one: the planner never
+routes it here, and a job that still arrives (its plan's provider changed kind in a reload)
+fails as rejected rather than reaching a URL that does not exist."""
 
 
 class OpenAIAdapter:
@@ -36,6 +41,10 @@ class OpenAIAdapter:
         *,
         account: Account | None = None,
     ) -> CallOutcome:
+        if job.endpoint not in SERVED:
+            raise UpstreamRejectedError(
+                f"{job.endpoint} is not served by OpenAI", code="endpoint_not_served"
+            )
         body: dict[str, Any] = orjson.loads(job.body)
         body["model"] = upstream_model
         target = self._targets.of(account)

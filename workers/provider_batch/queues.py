@@ -12,15 +12,14 @@ import httpx
 from anygate.broker.models import ENDPOINTS_BY_CODE
 from anygate.broker.routing import Step, deployment_key
 from anygate.broker.script_calls.provider_batch import parked_queue
-from anygate.config import AnygateConfig, ModelKind, ProviderKind
+from anygate.config import AnygateConfig, ProviderKind
+from anygate.core.capabilities import ROUTE_ENDPOINTS
 from anygate.core.parking import serves
 from anygate.workers.adapters.base import Account
 from anygate.workers.adapters.targets import gemini_targets, openai_targets
 from anygate.workers.provider_batch.gemini_client import GeminiBatchClient
 from anygate.workers.provider_batch.openai_client import OpenAIBatchClient
 from anygate.workers.provider_batch.remote import BatchClient
-
-ROUTE_ENDPOINTS = {ModelKind.CHAT: "/v1/chat/completions", ModelKind.EMBEDDING: "/v1/embeddings"}
 
 
 @dataclass(frozen=True, slots=True)
