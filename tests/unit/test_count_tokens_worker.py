@@ -9,14 +9,22 @@ from typing import Any, cast
 
 import orjson
 import pytest
-from pydantic import SecretStr
 
 from anygate.broker import COUNT_TOKENS, Broker, ClaimedJob
 from anygate.broker.errors import UpstreamRejectedError, UpstreamTransientError
 from anygate.broker.rate_window import Admission
 from anygate.broker.routing import Step
-from anygate.config import Deployment, Priority, QueueConfig, TenantConfig, TenantQuotas
+from anygate.config import (
+    Deployment,
+    Priority,
+    ProviderConfig,
+    ProviderKind,
+    QueueConfig,
+    TenantConfig,
+    TenantQuotas,
+)
 from anygate.workers.adapters import GeminiAdapter, OpenAIAdapter, UpstreamClient
+from anygate.workers.adapters.targets import gemini_targets, openai_targets
 from anygate.workers.rate_gate import RateGate
 
 CONTENTS = [{"role": "user", "parts": [{"text": "a rather long prompt " * 50}]}]
@@ -114,10 +122,17 @@ async def never(_data: bytes) -> None:
     raise AssertionError("a count streams nothing")
 
 
+@pytest.fixture(autouse=True)
+def gemini_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's Gemini key, as the config refers to it."""
+    monkeypatch.setenv("GK_SECRET", "gk-secret")
+
+
 def gemini(upstream: FakeUpstream) -> GeminiAdapter:
-    return GeminiAdapter(
-        "https://gemini.example", SecretStr("gk-secret"), cast("UpstreamClient", upstream)
+    provider = ProviderConfig(
+        kind=ProviderKind.GEMINI, base_url="https://gemini.example", api_key="env:GK_SECRET"
     )
+    return GeminiAdapter(gemini_targets(provider), cast("UpstreamClient", upstream))
 
 
 class TestGeminiAdapter:
@@ -158,7 +173,8 @@ class TestGeminiAdapter:
 
 async def test_the_openai_adapter_refuses_a_count_without_calling_anyone() -> None:
     upstream = FakeUpstream()
-    adapter = OpenAIAdapter("https://api.example/v1", None, cast("UpstreamClient", upstream))
+    provider = ProviderConfig(kind=ProviderKind.OPENAI, base_url="https://api.example/v1")
+    adapter = OpenAIAdapter(openai_targets(provider), cast("UpstreamClient", upstream))
     with pytest.raises(UpstreamRejectedError) as info:
         await adapter.call(job(COUNT_TOKENS, {"model": "fast", "contents": []}), "gpt", never)
     assert info.value.code == "endpoint_not_served"

@@ -60,6 +60,7 @@ class TestCapabilities:
             fallbacks=("spare", "last"),
             count_tokens=True,
             cache=True,
+            batch_api=False,
         )
         assert found.to_api() == {
             "kind": "chat",
@@ -68,6 +69,7 @@ class TestCapabilities:
             "fallbacks": ["spare", "last"],
             "count_tokens": True,
             "cache": True,
+            "batch_api": False,
         }
         assert found.gemini_methods() == [
             "generateContent",
