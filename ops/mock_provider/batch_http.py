@@ -80,9 +80,9 @@ def resolve(method: str, path: str, *, gemini_credentials: bool) -> BatchRoute |
         if endpoint is not None:
             return BatchRoute("gemini", _only(method, "POST", endpoint), model, None, version)
     if parts[1] == "batches":
-        return _gemini_batches(method, parts[2:], version)
+        return _gemini_resources(method, parts[2:], version, "gbatches", ("cancel", "POST"))
     if parts[1] == "files":
-        return _gemini_files(method, parts[2:], version)
+        return _gemini_resources(method, parts[2:], version, "gfiles", ("download", "GET"))
     return None
 
 
@@ -106,36 +106,24 @@ def _openai(method: str, parts: list[str]) -> BatchRoute:
     return BatchRoute("openai", "not_found")
 
 
-def _gemini_batches(method: str, rest: list[str], version: str) -> BatchRoute:
+def _gemini_resources(
+    method: str, rest: list[str], version: str, family: str, action: tuple[str, str]
+) -> BatchRoute:
+    """``{family}`` (``gbatches``, ``gfiles``): list, get, delete, and one custom method
+    (``action``: its name and HTTP method, ``:cancel`` by POST, ``:download`` by GET)."""
     if not rest:
-        return BatchRoute("gemini", _only(method, "GET", "gbatches_list"), version=version)
+        return BatchRoute("gemini", _only(method, "GET", f"{family}_list"), version=version)
     if len(rest) != 1:
         return BatchRoute("gemini", "not_found", version=version)
-    resource, _, action = rest[0].partition(":")
-    if action == "cancel":
-        return BatchRoute(
-            "gemini", _only(method, "POST", "gbatches_cancel"), None, resource, version
-        )
-    if action:
+    resource, _, verb = rest[0].partition(":")
+    name, verb_method = action
+    if verb == name:
+        endpoint = _only(method, verb_method, f"{family}_{name}")
+        return BatchRoute("gemini", endpoint, None, resource, version)
+    if verb:
         return BatchRoute("gemini", "not_found", version=version)
-    endpoint = {"GET": "gbatches_get", "DELETE": "gbatches_delete"}.get(method)
-    return BatchRoute("gemini", endpoint or "method_not_allowed", None, resource, version)
-
-
-def _gemini_files(method: str, rest: list[str], version: str) -> BatchRoute:
-    if not rest:
-        return BatchRoute("gemini", _only(method, "GET", "gfiles_list"), version=version)
-    if len(rest) != 1:
-        return BatchRoute("gemini", "not_found", version=version)
-    resource, _, action = rest[0].partition(":")
-    if action == "download":
-        return BatchRoute(
-            "gemini", _only(method, "GET", "gfiles_download"), None, resource, version
-        )
-    if action:
-        return BatchRoute("gemini", "not_found", version=version)
-    endpoint = {"GET": "gfiles_get", "DELETE": "gfiles_delete"}.get(method)
-    return BatchRoute("gemini", endpoint or "method_not_allowed", None, resource, version)
+    plain = {"GET": f"{family}_get", "DELETE": f"{family}_delete"}.get(method)
+    return BatchRoute("gemini", plain or "method_not_allowed", None, resource, version)
 
 
 def _gemini_transfer(method: str, parts: list[str]) -> BatchRoute:

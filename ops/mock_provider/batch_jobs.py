@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from anygate.ops.mock_provider.faults import parse_rule_list
 
 Status = Literal[
     "validating",
@@ -189,15 +191,7 @@ _RULES = TypeAdapter(list[BatchFaultRule])
 
 
 def parse_batch_rules(payload: Any) -> list[BatchFaultRule]:
-    """Accept a list of rules or a single rule; raise ValueError naming the bad field."""
-    if isinstance(payload, dict):
-        payload = [payload]
-    try:
-        return _RULES.validate_python(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ValueError(f"invalid batch fault rule at {where}: {first['msg']}") from None
+    return parse_rule_list(_RULES, payload, "batch fault rule")
 
 
 class BatchFaultBook:

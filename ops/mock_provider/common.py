@@ -10,7 +10,7 @@ import base64
 import hashlib
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -174,3 +174,15 @@ def embedding_vector(text: str, dim: int) -> list[float]:
 def float32_base64(values: Sequence[float]) -> str:
     """Little-endian float32 bytes: what the OpenAI SDK decodes for `encoding_format=base64`."""
     return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+
+
+def numbered_json_lines(raw: bytes) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line of a JSONL upload with its number (from 1), parsed, or None when it
+    is not JSON: a batch input's validation names the line."""
+    for number, text in enumerate(raw.decode(errors="replace").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            yield number, orjson.loads(text)
+        except orjson.JSONDecodeError:
+            yield number, None

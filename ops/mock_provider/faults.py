@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -54,18 +54,23 @@ class FaultRule(BaseModel):
 
 
 _RULES = TypeAdapter(list[FaultRule])
+R = TypeVar("R", bound=BaseModel)
 
 
-def parse_rules(payload: Any) -> list[FaultRule]:
-    """Accept a list of rules or a single rule; raise ValueError naming the bad field."""
+def parse_rule_list(rules: TypeAdapter[list[R]], payload: Any, what: str) -> list[R]:
+    """A list of rules, or a single rule, of any kind; a ValueError naming the bad field."""
     if isinstance(payload, dict):
         payload = [payload]
     try:
-        return _RULES.validate_python(payload)
+        return rules.validate_python(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ValueError(f"invalid fault rule at {where}: {first['msg']}") from None
+        raise ValueError(f"invalid {what} at {where}: {first['msg']}") from None
+
+
+def parse_rules(payload: Any) -> list[FaultRule]:
+    return parse_rule_list(_RULES, payload, "fault rule")
 
 
 class FaultBook:

@@ -23,7 +23,7 @@ import orjson
 from anygate.ops.mock_provider import gemini_files, gemini_wire
 from anygate.ops.mock_provider.batch_jobs import BatchFaults, Snapshot, Timeline
 from anygate.ops.mock_provider.batch_store import BatchBook, Job, LineRequest, LineResult, new_id
-from anygate.ops.mock_provider.common import BadRequestError
+from anygate.ops.mock_provider.common import BadRequestError, numbered_json_lines
 from anygate.ops.mock_provider.exchange import Exchange, Incoming
 from anygate.ops.mock_provider.gemini_files import timestamp
 from anygate.ops.mock_provider.settings import MockSettings
@@ -102,13 +102,7 @@ def _file_lines(book: BatchBook, file_name: Any, model: str) -> list[LineRequest
         raise BadRequestError("* batch.input_config.file_name: must be files/{id}")
     stored = gemini_files.lookup(book, file_name[len("files/") :])
     lines = []
-    for number, text in enumerate(stored.data.decode(errors="replace").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            item = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            item = None
+    for number, item in numbered_json_lines(stored.data):
         request = item.get("request") if isinstance(item, dict) else None
         if not isinstance(request, dict):
             raise BadRequestError(

@@ -25,7 +25,7 @@ from anygate.ops.mock_provider.batch_store import (
     StoredFile,
     new_id,
 )
-from anygate.ops.mock_provider.common import BadRequestError
+from anygate.ops.mock_provider.common import BadRequestError, numbered_json_lines
 from anygate.ops.mock_provider.exchange import Exchange, Incoming
 from anygate.ops.mock_provider.openai_files import cursor_page, lookup, ok
 from anygate.ops.mock_provider.settings import MockSettings
@@ -51,13 +51,7 @@ def _parse_lines(raw: bytes, endpoint: str) -> tuple[list[LineRequest], list[dic
     def problem(code: str, number: int, message: str, param: str | None) -> None:
         errors.append({"code": code, "line": number, "message": message, "param": param})
 
-    for number, text in enumerate(raw.decode(errors="replace").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            item = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            item = None
+    for number, item in numbered_json_lines(raw):
         if not isinstance(item, dict):
             problem("invalid_json_line", number, "This line is not parseable as valid JSON.", None)
             continue
