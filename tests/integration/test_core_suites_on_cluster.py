@@ -24,6 +24,8 @@ SUITES = (
     "tests/integration/test_sdk_openai.py",
     "tests/integration/test_sdk_genai.py",
     "tests/integration/test_batches.py",
+    "tests/integration/test_provider_batch_store.py",
+    "tests/integration/test_provider_batch_collector.py",
 )
 
 

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from anygate.broker import Broker, NewJob, new_job_id
+from anygate.broker import Broker, KeySpace, NewJob, new_job_id
 from anygate.broker.errors import UpstreamRejectedError, UpstreamTransientError
 from anygate.broker.script_calls.provider_batch import parked_queue
 from anygate.config import AnygateConfig, Priority, parse_config
@@ -111,6 +111,11 @@ def config(redis_server: EmbeddedRedis, namespace: str) -> AnygateConfig:
     return make_config(redis_server, namespace)
 
 
+def pool_keys(broker: Broker) -> KeySpace:
+    """Where the pool's counters live (its shard's keys on a cluster)."""
+    return broker.keys.on(broker.keys.shard_of_pool("openai"))
+
+
 async def park(broker: Broker, n: int, *, cutoff_ms: int | None = None) -> list[str]:
     ids = []
     for i in range(n):
@@ -151,8 +156,8 @@ async def exact_counts(broker: Broker, redis: Redis) -> dict[str, int]:
     return {
         "queued": int(stats.get("queued", 0)),
         "inflight": int(stats.get("inflight", 0)),
-        "tqueued": int(await redis.hget(broker.keys.prefix + "tqueued", "acme") or 0),
-        "tinflight": int(await redis.hget(broker.keys.prefix + "tinflight", "acme") or 0),
+        "tqueued": int(await redis.hget(pool_keys(broker).prefix + "tqueued", "acme") or 0),
+        "tinflight": int(await redis.hget(pool_keys(broker).prefix + "tinflight", "acme") or 0),
     }
 
 
@@ -311,7 +316,6 @@ async def test_a_tick_that_dies_while_recording_answers_is_repeated_without_doub
         "tqueued": 3,
         "tinflight": 0,
     }
-    day_usage = await redis.hgetall(
-        broker.keys.prefix + f"usage:acme:{time.strftime('%Y%m%d', time.gmtime())}"
-    )
+    day = time.strftime("%Y%m%d", time.gmtime())
+    day_usage = await redis.hgetall(pool_keys(broker).prefix + f"usage:acme:{day}")
     assert int(day_usage["requests"]) == 3, "each answer counted once"

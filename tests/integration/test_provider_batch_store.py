@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from anygate.broker import Broker, JobStatus, NewJob, new_job_id
+from anygate.broker import Broker, JobStatus, KeySpace, NewJob, new_job_id
 from anygate.broker.models import JobRecord
 from anygate.broker.script_calls.finish import FinishArgs, usage_record
 from anygate.broker.script_calls.provider_batch import TakenJob, parked_queue
@@ -19,6 +19,11 @@ from tests.integration.helpers import CHAT, chat_body
 
 QUEUE = parked_queue(CHAT, "openai:gpt-4o-mini")
 HOUR_MS = 3_600_000
+
+
+def pool_keys(broker: Broker) -> KeySpace:
+    """Where the pool's counters live (its shard's keys on a cluster)."""
+    return broker.keys.on(broker.keys.shard_of_pool("openai"))
 
 
 def now_ms() -> int:
@@ -49,8 +54,8 @@ async def counts(broker: Broker, redis: Redis, tenant: str = "acme") -> dict[str
     return {
         "queued": int(stats.get("queued", 0)),
         "inflight": int(stats.get("inflight", 0)),
-        "tqueued": int(await redis.hget(k.prefix + "tqueued", tenant) or 0),
-        "tinflight": int(await redis.hget(k.prefix + "tinflight", tenant) or 0),
+        "tqueued": int(await redis.hget(pool_keys(broker).prefix + "tqueued", tenant) or 0),
+        "tinflight": int(await redis.hget(pool_keys(broker).prefix + "tinflight", tenant) or 0),
         "leases": int(await redis.zcard(k.leases("openai"))),
         "parked": await broker.provider_batches.parked("openai", QUEUE),
     }
@@ -147,7 +152,7 @@ async def test_taken_jobs_run_under_their_batch_and_its_answer_ends_each_once(
         "parked": 0,
     }
     day = datetime.now(UTC).strftime("%Y%m%d")
-    usage = await redis.hgetall(broker.keys.prefix + f"usage:acme:{day}")
+    usage = await redis.hgetall(pool_keys(broker).prefix + f"usage:acme:{day}")
     assert int(usage["requests"]) == 4
     assert float(usage["cost_usd"]) == pytest.approx(2.0)
     await store.forget(batch)
