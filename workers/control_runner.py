@@ -185,7 +185,7 @@ class _Session:
             await self._pool.aclose(close_connection_pool=True)
 
 
-_DERIVED = ("config", "broker", "budget_watch", "batch_driver")
+_DERIVED = ("config", "broker", "budget_watch", "batch_driver", "provider_batches")
 """What ``prepare`` derives from config, swapped by ``_Session.reconfigure``."""
 
 
