@@ -10,30 +10,36 @@ from anygate.config.model import (
     BreakerConfig,
     BudgetWarningsConfig,
     CacheConfig,
-    Deployment,
     FilesConfig,
     LoggingConfig,
     MetricsConfig,
-    ModelKind,
-    ModelRoute,
     PoolConfig,
     Priority,
     PriorityWeights,
-    ProviderConfig,
-    ProviderKind,
     QueueConfig,
-    RedisConfig,
-    RedisSentinelConfig,
-    RedisTLSConfig,
     RetentionConfig,
     SecurityConfig,
-    ServerConfig,
     TenantConfig,
     TenantQuotas,
     TenantSettings,
-    TlsConfig,
+)
+from anygate.config.providers import (
+    Deployment,
+    ModelKind,
+    ModelRoute,
+    ProviderConfig,
+    ProviderKind,
+)
+from anygate.config.redis_settings import (
+    RedisConfig,
+    RedisSentinelConfig,
+    RedisTLSConfig,
 )
 from anygate.config.secrets import SecretRef, SecretResolutionError
+from anygate.config.server import (
+    ServerConfig,
+    TlsConfig,
+)
 
 __all__ = [
     "TENANT_ID_PATTERN",

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from anygate.broker.connection import create_redis
 from anygate.broker.notify import RESYNC, Subscriptions
-from anygate.config.model import RedisConfig
+from anygate.config import RedisConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 
 CONFIRM_S = 5.0

@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from anygate.broker.connection import create_redis
 from anygate.broker.notify import Subscriptions
-from anygate.config.model import RedisConfig
+from anygate.config import RedisConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.faults import redis_paused
 
