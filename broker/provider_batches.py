@@ -104,6 +104,10 @@ class ProviderBatchStore:
             if m is not None
         }
 
+    async def paused(self, pool: str) -> bool:
+        """An operator holds the pool (``POST /admin/pools/{pool}/pause``): no batch is taken."""
+        return bool(await awaited(self._redis.exists(self._k.paused(pool))))
+
     async def parked(self, pool: str, queue: str) -> int:
         return int(await awaited(self._redis.zcard(self._k.parked(pool, queue))))
 

@@ -319,3 +319,18 @@ async def test_a_tick_that_dies_while_recording_answers_is_repeated_without_doub
     day = time.strftime("%Y%m%d", time.gmtime())
     day_usage = await redis.hgetall(pool_keys(broker).prefix + f"usage:acme:{day}")
     assert int(day_usage["requests"]) == 3, "each answer counted once"
+
+
+async def test_a_paused_pool_sends_no_batch_until_it_resumes(
+    broker: Broker, redis: Redis, config: AnygateConfig
+) -> None:
+    provider = FakeProvider()
+    ids = await park(broker, 3)
+    collector = Collector(config, broker, clients=provider.client)
+    await redis.set(broker.keys.paused("openai"), "operator")
+    await tick_until_idle(collector)
+    assert provider.sent == [], "a paused pool's workers claim nothing, nor does the collector"
+    assert (await statuses(broker, ids)).keys() == {"queued/provider_batch"}
+    await redis.delete(broker.keys.paused("openai"))
+    await tick_until_idle(collector)
+    assert await statuses(broker, ids) == {"succeeded/provider_batch": ids}

@@ -6,7 +6,8 @@ Each tick (every second, from arq's cron), for each parked queue:
 - **too late**: parked jobs whose cutoff is nearer than a batch could use go live;
 - **collect**: once ``collect_s`` has passed since the queue was first seen waiting (or
   ``max_lines`` wait), up to ``max_lines`` jobs are taken into a new batch (its record written
-  in the same step) and sent to the provider;
+  in the same step) and sent to the provider; nothing is taken from a paused pool (as its
+  workers claim nothing), though its jobs still go live at their cutoff;
 
 and for each batch, every ``poll_s``:
 
@@ -130,7 +131,7 @@ class Collector:
         settings = self._config.provider_batches
         waiting = await self._store.parked(queue.pool, queue.name)
         key = (queue.pool, queue.name)
-        if not waiting:
+        if not waiting or await self._store.paused(queue.pool):
             self._waiting_since.pop(key, None)
             return 0
         now = self._now_ms()
