@@ -177,6 +177,11 @@ class ProviderBatchStore:
                 out.append(BatchRecord.from_hash(batch_id, _texts(h)))
         return out
 
+    async def current(self, record: BatchRecord) -> BatchRecord | None:
+        """The record as it is now (another process may have moved it on, or finished it)."""
+        h = await awaited(self._redis.hgetall(self._k.provider_batch(record.pool, record.id)))
+        return BatchRecord.from_hash(record.id, _texts(h)) if h else None
+
     async def held(self, record: BatchRecord) -> dict[str, int]:
         """The batch's jobs and the attempt it holds of each."""
         h = await awaited(self._redis.hgetall(self._k.provider_batch_jobs(record.pool, record.id)))

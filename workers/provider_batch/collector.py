@@ -98,7 +98,8 @@ class Collector:
         queues = batch_queues(self._config, registered)
         by_name = {(q.pool, q.name): q for q in queues}
         moved = 0
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http:
+        http = _LazyHttp()
+        try:
             for queue in queues:
                 moved += await self._send_late(queue)
                 if queue.step is not None:
@@ -106,6 +107,8 @@ class Collector:
             for pool in sorted({q.pool for q in queues}):
                 for record in await self._store.active(pool):
                     moved += await self._follow(record, by_name.get((pool, record.queue)), http)
+        finally:
+            await http.aclose()
         return moved
 
     # --- parked jobs --------------------------------------------------------------------------
@@ -127,7 +130,7 @@ class Collector:
         )
         return sum(sent)
 
-    async def _collect(self, queue: BatchQueue, http: httpx.AsyncClient) -> int:
+    async def _collect(self, queue: BatchQueue, http: _LazyHttp) -> int:
         settings = self._config.provider_batches
         waiting = await self._store.parked(queue.pool, queue.name)
         key = (queue.pool, queue.name)
@@ -156,7 +159,7 @@ class Collector:
                 record = BatchRecord(
                     batch_id, queue.pool, queue.name, "taken", now, cutoff, len(taken)
                 )
-                await self._submit(record, queue, taken, self._clients(queue, http))
+                await self._submit(record, queue, taken, self._clients(queue, http()))
             return len(taken)
         finally:
             await self._store.unlock(queue.pool, f"q:{queue.name}", token)
@@ -208,28 +211,32 @@ class Collector:
 
     # --- batches ------------------------------------------------------------------------------
 
-    async def _follow(
-        self, record: BatchRecord, queue: BatchQueue | None, http: httpx.AsyncClient
-    ) -> int:
+    async def _follow(self, record: BatchRecord, queue: BatchQueue | None, http: _LazyHttp) -> int:
+        """Move one batch on, under its lock (two processes never act on one batch)."""
         settings = self._config.provider_batches
         now = self._now_ms()
-        if record.state == "taken":
-            if now - record.created_ms < settings.submit_wait_s * 1000:
-                return 0  # its collector is sending it
-            held = list((await self._store.held(record)).items())
-            return await self._give_up(record, held, "not_started", "provider_batch_not_started")
-        if now - self._polled.get(record.id, 0) < settings.poll_s * 1000 and now < record.cutoff_ms:
+        if record.state == "taken" and now - record.created_ms < settings.submit_wait_s * 1000:
+            return 0  # its collector is sending it
+        recent = now - self._polled.get(record.id, 0) < settings.poll_s * 1000
+        if record.state != "taken" and recent and now < record.cutoff_ms:
             return 0
-        if queue is None or queue.step is None:
-            # its deployment left the configuration: nobody to ask; its jobs go live
-            held = list((await self._store.held(record)).items())
-            return await self._give_up(record, held, "cut_off", "provider_batch_unavailable")
         token = await self._store.lock(record.pool, f"b:{record.id}", LOCK_MS)
         if token is None:
             return 0
         try:
             self._polled[record.id] = now
-            return await self._advance(record, queue, self._clients(queue, http), now)
+            found = await self._store.current(record)
+            if found is None or found.state != record.state:
+                return 0  # another process got there first; the next tick sees what it did
+            if record.state == "taken":  # its control process died before the provider had it
+                held = list((await self._store.held(record)).items())
+                return await self._give_up(
+                    record, held, "not_started", "provider_batch_not_started"
+                )
+            if queue is None or queue.step is None:  # its deployment left the configuration
+                held = list((await self._store.held(record)).items())
+                return await self._give_up(record, held, "cut_off", "provider_batch_unavailable")
+            return await self._advance(record, queue, self._clients(queue, http()), now)
         finally:
             await self._store.unlock(record.pool, f"b:{record.id}", token)
 
@@ -376,6 +383,23 @@ class Collector:
         self._polled.pop(record.id, None)
         count_provider_batch(record.pool, outcome, {"live": sum(sent)}, 0.0)
         return sum(sent)
+
+
+class _LazyHttp:
+    """The tick's HTTP client, made only when a provider is called: most ticks call none, and
+    a client's TLS context costs milliseconds to make."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def __call__(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=HTTP_TIMEOUT_S)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
 
 def _attempts(taken: list[TakenJob], requests: list[BatchRequest]) -> list[int]:
