@@ -28,6 +28,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "fallbacks": [],
         "count_tokens": False,
         "cache": False,
+        "batch_api": False,
     },
     "text-embedding-3-small": {
         "kind": "embedding",
@@ -36,6 +37,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "fallbacks": [],
         "count_tokens": False,
         "cache": False,
+        "batch_api": False,
     },
     "gemini-2.5-flash": {
         "kind": "chat",
@@ -44,6 +46,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "fallbacks": [],
         "count_tokens": True,
         "cache": False,
+        "batch_api": False,
     },
     "gemini-embedding-001": {
         "kind": "embedding",
@@ -52,6 +55,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "fallbacks": [],
         "count_tokens": True,
         "cache": False,
+        "batch_api": False,
     },
     "resilient": {
         "kind": "chat",
@@ -60,6 +64,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "fallbacks": ["gemini-2.5-flash"],
         "count_tokens": False,
         "cache": False,
+        "batch_api": False,
     },
 }
 METHODS = {

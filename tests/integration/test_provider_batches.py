@@ -8,7 +8,6 @@ or still running at the cutoff; what it did not answer runs live.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -247,4 +246,10 @@ async def test_tenants_not_opted_in_and_jobs_without_room_go_live(stack: Stack) 
     parked = await submit("acme", far)
     assert parked["execution"] == "provider_batch"
     assert "queue_position" not in parked
-    await asyncio.sleep(0)
+    headers = {"authorization": f"Bearer {TENANT_KEYS['acme']}"}
+    async with httpx.AsyncClient(base_url=stack.url, headers=headers) as http:
+        listed = (await http.get("/v1/models")).json()["data"]
+    says = {m["id"]: m["anygate"]["batch_api"] for m in listed}
+    assert says["gpt-4o-mini"] is True
+    assert says["gemini-2.5-flash"] is True
+    assert says["text-embedding-3-small"] is False, "its deployment does not take batches"
