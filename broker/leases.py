@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from anygate.broker import job_timing
 from anygate.broker.client_keys import ClientKeyBox
@@ -21,7 +18,7 @@ from anygate.broker.coalescer import Coalescer
 from anygate.broker.handoff import HandOff, HandOffRequest
 from anygate.broker.job_log import JobLog
 from anygate.broker.keys import CLASS_ORDER, KeySpace
-from anygate.broker.models import ClaimedJob, JobStatus
+from anygate.broker.models import ClaimedJob
 from anygate.broker.quotas import in_flight_caps
 from anygate.broker.script_calls.append import AppendArgs, AppendKeys, append
 from anygate.broker.script_calls.claim import ClaimArgs, ClaimKeys, claim
@@ -30,7 +27,7 @@ from anygate.broker.script_calls.finish import (
     FinishGroup,
     FinishKeys,
     finish_many,
-    usage_record,
+    json_arg,
 )
 from anygate.broker.script_calls.heartbeat import HeartbeatArgs, HeartbeatKeys, heartbeat
 from anygate.broker.script_calls.reclaim import ReclaimArgs, ReclaimKeys, reclaim
@@ -38,11 +35,6 @@ from anygate.broker.script_calls.requeue import RequeueArgs, RequeueKeys, encode
 from anygate.broker.scripts import Scripts
 from anygate.broker.worker_registry import RegistryValue
 from anygate.config import AnygateConfig
-
-
-def _json(value: Any) -> str:
-    """One JSON value as a script argument; '' for none."""
-    return orjson.dumps(value).decode() if value is not None else ""
 
 
 class Leases:
@@ -124,18 +116,18 @@ class Leases:
         """Record the outcome, and a success's usage in the tenant's day and month; False when
         another attempt (or a cancel) got there first."""
         k = self._k.on(job.shard)
-        args = FinishArgs(
-            prefix=k.prefix,
-            job_id=job.id,
-            attempt=job.attempt,
-            status=JobStatus.SUCCEEDED if succeeded else JobStatus.FAILED,
-            result_json=_json(result),
-            error_json=_json(error),
-            usage_json=_json(usage),
-            cost="" if cost_usd is None else repr(cost_usd),
+        args = FinishArgs.outcome(
+            k.prefix,
+            job.id,
+            job.attempt,
+            model=job.model,
             ttl_s=self._ttl_s,
-            history_json=_json(history_entry) if history_entry else "",
-            usage_record=usage_record(job.model, usage, datetime.now(UTC)) if succeeded else "",
+            succeeded=succeeded,
+            result=result,
+            error=error,
+            usage=usage,
+            cost_usd=cost_usd,
+            history_entry=history_entry,
         )
         group = FinishGroup(FinishKeys.of(k, pool), k.prefix, self._ttl_s)
         recorded = await self._finishes.submit(group, args)
@@ -169,7 +161,7 @@ class Leases:
                 reason=reason,
                 refund_attempt=refund_attempt,
                 delay_ms=int(delay_s * 1000),
-                history_json=_json(history_entry) if history_entry else "",
+                history_json=json_arg(history_entry) if history_entry else "",
                 next_model_json=encode_model(next_model),
             )
             recorded = await self._handoff.send(job, request)
@@ -183,7 +175,7 @@ class Leases:
                 refund_attempt=refund_attempt,
                 target_pool=target,
                 target_step=job.step if to_step is None else to_step,
-                history_json=_json(history_entry) if history_entry else "",
+                history_json=json_arg(history_entry) if history_entry else "",
                 next_model=next_model,
             )
             keys = RequeueKeys.of(k, job.id, pool, target)

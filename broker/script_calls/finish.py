@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from redis.exceptions import ResponseError
 
 from anygate.broker.keys import KeySpace
@@ -54,6 +55,39 @@ class FinishArgs:
     usage_record: str
     """``usage_record``: what to add to the tenant's usage, or ''."""
 
+    @classmethod
+    def outcome(
+        cls,
+        prefix: str,
+        job_id: str,
+        attempt: int,
+        *,
+        model: str,
+        ttl_s: int,
+        succeeded: bool,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+        cost_usd: float | None = None,
+        history_entry: dict[str, Any] | None = None,
+    ) -> FinishArgs:
+        """One attempt's outcome as the script takes it, whoever ended it (a worker's call, a
+        provider batch's line): a success's usage is added to the tenant's, under ``model``
+        (the alias), in today's UTC day and month."""
+        return cls(
+            prefix=prefix,
+            job_id=job_id,
+            attempt=attempt,
+            status=JobStatus.SUCCEEDED if succeeded else JobStatus.FAILED,
+            result_json=json_arg(result),
+            error_json=json_arg(error),
+            usage_json=json_arg(usage),
+            cost="" if cost_usd is None else repr(cost_usd),
+            ttl_s=ttl_s,
+            history_json=json_arg(history_entry) if history_entry else "",
+            usage_record=usage_record(model, usage, datetime.now(UTC)) if succeeded else "",
+        )
+
     def argv(self) -> list[Arg]:
         """A call that finishes this job alone."""
         return [self.prefix, self.ttl_s, *self.job_argv()]
@@ -71,6 +105,11 @@ class FinishArgs:
             self.history_json,
             self.usage_record,
         ]
+
+
+def json_arg(value: Any) -> str:
+    """One JSON value as a script argument; '' for none."""
+    return orjson.dumps(value).decode() if value is not None else ""
 
 
 def usage_record(model: str, usage: dict[str, Any] | None, now: datetime) -> str:

@@ -28,18 +28,16 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
-import orjson
 import structlog
 
-from anygate.broker import Broker, JobStatus
+from anygate.broker import Broker
 from anygate.broker.errors import UpstreamError
 from anygate.broker.provider_batches import BatchRecord, ProviderBatchStore
-from anygate.broker.script_calls.finish import FinishArgs, usage_record
+from anygate.broker.script_calls.finish import FinishArgs
 from anygate.broker.script_calls.provider_batch import TakenJob
 from anygate.config import AnygateConfig
 from anygate.telemetry import count_provider_batch
@@ -168,13 +166,15 @@ class Collector:
         self, record: BatchRecord, queue: BatchQueue, taken: list[TakenJob], client: BatchClient
     ) -> None:
         assert queue.step is not None
-        requests, unfit = [], []
+        requests: list[BatchRequest] = []
+        sent: list[tuple[str, int]] = []
+        unfit: list[tuple[str, int]] = []
         for job in taken:
             request = BatchRequest(job.id, queue.endpoint, job.body, queue.step.deployment.model)
-            if client.unfit(request) is None:
+            fits = client.unfit(request) is None
+            if fits:
                 requests.append(request)
-            else:
-                unfit.append((job.id, job.attempt))
+            (sent if fits else unfit).append((job.id, job.attempt))
         if unfit:
             await self._store.release(
                 record.pool, record.queue, unfit, batch_id=record.id, reason="provider_batch_unfit"
@@ -194,10 +194,7 @@ class Collector:
                 jobs=len(requests),
                 error=exc.message,
             )
-            held = [
-                (r.job_id, a) for r, a in zip(requests, _attempts(taken, requests), strict=True)
-            ]
-            await self._give_up(record, held, "not_started", "provider_batch_not_started")
+            await self._give_up(record, sent, "not_started", "provider_batch_not_started")
             return
         await self._store.submitted(record, remote.id)
         log.info(
@@ -325,24 +322,23 @@ class Collector:
         dep = queue.step.deployment
         job_id = result.job_id
         common: dict[str, Any] = {
-            "prefix": self._store.prefix(record.pool),
-            "job_id": job_id,
-            "attempt": attempt,
+            "model": models.get(job_id, dep.model),
             "ttl_s": self._config.retention.result_ttl_s,
         }
+        prefix = self._store.prefix(record.pool)
         if result.state is LineState.DONE and result.outcome is not None:
             usage = result.outcome.usage
             charged = cost_usd(usage, dep, price_ratio=dep.batch_price_ratio)
             listed = cost_usd(usage, dep)
-            args = FinishArgs(
+            args = FinishArgs.outcome(
+                prefix,
+                job_id,
+                attempt,
                 **common,
-                status=JobStatus.SUCCEEDED,
-                result_json=orjson.dumps(result.outcome.result).decode(),
-                error_json="",
-                usage_json=orjson.dumps(usage).decode() if usage else "",
-                cost="" if charged is None else repr(charged),
-                history_json="",
-                usage_record=usage_record(models.get(job_id, dep.model), usage, datetime.now(UTC)),
+                succeeded=True,
+                result=result.outcome.result,
+                usage=usage,
+                cost_usd=charged,
             )
             return args, (listed or 0.0) - (charged or 0.0)
         assert result.error is not None
@@ -355,29 +351,27 @@ class Collector:
             "execution": "provider_batch",
             "error": result.error.to_attempt_error(),
         }
-        args = FinishArgs(
+        args = FinishArgs.outcome(
+            prefix,
+            job_id,
+            attempt,
             **common,
-            status=JobStatus.FAILED,
-            result_json="",
-            error_json=orjson.dumps(result.error.to_job_error()).decode(),
-            usage_json="",
-            cost="",
-            history_json=orjson.dumps(history).decode(),
-            usage_record="",
+            succeeded=False,
+            error=result.error.to_job_error(),
+            history_entry=history,
         )
         return args, 0.0
 
     async def _give_up(
         self,
         record: BatchRecord,
-        held: list[tuple[str, int]],
+        held: Sequence[tuple[str, int]],
         outcome: ProviderBatchOutcome,
         reason: str,
     ) -> int:
         """Every job the batch still holds goes live; the batch is forgotten."""
-        jobs: list[tuple[str, int | None]] = list(held)
         sent = await self._store.release(
-            record.pool, record.queue, jobs, batch_id=record.id, reason=reason
+            record.pool, record.queue, held, batch_id=record.id, reason=reason
         )
         await self._store.forget(record)
         self._polled.pop(record.id, None)
@@ -400,8 +394,3 @@ class _LazyHttp:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
-
-
-def _attempts(taken: list[TakenJob], requests: list[BatchRequest]) -> list[int]:
-    attempt = {j.id: j.attempt for j in taken}
-    return [attempt[r.job_id] for r in requests]
