@@ -76,7 +76,7 @@ class ProviderBatchStore:
     async def queues(self, pool: str) -> set[str]:
         """The pool's parked queues that ever held a job."""
         names = await awaited(self._redis.smembers(self._k.provider_batch_queues(pool)))
-        return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
+        return {str(n) for n in names}
 
     async def lock(self, pool: str, name: str, ttl_ms: int) -> str | None:
         """A token when this process now holds ``name`` for ``ttl_ms``, else None."""
@@ -89,7 +89,7 @@ class ProviderBatchStore:
         """Only our own lock: one that lapsed and was taken by another stays theirs."""
         key = self._k.provider_batch_lock(pool, name)
         held = await awaited(self._redis.get(key))
-        if held is not None and (held.decode() if isinstance(held, bytes) else held) == token:
+        if held == token:
             await awaited(self._redis.delete(key))
 
     async def models(self, pool: str, job_ids: Sequence[str]) -> dict[str, str]:
@@ -98,11 +98,7 @@ class ProviderBatchStore:
             for job_id in job_ids:
                 pipe.hget(self._k.job(job_id), "model")
             found = await pipe.execute()
-        return {
-            job_id: (m.decode() if isinstance(m, bytes) else str(m))
-            for job_id, m in zip(job_ids, found, strict=True)
-            if m is not None
-        }
+        return {job_id: str(m) for job_id, m in zip(job_ids, found, strict=True) if m is not None}
 
     async def paused(self, pool: str) -> bool:
         """An operator holds the pool (``POST /admin/pools/{pool}/pause``): no batch is taken."""
@@ -116,7 +112,7 @@ class ProviderBatchStore:
         ids = await awaited(
             self._redis.zrangebyscore(self._k.parked(pool, queue), "-inf", before_ms, 0, limit)
         )
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        return [str(i) for i in ids]
 
     async def take(
         self, pool: str, queue: str, batch_id: str, *, max_jobs: int, min_cutoff_ms: int
@@ -171,21 +167,21 @@ class ProviderBatchStore:
         ids = await awaited(self._redis.zrange(self._k.provider_batches(pool), 0, -1))
         out = []
         for raw in ids:
-            batch_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            batch_id = str(raw)
             h = await awaited(self._redis.hgetall(self._k.provider_batch(pool, batch_id)))
             if h:
-                out.append(BatchRecord.from_hash(batch_id, _texts(h)))
+                out.append(BatchRecord.from_hash(batch_id, h))
         return out
 
     async def current(self, record: BatchRecord) -> BatchRecord | None:
         """The record as it is now (another process may have moved it on, or finished it)."""
         h = await awaited(self._redis.hgetall(self._k.provider_batch(record.pool, record.id)))
-        return BatchRecord.from_hash(record.id, _texts(h)) if h else None
+        return BatchRecord.from_hash(record.id, h) if h else None
 
     async def held(self, record: BatchRecord) -> dict[str, int]:
         """The batch's jobs and the attempt it holds of each."""
         h = await awaited(self._redis.hgetall(self._k.provider_batch_jobs(record.pool, record.id)))
-        return {job: int(attempt) for job, attempt in _texts(h).items()}
+        return {job: int(attempt) for job, attempt in h.items()}
 
     async def forget(self, record: BatchRecord) -> None:
         """The batch is finished with: every job it held was answered or sent live. Out of the
@@ -198,10 +194,3 @@ class ProviderBatchStore:
                 self._k.provider_batch_jobs(record.pool, record.id),
             )
         )
-
-
-def _texts(h: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
-    return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in h.items()
-    }

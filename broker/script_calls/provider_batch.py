@@ -79,19 +79,16 @@ class TakeArgs:
 
 
 def decode_take(reply: Sequence[Any]) -> list[TakenJob]:
+    """The script's reply as the broker's clients return it (``decode_responses``: text)."""
     return [
         TakenJob(
-            id=_text(reply[i]),
+            id=reply[i],
             attempt=int(reply[i + 1]),
-            body=reply[i + 2] if isinstance(reply[i + 2], bytes) else str(reply[i + 2]).encode(),
+            body=reply[i + 2].encode(),
             cutoff_ms=int(reply[i + 3]),
         )
         for i in range(0, len(reply), TAKE_FIELDS)
     ]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def take(scripts: Scripts, keys: TakeKeys, args: TakeArgs) -> list[TakenJob]:
