@@ -20,11 +20,10 @@ import orjson
 
 from anygate.broker.errors import UpstreamError
 from anygate.workers.adapters.auth import Auth, json_headers
-from anygate.workers.adapters.http import error_for_status, json_object
 from anygate.workers.adapters.targets import gemini_model_path
-from anygate.workers.adapters.upstream import transport_error
 from anygate.workers.provider_batch.gemini_format import CHAT, inlined_request, read_responses
-from anygate.workers.provider_batch.lines import BatchRequest, ReadBack
+from anygate.workers.provider_batch.lines import BatchRequest, ReadBack, result_lines
+from anygate.workers.provider_batch.provider_http import json_answer, provider_call
 from anygate.workers.provider_batch.remote import RemoteBatch, RemoteState
 
 _STATES = {
@@ -87,17 +86,10 @@ class GeminiBatchClient:
     async def _call(self, method: str, url: str, body: Any = None) -> httpx.Response:
         content = None if body is None else orjson.dumps(body)
         headers = await json_headers(self._auth, None)
-        try:
-            response = await self._http.request(method, url, headers=headers, content=content)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc) from None
-        if response.status_code != 200:
-            raise error_for_status(response.status_code, response.content, response.headers)
-        return response
+        return await provider_call(self._http, method, url, headers, content=content)
 
     async def _json(self, method: str, url: str, body: Any = None) -> dict[str, Any]:
-        response = await self._call(method, url, body)
-        return json_object(response.content, what="body", code="malformed_response")
+        return json_answer(await self._call(method, url, body))
 
     async def submit(
         self, upstream_model: str, endpoint: str, requests: Sequence[BatchRequest], label: str
@@ -138,18 +130,10 @@ class GeminiBatchClient:
         elif isinstance(output.get("responsesFile"), str):
             url = f"{self._host}/download/{self._version}/{output['responsesFile']}:download"
             data = (await self._call("GET", url + "?alt=media")).content
-            items = [_json_line(line) for line in data.splitlines() if line.strip()]
+            items = list(result_lines(data))
         model = str(_batch(operation).get("model") or "").removeprefix("models/")
         return read_responses(items, job_ids, model=model, created=int(time.time()))
 
     async def forget(self, batch: RemoteBatch) -> None:
         """Delete the ended batch and what it holds at the provider."""
         await self._call("DELETE", f"{self._root}/{batch.id}")
-
-
-def _json_line(line: bytes) -> Any:
-    """A results-file line; one that is not JSON counts as a stray, not as a failed read."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None

@@ -10,8 +10,11 @@ its deadline, so it is finished with a live call, which is where retries and fal
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from anygate.broker.errors import UpstreamError, UpstreamRejectedError
 from anygate.workers.adapters.base import CallOutcome
@@ -71,3 +74,15 @@ def complete(results: dict[str, LineResult], job_ids: list[str]) -> dict[str, Li
     """Every job of the batch has a result: a line the provider's files do not mention was
     not run."""
     return {job_id: results.get(job_id) or not_run(job_id) for job_id in job_ids}
+
+
+def result_lines(data: bytes) -> Iterator[dict[str, Any]]:
+    """A results file's non-blank lines, each a JSON object, or ``{}`` where a line is not one:
+    a stray the reader counts, never a failed read."""
+    for raw in data.splitlines():
+        if raw.strip():
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                parsed = None
+            yield parsed if isinstance(parsed, dict) else {}

@@ -17,10 +17,9 @@ import httpx
 
 from anygate.broker.errors import UpstreamError
 from anygate.workers.adapters.auth import Auth
-from anygate.workers.adapters.http import error_for_status, json_object
-from anygate.workers.adapters.upstream import transport_error
 from anygate.workers.provider_batch.lines import BatchRequest, ReadBack
 from anygate.workers.provider_batch.openai_format import input_file, read_results
+from anygate.workers.provider_batch.provider_http import json_answer, provider_call
 from anygate.workers.provider_batch.remote import RemoteBatch, RemoteState
 
 COMPLETION_WINDOW = "24h"
@@ -71,19 +70,10 @@ class OpenAIBatchClient:
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = await self._auth.headers()
-        try:
-            response = await self._http.request(
-                method, self._base + path, headers=headers, **kwargs
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(exc) from None
-        if response.status_code != 200:
-            raise error_for_status(response.status_code, response.content, response.headers)
-        return response
+        return await provider_call(self._http, method, self._base + path, headers, **kwargs)
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = await self._call(method, path, **kwargs)
-        return json_object(response.content, what="body", code="malformed_response")
+        return json_answer(await self._call(method, path, **kwargs))
 
     async def submit(
         self, upstream_model: str, endpoint: str, requests: Sequence[BatchRequest], label: str

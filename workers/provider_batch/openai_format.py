@@ -8,7 +8,7 @@ provider's bug must not finish another job, or one job twice).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -23,6 +23,7 @@ from anygate.workers.provider_batch.lines import (
     done,
     not_run,
     refused,
+    result_lines,
 )
 
 _LIVE_ONLY_FIELDS = ("stream", "stream_options")
@@ -41,16 +42,6 @@ def input_line(request: BatchRequest) -> bytes:
 def input_file(requests: Iterable[BatchRequest]) -> bytes:
     """The JSONL upload (``purpose: batch``); every line ends with a newline."""
     return b"".join(input_line(r) + b"\n" for r in requests)
-
-
-def _lines(data: bytes) -> Iterator[dict[str, Any]]:
-    for raw in data.splitlines():
-        if raw.strip():
-            try:
-                parsed = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                parsed = None
-            yield parsed if isinstance(parsed, dict) else {}
 
 
 def _line_result(job_id: str, line: dict[str, Any]) -> LineResult:
@@ -77,7 +68,7 @@ def read_results(output: bytes, errors: bytes, job_ids: list[str]) -> ReadBack:
     wanted = set(job_ids)
     back = ReadBack()
     for data in (output, errors):
-        for line in _lines(data):
+        for line in result_lines(data):
             job_id = line.get("custom_id")
             if not isinstance(job_id, str) or job_id not in wanted or job_id in back.results:
                 back.strays += 1
