@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from anygate.broker.errors import InvalidRequestError
+from anygate.broker.routing import ENDPOINT_KINDS
 from anygate.config import ModelKind, ModelRoute, ProviderConfig, ProviderKind
 from anygate.core.parking import takes_batches
 
 CHAT_METHODS = ("generateContent", "streamGenerateContent")
 EMBEDDING_METHODS = ("embedContent", "batchEmbedContents")
 COUNT_TOKENS_METHOD = "countTokens"
-ROUTE_ENDPOINTS = {ModelKind.CHAT: "/v1/chat/completions", ModelKind.EMBEDDING: "/v1/embeddings"}
-"""The OpenAI endpoint of each kind of route."""
+ROUTE_ENDPOINTS = {kind: endpoint for endpoint, kind in ENDPOINT_KINDS.items() if kind}
+"""The OpenAI endpoint of each kind of route (``routing.ENDPOINT_KINDS`` read the other way)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,11 +99,3 @@ def choose_execution(job: JobFacts, policy: BatchPolicy) -> Choice:
 def live_cutoff_ms(deadline_ms: int, policy: BatchPolicy) -> int:
     """When a provider batch still holding this job is given up and the job goes live."""
     return deadline_ms - int(policy.live_reserve_s * 1000)
-
-
-def batch_cutoff_ms(deadlines_ms: list[int], policy: BatchPolicy) -> int:
-    """A provider batch is given up at its most urgent job's cutoff: its lines come back
-    together, so the batch is only as patient as its least patient line."""
-    if not deadlines_ms:
-        raise ValueError("a provider batch holds at least one job")
-    return live_cutoff_ms(min(deadlines_ms), policy)

@@ -11,7 +11,7 @@
 -- Returns one reply per job, in order: 1 if sent live, 0 if the fence refused it.
 -- Shared with Python: script_calls/provider_batch.py.
 local prefix, pool, pb, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local out, requeued, tenants = {}, 0, {}
+local out, sent, requeued, tenants = {}, 0, 0, {}
 for a = 5, #ARGV, 2 do
   local job_id, attempt = ARGV[a], ARGV[a + 1]
   local jk = key_of(prefix, 'job', job_id)
@@ -33,6 +33,7 @@ for a = 5, #ARGV, 2 do
         reason = reason, delay_ms = 0, provider = pool, execution = 'live'}), nil, next_attempt)
     end
     redis.call('LPUSH', KEYS[1], job_id)
+    sent = sent + 1
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -42,7 +43,5 @@ if requeued > 0 then
   redis.call('HINCRBY', KEYS[2], 'queued', requeued)
   for tenant, n in pairs(tenants) do redis.call('HINCRBY', key_of(prefix, 'tqueued'), tenant, n) end
 end
-for _, v in ipairs(out) do
-  if v == 1 then wake(prefix, pool) ; break end
-end
+if sent > 0 then wake(prefix, pool) end
 return out

@@ -10,7 +10,6 @@ from anygate.core.execution import (
     Execution,
     JobFacts,
     LiveBecause,
-    batch_cutoff_ms,
     choose_execution,
     live_cutoff_ms,
 )
@@ -61,12 +60,8 @@ def test_exactly_the_minimum_room_is_enough() -> None:
     assert choose_execution(facts(deadline_ms=NOW + HOUR_MS), POLICY) == PROVIDER_BATCH
 
 
-def test_a_batch_is_given_up_at_its_least_patient_job_s_cutoff() -> None:
-    deadlines = [NOW + 10 * HOUR_MS, NOW + 2 * HOUR_MS, NOW + 24 * HOUR_MS]
+def test_a_job_goes_live_its_reserve_before_its_deadline() -> None:
     assert live_cutoff_ms(NOW + 2 * HOUR_MS, POLICY) == NOW + 2 * HOUR_MS - 900_000
-    assert batch_cutoff_ms(deadlines, POLICY) == NOW + 2 * HOUR_MS - 900_000
-    with pytest.raises(ValueError, match="at least one"):
-        batch_cutoff_ms([], POLICY)
 
 
 @pytest.mark.parametrize(("room", "reserve"), [(600, 600), (600, 900), (600, -1)])
