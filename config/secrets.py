@@ -14,6 +14,18 @@ from typing import Any
 from pydantic import GetCoreSchemaHandler, SecretStr
 from pydantic_core import CoreSchema, core_schema
 
+FileStamp = tuple[int, int, int, int] | None
+"""Device, inode, modification time (ns) and size of a file; None when it cannot be read."""
+
+
+def file_stamp(path: str | os.PathLike[str]) -> FileStamp:
+    """What says a file was replaced or rewritten (a renewed certificate, a rotated token)."""
+    try:
+        st = os.stat(path)  # follows symlinks: a Kubernetes secret swaps its ``..data`` link
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
 
 class SecretResolutionError(ValueError):
     """A reference that names nothing: the message names the reference, never a value."""

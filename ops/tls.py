@@ -17,7 +17,6 @@ factory. Open connections keep the context they began with; nothing is mutated u
 
 from __future__ import annotations
 
-import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +26,7 @@ import structlog
 from pydantic import ValidationError
 
 from anygate.config import ConfigError, SecretResolutionError, TlsConfig, format_loc
+from anygate.config.secrets import FileStamp, file_stamp
 
 if TYPE_CHECKING:
     import uvicorn
@@ -146,24 +146,12 @@ def server_ssl_options(tls: TlsConfig | None) -> UvicornSsl:
     }
 
 
-FileStamp = tuple[int, int, int, int] | None
-"""Device, inode, modification time (ns) and size of a file; None when it cannot be read."""
-
-
-def _stamp(path: str) -> FileStamp:
-    try:
-        st = os.stat(path)  # follows symlinks: a Kubernetes secret swaps its ``..data`` link
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 def files_stamp(tls: TlsConfig) -> tuple[FileStamp, ...]:
     """What says that one of the files the server loads has changed."""
     paths = [tls.cert_file, tls.key_file]
     if tls.client_ca_file is not None and tls.client_cert_mode != "none":
         paths.append(tls.client_ca_file)
-    return tuple(_stamp(path) for path in paths)
+    return tuple(file_stamp(path) for path in paths)
 
 
 class CertificateReloader:

@@ -9,16 +9,14 @@ header that kind takes keys in.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from pydantic import SecretStr
 
 from anygate.broker.errors import UpstreamTransientError
-from anygate.config.secrets import SecretRef, SecretResolutionError
+from anygate.config.secrets import FileStamp, SecretRef, SecretResolutionError, file_stamp
 
 
 async def json_headers(auth: Auth, client_key: str | None) -> dict[str, str]:
@@ -58,24 +56,19 @@ def bearer(key: SecretStr | None) -> KeyHeader:
 
 class RotatingBearer:
     """A bearer token that something else renews (Azure's Entra ID tokens last about an hour):
-    a ``file:`` token is read again when the file's modification time or size changes, a stat
-    per call; an ``env:`` token is read once. ``client_key`` is how this kind takes a client's
+    a ``file:`` token is read again when the file is replaced or rewritten (``file_stamp``), a
+    stat per call; an ``env:`` token is read once. ``client_key`` is how this kind takes a client's
     key (for Azure OpenAI, the ``api-key`` header)."""
 
     def __init__(self, ref: SecretRef, client_key: KeyHeader) -> None:
         self._ref = ref
         self._client_key = client_key
-        self._seen: tuple[int, int] | None = None
+        self._seen: FileStamp = None
         self._value: dict[str, str] = {}
 
-    def _stamp(self) -> tuple[int, int] | None:
-        if self._ref.scheme != "file":
-            return (0, 0)
-        try:
-            st = os.stat(Path(self._ref.target))
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+    def _stamp(self) -> FileStamp:
+        """The token file's stamp; an ``env:`` token never changes (a constant stamp)."""
+        return file_stamp(self._ref.target) if self._ref.scheme == "file" else (0, 0, 0, 0)
 
     async def headers(self) -> Mapping[str, str]:
         stamp = self._stamp()
