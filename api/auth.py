@@ -138,28 +138,34 @@ class Authenticator:
     async def admin(self, request: Request) -> str:
         """Allow an operator: a config admin key or a key with the ``admin`` scope. Returns
         who, for the audit log (a key id, never the key)."""
+        actor = await self.operator(hash_key(_presented_key(request)))
+        note_caller(request, None, actor)
+        return actor
+
+    async def operator(self, digest: str) -> str:
+        """Who holds the key with this digest, if it may act as an operator: the admin API's
+        check, and the console's at login and on every request of a session (which keeps the
+        digest, never the key), so a revoked key ends its sessions too."""
         if self._watch is not None:
             await self._watch.ready()
-        key = _presented_key(request)
-        digest = hash_key(key)
         matched = False
         for candidate in self._admin_digests:  # every candidate: constant time overall
             matched |= hmac.compare_digest(digest, candidate)
         if matched:
-            note_caller(request, None, "config-admin-key")
             return "config-admin-key"
-        found = await self._lookup(key)
+        found = await self._lookup_digest(digest)
         if found is None:
             raise AuthenticationError("Incorrect API key provided.")
         if ADMIN not in found.key.scopes:
             raise PermissionDeniedError(
                 "the admin API needs an admin key", code="insufficient_scope"
             )
-        note_caller(request, found.key.tenant, found.key.id)
         return found.key.id
 
     async def _lookup(self, key: str) -> _Found | None:
-        digest = hash_key(key)
+        return await self._lookup_digest(hash_key(key))
+
+    async def _lookup_digest(self, digest: str) -> _Found | None:
         hit = self._cache.get(digest)
         if hit is None or time.monotonic() - hit.at >= CACHE_TTL_S:
             fetching = self._fetching.get(digest)

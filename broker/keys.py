@@ -207,6 +207,15 @@ class KeySpace:
         """Who waits for room in a rate window, and when it comes (``ratewindow-3.lua``)."""
         return f"{self.home_prefix}rwait:{limit}"
 
+    def console_session(self, digest: str) -> str:
+        """A console session (hash: actor, CSRF token, times), by the SHA-256 of its cookie's
+        token, so a dump of Redis holds no cookie that works; it expires when left idle."""
+        return f"{self.home_prefix}console:s:{digest}"
+
+    def console_login_failures(self, client: str) -> str:
+        """Failed console logins from one client address in the current minute (a counter)."""
+        return f"{self.home_prefix}console:fail:{client}"
+
     def deployment_health(self, deployment: str) -> str:
         return f"{self.home_prefix}dh:{deployment}"
 

@@ -37,6 +37,7 @@ from anygate.config.redis_settings import (
 )
 from anygate.config.secrets import SecretRef, SecretResolutionError
 from anygate.config.server import (
+    ConsoleConfig,
     ServerConfig,
     TlsConfig,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "BudgetWarningsConfig",
     "CacheConfig",
     "ConfigError",
+    "ConsoleConfig",
     "Deployment",
     "FilesConfig",
     "LoggingConfig",

@@ -73,6 +73,23 @@ class TlsConfig(StrictModel):
         return problems
 
 
+class ConsoleConfig(StrictModel):
+    """The operator's web console at ``/ui`` (docs/console.md): who may open it is whoever holds
+    an admin key; these bound how long a session lasts."""
+
+    enabled: bool = True
+    idle_timeout_s: Annotated[float, Field(ge=60, le=86400)] = 1800.0
+    """A session unused this long ends: the next page asks for the admin key again."""
+    max_age_s: Annotated[float, Field(ge=60, le=7 * 86400)] = 12 * 3600.0
+    """A session ends this long after its login, however busy."""
+    secure_cookie: Literal["auto", "always", "never"] = "auto"
+    """The cookie's ``Secure`` flag: ``auto`` sets it when the login came over HTTPS (the API's
+    own TLS, or ``X-Forwarded-Proto: https`` from a proxy in front)."""
+    login_attempts_per_minute: Annotated[int, Field(ge=1, le=10000)] = 10
+    """Failed logins a client address may make in a minute before it is refused (429) until
+    the minute ends: a guessed key costs a minute per ten tries."""
+
+
 class ServerConfig(StrictModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -109,3 +126,5 @@ class ServerConfig(StrictModel):
     known)."""
     tls: TlsConfig | None = None
     """Serve HTTPS instead of HTTP (docs/tls.md); ``anygate api --tls-*`` flags override it."""
+    console: ConsoleConfig = ConsoleConfig()
+    """The operator's web console at ``/ui`` (docs/console.md)."""

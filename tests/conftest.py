@@ -141,7 +141,7 @@ def full_stack(
         yield s
 
 
-SLOW_DIRS = ("integration", "chaos")
+SLOW_DIRS = ("integration", "chaos", "console")
 """Every test under these folders starts real processes or a real Redis: ``-m "not slow"``
 leaves them out, so the unit loop runs in seconds."""
 

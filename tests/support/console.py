@@ -1,0 +1,87 @@
+"""Driving the console in a real browser (tests/console/): a Playwright context per test,
+logging in through the form, screenshots as artifacts, and the page's own complaints (console
+errors, CSP violations, failed requests to the console) collected so a test fails on them."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.admin import ADMIN_KEY
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+"""What this machine's chromium needs headless as root, and nothing reaching past 127.0.0.1."""
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@dataclass
+class ConsoleBrowser:
+    page: Any
+    """Playwright's Page (typed loosely: playwright is a test extra)."""
+    base_url: str
+    artifacts: Path
+    test_name: str
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(
+        cls, browser: Any, base_url: str, artifacts: Path, test_name: str
+    ) -> Iterator[ConsoleBrowser]:
+        context = browser.new_context(base_url=base_url, viewport=DESKTOP)
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        c = cls(page, base_url, artifacts, re.sub(r"[^\w.-]+", "_", test_name))
+        page.on("console", c._on_console)
+        page.on("pageerror", lambda exc: c.problems.append(f"page error: {exc}"))
+        page.on("response", c._on_response)
+        try:
+            yield c
+        finally:
+            context.close()
+        assert not c.problems, "the console page complained:\n" + "\n".join(c.problems)
+
+    def _on_console(self, message: Any) -> None:
+        # a page answered 4xx is logged as "Failed to load resource": the test checks the
+        # status it expects; a subresource's is caught by _on_response
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.problems.append(f"console error: {message.text}")
+
+    def _on_response(self, response: Any) -> None:
+        if response.request.resource_type != "document" and response.status >= 400:
+            self.problems.append(f"{response.status} for {response.url}")
+
+    def goto(self, path: str) -> Any:
+        return self.page.goto(f"{self.base_url}{path}")
+
+    def login(self, key: str = ADMIN_KEY) -> None:
+        self.goto("/ui/login")
+        self.page.get_by_label("Admin key").fill(key)
+        self.page.get_by_role("button", name="Log in").click()
+        self.page.wait_for_url(re.compile(r".*/ui/(?!login).*"))
+
+    def screenshot(self, name: str, *, full_page: bool = True) -> Path:
+        path = self.artifacts / f"{self.test_name}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    def at_phone_width(self) -> None:
+        self.page.set_viewport_size(PHONE)
+
+    def cookies(self) -> list[dict[str, Any]]:
+        return list(self.page.context.cookies())
