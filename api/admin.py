@@ -8,6 +8,10 @@ change on the ``auth`` channel; this process also drops its own cached lookups a
 next request it serves already sees a revoked key or a new quota.
 
 A key's secret appears in exactly one place: the answer to the request that created it.
+
+The changes themselves (``add_tenant``, ``change_tenant``, ``remove_tenant``, ``add_key``,
+``cancel_key``) are plain functions of the gateway and the actor, which the console's forms call
+too (docs/console.md): one validation, one audit line, whichever door the operator used.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from anygate.api.request_body import read_body
 from anygate.api.responses import JSONResponse
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.tenant_store import tenant_not_found
-from anygate.broker.tenants import ADMIN, TENANT_SCOPES, Scope
+from anygate.broker.tenants import ADMIN, TENANT_SCOPES, ApiKeyRecord, Scope, TenantRecord
 from anygate.config import TENANT_ID_PATTERN, AnygateConfig, TenantSettings
 from anygate.core.body import parse_json_object, validate
 
@@ -77,14 +81,51 @@ def _check_settings(config: AnygateConfig, changes: dict[str, Any]) -> None:
             )
 
 
-async def create_tenant(request: Request) -> Response:
-    gw = gateway_of(request)
-    actor = await gw.auth.admin(request)
-    spec = validate(NewTenant, await json_body(request, gw))
+# --- the changes, shared by the admin API and the console (docs/console.md) ----------------
+# One function per change: the same validation, the same store call, the same cache drop and
+# the same audit line whoever asks; the console adds ``via="console"`` to the line.
+
+
+def _via(via: str | None) -> dict[str, str]:
+    return {"via": via} if via else {}
+
+
+async def add_tenant(
+    gw: Gateway, actor: str, body: dict[str, Any], *, via: str | None = None
+) -> TenantRecord:
+    """A new tenant from a ``NewTenant`` body (an id and any settings)."""
+    spec = validate(NewTenant, body)
     settings = TenantSettings.model_validate(spec.model_dump(exclude={"id"}))
     _check_settings(gw.config, settings.model_dump())
     record = await gw.tenants.create_tenant(spec.id, settings)
-    audit(actor, "tenant.create", spec.id)
+    audit(actor, "tenant.create", spec.id, **_via(via))
+    return record
+
+
+async def change_tenant(
+    gw: Gateway, actor: str, tenant_id: str, body: dict[str, Any], *, via: str | None = None
+) -> TenantRecord:
+    """A partial update: only the fields sent change; in ``quotas`` too, field by field (a
+    quota sent as ``null`` is lifted)."""
+    changes = validate(TenantSettings, body).model_dump(exclude_unset=True)
+    _check_settings(gw.config, changes)
+    record = await gw.tenants.update_tenant(tenant_id, changes)
+    gw.auth.forget()
+    audit(actor, "tenant.update", tenant_id, fields=sorted(changes), **_via(via))
+    return record
+
+
+async def remove_tenant(gw: Gateway, actor: str, tenant_id: str, *, via: str | None = None) -> None:
+    """A tombstone: the id is never reused, every key is revoked, queued jobs still finish."""
+    await gw.tenants.delete_tenant(tenant_id)
+    gw.auth.forget()
+    audit(actor, "tenant.delete", tenant_id, **_via(via))
+
+
+async def create_tenant(request: Request) -> Response:
+    gw = gateway_of(request)
+    actor = await gw.auth.admin(request)
+    record = await add_tenant(gw, actor, await json_body(request, gw))
     return JSONResponse(record.to_api(), status_code=201)
 
 
@@ -108,27 +149,18 @@ async def get_tenant(request: Request) -> Response:
 
 
 async def update_tenant(request: Request) -> Response:
-    """A partial update: only the fields sent change; in ``quotas`` too, field by field (a
-    quota sent as ``null`` is lifted)."""
     gw = gateway_of(request)
     actor = await gw.auth.admin(request)
     tenant_id = request.path_params["tenant_id"]
-    changes = validate(TenantSettings, await json_body(request, gw)).model_dump(exclude_unset=True)
-    _check_settings(gw.config, changes)
-    record = await gw.tenants.update_tenant(tenant_id, changes)
-    gw.auth.forget()
-    audit(actor, "tenant.update", tenant_id, fields=sorted(changes))
+    record = await change_tenant(gw, actor, tenant_id, await json_body(request, gw))
     return JSONResponse(record.to_api())
 
 
 async def delete_tenant(request: Request) -> Response:
-    """A tombstone: the id is never reused, every key is revoked, queued jobs still finish."""
     gw = gateway_of(request)
     actor = await gw.auth.admin(request)
     tenant_id = request.path_params["tenant_id"]
-    await gw.tenants.delete_tenant(tenant_id)
-    gw.auth.forget()
-    audit(actor, "tenant.delete", tenant_id)
+    await remove_tenant(gw, actor, tenant_id)
     return JSONResponse({"id": tenant_id, "object": "tenant.deleted", "deleted": True})
 
 
@@ -169,17 +201,36 @@ def key_scopes(tenant: str | None, scopes: tuple[str, ...] | None) -> tuple[str,
     return tuple(dict.fromkeys(scopes))
 
 
-async def create_key(request: Request) -> Response:
-    gw = gateway_of(request)
-    actor = await gw.auth.admin(request)
-    spec = validate(NewKey, await json_body(request, gw))
+async def add_key(
+    gw: Gateway, actor: str, body: dict[str, Any], *, via: str | None = None
+) -> tuple[ApiKeyRecord, str]:
+    """A new key from a ``NewKey`` body: its record, and the secret, which exists only in this
+    return value (the caller shows it once)."""
+    spec = validate(NewKey, body)
     scopes = key_scopes(spec.tenant, spec.scopes)
     if spec.expires_at is not None and spec.expires_at <= time.time():
         raise InvalidRequestError("expires_at: must be in the future", param="expires_at")
     record, key = await gw.tenants.create_key(
         spec.tenant, name=spec.name, scopes=scopes, expires_at=spec.expires_at, rpm=spec.rpm
     )
-    audit(actor, "key.create", record.id, tenant=spec.tenant, scopes=list(scopes))
+    audit(actor, "key.create", record.id, tenant=spec.tenant, scopes=list(scopes), **_via(via))
+    return record, key
+
+
+async def cancel_key(
+    gw: Gateway, actor: str, key_id: str, *, via: str | None = None
+) -> ApiKeyRecord:
+    """Idempotent: revoking a revoked key answers its record again."""
+    record = await gw.tenants.revoke_key(key_id)
+    gw.auth.forget()
+    audit(actor, "key.revoke", key_id, **_via(via))
+    return record
+
+
+async def create_key(request: Request) -> Response:
+    gw = gateway_of(request)
+    actor = await gw.auth.admin(request)
+    record, key = await add_key(gw, actor, await json_body(request, gw))
     return JSONResponse({**record.to_api(), "key": key}, status_code=201)
 
 
@@ -211,13 +262,9 @@ async def get_key(request: Request) -> Response:
 
 
 async def revoke_key(request: Request) -> Response:
-    """Idempotent: revoking a revoked key answers its record again."""
     gw = gateway_of(request)
     actor = await gw.auth.admin(request)
-    key_id = request.path_params["key_id"]
-    record = await gw.tenants.revoke_key(key_id)
-    gw.auth.forget()
-    audit(actor, "key.revoke", key_id)
+    record = await cancel_key(gw, actor, request.path_params["key_id"])
     return JSONResponse(record.to_api())
 
 
