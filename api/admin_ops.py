@@ -31,7 +31,7 @@ def _queries(gw: Gateway) -> AdminQueries:
     return AdminQueries(gw.redis, gw.broker.keys)
 
 
-def _dead_letters(request: Request, gw: Gateway) -> DeadLetters:
+def dead_letters_of(request: Request, gw: Gateway) -> DeadLetters:
     """One per process, made on first use: it binds the script it calls to the client."""
     state = request.app.state
     dead: DeadLetters | None = getattr(state, "dead_letters", None)
@@ -170,19 +170,37 @@ async def resume_pool(request: Request) -> Response:
 # --- dead letters ---------------------------------------------------------------------------
 
 
+def dead_letter_pools(gw: Gateway) -> list[str]:
+    """The pools whose dead letters may be listed: one per configured provider."""
+    return _pools(gw)
+
+
+async def dead_letter_page(
+    request: Request, gw: Gateway, pool: str | None, *, after: str | None, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of the pool's dead letters, newest first, as job objects with their tenant and
+    whether they can be requeued; and whether more follow. Shared with the console."""
+    known = _known_pool(gw, pool)
+    found, has_more = await dead_letters_of(request, gw).page(known, after=after, limit=limit)
+    data = [
+        {**JobRecord.from_hash(job_id, h).to_api(), "tenant": h.get("tenant"), "requeueable": kept}
+        for job_id, h, kept in found
+    ]
+    return data, has_more
+
+
 async def dead_letters(request: Request) -> Response:
     """Jobs that failed for good in the pool, newest first (job objects, with their tenant and
     whether they can be requeued)."""
     gw = gateway_of(request)
     await gw.auth.admin(request)
-    pool = _known_pool(gw, request.query_params.get("pool"))
-    found, has_more = await _dead_letters(request, gw).page(
-        pool, after=request.query_params.get("after") or None, limit=page_limit(request)
+    data, has_more = await dead_letter_page(
+        request,
+        gw,
+        request.query_params.get("pool"),
+        after=request.query_params.get("after") or None,
+        limit=page_limit(request),
     )
-    data = [
-        {**JobRecord.from_hash(job_id, h).to_api(), "tenant": h.get("tenant"), "requeueable": kept}
-        for job_id, h, kept in found
-    ]
     return list_page(data, has_more)
 
 
@@ -200,14 +218,15 @@ class RequeueDead(BaseModel):
     """Absent: the newest ``REQUEUE_MAX`` dead letters of the pool."""
 
 
-async def requeue_dead(request: Request) -> Response:
+async def requeue_dead_letters(
+    request: Request, gw: Gateway, actor: str, body: dict[str, Any], *, via: str | None = None
+) -> dict[str, Any]:
     """Each job back in its lane as a fresh queued job; one that is no longer dead, whose
-    record expired or that cannot run again is skipped, with the reason."""
-    gw = gateway_of(request)
-    actor = await gw.auth.admin(request)
-    spec = validate(RequeueDead, await json_body(request, gw))
+    record expired or that cannot run again is skipped, with the reason. The admin API and
+    the console both requeue through here (the console's audit line adds ``via``)."""
+    spec = validate(RequeueDead, body)
     pool = _known_pool(gw, spec.pool)
-    dead = _dead_letters(request, gw)
+    dead = dead_letters_of(request, gw)
     ids = list(dict.fromkeys(spec.job_ids)) if spec.job_ids else await dead.newest_ids(pool)
     skipped: list[dict[str, str]] = []
     tenants: dict[str, TenantRecord | None] = {}
@@ -222,16 +241,23 @@ async def requeue_dead(request: Request) -> Response:
     outcome = await dead.requeue(pool, [j for j in ids if j not in refused])
     skipped += [{"id": j, "reason": r} for j, r in outcome.skipped]
     if outcome.requeued:
-        audit(actor, "dead_letters.requeue", pool, jobs=len(outcome.requeued))
+        details = {"via": via} if via else {}
+        audit(actor, "dead_letters.requeue", pool, jobs=len(outcome.requeued), **details)
     order = {j: n for n, j in enumerate(ids)}
     skipped.sort(key=lambda s: order[s["id"]])
-    body: dict[str, Any] = {
+    return {
         "object": "dead_letters.requeue",
         "pool": pool,
         "requeued": outcome.requeued,
         "skipped": skipped,
     }
-    return JSONResponse(body)
+
+
+async def requeue_dead(request: Request) -> Response:
+    gw = gateway_of(request)
+    actor = await gw.auth.admin(request)
+    body = await json_body(request, gw)
+    return JSONResponse(await requeue_dead_letters(request, gw, actor, body))
 
 
 ROUTES = [

@@ -99,6 +99,19 @@ class DeadLetters:
                 start -= len(gone)
         return found[:limit], len(found) > limit
 
+    async def entry(self, pool: str, job_id: str) -> tuple[dict[str, str], bool, bool] | None:
+        """One job of the pool: its record, whether its request was kept and whether it is
+        still on the dead list; None once its record expired."""
+        on = self._k.for_pool(pool)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(on.job(job_id))
+            pipe.exists(on.body(job_id))
+            pipe.lpos(self._k.dead(pool), job_id)
+            record, kept, position = await pipe.execute()
+        if not record:
+            return None
+        return record, bool(kept), position is not None
+
     async def newest_ids(self, pool: str, limit: int = REQUEUE_MAX) -> list[str]:
         ids: list[str] = await awaited(self._redis.lrange(self._k.dead(pool), 0, limit - 1))
         return list(dict.fromkeys(ids))
