@@ -71,8 +71,7 @@ def tenant_changes(values: FormValues, current: TenantSettings) -> dict[str, Any
     body: dict[str, Any] = {name: bool(values.get(name)) for name in FLAG_FIELDS}
     body["auth_mode"] = values.get("auth_mode") or current.auth_mode
     body["budget_webhook_url"] = values.get("budget_webhook_url") or None
-    if values.get("weight"):
-        body["weight"] = values["weight"]
+    body["weight"] = values.get("weight") or current.weight
     body["quotas"] = {f: values.get(f"quotas.{f}") or None for f in LIMIT_FIELDS}
     wanted = validate(TenantSettings, body)
     changes: dict[str, Any] = {}
