@@ -21,7 +21,7 @@ from anygate.api.console import tenants_keys, tenants_usage
 from anygate.api.console.guard import Console, console_view
 from anygate.api.console.render import PREFIX, render
 from anygate.broker.admin_queries import AdminQueries, days_between
-from anygate.broker.errors import InvalidRequestError
+from anygate.broker.errors import AnygateError, ConflictError, InvalidRequestError
 from anygate.broker.tenant_store import tenant_not_found
 from anygate.broker.tenants import TenantRecord
 
@@ -49,7 +49,7 @@ def _list_page(
     today: dict[str, tenants_usage.Totals],
     *,
     values: forms.FormValues | None = None,
-    error: InvalidRequestError | None = None,
+    error: AnygateError | None = None,
 ) -> Response:
     return render(
         request,
@@ -90,7 +90,7 @@ async def _create(request: Request, console: Console) -> Response:
         record = await admin.add_tenant(
             console.gw, console.actor, forms.new_tenant_body(values), via=VIA
         )
-    except InvalidRequestError as exc:  # a ConflictError (id taken) is a page of its own
+    except (InvalidRequestError, ConflictError) as exc:  # a bad field, or the id is taken
         records, has_more, today = await _listing(request, console)
         return _list_page(request, console, records, has_more, today, values=values, error=exc)
     return RedirectResponse(f"{PREFIX}/tenants/{record.id}?created=1", status_code=303)

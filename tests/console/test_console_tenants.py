@@ -88,8 +88,23 @@ def test_create_edit_and_disable_a_tenant(
     console.at_phone_width()
     console.screenshot("tenants-phone")
 
+    console.goto(f"/ui/tenants/{tenant_id}")
+    console.page.get_by_role("button", name="Enable tenant").click()
+    console.page.wait_for_url(re.compile(r".*\?enabled=1$"))
+    assert api.get(f"/admin/tenants/{tenant_id}").json()["disabled"] is False
+    console.page.get_by_role("button", name="Delete tenant").click()
+    console.page.wait_for_url(re.compile(rf".*/ui/tenants\?deleted={tenant_id}$"))
+    assert api.get(f"/admin/tenants/{tenant_id}").status_code == 404
+    assert tenant_id in console.page.get_by_role("status").inner_text()
+
     actions = [e["action"] for e in audit_lines(console_stack, tenant_id)]
-    assert actions == ["tenant.create", "tenant.update", "tenant.update"], actions
+    assert actions == [
+        "tenant.create",
+        "tenant.update",
+        "tenant.update",
+        "tenant.update",
+        "tenant.delete",
+    ], actions
     assert all(e["via"] == "console" for e in audit_lines(console_stack, tenant_id))
     assert all(e["actor"] for e in audit_lines(console_stack, tenant_id))
 
@@ -123,6 +138,14 @@ def test_bad_input_names_the_field_and_keeps_what_was_typed(
     assert page.get_by_label("Tenant id").input_value() == good_id
     console.screenshot("tenant-bad-input")
     assert api.get(f"/admin/tenants/{good_id}").status_code == 404, "nothing was created"
+
+    page.get_by_label("Tenant id").fill("acme")  # a config tenant's: taken
+    page.get_by_label("rpm", exact=True).fill("")
+    with page.expect_response(re.compile(r".*/ui/tenants$")) as answer:
+        page.get_by_role("button", name="Create tenant").click()
+    assert answer.value.status == 409
+    assert "is taken" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Tenant id").get_attribute("aria-invalid") == "true"
 
     answer = console.goto("/ui/tenants/nobody-here")
     assert answer.status == 404
