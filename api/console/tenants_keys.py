@@ -70,8 +70,7 @@ async def _create_key(request: Request, console: Console) -> Response:
         if not await _first_use(console, token):
             raise ConflictError(
                 "This form was already posted: its key was created and its secret shown once. "
-                "It cannot be shown again; create another key if it was lost.",
-                code="form_already_posted",
+                "It cannot be shown again; create another key if it was lost."
             )
         record, secret = await admin.add_key(console.gw, console.actor, body, via=VIA)
     except InvalidRequestError as exc:
