@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from tests.console.conftest import ENCRYPTION_KEY, PROVIDER_KEY
-from tests.console.test_console_security import assert_no_inline_code
 from tests.support.admin import ADMIN_KEY, CHAT
-from tests.support.console import ConsoleBrowser, ConsoleHttp
+from tests.support.console import ConsoleBrowser, ConsoleHttp, assert_no_inline_code
 from tests.support.stack import Stack
 
 MAX_PAGES = 150

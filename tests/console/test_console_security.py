@@ -19,7 +19,7 @@ from anygate.api.console.headers import CONTENT_SECURITY_POLICY
 from anygate.config import AnygateConfig
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.admin import ADMIN_KEY, admin_tree
-from tests.support.console import ConsoleHttp
+from tests.support.console import ConsoleHttp, assert_no_inline_code
 from tests.support.stack import Stack, running_stack
 
 OPEN = {("GET", "/ui/login"), ("POST", "/ui/login"), ("GET", "/ui")}
@@ -121,18 +121,6 @@ def test_pages_carry_the_strict_headers_and_no_inline_code(console_stack: Stack)
         static = ui.client.get("/ui/static/console.js")
         assert static.status_code == 200
         assert "immutable" in static.headers["cache-control"]
-
-
-INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I)
-INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.I)
-STYLE_ATTRIBUTE = re.compile(r"<[^>]+\sstyle\s*=", re.I)
-
-
-def assert_no_inline_code(html: str) -> None:
-    assert not INLINE_SCRIPT.search(html), INLINE_SCRIPT.search(html)
-    assert not INLINE_HANDLER.search(html), INLINE_HANDLER.search(html)
-    assert not STYLE_ATTRIBUTE.search(html), STYLE_ATTRIBUTE.search(html)
-    assert "javascript:" not in html.lower()
 
 
 # --- sessions that end, logins that are throttled: a stack of their own ----------------------

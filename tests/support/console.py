@@ -137,3 +137,15 @@ class ConsoleHttp:
         token = self.csrf if csrf is None else csrf
         fields = {**(data or {}), **({"csrf": token} if token else {})}
         return self.client.post(path, data=fields, headers=self.origin)
+
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I)
+INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.I)
+STYLE_ATTRIBUTE = re.compile(r"<[^>]+\sstyle\s*=", re.I)
+
+
+def assert_no_inline_code(html: str) -> None:
+    assert not INLINE_SCRIPT.search(html), INLINE_SCRIPT.search(html)
+    assert not INLINE_HANDLER.search(html), INLINE_HANDLER.search(html)
+    assert not STYLE_ATTRIBUTE.search(html), STYLE_ATTRIBUTE.search(html)
+    assert "javascript:" not in html.lower()
