@@ -94,6 +94,26 @@ def test_changes_need_the_csrf_token_and_this_origin(console_stack: Stack) -> No
         assert ui.page("/ui/").status_code == 303
 
 
+def test_every_change_is_refused_without_the_token_or_from_another_origin(
+    console_stack: Stack,
+) -> None:
+    """The guard runs before any view: with a live session, no POST of the route table gets
+    past it without the token, with a wrong one, or from another site."""
+    changes = [path for method, path in console_endpoints() if method == "POST"]
+    changes = [path for path in changes if ("POST", path) not in OPEN]
+    assert len(changes) >= 1
+    with ConsoleHttp(console_stack.url) as ui:
+        ui.login()
+        for path in changes:
+            assert ui.post(path, csrf="").status_code == 403, path
+            assert ui.post(path, csrf=ui.csrf[::-1]).status_code == 403, path
+            foreign = ui.client.post(
+                path, data={"csrf": ui.csrf}, headers={"origin": "http://127.0.0.2:1"}
+            )
+            assert foreign.status_code == 403, path
+        assert ui.page("/ui/").status_code == 200
+
+
 def test_the_login_form_has_its_own_csrf_token(console_stack: Stack) -> None:
     with httpx.Client(base_url=console_stack.url, timeout=30) as client:
         forged = client.post(
