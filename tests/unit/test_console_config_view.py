@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from anygate.api.console.config_view import (
     MASK,
     MAX_PASTE_BYTES,
@@ -43,10 +45,9 @@ def test_mask_url_leaves_urls_without_a_password_alone() -> None:
 
 
 def test_a_valid_paste_is_summarised_without_resolving_secrets() -> None:
-    import yaml
-
     result = check_pasted(yaml.safe_dump(tree()))  # the env variables named are not set
-    assert result.valid and result.summary is not None
+    assert result.valid
+    assert result.summary is not None
     assert result.summary.providers == [("openai", "openai")]
     assert result.summary.models == ["fast"]
     assert result.summary.counts == {"providers": 1, "models": 1, "tenants": 0}
@@ -67,7 +68,9 @@ def test_a_literal_secret_is_refused_without_echoing_it() -> None:
 def test_broken_yaml_aliases_and_non_mappings_are_refused() -> None:
     assert check_pasted("a: [1, 2\n").problems[0][0] == "(yaml)"
     assert "aliases" in check_pasted("a: &x [1]\nb: *x\n").problems[0][1]
-    assert check_pasted("- 1\n- 2\n").problems == [("(root)", "expected a mapping at the top level")]
+    assert check_pasted("- 1\n- 2\n").problems == [
+        ("(root)", "expected a mapping at the top level")
+    ]
     assert check_pasted("").valid
 
 

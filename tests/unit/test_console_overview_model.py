@@ -62,7 +62,8 @@ def test_the_window_measures_from_its_oldest_sample_within_the_minute() -> None:
     window = SampleWindow(window_s=60.0)
     assert window.add(CounterSample(0.0, started={"p": 0})) is None
     first = window.add(CounterSample(10.0, started={"p": 20}))
-    assert first is not None and first.started["p"] == pytest.approx(120.0)
+    assert first is not None
+    assert first.started["p"] == pytest.approx(120.0)
     for t in range(20, 130, 10):
         rates = window.add(CounterSample(float(t), started={"p": 2 * t}))
     assert rates is not None
@@ -96,8 +97,10 @@ def test_lane_rows_add_tenants_up_per_class_and_list_empty_classes_too() -> None
     standard = rows[4]
     assert (standard.depth, standard.tenants, standard.oldest_age_s) == (5, 2, 60.0)
     assert standard.submitted_per_min == 7.0
-    assert rows[5].depth == 1 and rows[5].oldest_age_s is None
-    assert rows[0].depth == 0 and rows[0].submitted_per_min == 0.0
+    assert rows[5].depth == 1
+    assert rows[5].oldest_age_s is None
+    assert rows[0].depth == 0
+    assert rows[0].submitted_per_min == 0.0
     assert lane_rows(["openai"], lanes, 100_000, None)[1].submitted_per_min is None
 
 
@@ -111,9 +114,13 @@ def test_pool_rows_carry_counts_pause_and_rates() -> None:
         ),
     )
     a, b = pool_rows(["a", "b"], {"a": paused, "b": running}, rates)
-    assert a.paused and a.paused_by == "ops-key" and a.counts.queued == 4
+    assert a.paused
+    assert a.paused_by == "ops-key"
+    assert a.counts.queued == 4
     assert (a.started_per_min, a.finished_per_min, a.failed_per_min) == (2.0, 4.0, 4.0)
-    assert not b.paused and b.paused_by is None and b.failed_per_min == 0.0
+    assert not b.paused
+    assert b.paused_by is None
+    assert b.failed_per_min == 0.0
     assert pool_rows(["b"], {"b": running}, None)[0].started_per_min is None
 
 
@@ -136,7 +143,11 @@ def test_deployment_rows_name_breaker_and_cool_down() -> None:
     opened, cooling = deployment_rows(deps, peeks)
     assert (opened.state, opened.breaker, opened.open_for_s) == ("open", "open", 12.0)
     assert opened.recent_failures is True
-    assert (cooling.state, cooling.breaker, cooling.cooling_for_s) == ("cooling_down", "closed", 3.0)
+    assert (cooling.state, cooling.breaker, cooling.cooling_for_s) == (
+        "cooling_down",
+        "closed",
+        3.0,
+    )
     assert cooling.open_for_s is None
 
 
