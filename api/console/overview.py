@@ -5,6 +5,7 @@ error rate, kept current over SSE; and pausing or resuming a pool, through the s
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -57,7 +58,7 @@ async def _stream(request: Request, console: Console) -> Response:
     return live_fragments(request, console, fragments, every_s=EVERY_S)
 
 
-def _toggle(paused: bool) -> Any:
+def _toggle(paused: bool) -> Callable[[Request], Awaitable[Response]]:
     async def view(request: Request, console: Console) -> Response:
         pool = await set_pool_paused(
             console.gw, console.actor, request.path_params["pool"], paused, via="console"
