@@ -7,6 +7,7 @@ import yaml
 from playwright.sync_api import expect
 
 from anygate.api.console.config_view import MAX_PASTE_BYTES
+from tests.console.conftest import ENCRYPTION_KEY, ENCRYPTION_KEY_ENV, PROVIDER_KEY
 from tests.support.admin import ADMIN_KEY
 from tests.support.configs import MOCK_KEY_ENV, TENANT_KEYS, hash_key
 from tests.support.console import ConsoleBrowser
@@ -35,8 +36,10 @@ def test_the_effective_config_is_shown_with_every_secret_masked(
     assert "kind: openai" in shown
     assert console_stack.tree["redis"]["namespace"] in shown
     assert "api_key: ••••••" in shown
+    assert "encryption_key: ••••••" in shown
     html = console.page.content()
-    secrets = [ADMIN_KEY, hash_key(ADMIN_KEY), MOCK_KEY_ENV, "mock-key"]
+    secrets = [ADMIN_KEY, hash_key(ADMIN_KEY), MOCK_KEY_ENV, PROVIDER_KEY]
+    secrets += [ENCRYPTION_KEY, ENCRYPTION_KEY_ENV]
     secrets += [*TENANT_KEYS.values(), *(hash_key(k) for k in TENANT_KEYS.values())]
     for secret in secrets:
         assert secret not in html, f"{secret!r} is on the page"
