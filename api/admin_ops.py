@@ -148,22 +148,31 @@ async def workers(request: Request) -> Response:
     return list_page(data)
 
 
+async def set_pool_paused(gw: Gateway, actor: str, pool: str, paused: bool, **via: str) -> str:
+    """Pause or resume a pool, and write the audit line: the admin API and the console both
+    come here, so the check and the line are the same (``via`` says which one, if not the API).
+    Running jobs finish; queued ones stay queued; submissions are still accepted."""
+    pool = _known_pool(gw, pool)
+    if paused:
+        await _queries(gw).pause(pool, actor)
+    else:
+        await _queries(gw).resume(pool)
+    audit(actor, "pool.pause" if paused else "pool.resume", pool, **via)
+    return pool
+
+
 async def pause_pool(request: Request) -> Response:
     """Running jobs finish; queued ones stay queued; submissions are still accepted."""
     gw = gateway_of(request)
     actor = await gw.auth.admin(request)
-    pool = _known_pool(gw, request.path_params["pool"])
-    await _queries(gw).pause(pool, actor)
-    audit(actor, "pool.pause", pool)
+    pool = await set_pool_paused(gw, actor, request.path_params["pool"], True)
     return JSONResponse({"object": "pool", "id": pool, "paused": True})
 
 
 async def resume_pool(request: Request) -> Response:
     gw = gateway_of(request)
     actor = await gw.auth.admin(request)
-    pool = _known_pool(gw, request.path_params["pool"])
-    await _queries(gw).resume(pool)
-    audit(actor, "pool.resume", pool)
+    pool = await set_pool_paused(gw, actor, request.path_params["pool"], False)
     return JSONResponse({"object": "pool", "id": pool, "paused": False})
 
 

@@ -78,9 +78,9 @@ class ConsoleConfig(StrictModel):
     an admin key; these bound how long a session lasts."""
 
     enabled: bool = True
-    idle_timeout_s: Annotated[float, Field(ge=60, le=86400)] = 1800.0
+    idle_timeout_s: Annotated[float, Field(ge=1, le=86400)] = 1800.0
     """A session unused this long ends: the next page asks for the admin key again."""
-    max_age_s: Annotated[float, Field(ge=60, le=7 * 86400)] = 12 * 3600.0
+    max_age_s: Annotated[float, Field(ge=1, le=7 * 86400)] = 12 * 3600.0
     """A session ends this long after its login, however busy."""
     secure_cookie: Literal["auto", "always", "never"] = "auto"
     """The cookie's ``Secure`` flag: ``auto`` sets it when the login came over HTTPS (the API's

@@ -181,6 +181,7 @@ def _banner(env: DevEnv, plan: _Plan) -> str:
         f"\nanygate is running at {env.url}\n"
         f"  tenant key: {env.keys.tenant_key}\n"
         f"  admin key:  {env.keys.admin_key}\n"
+        f"  console:    {env.url}/ui (log in with the admin key)\n"
         f"  openai:     {'built-in mock (no OPENAI_API_KEY)' if plan.mock_openai else 'OpenAI'}\n"
         f"  gemini:     {'built-in mock (no GEMINI_API_KEY)' if plan.mock_gemini else 'Gemini'}\n"
         f"  redis:      {env.redis_url}\n"

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from anygate.api.console import dead_letters, login, overview, tenants
+from anygate.api.console import config_page, dead_letters, login, overview, tenants
 from anygate.api.console.guard import Console, console_view
 from anygate.api.console.headers import ConsoleHeaders
 from anygate.api.console.render import PREFIX
@@ -37,6 +37,7 @@ def routes(config: AnygateConfig) -> list[BaseRoute]:
         Route("/logout", login.logout, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("anygate.api.console", "static")])),
         *overview.ROUTES,
+        *config_page.ROUTES,
         *tenants.ROUTES,
         *dead_letters.ROUTES,
         Route("/{rest:path}", _unknown, methods=["GET", "POST"]),

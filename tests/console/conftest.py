@@ -9,6 +9,7 @@ where ``ANYGATE_REQUIRE_BROWSER=1`` (CI sets it), where they fail.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -20,9 +21,14 @@ from playwright.sync_api import sync_playwright
 
 from anygate.ops.embedded_redis import EmbeddedRedis
 from tests.support.admin import admin_tree
+from tests.support.configs import MOCK_KEY_ENV
 from tests.support.console import CHROMIUM_ARGS, ConsoleBrowser
 from tests.support.stack import Stack, running_stack
 
+PROVIDER_KEY = "sk-provider-" + secrets.token_hex(16)
+"""The provider key the stack's workers hold: no page may show it."""
+ENCRYPTION_KEY_ENV = "ANYGATE_TEST_ENCRYPTION_KEY"
+ENCRYPTION_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 ARTIFACTS = Path(os.environ.get("ANYGATE_TEST_ARTIFACTS") or ".artifacts") / "console"
 
 
@@ -33,7 +39,10 @@ def console_stack(
     """API + a worker per pool + the control plane (batches, dead-letter roll-ups) against the
     mock, with the operator key ``tests.support.admin.ADMIN_KEY``; shared by a module."""
     tree = admin_tree(redis_server.url, f"t{secrets.token_hex(5)}", mock_server)
-    with running_stack(tmp_path_factory.mktemp("console"), tree, ["openai", "gemini"]) as s:
+    tree["security"] = {"encryption_key": f"env:{ENCRYPTION_KEY_ENV}"}
+    env = {MOCK_KEY_ENV: PROVIDER_KEY, ENCRYPTION_KEY_ENV: ENCRYPTION_KEY}
+    folder = tmp_path_factory.mktemp("console")
+    with running_stack(folder, tree, ["openai", "gemini"], env=env) as s:
         s.start_control()
         yield s
 

@@ -23,6 +23,7 @@ from anygate.broker.keys import KeySpace
 from anygate.ops.dev_env import read_env_file
 from anygate.ops.port_check import check_port
 from tests.support.configs import hash_key
+from tests.support.console import ConsoleHttp
 from tests.support.processes import ManagedProcess, free_port
 
 BANNER = "anygate is running at "
@@ -127,6 +128,9 @@ def test_dev_serves_the_demo_and_keeps_keys_and_jobs_across_a_restart(tmp_path: 
         gemini = _run_job(env["ANYGATE_URL"], env["ANYGATE_KEY"], "hi", "gemini-2.5-flash")
         assert gemini["status"] == "succeeded"
         assert gemini["provider"] == "gemini"
+        with ConsoleHttp(env["ANYGATE_URL"]) as console:  # the banner's console, its admin key
+            assert console.login(env["ANYGATE_ADMIN_KEY"]).status_code == 303
+            assert "Overview" in console.page("/ui/").text
         first.terminate(timeout=40)
 
     with _dev(data_dir, port):

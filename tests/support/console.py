@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.support.admin import ADMIN_KEY
 
 CHROMIUM_ARGS = [
@@ -85,3 +87,65 @@ class ConsoleBrowser:
 
     def cookies(self) -> list[dict[str, Any]]:
         return list(self.page.context.cookies())
+
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
+LOGIN_CSRF = re.compile(r'<input type="hidden" name="csrf" value="([^"]*)">')
+
+
+class ConsoleHttp:
+    """The console without a browser (httpx, cookies kept): for what a browser would hide,
+    such as a post without the CSRF token, or a crawl of every page."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.client = httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
+        self.csrf = ""
+
+    def __enter__(self) -> ConsoleHttp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+    @property
+    def origin(self) -> dict[str, str]:
+        return {"origin": self.base_url}
+
+    def login(self, key: str = ADMIN_KEY) -> httpx.Response:
+        form = self.client.get("/ui/login")
+        match = LOGIN_CSRF.search(form.text)
+        assert match, form.text[:500]
+        answer = self.client.post(
+            "/ui/login",
+            data={"csrf": match.group(1), "key": key, "next": "/ui/"},
+            headers=self.origin,
+        )
+        if answer.status_code == 303:
+            page = self.page("/ui/")
+            found = CSRF_META.search(page.text)
+            assert found, page.text[:500]
+            self.csrf = found.group(1)
+        return answer
+
+    def page(self, path: str) -> httpx.Response:
+        return self.client.get(path, headers={"accept": "text/html"})
+
+    def post(
+        self, path: str, data: dict[str, Any] | None = None, *, csrf: str | None = None
+    ) -> httpx.Response:
+        token = self.csrf if csrf is None else csrf
+        fields = {**(data or {}), **({"csrf": token} if token else {})}
+        return self.client.post(path, data=fields, headers=self.origin)
+
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I)
+INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.I)
+STYLE_ATTRIBUTE = re.compile(r"<[^>]+\sstyle\s*=", re.I)
+
+
+def assert_no_inline_code(html: str) -> None:
+    assert not INLINE_SCRIPT.search(html), INLINE_SCRIPT.search(html)
+    assert not INLINE_HANDLER.search(html), INLINE_HANDLER.search(html)
+    assert not STYLE_ATTRIBUTE.search(html), STYLE_ATTRIBUTE.search(html)
+    assert "javascript:" not in html.lower()

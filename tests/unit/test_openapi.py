@@ -22,6 +22,7 @@ from anygate.api import create_app
 from anygate.api.admin import NewKey, NewTenant, key_scopes
 from anygate.api.admin_ops import RequeueDead
 from anygate.api.batches import CreateBatch
+from anygate.api.console.render import PREFIX as CONSOLE
 from anygate.api.openapi import document
 from anygate.broker import JobRecord, JobStatus
 from anygate.broker.batch_store import Batch
@@ -48,6 +49,8 @@ def routed(config: AnygateConfig) -> list[tuple[str, str]]:
     HEAD for every GET route by itself; that is not an operation of ours."""
     pairs: list[tuple[str, str]] = []
     for route in create_app(config).routes:
+        if route.path == CONSOLE or route.path.startswith(f"{CONSOLE}/"):
+            continue  # the web console: HTML pages, not API operations (docs/console.md)
         assert isinstance(route, Route), f"not a plain route: {route!r}"
         path = _CONVERTOR.sub(r"{\1}", route.path)
         pairs += [(m, path) for m in sorted(route.methods or ()) if m != "HEAD"]
