@@ -51,9 +51,11 @@ def chromium_path() -> str | None:
     return os.environ.get("ANYGATE_CHROMIUM") or shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    """One headless chromium for the session (Playwright's Browser)."""
+    """One headless chromium per module (Playwright's Browser). Not per session: while
+    Playwright's sync API is open, its loop counts as running in this thread, and the async
+    tests of later modules could not start theirs."""
     path = chromium_path()
     if path is None:
         message = "no chromium: apt-get install chromium (.ci/setup does)"
