@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from anygate.api.console import login, overview
+from anygate.api.console import batches, jobs, login, overview
 from anygate.api.console.guard import Console, console_view
 from anygate.api.console.headers import ConsoleHeaders
 from anygate.api.console.render import PREFIX
@@ -37,6 +37,8 @@ def routes(config: AnygateConfig) -> list[BaseRoute]:
         Route("/logout", login.logout, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("anygate.api.console", "static")])),
         *overview.ROUTES,
+        *jobs.ROUTES,
+        *batches.ROUTES,
         Route("/{rest:path}", _unknown, methods=["GET", "POST"]),
     ]
     return [
