@@ -89,12 +89,11 @@ async def _batches(request: Request, console: Console) -> Response:
     )
 
 
-def _detail_context(batch: Batch, csrf: str) -> dict[str, Any]:
+def _detail_context(batch: Batch) -> dict[str, Any]:
     return {
         "batch": view(batch),
         "times": [(name, batch.to_api()[name]) for name in BATCH_TIMES],
         "when_s": when_s,
-        "csrf": csrf,
     }
 
 
@@ -105,7 +104,7 @@ async def _batch(request: Request, console: Console) -> Response:
         "batch.html",
         session=console.session,
         section="batches",
-        **_detail_context(batch, console.session.csrf),
+        **_detail_context(batch),
     )
 
 
@@ -119,7 +118,9 @@ async def _batch_stream(request: Request, console: Console) -> Response:
             state["ended"] = True
             return []
         state["ended"] = fresh.ended
-        html = fragment("batch_live.html", **_detail_context(fresh, console.session.csrf))
+        html = fragment(
+            "batch_live.html", csrf=console.session.csrf, **_detail_context(fresh)
+        )
         return [("batch-live", html)]
 
     return live_fragments(request, console, fragments, every_s=1.0, finished=lambda: state["ended"])

@@ -182,7 +182,7 @@ class JobWatch:
         last = self.events[-1].id if self.events else None
         self.events.extend(await self._gw.broker.events_after(self.record.id, last))
 
-    def context(self, csrf: str) -> dict[str, Any]:
+    def context(self) -> dict[str, Any]:
         timeline = build_timeline(
             self.events,
             created_ms=self.record.created_ms,
@@ -195,11 +195,10 @@ class JobWatch:
             "started_attempts": attempts_of(timeline),
             "titles": TITLES,
             "when": when,
-            "csrf": csrf,
         }
 
     def fragments(self, csrf: str) -> list[tuple[str, str]]:
-        context = self.context(csrf)
+        context = {**self.context(), "csrf": csrf}
         return [
             ("job-record", fragment("job_record.html", **context)),
             ("job-timeline", fragment("job_timeline.html", **context)),
@@ -223,7 +222,7 @@ async def _job(request: Request, console: Console) -> Response:
         "job.html",
         session=console.session,
         section="jobs",
-        **watch.context(console.session.csrf),
+        **watch.context(),
     )
 
 
