@@ -67,8 +67,8 @@ async def _batches(request: Request, console: Console) -> Response:
             "tenant: letters, digits, '_' and '-', 1 to 64 characters", param="tenant"
         )
         context["status_code"] = 400
-        tenant = ""
-    if tenant:
+    context["filtered"] = bool(tenant) and context["error"] is None
+    if context["filtered"]:
         batches, next_after = await batch_listing.tenant_page(console.gw, tenant, after)
         context.update(listed=[view(b) for b in batches], next_after=next_after)
     else:
