@@ -118,9 +118,7 @@ async def _batch_stream(request: Request, console: Console) -> Response:
             state["ended"] = True
             return []
         state["ended"] = fresh.ended
-        html = fragment(
-            "batch_live.html", csrf=console.session.csrf, **_detail_context(fresh)
-        )
+        html = fragment("batch_live.html", csrf=console.session.csrf, **_detail_context(fresh))
         return [("batch-live", html)]
 
     return live_fragments(request, console, fragments, every_s=1.0, finished=lambda: state["ended"])
