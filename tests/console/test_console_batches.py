@@ -14,6 +14,7 @@ import openai
 import orjson
 from playwright.sync_api import expect
 
+from tests.console.test_console_jobs import assert_audited
 from tests.support.batches import batch_line, jsonl, openai_sdk
 from tests.support.console import ConsoleBrowser
 from tests.support.mock import MockControl
@@ -109,6 +110,7 @@ def test_cancel_a_slow_batch_from_its_page(
     counts = sdk.batches.retrieve(batch_id).request_counts
     assert counts is not None
     assert counts.completed < 60, "lines not yet run when cancelled never ran"
+    assert_audited(console_stack, "batch.cancel", batch_id)
 
 
 def test_unknown_batches_and_a_bad_tenant_are_refused_by_name(console: ConsoleBrowser) -> None:

@@ -151,7 +151,7 @@ def test_unknown_ids_and_a_filter_without_tenant_are_refused_by_name(
 
 
 def test_cancel_a_running_job_from_its_page(
-    console: ConsoleBrowser, acme: httpx.Client, mock: MockControl
+    console: ConsoleBrowser, console_stack: Stack, acme: httpx.Client, mock: MockControl
 ) -> None:
     mock.settings(chunk_count=40, chunk_delay_ms=250)
     job_id = submit(acme)
@@ -165,3 +165,11 @@ def test_cancel_a_running_job_from_its_page(
     expect(page.locator("#job-timeline")).to_contain_text("Cancelled")
     assert acme.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
     console.screenshot("job-cancelled")
+    assert_audited(console_stack, "job.cancel", job_id)
+
+
+def assert_audited(stack: Stack, action: str, target: str) -> None:
+    """The admin API's audit line, written by the console's change."""
+    log = stack.apis[0][0].log_path.read_text(encoding="utf-8")
+    lines = [line for line in log.splitlines() if "admin action" in line and target in line]
+    assert any(action in line and '"via":"console"' in line for line in lines), lines
