@@ -118,11 +118,12 @@ async def search(gw: Gateway, query: JobQuery) -> tuple[list[JobRecord], str | N
         records, has_more = await gw.broker.list_jobs(
             query.tenant, status=query.status, limit=PAGE, after=after
         )
-        for record in records:
+        for i, record in enumerate(records):
             if not query.model or record.model == query.model:
                 found.append(record)
                 if len(found) == PAGE:
-                    return found, record.id
+                    more = has_more or i < len(records) - 1
+                    return found, record.id if more else None
         if not has_more or not records:
             return found, None
         after = records[-1].id
