@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from anygate.api.gateway import gateway_of
+from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.paging import list_page, page_limit
 from anygate.api.request_body import read_body
 from anygate.api.responses import JSONResponse
-from anygate.broker.batch_store import BatchStore
+from anygate.broker.batch_store import Batch, BatchStore
 from anygate.broker.errors import InvalidRequestError, NotFoundError
 from anygate.broker.file_store import FileStore
 from anygate.config import AnygateConfig
@@ -95,12 +95,17 @@ async def get_batch(request: Request) -> Response:
     return JSONResponse(batch.to_api())
 
 
+async def cancel_tenant_batch(gw: Gateway, tenant: str, batch_id: str) -> Batch:
+    """Ask for the tenant's batch to be cancelled (the control plane does it) and answer it
+    as it is now. ``POST /v1/batches/{id}/cancel`` and the console's cancel button both come
+    here, so they behave the same; 404 for another tenant's batch."""
+    return await BatchStore(gw.redis, gw.broker.keys).request_cancel(tenant, batch_id)
+
+
 async def cancel_batch(request: Request) -> Response:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "batches")
-    batch = await BatchStore(gw.redis, gw.broker.keys).request_cancel(
-        tenant.id, request.path_params["batch_id"]
-    )
+    batch = await cancel_tenant_batch(gw, tenant.id, request.path_params["batch_id"])
     return JSONResponse(batch.to_api())
 
 

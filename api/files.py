@@ -297,17 +297,25 @@ async def retrieve_file(request: Request) -> Response:
 
 
 async def file_content(request: Request) -> Response:
-    """The bytes as uploaded, streamed chunk by chunk. The first chunk is read before the
-    answer starts, so a file deleted in between is still a clean 404; one deleted later cuts
-    the body short of its Content-Length, which every client notices."""
     store, record = await _owned(request)
+    return await file_response(store, record)
+
+
+async def file_response(
+    store: FileStore, record: FileRecord, *, attachment: str | None = None
+) -> Response:
+    """The bytes as uploaded, streamed chunk by chunk (``GET /v1/files/{id}/content``, and the
+    console's download links, which name the file with ``attachment``). The first chunk is
+    read before the answer starts, so a file deleted in between is still a clean 404; one
+    deleted later cuts the body short of its Content-Length, which every client notices."""
     first = await store.chunk(record.id, 0) if record.chunks else b""
     if first is None:
         raise _not_found(record.id)
+    headers = {"content-length": str(record.bytes)}
+    if attachment is not None:
+        headers["content-disposition"] = f'attachment; filename="{attachment}"'
     return StreamingResponse(
-        _content(store, record, first),
-        media_type="application/octet-stream",
-        headers={"content-length": str(record.bytes)},
+        _content(store, record, first), media_type="application/octet-stream", headers=headers
     )
 
 

@@ -311,15 +311,23 @@ async def _durable(gw: Gateway, job_id: str) -> bool:
     return True
 
 
+async def cancel_tenant_job(gw: Gateway, tenant: str, job_id: str) -> JobRecord:
+    """Cancel the tenant's job if it is still queued or running, and answer it as it is now
+    (a job that had ended stays as it ended). ``POST /v1/jobs/{id}/cancel`` and the console's
+    cancel button both come here, so they behave the same; 404 for another tenant's job."""
+    if not await gw.broker.cancel(tenant, job_id):
+        raise _not_found(job_id)
+    record = await gw.broker.get(tenant, job_id)
+    if record is None:
+        raise _not_found(job_id)
+    return record
+
+
 async def cancel_job(request: Request) -> Response:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "jobs")
     job_id = request.path_params["job_id"]
-    if not await gw.broker.cancel(tenant.id, job_id):
-        raise _not_found(job_id)
-    record = await gw.broker.get(tenant.id, job_id)
-    if record is None:
-        raise _not_found(job_id)
+    record = await cancel_tenant_job(gw, tenant.id, job_id)
     return JSONResponse(record.to_api(), headers={"x-anygate-job-id": job_id})
 
 

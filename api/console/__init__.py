@@ -10,7 +10,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from anygate.api.console import config_page, dead_letters, login, overview, tenants
+from anygate.api.console import (
+    batches,
+    config_page,
+    dead_letters,
+    jobs,
+    login,
+    overview,
+    tenants,
+)
 from anygate.api.console.guard import Console, console_view
 from anygate.api.console.headers import ConsoleHeaders
 from anygate.api.console.render import PREFIX
@@ -37,9 +45,11 @@ def routes(config: AnygateConfig) -> list[BaseRoute]:
         Route("/logout", login.logout, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("anygate.api.console", "static")])),
         *overview.ROUTES,
-        *config_page.ROUTES,
         *tenants.ROUTES,
+        *jobs.ROUTES,
+        *batches.ROUTES,
         *dead_letters.ROUTES,
+        *config_page.ROUTES,
         Route("/{rest:path}", _unknown, methods=["GET", "POST"]),
     ]
     return [
