@@ -14,9 +14,8 @@ import openai
 import orjson
 from playwright.sync_api import expect
 
-from tests.console.test_console_jobs import assert_audited
 from tests.support.batches import batch_line, jsonl, openai_sdk
-from tests.support.console import ConsoleBrowser
+from tests.support.console import ConsoleBrowser, assert_audited
 from tests.support.mock import MockControl
 from tests.support.stack import Stack
 

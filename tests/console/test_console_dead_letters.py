@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from tests.support.admin import ADMIN_KEY, JOB
-from tests.support.console import ConsoleBrowser
+from tests.support.console import ConsoleBrowser, audit_lines
 from tests.support.mock import MockControl
 from tests.support.stack import Stack
 
@@ -90,12 +89,7 @@ def test_a_dead_letter_is_listed_inspected_and_requeued(
         # requeued again: no longer dead, so skipped with the reason
         console.goto(f"/ui/dead-letters/openai/{dead['id']}")
         assert "not a dead letter now" in page.content()
-    log = console_stack.apis[0][0].log_path.read_text(encoding="utf-8", errors="replace")
-    audit = [
-        orjson.loads(line)
-        for line in log.splitlines()
-        if line.startswith("{") and "dead_letters.requeue" in line
-    ]
+    audit = [e for e in audit_lines(console_stack) if e["action"] == "dead_letters.requeue"]
     assert any(e["via"] == "console" and e["jobs"] == 1 for e in audit), audit
 
 

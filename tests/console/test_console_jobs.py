@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.support.admin import CHAT, JOB
 from tests.support.configs import TENANT_KEYS
-from tests.support.console import ConsoleBrowser
+from tests.support.console import ConsoleBrowser, assert_audited
 from tests.support.mock import MockControl
 from tests.support.stack import Stack
 
@@ -166,10 +166,3 @@ def test_cancel_a_running_job_from_its_page(
     assert acme.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
     console.screenshot("job-cancelled")
     assert_audited(console_stack, "job.cancel", job_id)
-
-
-def assert_audited(stack: Stack, action: str, target: str) -> None:
-    """The admin API's audit line, written by the console's change."""
-    log = stack.apis[0][0].log_path.read_text(encoding="utf-8")
-    lines = [line for line in log.splitlines() if "admin action" in line and target in line]
-    assert any(action in line and '"via":"console"' in line for line in lines), lines

@@ -3,10 +3,8 @@ pausing and resuming a pool from the page, audited as the admin API's pause is."
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.support.admin import ADMIN_KEY, JOB
 from tests.support.configs import TENANT_KEYS
-from tests.support.console import ConsoleBrowser
+from tests.support.console import ConsoleBrowser, audit_lines
 from tests.support.stack import Stack
 
 
@@ -95,26 +93,13 @@ def test_queued_jobs_appear_live_while_paused_and_resume_runs_them(
     expect(pool_cell(console, "openai", "queued")).to_have_text("0", timeout=15_000)
     assert not paused(admin, "openai")
 
-    (api, _url) = console_stack.apis[0]
     audited = [
         (line["action"], line["target"], line.get("via"))
-        for line in log_lines(api.log_path.read_text(encoding="utf-8"))
-        if line.get("event") == "admin action" and line.get("action", "").startswith("pool.")
+        for line in audit_lines(console_stack)
+        if line["action"].startswith("pool.")
     ]
     assert ("pool.pause", "openai", "console") in audited, audited
     assert ("pool.resume", "openai", "console") in audited, audited
-
-
-def log_lines(text: str) -> list[dict[str, Any]]:
-    found = []
-    for raw in text.splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(line, dict):
-            found.append(line)
-    return found
 
 
 def test_an_unknown_pool_gives_the_404_page(console: ConsoleBrowser) -> None:

@@ -7,14 +7,12 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from tests.support.admin import ADMIN_KEY, CHAT
-from tests.support.console import ConsoleBrowser
+from tests.support.console import ConsoleBrowser, audit_lines
 from tests.support.stack import Stack
 
 
@@ -24,18 +22,6 @@ def api(console_stack: Stack) -> Iterator[httpx.Client]:
         base_url=console_stack.url, headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
     ) as client:
         yield client
-
-
-def audit_lines(stack: Stack, target: str) -> list[dict[str, Any]]:
-    """The API process's ``admin action`` log lines about ``target`` (JSON lines)."""
-    log = stack.apis[0][0].log_path.read_text(encoding="utf-8", errors="replace")
-    found = []
-    for line in log.splitlines():
-        if line.startswith("{") and target in line:
-            event = orjson.loads(line)
-            if event.get("event") == "admin action" and event.get("target") == target:
-                found.append(event)
-    return found
 
 
 def accept_dialogs(console: ConsoleBrowser) -> None:

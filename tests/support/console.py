@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from tests.support.admin import ADMIN_KEY
+from tests.support.stack import Stack
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -149,3 +151,23 @@ def assert_no_inline_code(html: str) -> None:
     assert not INLINE_HANDLER.search(html), INLINE_HANDLER.search(html)
     assert not STYLE_ATTRIBUTE.search(html), STYLE_ATTRIBUTE.search(html)
     assert "javascript:" not in html.lower()
+
+
+def audit_lines(stack: Stack, target: str | None = None) -> list[dict[str, Any]]:
+    """The ``admin action`` lines (JSON) the stack's first API process logged, about
+    ``target`` when given: the audit log a console change must write."""
+    log = stack.apis[0][0].log_path.read_text(encoding="utf-8", errors="replace")
+    found = []
+    for line in log.splitlines():
+        if not line.startswith("{") or "admin action" not in line:
+            continue
+        event = orjson.loads(line)
+        if event.get("event") == "admin action" and target in (None, event.get("target")):
+            found.append(event)
+    return found
+
+
+def assert_audited(stack: Stack, action: str, target: str) -> None:
+    """The admin API's audit line, written by a change made in the console."""
+    lines = audit_lines(stack, target)
+    assert any(e["action"] == action and e.get("via") == "console" for e in lines), lines
