@@ -68,6 +68,8 @@
         axes: [{}, { size: 70 }],
       };
       const plot = new window.uPlot(options, [spec.x].concat(spec.series.map((s) => s.values)), element);
+      // uPlot's legend is a table: name it (the figures themselves are in the page's table)
+      plot.root.querySelector("table.u-legend")?.setAttribute("aria-label", (spec.title || "Chart") + ": legend");
       new ResizeObserver(() => plot.setSize({ width: Math.max(element.clientWidth, 280), height: 220 }))
         .observe(element);
     });
