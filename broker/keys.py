@@ -212,6 +212,11 @@ class KeySpace:
         token, so a dump of Redis holds no cookie that works; it expires when left idle."""
         return f"{self.home_prefix}console:s:{digest}"
 
+    def console_form_posted(self, digest: str) -> str:
+        """Set (NX) when a console form with this one-time token (its SHA-256) is posted: a
+        reloaded answer page cannot make a second key."""
+        return f"{self.home_prefix}console:once:{digest}"
+
     def console_login_failures(self, client: str) -> str:
         """Failed console logins from one client address in the current minute (a counter)."""
         return f"{self.home_prefix}console:fail:{client}"

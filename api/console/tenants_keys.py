@@ -51,7 +51,7 @@ def key_form_context(
 async def _first_use(console: Console, token: str) -> bool:
     """Whether this form token is posted for the first time (only its hash is kept)."""
     digest = hashlib.sha256(token.encode()).hexdigest()
-    key = f"{console.gw.broker.keys.prefix}console:once:{digest}"
+    key = console.gw.broker.keys.console_form_posted(digest)
     return bool(await awaited(console.gw.redis.set(key, "1", nx=True, ex=ONCE_TTL_S)))
 
 
