@@ -8,7 +8,6 @@ make a second key and show a second secret: the repeat is refused.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -20,6 +19,7 @@ from anygate.api import admin
 from anygate.api.console import tenants_forms as forms
 from anygate.api.console.guard import Console, console_view
 from anygate.api.console.render import PREFIX, render
+from anygate.api.console.sessions import token_digest
 from anygate.broker.connection import awaited
 from anygate.broker.errors import ConflictError, InvalidRequestError, NotFoundError
 from anygate.broker.tenant_store import tenant_not_found
@@ -50,7 +50,7 @@ def key_form_context(
 
 async def _first_use(console: Console, token: str) -> bool:
     """Whether this form token is posted for the first time (only its hash is kept)."""
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    digest = token_digest(token)
     key = console.gw.broker.keys.console_form_posted(digest)
     return bool(await awaited(console.gw.redis.set(key, "1", nx=True, ex=ONCE_TTL_S)))
 
