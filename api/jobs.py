@@ -331,18 +331,23 @@ async def cancel_job(request: Request) -> Response:
     return JSONResponse(record.to_api(), headers={"x-anygate-job-id": job_id})
 
 
+def status_filter(value: str | None) -> JobStatus | None:
+    """A ``status`` filter (the jobs list, the console's search): a job status, or none."""
+    if not value:
+        return None
+    try:
+        return JobStatus(value)
+    except ValueError:
+        raise InvalidRequestError(
+            f"status: expected one of {[s.value for s in JobStatus]}", param="status"
+        ) from None
+
+
 async def list_jobs(request: Request) -> Response:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "jobs")
     params = request.query_params
-    status: JobStatus | None = None
-    if params.get("status"):
-        try:
-            status = JobStatus(params["status"])
-        except ValueError:
-            raise InvalidRequestError(
-                f"status: expected one of {[s.value for s in JobStatus]}", param="status"
-            ) from None
+    status = status_filter(params.get("status"))
     limit = page_limit(request)
     records, has_more = await gw.broker.list_jobs(
         tenant.id, status=status, limit=limit, after=params.get("after") or None

@@ -25,7 +25,7 @@ from anygate.api.console.job_timeline import TITLES, attempts_of, build_timeline
 from anygate.api.console.live import live_fragments
 from anygate.api.console.render import PREFIX, environment, render
 from anygate.api.gateway import Gateway
-from anygate.api.jobs import cancel_tenant_job
+from anygate.api.jobs import cancel_tenant_job, status_filter
 from anygate.broker import JobEvent, JobRecord, JobStatus
 from anygate.broker.connection import awaited
 from anygate.broker.errors import InvalidRequestError, NotFoundError
@@ -90,15 +90,7 @@ class JobQuery:
             raise InvalidRequestError(
                 "tenant: letters, digits, '_' and '-', 1 to 64 characters", param="tenant"
             )
-        status: JobStatus | None = None
-        if params.get("status"):
-            try:
-                status = JobStatus(params["status"])
-            except ValueError:
-                raise InvalidRequestError(
-                    f"status: expected one of {', '.join(s.value for s in JobStatus)}",
-                    param="status",
-                ) from None
+        status = status_filter(params.get("status"))
         if (status is not None or params.get("model")) and not tenant:
             raise InvalidRequestError(
                 "tenant: jobs are listed per tenant; name one to filter by status or model",

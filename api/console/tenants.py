@@ -61,11 +61,7 @@ def _list_page(
         tenants=records,
         has_more=has_more,
         today=today,
-        values=values or {},
-        error=error,
-        error_field=forms.field_of(error.param) if error else None,
-        quota_fields=forms.QUOTA_FIELDS,
-        budget_fields=forms.BUDGET_FIELDS,
+        **_settings_form(values or {}, error),
         deleted=request.query_params.get("deleted"),
     )
 
@@ -149,6 +145,18 @@ def _notice(request: Request) -> str | None:
     return next((text for flag, text in NOTICES.items() if flag in request.query_params), None)
 
 
+def _settings_form(values: forms.FormValues, error: AnygateError | None) -> dict[str, Any]:
+    """What the create and edit forms of a tenant's settings share: what was typed, the
+    error and the field it names, and the quota and budget fields to show."""
+    return {
+        "values": values,
+        "error": error,
+        "error_field": forms.field_of(error.param) if error else None,
+        "quota_fields": forms.QUOTA_FIELDS,
+        "budget_fields": forms.BUDGET_FIELDS,
+    }
+
+
 def _edit_page(
     request: Request,
     console: Console,
@@ -164,11 +172,7 @@ def _edit_page(
         utc=forms.utc,
         status_code=error.status if error else 200,
         tenant=record,
-        values=values,
-        error=error,
-        error_field=forms.field_of(error.param) if error else None,
-        quota_fields=forms.QUOTA_FIELDS,
-        budget_fields=forms.BUDGET_FIELDS,
+        **_settings_form(values, error),
     )
 
 
