@@ -49,6 +49,11 @@
   // <div class="chart" data-chart="json-element-id">: a uPlot chart of the JSON in a
   // <script type="application/json"> (data, never run): {"title", "x": [unix s], "series":
   // [{"label", "values": [...]}], "unit"}. The same figures are in a table beside it.
+  // A y-axis tick that fits: three significant digits, and an exponent for a tiny cost.
+  const tick = (v) => (v == null ? "" : v === 0 ? "0"
+    : Math.abs(v) >= 1000 ? v.toLocaleString()
+    : Math.abs(v) < 0.001 ? v.toExponential(1)
+    : String(Number(v.toPrecision(3))));
   const palette = ["#0b5cad", "#b3261e", "#136c2e", "#8a5300", "#6a1b9a", "#00695c", "#37474f"];
   function charts(root) {
     if (typeof window.uPlot !== "function") return;
@@ -65,7 +70,7 @@
           label: s.label, stroke: palette[i % palette.length], width: 2,
           value: (u, v) => (v == null ? "–" : v.toLocaleString() + (spec.unit ? " " + spec.unit : "")),
         }))),
-        axes: [{}, { size: 70 }],
+        axes: [{}, { size: 70, values: (u, splits) => splits.map(tick) }],
       };
       const plot = new window.uPlot(options, [spec.x].concat(spec.series.map((s) => s.values)), element);
       // uPlot's legend is a table: name it (the figures themselves are in the page's table)
