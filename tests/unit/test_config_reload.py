@@ -129,12 +129,19 @@ def test_pool_concurrency_and_provider_settings_are_live() -> None:
         ({"metrics/enabled": False}, "metrics.enabled"),
         ({"queue/rate_limit_window_s": 2.0}, "queue.rate_limit_window_s"),
         ({"security/encryption_key": "env:RELOAD_TEST_ENC"}, "security.encryption_key"),
+        ({"server/console/enabled": False}, "server.console.enabled"),
     ],
 )
 def test_restart_only_changes_are_named(change: dict[str, Any], field: str) -> None:
     plan = plan_reload(cfg(), cfg(**change))
     assert [p.field for p in plan.restart_required] == [field]
     assert plan.restart_required[0].message.startswith("needs a restart: ")
+
+
+def test_console_sessions_settings_are_live() -> None:
+    """Read per request from the gateway's config: a reload applies them at once."""
+    plan = plan_reload(cfg(), cfg(**{"server/console/idle_timeout_s": 600}))
+    assert plan.restart_required == ()
 
 
 def test_restart_only_next_to_live_changes_still_refuses() -> None:
