@@ -85,12 +85,17 @@ async def current_session(request: Request, gw: Gateway) -> ConsoleSession | Non
 
 def same_origin(request: Request) -> bool:
     """A change must come from a page of this console: ``Origin`` (or, without it,
-    ``Referer``) names this host. Browsers send one of them on every form post and fetch."""
+    ``Referer``) names this host. Browsers send one of them on every form post and fetch.
+    Behind a proxy that rewrites ``Host``, the host the browser used is its
+    ``X-Forwarded-Host``; trusting that header costs nothing here, since a change needs the
+    session's CSRF token as well, and a cross-site page can neither read the token nor send
+    the SameSite=Strict cookie."""
     claimed = request.headers.get("origin") or request.headers.get("referer")
     if not claimed or claimed == "null":
         return False
-    parts = urlsplit(claimed)
-    return parts.netloc.lower() == request.headers.get("host", "").lower()
+    netloc = urlsplit(claimed).netloc.lower()
+    forwarded = request.headers.get("x-forwarded-host", "").split(",")[0].strip().lower()
+    return netloc in {request.headers.get("host", "").lower(), forwarded} - {""}
 
 
 async def presented_csrf(request: Request) -> str | None:

@@ -125,6 +125,32 @@ def test_the_login_form_has_its_own_csrf_token(console_stack: Stack) -> None:
         assert not any(name.endswith("anygate_console") for name in client.cookies)
 
 
+def test_over_https_the_cookie_is_secure_and_host_only(console_stack: Stack) -> None:
+    """Behind a TLS-terminating proxy (``X-Forwarded-Proto: https``): ``Secure`` and the
+    ``__Host-`` prefix (this host, path ``/``, never a parent domain's)."""
+    proxied = {"x-forwarded-proto": "https"}
+    with httpx.Client(base_url=console_stack.url, headers=proxied, timeout=30) as client:
+        form = client.get("/ui/login")
+        token = re.search(r'name="csrf" value="([^"]*)"', form.text)
+        assert token
+        # the login form's cookie is Secure too: httpx keeps it off plain http, so it is sent
+        # by hand, as the browser on the proxy's https origin would
+        login_cookie = form.headers["set-cookie"].split(";")[0]
+        assert "secure" in form.headers["set-cookie"].lower()
+        answer = client.post(
+            "/ui/login",
+            data={"csrf": token.group(1), "key": ADMIN_KEY},
+            headers={"origin": console_stack.url, "cookie": login_cookie},
+        )
+    assert answer.status_code == 303
+    (cookie,) = [c for c in answer.headers.get_list("set-cookie") if "anygate_console=" in c]
+    name, _, attributes = cookie.partition(";")
+    assert name.startswith("__Host-anygate_console=")
+    flags = {a.strip().lower() for a in attributes.split(";")}
+    assert {"secure", "httponly", "samesite=strict", "path=/"} <= flags
+    assert not any(f.startswith(("domain=", "max-age=", "expires=")) for f in flags)
+
+
 def test_pages_carry_the_strict_headers_and_no_inline_code(console_stack: Stack) -> None:
     with ConsoleHttp(console_stack.url) as ui:
         login = ui.page("/ui/login")

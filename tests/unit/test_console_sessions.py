@@ -93,6 +93,9 @@ def request_with(headers: dict[str, str]) -> Request:
         ({}, False),
         ({"referer": "http://gw.local:8080/ui/tenants"}, True),
         ({"referer": "http://evil.example/ui/"}, False),
+        ({"origin": "https://gw.example", "x-forwarded-host": "gw.example"}, True),
+        ({"origin": "https://evil.example", "x-forwarded-host": "gw.example"}, False),
+        ({"origin": "https://x", "x-forwarded-host": ""}, False),
     ],
 )
 def test_a_change_must_come_from_this_site(headers: dict[str, str], allowed: bool) -> None:
