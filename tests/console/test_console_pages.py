@@ -1,6 +1,7 @@
 """Every page the console links to, crawled after a tenant, a key, jobs and a batch exist:
 none shows a secret the stack knows, none carries inline code, each is usable by keyboard and
-screen reader and fits a phone's width; a screenshot of each is saved (docs/console.md)."""
+screen reader, its text meets WCAG AA contrast, and it fits a phone's width; a screenshot of
+each is saved (docs/console.md)."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def test_no_page_shows_a_secret(console_stack: Stack, populated: Populated) -> N
             assert_no_inline_code(body)
 
 
-A11Y_CHECK = """() => {
+A11Y_CHECK = r"""() => {
   const problems = [];
   const visible = (e) => !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length);
   if (document.documentElement.lang !== "en") problems.push("no lang");
@@ -124,6 +125,42 @@ A11Y_CHECK = """() => {
   for (const button of document.querySelectorAll("button, a[href]")) {
     if (visible(button) && !(button.innerText || "").trim() && !button.getAttribute("aria-label"))
       problems.push("control without a name");
+  }
+  // WCAG AA contrast of every visible text: 4.5:1, or 3:1 for large text
+  const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (e) => {
+    for (let a = e; a; a = a.parentElement) {
+      const c = rgb(getComputedStyle(a).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  for (const e of document.querySelectorAll("body *")) {
+    const text = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!text || !visible(e) || e.closest(".visually-hidden, .skip")) continue;
+    const style = getComputedStyle(e);
+    const [fg, bg] = [lum(rgb(style.color)), lum(background(e))];
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    const what = `${e.tagName} "${e.textContent.trim().slice(0, 30)}"`;
+    if (ratio < needed) problems.push(`contrast ${ratio.toFixed(2)} < ${needed}: ${what}`);
+  }
+  const clipped = (e) => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (["auto", "scroll", "hidden", "clip"].includes(getComputedStyle(a).overflowX)) return true;
+    }
+    return false;
+  };
+  const beyond = [...document.querySelectorAll("body *")].filter((e) => visible(e)
+    && e.getBoundingClientRect().right > window.innerWidth + 1 && !clipped(e));
+  for (const e of beyond.slice(0, 5)) {
+    const right = Math.round(e.getBoundingClientRect().right);
+    problems.push(`${e.tagName}.${e.className} reaches ${right} px`);
   }
   const wide = document.documentElement.scrollWidth - window.innerWidth;
   if (wide > 1) problems.push("page wider than the screen by " + wide + " px");
@@ -150,6 +187,26 @@ def test_every_page_is_accessible_and_fits_a_phone(
         if "text/html" in answer.headers.get("content-type", ""):
             kinds.setdefault(pattern_of(path), path)
     console.login()
+    # the check itself sees what it must: grey text on white, a wide line, an unlabelled field
+    console.page.evaluate(
+        """() => document.querySelector("main").insertAdjacentHTML("beforeend",
+            '<p class="probe">faint</p><input name="probe"><div class="probe-wide"></div>'
+            + '<div class="probe-long"></div>')"""
+    )
+    console.page.evaluate("document.querySelector('.probe').style.color = '#aaaaaa'")
+    console.page.evaluate(
+        "Object.assign(document.querySelector('.probe-long').style, "
+        "{width: '3000px', height: '10px'})"
+    )
+    console.page.evaluate(
+        "Object.assign(document.querySelector('.probe-wide').style, "
+        "{position: 'absolute', left: '2000px', width: '10px', height: '10px'})"
+    )
+    found = " ".join(console.page.evaluate(A11Y_CHECK))
+    assert "contrast" in found, found
+    assert "unlabelled field probe" in found, found
+    assert "wider" in found, found
+    assert "probe-long reaches" in found, found
     problems: dict[str, Any] = {}
     for kind, path in sorted(kinds.items()):
         name = re.sub(r"\W+", "-", kind.strip("/")) or "overview"
