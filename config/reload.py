@@ -51,9 +51,7 @@ RESTART_ONLY: tuple[RestartOnly, ...] = (
     RestartOnly(("server", "max_header_bytes"), "the API's middleware is built at start"),
     RestartOnly(("server", "max_url_bytes"), "the API's middleware is built at start"),
     RestartOnly(("server", "redis_wait_s"), "Redis clients are set up once per process"),
-    RestartOnly(
-        ("server", "console", "enabled"), "the console's routes are built at start (docs/console.md)"
-    ),
+    RestartOnly(("server", "console", "enabled"), "the console's routes are built at start"),
     RestartOnly(
         ("server", "tls"),
         "the API's TLS settings are read at start (renewed files at the same paths are served "

@@ -16,11 +16,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
 from anygate.ops.embedded_redis import EmbeddedRedis
-from tests.support.admin import admin_tree
+from tests.support.admin import ADMIN_KEY, admin_tree
 from tests.support.configs import MOCK_KEY_ENV
 from tests.support.console import CHROMIUM_ARGS, ConsoleBrowser
 from tests.support.stack import Stack, running_stack
@@ -79,3 +80,12 @@ def console(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with ConsoleBrowser.open(chromium, console_stack.url, ARTIFACTS, request.node.name) as c:
         yield c
+
+
+@pytest.fixture
+def api(console_stack: Stack) -> Iterator[httpx.Client]:
+    """The admin API of the console's stack, as the operator: to set up what a page shows."""
+    with httpx.Client(
+        base_url=console_stack.url, headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+    ) as client:
+        yield client

@@ -6,24 +6,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.support.admin import ADMIN_KEY, JOB
+from tests.support.admin import JOB
 from tests.support.console import ConsoleBrowser, audit_lines
 from tests.support.mock import MockControl
 from tests.support.stack import Stack
-
-
-@pytest.fixture
-def api(console_stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=console_stack.url, headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-    ) as client:
-        yield client
 
 
 def tenant_client(stack: Stack, api: httpx.Client) -> httpx.Client:

@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from tests.support.admin import ADMIN_KEY, CHAT
+from tests.support.admin import CHAT
 from tests.support.console import ConsoleBrowser, audit_lines
 from tests.support.stack import Stack
-
-
-@pytest.fixture
-def api(console_stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=console_stack.url, headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-    ) as client:
-        yield client
 
 
 def accept_dialogs(console: ConsoleBrowser) -> None:
