@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from anygate.api.files import file_store
 from anygate.api.gateway import Gateway, gateway_of
 from anygate.api.paging import list_page, page_limit
 from anygate.api.request_body import read_body
 from anygate.api.responses import JSONResponse
 from anygate.broker.batch_store import Batch, BatchStore
 from anygate.broker.errors import InvalidRequestError, NotFoundError
-from anygate.broker.file_store import FileStore
 from anygate.config import AnygateConfig
 from anygate.core.body import parse_json_object, validate
 
@@ -64,7 +64,7 @@ async def create_batch(request: Request) -> Response:
     data = parse_json_object(await read_body(request, server.max_body_bytes), server.max_json_depth)
     spec = validate(CreateBatch, data)
     require_webhook_secret(gw.config, spec.webhook_url)
-    files = FileStore(gw.redis, gw.broker.keys, gw.config.files)
+    files = file_store(gw)
     found = await files.get(tenant.id, spec.input_file_id)
     if found is None:
         raise _file_not_found(spec.input_file_id)

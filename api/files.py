@@ -50,7 +50,8 @@ def _not_found(file_id: str) -> NotFoundError:
     return NotFoundError(f"No such File object: {file_id}", param="file_id", code="file_not_found")
 
 
-def _store(gw: Gateway) -> FileStore:
+def file_store(gw: Gateway) -> FileStore:
+    """The files of this gateway's configuration (the Files API, batches, the console)."""
     return FileStore(gw.redis, gw.broker.keys, gw.config.files)
 
 
@@ -213,7 +214,7 @@ async def create_file(request: Request) -> Response:
         and int(declared) > limits.max_bytes + FORM_OVERHEAD
     ):
         raise _too_large(limits.max_bytes)
-    writer = _store(gw).writer(
+    writer = file_store(gw).writer(
         tenant.id, VALIDATED_PURPOSE, max_line_bytes=gw.config.server.max_body_bytes
     )
     try:
@@ -269,7 +270,7 @@ async def list_files(request: Request) -> Response:
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequestError("order: expected 'asc' or 'desc'", param="order")
-    records, has_more = await _store(gw).list(
+    records, has_more = await file_store(gw).list(
         tenant.id,
         purpose=params.get("purpose") or None,
         limit=limit,
@@ -284,7 +285,7 @@ async def _owned(request: Request) -> tuple[FileStore, FileRecord]:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "batches")
     file_id = request.path_params["file_id"]
-    store = _store(gw)
+    store = file_store(gw)
     record = await store.get(tenant.id, file_id)
     if record is None:
         raise _not_found(file_id)
@@ -333,7 +334,7 @@ async def delete_file(request: Request) -> Response:
     gw = gateway_of(request)
     tenant = await gw.auth.tenant(request, "batches")
     file_id = request.path_params["file_id"]
-    if not await _store(gw).delete(tenant.id, file_id):
+    if not await file_store(gw).delete(tenant.id, file_id):
         raise _not_found(file_id)
     return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 

@@ -19,10 +19,9 @@ from anygate.api.console import (
     overview,
     tenants,
 )
-from anygate.api.console.guard import Console, console_view
+from anygate.api.console.guard import Console, console_view, unknown_page
 from anygate.api.console.headers import ConsoleHeaders
 from anygate.api.console.render import PREFIX
-from anygate.broker.errors import NotFoundError
 from anygate.config import AnygateConfig
 
 
@@ -33,7 +32,7 @@ async def _to_overview(_request: Request) -> Response:
 @console_view
 async def _unknown(request: Request, console: Console) -> Response:
     """Behind the session like every page: without one, even a wrong URL asks for the login."""
-    raise NotFoundError(f"No console page at {request.url.path}.", code="unknown_url")
+    raise unknown_page(request)
 
 
 def routes(config: AnygateConfig) -> list[BaseRoute]:

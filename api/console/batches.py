@@ -9,7 +9,6 @@ tenant's own calls, the API's: ``cancel_tenant_batch`` (``POST /v1/batches/{id}/
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -19,16 +18,14 @@ from starlette.routing import Route
 from anygate.api.admin import audit
 from anygate.api.batches import cancel_tenant_batch
 from anygate.api.console import batch_listing
-from anygate.api.console.guard import Console, console_view
+from anygate.api.console.guard import Console, console_view, unknown_page
 from anygate.api.console.job_timeline import when
-from anygate.api.console.jobs import fragment
+from anygate.api.console.jobs import tenant_filter
 from anygate.api.console.live import live_fragments
-from anygate.api.console.render import PREFIX, render
-from anygate.api.files import file_response
+from anygate.api.console.render import PREFIX, fragment, render
+from anygate.api.files import file_response, file_store
 from anygate.broker.batch_store import BATCH_TIMES, Batch, batch_not_found
 from anygate.broker.errors import InvalidRequestError, NotFoundError
-from anygate.broker.file_store import FileStore
-from anygate.config.model import TENANT_ID_PATTERN
 
 CANCELLABLE = frozenset({"validating", "in_progress"})
 """What ``BatchStore.request_cancel`` moves to ``cancelling``; the button shows for these."""
@@ -62,10 +59,10 @@ async def _batches(request: Request, console: Console) -> Response:
     tenant = request.query_params.get("tenant", "").strip()
     after = request.query_params.get("after") or None
     context: dict[str, Any] = {"tenant": tenant, "error": None, "status_code": 200}
-    if tenant and not re.match(TENANT_ID_PATTERN, tenant):
-        context["error"] = InvalidRequestError(
-            "tenant: letters, digits, '_' and '-', 1 to 64 characters", param="tenant"
-        )
+    try:
+        tenant_filter(tenant)
+    except InvalidRequestError as exc:
+        context["error"] = exc
         context["status_code"] = 400
     context["filtered"] = bool(tenant) and context["error"] is None
     if context["filtered"]:
@@ -136,11 +133,10 @@ async def _file(request: Request, console: Console) -> Response:
     """The batch's output or error file as an attachment, streamed as the Files API does."""
     which = request.path_params["which"]
     if which not in FILES:
-        raise NotFoundError(f"No console page at {request.url.path}.", code="unknown_url")
+        raise unknown_page(request)
     batch = await _load(console, request.path_params["batch_id"])
     file_id = batch.h.get(FILES[which]) or ""
-    gw = console.gw
-    store = FileStore(gw.redis, gw.broker.keys, gw.config.files)
+    store = file_store(console.gw)
     record = await store.get(batch.tenant, file_id) if file_id else None
     if record is None:
         raise NotFoundError(

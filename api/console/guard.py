@@ -20,7 +20,12 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from anygate.api.console.render import PREFIX, render
 from anygate.api.console.sessions import COOKIE, ConsoleSession, ConsoleSessions
 from anygate.api.gateway import Gateway, gateway_of
-from anygate.broker.errors import AnygateError, AuthenticationError, PermissionDeniedError
+from anygate.broker.errors import (
+    AnygateError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -143,6 +148,11 @@ def console_view(view: ConsoleView) -> Callable[[Request], Awaitable[Response]]:
     endpoint.__name__ = view.__name__
     endpoint.__doc__ = view.__doc__
     return endpoint
+
+
+def unknown_page(request: Request) -> NotFoundError:
+    """What a path the console does not serve gets (behind the session, like every page)."""
+    return NotFoundError(f"No console page at {request.url.path}.", code="unknown_url")
 
 
 def error_page(request: Request, console: Console, exc: AnygateError) -> Response:

@@ -23,7 +23,7 @@ from anygate.api.admin import audit
 from anygate.api.console.guard import Console, console_view
 from anygate.api.console.job_timeline import TITLES, attempts_of, build_timeline, when
 from anygate.api.console.live import live_fragments
-from anygate.api.console.render import PREFIX, environment, render
+from anygate.api.console.render import PREFIX, fragment, render
 from anygate.api.gateway import Gateway
 from anygate.api.jobs import cancel_tenant_job, status_filter
 from anygate.broker import JobEvent, JobRecord, JobStatus
@@ -68,12 +68,16 @@ async def find_job(gw: Gateway, job_id: str) -> FoundJob | None:
     return FoundJob(record, first or f"{record.pool}:{record.model}")
 
 
-def fragment(template: str, **context: Any) -> str:
-    """A partial template rendered alone (the page includes the same one)."""
-    return environment().get_template(template).render(prefix=PREFIX, **context)
-
-
 # --- finding jobs ---------------------------------------------------------------------------
+
+
+def tenant_filter(tenant: str) -> str:
+    """A ``tenant`` filter (the Jobs and Batches pages): empty, or a well-formed tenant id."""
+    if tenant and not re.match(TENANT_ID_PATTERN, tenant):
+        raise InvalidRequestError(
+            "tenant: letters, digits, '_' and '-', 1 to 64 characters", param="tenant"
+        )
+    return tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +89,7 @@ class JobQuery:
 
     @classmethod
     def parse(cls, params: dict[str, str]) -> JobQuery:
-        tenant = params.get("tenant", "").strip()
-        if tenant and not re.match(TENANT_ID_PATTERN, tenant):
-            raise InvalidRequestError(
-                "tenant: letters, digits, '_' and '-', 1 to 64 characters", param="tenant"
-            )
+        tenant = tenant_filter(params.get("tenant", "").strip())
         status = status_filter(params.get("status"))
         if (status is not None or params.get("model")) and not tenant:
             raise InvalidRequestError(

@@ -56,6 +56,12 @@ def environment() -> Environment:
     return env
 
 
+def fragment(template: str, **context: Any) -> str:
+    """A partial template rendered alone, for a live page's stream (the page includes the same
+    partial, so the first render and every update are one markup)."""
+    return environment().get_template(template).render(**context)
+
+
 def render(
     request: Request,
     template: str,
