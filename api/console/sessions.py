@@ -91,7 +91,7 @@ class ConsoleSessions:
 
     async def note_failed_login(self, client: str) -> int:
         """Count a failed login from this address in the current minute; the count so far."""
-        key = self._keys.console_login_failures(f"{client}:{int(time.time() // 60)}")
+        key = self._failures(client)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, 120)
@@ -99,8 +99,11 @@ class ConsoleSessions:
         return int(count)
 
     async def failed_logins(self, client: str) -> int:
-        key = self._keys.console_login_failures(f"{client}:{int(time.time() // 60)}")
-        return int(await self._redis.get(key) or 0)
+        return int(await self._redis.get(self._failures(client)) or 0)
+
+    def _failures(self, client: str) -> str:
+        """The counter of this client address's failed logins in the current minute."""
+        return self._keys.console_login_failures(f"{client}:{int(time.time() // 60)}")
 
     @property
     def _idle_ms(self) -> int:
